@@ -1,0 +1,45 @@
+# The two commands the README promises: `make preview STACK=staging` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= staging
+
+.PHONY: setup system-packages preview policy-check test test-fast lint typecheck bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt app/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==25.3
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --require-hashes -r app/requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+system-packages:
+	scripts/install-system-packages.sh
+
+preview: setup
+	$(PY) -m harness.preview $(STACK)
+
+policy-check: setup
+	$(PY) -m harness.preview staging --quiet
+	$(PY) -m harness.preview prod --quiet
+
+test: setup system-packages
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not image and not services"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy .
+
+bench: setup
+	$(PY) bench/preview_bench.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,136 @@
+"""shipsafe: read the stack's settings, compose the components, export what the deploy tooling needs."""
+
+from pathlib import Path
+
+import pulumi
+
+from components.app_config import AppConfig, AppConfigArgs
+from components.backing_service import POSTGRES, REDIS, BackingServiceArgs, BackingServiceComponent
+from components.image import AppImage, AppImageArgs
+from components.migration import MigrationJob, MigrationJobArgs
+from components.namespace import AppNamespace, AppNamespaceArgs
+from components.network import NetworkPolicies, NetworkPoliciesArgs
+from components.registry import Registry, RegistryArgs
+from components.release import resolve_release
+from components.settings import CONFIG_NAMESPACE, RegistryMode, ServiceMode, load_settings
+from components.workload import AppWorkload, AppWorkloadArgs
+
+config = pulumi.Config(CONFIG_NAMESPACE)
+settings = load_settings(config)
+release = resolve_release(settings, Path.cwd())
+app = settings.app.name
+
+namespace = AppNamespace(app, AppNamespaceArgs(name=settings.app.namespace, app=app))
+ns = namespace.name
+registry = Registry(
+    f"{app}-registry",
+    RegistryArgs(
+        app=app,
+        namespace=ns,
+        settings=settings.registry,
+        password=config.require_secret("registryPassword") if settings.registry.mode is RegistryMode.EXTERNAL else None,
+    ),
+)
+image = AppImage(
+    f"{app}-image",
+    AppImageArgs(
+        source=settings.image_source,
+        repository=settings.registry.image_repository,
+        release=release,
+        registry_server=registry.server,
+        registry_username=registry.username,
+        registry_password=registry.password,
+        prebuilt_ref=settings.image_ref,
+    ),
+)
+postgres, redis = (
+    BackingServiceComponent(
+        f"{app}-{kind.role}",
+        BackingServiceArgs(
+            app=app,
+            namespace=ns,
+            kind=kind,
+            settings=service,
+            external_url=config.require_secret(f"{kind.role}Url") if service.mode is ServiceMode.EXTERNAL else None,
+        ),
+    )
+    for kind, service in ((POSTGRES, settings.postgres), (REDIS, settings.redis))
+)
+app_config = AppConfig(
+    f"{app}-config",
+    AppConfigArgs(
+        app=app,
+        namespace=ns,
+        port=settings.app.port,
+        version=release.sha,
+        log_level=settings.app.log_level,
+        # The app must finish draining before the kubelet's SIGKILL at the end of the grace period.
+        shutdown_timeout_seconds=settings.rollout.termination_grace_period_seconds
+        - settings.rollout.pre_stop_seconds
+        - 5,
+        database_secret=postgres.url_secret_name,
+        redis_secret=redis.url_secret_name,
+    ),
+)
+prerequisites: list[pulumi.Resource] = [registry, app_config, postgres, redis]
+# A rollback runs the previous image on the current schema: migrations are forward-only, so none runs.
+migration = (
+    None
+    if settings.rollback
+    else MigrationJob(
+        f"{app}-migrate",
+        MigrationJobArgs(
+            app=app,
+            namespace=ns,
+            image=image.ref,
+            release=release,
+            settings=settings.migration,
+            run_as_user=settings.app.run_as_user,
+            pull_secret_name=registry.pull_secret_name,
+            app_config=app_config,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=prerequisites),
+    )
+)
+workloads = [
+    AppWorkload(
+        f"{app}-{workload}",
+        AppWorkloadArgs(
+            workload=workload,
+            settings=workload_settings,
+            app=settings.app,
+            rollout=settings.rollout,
+            namespace=ns,
+            image=image.ref,
+            release=release,
+            pull_secret_name=registry.pull_secret_name,
+            app_config=app_config,
+            migration_job=migration.job if migration else None,
+            depends_on=prerequisites,
+        ),
+    )
+    for workload, workload_settings in settings.workloads.items()
+]
+NetworkPolicies(
+    f"{app}-network",
+    NetworkPoliciesArgs(
+        app=app,
+        namespace=ns,
+        workloads=list(settings.workloads),
+        exposed_workloads=[name for name, w in settings.workloads.items() if w.expose],
+        postgres=settings.postgres,
+        redis=settings.redis,
+        ingress_namespace=settings.app.ingress_namespace,
+        monitoring_namespace=settings.app.monitoring_namespace,
+        in_cluster_registry=settings.registry.mode is RegistryMode.IN_CLUSTER,
+    ),
+)
+
+pulumi.export("namespace", ns)
+pulumi.export("imageRef", image.ref)
+pulumi.export("gitSha", release.sha)
+pulumi.export("appVersion", release.sha)
+pulumi.export("dirty", release.dirty)
+pulumi.export("migrationJob", migration.job_name if migration else None)
+pulumi.export("workloads", [w.deployment_name for w in workloads])
+pulumi.export("appUrl", f"https://{settings.app.host}")

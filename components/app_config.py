@@ -1,0 +1,70 @@
+"""The app's non-secret configuration (a ConfigMap) and the env every app container gets (twelve-factor III)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.pods import labels
+
+SECRET_URL_KEY = "url"
+
+
+@dataclass
+class AppConfigArgs:
+    app: str
+    namespace: pulumi.Input[str]
+    port: int
+    version: str
+    log_level: str
+    shutdown_timeout_seconds: int
+    database_secret: str
+    redis_secret: str
+
+
+class AppConfig(pulumi.ComponentResource):
+    config_map_name: str
+    checksum: str
+    """Hash of the ConfigMap data; a pod-template annotation, so a config change rolls the pods."""
+
+    def __init__(self, name: str, args: AppConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shipsafe:components:AppConfig", name, None, opts)
+        data = {
+            "PORT": str(args.port),
+            "APP_VERSION": args.version,
+            "LOG_LEVEL": args.log_level,
+            "SHUTDOWN_TIMEOUT_SECONDS": str(args.shutdown_timeout_seconds),
+        }
+        self.config_map_name = f"{args.app}-config"
+        self.checksum = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        self._args = args
+        k8s.core.v1.ConfigMap(
+            f"{name}-configmap",
+            metadata={
+                "name": self.config_map_name,
+                "namespace": args.namespace,
+                "labels": labels(args.app, "config"),
+            },
+            data=data,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"configMapName": self.config_map_name})
+
+    def container_env(self) -> dict[str, Any]:
+        """`env` and `envFrom` for an app container: plain config from the ConfigMap, credentials from Secrets."""
+        return {
+            "env_from": [{"config_map_ref": {"name": self.config_map_name}}],
+            "env": [
+                _secret_env("DATABASE_URL", self._args.database_secret),
+                _secret_env("REDIS_URL", self._args.redis_secret),
+            ],
+        }
+
+
+def _secret_env(variable: str, secret: str) -> dict[str, Any]:
+    return {"name": variable, "value_from": {"secret_key_ref": {"name": secret, "key": SECRET_URL_KEY}}}

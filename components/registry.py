@@ -1,0 +1,198 @@
+"""The container registry: credentials, the namespace's image pull secret, and optionally the registry itself.
+
+In `external` mode the password comes from secret config; in `in-cluster` mode a registry:2 StatefulSet with
+persistent storage and htpasswd auth runs in the namespace, and pulumi-random generates its password.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.pods import (
+    container_security_context,
+    labels,
+    pod_security_context,
+    selector,
+    tmp_mount,
+    tmp_volume,
+)
+from components.settings import RegistryMode, RegistrySettings
+
+REGISTRY_PORT = 5000
+REGISTRY_UID = 10001
+
+
+@dataclass
+class RegistryArgs:
+    app: str
+    namespace: pulumi.Input[str]
+    settings: RegistrySettings
+    password: pulumi.Input[str] | None = None
+    """Secret config `shipsafe:registryPassword`; required (and only used) in external mode."""
+
+
+def _docker_config_json(server: str, username: str, password: str) -> str:
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {server: {"username": username, "password": password, "auth": auth}}})
+
+
+class Registry(pulumi.ComponentResource):
+    server: str
+    username: str
+    password: pulumi.Output[str]
+    """Secret; the image build pushes with it."""
+    pull_secret_name: str
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shipsafe:components:Registry", name, None, opts)
+        self._name, self._args = name, args
+        settings = args.settings
+        self.server, self.username = settings.server, settings.username
+        if settings.mode is RegistryMode.EXTERNAL:
+            if args.password is None:
+                raise ValueError("external registry needs a password")
+            self.password = pulumi.Output.secret(args.password)
+        else:
+            generated = random.RandomPassword(
+                f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
+            self.password = pulumi.Output.secret(generated.result)
+            self._create_in_cluster(generated)
+        self.pull_secret_name = f"{args.app}-registry"
+        k8s.core.v1.Secret(
+            f"{name}-pull-secret",
+            metadata={
+                "name": self.pull_secret_name,
+                "namespace": args.namespace,
+                "labels": labels(args.app, "registry"),
+            },
+            type="kubernetes.io/dockerconfigjson",
+            string_data={
+                ".dockerconfigjson": self.password.apply(
+                    lambda password: _docker_config_json(self.server, self.username, password)
+                )
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"server": self.server, "pullSecretName": self.pull_secret_name})
+
+    def _create_in_cluster(self, password: random.RandomPassword) -> None:
+        args, name = self._args, self._name
+        child = pulumi.ResourceOptions(parent=self)
+        component_labels = labels(args.app, "registry")
+        htpasswd = k8s.core.v1.Secret(
+            f"{name}-htpasswd",
+            metadata={
+                "name": f"{args.app}-registry-htpasswd",
+                "namespace": args.namespace,
+                "labels": component_labels,
+            },
+            type="Opaque",
+            string_data={"htpasswd": pulumi.Output.concat(self.username, ":", password.bcrypt_hash)},
+            opts=child,
+        )
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-serviceaccount",
+            metadata={
+                "name": f"{args.app}-registry",
+                "namespace": args.namespace,
+                "labels": component_labels,
+            },
+            automount_service_account_token=False,
+            opts=child,
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={
+                "name": f"{args.app}-registry",
+                "namespace": args.namespace,
+                "labels": component_labels,
+            },
+            spec={
+                "selector": selector(args.app, "registry"),
+                "ports": [{"name": "registry", "port": REGISTRY_PORT, "target_port": "registry"}],
+            },
+            opts=child,
+        )
+        k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata={
+                "name": f"{args.app}-registry",
+                "namespace": args.namespace,
+                "labels": component_labels,
+            },
+            spec={
+                "service_name": service.metadata.apply(lambda m: m.name),
+                "replicas": 1,
+                "selector": {"match_labels": selector(args.app, "registry")},
+                "persistent_volume_claim_retention_policy": {
+                    "when_deleted": "Retain",
+                    "when_scaled": "Retain",
+                },
+                "volume_claim_templates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "access_modes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": args.settings.storage_size}},
+                        },
+                    }
+                ],
+                "template": {
+                    "metadata": {"labels": component_labels},
+                    "spec": {
+                        "service_account_name": account.metadata.apply(lambda m: m.name),
+                        "automount_service_account_token": False,
+                        "security_context": pod_security_context(REGISTRY_UID),
+                        "containers": [
+                            {
+                                "name": "registry",
+                                "image": args.settings.image,
+                                "image_pull_policy": "IfNotPresent",
+                                "ports": [{"name": "registry", "container_port": REGISTRY_PORT, "protocol": "TCP"}],
+                                "env": [
+                                    {"name": "REGISTRY_HTTP_ADDR", "value": f":{REGISTRY_PORT}"},
+                                    {"name": "REGISTRY_AUTH", "value": "htpasswd"},
+                                    {"name": "REGISTRY_AUTH_HTPASSWD_REALM", "value": "shipsafe"},
+                                    {"name": "REGISTRY_AUTH_HTPASSWD_PATH", "value": "/auth/htpasswd"},
+                                    {
+                                        "name": "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                                        "value": "/var/lib/registry",
+                                    },
+                                ],
+                                "resources": {
+                                    "requests": {"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
+                                    "limits": {"memory": "256Mi", "ephemeral-storage": "256Mi"},
+                                },
+                                "security_context": container_security_context(),
+                                "readiness_probe": {"tcp_socket": {"port": "registry"}, "period_seconds": 5},
+                                "liveness_probe": {
+                                    "tcp_socket": {"port": "registry"},
+                                    "period_seconds": 15,
+                                    "failure_threshold": 6,
+                                },
+                                "volume_mounts": [
+                                    {"name": "data", "mount_path": "/var/lib/registry"},
+                                    {"name": "auth", "mount_path": "/auth", "read_only": True},
+                                    tmp_mount(),
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {
+                                "name": "auth",
+                                "secret": {"secret_name": htpasswd.metadata.apply(lambda m: m.name)},
+                            },
+                            tmp_volume(),
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )

@@ -1,0 +1,252 @@
+"""One app workload (e.g. `web`, `worker`): Deployment, ServiceAccount, PodDisruptionBudget, and where it serves
+traffic a Service (and an Ingress for `web`); a HorizontalPodAutoscaler when configured.
+
+Zero-downtime rules from the chapter live here: one new pod at a time and never one fewer (maxSurge 1,
+maxUnavailable 0), probes, a preStop delay so endpoints drain before SIGTERM, and a 30 s grace period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.app_config import AppConfig
+from components.pods import (
+    container_security_context,
+    labels,
+    pod_security_context,
+    selector,
+    tmp_mount,
+    tmp_volume,
+)
+from components.release import Release
+from components.settings import AppSettings, Rollout, Workload
+
+PORT_NAME = "http"
+SERVICE_PORT = 80
+INGRESS_WORKLOAD = "web"
+
+
+@dataclass
+class AppWorkloadArgs:
+    workload: str
+    settings: Workload
+    app: AppSettings
+    rollout: Rollout
+    namespace: pulumi.Input[str]
+    image: pulumi.Input[str]
+    release: Release
+    pull_secret_name: str
+    app_config: AppConfig
+    migration_job: pulumi.Resource | None
+    """The release's migration Job; None only for a rollback, which runs no migration."""
+    depends_on: list[pulumi.Resource]
+    """What must exist before pods start: config, connection Secrets, backing services."""
+
+
+class AppWorkload(pulumi.ComponentResource):
+    deployment_name: str
+    service_name: str | None
+
+    def __init__(self, name: str, args: AppWorkloadArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shipsafe:components:AppWorkload", name, None, opts)
+        self._name, self._args = name, args
+        self.deployment_name = f"{args.app.name}-{args.workload}"
+        self._labels = labels(args.app.name, args.workload)
+        self._selector = selector(args.app.name, args.workload)
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-serviceaccount",
+            metadata=self._metadata(),
+            automount_service_account_token=False,
+            opts=self._child(),
+        )
+        self._deployment(account)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=self._metadata(),
+            spec={
+                "max_unavailable": 1,
+                "unhealthy_pod_eviction_policy": "AlwaysAllow",
+                "selector": {"match_labels": self._selector},
+            },
+            opts=self._child(),
+        )
+        if args.settings.autoscaling:
+            self._autoscaler()
+        self.service_name = None
+        if args.settings.expose:
+            self.service_name = self.deployment_name
+            service = k8s.core.v1.Service(
+                f"{name}-service",
+                metadata=self._metadata(),
+                spec={
+                    "type": "ClusterIP",
+                    "selector": self._selector,
+                    "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "target_port": PORT_NAME, "protocol": "TCP"}],
+                },
+                opts=self._child(),
+            )
+            if args.workload == INGRESS_WORKLOAD:
+                self._ingress(service)
+        self.register_outputs({"deploymentName": self.deployment_name, "serviceName": self.service_name})
+
+    def _child(self, **extra: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, **extra)
+
+    def _metadata(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "name": self.deployment_name,
+            "namespace": self._args.namespace,
+            "labels": self._labels,
+            **extra,
+        }
+
+    def _deployment(self, account: k8s.core.v1.ServiceAccount) -> None:
+        args, rollout = self._args, self._args.rollout
+        versioned = labels(args.app.name, args.workload, args.release.sha)
+        spec: dict[str, Any] = {
+            "selector": {"match_labels": self._selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rolling_update": {
+                    "max_surge": rollout.max_surge,
+                    "max_unavailable": rollout.max_unavailable,
+                },
+            },
+            "min_ready_seconds": rollout.min_ready_seconds,
+            "progress_deadline_seconds": rollout.progress_deadline_seconds,
+            "revision_history_limit": 10,
+            "template": {
+                "metadata": {
+                    "labels": versioned,
+                    "annotations": {"shipsafe.dev/config-checksum": args.app_config.checksum},
+                },
+                "spec": self._pod_spec(account, versioned),
+            },
+        }
+        if not args.settings.autoscaling:  # otherwise the autoscaler owns the count
+            spec["replicas"] = args.settings.replicas
+        dependencies = [*args.depends_on, *([args.migration_job] if args.migration_job else [])]
+        timeout = f"{rollout.await_timeout_seconds}s"
+        k8s.apps.v1.Deployment(
+            f"{self._name}-deployment",
+            metadata=self._metadata(labels=versioned),
+            spec=spec,
+            opts=self._child(
+                depends_on=dependencies,
+                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+            ),
+        )
+
+    def _pod_spec(self, account: k8s.core.v1.ServiceAccount, pod_labels: dict[str, str]) -> dict[str, Any]:
+        args, rollout = self._args, self._args.rollout
+        spread = {
+            "max_skew": 1,
+            "topology_key": "kubernetes.io/hostname",
+            "when_unsatisfiable": "ScheduleAnyway",
+            "label_selector": {"match_labels": self._selector},
+        }
+        return {
+            "service_account_name": account.metadata.apply(lambda m: m.name),
+            "automount_service_account_token": False,
+            "image_pull_secrets": [{"name": args.pull_secret_name}],
+            "security_context": pod_security_context(args.app.run_as_user),
+            "termination_grace_period_seconds": rollout.termination_grace_period_seconds,
+            "topology_spread_constraints": [spread],
+            "containers": [self._container()],
+            "volumes": [tmp_volume()],
+        }
+
+    def _container(self) -> dict[str, Any]:
+        args, rollout = self._args, self._args.rollout
+        return {
+            "name": args.workload,
+            "image": args.image,
+            "image_pull_policy": "IfNotPresent",
+            "command": args.settings.command,
+            "ports": [{"name": PORT_NAME, "container_port": args.app.port, "protocol": "TCP"}],
+            **args.app_config.container_env(),
+            "resources": args.settings.resources.to_kubernetes(),
+            "security_context": container_security_context(),
+            "volume_mounts": [tmp_mount()],
+            # Startup gates the others, so a slow boot is not killed by liveness.
+            "startup_probe": _http_probe("/healthz", period=2, timeout=2, failures=30),
+            "readiness_probe": _http_probe("/readyz", period=5, timeout=2, failures=2),
+            "liveness_probe": _http_probe("/healthz", period=10, timeout=3, failures=3),
+            # Endpoints are removed asynchronously; keep serving while they drain, then SIGTERM starts shutdown.
+            "lifecycle": {"pre_stop": {"sleep": {"seconds": rollout.pre_stop_seconds}}},
+        }
+
+    def _autoscaler(self) -> None:
+        autoscaling = self._args.settings.autoscaling
+        assert autoscaling is not None
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{self._name}-autoscaler",
+            metadata=self._metadata(),
+            spec={
+                "scale_target_ref": {
+                    "api_version": "apps/v1",
+                    "kind": "Deployment",
+                    "name": self.deployment_name,
+                },
+                "min_replicas": autoscaling.min_replicas,
+                "max_replicas": autoscaling.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {
+                                "type": "Utilization",
+                                "average_utilization": autoscaling.target_cpu_utilization,
+                            },
+                        },
+                    }
+                ],
+            },
+            opts=self._child(),
+        )
+
+    def _ingress(self, service: k8s.core.v1.Service) -> None:
+        app = self._args.app
+        tls_secret = app.tls_secret_name or f"{app.name}-tls"
+        k8s.networking.v1.Ingress(
+            f"{self._name}-ingress",
+            metadata=self._metadata(),
+            spec={
+                "ingress_class_name": app.ingress_class_name,
+                "tls": [{"hosts": [app.host], "secret_name": tls_secret}],
+                "rules": [
+                    {
+                        "host": app.host,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "path_type": "Prefix",
+                                    "backend": {
+                                        "service": {
+                                            "name": service.metadata.apply(lambda m: m.name),
+                                            "port": {"name": PORT_NAME},
+                                        }
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+            opts=self._child(),
+        )
+
+
+def _http_probe(path: str, *, period: int, timeout: int, failures: int) -> dict[str, Any]:
+    return {
+        "http_get": {"path": path, "port": PORT_NAME},
+        "period_seconds": period,
+        "timeout_seconds": timeout,
+        "failure_threshold": failures,
+    }

@@ -1,0 +1,120 @@
+"""Offline preview: `python -m harness.preview STACK` shows what `pulumi preview` would create, without a cluster.
+
+Runs the real program under the mock runtime with `Pulumi.<STACK>.yaml`, prints the resource tree and the stack
+outputs, writes the Kubernetes objects to `out/<STACK>/manifests.yaml`, then runs the policy pack over the
+recording through the analyzer protocol. Exits 1 on a mandatory policy violation, 2 on invalid config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pulumi
+
+from components.settings import ConfigError
+from harness.manifests import is_kubernetes, render
+from harness.recording import Recording
+from harness.runtime import REPO_ROOT, ProgramFailed, StackFileError, run_stack
+
+EXIT_POLICY_VIOLATION = 1
+EXIT_BAD_CONFIG = 2
+
+
+def tree_lines(recording: Recording) -> list[str]:
+    """The resource tree in `pulumi preview`'s shape: type, name, plan."""
+    stack_urn = (
+        f"urn:pulumi:{recording.stack}::{recording.project}::pulumi:pulumi:Stack::{recording.project}-{recording.stack}"
+    )
+    rows: list[tuple[str, str]] = [("pulumi:pulumi:Stack", f"{recording.project}-{recording.stack}")]
+
+    def walk(parent: str, prefix: str) -> None:
+        children = [r for r in recording if (r.parent or stack_urn) == parent]
+        for index, child in enumerate(children):
+            last = index == len(children) - 1
+            rows.append((f"{prefix}{'└─ ' if last else '├─ '}{child.type}", child.name))
+            walk(child.urn, prefix + ("   " if last else "│  "))
+
+    walk(stack_urn, "")
+    width = max(len(kind) for kind, _ in rows) + 2
+    name_width = max(len(name) for _, name in rows) + 2
+    lines = [f"     {'Type':<{width}}{'Name':<{name_width}}Plan"]
+    lines += [f" +   {kind:<{width}}{name:<{name_width}}create" for kind, name in rows]
+    return lines
+
+
+def write_manifests(recording: Recording, out_dir: Path) -> Path:
+    target = out_dir / recording.stack / "manifests.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(recording))
+    return target
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        overrides[key if ":" in key else f"shipsafe:{key}"] = value
+    return overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.preview", description=__doc__.splitlines()[0])
+    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out", help="where manifests go (default: out/)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value for this preview only, e.g. --set gitSha=abc1234",
+    )
+    parser.add_argument("--policy-config", type=Path, help="policy config (default: policy/config/<stack>.json)")
+    parser.add_argument("--no-policy", action="store_true", help="skip the policy pack")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary and violations")
+    args = parser.parse_args(argv)
+
+    try:
+        recording = run_stack(args.stack, config_overrides=_parse_overrides(args.overrides))
+    except StackFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except ProgramFailed as failure:
+        if not isinstance(failure.error, (ConfigError, pulumi.RunError)):
+            raise
+        print(f"error: {failure.error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    if not args.quiet:
+        print(f"Previewing update ({args.stack}), offline: mock runtime, no cluster\n")
+        print("\n".join(tree_lines(recording)))
+        print("\nOutputs:")
+        for key, value in sorted(recording.stack_outputs.items()):
+            print(f"    {key:<14}: {json.dumps(value)}")
+    manifests = write_manifests(recording, args.out)
+    kubernetes_objects = sum(1 for r in recording if is_kubernetes(r))
+    print(f"\nResources:\n    + {len(recording.resources) + 1} to create")
+    print(f"Manifests: {kubernetes_objects} Kubernetes objects written to {manifests}")
+    for key in recording.placeholder_secrets:
+        print(
+            f"note: secret {key} is not in Pulumi.{args.stack}.yaml in plain text (set it with "
+            f"`pulumi config set --secret {key}`); the offline preview used a placeholder"
+        )
+    if args.no_policy:
+        return 0
+    from harness import analyzer  # imported here: --no-policy previews need no gRPC stack
+
+    policy_config = args.policy_config or REPO_ROOT / "policy" / "config" / f"{args.stack}.json"
+    report = analyzer.analyze(recording, policy_config)
+    print()
+    print(analyzer.format_report(report))
+    return EXIT_POLICY_VIOLATION if report.mandatory_violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

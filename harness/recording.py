@@ -1,0 +1,66 @@
+"""What one offline run of the stack program registered: the data the preview, the tests and the policy checks read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    """One RegisterResource call as the engine would have received it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    inputs: dict[str, Any]
+    """Inputs with secrets unwrapped to their plain values (what a policy sees). Kubernetes keys are camelCase."""
+    secret_paths: frozenset[str]
+    """Dotted paths into ``inputs`` whose values were Pulumi secrets (for example ``stringData.password``)."""
+    parent: str | None
+    dependencies: tuple[str, ...]
+    """URNs from ``depends_on`` and from Outputs the inputs were built from, as the SDK sends them."""
+    property_dependencies: dict[str, tuple[str, ...]]
+    provider: str | None
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    ignore_changes: tuple[str, ...]
+    custom_timeouts: dict[str, str]
+    outputs: dict[str, Any]
+    """The state the mocks returned (inputs plus fake computed values such as a repo digest)."""
+
+
+@dataclass
+class Recording:
+    project: str
+    stack: str
+    resources: list[RecordedResource] = field(default_factory=list)
+    stack_outputs: dict[str, Any] = field(default_factory=dict)
+    component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What each ComponentResource passed to `register_outputs`, by URN."""
+    placeholder_secrets: list[str] = field(default_factory=list)
+    """Secret config keys the stack file did not hold (or held encrypted) and the run filled with stand-ins."""
+
+    def __iter__(self) -> Iterator[RecordedResource]:
+        return iter(self.resources)
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        for resource in self.resources:
+            if resource.urn == urn:
+                return resource
+        raise KeyError(urn)
+
+    def named(self, name: str) -> RecordedResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def children_of(self, urn: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == urn]

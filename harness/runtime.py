@@ -1,0 +1,237 @@
+"""Runs the real stack program under Pulumi's mock runtime and records every registration.
+
+This is the offline stand-in for the engine: config comes from `Pulumi.<stack>.yaml`, the program is the
+project's own `__main__.py`, and a monitor subclass records each RegisterResource request with its parent and
+dependencies. The mocks return the inputs as state plus the few computed values the program reads
+(an image digest, generated passwords), so downstream Outputs resolve as they would after `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import runpy
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+from harness.recording import RecordedResource, Recording
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_SECRET = "offline-placeholder-secret"
+
+
+class StackFileError(Exception):
+    pass
+
+
+class ProgramFailed(Exception):
+    """The program raised; `recording` holds whatever it registered before that (for bad config: nothing)."""
+
+    def __init__(self, error: BaseException, recording: Recording) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.recording = recording
+
+
+def read_stack_config(stack: str, project_dir: Path = REPO_ROOT) -> tuple[str, dict[str, Any]]:
+    """The project name and the `config:` block of `Pulumi.<stack>.yaml`."""
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        known = sorted(p.name.split(".")[1] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise StackFileError(f"no stack file {path.name}; known stacks: {', '.join(known)}")
+    document = yaml.safe_load(path.read_text()) or {}
+    return project, dict(document.get("config") or {})
+
+
+def _engine_config_value(value: Any) -> str:
+    # The CLI hands config to the language host as strings: objects JSON-encoded, scalars as written.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _unwrap_secrets(value: Any, path: str, secret_paths: set[str]) -> Any:
+    if rpc.is_rpc_secret(value):
+        secret_paths.add(path)
+        return _unwrap_secrets(rpc.unwrap_rpc_secret(value), path, secret_paths)
+    if isinstance(value, dict):
+        return {k: _unwrap_secrets(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    return value
+
+
+def _fake_digest(*parts: str) -> str:
+    return "sha256:" + hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+class OfflineMocks(pulumi.runtime.Mocks):
+    """Returns inputs as state, plus deterministic stand-ins for values only a real provider computes."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == "docker:index/image:Image":
+            repository = state["imageName"].rsplit(":", 1)[0]
+            state["repoDigest"] = f"{repository}@{_fake_digest(state['imageName'])}"
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            result = hashlib.sha256(f"password:{args.name}".encode()).hexdigest()[: int(state.get("length", 32))]
+            state["result"] = rpc.wrap_rpc_secret(result)
+            state["bcryptHash"] = rpc.wrap_rpc_secret(f"$2a$10$offline{hashlib.md5(result.encode()).hexdigest()}")
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """The mock monitor, keeping each request's parent, dependencies and options, which the base drops."""
+
+    def __init__(self, offline_mocks: OfflineMocks) -> None:
+        super().__init__(offline_mocks)
+        self.registrations: list[RecordedResource] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self.component_outputs: dict[str, dict[str, Any]] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The engine leaves the root stack out of a child's qualified type; the base mock does not.
+        if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
+            parent = ""
+        return super().make_urn(parent, type_, name)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        self.component_outputs[request.urn] = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        return super().RegisterResourceOutputs(request)
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        secret_paths: set[str] = set()
+        inputs = _unwrap_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True), "", secret_paths)
+        state = self.resources[response.urn].state
+        self.registrations.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=request.custom,
+                inputs=inputs,
+                secret_paths=frozenset(secret_paths),
+                parent=request.parent or None,
+                dependencies=tuple(request.dependencies),
+                property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
+                provider=request.provider or None,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                ignore_changes=tuple(request.ignoreChanges),
+                custom_timeouts={
+                    k: getattr(request.customTimeouts, k)
+                    for k in ("create", "update", "delete")
+                    if getattr(request.customTimeouts, k)
+                },
+                outputs=_unwrap_secrets(state, "", set()),
+            )
+        )
+        return response
+
+
+@contextmanager
+def _project_cwd(project_dir: Path) -> Iterator[None]:
+    # `pulumi up` runs the program from the project directory with it on sys.path.
+    previous_cwd, previous_path = Path.cwd(), list(sys.path)
+    os.chdir(project_dir)
+    sys.path.insert(0, str(project_dir))
+    try:
+        yield
+    finally:
+        os.chdir(previous_cwd)
+        sys.path[:] = previous_path
+
+
+def _run_once(
+    monitor: RecordingMonitor,
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str],
+    project_dir: Path,
+) -> None:
+    runtime_settings.reset_options()
+    pulumi.runtime.set_all_config(dict(config), secret_keys)
+    pulumi.runtime.set_mocks(OfflineMocks(), project=project, stack=stack, preview=False, monitor=monitor)
+    with _project_cwd(project_dir):
+        # A fresh module namespace each run, as in a separate `pulumi up` process.
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        # Drain every RPC the program queued, as the language host does before it exits.
+        _sync_await(wait_for_rpcs())
+    root = runtime_settings.get_root_resource()
+    outputs = getattr(root, "outputs", {})
+    monitor.stack_outputs = _unwrap_secrets(_sync_await(_resolve(outputs)), "", set())
+
+
+async def _resolve(value: Any) -> Any:
+    if isinstance(value, pulumi.Output):
+        return await _resolve(await value.future(with_unknowns=True))
+    if isinstance(value, dict):
+        return {k: await _resolve(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [await _resolve(v) for v in value]
+    return value
+
+
+def run_stack(
+    stack: str,
+    *,
+    config_overrides: Mapping[str, Any] | None = None,
+    project_dir: Path = REPO_ROOT,
+) -> Recording:
+    """Runs the stack program offline with the stack file's config (plus overrides) and records it.
+
+    Secret config that the stack file does not hold in plain text (unset, or `secure:` ciphertext only the
+    CLI can decrypt) is filled with a placeholder, marked secret, and listed in `placeholder_secrets`.
+    """
+    project, file_config = read_stack_config(stack, project_dir)
+    config = {
+        k: _engine_config_value(v) for k, v in file_config.items() if not isinstance(v, dict) or "secure" not in v
+    }
+    secret_keys = [k for k, v in file_config.items() if isinstance(v, dict) and "secure" in v]
+    for key in secret_keys:
+        config[key] = PLACEHOLDER_SECRET
+    for key, value in (config_overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = _engine_config_value(value)
+    placeholders = list(secret_keys)
+    while True:
+        monitor = RecordingMonitor(OfflineMocks())
+        recording = Recording(
+            project=project,
+            stack=stack,
+            resources=monitor.registrations,
+            placeholder_secrets=placeholders,
+            component_outputs=monitor.component_outputs,
+        )
+        try:
+            _run_once(monitor, project, stack, config, placeholders, project_dir)
+        except pulumi.config.ConfigMissingError as missing:
+            if missing.secret and missing.key not in placeholders:
+                config[missing.key] = PLACEHOLDER_SECRET
+                placeholders.append(missing.key)
+                continue
+            raise ProgramFailed(missing, recording) from missing
+        except Exception as error:
+            raise ProgramFailed(error, recording) from error
+        recording.stack_outputs = monitor.stack_outputs
+        return recording

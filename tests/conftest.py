@@ -1,0 +1,27 @@
+"""Recordings of the real stack program, run offline once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.recording import Recording
+from harness.runtime import run_stack
+
+STACKS = ("staging", "prod")
+# Staging takes its SHA from the working tree by default; pin it so results don't depend on local edits.
+STAGING_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def record(stack: str, **overrides: object) -> Recording:
+    base: dict[str, object] = {"shipsafe:gitSha": STAGING_SHA} if stack == "staging" else {}
+    return run_stack(stack, config_overrides={**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def recordings() -> dict[str, Recording]:
+    return {stack: record(stack) for stack in STACKS}
+
+
+@pytest.fixture(params=STACKS)
+def recording(request: pytest.FixtureRequest, recordings: dict[str, Recording]) -> Recording:
+    return recordings[request.param]
