@@ -11,8 +11,8 @@ from typing import Annotated, Any, Self
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 CONFIG_NAMESPACE = "shipsafe"
 
@@ -242,35 +242,36 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _release_rules(self) -> Self:
+        production = self.environment is Environment.PRODUCTION
+        if production and self.image_source is not ImageSource.PREBUILT:
+            raise ValueError("production never builds: set imageSource to prebuilt and imageRef to what staging runs")
         if self.image_source is ImageSource.PREBUILT:
-            if not self.image_ref:
-                raise ValueError("imageSource is prebuilt but imageRef is not set (set shipsafe:imageRef)")
-            match = IMAGE_REF.match(self.image_ref)
-            if not match:
-                raise ValueError(f"imageRef {self.image_ref!r} is not <server>/<repository>:<sha>[@sha256:<digest>]")
-            tag, digest = match.group("tag"), match.group("digest")
-            if match.group("repository") != self.registry.image_repository:
-                raise ValueError(
-                    f"imageRef {self.image_ref!r} is not in the project repository {self.registry.image_repository}"
-                )
-            if tag is None and digest is None:
-                raise ValueError(f"imageRef {self.image_ref!r} must be pinned by a git SHA tag and/or a digest")
-            if tag is not None and not GIT_SHA.match(tag):
-                raise ValueError(f"imageRef tag {tag!r} is not a git SHA (never a moving tag such as 'latest')")
-            if tag is None and self.git_sha is None:
-                raise ValueError("imageRef has no SHA tag, so shipsafe:gitSha must name the release")
-            if tag and self.git_sha and tag != self.git_sha:
-                raise ValueError(f"imageRef tag {tag!r} disagrees with gitSha {self.git_sha!r}")
+            self._check_prebuilt_ref()
         elif self.image_ref is not None:
             raise ValueError("imageRef is only used when imageSource is prebuilt")
-        if self.environment is Environment.PRODUCTION:
-            if self.image_source is not ImageSource.PREBUILT:
-                raise ValueError(
-                    "production never builds: set imageSource to prebuilt and imageRef to the image staging runs"
-                )
-            if self.release_sha and self.release_sha.endswith("-dirty"):
-                raise ValueError(f"production refuses a dirty build ({self.release_sha})")
+        if production and (self.release_sha or "").endswith("-dirty"):
+            raise ValueError(f"production refuses a dirty build ({self.release_sha})")
         return self
+
+    def _check_prebuilt_ref(self) -> None:
+        if not self.image_ref:
+            raise ValueError("imageSource is prebuilt but imageRef is not set (set shipsafe:imageRef)")
+        match = IMAGE_REF.match(self.image_ref)
+        if not match:
+            raise ValueError(f"imageRef {self.image_ref!r} is not <server>/<repository>:<sha>[@sha256:<digest>]")
+        tag, digest = match.group("tag"), match.group("digest")
+        if match.group("repository") != self.registry.image_repository:
+            raise ValueError(
+                f"imageRef {self.image_ref!r} is not in the project repository {self.registry.image_repository}"
+            )
+        if tag is None and digest is None:
+            raise ValueError(f"imageRef {self.image_ref!r} must be pinned by a git SHA tag and/or a digest")
+        if tag is not None and not GIT_SHA.match(tag):
+            raise ValueError(f"imageRef tag {tag!r} is not a git SHA (never a moving tag such as 'latest')")
+        if tag is None and self.git_sha is None:
+            raise ValueError("imageRef has no SHA tag, so shipsafe:gitSha must name the release")
+        if tag and self.git_sha and tag != self.git_sha:
+            raise ValueError(f"imageRef tag {tag!r} disagrees with gitSha {self.git_sha!r}")
 
     @property
     def release_sha(self) -> str | None:

@@ -18,6 +18,15 @@ def is_kubernetes(resource: RecordedResource) -> bool:
     return resource.custom and resource.type.startswith("kubernetes:")
 
 
+def _redacted(value: Any) -> Any:
+    # Keep the shape (a secret map stays a map of strings) so the manifest still validates.
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return REDACTED
+
+
 def _redact(document: dict[str, Any], path: str) -> None:
     parts = [p for p in _INDEX.sub(r".\1", path).split(".") if p]
     node: Any = document
@@ -27,9 +36,9 @@ def _redact(document: dict[str, Any], path: str) -> None:
             return
     last = parts[-1]
     if isinstance(node, list):
-        node[int(last)] = REDACTED
+        node[int(last)] = _redacted(node[int(last)])
     elif isinstance(node, dict) and last in node:
-        node[last] = REDACTED
+        node[last] = _redacted(node[last])
 
 
 def _as_int(value: Any) -> Any:

@@ -1,0 +1,89 @@
+"""The rendered manifests are valid Kubernetes objects (strict schema) for 1.30 and the newest known version."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from harness.manifests import REDACTED, render
+from harness.recording import Recording
+from harness.runtime import REPO_ROOT
+
+VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_manifests_pass_strict_validation(recording: Recording, version: str) -> None:
+    documents = list(yaml.safe_load_all(render(recording)))
+    assert len(documents) >= 25
+    for document in documents:
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_strict_validation_catches_a_misspelled_field(recording: Recording) -> None:
+    deployment = next(d for d in yaml.safe_load_all(render(recording)) if d["kind"] == "Deployment")
+    deployment["spec"]["minReadySecond"] = 10
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, VERSIONS[0], strict=True)
+
+
+def test_secret_values_are_redacted_in_manifests(recording: Recording) -> None:
+    secrets = [d for d in yaml.safe_load_all(render(recording)) if d["kind"] == "Secret"]
+    assert secrets
+    for secret in secrets:
+        assert set(secret["stringData"].values()) == {REDACTED}, secret["metadata"]["name"]
+
+
+def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.preview",
+            "staging",
+            "--no-policy",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "gitSha=0123456789ab",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pulumi:pulumi:Stack" in result.stdout
+    assert "└─ kubernetes:batch/v1:Job" in result.stdout
+    assert "notes-migrate-0123456789ab" in (tmp_path / "staging" / "manifests.yaml").read_text()
+    assert "shipsafe:registryPassword" in result.stdout, "the placeholder secret must be announced"
+
+
+def test_offline_preview_exits_2_with_the_config_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.preview",
+            "prod",
+            "--no-policy",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "imageSource=build",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "production never builds" in result.stderr
+    assert not (tmp_path / "prod").exists()
