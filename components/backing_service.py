@@ -17,10 +17,10 @@ from components.app_config import SECRET_URL_KEY
 from components.pods import (
     container_security_context,
     labels,
-    pod_security_context,
     selector,
+    service_account,
+    single_stateful_set_spec,
     tmp_mount,
-    tmp_volume,
 )
 from components.settings import BackingService, ServiceMode
 
@@ -124,15 +124,12 @@ class BackingServiceComponent(pulumi.ComponentResource):
             string_data=auth_data,
             opts=self._data(),
         )
-        account = k8s.core.v1.ServiceAccount(
+        account = service_account(
             f"{self._name}-serviceaccount",
-            metadata={
-                "name": f"{args.app}-{kind.role}",
-                "namespace": args.namespace,
-                "labels": labels(args.app, kind.component),
-            },
-            automount_service_account_token=False,
-            opts=self._child(),
+            name=f"{args.app}-{kind.role}",
+            namespace=args.namespace,
+            component_labels=labels(args.app, kind.component),
+            parent=self,
         )
         service = k8s.core.v1.Service(
             f"{self._name}-service",
@@ -156,49 +153,23 @@ class BackingServiceComponent(pulumi.ComponentResource):
     ) -> None:
         args, kind, settings = self._args, self._args.kind, self._args.settings
         version_labels = labels(args.app, kind.component, settings.version)
-        claim: dict[str, Any] = {
-            "metadata": {"name": "data"},
-            "spec": {
-                "access_modes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": settings.storage_size}},
-            },
-        }
-        if settings.storage_class_name:
-            claim["spec"]["storage_class_name"] = settings.storage_class_name
+        auth_volume = {"secret_name": auth.metadata.apply(lambda m: m.name), "default_mode": 0o440}
         k8s.apps.v1.StatefulSet(
             f"{self._name}-statefulset",
             metadata={"name": self.host, "namespace": args.namespace, "labels": version_labels},
-            spec={
-                "service_name": service.metadata.apply(lambda m: m.name),
-                "replicas": 1,
-                "selector": {"match_labels": selector(args.app, kind.component)},
-                "persistent_volume_claim_retention_policy": {
-                    "when_deleted": "Retain",
-                    "when_scaled": "Retain",
-                },
-                "volume_claim_templates": [claim],
-                "template": {
-                    "metadata": {"labels": version_labels},
-                    "spec": {
-                        "service_account_name": account.metadata.apply(lambda m: m.name),
-                        "automount_service_account_token": False,
-                        "security_context": pod_security_context(kind.uid),
-                        "termination_grace_period_seconds": 60,
-                        "containers": [self._container()],
-                        "volumes": [
-                            tmp_volume(),
-                            {"name": "run", "empty_dir": {"size_limit": "16Mi"}},
-                            {
-                                "name": "auth",
-                                "secret": {
-                                    "secret_name": auth.metadata.apply(lambda m: m.name),
-                                    "default_mode": 0o440,
-                                },
-                            },
-                        ],
-                    },
-                },
-            },
+            spec=single_stateful_set_spec(
+                service=service,
+                account=account,
+                pod_selector=selector(args.app, kind.component),
+                pod_labels=version_labels,
+                uid=kind.uid,
+                container=self._container(),
+                volumes=[{"name": "run", "empty_dir": {"size_limit": "16Mi"}}, {"name": "auth", "secret": auth_volume}],
+                storage_size=settings.storage_size,
+                storage_class_name=settings.storage_class_name,
+                # A database checkpoints on shutdown; give it longer than the app.
+                termination_grace_period_seconds=60,
+            ),
             opts=self._data(),
         )
 

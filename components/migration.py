@@ -12,7 +12,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.app_config import AppConfig
-from components.pods import container_security_context, labels, pod_security_context, tmp_mount, tmp_volume
+from components.pods import (
+    container_security_context,
+    labels,
+    pod_security_context,
+    service_account,
+    tmp_mount,
+    tmp_volume,
+)
 from components.release import Release
 from components.settings import Migration
 
@@ -42,15 +49,12 @@ class MigrationJob(pulumi.ComponentResource):
         settings = args.settings
         job_labels = labels(args.app, COMPONENT, args.release.sha)
         self.job_name = f"{args.app}-migrate-{args.release.short}"
-        account = k8s.core.v1.ServiceAccount(
+        account = service_account(
             f"{name}-serviceaccount",
-            metadata={
-                "name": f"{args.app}-migrate",
-                "namespace": args.namespace,
-                "labels": labels(args.app, COMPONENT),
-            },
-            automount_service_account_token=False,
-            opts=pulumi.ResourceOptions(parent=self),
+            name=f"{args.app}-migrate",
+            namespace=args.namespace,
+            component_labels=labels(args.app, COMPONENT),
+            parent=self,
         )
         self.job = k8s.batch.v1.Job(
             f"{name}-job",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
+import pulumi_kubernetes as k8s
+
 PART_OF = "shipsafe"
 TMP_VOLUME = "tmp"
 
@@ -54,3 +57,58 @@ def tmp_volume(size: str = "64Mi") -> dict[str, Any]:
 
 def tmp_mount() -> dict[str, Any]:
     return {"name": TMP_VOLUME, "mount_path": "/tmp"}
+
+
+def service_account(
+    resource_name: str,
+    *,
+    name: str,
+    namespace: pulumi.Input[str],
+    component_labels: dict[str, str],
+    parent: pulumi.Resource,
+) -> k8s.core.v1.ServiceAccount:
+    """A dedicated account per workload, without an API token: none of these pods talk to the API server."""
+    return k8s.core.v1.ServiceAccount(
+        resource_name,
+        metadata={"name": name, "namespace": namespace, "labels": component_labels},
+        automount_service_account_token=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def single_stateful_set_spec(
+    *,
+    service: k8s.core.v1.Service,
+    account: k8s.core.v1.ServiceAccount,
+    pod_selector: dict[str, str],
+    pod_labels: dict[str, str],
+    uid: int,
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    storage_size: str,
+    storage_class_name: str | None = None,
+    termination_grace_period_seconds: int = 30,
+) -> dict[str, Any]:
+    """One stateful pod with its data on a retained PersistentVolumeClaim named `data`."""
+    claim: dict[str, Any] = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size}}}
+    if storage_class_name:
+        claim["storage_class_name"] = storage_class_name
+    return {
+        "service_name": service.metadata.apply(lambda m: m.name),
+        "replicas": 1,
+        "selector": {"match_labels": pod_selector},
+        # Deleting or scaling down the StatefulSet must never delete the data.
+        "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
+        "volume_claim_templates": [{"metadata": {"name": "data"}, "spec": claim}],
+        "template": {
+            "metadata": {"labels": pod_labels},
+            "spec": {
+                "service_account_name": account.metadata.apply(lambda m: m.name),
+                "automount_service_account_token": False,
+                "security_context": pod_security_context(uid),
+                "termination_grace_period_seconds": termination_grace_period_seconds,
+                "containers": [container],
+                "volumes": [tmp_volume(), *volumes],
+            },
+        },
+    }

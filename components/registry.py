@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,10 +18,10 @@ import pulumi_random as random
 from components.pods import (
     container_security_context,
     labels,
-    pod_security_context,
     selector,
+    service_account,
+    single_stateful_set_spec,
     tmp_mount,
-    tmp_volume,
 )
 from components.settings import RegistryMode, RegistrySettings
 
@@ -85,35 +86,26 @@ class Registry(pulumi.ComponentResource):
     def _create_in_cluster(self, password: random.RandomPassword) -> None:
         args, name = self._args, self._name
         child = pulumi.ResourceOptions(parent=self)
+        resource_name = f"{args.app}-registry"
         component_labels = labels(args.app, "registry")
+        metadata = {"name": resource_name, "namespace": args.namespace, "labels": component_labels}
         htpasswd = k8s.core.v1.Secret(
             f"{name}-htpasswd",
-            metadata={
-                "name": f"{args.app}-registry-htpasswd",
-                "namespace": args.namespace,
-                "labels": component_labels,
-            },
+            metadata={**metadata, "name": f"{resource_name}-htpasswd"},
             type="Opaque",
             string_data={"htpasswd": pulumi.Output.concat(self.username, ":", password.bcrypt_hash)},
             opts=child,
         )
-        account = k8s.core.v1.ServiceAccount(
+        account = service_account(
             f"{name}-serviceaccount",
-            metadata={
-                "name": f"{args.app}-registry",
-                "namespace": args.namespace,
-                "labels": component_labels,
-            },
-            automount_service_account_token=False,
-            opts=child,
+            name=resource_name,
+            namespace=args.namespace,
+            component_labels=component_labels,
+            parent=self,
         )
         service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata={
-                "name": f"{args.app}-registry",
-                "namespace": args.namespace,
-                "labels": component_labels,
-            },
+            metadata=metadata,
             spec={
                 "selector": selector(args.app, "registry"),
                 "ports": [{"name": "registry", "port": REGISTRY_PORT, "target_port": "registry"}],
@@ -122,77 +114,43 @@ class Registry(pulumi.ComponentResource):
         )
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
-            metadata={
-                "name": f"{args.app}-registry",
-                "namespace": args.namespace,
-                "labels": component_labels,
-            },
-            spec={
-                "service_name": service.metadata.apply(lambda m: m.name),
-                "replicas": 1,
-                "selector": {"match_labels": selector(args.app, "registry")},
-                "persistent_volume_claim_retention_policy": {
-                    "when_deleted": "Retain",
-                    "when_scaled": "Retain",
-                },
-                "volume_claim_templates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "access_modes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": args.settings.storage_size}},
-                        },
-                    }
-                ],
-                "template": {
-                    "metadata": {"labels": component_labels},
-                    "spec": {
-                        "service_account_name": account.metadata.apply(lambda m: m.name),
-                        "automount_service_account_token": False,
-                        "security_context": pod_security_context(REGISTRY_UID),
-                        "containers": [
-                            {
-                                "name": "registry",
-                                "image": args.settings.image,
-                                "image_pull_policy": "IfNotPresent",
-                                "ports": [{"name": "registry", "container_port": REGISTRY_PORT, "protocol": "TCP"}],
-                                "env": [
-                                    {"name": "REGISTRY_HTTP_ADDR", "value": f":{REGISTRY_PORT}"},
-                                    {"name": "REGISTRY_AUTH", "value": "htpasswd"},
-                                    {"name": "REGISTRY_AUTH_HTPASSWD_REALM", "value": "shipsafe"},
-                                    {"name": "REGISTRY_AUTH_HTPASSWD_PATH", "value": "/auth/htpasswd"},
-                                    {
-                                        "name": "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
-                                        "value": "/var/lib/registry",
-                                    },
-                                ],
-                                "resources": {
-                                    "requests": {"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
-                                    "limits": {"memory": "256Mi", "ephemeral-storage": "256Mi"},
-                                },
-                                "security_context": container_security_context(),
-                                "readiness_probe": {"tcp_socket": {"port": "registry"}, "period_seconds": 5},
-                                "liveness_probe": {
-                                    "tcp_socket": {"port": "registry"},
-                                    "period_seconds": 15,
-                                    "failure_threshold": 6,
-                                },
-                                "volume_mounts": [
-                                    {"name": "data", "mount_path": "/var/lib/registry"},
-                                    {"name": "auth", "mount_path": "/auth", "read_only": True},
-                                    tmp_mount(),
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {
-                                "name": "auth",
-                                "secret": {"secret_name": htpasswd.metadata.apply(lambda m: m.name)},
-                            },
-                            tmp_volume(),
-                        ],
-                    },
-                },
-            },
+            metadata=metadata,
+            spec=single_stateful_set_spec(
+                service=service,
+                account=account,
+                pod_selector=selector(args.app, "registry"),
+                pod_labels=component_labels,
+                uid=REGISTRY_UID,
+                container=self._container(),
+                volumes=[{"name": "auth", "secret": {"secret_name": htpasswd.metadata.apply(lambda m: m.name)}}],
+                storage_size=args.settings.storage_size,
+            ),
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
+
+    def _container(self) -> dict[str, Any]:
+        return {
+            "name": "registry",
+            "image": self._args.settings.image,
+            "image_pull_policy": "IfNotPresent",
+            "ports": [{"name": "registry", "container_port": REGISTRY_PORT, "protocol": "TCP"}],
+            "env": [
+                {"name": "REGISTRY_HTTP_ADDR", "value": f":{REGISTRY_PORT}"},
+                {"name": "REGISTRY_AUTH", "value": "htpasswd"},
+                {"name": "REGISTRY_AUTH_HTPASSWD_REALM", "value": "shipsafe"},
+                {"name": "REGISTRY_AUTH_HTPASSWD_PATH", "value": "/auth/htpasswd"},
+                {"name": "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "value": "/var/lib/registry"},
+            ],
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
+                "limits": {"memory": "256Mi", "ephemeral-storage": "256Mi"},
+            },
+            "security_context": container_security_context(),
+            "readiness_probe": {"tcp_socket": {"port": "registry"}, "period_seconds": 5},
+            "liveness_probe": {"tcp_socket": {"port": "registry"}, "period_seconds": 15, "failure_threshold": 6},
+            "volume_mounts": [
+                {"name": "data", "mount_path": "/var/lib/registry"},
+                {"name": "auth", "mount_path": "/auth", "read_only": True},
+                tmp_mount(),
+            ],
+        }

@@ -19,6 +19,7 @@ from components.pods import (
     labels,
     pod_security_context,
     selector,
+    service_account,
     tmp_mount,
     tmp_volume,
 )
@@ -57,11 +58,12 @@ class AppWorkload(pulumi.ComponentResource):
         self.deployment_name = f"{args.app.name}-{args.workload}"
         self._labels = labels(args.app.name, args.workload)
         self._selector = selector(args.app.name, args.workload)
-        account = k8s.core.v1.ServiceAccount(
+        account = service_account(
             f"{name}-serviceaccount",
-            metadata=self._metadata(),
-            automount_service_account_token=False,
-            opts=self._child(),
+            name=self.deployment_name,
+            namespace=args.namespace,
+            component_labels=self._labels,
+            parent=self,
         )
         self._deployment(account)
         k8s.policy.v1.PodDisruptionBudget(
