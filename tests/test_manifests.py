@@ -39,25 +39,13 @@ def test_secret_values_are_redacted_in_manifests(recording: Recording) -> None:
         assert set(secret["stringData"].values()) == {REDACTED}, secret["metadata"]["name"]
 
 
+def _preview(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "harness.preview", stack, "--no-policy", "--out", str(out), *extra]
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.preview",
-            "staging",
-            "--no-policy",
-            "--out",
-            str(tmp_path),
-            "--set",
-            "gitSha=0123456789ab",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _preview("staging", tmp_path, "--set", "gitSha=0123456789ab")
     assert result.returncode == 0, result.stderr
     assert "pulumi:pulumi:Stack" in result.stdout
     assert "└─ kubernetes:batch/v1:Job" in result.stdout
@@ -66,24 +54,7 @@ def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) ->
 
 
 def test_offline_preview_exits_2_with_the_config_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.preview",
-            "prod",
-            "--no-policy",
-            "--out",
-            str(tmp_path),
-            "--set",
-            "imageSource=build",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _preview("prod", tmp_path, "--set", "imageSource=build")
     assert result.returncode == 2
     assert "production never builds" in result.stderr
     assert not (tmp_path / "prod").exists()
