@@ -17,6 +17,7 @@ from components.app_config import SECRET_URL_KEY
 from components.pods import (
     container_security_context,
     labels,
+    pull_policy,
     selector,
     service_account,
     single_stateful_set_spec,
@@ -178,7 +179,7 @@ class BackingServiceComponent(pulumi.ComponentResource):
         common: dict[str, Any] = {
             "name": kind.role,
             "image": settings.image,
-            "image_pull_policy": "IfNotPresent",
+            "image_pull_policy": pull_policy(settings.image),
             "ports": [{"name": kind.role, "container_port": kind.port, "protocol": "TCP"}],
             "resources": settings.resources.to_kubernetes(),
             "security_context": container_security_context(),

@@ -18,6 +18,7 @@ import pulumi_random as random
 from components.pods import (
     container_security_context,
     labels,
+    pull_policy,
     selector,
     service_account,
     single_stateful_set_spec,
@@ -132,7 +133,7 @@ class Registry(pulumi.ComponentResource):
         return {
             "name": "registry",
             "image": self._args.settings.image,
-            "image_pull_policy": "IfNotPresent",
+            "image_pull_policy": pull_policy(self._args.settings.image),
             "ports": [{"name": "registry", "container_port": REGISTRY_PORT, "protocol": "TCP"}],
             "env": [
                 {"name": "REGISTRY_HTTP_ADDR", "value": f":{REGISTRY_PORT}"},

@@ -156,3 +156,10 @@ def test_in_cluster_registry_runs_with_storage_and_generated_htpasswd() -> None:
     htpasswd = stack.named("notes-registry-htpasswd").inputs["stringData"]["htpasswd"]
     assert htpasswd == f"shipsafe:{password.outputs['bcryptHash']}"
     assert stack.stack_outputs["imageRef"].startswith("registry.notes.internal:5000/shipsafe/notes:")
+
+
+def test_tag_pinned_backing_images_are_re_resolved_on_every_pull(recording: Recording) -> None:
+    for role in BACKING:
+        container = containers(recording.named(f"notes-{role}-statefulset"))[0]
+        assert "@sha256:" not in container["image"]
+        assert container["imagePullPolicy"] == "Always"

@@ -1,0 +1,617 @@
+"""Drives the policy pack over gRPC exactly as the Pulumi engine does, against a recorded stack.
+
+The engine (pulumi/pulumi `sdk/go/common/resource/plugin/analyzer_plugin.go`, `NewPolicyAnalyzer`) boots a
+Python pack through the `pulumi-analyzer-policy-python` shim: `<virtualenv>/bin/python -u -m pulumi.policy
+<engine> .` with the virtualenv of `PulumiPolicy.yaml` (relative to the pack), the pack directory as working
+directory and PULUMI_PROJECT/STACK/DRY_RUN/ORGANIZATION in the environment; the pack prints its gRPC port on
+the first stdout line. The engine then calls Handshake (unimplemented by Python packs: tolerated),
+ConfigureStack, GetAnalyzerInfo, Configure with the policy config reconciled against each policy's schema
+(`pkg/resource/analyzer/config.go`), Analyze with each resource's inputs, and AnalyzeStack with every resource's
+outputs, parent and dependencies.
+
+No engine runs offline: the engine address is a placeholder the pack only parses (it logs to stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+import jsonschema
+import yaml
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from harness.recording import RecordedResource, Recording
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POLICY_DIR = REPO_ROOT / "policy"
+PLACEHOLDER_ENGINE = "127.0.0.1:0"
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+"""Pulumi's wire marker for a secret value (`SPECIAL_SIG_KEY`: `SPECIAL_SECRET_SIG`)."""
+LEVELS = ("advisory", "mandatory", "remediate", "disabled")
+_LEVEL_NAMES = {
+    analyzer_pb2.ADVISORY: "advisory",
+    analyzer_pb2.MANDATORY: "mandatory",
+    analyzer_pb2.REMEDIATE: "mandatory",
+    analyzer_pb2.DISABLED: "disabled",
+}
+_LEVEL_VALUES = {
+    "advisory": analyzer_pb2.ADVISORY,
+    "mandatory": analyzer_pb2.MANDATORY,
+    "remediate": analyzer_pb2.REMEDIATE,
+    "disabled": analyzer_pb2.DISABLED,
+}
+_UNKNOWN_AT_PREVIEW = "can't run policy"
+_RPC_TIMEOUT = 60.0
+
+
+class PolicyPackError(Exception):
+    """The pack would not start, answer, or accept its config."""
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    name: str
+    description: str
+    level: str
+    """The pack's default enforcement level (before stack config)."""
+    kind: str
+    """`resource` or `stack`."""
+    tags: tuple[str, ...]
+    remediation: str
+    config_schema: Mapping[str, Any]
+
+    def tag(self, prefix: str) -> str:
+        return next((t.removeprefix(prefix) for t in self.tags if t.startswith(prefix)), "")
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    level: str
+    message: str
+    """What is wrong and what to change (the policy description stripped)."""
+    urn: str
+    resource: str
+    """Display name: the resource's Pulumi name, or `(stack)` for stack-wide findings."""
+    fix: str
+
+
+@dataclass
+class AnalysisReport:
+    pack: str
+    stack: str
+    policies: list[PolicyInfo]
+    levels: dict[str, str]
+    """Effective enforcement level per policy for this stack."""
+    violations: list[Violation] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Policies that could not run on some resource because a value is unknown until `pulumi up`."""
+    resources: int = 0
+
+    @property
+    def mandatory_violations(self) -> list[Violation]:
+        return [v for v in self.violations if v.level == "mandatory"]
+
+    @property
+    def advisory_violations(self) -> list[Violation]:
+        return [v for v in self.violations if v.level == "advisory"]
+
+
+# Policy config: the engine's reconciliation --------------------------------------------------------------------
+
+
+def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
+    """Parse a `--policy-pack-config` file: {policy: level} or {policy: {enforcementLevel?, ...props}}."""
+    text = path.read_text()
+    if not text.strip():
+        return {}
+    parsed: dict[str, dict[str, Any]] = {}
+    for name, value in json.loads(text).items():
+        if isinstance(value, str):
+            value = {"enforcementLevel": value}
+        if not isinstance(value, dict):
+            raise PolicyPackError(f"{path}: {name!r} must be a level string or an object")
+        level = value.get("enforcementLevel")
+        if level is not None and level not in LEVELS:
+            raise PolicyPackError(f"{path}: {name}: {level!r} is not one of {', '.join(LEVELS)}")
+        parsed[name] = dict(value)
+    return parsed
+
+
+def reconcile_config(policies: Iterable[PolicyInfo], given: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Schema defaults, then `all`, then per-policy settings; validated against each policy's JSON schema."""
+    infos = {p.name: p for p in policies}
+    unknown = sorted(set(given) - set(infos) - {"all"})
+    if unknown:  # the engine would pass these through silently; a typo here would silently disable a rule
+        raise PolicyPackError(f"policy config names unknown policies: {', '.join(unknown)}")
+    result: dict[str, Any] = {}
+    for name, info in infos.items():
+        properties = dict(info.config_schema.get("properties") or {})
+        level = given.get("all", {}).get("enforcementLevel") or info.level
+        settings = {k: v["default"] for k, v in properties.items() if "default" in v}
+        own = dict(given.get(name, {}))
+        level = own.pop("enforcementLevel", None) or level
+        settings.update(own)
+        schema = {"type": "object", "properties": properties}
+        if info.config_schema.get("required"):
+            schema["required"] = list(info.config_schema["required"])
+        errors = sorted(f"{e.json_path}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(settings))
+        if errors:
+            raise PolicyPackError(f"invalid config for {name}: {'; '.join(errors)}")
+        result[name] = {"enforcementLevel": level, **settings}
+    return result
+
+
+# Wire format -----------------------------------------------------------------------------------------------------
+
+
+def _wrap_secret(value: Any, path: str) -> Any:
+    """Mark the value at a recorded secret path (`stringData.redis.conf`, `env[0].value`) as a secret."""
+    if not path:
+        return {**SECRET_SIG, "value": value}
+    if isinstance(value, list):
+        match = re.match(r"\[(\d+)\]\.?", path)
+        if match and int(match.group(1)) < len(value):
+            index = int(match.group(1))
+            return [_wrap_secret(v, path[match.end() :]) if i == index else v for i, v in enumerate(value)]
+        return value
+    if isinstance(value, dict):
+        for key in sorted(value, key=len, reverse=True):  # keys may contain dots: longest match first
+            if path == key or path.startswith(key + ".") or path.startswith(key + "["):
+                rest = path[len(key) :].removeprefix(".")
+                return {**value, key: _wrap_secret(value[key], rest)}
+    return value
+
+
+def to_struct(properties: Mapping[str, Any], secret_paths: Iterable[str] = ()) -> struct_pb2.Struct:
+    """Properties as the engine marshals them (KeepSecrets, KeepUnknowns): numbers become floats."""
+    wire: Any = dict(properties)
+    for path in sorted(secret_paths):
+        wire = _wrap_secret(wire, path)
+    struct = struct_pb2.Struct()
+    struct.update(wire)
+    return struct
+
+
+def _seconds(duration: str | None) -> float:
+    """Pulumi custom timeouts (`10m`, `600s`, `1h30m`) in seconds, as the engine sends them."""
+    if not duration:
+        return 0.0
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration))
+
+
+def _options(resource: RecordedResource) -> analyzer_pb2.AnalyzerResourceOptions:
+    timeouts = resource.custom_timeouts
+    return analyzer_pb2.AnalyzerResourceOptions(
+        protect=resource.protect,
+        ignoreChanges=list(resource.ignore_changes),
+        deleteBeforeReplace=resource.delete_before_replace,
+        deleteBeforeReplaceDefined=True,
+        customTimeouts=analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts(
+            create=_seconds(timeouts.get("create")),
+            update=_seconds(timeouts.get("update")),
+            delete=_seconds(timeouts.get("delete")),
+        ),
+        parent=resource.parent or "",
+    )
+
+
+def _provider(
+    resource: RecordedResource, by_urn: Mapping[str, RecordedResource]
+) -> analyzer_pb2.AnalyzerProviderResource | None:
+    """The provider reference `<urn>::<id>` as the engine resolves it (properties of an explicit provider)."""
+    if not resource.provider:
+        return None
+    urn = resource.provider.rsplit("::", 1)[0] if resource.provider.count("::") > 3 else resource.provider
+    known = by_urn.get(urn)
+    kind, name = urn.split("::")[-2:] if urn.count("::") >= 3 else ("pulumi:providers:unknown", urn)
+    return analyzer_pb2.AnalyzerProviderResource(
+        urn=urn,
+        type=kind.rsplit("$", 1)[-1],
+        name=name,
+        properties=to_struct(known.inputs if known else {}),
+    )
+
+
+def analyze_request(resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> analyzer_pb2.AnalyzeRequest:
+    return analyzer_pb2.AnalyzeRequest(
+        type=resource.type,
+        properties=to_struct(resource.inputs, resource.secret_paths),
+        urn=resource.urn,
+        name=resource.name,
+        options=_options(resource),
+        provider=_provider(resource, by_urn),
+    )
+
+
+def stack_resource(resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> analyzer_pb2.AnalyzerResource:
+    return analyzer_pb2.AnalyzerResource(
+        type=resource.type,
+        properties=to_struct(resource.outputs, resource.secret_paths),
+        urn=resource.urn,
+        name=resource.name,
+        options=_options(resource),
+        provider=_provider(resource, by_urn),
+        parent=resource.parent or "",
+        dependencies=list(resource.dependencies),
+        propertyDependencies={
+            key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
+            for key, urns in resource.property_dependencies.items()
+            if urns
+        },
+    )
+
+
+# The pack process ------------------------------------------------------------------------------------------------
+
+
+def pack_python(pack_dir: Path) -> Path:
+    """The interpreter the shim picks: `runtime.options.virtualenv` of PulumiPolicy.yaml, else python3 on PATH."""
+    manifest = pack_dir / "PulumiPolicy.yaml"
+    if not manifest.is_file():
+        raise PolicyPackError(f"failed to load the policy pack at {pack_dir}: no PulumiPolicy.yaml")
+    runtime = (yaml.safe_load(manifest.read_text()) or {}).get("runtime")
+    virtualenv = (runtime.get("options") or {}).get("virtualenv") if isinstance(runtime, dict) else None
+    if not virtualenv:
+        return Path("python3")
+    python = (pack_dir / str(virtualenv)).resolve() / "bin" / "python"
+    if not python.is_file():
+        raise PolicyPackError(f"{pack_dir / str(virtualenv)} doesn't appear to be a virtual environment")
+    return python
+
+
+class PolicyPackProcess:
+    """One running pack. `with PolicyPackProcess(...) as pack: pack.configure(...); pack.analyze(recording)`."""
+
+    def __init__(
+        self,
+        pack_dir: Path = POLICY_DIR,
+        *,
+        project: str = "shipsafe",
+        stack: str = "offline",
+        python: Path | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        """`python` overrides the interpreter PulumiPolicy.yaml selects (tests of broken packs use it)."""
+        self.pack_dir, self.project, self.stack = pack_dir, project, stack
+        self._python, self._startup_timeout = python, startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pack; closed in close()
+        self._channel: grpc.Channel | None = None
+        self.name = ""
+        self.policies: list[PolicyInfo] = []
+        self.levels: dict[str, str] = {}
+
+    def __enter__(self) -> PolicyPackProcess:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def _stub(self) -> analyzer_pb2_grpc.AnalyzerStub:
+        if self._channel is None:
+            raise PolicyPackError("the policy pack is not running")
+        return analyzer_pb2_grpc.AnalyzerStub(self._channel)
+
+    def _start(self) -> None:
+        python = self._python or pack_python(self.pack_dir)
+        env = {
+            **os.environ,
+            "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PULUMI_PROJECT": self.project,
+            "PULUMI_STACK": self.stack,
+            "PULUMI_DRY_RUN": "true",
+            "PULUMI_ORGANIZATION": "organization",
+        }
+        self._process = subprocess.Popen(
+            [str(python), "-u", "-m", "pulumi.policy", PLACEHOLDER_ENGINE, "."],
+            cwd=self.pack_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        port = self._read_port()
+        self._channel = grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)]
+        )
+        grpc.channel_ready_future(self._channel).result(timeout=self._startup_timeout)
+        self._handshake()
+        self._stub.ConfigureStack(
+            analyzer_pb2.AnalyzerStackConfigureRequest(stack=self.stack, project=self.project, dry_run=True),
+            timeout=_RPC_TIMEOUT,
+        )
+        self._load_analyzer_info()
+        self.levels = {p.name: p.level for p in self.policies}
+
+    def _read_port(self) -> int:
+        assert self._process is not None and self._process.stdout is not None
+        deadline = time.monotonic() + self._startup_timeout
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._process.stdout, selectors.EVENT_READ)
+            while b"\n" not in buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PolicyPackError(f"the policy pack printed no port within {self._startup_timeout:.0f} s")
+                if selector.select(timeout=remaining):
+                    chunk = os.read(self._process.stdout.fileno(), 64)
+                    if not chunk:
+                        self._process.wait(timeout=5)
+                        raise PolicyPackError(f"the policy pack exited ({self._process.returncode}):\n{self.stderr()}")
+                    buffer += chunk
+        line = buffer.split(b"\n", 1)[0].strip()
+        if not line.isdigit():
+            raise PolicyPackError(f"the policy pack printed {line!r} instead of its port")
+        return int(line)
+
+    def _handshake(self) -> None:
+        request = analyzer_pb2.AnalyzerHandshakeRequest(
+            engine_address=PLACEHOLDER_ENGINE, root_directory=str(self.pack_dir), program_directory=str(self.pack_dir)
+        )
+        try:
+            self._stub.Handshake(request, timeout=_RPC_TIMEOUT)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNIMPLEMENTED:  # the engine falls back the same way
+                raise
+
+    def _load_analyzer_info(self) -> None:
+        info = self._stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=_RPC_TIMEOUT)
+        kinds = {analyzer_pb2.POLICY_TYPE_RESOURCE: "resource", analyzer_pb2.POLICY_TYPE_STACK: "stack"}
+        self.name = info.name
+        self.policies = [  # in the pack's own order: by family, then factor
+            PolicyInfo(
+                name=p.name,
+                description=p.description,
+                level=_LEVEL_NAMES[p.enforcementLevel],
+                kind=kinds.get(p.policy_type, "unknown"),
+                tags=tuple(p.tags),
+                remediation=p.remediation_steps,
+                config_schema=json_format.MessageToDict(p.configSchema),
+            )
+            for p in info.policies
+        ]
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while the pack runs (or before it started)."""
+        return None if self._process is None else self._process.poll()
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def configure(self, config: Mapping[str, Mapping[str, Any]]) -> None:
+        """Apply a parsed policy config file (see `load_policy_config`) the way the engine does."""
+        reconciled = reconcile_config(self.policies, config)
+        request = analyzer_pb2.ConfigureAnalyzerRequest()
+        for name, settings in reconciled.items():
+            properties = {k: v for k, v in settings.items() if k != "enforcementLevel"}
+            entry = request.policyConfig[name]
+            entry.enforcementLevel = _LEVEL_VALUES[settings["enforcementLevel"]]
+            entry.properties.update(properties)
+        self._stub.Configure(request, timeout=_RPC_TIMEOUT)
+        self.levels = {name: settings["enforcementLevel"] for name, settings in reconciled.items()}
+
+    def analyze(self, recording: Recording) -> AnalysisReport:
+        stub = self._stub
+        # Futures keep the pack busy while the next request is being serialised.
+        by_urn = {r.urn: r for r in recording}
+        calls = [stub.Analyze.future(analyze_request(r, by_urn), timeout=_RPC_TIMEOUT) for r in recording]
+        stack_request = analyzer_pb2.AnalyzeStackRequest(resources=[stack_resource(r, by_urn) for r in recording])
+        stack_call = stub.AnalyzeStack.future(stack_request, timeout=_RPC_TIMEOUT)
+        try:
+            responses = [c.result() for c in calls] + [stack_call.result()]
+        except grpc.RpcError as error:  # a policy crashed: the engine would abort the preview too
+            raise PolicyPackError(f"the policy pack failed: {error.details()}\n{self.stderr()}") from error
+        report = AnalysisReport(
+            self.name, recording.stack, self.policies, dict(self.levels), resources=len(recording.resources)
+        )
+        names = {urn: r.name for urn, r in by_urn.items()}
+        fixes = {p.name: p.remediation for p in self.policies}
+        for request_resource, response in zip([*recording, None], responses, strict=True):
+            for diagnostic in response.diagnostics:
+                urn = diagnostic.urn or (request_resource.urn if request_resource else "")
+                if diagnostic.message.startswith(_UNKNOWN_AT_PREVIEW):
+                    report.skipped.append(f"{diagnostic.policyName} on {names.get(urn, urn or '(stack)')}")
+                    continue
+                report.violations.append(
+                    Violation(
+                        policy=diagnostic.policyName,
+                        level=_LEVEL_NAMES[diagnostic.enforcementLevel],
+                        message=diagnostic.message.removeprefix(diagnostic.description).strip(),
+                        urn=urn,
+                        resource=names.get(urn, urn or "(stack)"),
+                        fix=fixes.get(diagnostic.policyName, ""),
+                    )
+                )
+        report.violations.sort(key=lambda v: (v.level != "mandatory", v.policy, v.resource, v.message))
+        return report
+
+    def close(self) -> None:
+        # The process goes first (SIGKILL, as the engine's plugin.Close does: a pack holds no state worth a
+        # goodbye); closing a channel whose server is gone returns at once, otherwise it lingers ~80 ms.
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
+        self._stderr.close()
+
+
+def analyze(recording: Recording, policy_config_path: Path, *, pack_dir: Path = POLICY_DIR) -> AnalysisReport:
+    """Run the pack over a recorded stack with that stack's policy config (one pack process per call)."""
+    config = load_policy_config(policy_config_path)
+    with PolicyPackProcess(pack_dir, project=recording.project, stack=recording.stack) as pack:
+        pack.configure(config)
+        return pack.analyze(recording)
+
+
+def format_report(report: AnalysisReport) -> str:
+    """Violations grouped by enforcement level, then policy: resource, what is wrong, how to fix it."""
+    lines = [
+        f"Policy pack {report.pack} on stack {report.stack}: "
+        f"{len(report.policies)} policies, {report.resources} resources"
+    ]
+    for level in ("mandatory", "advisory"):
+        found = [v for v in report.violations if v.level == level]
+        lines.append(f"\n{level.upper()} violations: {len(found)}")
+        policy = None
+        for violation in found:
+            if violation.policy != policy:
+                policy = violation.policy
+                lines.append(f"  [{policy}]  fix: {violation.fix}")
+            lines.append(f"    - {violation.resource}: {violation.message}")
+    if report.skipped:
+        lines.append(f"\nSkipped (values unknown until `pulumi up`): {', '.join(sorted(set(report.skipped)))}")
+    disabled = sorted(name for name, level in report.levels.items() if level == "disabled")
+    if disabled:
+        lines.append(f"Disabled for this stack: {', '.join(disabled)}")
+    verdict = "FAILED" if report.mandatory_violations else "passed"
+    lines.append(
+        f"\nPolicy check {verdict}: {len(report.mandatory_violations)} mandatory, "
+        f"{len(report.advisory_violations)} advisory."
+    )
+    return "\n".join(lines)
+
+
+# Documentation generated from the pack itself ----------------------------------------------------------------------
+
+FAMILIES = (
+    ("twelve-factor", "Twelve-factor"),
+    ("security", "Security"),
+    ("rollout", "Rollout safety"),
+    ("dockerfile", "Dockerfile (read from the file the image build names)"),
+)
+DOCS_PATH = REPO_ROOT / "docs" / "policies.md"
+_DOCS_INTRO = """\
+# shipsafe policies
+
+<!-- Generated by `python -m harness.analyzer docs` from the policy pack itself; a test fails when it drifts. -->
+
+The CrossGuard pack in `policy/` runs two ways:
+
+- for real: `pulumi preview --policy-pack policy --policy-pack-config policy/config/<stack>.json`
+- offline on every CI run: `make policy-check` (`python -m harness.preview <stack>`) starts `policy/__main__.py`
+  exactly as the Pulumi engine does and drives it over gRPC with the recorded stack (see `harness/analyzer.py`).
+
+A mandatory violation fails the preview; advisory ones are printed. Values unknown at preview (for example the
+digest of an image about to be built) are skipped, not failed: they are checked again at `pulumi up`.
+
+**Changing a level or a threshold.** Edit `policy/config/<stack>.json` (the `--policy-pack-config` format):
+`"policy-name": "advisory" | "mandatory" | "disabled"`, or `"policy-name": {"enforcementLevel": ..., "<setting>":
+value}`; `"all": "mandatory"` sets every level first. Settings are validated against the schemas below; the
+offline harness also rejects unknown policy names. Then run `python -m harness.analyzer docs` to refresh this page.
+
+**Third-party images.** Our own images must carry tag and digest (`k8s-image-immutable-ref`). Postgres and Redis
+are pinned by full version tag only: their public digests cannot be resolved offline and we do not invent them, so
+the missing digest is reported by the advisory `k8s-third-party-image-digest` (and `docker-base-image-digest` for
+`FROM`). Mirror the images into the project registry and pin digests to make both pass; raise their level then.
+"""
+
+
+def _checks(policy: PolicyInfo) -> str:
+    return policy.description.removeprefix(f"[{policy.tag('topic:')}] ")
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Struct numbers come back as floats: show 3002, not 3002.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    return value
+
+
+def render_policy_docs(policies: list[PolicyInfo], levels: Mapping[str, Mapping[str, str]]) -> str:
+    """Markdown documenting every policy: factor or threat, what it checks, level per stack, fix, settings."""
+    stacks = list(levels)
+    lines = [_DOCS_INTRO]
+    for family, title in FAMILIES:
+        members = [p for p in policies if p.tag("family:") == family]
+        lines += [
+            f"## {title}",
+            "",
+            "| Policy | Factor / threat | Kind | What it checks | " + " | ".join(stacks) + " | How to fix |",
+            "|---" * (5 + len(stacks)) + "|",
+        ]
+        for p in members:
+            per_stack = " | ".join(levels[s][p.name] for s in stacks)
+            lines.append(
+                f"| `{p.name}` | {p.tag('topic:')} | {p.kind} | {_checks(p)} | {per_stack} | {p.remediation} |"
+            )
+        lines.append("")
+    lines += [
+        "## Settings",
+        "",
+        "Defaults come from each policy's config schema; stack files override them.",
+        "",
+        "| Policy | Setting | Default | Meaning |",
+        "|---|---|---|---|",
+    ]
+    for p in policies:
+        for key, schema in sorted((p.config_schema.get("properties") or {}).items()):
+            default = json.dumps(_whole_numbers(schema.get("default")))
+            lines.append(f"| `{p.name}` | `{key}` | `{default}` | {schema.get('description', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def stack_levels(policies: list[PolicyInfo], config_dir: Path = POLICY_DIR / "config") -> dict[str, dict[str, str]]:
+    """Effective level of every policy per stack config file (staging first, then the rest by name)."""
+    files = sorted(config_dir.glob("*.json"), key=lambda f: (f.stem != "staging", f.stem))
+    return {
+        f.stem: {k: v["enforcementLevel"] for k, v in reconcile_config(policies, load_policy_config(f)).items()}
+        for f in files
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.analyzer docs [--check]`: regenerate (or verify) docs/policies.md from the pack."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m harness.analyzer")
+    parser.add_argument("command", choices=["docs"])
+    parser.add_argument("--check", action="store_true", help="exit 1 when docs/policies.md is out of date")
+    args = parser.parse_args(argv)
+    with PolicyPackProcess() as pack:
+        text = render_policy_docs(pack.policies, stack_levels(pack.policies))
+    if args.check:
+        current = DOCS_PATH.read_text() if DOCS_PATH.exists() else ""
+        if current != text:
+            print(f"{DOCS_PATH} is out of date: run python -m harness.analyzer docs", file=sys.stderr)
+            return 1
+        return 0
+    DOCS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOCS_PATH.write_text(text)
+    print(f"wrote {DOCS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

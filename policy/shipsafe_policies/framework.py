@@ -1,0 +1,151 @@
+"""Turns plain check functions into CrossGuard policies.
+
+A check is a generator of violation messages, each saying what to change. The wrapper supplies the policy
+config merged over the schema defaults (so a check behaves the same with or without `Configure`) and filters on
+resource types before any work. Values unknown at preview are skipped, never failed: per-item work sits in
+`with known():`, which drops just that item; an unknown read outside such a block ends the policy for that
+resource, and the SDK reports it as "can't run policy ... during preview" (advisory), which the harness lists
+as skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import UnknownValueError
+
+MANDATORY = EnforcementLevel.MANDATORY
+ADVISORY = EnforcementLevel.ADVISORY
+
+Config = Mapping[str, Any]
+
+
+class HasProps(Protocol):
+    """What both `ResourceValidationArgs` and a stack's `PolicyResource` offer."""
+
+    resource_type: str
+    props: Mapping[str, Any]
+    urn: str
+    name: str
+
+
+ResourceCheck = Callable[[HasProps, Config], Iterable[str]]
+StackCheck = Callable[[list[PolicyResource], Config], Iterable[tuple[str, str | None]]]
+"""Yields (message, urn of the offending resource or None for the stack as a whole)."""
+
+
+def known() -> contextlib.suppress:
+    """`with known(): ...` skips the enclosed item when it reads a value unknown during preview."""
+    return contextlib.suppress(UnknownValueError)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One config property: JSON schema fragment plus its default (the engine fills defaults in)."""
+
+    type: str
+    default: Any
+    description: str
+    items: Mapping[str, Any] | None = None
+
+    def schema(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"type": self.type, "default": self.default, "description": self.description}
+        if self.items is not None:
+            result["items"] = dict(self.items)
+        return result
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Metadata shared by both policy kinds; `topic` names the twelve-factor factor or the threat."""
+
+    name: str
+    description: str
+    topic: str
+    family: str
+    level: EnforcementLevel
+    fix: str
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+
+    def config_schema(self) -> PolicyConfigSchema | None:
+        if not self.settings:
+            return None
+        return PolicyConfigSchema(properties={k: s.schema() for k, s in self.settings.items()})
+
+    def config(self, given: Config) -> dict[str, Any]:
+        return {**{k: s.default for k, s in self.settings.items()}, **given}
+
+    @property
+    def full_description(self) -> str:
+        """Every description names its twelve-factor factor or threat first."""
+        return f"[{self.topic}] {self.description}"
+
+    def tags(self) -> list[str]:
+        return [f"family:{self.family}", f"topic:{self.topic}"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A module of policies: `FAMILY.rule(...)` fills in the family and its usual topic."""
+
+    name: str
+    topic: str = ""
+
+    def rule(
+        self,
+        name: str,
+        description: str,
+        fix: str,
+        *,
+        topic: str | None = None,
+        level: EnforcementLevel = MANDATORY,
+        **settings: Setting,
+    ) -> Rule:
+        return Rule(name, description, topic or self.topic, self.name, level, fix, settings)
+
+
+def resource_policy(rule: Rule, check: ResourceCheck, types: frozenset[str] | None = None) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if types is not None and args.resource_type not in types:
+            return
+        for message in check(args, rule.config(args.get_config())):
+            report_violation(message, None)
+
+    return ResourceValidationPolicy(
+        name=rule.name,
+        description=rule.full_description,
+        validate=validate,
+        enforcement_level=rule.level,
+        config_schema=rule.config_schema(),
+        tags=rule.tags(),
+        remediation_steps=rule.fix,
+    )
+
+
+def stack_policy(rule: Rule, check: StackCheck) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for message, urn in check(args.resources, rule.config(args.get_config())):
+            report_violation(message, urn)
+
+    return StackValidationPolicy(
+        name=rule.name,
+        description=rule.full_description,
+        validate=validate,
+        enforcement_level=rule.level,
+        config_schema=rule.config_schema(),
+        tags=rule.tags(),
+        remediation_steps=rule.fix,
+    )

@@ -1,0 +1,169 @@
+"""Reading Kubernetes objects as CrossGuard sees them: camelCase inputs, numbers as floats, maybe unknown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypedDict
+
+from .framework import Config, HasProps, Setting
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
+JOB = "kubernetes:batch/v1:Job"
+CRON_JOB = "kubernetes:batch/v1:CronJob"
+POD = "kubernetes:core/v1:Pod"
+SERVICE = "kubernetes:core/v1:Service"
+SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+WORKLOADS = frozenset(
+    {
+        DEPLOYMENT,
+        STATEFUL_SET,
+        "kubernetes:apps/v1:DaemonSet",
+        "kubernetes:apps/v1:ReplicaSet",
+        JOB,
+        CRON_JOB,
+        POD,
+    }
+)
+LONG_RUNNING = frozenset({DEPLOYMENT, STATEFUL_SET, "kubernetes:apps/v1:DaemonSet"})
+
+PART_OF = "app.kubernetes.io/part-of"
+COMPONENT = "app.kubernetes.io/component"
+
+
+class AppSettings(TypedDict):
+    """Settings of every policy that tells the app's processes from its backing services."""
+
+    partOf: Setting
+    backingComponents: Setting
+
+
+APP_SETTINGS: AppSettings = {
+    "partOf": Setting("string", "shipsafe", "Value of app.kubernetes.io/part-of that marks the stack's objects."),
+    "backingComponents": Setting(
+        "array",
+        ["database", "cache"],
+        "app.kubernetes.io/component values of backing services; every other workload of the app is an app process.",
+        {"type": "string"},
+    ),
+}
+
+
+def dig(value: Any, *path: str | int) -> Any:
+    """`value[p0][p1]...`, or None as soon as a step is missing (unknown values still raise)."""
+    for step in path:
+        if isinstance(step, int):
+            if not _is_sequence(value) or step >= len(value):
+                return None
+        elif not isinstance(value, Mapping) or step not in value:
+            return None
+        value = value[step]
+    return value
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+def items(value: Any) -> list[Any]:
+    """A list field as a list (absent or null means empty)."""
+    if not _is_sequence(value):
+        return []
+    return [value[i] for i in range(len(value))]
+
+
+def metadata(res: HasProps) -> Mapping[str, Any]:
+    return dig(res.props, "metadata") or {}
+
+
+def labels(res: HasProps) -> Mapping[str, Any]:
+    return dig(res.props, "metadata", "labels") or {}
+
+
+def display(res: HasProps) -> str:
+    kind = res.resource_type.rsplit(":", 1)[-1]
+    return f"{kind} {dig(res.props, 'metadata', 'name') or res.name}"
+
+
+def pod_template(res: HasProps) -> Mapping[str, Any] | None:
+    """The pod template (metadata + spec) of any workload kind."""
+    if res.resource_type == POD:
+        return res.props
+    if res.resource_type == CRON_JOB:
+        return dig(res.props, "spec", "jobTemplate", "spec", "template")
+    if res.resource_type in WORKLOADS:
+        return dig(res.props, "spec", "template")
+    return None
+
+
+def pod_spec(res: HasProps) -> Mapping[str, Any] | None:
+    return dig(pod_template(res), "spec")
+
+
+def pod_labels(res: HasProps) -> Mapping[str, Any]:
+    return dig(pod_template(res), "metadata", "labels") or {}
+
+
+def containers(spec: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
+    """Every container of a pod spec: init, regular and ephemeral (rules apply to all of them)."""
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        yield from items(dig(spec, key))
+
+
+def workload_containers(res: HasProps) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for container in containers(pod_spec(res)):
+        yield f"container {dig(container, 'name') or '?'}", container
+
+
+def is_app_workload(res: HasProps, config: Config) -> bool:
+    """The app's own processes (web, worker, migration...), as opposed to its backing services."""
+    own = labels(res)
+    return (
+        res.resource_type in WORKLOADS
+        and own.get(PART_OF) == config["partOf"]
+        and own.get(COMPONENT) not in list(config["backingComponents"])
+    )
+
+
+def of_type(resources: Iterable[Any], *types: str) -> list[Any]:
+    return [r for r in resources if r.resource_type in types]
+
+
+def selector_matches(selector: Mapping[str, Any] | None, pod_labels: Mapping[str, Any]) -> bool:
+    """matchLabels + matchExpressions semantics; an absent selector matches nothing, `{}` matches all."""
+    if selector is None:
+        return False
+    match_labels = dig(selector, "matchLabels") or {}
+    if not all(pod_labels.get(k) == v for k, v in match_labels.items()):
+        return False
+    for expression in items(dig(selector, "matchExpressions")):
+        key, operator = expression["key"], expression["operator"]
+        values = items(dig(expression, "values"))
+        present = key in pod_labels
+        if (
+            (operator == "In" and (not present or pod_labels[key] not in values))
+            or (operator == "NotIn" and present and pod_labels[key] in values)
+            or (operator == "Exists" and not present)
+            or (operator == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
+def service_selects(selector: Mapping[str, Any] | None, pod_labels: Mapping[str, Any]) -> bool:
+    """Service selectors are plain label maps; an empty one selects nothing Kubernetes manages."""
+    return bool(selector) and all(pod_labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def number(value: Any) -> float | None:
+    """Numbers arrive as floats (protobuf Struct); bools are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

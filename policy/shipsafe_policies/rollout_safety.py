@@ -1,0 +1,190 @@
+"""Rollout-safety family: zero-downtime rolling updates, disruption budgets and selectors that really match."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
+
+from . import k8s
+from .framework import ADVISORY, Config, Family, HasProps, Setting, known, resource_policy, stack_policy
+from .k8s import dig, items, number
+
+FAMILY = Family("rollout")
+
+
+def _is_zero(value: Any) -> bool:
+    return number(value) == 0.0 or value == "0%"
+
+
+def _is_positive(value: Any) -> bool:
+    amount = number(value)
+    if amount is None and isinstance(value, str) and value.endswith("%"):
+        amount = number(float(value[:-1])) if value[:-1].isdigit() else None
+    return amount is not None and amount > 0
+
+
+def check_rolling_update(res: HasProps, config: Config) -> Iterator[str]:
+    spec = res.props.get("spec") or {}
+    with known():
+        strategy = spec.get("strategy") or {}
+        if strategy.get("type") != "RollingUpdate":
+            yield "set strategy.type: RollingUpdate explicitly"
+        rolling = strategy.get("rollingUpdate") or {}
+        if not _is_zero(rolling.get("maxUnavailable")):
+            yield "set rollingUpdate.maxUnavailable: 0 so capacity never drops during a rollout"
+        if not _is_positive(rolling.get("maxSurge")):
+            yield "set rollingUpdate.maxSurge >= 1 so the rollout can make progress"
+    with known():
+        ready = number(spec.get("minReadySeconds"))
+        if ready is None or ready < float(config["minReadySeconds"]):
+            yield f"set minReadySeconds >= {config['minReadySeconds']:.0f} so a pod must stay ready before it counts"
+    with known():
+        deadline = number(spec.get("progressDeadlineSeconds"))
+        if deadline is None or deadline > float(config["maxProgressDeadlineSeconds"]):
+            yield (
+                f"set progressDeadlineSeconds <= {config['maxProgressDeadlineSeconds']:.0f} "
+                "so a stuck rollout fails the deploy"
+            )
+
+
+def _replicas(workload: PolicyResource, autoscaled: set[Any]) -> float:
+    if dig(workload.props, "metadata", "name") in autoscaled:
+        return 2.0  # an autoscaler may run several: treat as replicated
+    replicas = number(dig(workload.props, "spec", "replicas"))
+    return 1.0 if replicas is None else replicas
+
+
+def _allows_disruption(budget_spec: Any, replicas: float) -> bool:
+    """Whether a node drain can evict at least one pod without violating the budget."""
+    max_unavailable, min_available = budget_spec.get("maxUnavailable"), budget_spec.get("minAvailable")
+    if max_unavailable is not None:
+        return _is_positive(max_unavailable)
+    if min_available is None:
+        return False
+    minimum = number(min_available)
+    return min_available != "100%" if minimum is None else minimum < replicas
+
+
+def check_pdb_coverage(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
+    autoscaled = set()
+    for hpa in k8s.of_type(resources, k8s.HPA):
+        with known():
+            autoscaled.add(dig(hpa.props, "spec", "scaleTargetRef", "name"))
+    budgets = k8s.of_type(resources, k8s.PDB)
+    for workload in k8s.of_type(resources, k8s.DEPLOYMENT, k8s.STATEFUL_SET):
+        with known():
+            replicas = _replicas(workload, autoscaled)
+            if replicas < 2:
+                continue
+            namespace = dig(workload.props, "metadata", "namespace")
+            pod_labels = k8s.pod_labels(workload)
+            covering = [
+                b
+                for b in budgets
+                if dig(b.props, "metadata", "namespace") == namespace
+                and k8s.selector_matches(dig(b.props, "spec", "selector"), pod_labels)
+            ]
+            where = k8s.display(workload)
+            if not covering:
+                yield f"{where}: add a PodDisruptionBudget selecting its pods (maxUnavailable: 1)", workload.urn
+            for budget in covering:
+                spec = budget.props.get("spec") or {}
+                if not _allows_disruption(spec, replicas):
+                    yield f"{k8s.display(budget)}: allow at least one disruption (maxUnavailable: 1)", budget.urn
+                if spec.get("unhealthyPodEvictionPolicy") != "AlwaysAllow":
+                    yield f"{k8s.display(budget)}: set unhealthyPodEvictionPolicy: AlwaysAllow", budget.urn
+
+
+def check_selector_integrity(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
+    pods: list[tuple[Any, Any, set[Any]]] = []
+    for workload in k8s.of_type(resources, *k8s.WORKLOADS):
+        with known():
+            labels = k8s.pod_labels(workload)
+            names = {p.get("name") for c in k8s.containers(k8s.pod_spec(workload)) for p in items(c.get("ports"))}
+            namespace = dig(workload.props, "metadata", "namespace")
+            pods.append((namespace, labels, names))
+            selector = dig(workload.props, "spec", "selector")
+            if workload.resource_type in (k8s.DEPLOYMENT, k8s.STATEFUL_SET) and not k8s.selector_matches(
+                selector, labels
+            ):
+                yield f"{k8s.display(workload)}: spec.selector does not match its pod template labels", workload.urn
+    for service in k8s.of_type(resources, k8s.SERVICE):
+        with known():
+            namespace = dig(service.props, "metadata", "namespace")
+            selector = dig(service.props, "spec", "selector")
+            targets = [n for ns, labels, n in pods if ns == namespace and k8s.service_selects(selector, labels)]
+            if not targets:
+                yield f"{k8s.display(service)}: its selector matches no pod of the stack", service.urn
+                continue
+            for port in items(dig(service.props, "spec", "ports")):
+                target = port.get("targetPort")
+                if isinstance(target, str) and not all(target in names for names in targets):
+                    yield (
+                        f"{k8s.display(service)}: targetPort {target} is not a port name of the selected pods",
+                        (service.urn),
+                    )
+    for other in k8s.of_type(resources, k8s.PDB, k8s.NETWORK_POLICY):
+        with known():
+            key = "selector" if other.resource_type == k8s.PDB else "podSelector"
+            selector = dig(other.props, "spec", key)
+            namespace = dig(other.props, "metadata", "namespace")
+            if not any(ns == namespace and k8s.selector_matches(selector, labels) for ns, labels, _ in pods):
+                yield f"{k8s.display(other)}: spec.{key} matches no pod of the stack", other.urn
+
+
+def check_spread(res: HasProps, config: Config) -> Iterator[str]:
+    with known():
+        replicas = number(dig(res.props, "spec", "replicas"))
+        if replicas is not None and replicas < 2:
+            return
+        spec = k8s.pod_spec(res)
+        if not items(dig(spec, "topologySpreadConstraints")) and not dig(spec, "affinity", "podAntiAffinity"):
+            yield "spread replicas across nodes: add topologySpreadConstraints on kubernetes.io/hostname"
+
+
+def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    return [
+        resource_policy(
+            FAMILY.rule(
+                "k8s-rolling-update-zero-downtime",
+                "Deployments roll one surge pod at a time and never go below capacity.",
+                "RollingUpdate with maxUnavailable 0, maxSurge 1, minReadySeconds and progressDeadlineSeconds.",
+                topic="IX Disposability; VIII Concurrency",
+                minReadySeconds=Setting("number", 5, "Smallest acceptable minReadySeconds."),
+                maxProgressDeadlineSeconds=Setting("number", 600, "Largest acceptable progressDeadlineSeconds."),
+            ),
+            check_rolling_update,
+            frozenset({k8s.DEPLOYMENT}),
+        ),
+        stack_policy(
+            FAMILY.rule(
+                "k8s-pdb-coverage",
+                "Every replicated workload has a PodDisruptionBudget that still allows one eviction.",
+                "Add a PDB with maxUnavailable: 1 and unhealthyPodEvictionPolicy: AlwaysAllow.",
+                topic="Availability",
+            ),
+            check_pdb_coverage,
+        ),
+        stack_policy(
+            FAMILY.rule(
+                "k8s-selector-integrity",
+                "Selectors match: workloads their templates, Services/PDBs/NetworkPolicies real pods and ports.",
+                "Build selectors and labels from one helper; name targetPorts after declared container ports.",
+                topic="Correctness",
+            ),
+            check_selector_integrity,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-spread-replicas",
+                "Replicated Deployments spread across nodes.",
+                "Add topologySpreadConstraints (or podAntiAffinity) on kubernetes.io/hostname.",
+                topic="VIII Concurrency; Availability",
+                level=ADVISORY,
+            ),
+            check_spread,
+            frozenset({k8s.DEPLOYMENT}),
+        ),
+    ]

@@ -1,0 +1,709 @@
+"""Security family: Pod Security Standards `restricted`, identity, images, exposure and metadata hygiene."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
+
+from . import k8s
+from .framework import ADVISORY, Config, Family, HasProps, Setting, known, resource_policy, stack_policy
+from .images import IMAGE_BUILDS, matches_prefix, parse_image
+from .k8s import dig, items, number, workload_containers
+
+FAMILY = Family("security", topic="Sec")
+
+
+def _security_contexts(res: HasProps) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """(label, container securityContext, pod securityContext) for every container."""
+    pod = dig(k8s.pod_spec(res), "securityContext") or {}
+    for label, container in workload_containers(res):
+        yield label, dig(container, "securityContext") or {}, pod
+
+
+# A. Pod and container hardening -------------------------------------------------------------------------------
+
+
+def check_run_as_non_root(res: HasProps, config: Config) -> Iterator[str]:
+    spec = k8s.pod_spec(res)
+    with known():
+        if dig(spec, "securityContext") is None:
+            yield "set spec.template.spec.securityContext with runAsNonRoot: true and a numeric runAsUser"
+    for label, own, pod in _security_contexts(res):
+        with known():
+            if dig(spec, "securityContext") is not None and not own:
+                yield f"{label}: add a securityContext (runAsNonRoot, allowPrivilegeEscalation: false, ...)"
+            if own.get("runAsNonRoot", pod.get("runAsNonRoot")) is not True:
+                yield f"{label}: set runAsNonRoot: true on the pod or the container"
+            if number(own.get("runAsUser", pod.get("runAsUser"))) == 0:
+                yield f"{label}: runAsUser is 0 (root); use the image's numeric non-root UID"
+
+
+def check_high_uid_gid(res: HasProps, config: Config) -> Iterator[str]:
+    if k8s.labels(res).get(k8s.COMPONENT) in list(config["backingComponents"]):
+        return  # upstream Postgres/Redis images own their data directories as their own UID (999)
+    minimum = float(config["minId"])
+    pod = dig(k8s.pod_spec(res), "securityContext") or {}
+    with known():
+        if number(pod.get("fsGroup")) == 0:
+            yield "fsGroup is 0; use the app's GID"
+        if any(number(g) == 0 for g in items(pod.get("supplementalGroups"))):
+            yield "supplementalGroups contains 0; drop it"
+    for label, own, _ in _security_contexts(res):
+        with known():
+            for field in ("runAsUser", "runAsGroup"):
+                value = number(own.get(field, pod.get(field)))
+                if value is None or value < minimum:
+                    yield f"{label}: set {field} >= {minimum:.0f} (the image's USER is {config['expectedUid']:.0f})"
+            uid = number(own.get("runAsUser", pod.get("runAsUser")))
+            if k8s.is_app_workload(res, config) and uid is not None and uid != float(config["expectedUid"]):
+                yield f"{label}: runAsUser {uid:.0f} differs from the image's USER {config['expectedUid']:.0f}"
+
+
+def check_no_privilege_escalation(res: HasProps, config: Config) -> Iterator[str]:
+    for label, own, _ in _security_contexts(res):
+        with known():
+            if own.get("allowPrivilegeEscalation") is not False:
+                yield f"{label}: set securityContext.allowPrivilegeEscalation: false explicitly"
+
+
+def check_no_privileged(res: HasProps, config: Config) -> Iterator[str]:
+    for label, own, _ in _security_contexts(res):
+        with known():
+            if own.get("privileged") is True:
+                yield f"{label}: remove privileged: true (it grants every capability and all host devices)"
+
+
+def check_read_only_root_fs(res: HasProps, config: Config) -> Iterator[str]:
+    for label, own, _ in _security_contexts(res):
+        with known():
+            if own.get("readOnlyRootFilesystem") is not True:
+                yield f"{label}: set readOnlyRootFilesystem: true and mount an emptyDir where it must write (/tmp)"
+
+
+def check_drop_all_capabilities(res: HasProps, config: Config) -> Iterator[str]:
+    for label, own, _ in _security_contexts(res):
+        with known():
+            if "ALL" not in items(dig(own, "capabilities", "drop")):
+                yield f"{label}: set securityContext.capabilities.drop: [ALL]"
+
+
+def check_no_added_capabilities(res: HasProps, config: Config) -> Iterator[str]:
+    allowed = set(config["allowedCapabilities"])
+    for label, own, _ in _security_contexts(res):
+        with known():
+            added = [c for c in items(dig(own, "capabilities", "add")) if c not in allowed]
+            if added:
+                yield f"{label}: remove capabilities.add {added} (port 3002 needs none)"
+
+
+def check_seccomp(res: HasProps, config: Config) -> Iterator[str]:
+    good = {"RuntimeDefault", "Localhost"}
+    for label, own, pod in _security_contexts(res):
+        with known():
+            profile = dig(own, "seccompProfile", "type") or dig(pod, "seccompProfile", "type")
+            if profile not in good:
+                yield f"{label}: set seccompProfile.type: RuntimeDefault on the pod (found {profile or 'none'})"
+
+
+def check_no_host_namespaces(res: HasProps, config: Config) -> Iterator[str]:
+    spec = k8s.pod_spec(res)
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        with known():
+            if dig(spec, field) is True:
+                yield f"remove {field}: true (the pod would share the node's {field[4:].lower()} namespace)"
+    for label, container in workload_containers(res):
+        for port in items(dig(container, "ports")):
+            with known():
+                if dig(port, "hostPort"):
+                    yield f"{label}: remove hostPort {number(port['hostPort']):.0f}; expose it through a Service"
+
+
+def check_allowed_volume_types(res: HasProps, config: Config) -> Iterator[str]:
+    allowed = set(config["allowedTypes"])
+    for volume in items(dig(k8s.pod_spec(res), "volumes")):
+        with known():
+            kinds = [k for k in volume if k != "name"]
+            for kind in kinds:
+                if kind not in allowed:
+                    yield f"volume {volume.get('name')}: {kind} volumes are not allowed; use emptyDir or a PVC"
+
+
+_SAFE_SYSCTLS = (
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+)
+_SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
+
+
+def check_pss_baseline_misc(res: HasProps, config: Config) -> Iterator[str]:
+    spec = k8s.pod_spec(res)
+    pod = dig(spec, "securityContext") or {}
+    with known():
+        for sysctl in items(pod.get("sysctls")):
+            if sysctl.get("name") not in _SAFE_SYSCTLS:
+                yield f"remove sysctl {sysctl.get('name')}: only the PSS safe set is allowed"
+    with known():
+        annotations = dig(k8s.pod_template(res), "metadata", "annotations") or {}
+        for key, value in annotations.items():
+            if key.startswith("container.apparmor.security.beta.kubernetes.io/") and value == "unconfined":
+                yield f"annotation {key}: AppArmor must not be unconfined"
+    for label, own, _ in [("pod", pod, pod), *_security_contexts(res)]:
+        with known():
+            if own.get("procMount", "Default") != "Default":
+                yield f"{label}: procMount must be Default"
+            if dig(own, "seLinuxOptions", "type") not in (None, *_SELINUX_TYPES):
+                yield f"{label}: seLinuxOptions.type {dig(own, 'seLinuxOptions', 'type')} is not allowed"
+            if dig(own, "seLinuxOptions", "user") or dig(own, "seLinuxOptions", "role"):
+                yield f"{label}: remove seLinuxOptions.user/role"
+            if dig(own, "appArmorProfile", "type") == "Unconfined":
+                yield f"{label}: appArmorProfile must not be Unconfined"
+            if dig(own, "windowsOptions", "hostProcess") is True:
+                yield f"{label}: windowsOptions.hostProcess is not allowed"
+    for label, container in workload_containers(res):
+        with known():
+            handlers = [container.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
+            handlers += [dig(container, "lifecycle", hook) for hook in ("preStop", "postStart")]
+            for handler in handlers:
+                if dig(handler, "httpGet", "host") or dig(handler, "tcpSocket", "host"):
+                    yield f"{label}: remove `host` from probe/lifecycle handlers (it can reach other hosts)"
+
+
+def check_namespace_pss(res: HasProps, config: Config) -> Iterator[str]:
+    labels = k8s.labels(res)
+    level = config["pssLevel"]
+    for mode in ("enforce", "audit", "warn"):
+        with known():
+            key = f"pod-security.kubernetes.io/{mode}"
+            if labels.get(key) != level:
+                yield f"label the namespace {key}={level}"
+            if not labels.get(f"{key}-version"):
+                yield f"label the namespace {key}-version (a pinned version like v1.33, or latest)"
+
+
+# B. Identity and RBAC -----------------------------------------------------------------------------------------
+
+
+def check_dedicated_service_account(
+    resources: list[PolicyResource], config: Config
+) -> Iterator[tuple[str, str | None]]:
+    accounts = set()
+    for account in k8s.of_type(resources, k8s.SERVICE_ACCOUNT):
+        with known():
+            accounts.add((dig(account.props, "metadata", "namespace"), dig(account.props, "metadata", "name")))
+    owners: dict[tuple[Any, Any], set[Any]] = {}
+    for workload in k8s.of_type(resources, *k8s.WORKLOADS):
+        with known():
+            spec = k8s.pod_spec(workload)
+            namespace = dig(workload.props, "metadata", "namespace")
+            name = dig(spec, "serviceAccountName")
+            where = k8s.display(workload)
+            if dig(spec, "serviceAccount"):
+                yield f"{where}: replace the deprecated serviceAccount field by serviceAccountName", workload.urn
+            if not name or name == "default":
+                yield f"{where}: set serviceAccountName to a ServiceAccount of its own", workload.urn
+                continue
+            if (namespace, name) not in accounts:
+                yield f"{where}: ServiceAccount {name} is not defined in this stack; create it", workload.urn
+            owners.setdefault((namespace, name), set()).add(k8s.labels(workload).get(k8s.COMPONENT))
+    for (_, name), components in sorted(owners.items(), key=lambda kv: str(kv[0])):
+        if len(components) > 1:
+            listed = ", ".join(sorted(str(c) for c in components))
+            yield f"ServiceAccount {name} is shared by components {listed}; give each its own", None
+
+
+def check_no_token_automount(res: HasProps, config: Config) -> Iterator[str]:
+    with known():
+        if res.resource_type == k8s.SERVICE_ACCOUNT:
+            if res.props.get("automountServiceAccountToken") is not False:
+                yield "set automountServiceAccountToken: false on the ServiceAccount"
+        elif dig(k8s.pod_spec(res), "automountServiceAccountToken") is not False:
+            yield "set automountServiceAccountToken: false in the pod spec (the app never calls the API server)"
+
+
+_RBAC = "kubernetes:rbac.authorization.k8s.io/v1:"
+_CLUSTER_RBAC = frozenset({_RBAC + "ClusterRole", _RBAC + "ClusterRoleBinding"})
+_DANGEROUS_VERBS = {"bind", "escalate", "impersonate"}
+_EXEC_RESOURCES = {"pods/exec", "pods/attach", "nodes/proxy"}
+
+
+def check_rbac(res: HasProps, config: Config) -> Iterator[str]:
+    if res.resource_type in _CLUSTER_RBAC:
+        yield "the app stack must not create cluster-wide RBAC; use a namespaced Role/RoleBinding"
+        return
+    if res.resource_type == _RBAC + "RoleBinding":
+        with known():
+            if dig(res.props, "roleRef", "name") in ("cluster-admin", "admin", "edit"):
+                yield f"do not bind the built-in {dig(res.props, 'roleRef', 'name')} role"
+            for subject in items(res.props.get("subjects")):
+                if subject.get("kind") == "ServiceAccount" and subject.get("name") == "default":
+                    yield "do not bind roles to the default ServiceAccount"
+        return
+    for rule in items(res.props.get("rules")):
+        with known():
+            verbs, resources = set(items(rule.get("verbs"))), set(items(rule.get("resources")))
+            if "*" in verbs or "*" in resources or "*" in set(items(rule.get("apiGroups"))):
+                yield "replace wildcards in Role rules by explicit verbs, resources and apiGroups"
+            if "secrets" in resources and verbs & {"get", "list", "watch"}:
+                yield "do not grant get/list/watch on secrets"
+            if resources & _EXEC_RESOURCES and "create" in verbs:
+                yield "do not grant create on pods/exec, pods/attach or nodes/proxy"
+            if verbs & _DANGEROUS_VERBS:
+                yield f"remove the verbs {sorted(verbs & _DANGEROUS_VERBS)}"
+
+
+# C. Images ----------------------------------------------------------------------------------------------------
+
+
+def check_pull_policy(res: HasProps, config: Config) -> Iterator[str]:
+    for label, container in workload_containers(res):
+        with known():
+            policy = container.get("imagePullPolicy")
+            pinned = parse_image(str(container.get("image", ""))).has_valid_digest
+            if policy != "Always" and not (policy == "IfNotPresent" and pinned):
+                yield f"{label}: use imagePullPolicy Always, or IfNotPresent with a digest-pinned image"
+
+
+def _image_names(res: HasProps) -> Iterator[tuple[str, Any]]:
+    if res.resource_type in k8s.WORKLOADS:
+        for label, container in workload_containers(res):
+            with known():
+                yield label, container.get("image")
+    else:
+        with known():
+            yield "image build", res.props.get("imageName")
+
+
+def check_allowed_registries(res: HasProps, config: Config) -> Iterator[str]:
+    allowed = list(config["allowedRegistries"])
+    for label, reference in _image_names(res):
+        if isinstance(reference, str) and not matches_prefix(parse_image(reference), allowed):
+            yield f"{label}: {reference} is not from an allowed registry ({', '.join(allowed)})"
+
+
+# D. Config and secrets (the twelve-factor family has the rest) --------------------------------------------------
+
+
+def check_secrets_as_files(res: HasProps, config: Config) -> Iterator[str]:
+    if k8s.is_app_workload(res, config):
+        return  # twelve-factor III: the app reads DATABASE_URL/REDIS_URL from env (secretKeyRef), by design
+    for label, container in workload_containers(res):
+        for variable in items(container.get("env")):
+            with known():
+                if dig(variable, "valueFrom", "secretKeyRef"):
+                    yield f"{label}: mount Secret {variable.get('name')} as a file and pass its *_FILE path instead"
+
+
+# E. Resources ---------------------------------------------------------------------------------------------------
+
+
+def check_resources(res: HasProps, config: Config) -> Iterator[str]:
+    required = [("requests", r) for r in config["requests"]] + [("limits", r) for r in config["limits"]]
+    for label, container in workload_containers(res):
+        with known():
+            resources = container.get("resources") or {}
+            missing = [f"{kind}.{name}" for kind, name in required if not dig(resources, kind, name)]
+            if missing:
+                yield f"{label}: set resources {', '.join(missing)}"
+    for volume in items(dig(k8s.pod_spec(res), "volumes")):
+        with known():
+            if "emptyDir" in volume and not dig(volume, "emptyDir", "sizeLimit"):
+                yield f"volume {volume.get('name')}: give the emptyDir a sizeLimit"
+
+
+# F. Network -----------------------------------------------------------------------------------------------------
+
+
+def check_default_deny(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
+    denied = set()
+    for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
+        with known():
+            spec = policy.props.get("spec") or {}
+            selects_all = not dig(spec, "podSelector", "matchLabels") and not dig(
+                spec, "podSelector", "matchExpressions"
+            )
+            types = set(items(spec.get("policyTypes")))
+            if (
+                selects_all
+                and {"Ingress", "Egress"} <= types
+                and not items(spec.get("ingress"))
+                and not items(spec.get("egress"))
+            ):
+                denied.add(dig(policy.props, "metadata", "namespace"))
+    for workload in k8s.of_type(resources, *k8s.WORKLOADS):
+        with known():
+            namespace = dig(workload.props, "metadata", "namespace")
+            if namespace not in denied:
+                yield (
+                    f"{k8s.display(workload)}: namespace {namespace} has no default-deny NetworkPolicy "
+                    "(podSelector: {}, policyTypes [Ingress, Egress], no rules); add one",
+                    workload.urn,
+                )
+
+
+def check_least_access(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
+    pods = [(w, k8s.pod_labels(w)) for w in k8s.of_type(resources, *k8s.WORKLOADS)]
+    backing = set(config["backingComponents"])
+    for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
+        with known():
+            spec = policy.props.get("spec") or {}
+            where = k8s.display(policy)
+            selected = [labels for _, labels in pods if k8s.selector_matches(spec.get("podSelector"), labels)]
+            if not selected:
+                yield f"{where} selects no pod of this stack; fix its podSelector or delete it", policy.urn
+            for direction, peer_key in (("ingress", "from"), ("egress", "to")):
+                for rule in items(spec.get(direction)):
+                    for peer in items(rule.get(peer_key)):
+                        if dig(peer, "ipBlock", "cidr") in ("0.0.0.0/0", "::/0"):
+                            yield f"{where}: {direction} peer {peer['ipBlock']['cidr']} is the whole world", policy.urn
+            if not any(labels.get(k8s.COMPONENT) in backing for labels in selected):
+                continue
+            for rule in items(spec.get("ingress")):
+                peers = items(rule.get("from"))
+                if not peers:
+                    yield f"{where}: ingress to a backing service must name its client pods", policy.urn
+                for peer in peers:
+                    clients = [w for w, labels in pods if k8s.selector_matches(peer.get("podSelector"), labels)]
+                    foreign = [k8s.display(w) for w in clients if not k8s.is_app_workload(w, config)]
+                    if peer.get("ipBlock") or peer.get("namespaceSelector") is not None or not clients or foreign:
+                        yield (
+                            f"{where}: backing-service ingress must come only from the app's own pods in this "
+                            f"namespace{' (also admits ' + ', '.join(foreign) + ')' if foreign else ''}",
+                            policy.urn,
+                        )
+
+
+def check_service_internal(res: HasProps, config: Config) -> Iterator[str]:
+    if res.resource_type == INGRESS:
+        with known():
+            hosts = {h for rule in items(dig(res.props, "spec", "rules")) for h in [rule.get("host")] if h}
+            covered = {h for tls in items(dig(res.props, "spec", "tls")) for h in items(tls.get("hosts"))}
+            if not items(dig(res.props, "spec", "tls")) or hosts - covered:
+                yield f"terminate TLS for every host ({', '.join(sorted(hosts - covered)) or 'all'}) in spec.tls"
+        return
+    with known():
+        spec = res.props.get("spec") or {}
+        kind = spec.get("type", "ClusterIP")
+        if kind != "ClusterIP":
+            yield f"type {kind} exposes the Service outside the cluster; use ClusterIP behind an Ingress with TLS"
+        if items(spec.get("externalIPs")):
+            yield "remove externalIPs (CVE-2020-8554)"
+
+
+# G. Metadata and API hygiene ----------------------------------------------------------------------------------
+
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+_CLUSTER_SCOPED = frozenset(
+    {k8s.NAMESPACE, *_CLUSTER_RBAC, "kubernetes:core/v1:PersistentVolume", "kubernetes:storage.k8s.io/v1:StorageClass"}
+)
+
+
+def check_explicit_namespace(res: HasProps, config: Config) -> Iterator[str]:
+    if not res.resource_type.startswith("kubernetes:") or res.resource_type in _CLUSTER_SCOPED:
+        return
+    if res.resource_type.startswith("kubernetes:yaml") or res.resource_type.startswith("kubernetes:helm"):
+        return
+    with known():
+        namespace = dig(res.props, "metadata", "namespace")
+        if not namespace or namespace == "default":
+            yield "set metadata.namespace to the app namespace (never default)"
+
+
+def check_recommended_labels(res: HasProps, config: Config) -> Iterator[str]:
+    if not res.resource_type.startswith("kubernetes:") or res.resource_type.startswith("kubernetes:yaml"):
+        return
+    with known():
+        labels = k8s.labels(res)
+        missing = [key for key in config["required"] if not labels.get(key)]
+        if missing:
+            yield f"add labels {', '.join(missing)}"
+
+
+def check_stable_api_versions(res: HasProps, config: Config) -> Iterator[str]:
+    if not res.resource_type.startswith("kubernetes:"):
+        return
+    version = res.resource_type.split(":")[1].rsplit("/", 1)[-1]
+    if "alpha" in version or "beta" in version or res.resource_type.startswith("kubernetes:extensions/"):
+        yield f"{res.resource_type} is a deprecated API version; use the stable (v1/v2) kind"
+
+
+def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    workloads = k8s.WORKLOADS
+    return [
+        resource_policy(
+            FAMILY.rule(
+                "k8s-run-as-non-root",
+                "Pods run as a non-root user (PSS restricted: runAsNonRoot, runAsUser != 0).",
+                "Set runAsNonRoot: true and a numeric runAsUser on the pod securityContext.",
+            ),
+            check_run_as_non_root,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-high-uid-gid",
+                "UID/GID >= 10000 and equal to the image's numeric USER; no group 0.",
+                "Use runAsUser/runAsGroup 10001 (the image's USER).",
+                level=ADVISORY,
+                minId=Setting("number", 10000, "Lowest acceptable runAsUser/runAsGroup."),
+                expectedUid=Setting("number", 10001, "The numeric USER of the app image."),
+                **k8s.APP_SETTINGS,
+            ),
+            check_high_uid_gid,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-no-privilege-escalation",
+                "Every container sets allowPrivilegeEscalation: false (PSS restricted).",
+                "Add allowPrivilegeEscalation: false to each container securityContext.",
+            ),
+            check_no_privilege_escalation,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-no-privileged", "No container runs privileged (PSS baseline).", "Remove privileged: true."
+            ),
+            check_no_privileged,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-read-only-root-fs",
+                "Containers have a read-only root filesystem; writable paths are emptyDir/PVC mounts.",
+                "Set readOnlyRootFilesystem: true and mount an emptyDir at /tmp.",
+                topic="Sec; VI Processes",
+            ),
+            check_read_only_root_fs,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-drop-all-capabilities",
+                "Containers drop ALL Linux capabilities (PSS restricted).",
+                "Set capabilities.drop: [ALL].",
+            ),
+            check_drop_all_capabilities,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-no-added-capabilities",
+                "Containers add no Linux capabilities.",
+                "Remove capabilities.add.",
+                allowedCapabilities=Setting("array", [], "Capabilities that may be added.", {"type": "string"}),
+            ),
+            check_no_added_capabilities,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-seccomp-runtime-default",
+                "Pods use the RuntimeDefault (or Localhost) seccomp profile (PSS restricted).",
+                "Set securityContext.seccompProfile.type: RuntimeDefault on the pod.",
+            ),
+            check_seccomp,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-no-host-namespaces-or-ports",
+                "No hostNetwork, hostPID, hostIPC or hostPort (PSS baseline).",
+                "Remove the host* fields; expose ports through a Service.",
+            ),
+            check_no_host_namespaces,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-allowed-volume-types",
+                "Only the volume types of PSS restricted; never hostPath.",
+                "Replace hostPath (and other host volumes) by emptyDir, a PVC, a Secret or a ConfigMap.",
+                allowedTypes=Setting(
+                    "array",
+                    [
+                        "configMap",
+                        "secret",
+                        "emptyDir",
+                        "projected",
+                        "downwardAPI",
+                        "persistentVolumeClaim",
+                        "ephemeral",
+                        "csi",
+                        "image",
+                    ],
+                    "Volume source fields that are allowed.",
+                    {"type": "string"},
+                ),
+            ),
+            check_allowed_volume_types,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-pss-baseline-misc",
+                "The rest of PSS baseline: procMount, sysctls, SELinux, AppArmor, hostProcess, probe hosts.",
+                "Remove the listed field or use its default.",
+            ),
+            check_pss_baseline_misc,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-namespace-pss-enforced",
+                "The app namespace enforces, audits and warns on the PSS restricted profile.",
+                "Label the Namespace pod-security.kubernetes.io/{enforce,audit,warn}=restricted (+ -version).",
+                pssLevel=Setting("string", "restricted", "The Pod Security Standards level to enforce."),
+            ),
+            check_namespace_pss,
+            frozenset({k8s.NAMESPACE}),
+        ),
+        stack_policy(
+            FAMILY.rule(
+                "k8s-dedicated-service-account",
+                "Every workload runs as its own ServiceAccount defined in the stack (never `default`).",
+                "Create a ServiceAccount per component and set serviceAccountName.",
+            ),
+            check_dedicated_service_account,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-no-sa-token-automount",
+                "No API token is mounted into pods; ServiceAccounts disable automount.",
+                "Set automountServiceAccountToken: false on the pod spec and the ServiceAccount.",
+            ),
+            check_no_token_automount,
+            workloads | {k8s.SERVICE_ACCOUNT},
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-rbac-least-privilege",
+                "No cluster-wide RBAC; Roles have no wildcards, secret reads, exec or escalation verbs.",
+                "Delete ClusterRole(Binding)s; narrow Role rules to explicit verbs and resources.",
+            ),
+            check_rbac,
+            frozenset({_RBAC + k for k in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")}),
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-image-pull-policy",
+                "imagePullPolicy is Always, or IfNotPresent for digest-pinned images.",
+                "Pin the image by digest and use IfNotPresent, or use Always.",
+                level=ADVISORY,
+            ),
+            check_pull_policy,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-image-allowed-registries",
+                "Images (run and built) come only from allow-listed registries.",
+                "Push the image to the project registry, or add a reviewed mirror to allowedRegistries.",
+                allowedRegistries=Setting(
+                    "array",
+                    ["docker.io/library/postgres", "docker.io/library/redis"],
+                    "registry/repository prefixes images may come from (the project registry is set per stack).",
+                    {"type": "string"},
+                ),
+            ),
+            check_allowed_registries,
+            workloads | IMAGE_BUILDS,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-secrets-as-files-preferred",
+                "Backing services read credentials from mounted files (*_FILE), not env (env leaks into /proc).",
+                "Mount the Secret as a volume and point the image's *_FILE variable at it.",
+                level=ADVISORY,
+                topic="Sec; III Config",
+                **k8s.APP_SETTINGS,
+            ),
+            check_secrets_as_files,
+            workloads,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-resources",
+                "Containers request CPU, memory and ephemeral storage and limit memory and ephemeral storage.",
+                "Set resources.requests/limits; give every emptyDir a sizeLimit.",
+                topic="Sec; VIII Concurrency",
+                requests=Setting(
+                    "array", ["cpu", "memory", "ephemeral-storage"], "Required requests.", {"type": "string"}
+                ),
+                limits=Setting("array", ["memory", "ephemeral-storage"], "Required limits.", {"type": "string"}),
+            ),
+            check_resources,
+            workloads,
+        ),
+        stack_policy(
+            FAMILY.rule(
+                "k8s-networkpolicy-default-deny",
+                "Every workload's namespace has a default-deny NetworkPolicy for ingress and egress.",
+                "Add a NetworkPolicy with podSelector {} and policyTypes [Ingress, Egress] and no rules.",
+            ),
+            check_default_deny,
+        ),
+        stack_policy(
+            FAMILY.rule(
+                "k8s-networkpolicy-least-access",
+                "NetworkPolicies select pods, never open 0.0.0.0/0, and backing services admit only app pods.",
+                "Narrow the policy's peers to the app's pods by label; remove world-wide ipBlocks.",
+                topic="Sec; IV Backing services",
+                **k8s.APP_SETTINGS,
+            ),
+            check_least_access,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-service-internal-only",
+                "Services are ClusterIP (no NodePort, LoadBalancer or externalIPs); Ingresses terminate TLS.",
+                "Use type ClusterIP and route outside traffic through an Ingress/Gateway with TLS.",
+                topic="Sec; VII Port binding",
+            ),
+            check_service_internal,
+            frozenset({k8s.SERVICE, INGRESS}),
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-explicit-namespace",
+                "Namespaced objects name the app namespace explicitly (never default).",
+                "Set metadata.namespace to the app namespace.",
+            ),
+            check_explicit_namespace,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-recommended-labels",
+                "Objects carry the app.kubernetes.io recommended labels.",
+                "Add the missing app.kubernetes.io labels.",
+                level=ADVISORY,
+                topic="Ops",
+                required=Setting(
+                    "array",
+                    [f"app.kubernetes.io/{k}" for k in ("name", "instance", "component", "part-of", "managed-by")],
+                    "Labels every Kubernetes object must carry.",
+                    {"type": "string"},
+                ),
+            ),
+            check_recommended_labels,
+        ),
+        resource_policy(
+            FAMILY.rule(
+                "k8s-stable-api-versions",
+                "No alpha, beta or removed Kubernetes API versions.",
+                "Use the stable apiVersion of the kind.",
+                topic="Correctness; X Dev/prod parity",
+            ),
+            check_stable_api_versions,
+        ),
+    ]

@@ -1,0 +1,297 @@
+"""Bad variants of the real stacks: each must be caught, through the analyzer protocol, by the policy for its fault.
+
+Every policy of the pack has at least one violating case here (test_every_policy_has_a_violating_case); the
+compliant cases are the real stacks themselves and the fixes in test_stacks.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.analyzer import PolicyPackProcess
+from harness.recording import RecordedResource, Recording
+from harness.runtime import run_stack
+from tests.policy.conftest import IMAGE_BUILD, Analyze
+from tests.policy.stack_edits import (
+    COMPLIANT_DOCKERFILE,
+    Change,
+    Edit,
+    add_resource,
+    at,
+    drop,
+    edit,
+    new_resource,
+    replace_resource,
+    use_build_context,
+    write_build_context,
+)
+
+WEB, WORKER, JOB = "notes-web-deployment", "notes-worker-deployment", "notes-migrate-job"
+POSTGRES, CONFIG_MAP = "notes-postgres-statefulset", "notes-config-configmap"
+OWN_IMAGE = "registry.example.com/shipsafe/notes"
+SECRET_REF = {"secretKeyRef": {"name": "notes-database", "key": "url"}}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    stack: str
+    fault: Edit
+    policy: str
+    resource: str | None
+    """The resource the violation must name (None: any)."""
+    level: str = "mandatory"
+    dockerfile: str | None = None
+    """Replaces the Dockerfile the staging image build names."""
+
+
+def unchanged(recording: Recording) -> Recording:
+    return recording
+
+
+def added(type_: str, name: str, inputs: dict[str, object]) -> Edit:
+    return lambda recording: add_resource(new_resource(recording, type_, name, inputs))(recording)
+
+
+def _without_job_dependency(resource: RecordedResource) -> RecordedResource:
+    kept = tuple(d for d in resource.dependencies if "batch/v1:Job" not in d and "MigrationJob" not in d)
+    return dataclasses.replace(resource, dependencies=kept)
+
+
+def without_label(key: str) -> Change:
+    # Label keys contain dots, so `drop("metadata.labels...")` cannot name them.
+    return lambda props: props["metadata"]["labels"].pop(key)
+
+
+def volume(name: str, source: dict[str, object], mount_path: str) -> list[Change]:
+    return [
+        at("pod.volumes", [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, {"name": name, **source}]),
+        at("container.volumeMounts", [{"name": "tmp", "mountPath": "/tmp"}, {"name": name, "mountPath": mount_path}]),
+    ]
+
+
+def dockerfile(old: str, new: str) -> str:
+    assert old in COMPLIANT_DOCKERFILE
+    return COMPLIANT_DOCKERFILE.replace(old, new)
+
+
+# fmt: off
+CASES = [
+    # The issue's catalogue of deliberately bad variants of the real stack.
+    Case("latest-tag", "staging", edit(WEB, at("container.image", f"{OWN_IMAGE}:latest")),
+         "k8s-image-immutable-ref", WEB),
+    Case("untagged-postgres", "prod", edit(POSTGRES, at("container.image", "postgres")),
+         "k8s-image-immutable-ref", POSTGRES),
+    Case("own-image-without-digest", "prod", edit(WORKER, at("container.image", f"{OWN_IMAGE}:3f9c2a1b7d4e")),
+         "k8s-image-immutable-ref", WORKER),
+    Case("literal-database-url-password", "staging",
+         edit(WEB, at("container.env.0", {"name": "DATABASE_URL", "value": "postgresql://app:hunter2@db:5432/app"})),
+         "k8s-no-plaintext-secret-env", WEB),
+    Case("literal-database-url-detached", "prod",
+         edit(WEB, at("container.env.0", {"name": "DATABASE_URL", "value": "postgresql://db:5432/app"})),
+         "k8s-backing-services-attached", WEB),
+    Case("privileged-container", "staging", edit(WORKER, at("container.securityContext.privileged", True)),
+         "k8s-no-privileged", WORKER),
+    Case("missing-probes", "staging", edit(WEB, drop("container.readinessProbe"), drop("container.livenessProbe")),
+         "k8s-probes", WEB),
+    Case("missing-startup-probe", "prod", edit(WEB, drop("container.startupProbe")), "k8s-probes", WEB),
+    Case("deployment-not-after-job", "staging", replace_resource(WEB, _without_job_dependency),
+         "k8s-migration-uses-release-image", WEB),
+    Case("job-with-another-image", "prod",
+         edit(JOB, at("container.image", f"{OWN_IMAGE}:0ther0ther000@sha256:{'b' * 64}")),
+         "k8s-migration-uses-release-image", WEB),
+    Case("max-unavailable-1", "staging", edit(WEB, at("spec.strategy.rollingUpdate.maxUnavailable", 1)),
+         "k8s-rolling-update-zero-downtime", WEB),
+    Case("recreate-strategy", "prod", edit(WORKER, at("spec.strategy", {"type": "Recreate"})),
+         "k8s-rolling-update-zero-downtime", WORKER),
+    Case("grace-0", "staging", edit(WEB, at("pod.terminationGracePeriodSeconds", 0)), "k8s-graceful-shutdown", WEB),
+    Case("pre-stop-longer-than-grace", "prod", edit(WEB, at("container.lifecycle.preStop.sleep.seconds", 45)),
+         "k8s-graceful-shutdown", WEB),
+    Case("host-path", "staging", edit(WORKER, *volume("host", {"hostPath": {"path": "/"}}, "/host")),
+         "k8s-allowed-volume-types", WORKER),
+    Case("host-path-state", "staging", edit(WORKER, *volume("state", {"hostPath": {"path": "/srv"}}, "/srv")),
+         "12f-stateless-processes", WORKER),
+    Case("pvc-on-app", "prod", edit(WEB, *volume("up", {"persistentVolumeClaim": {"claimName": "up"}}, "/up")),
+         "12f-stateless-processes", WEB),
+    Case("load-balancer-service", "staging", edit("notes-web-service", at("spec.type", "LoadBalancer")),
+         "k8s-service-internal-only", "notes-web-service"),
+    Case("image-build-in-prod", "prod",
+         added("docker:index/image:Image", IMAGE_BUILD, {"build": {"context": "app"}, "imageName": f"{OWN_IMAGE}:x"}),
+         "12f-no-image-build-in-prod", IMAGE_BUILD),
+    Case("postgres-version-mismatch", "prod",
+         edit(POSTGRES, at("container.image", "docker.io/library/postgres:15.17-bookworm")),
+         "12f-dev-prod-parity", POSTGRES),
+    # Pod Security Standards and the other security rules.
+    Case("run-as-root", "staging", edit(WEB, at("container.securityContext.runAsUser", 0)),
+         "k8s-run-as-non-root", WEB),
+    Case("privilege-escalation", "staging", edit(JOB, at("container.securityContext.allowPrivilegeEscalation", True)),
+         "k8s-no-privilege-escalation", JOB),
+    Case("writable-root-fs", "prod", edit(WEB, at("container.securityContext.readOnlyRootFilesystem", False)),
+         "k8s-read-only-root-fs", WEB),
+    Case("capabilities-kept", "staging", edit(WEB, at("container.securityContext.capabilities", {})),
+         "k8s-drop-all-capabilities", WEB),
+    Case("capability-added", "staging", edit(WEB, at("container.securityContext.capabilities.add", ["NET_ADMIN"])),
+         "k8s-no-added-capabilities", WEB),
+    Case("seccomp-unconfined", "prod",
+         edit(WEB, at("pod.securityContext.seccompProfile.type", "Unconfined"),
+              at("container.securityContext.seccompProfile.type", "Unconfined")),
+         "k8s-seccomp-runtime-default", WEB),
+    Case("host-network", "staging", edit(WORKER, at("pod.hostNetwork", True)),
+         "k8s-no-host-namespaces-or-ports", WORKER),
+    Case("unmasked-proc", "staging", edit(WEB, at("container.securityContext.procMount", "Unmasked")),
+         "k8s-pss-baseline-misc", WEB),
+    Case("namespace-without-pss", "prod", edit("notes-namespace", without_label("pod-security.kubernetes.io/enforce")),
+         "k8s-namespace-pss-enforced", "notes-namespace"),
+    Case("default-service-account", "staging", edit(WORKER, at("pod.serviceAccountName", "default")),
+         "k8s-dedicated-service-account", WORKER),
+    Case("token-automount", "prod", edit("notes-web-serviceaccount", at("automountServiceAccountToken", True)),
+         "k8s-no-sa-token-automount", "notes-web-serviceaccount"),
+    Case("cluster-admin-binding", "staging",
+         added("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "notes-admin",
+               {"metadata": {"name": "notes-admin"}, "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}}),
+         "k8s-rbac-least-privilege", "notes-admin"),
+    Case("foreign-registry", "staging", edit(WORKER, at("container.image", "ghcr.io/someone/notes:1.0.0")),
+         "k8s-image-allowed-registries", WORKER),
+    Case("no-memory-limit", "prod", edit(WEB, drop("container.resources.limits.memory")), "k8s-resources", WEB),
+    Case("no-default-deny", "staging", edit("notes-network-default-deny", at("spec.policyTypes", ["Ingress"])),
+         "k8s-networkpolicy-default-deny", WEB),
+    Case("postgres-open-to-world", "prod",
+         edit("notes-network-postgres-ingress", at("spec.ingress", [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}])),
+         "k8s-networkpolicy-least-access", "notes-network-postgres-ingress"),
+    Case("ingress-without-tls", "staging", edit("notes-web-ingress", drop("spec.tls")),
+         "k8s-service-internal-only", "notes-web-ingress"),
+    Case("default-namespace", "staging", edit(CONFIG_MAP, at("metadata.namespace", "default")),
+         "k8s-explicit-namespace", CONFIG_MAP),
+    Case("beta-api", "staging",
+         added("kubernetes:extensions/v1beta1:Ingress", "notes-legacy", {"metadata": {"namespace": "notes-staging"}}),
+         "k8s-stable-api-versions", "notes-legacy"),
+    # Twelve-factor.
+    Case("password-in-configmap", "staging", edit(CONFIG_MAP, at("data.DB_PASSWORD", "hunter2")),
+         "k8s-no-sensitive-configmap", CONFIG_MAP),
+    Case("placeholder-secret", "prod", edit("notes-postgres-url", at("stringData.url", "changeme")),
+         "k8s-secret-hygiene", "notes-postgres-url"),
+    Case("hard-coded-host", "staging",
+         edit(WORKER, at("container.args", ["--redis", "notes-redis.notes-staging.svc.cluster.local"])),
+         "k8s-config-from-env", WORKER),
+    Case("redis-secret-missing", "prod", edit(WEB, at("container.env.1.valueFrom.secretKeyRef.name", "gone")),
+         "k8s-backing-services-attached", WEB),
+    Case("postgres-claims-deleted", "prod",
+         edit(POSTGRES, at("spec.persistentVolumeClaimRetentionPolicy.whenDeleted", "Delete")),
+         "k8s-stateful-backing-services", POSTGRES),
+    Case("unnamed-port", "staging", edit(WEB, at("container.ports.0.name", "web")), "12f-port-binding", WEB),
+    Case("single-replica-in-prod", "prod", edit(WORKER, at("spec.replicas", 1)), "12f-concurrency", WORKER),
+    Case("log-file-volume", "prod", edit(WORKER, *volume("logs", {"emptyDir": {"sizeLimit": "1Gi"}}, "/var/log/x")),
+         "k8s-logs-to-stdout", WORKER),
+    Case("job-retries-forever", "staging", edit(JOB, at("spec.backoffLimit", 10)), "k8s-migration-job-hygiene", JOB),
+    # Rollout safety.
+    Case("pdb-blocks-evictions", "prod", edit("notes-web-pdb", at("spec.maxUnavailable", 0)),
+         "k8s-pdb-coverage", "notes-web-pdb"),
+    Case("pdb-min-available-all", "prod",
+         edit("notes-worker-pdb", drop("spec.maxUnavailable"), at("spec.minAvailable", 2)),
+         "k8s-pdb-coverage", "notes-worker-pdb"),
+    Case("selector-mismatch", "staging", edit(WEB, at("spec.selector.matchLabels", {"app": "other"})),
+         "k8s-selector-integrity", WEB),
+    Case("replicas-on-one-node", "prod", edit(WEB, drop("pod.topologySpreadConstraints")),
+         "k8s-spread-replicas", WEB),
+    Case("low-uid", "prod", edit(WORKER, at("pod.securityContext.runAsUser", 2000)), "k8s-high-uid-gid", WORKER),
+    Case("unlabelled-configmap", "prod", edit(CONFIG_MAP, without_label("app.kubernetes.io/part-of")),
+         "k8s-recommended-labels", CONFIG_MAP),
+    # Advisory rules report without blocking, still for the right reason.
+    Case("pull-policy-never", "staging", edit(WEB, at("container.imagePullPolicy", "Never")),
+         "k8s-image-pull-policy", WEB, "advisory"),
+    Case("third-party-without-digest", "prod", unchanged, "k8s-third-party-image-digest", POSTGRES, "advisory"),
+    Case("postgres-password-in-env", "staging",
+         edit(POSTGRES, at("container.env.2", {"name": "POSTGRES_PASSWORD", "valueFrom": SECRET_REF})),
+         "k8s-secrets-as-files-preferred", POSTGRES, "advisory"),
+    # The Dockerfile the staging image build names.
+    Case("dockerfile-root-user", "staging", unchanged, "docker-non-root-user", IMAGE_BUILD,
+         dockerfile=dockerfile("USER 10001:10001", "USER root")),
+    Case("dockerfile-latest-base", "staging", unchanged, "docker-pinned-base-images", IMAGE_BUILD,
+         dockerfile=dockerfile(f"python:3.11.14-slim-bookworm@sha256:{'a' * 64}", "python:latest")),
+    Case("dockerfile-base-without-digest", "staging", unchanged, "docker-base-image-digest", IMAGE_BUILD, "advisory",
+         dockerfile=dockerfile(f"@sha256:{'a' * 64}", "")),
+    Case("dockerfile-unlocked-pip", "staging", unchanged, "docker-reproducible-deps", IMAGE_BUILD,
+         dockerfile=dockerfile("--require-hashes ", "")),
+    Case("dockerfile-single-stage", "staging", unchanged, "docker-reproducible-deps", IMAGE_BUILD,
+         dockerfile='FROM docker.io/library/python:3.11.14-slim-bookworm\nUSER 10001:10001\nCMD ["python"]\n'),
+    Case("dockerfile-shell-form-cmd", "staging", unchanged, "docker-runtime-contract", IMAGE_BUILD,
+         dockerfile=dockerfile('CMD ["python", "-m", "notes_app", "serve"]', "CMD python -m notes_app serve")),
+    Case("dockerfile-secret-arg", "staging", unchanged, "docker-runtime-contract", IMAGE_BUILD,
+         dockerfile=dockerfile("AS builder\n", "AS builder\nARG PIP_TOKEN\n")),
+    Case("dockerfile-no-healthcheck", "staging", unchanged, "docker-healthcheck", IMAGE_BUILD, "advisory",
+         dockerfile=dockerfile("HEALTHCHECK CMD", "LABEL healthcheck=none\n# CMD")),
+]
+# fmt: on
+
+
+@dataclass(frozen=True)
+class ConfigCase:
+    """A fault the stack config can express and the program accepts: only the policy pack stops it."""
+
+    id: str
+    stack: str
+    overrides: dict[str, object]
+    policy: str
+    resource: str
+
+
+COMMAND = ["python", "-m", "notes_app", "serve"]
+POSTGRES_15_17 = {"mode": "in-cluster", "version": "15.17", "image": "docker.io/library/postgres:15.17-bookworm"}
+CONFIG_CASES = [
+    ConfigCase(
+        "image-ref-without-digest",
+        "prod",
+        {"shipsafe:imageRef": f"{OWN_IMAGE}:3f9c2a1b7d4e"},
+        "k8s-image-immutable-ref",
+        WEB,
+    ),
+    ConfigCase(
+        "postgres-version-mismatch",
+        "prod",
+        {"shipsafe:postgres": {**POSTGRES_15_17, "storageSize": "50Gi"}},
+        "12f-dev-prod-parity",
+        POSTGRES,
+    ),
+    ConfigCase(
+        "single-web-replica-in-prod",
+        "prod",
+        {"shipsafe:workloads": {"web": {"replicas": 1, "command": COMMAND}}},
+        "12f-concurrency",
+        WEB,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES, ids=[c.id for c in CONFIG_CASES])
+def test_bad_config_is_caught_by_its_policy(case: ConfigCase, analyze: Analyze) -> None:
+    report = analyze(run_stack(case.stack, config_overrides=case.overrides))
+    found = [v for v in report.violations if v.policy == case.policy]
+    assert {(v.level, v.resource) for v in found} >= {("mandatory", case.resource)}, report.violations
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_variant_is_caught_by_its_policy(
+    case: Case, compliant: dict[str, Recording], analyze: Analyze, tmp_path: Path
+) -> None:
+    recording = compliant[case.stack]
+    if case.dockerfile is not None:
+        recording = use_build_context(IMAGE_BUILD, write_build_context(tmp_path, case.dockerfile))(recording)
+    report = analyze(case.fault(recording))
+    found = [v for v in report.violations if v.policy == case.policy]
+    assert found, f"{case.id}: {case.policy} did not fire; got {[v.policy for v in report.violations]}"
+    assert {v.level for v in found} == {case.level}, f"{case.id}: {case.policy} fired at {found[0].level}"
+    if case.resource is not None:
+        assert case.resource in {v.resource for v in found}, f"{case.id}: blamed {[v.resource for v in found]}"
+    assert all(v.message and v.fix for v in found), f"{case.id}: violations must say what to change"
+
+
+def test_the_catalogue_has_twenty_mandatory_variants() -> None:
+    assert len([c for c in CASES if c.level == "mandatory"]) + len(CONFIG_CASES) >= 20
+
+
+def test_every_policy_has_a_violating_case(pack: PolicyPackProcess) -> None:
+    assert {p.name for p in pack.policies} == {c.policy for c in CASES}

@@ -1,0 +1,123 @@
+"""The pack loads like the engine loads it, lists its policies over gRPC, and its docs match it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.analyzer import (
+    DOCS_PATH,
+    POLICY_DIR,
+    REPO_ROOT,
+    PolicyPackError,
+    PolicyPackProcess,
+    pack_python,
+    reconcile_config,
+    render_policy_docs,
+    stack_levels,
+)
+from harness.recording import Recording
+
+FAMILIES = {"twelve-factor", "security", "rollout", "dockerfile"}
+FACTORS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
+RANK = {"disabled": 0, "advisory": 1, "mandatory": 2}
+
+
+def test_pack_lists_every_policy_with_its_metadata(pack: PolicyPackProcess) -> None:
+    names = [p.name for p in pack.policies]
+    assert len(names) == len(set(names)) >= 45
+    assert {p.kind for p in pack.policies} == {"resource", "stack"}
+    for policy in pack.policies:
+        assert policy.tag("family:") in FAMILIES, policy.name
+        assert policy.tag("topic:"), f"{policy.name} names no factor or threat"
+        assert policy.description.startswith(f"[{policy.tag('topic:')}] "), policy.name
+        assert policy.remediation, f"{policy.name} does not say how to fix it"
+        assert policy.level in ("mandatory", "advisory"), policy.name
+        for key, schema in (policy.config_schema.get("properties") or {}).items():
+            assert "default" in schema and schema.get("description"), f"{policy.name}.{key}"
+
+
+def test_every_factor_is_named_by_some_policy(pack: PolicyPackProcess) -> None:
+    # II Dependencies lives with the Dockerfile rules: the locked install is in the Dockerfile.
+    topics = [p.tag("topic:") for p in pack.policies]
+    numerals = {part.split()[0] for topic in topics for part in topic.split(";")}
+    assert numerals >= set(FACTORS)
+
+
+def test_prod_is_at_least_as_strict_as_staging(pack: PolicyPackProcess) -> None:
+    levels = stack_levels(pack.policies)
+    assert set(levels) == {"staging", "prod"}
+    assert all(RANK[levels["prod"][n]] >= RANK[levels["staging"][n]] for n in levels["staging"])
+    assert any(RANK[levels["prod"][n]] > RANK[levels["staging"][n]] for n in levels["staging"])
+
+
+def test_config_is_reconciled_and_validated_like_the_engine(pack: PolicyPackProcess) -> None:
+    config = reconcile_config(
+        pack.policies, {"all": {"enforcementLevel": "advisory"}, "12f-concurrency": {"minReplicas": 3}}
+    )
+    assert config["12f-concurrency"] == {
+        "enforcementLevel": "advisory",
+        "minReplicas": 3,
+        "maxReplicas": 20,
+        "partOf": "shipsafe",
+        "backingComponents": ["database", "cache"],
+    }
+    assert {c["enforcementLevel"] for c in config.values()} == {"advisory"}
+    with pytest.raises(PolicyPackError, match="minReplicas"):
+        reconcile_config(pack.policies, {"12f-concurrency": {"minReplicas": "two"}})
+    with pytest.raises(PolicyPackError, match="unknown policies: k8s-typo"):
+        reconcile_config(pack.policies, {"k8s-typo": {"enforcementLevel": "mandatory"}})
+
+
+def test_docs_describe_the_pack_as_it_is(pack: PolicyPackProcess) -> None:
+    expected = render_policy_docs(pack.policies, stack_levels(pack.policies))
+    assert DOCS_PATH.read_text() == expected, "docs/policies.md is stale: run python -m harness.analyzer docs"
+    for policy in pack.policies:
+        assert f"| `{policy.name}` |" in expected
+
+
+def test_a_broken_pack_fails_fast_with_its_error(tmp_path: Path) -> None:
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (tmp_path / "__main__.py").write_text("raise RuntimeError('pack is broken')\n")
+    started = time.monotonic()
+    broken = PolicyPackProcess(tmp_path, python=Path(sys.executable), startup_timeout=20)
+    with pytest.raises(PolicyPackError, match="pack is broken"), broken:
+        pass
+    assert time.monotonic() - started < 20
+
+
+def test_a_silent_pack_is_abandoned_after_the_startup_timeout(tmp_path: Path) -> None:
+    (tmp_path / "__main__.py").write_text("import time\ntime.sleep(60)\n")
+    process = PolicyPackProcess(tmp_path, python=Path(sys.executable), startup_timeout=1)
+    started = time.monotonic()
+    with pytest.raises(PolicyPackError, match="no port"), process:
+        pass
+    assert time.monotonic() - started < 10
+    assert process.exit_code is not None, "the pack process must be ended"
+
+
+def test_the_pack_runs_on_the_virtualenv_its_manifest_names(tmp_path: Path) -> None:
+    assert pack_python(POLICY_DIR) == (REPO_ROOT / ".venv").resolve() / "bin" / "python"
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime:\n  name: python\n  options:\n    virtualenv: nowhere\n")
+    with pytest.raises(PolicyPackError, match="doesn't appear to be a virtual environment"):
+        pack_python(tmp_path)
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    assert pack_python(tmp_path) == Path("python3")
+
+
+def test_a_crashing_policy_fails_the_analysis_with_its_error(tmp_path: Path, compliant: dict[str, Recording]) -> None:
+    (tmp_path / "__main__.py").write_text(
+        "from pulumi_policy import PolicyPack, ResourceValidationPolicy\n"
+        "def crash(args, report):\n"
+        "    raise RuntimeError('policy bug')\n"
+        "PolicyPack('crashing', [ResourceValidationPolicy('crash', 'crashes', crash)])\n"
+    )
+    with (
+        PolicyPackProcess(tmp_path, python=Path(sys.executable)) as pack,
+        pytest.raises(PolicyPackError, match="policy bug"),
+    ):
+        pack.analyze(compliant["prod"])
+    assert pack.exit_code is not None
