@@ -1,0 +1,114 @@
+"""The StackBackend on the Pulumi Automation API (a local program in the project directory).
+
+Deliberately thin: it converts types and maps Automation API errors to exit codes, nothing more.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from pulumi import automation as auto
+
+from deploy.backend import OnOutput, PolicyPack, PreviewSummary, UpdateRecord
+from deploy.errors import ExitCode, ShipsafeError
+
+T = TypeVar("T")
+
+
+def _last_lines(error: auto.errors.CommandError, count: int = 15) -> str:
+    return "\n".join(str(error).strip().splitlines()[-count:])
+
+
+@contextmanager
+def _pulumi_errors(stack: str) -> Iterator[None]:
+    try:
+        yield
+    except auto.errors.StackNotFoundError as error:
+        message = f"stack {stack} does not exist (create it with `pulumi stack init {stack}`)"
+        raise ShipsafeError(message, ExitCode.STACK_NOT_FOUND) from error
+    except auto.errors.ConcurrentUpdateError as error:
+        message = f"another update of {stack} is in progress; retry when it has finished"
+        raise ShipsafeError(message, ExitCode.CONCURRENT_UPDATE) from error
+    except auto.errors.CommandError as error:
+        message = f"pulumi failed on {stack}:\n{_last_lines(error)}"
+        raise ShipsafeError(message, ExitCode.PULUMI_FAILED) from error
+
+
+def _record(summary: auto.UpdateSummary) -> UpdateRecord:
+    return UpdateRecord(
+        version=summary.version or 0,
+        kind=summary.kind,
+        result=summary.result,
+        start_time=summary.start_time,
+        message=summary.message,
+        config={key: value.value for key, value in summary.config.items()},
+        environment=dict(summary.environment),
+    )
+
+
+class AutomationStack:
+    def __init__(self, stack: auto.Stack) -> None:
+        self._stack = stack
+
+    @property
+    def name(self) -> str:
+        return self._stack.name
+
+    def _run(self, call: Callable[[], T]) -> T:
+        with _pulumi_errors(self.name):
+            return call()
+
+    def get_config(self) -> dict[str, str]:
+        config = self._run(self._stack.get_all_config)
+        return {key: value.value for key, value in config.items()}
+
+    def set_config(self, values: Mapping[str, str]) -> None:
+        config = {key: auto.ConfigValue(value=value, secret=False) for key, value in values.items()}
+        self._run(lambda: self._stack.set_all_config(config))
+
+    def outputs(self) -> dict[str, object]:
+        return {key: output.value for key, output in self._run(self._stack.outputs).items()}
+
+    def history(self) -> list[UpdateRecord]:
+        # show_secrets=False: history is for display and decisions; secret config stays masked.
+        return [_record(summary) for summary in self._run(lambda: self._stack.history(show_secrets=False))]
+
+    def preview(self, *, policy: PolicyPack, on_output: OnOutput) -> PreviewSummary:
+        result = self._run(
+            lambda: self._stack.preview(
+                policy_packs=[str(policy.path)],
+                policy_pack_configs=[str(policy.config)],
+                on_output=on_output,
+                color="never",
+            )
+        )
+        changes = result.change_summary.items()
+        return PreviewSummary({str(getattr(op, "value", op)): count for op, count in changes})
+
+    def up(self, *, message: str, policy: PolicyPack, on_output: OnOutput) -> UpdateRecord:
+        result = self._run(
+            lambda: self._stack.up(
+                message=message,
+                policy_packs=[str(policy.path)],
+                policy_pack_configs=[str(policy.config)],
+                on_output=on_output,
+                color="never",
+                show_secrets=False,
+            )
+        )
+        return _record(result.summary)
+
+
+def open_stack(name: str, *, project_dir: Path) -> AutomationStack:
+    """Selects an existing stack of the project in `project_dir` (backend from `pulumi login`)."""
+    if shutil.which("pulumi") is None:
+        raise ShipsafeError(
+            "no pulumi CLI on PATH: install it (https://www.pulumi.com/docs/install/) or use --offline",
+            ExitCode.PULUMI_MISSING,
+        )
+    with _pulumi_errors(name):
+        return AutomationStack(auto.select_stack(stack_name=name, work_dir=str(project_dir)))

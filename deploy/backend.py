@@ -1,0 +1,76 @@
+"""The small interface between the deploy tool's decisions and Pulumi.
+
+`deploy.automation` implements it on the Automation API; tests implement it in memory. Everything that
+decides something (which version to roll back to, whether a promotion is allowed, what config a rollback
+sets) talks only to this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+OnOutput = Callable[[str], None]
+"""Receives each line the engine prints, for the progress display."""
+
+
+@dataclass(frozen=True)
+class PolicyPack:
+    """A local policy pack directory and the per-stack config file passed next to it."""
+
+    path: Path
+    config: Path
+
+
+@dataclass(frozen=True)
+class UpdateRecord:
+    """One entry of a stack's history, as Pulumi records it (newest entries come first in `history()`)."""
+
+    version: int
+    kind: str  # "update", "refresh", "destroy", ...
+    result: str  # "succeeded", "failed", "in-progress"
+    start_time: datetime
+    message: str
+    config: Mapping[str, str] = field(default_factory=dict)
+    """The stack config the update ran with (flat `shipsafe:*` values as strings; secrets are masked)."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Pulumi's update metadata: `git.author`, `git.head`, `ci.system`, `exec.kind`, ..."""
+
+
+@dataclass(frozen=True)
+class PreviewSummary:
+    change_summary: Mapping[str, int]
+
+
+class StackBackend(Protocol):
+    """One selected stack of the shipsafe project."""
+
+    @property
+    def name(self) -> str: ...
+
+    def get_config(self) -> dict[str, str]:
+        """All config of the stack, keys with namespace (`shipsafe:imageRef`); objects as JSON strings."""
+        ...
+
+    def set_config(self, values: Mapping[str, str]) -> None:
+        """Sets plaintext config values (never secrets: the tool only changes release coordinates)."""
+        ...
+
+    def outputs(self) -> dict[str, object]: ...
+
+    def history(self) -> list[UpdateRecord]:
+        """Past updates, newest first."""
+        ...
+
+    def preview(self, *, policy: PolicyPack, on_output: OnOutput) -> PreviewSummary: ...
+
+    def up(self, *, message: str, policy: PolicyPack, on_output: OnOutput) -> UpdateRecord:
+        """Runs the update; raises `ShipsafeError` when it fails (the failed update stays in history)."""
+        ...
+
+
+StackFactory = Callable[[str], StackBackend]
+"""Selects a stack by name (`staging`, `prod`)."""

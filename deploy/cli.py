@@ -1,0 +1,207 @@
+"""`python -m deploy`: commands only parse arguments and delegate to functions that get a DeployContext."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from deploy.context import DeployContext
+from deploy.errors import ExitCode, ShipsafeError
+from deploy.history import history_rows
+from deploy.promote import check_health, promote
+from deploy.release import ImageRef
+from deploy.rollback import rollback_stack
+from deploy.rollout import deploy_release, preview_stack, require_pass, verify_or_roll_back, verify_stack
+
+STACK = click.argument("stack")
+
+
+class _Cli(click.Group):
+    """Renders every ShipsafeError in one place, as a red message on stderr with its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ShipsafeError as error:
+            stderr = Console(stderr=True)
+            stderr.print(f"[bold red]error:[/bold red] {escape(error.message)}", highlight=False, soft_wrap=True)
+            ctx.exit(int(error.exit_code))
+
+
+def _default_context(project_dir: Path) -> DeployContext:
+    from deploy.automation import open_stack  # only the real commands need the Automation API
+
+    stack_factory = functools.partial(open_stack, project_dir=project_dir)
+    return DeployContext(open_stack=stack_factory, project_dir=project_dir)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=".",
+    envvar="SHIPSAFE_PROJECT_DIR",
+    show_default=True,
+    help="Directory holding Pulumi.yaml and policy/.",
+)
+@click.option(
+    "--prometheus-url",
+    envvar="SHIPSAFE_PROMETHEUS_URL",
+    help="Query this Prometheus instead of shipsafe:verification.prometheusUrl (thresholds stay).",
+)
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path, prometheus_url: str | None) -> None:
+    """shipsafe rollout tool: preview, up, promote, smoke, verify, history and rollback per stack.
+
+    Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 verification inconclusive,
+    5 verification failed and rolled back, 6 smoke test failed, 7 refused by a safety check,
+    8 stack not found, 9 concurrent update, 10 Pulumi command failed, 11 no pulumi CLI,
+    12 Prometheus unavailable.
+    """
+    if ctx.obj is None:
+        ctx.obj = _default_context(project_dir.resolve())
+    if prometheus_url:
+        ctx.obj.prometheus_url = prometheus_url
+
+
+pass_deploy = click.make_pass_decorator(DeployContext)
+
+
+def _offline(deploy: DeployContext, stack: str) -> None:
+    if deploy.offline_preview([stack]) != 0:
+        raise ShipsafeError(f"offline preview of {stack} failed (see the report above)", ExitCode.FAILED)
+
+
+@cli.command("preview")
+@STACK
+@click.option("--offline", is_flag=True, help="Run the offline preview (mock runtime + policy pack, no CLI).")
+@pass_deploy
+def preview_command(deploy: DeployContext, stack: str, offline: bool) -> None:
+    """Preview STACK with the policy pack and the stack's policy config."""
+    if offline:
+        _offline(deploy, stack)
+        return
+    preview_stack(deploy, deploy.open_stack(stack))
+
+
+@cli.command("up")
+@STACK
+@click.option("--image-ref", help="Deploy this pushed image (<registry>/<app>:<sha>@sha256:<digest>).")
+@click.option("--git-sha", help="Release SHA (defaults to the image tag).")
+@click.option("-m", "--message", help="Update message recorded in the stack history.")
+@click.option("--verify", is_flag=True, help="Verify the new version; roll back automatically if it fails.")
+@click.option("--offline", is_flag=True, help="Only run the offline preview; deploys nothing.")
+@pass_deploy
+def up_command(
+    deploy: DeployContext,
+    stack: str,
+    image_ref: str | None,
+    git_sha: str | None,
+    message: str | None,
+    verify: bool,
+    offline: bool,
+) -> None:
+    """Preview, then update STACK with the policy pack (migration Job first, by construction)."""
+    if offline:
+        _offline(deploy, stack)
+        return
+    image = ImageRef.parse(image_ref) if image_ref else None
+    backend = deploy.open_stack(stack)
+    release = git_sha or (image.tag if image else None)
+    default_message = f"deploy {release[:12]}" if release else "deploy"
+    deploy_release(deploy, backend, image=image, git_sha=git_sha, message=message or default_message)
+    if verify:
+        verify_or_roll_back(deploy, backend)
+
+
+@cli.command("promote")
+@click.option("--from", "source", default="staging", show_default=True, help="Stack whose image is promoted.")
+@click.option("--to", "target", default="prod", show_default=True, help="Stack to deploy it to.")
+@click.option("--staging-url", help="Where to smoke-test the source stack (default: its appUrl output).")
+@click.option("--expect-image-ref", help="Refuse unless the source stack runs exactly this image.")
+@click.option("--verify", is_flag=True, help="Verify prod after the update; roll back on failure.")
+@pass_deploy
+def promote_command(
+    deploy: DeployContext,
+    source: str,
+    target: str,
+    staging_url: str | None,
+    expect_image_ref: str | None,
+    verify: bool,
+) -> None:
+    """Deploy to prod exactly the image digest staging runs (never a rebuild)."""
+    expected = ImageRef.parse(expect_image_ref) if expect_image_ref else None
+    prod = deploy.open_stack(target)
+    promote(deploy, deploy.open_stack(source), prod, staging_url=staging_url, expect_image=expected)
+    if verify:
+        verify_or_roll_back(deploy, prod)
+
+
+@cli.command("smoke")
+@STACK
+@click.option("--url", help="Base URL of the app (default: the stack's appUrl output).")
+@pass_deploy
+def smoke_command(deploy: DeployContext, stack: str, url: str | None) -> None:
+    """Check health, readiness and one real request path of STACK's app."""
+    if url is None:
+        app_url = deploy.open_stack(stack).outputs().get("appUrl")
+        if not isinstance(app_url, str):
+            raise ShipsafeError(f"stack {stack} has no appUrl output; pass --url", ExitCode.FAILED)
+        url = app_url
+    if not check_health(deploy, url).passed:
+        raise ShipsafeError(f"smoke test of {stack} at {url} failed", ExitCode.SMOKE_FAILED)
+
+
+@cli.command("verify")
+@STACK
+@pass_deploy
+def verify_command(deploy: DeployContext, stack: str) -> None:
+    """Watch STACK's new version in Prometheus for the configured window (thresholds from stack config)."""
+    require_pass(verify_stack(deploy, deploy.open_stack(stack)))
+
+
+@cli.command("history")
+@STACK
+@pass_deploy
+def history_command(deploy: DeployContext, stack: str) -> None:
+    """Table of STACK's past updates: version, time, result, image SHA, who and message."""
+    table = Table(title=f"history of {stack}")
+    for column in ("version", "time", "kind", "result", "image", "by", "message"):
+        table.add_column(column, overflow="fold")
+    for row in history_rows(deploy.open_stack(stack).history()):
+        colour = {"succeeded": "green", "failed": "red"}.get(row.result, "yellow")
+        table.add_row(
+            str(row.version),
+            row.time,
+            row.kind,
+            f"[{colour}]{row.result}[/{colour}]",
+            escape(row.image),
+            escape(row.by),
+            escape(row.message),
+        )
+    deploy.console.print(table)
+
+
+@cli.command("rollback")
+@STACK
+@click.option("--to-version", type=int, help="Roll back to the image of this update version.")
+@click.option("--to-sha", help="Roll back to the newest successful update of this git SHA or image digest.")
+@click.option("--reason", default="manual rollback", show_default=True, help="Recorded in the history.")
+@pass_deploy
+def rollback_command(
+    deploy: DeployContext, stack: str, to_version: int | None, to_sha: str | None, reason: str
+) -> None:
+    """Redeploy an earlier image through STACK without migrations (default: the last good, different one)."""
+    backend = deploy.open_stack(stack)
+    target = rollback_stack(deploy, backend, reason=reason, to_version=to_version, to_sha=to_sha)
+    deploy.console.print(f"Rolled back {stack} to update {target.record.version}: {target.image.reference}")
+
+
+def main() -> None:
+    cli.main(prog_name="python -m deploy")

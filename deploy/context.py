@@ -1,0 +1,61 @@
+"""Everything a command needs from the outside world, injected so tests can swap each part."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from deploy.backend import PolicyPack, StackFactory
+from deploy.errors import ExitCode, ShipsafeError
+from deploy.prometheus import MetricsSource, PrometheusClient
+from deploy.smoke import SmokeReport, smoke
+
+
+def run_offline_preview(argv: list[str]) -> int:
+    """The foundation's offline preview (mock runtime + the real policy pack); needs no Pulumi CLI."""
+    try:
+        from harness.preview import main
+    except ImportError as error:
+        raise ShipsafeError(f"the offline preview (harness.preview) is not available: {error}") from error
+    return main(argv)
+
+
+@dataclass
+class DeployContext:
+    open_stack: StackFactory
+    project_dir: Path
+    open_metrics: Callable[[str], MetricsSource] = PrometheusClient
+    check_app: Callable[[str], SmokeReport] = smoke
+    offline_preview: Callable[[list[str]], int] = run_offline_preview
+    console: Console = field(default_factory=Console)
+    prometheus_url: str | None = None
+    """Overrides `shipsafe:verification.prometheusUrl`, e.g. a port-forward from a CI runner."""
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    def policy_for(self, stack: str) -> PolicyPack:
+        """The policy pack runs on every preview and update, with the stack's own enforcement config."""
+        short_name = stack.rsplit("/", 1)[-1]  # "org/project/prod" -> "prod"
+        policy_dir = self.project_dir / "policy"
+        pack = PolicyPack(policy_dir, policy_dir / "config" / f"{short_name}.json")
+        for path in (pack.path / "PulumiPolicy.yaml", pack.config):
+            if not path.is_file():
+                raise ShipsafeError(f"policy pack file {path} is missing", ExitCode.FAILED)
+        return pack
+
+    def engine_line(self, line: str) -> None:
+        """Streams the engine's output under the spinner, dimmed so the tool's own lines stand out."""
+        self.console.print(escape(line.rstrip("\n")), style="dim", highlight=False)
+
+    @contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        """A spinner for a long step, then a check mark (on failure the CLI renders the error)."""
+        with self.console.status(description):
+            yield
+        self.console.print(f"[green]✓[/green] {escape(description)}")

@@ -1,0 +1,124 @@
+"""preview, up and verify of one stack, and the automatic rollback when verification fails."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from deploy.backend import PreviewSummary, StackBackend, UpdateRecord
+from deploy.context import DeployContext
+from deploy.errors import ExitCode, ShipsafeError
+from deploy.release import GIT_SHA_KEY, IMAGE_SOURCE, ROLLBACK, ImageRef, check_git_sha, release_config
+from deploy.rollback import rollback_stack
+from deploy.verify import Measurement, Outcome, Target, Verdict, settings_from_config, watch
+
+
+def preview_stack(ctx: DeployContext, backend: StackBackend) -> PreviewSummary:
+    with ctx.step(f"pulumi preview {backend.name} (policy pack on)"):
+        summary = backend.preview(policy=ctx.policy_for(backend.name), on_output=ctx.engine_line)
+    changes = ", ".join(f"{op}: {count}" for op, count in sorted(summary.change_summary.items())) or "none"
+    ctx.console.print(f"Planned changes: {changes}")
+    return summary
+
+
+def deploy_release(
+    ctx: DeployContext,
+    backend: StackBackend,
+    *,
+    image: ImageRef | None,
+    git_sha: str | None,
+    message: str,
+) -> UpdateRecord:
+    """A normal deploy: pins the release (if given), re-enables migrations, previews, then updates.
+
+    Without a new image on a stack pinned to a prebuilt one, the same image is redeployed (a config-only
+    change) and `rollback` stays as it is: after a rollback, the old image must not run migrations.
+    """
+    if image is not None:
+        sha = git_sha or image.tag
+        if sha is None:
+            raise ShipsafeError("the image reference has no SHA tag: pass --git-sha", ExitCode.FAILED)
+        backend.set_config(release_config(image, sha, rollback=False))
+    elif backend.get_config().get(IMAGE_SOURCE) == "prebuilt":
+        if git_sha is not None:
+            raise ShipsafeError(
+                "--git-sha without --image-ref only applies to stacks that build their image", ExitCode.FAILED
+            )
+    else:
+        changes = {ROLLBACK: "false"}  # the stack builds a new image from the tree: migrations run
+        if git_sha is not None:
+            changes[GIT_SHA_KEY] = check_git_sha(git_sha)
+        backend.set_config(changes)
+    preview_stack(ctx, backend)
+    with ctx.step(f"pulumi up {backend.name} (policy pack on, migration Job first)"):
+        record = backend.up(message=message, policy=ctx.policy_for(backend.name), on_output=ctx.engine_line)
+    ctx.console.print(f"Update {record.version} of {backend.name}: {record.result}")
+    return record
+
+
+def deployed_target(backend: StackBackend) -> Target:
+    """The new pods: their `version` label (APP_VERSION = the git SHA) and the stack's namespace."""
+    outputs = backend.outputs()
+    version = outputs.get("appVersion") or outputs.get("gitSha")
+    if not isinstance(version, str) or not version:
+        raise ShipsafeError(
+            f"stack {backend.name} has no appVersion output: deploy it before verifying", ExitCode.FAILED
+        )
+    namespace = outputs.get("namespace")
+    return Target(version, namespace if isinstance(namespace, str) and namespace else None)
+
+
+def verify_stack(ctx: DeployContext, backend: StackBackend) -> Verdict:
+    settings = settings_from_config(backend.get_config())
+    target = deployed_target(backend)
+    prometheus_url = ctx.prometheus_url or settings.prometheus_url
+    metrics = ctx.open_metrics(prometheus_url)
+    ctx.console.print(
+        f"Verifying version [bold]{target.version}[/bold] in namespace {target.namespace or '(any)'} of "
+        f"{backend.name} for {settings.window_seconds}s "
+        f"(error ratio ≤ {settings.max_error_ratio:.2%}, p99 ≤ {settings.max_p99_latency_seconds}s, "
+        f"at least {settings.min_requests} requests) via {prometheus_url}"
+    )
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=ctx.console, transient=True) as progress:
+        task = progress.add_task(f"watching {target.version}", total=settings.window_seconds)
+
+        def show(measurement: Measurement) -> None:
+            progress.update(task, completed=min(measurement.elapsed_seconds, settings.window_seconds))
+            progress.console.print(f"  {measurement.describe()}", highlight=False)
+
+        verdict = watch(metrics, target, settings, on_measurement=show, clock=ctx.clock, sleep=ctx.sleep)
+    colour = {Outcome.PASSED: "green", Outcome.FAILED: "red", Outcome.INCONCLUSIVE: "yellow"}[verdict.outcome]
+    reasons = "; ".join(verdict.reasons)
+    ctx.console.print(f"Verification [{colour}]{verdict.outcome.upper()}[/{colour}]: {escape(reasons)}")
+    return verdict
+
+
+def require_pass(verdict: Verdict) -> None:
+    """Turns a verdict into the command's exit code (nothing rolled back)."""
+    reasons = "; ".join(verdict.reasons)
+    if verdict.outcome is Outcome.FAILED:
+        raise ShipsafeError(f"verification failed: {reasons}", ExitCode.VERIFICATION_FAILED)
+    if verdict.outcome is Outcome.INCONCLUSIVE:
+        raise ShipsafeError(f"verification inconclusive: {reasons}", ExitCode.VERIFICATION_INCONCLUSIVE)
+
+
+def verify_or_roll_back(ctx: DeployContext, backend: StackBackend) -> None:
+    """`--verify`: a failed verification rolls the stack back and exits ROLLED_BACK.
+
+    An inconclusive window is not rolled back (nothing shows the version is bad) but still fails the
+    command, so a pipeline never treats "no traffic" as a green deploy.
+    """
+    verdict = verify_stack(ctx, backend)
+    if verdict.outcome is not Outcome.FAILED:
+        require_pass(verdict)
+        return
+    reason = f"verification failed: {'; '.join(verdict.reasons)}"
+    try:
+        target = rollback_stack(ctx, backend, reason=reason)
+    except ShipsafeError as refused:
+        if refused.exit_code is not ExitCode.REFUSED:
+            raise
+        raise ShipsafeError(f"{reason}; and {refused.message}", ExitCode.VERIFICATION_FAILED) from None
+    rolled_back = f"{reason}; rolled back to update {target.record.version} ({target.image.short})"
+    raise ShipsafeError(rolled_back, ExitCode.ROLLED_BACK)

@@ -1,0 +1,136 @@
+"""Fixtures for the deploy tool: in-memory stacks, fake metrics and clock, and a CliRunner helper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from rich.console import Console
+
+from deploy.cli import cli
+from deploy.context import DeployContext
+from deploy.smoke import Check, SmokeReport
+from tests.deploy.memory_stack import MemoryStack, MemoryStacks
+from tests.support.services import (  # noqa: F401  (real servers for the Prometheus tests; pytest finds them here)
+    migrated_database,
+    postgres_server,
+    redis_server,
+    start_app,
+)
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class FakeMetrics:
+    """Answers the three verification queries with fixed values and remembers what was asked."""
+
+    requests: float | None = 500.0
+    error_ratio: float | None = 0.0
+    p99: float | None = 0.05
+    queries: list[str] = field(default_factory=list)
+
+    def scalar(self, promql: str) -> float | None:
+        self.queries.append(promql)
+        if promql.startswith("histogram_quantile"):
+            return self.p99
+        if promql.startswith("sum(increase"):
+            return self.requests
+        return self.error_ratio
+
+
+@dataclass
+class FakeApp:
+    healthy: bool = True
+    checked: list[str] = field(default_factory=list)
+
+    def __call__(self, url: str) -> SmokeReport:
+        self.checked.append(url)
+        status = "HTTP 200 in 3 ms" if self.healthy else "HTTP 503"
+        return SmokeReport(url, (Check("/healthz", True, "HTTP 200 in 1 ms"), Check("/readyz", self.healthy, status)))
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A project with the policy pack layout the tool requires (pack dir + per-stack config)."""
+    config = tmp_path / "policy" / "config"
+    config.mkdir(parents=True)
+    (tmp_path / "policy" / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    for stack in ("staging", "prod"):
+        (config / f"{stack}.json").write_text("{}\n")
+    return tmp_path
+
+
+@pytest.fixture
+def stacks() -> MemoryStacks:
+    return MemoryStacks(
+        staging=MemoryStack.deployed("staging", [1, 2], app_url="http://staging.test"),
+        prod=MemoryStack.deployed("prod", [1]),
+    )
+
+
+@pytest.fixture
+def metrics() -> FakeMetrics:
+    return FakeMetrics()
+
+
+@pytest.fixture
+def app() -> FakeApp:
+    return FakeApp()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def offline_calls() -> list[list[str]]:
+    return []
+
+
+@pytest.fixture
+def deploy_ctx(
+    project_dir: Path,
+    stacks: MemoryStacks,
+    metrics: FakeMetrics,
+    app: FakeApp,
+    clock: FakeClock,
+    offline_calls: list[list[str]],
+) -> DeployContext:
+    def offline_preview(argv: list[str]) -> int:
+        offline_calls.append(argv)
+        return 0
+
+    return DeployContext(
+        open_stack=stacks,
+        project_dir=project_dir,
+        open_metrics=lambda url: metrics,
+        check_app=app,
+        offline_preview=offline_preview,
+        console=Console(width=200, force_terminal=False),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+@pytest.fixture
+def run_cli(deploy_ctx: DeployContext) -> Callable[..., Result]:
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), obj=deploy_ctx)
+
+    return run

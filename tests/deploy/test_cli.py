@@ -1,0 +1,284 @@
+"""Every command through click's CliRunner against in-memory stacks (no Pulumi CLI involved)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.errors import ExitCode
+from tests.deploy.memory_stack import MemoryStack, image, sha
+
+COMMANDS = ["preview", "up", "promote", "smoke", "verify", "history", "rollback"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(run_cli, command):
+    result = run_cli(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_preview_runs_the_policy_pack_with_the_stack_config(run_cli, stacks, project_dir):
+    result = run_cli("preview", "staging")
+    assert result.exit_code == 0, result.output
+    assert "Planned changes: same: 20, update: 2" in result.output
+    [(kind, policy)] = stacks["staging"].policy_runs
+    assert kind == "preview"
+    assert policy.path == project_dir / "policy"
+    assert policy.config == project_dir / "policy" / "config" / "staging.json"
+
+
+def test_preview_offline_delegates_to_the_offline_preview(run_cli, stacks, offline_calls):
+    result = run_cli("preview", "prod", "--offline")
+    assert result.exit_code == 0, result.output
+    assert offline_calls == [["prod"]]
+    assert stacks["prod"].policy_runs == []
+
+
+def test_failing_offline_preview_fails_the_command(run_cli, deploy_ctx):
+    deploy_ctx.offline_preview = lambda argv: 1
+    result = run_cli("up", "staging", "--offline")
+    assert result.exit_code == ExitCode.FAILED
+    assert "offline preview of staging failed" in result.stderr
+
+
+def test_missing_policy_config_is_an_error(run_cli, project_dir):
+    (project_dir / "policy" / "config" / "staging.json").unlink()
+    result = run_cli("preview", "staging")
+    assert result.exit_code == ExitCode.FAILED
+    assert "staging.json is missing" in result.stderr
+
+
+def test_unknown_stack_has_its_own_exit_code(run_cli):
+    result = run_cli("history", "qa")
+    assert result.exit_code == ExitCode.STACK_NOT_FOUND
+    assert "stack qa does not exist" in result.stderr
+
+
+def test_up_pins_the_image_and_previews_before_updating(run_cli, stacks):
+    staging = stacks["staging"]
+    result = run_cli("up", "staging", "--image-ref", image(3))
+    assert result.exit_code == 0, result.output
+    assert [kind for kind, _ in staging.policy_runs] == ["preview", "up"]
+    assert staging.config["shipsafe:imageSource"] == "prebuilt"
+    assert staging.config["shipsafe:imageRef"] == image(3)
+    assert staging.config["shipsafe:gitSha"] == sha(3)
+    assert staging.config["shipsafe:rollback"] == "false"
+    assert staging.history()[0].message == f"deploy {sha(3)[:12]}"
+    assert staging.migrations[-1] == sha(3)
+
+
+def test_up_rejects_a_malformed_image_reference(run_cli, stacks):
+    result = run_cli("up", "staging", "--image-ref", "notes:latest")
+    assert result.exit_code == ExitCode.FAILED
+    assert "is not an image reference" in result.stderr
+    assert stacks["staging"].policy_runs == []
+
+
+def test_failed_update_exits_with_the_pulumi_code_and_stays_in_history(run_cli, stacks):
+    stacks["staging"].fail_next_up = True
+    result = run_cli("up", "staging", "--image-ref", image(3))
+    assert result.exit_code == ExitCode.PULUMI_FAILED
+    assert stacks["staging"].history()[0].result == "failed"
+
+
+def test_up_verify_passes_on_healthy_metrics(run_cli, metrics):
+    result = run_cli("up", "staging", "--image-ref", image(3), "--verify")
+    assert result.exit_code == 0, result.output
+    assert "Verification PASSED" in result.output
+    assert f'version="{sha(3)}"' in metrics.queries[0]
+
+
+def test_up_verify_rolls_back_when_errors_spike(run_cli, stacks, metrics):
+    metrics.error_ratio = 0.25
+    staging = stacks["staging"]
+    result = run_cli("up", "staging", "--image-ref", image(3), "--verify")
+    assert result.exit_code == ExitCode.ROLLED_BACK, result.output
+    assert "error ratio 25.00% > 1.00%" in result.stderr
+    assert staging.outputs()["imageRef"] == image(2)
+    assert staging.config["shipsafe:rollback"] == "true"
+    assert staging.outputs()["migrationJob"] is None  # the rollback ran no migration
+    assert staging.migrations == [sha(1), sha(2), sha(3)]
+    message = staging.history()[0].message
+    assert message.startswith(f"rollback to update 2 ({sha(2)[:12]}): verification failed: error ratio")
+
+
+def test_up_verify_with_too_little_traffic_is_inconclusive_not_a_pass(run_cli, stacks, metrics):
+    metrics.requests = 12
+    result = run_cli("up", "staging", "--image-ref", image(3), "--verify")
+    assert result.exit_code == ExitCode.VERIFICATION_INCONCLUSIVE
+    assert "only 12 requests" in result.stderr
+    assert stacks["staging"].outputs()["imageRef"] == image(3)  # nothing shows it is bad: not rolled back
+
+
+def test_verify_alone_reports_failure_without_rolling_back(run_cli, stacks, metrics):
+    metrics.p99 = 1.7
+    result = run_cli("verify", "staging")
+    assert result.exit_code == ExitCode.VERIFICATION_FAILED
+    assert "p99 latency 1.700s > 0.500s" in result.stderr
+    assert "requests=500 error_ratio=0.00% p99=1.700s" in result.output
+    assert len(stacks["staging"].records) == 2
+
+
+def test_verify_when_nothing_was_ever_deployed(run_cli, stacks):
+    stacks["qa"] = MemoryStack("qa", config=dict(stacks["prod"].config))
+    result = run_cli("verify", "qa")
+    assert result.exit_code == ExitCode.FAILED
+    assert "no appVersion output" in result.stderr
+
+
+def test_rollback_defaults_to_the_previous_different_image(run_cli, stacks):
+    result = run_cli("rollback", "staging", "--reason", "login broken")
+    assert result.exit_code == 0, result.output
+    staging = stacks["staging"]
+    assert staging.outputs()["imageRef"] == image(1)
+    assert staging.history()[0].message.startswith(f"rollback to update 1 ({sha(1)[:12]}): login broken")
+    assert [kind for kind, _ in staging.policy_runs] == ["up"]
+
+
+def test_the_next_normal_deploy_runs_migrations_again(run_cli, stacks):
+    assert run_cli("rollback", "staging").exit_code == 0
+    result = run_cli("up", "staging", "--image-ref", image(3))
+    assert result.exit_code == 0, result.output
+    staging = stacks["staging"]
+    assert staging.config["shipsafe:rollback"] == "false"
+    assert staging.outputs()["migrationJob"] == f"notes-migrate-{sha(3)[:12]}"
+
+
+def test_a_config_only_redeploy_after_a_rollback_runs_no_migration(run_cli, stacks):
+    staging = stacks["staging"]
+    assert run_cli("rollback", "staging").exit_code == 0
+    result = run_cli("up", "staging", "-m", "raise replicas")
+    assert result.exit_code == 0, result.output
+    assert staging.config["shipsafe:rollback"] == "true"
+    assert staging.outputs()["imageRef"] == image(1)
+    assert staging.outputs()["migrationJob"] is None
+    refused = run_cli("up", "staging", "--git-sha", sha(3))
+    assert refused.exit_code == ExitCode.FAILED
+    assert "only applies to stacks that build their image" in refused.stderr
+
+
+def test_rollback_to_an_explicit_version_or_sha(run_cli, stacks):
+    staging = stacks["staging"]
+    assert run_cli("up", "staging", "--image-ref", image(3)).exit_code == 0
+    assert run_cli("rollback", "staging", "--to-version", "1").exit_code == 0
+    assert staging.outputs()["imageRef"] == image(1)
+    assert run_cli("rollback", "staging", "--to-sha", sha(2)[:10]).exit_code == 0
+    assert staging.outputs()["imageRef"] == image(2)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--to-version", "9"], "no update with version 9"),
+        (["--to-version", "2"], "which is what the stack runs now"),
+        (["--to-sha", "abcdef0"], "no update of this stack deployed an image with SHA abcdef0"),
+    ],
+)
+def test_rollback_refuses_impossible_targets(run_cli, args, message):
+    result = run_cli("rollback", "staging", *args)
+    assert result.exit_code == ExitCode.REFUSED
+    assert message in result.stderr
+
+
+def test_rollback_refuses_when_there_is_nothing_to_roll_back_to(run_cli, stacks):
+    result = run_cli("rollback", "prod")
+    assert result.exit_code == ExitCode.REFUSED
+    assert "nothing to roll back to" in result.stderr
+    assert len(stacks["prod"].records) == 1
+
+
+def test_rollback_refuses_a_failed_target(run_cli, stacks):
+    stacks["staging"].fail_next_up = True
+    run_cli("up", "staging", "--image-ref", image(3))
+    result = run_cli("rollback", "staging", "--to-version", "3")
+    assert result.exit_code == ExitCode.REFUSED
+    assert "update 3 did not succeed (result: failed)" in result.stderr
+
+
+def test_history_table(run_cli):
+    assert run_cli("rollback", "staging", "--reason", "bad release").exit_code == 0
+    result = run_cli("history", "staging")
+    assert result.exit_code == 0, result.output
+    for expected in ("version", "succeeded", sha(2)[:12], "(rollback)", "Dev Eloper", "bad release"):
+        assert expected in result.output
+
+
+def test_promote_deploys_exactly_the_staging_digest(run_cli, stacks, app):
+    result = run_cli("promote")
+    assert result.exit_code == 0, result.output
+    prod = stacks["prod"]
+    assert app.checked == ["http://staging.test"]
+    assert prod.outputs()["imageRef"] == stacks["staging"].outputs()["imageRef"] == image(2)
+    assert prod.config["shipsafe:imageSource"] == "prebuilt"
+    assert prod.config["shipsafe:gitSha"] == sha(2)
+    assert prod.config["shipsafe:rollback"] == "false"
+    assert [kind for kind, _ in prod.policy_runs] == ["preview", "up"]
+    assert prod.policy_runs[1][1].config.name == "prod.json"
+    assert image(2).split("@")[1] in prod.history()[0].message
+
+
+def test_promote_refuses_an_unhealthy_staging(run_cli, stacks, app):
+    app.healthy = False
+    result = run_cli("promote", "--staging-url", "http://127.0.0.1:8080")
+    assert result.exit_code == ExitCode.SMOKE_FAILED
+    assert "not healthy at http://127.0.0.1:8080" in result.stderr
+    assert "GET /readyz: HTTP 503" in result.output
+    assert len(stacks["prod"].records) == 1
+
+
+def test_promote_refuses_a_dirty_build(run_cli, stacks):
+    staging = stacks["staging"]
+    staging.set_config({"shipsafe:imageSource": "build", "shipsafe:gitSha": sha(3)[:12] + "-dirty"})
+    assert run_cli("up", "staging", "--git-sha", sha(3)[:12] + "-dirty").exit_code == 0
+    result = run_cli("promote")
+    assert result.exit_code == ExitCode.REFUSED
+    assert "runs a dirty build" in result.stderr
+    assert len(stacks["prod"].records) == 1
+
+
+def test_promote_refuses_when_the_last_staging_update_failed(run_cli, stacks):
+    stacks["staging"].fail_next_up = True
+    run_cli("up", "staging", "--image-ref", image(3))
+    result = run_cli("promote")
+    assert result.exit_code == ExitCode.REFUSED
+    assert "last update (3) did not succeed" in result.stderr
+
+
+def test_promote_verify_rolls_prod_back(run_cli, stacks, metrics):
+    metrics.error_ratio = 0.5
+    result = run_cli("promote", "--verify")
+    assert result.exit_code == ExitCode.ROLLED_BACK
+    prod = stacks["prod"]
+    assert prod.outputs()["imageRef"] == image(1)
+    assert prod.config["shipsafe:rollback"] == "true"
+
+
+def test_smoke_uses_the_stack_url_or_the_given_one(run_cli, app):
+    assert run_cli("smoke", "staging").exit_code == 0
+    assert run_cli("smoke", "staging", "--url", "http://127.0.0.1:3002").exit_code == 0
+    assert app.checked == ["http://staging.test", "http://127.0.0.1:3002"]
+    app.healthy = False
+    result = run_cli("smoke", "staging")
+    assert result.exit_code == ExitCode.SMOKE_FAILED
+
+
+def test_promote_refuses_when_staging_no_longer_runs_the_expected_image(run_cli, stacks):
+    result = run_cli("promote", "--expect-image-ref", image(1))
+    assert result.exit_code == ExitCode.REFUSED
+    assert "not the expected" in result.stderr
+    assert run_cli("promote", "--expect-image-ref", image(2)).exit_code == 0
+
+
+def test_prometheus_url_can_be_overridden_for_a_port_forward(run_cli, deploy_ctx):
+    asked: list[str] = []
+    fake = deploy_ctx.open_metrics
+
+    def open_metrics(url: str):
+        asked.append(url)
+        return fake(url)
+
+    deploy_ctx.open_metrics = open_metrics
+    result = run_cli("--prometheus-url", "http://127.0.0.1:19090", "verify", "staging")
+    assert result.exit_code == 0, result.output
+    assert asked == ["http://127.0.0.1:19090"]
+    assert "via http://127.0.0.1:19090" in result.output

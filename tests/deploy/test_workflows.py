@@ -1,0 +1,103 @@
+"""The CI/CD workflows: linted offline (actionlint + GitHub's workflow schema) and checked for the pipeline's shape."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent  # the pinned linters live in the same venv as pytest
+
+
+def load(name: str) -> dict[str, Any]:
+    document = yaml.safe_load((REPO / ".github" / "workflows" / name).read_text())
+    document["on"] = document.pop(True, document.get("on"))  # YAML 1.1 reads the key `on` as True
+    return document
+
+
+def steps_text(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) + str(step.get("uses", "")) for step in job["steps"])
+
+
+def test_there_are_workflows():
+    assert {path.name for path in WORKFLOWS} >= {"pr.yml", "deploy.yml", "rollback.yml"}
+
+
+def test_actionlint_has_zero_findings():
+    # actionlint also runs shellcheck on every `run:` script when shellcheck is installed (it is in CI).
+    result = subprocess.run(
+        [str(BIN / "actionlint"), "-no-color", *map(str, WORKFLOWS)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_workflows_match_githubs_vendored_schema():
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pull_requests_run_every_check_for_both_stacks():
+    pr = load("pr.yml")
+    assert "pull_request" in pr["on"]
+    text = "\n".join(steps_text(job) for job in pr["jobs"].values())
+    for command in ("make lint", "make typecheck", "make test", "make migration-lint", "--offline"):
+        assert command in text
+    assert pr["jobs"]["policy"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    preview = pr["jobs"]["pulumi-preview"]
+    pulumi = next(step for step in preview["steps"] if str(step.get("uses", "")).startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["policyPacks"] == "policy"
+    assert pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+    assert [entry["stack"] for entry in preview["strategy"]["matrix"]["include"]] == ["staging", "prod"]
+
+
+def test_main_builds_once_and_promotes_the_same_digest_after_approval():
+    deploy = load("deploy.yml")
+    assert deploy["on"]["push"]["branches"] == ["main"]
+    jobs = deploy["jobs"]
+    builds = [name for name, job in jobs.items() if "docker/build-push-action" in steps_text(job)]
+    assert builds == ["build"]
+    build = next(step for step in jobs["build"]["steps"] if step.get("id") == "build")
+    assert build["with"]["tags"].endswith(":${{ github.sha }}")
+    assert build["with"]["push"] is True
+    staging, production = jobs["staging"], jobs["production"]
+    assert staging["needs"] == "build"
+    assert "deploy up staging --image-ref" in steps_text(staging)
+    assert "deploy smoke staging" in steps_text(staging)
+    assert production["needs"] == ["build", "staging"]
+    assert production["environment"]["name"] == "production"  # protected: the manual approval
+    promote = next(step for step in production["steps"] if step.get("id") == "promote")
+    assert "promote --expect-image-ref" in promote["run"] and "--verify" in promote["run"]
+    rollback = production["steps"][-1]
+    assert "deploy rollback prod" in rollback["run"]
+    assert "failure()" in rollback["if"]
+
+
+def test_login_is_secret_backed_and_actions_are_pinned():
+    for path in WORKFLOWS:
+        text = path.read_text()
+        assert "PULUMI_ACCESS_TOKEN: ${{ secrets.PULUMI_ACCESS_TOKEN }}" in text, path.name
+        for line in text.splitlines():
+            if "uses:" in line:
+                assert "@v" in line and not line.rstrip().endswith(("@main", "@master")), line
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_job_has_a_timeout(path):
+    for name, job in yaml.safe_load(path.read_text())["jobs"].items():
+        assert "timeout-minutes" in job, f"{path.name}: job {name}"
