@@ -2,7 +2,8 @@
 
 Runs the real program under the mock runtime with `Pulumi.<STACK>.yaml`, prints the resource tree and the stack
 outputs, writes the Kubernetes objects to `out/<STACK>/manifests.yaml`, then runs the policy pack over the
-recording through the analyzer protocol. Exits 1 on a mandatory policy violation, 2 on invalid config.
+recording through the analyzer protocol. Exits 1 on a mandatory policy violation, 2 on invalid config, 3 when the
+policy pack itself fails (does not start, rejects its config, or a policy crashes).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pathlib import Path
 import pulumi
 
 from components.settings import ConfigError
+from harness import analyzer
 from harness.manifests import is_kubernetes, render
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT, ProgramFailed, StackFileError, run_stack
 
 EXIT_POLICY_VIOLATION = 1
 EXIT_BAD_CONFIG = 2
+EXIT_POLICY_PACK_FAILED = 3
 
 
 def tree_lines(recording: Recording) -> list[str]:
@@ -107,10 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.no_policy:
         return 0
-    from harness import analyzer  # imported here: --no-policy previews need no gRPC stack
-
     policy_config = args.policy_config or REPO_ROOT / "policy" / "config" / f"{args.stack}.json"
-    report = analyzer.analyze(recording, policy_config)
+    try:
+        report = analyzer.analyze(recording, policy_config)
+    except analyzer.PolicyPackError as error:
+        print(f"error: the policy pack failed: {error}", file=sys.stderr)
+        return EXIT_POLICY_PACK_FAILED
     print()
     print(analyzer.format_report(report))
     return EXIT_POLICY_VIOLATION if report.mandatory_violations else 0

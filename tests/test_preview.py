@@ -1,4 +1,4 @@
-"""The rendered manifests are valid Kubernetes objects (strict schema) for 1.30 and the newest known version."""
+"""The offline preview: strictly valid manifests (Kubernetes 1.30 and the newest known), the tree, exit codes."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ def test_secret_values_are_redacted_in_manifests(recording: Recording) -> None:
 
 
 def _preview(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "harness.preview", stack, "--no-policy", "--out", str(out), *extra]
+    command = [sys.executable, "-m", "harness.preview", stack, "--out", str(out), *extra]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) -> None:
-    result = _preview("staging", tmp_path, "--set", "gitSha=0123456789ab")
+    result = _preview("staging", tmp_path, "--no-policy", "--set", "gitSha=0123456789ab")
     assert result.returncode == 0, result.stderr
     assert "pulumi:pulumi:Stack" in result.stdout
     assert "└─ kubernetes:batch/v1:Job" in result.stdout
@@ -54,7 +54,26 @@ def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) ->
 
 
 def test_offline_preview_exits_2_with_the_config_error(tmp_path: Path) -> None:
-    result = _preview("prod", tmp_path, "--set", "imageSource=build")
+    result = _preview("prod", tmp_path, "--no-policy", "--set", "imageSource=build")
     assert result.returncode == 2
     assert "production never builds" in result.stderr
     assert not (tmp_path / "prod").exists()
+
+
+def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation(tmp_path: Path) -> None:
+    passing = _preview("prod", tmp_path)
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert "Policy check passed: 0 mandatory" in passing.stdout
+    # Config the program accepts but the pack forbids in prod: a single replica.
+    failing = _preview("prod", tmp_path, "--set", 'workloads={"worker": {"replicas": 1, "expose": false}}')
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert "MANDATORY violations: 1" in failing.stdout
+    assert "notes-worker-deployment" in failing.stdout
+
+
+def test_offline_preview_exits_3_when_the_policy_pack_rejects_its_config(tmp_path: Path) -> None:
+    bad_config = tmp_path / "bad.json"
+    bad_config.write_text('{"no-such-policy": "mandatory"}')
+    result = _preview("staging", tmp_path, "--policy-config", str(bad_config))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no-such-policy" in result.stderr
