@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= staging
 
-.PHONY: setup system-packages preview policy-check test test-fast lint typecheck bench clean
+.PHONY: setup system-packages preview policy-check test test-fast lint typecheck bench clean migration-lint app-lock
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Lints the SQL alembic generates for every migration with squawk (PostgreSQL migration linter).
+migration-lint: setup
+	mkdir -p out
+	cd app && ../$(PY) -m notes_app migrate --sql base:head > ../out/migrations.sql
+	$(VENV)/bin/squawk --pg-version=15 out/migrations.sql
+
+# Re-locks the app's dependencies with hashes after editing app/requirements.in.
+app-lock: setup
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links app/requirements.in -o app/requirements.txt
 
 typecheck: setup
 	$(VENV)/bin/mypy .

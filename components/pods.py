@@ -117,4 +117,3 @@ def single_stateful_set_spec(
 def pull_policy(image: str) -> str:
     """A digest never changes, so the cached copy is the image; a tag is re-resolved on every start."""
     return "IfNotPresent" if "@sha256:" in image else "Always"
-

@@ -8,6 +8,7 @@ dependencies. The mocks return the inputs as state plus the few computed values 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from harness.recording import RecordedResource, Recording
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_SECRET = "offline-placeholder-secret"
+_LOOP: asyncio.AbstractEventLoop | None = None
 
 
 class StackFileError(Exception):
@@ -167,17 +169,26 @@ def _run_once(
     secret_keys: list[str],
     project_dir: Path,
 ) -> None:
-    runtime_settings.reset_options()
-    pulumi.runtime.set_all_config(dict(config), secret_keys)
-    pulumi.runtime.set_mocks(OfflineMocks(), project=project, stack=stack, preview=False, monitor=monitor)
+    _use_event_loop()
     with _project_cwd(project_dir):
+        runtime_settings.reset_options()
+        pulumi.runtime.set_all_config(dict(config), secret_keys)
+        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         # A fresh module namespace each run, as in a separate `pulumi up` process.
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
         # Drain every RPC the program queued, as the language host does before it exits.
         _sync_await(wait_for_rpcs())
-    root = runtime_settings.get_root_resource()
-    outputs = getattr(root, "outputs", {})
-    monitor.stack_outputs = _unwrap_secrets(_sync_await(_resolve(outputs)), "", set())
+        outputs = getattr(runtime_settings.get_root_resource(), "outputs", {})
+        monitor.stack_outputs = _unwrap_secrets(_sync_await(_resolve(outputs)), "", set())
+
+
+def _use_event_loop() -> None:
+    # The SDK awaits through asyncio.get_event_loop(); code that ran asyncio.run() before us leaves none set.
+    # One loop serves every run, so pending Output tasks of earlier runs are never torn down mid-flight.
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()
+    asyncio.set_event_loop(_LOOP)
 
 
 async def _resolve(value: Any) -> Any:

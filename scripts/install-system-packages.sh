@@ -6,6 +6,7 @@ packages=(
   postgresql redis-server prometheus          # backing services and metrics, started by the tests on 127.0.0.1
   docker.io docker-registry docker-compose    # engine, local registry on 127.0.0.1:5000, compose validation
   debootstrap ca-certificates                 # stand-in base image (Docker Hub is unreachable here)
+  gcc libc6-dev libpq-dev python3-dev         # app/requirements.txt builds psycopg's C implementation
   git make
   shellcheck                                  # actionlint checks the workflows' run: scripts with it
 )

@@ -7,6 +7,10 @@ import pytest
 from harness.recording import Recording
 from harness.runtime import run_stack
 
+# Real-server fixtures (Postgres, Redis, app processes, Docker engine, registry), shared by every test directory so
+# one session starts each server at most once.
+pytest_plugins = ["tests.support.services"]
+
 STACKS = ("staging", "prod")
 # Staging takes its SHA from the working tree by default; pin it so results don't depend on local edits.
 STAGING_SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -14,12 +14,6 @@ from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.smoke import Check, SmokeReport
 from tests.deploy.memory_stack import MemoryStack, MemoryStacks
-from tests.support.services import (  # noqa: F401  (real servers for the Prometheus tests; pytest finds them here)
-    migrated_database,
-    postgres_server,
-    redis_server,
-    start_app,
-)
 
 
 @dataclass

@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.analyzer import (
-    DOCS_PATH,
-    POLICY_DIR,
-    REPO_ROOT,
-    PolicyPackError,
-    PolicyPackProcess,
-    pack_python,
-    reconcile_config,
-    render_policy_docs,
-    stack_levels,
-)
+from harness.analyzer import POLICY_DIR, PolicyPackError, PolicyPackProcess, pack_python, reconcile_config
+from harness.policy_docs import README, render_policy_docs, stack_levels, with_reference
 from harness.recording import Recording
+from harness.runtime import REPO_ROOT
 
 FAMILIES = {"twelve-factor", "security", "rollout", "dockerfile"}
 FACTORS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
@@ -72,11 +64,12 @@ def test_config_is_reconciled_and_validated_like_the_engine(pack: PolicyPackProc
         reconcile_config(pack.policies, {"k8s-typo": {"enforcementLevel": "mandatory"}})
 
 
-def test_docs_describe_the_pack_as_it_is(pack: PolicyPackProcess) -> None:
-    expected = render_policy_docs(pack.policies, stack_levels(pack.policies))
-    assert DOCS_PATH.read_text() == expected, "docs/policies.md is stale: run python -m harness.analyzer docs"
+def test_readme_documents_the_pack_as_it_is(pack: PolicyPackProcess) -> None:
+    reference = render_policy_docs(pack.policies, stack_levels(pack.policies))
+    readme = README.read_text()
+    assert with_reference(readme, reference) == readme, "README is stale: run python -m harness.policy_docs"
     for policy in pack.policies:
-        assert f"| `{policy.name}` |" in expected
+        assert f"| `{policy.name}` |" in readme
 
 
 def test_a_broken_pack_fails_fast_with_its_error(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.services import _stop_process, free_port, wait_until
+from tests.support.services import free_port, stop_process, wait_until
 
 STARTUP_TIMEOUT_SECONDS = 30.0
 
@@ -84,7 +84,7 @@ def running_prometheus(
         _wait_ready(server, process)
         yield server
     finally:
-        _stop_process(process)
+        stop_process(process)
 
 
 def _wait_ready(server: PrometheusServer, process: subprocess.Popen[bytes]) -> None:
