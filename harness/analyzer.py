@@ -21,7 +21,9 @@ import selectors
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -460,6 +462,29 @@ class PolicyPackProcess:
         if self._process is not None and self._process.stdout is not None:
             self._process.stdout.close()
         self._stderr.close()
+
+
+@contextmanager
+def booted_in_background(
+    policy_config_path: Path, *, project: str, stack: str, pack_dir: Path = POLICY_DIR
+) -> Iterator[Callable[[Recording], AnalysisReport]]:
+    """Boots the pack on a worker thread while the caller runs the program (both take about as long), and
+    yields `analyze(recording)`, which waits for the boot, applies the config and analyzes."""
+    config = load_policy_config(policy_config_path)
+    pack = PolicyPackProcess(pack_dir, project=project, stack=stack)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        booting = pool.submit(pack.__enter__)
+
+        def analyze_booted(recording: Recording) -> AnalysisReport:
+            booting.result()
+            pack.configure(config)
+            return pack.analyze(recording)
+
+        try:
+            yield analyze_booted
+        finally:
+            wait([booting])  # a boot still under way must not race the close
+            pack.close()
 
 
 def analyze(recording: Recording, policy_config_path: Path, *, pack_dir: Path = POLICY_DIR) -> AnalysisReport:
