@@ -1,7 +1,8 @@
 """NetworkPolicies: deny everything in the namespace, then allow exactly the paths the app needs.
 
-Postgres accepts only the app workloads and the migration Job; Redis only the app workloads; the app's port
-only the ingress controller and the monitoring namespace (Prometheus scrapes /metrics); DNS only to kube-dns.
+Postgres accepts only the app workloads and the migration Job; Redis only the app workloads; the served
+workloads' port only the ingress controller, and every workload's port the monitoring namespace (Prometheus
+scrapes /metrics); DNS only to kube-dns.
 """
 
 from __future__ import annotations
@@ -71,23 +72,25 @@ class NetworkPolicies(pulumi.ComponentResource):
                 ],
             },
         )
+        http = [{"protocol": "TCP", "port": PORT_NAME}]
         if args.exposed_workloads:
             self._policy(
                 "app-ingress",
                 {
                     "pod_selector": _pods(args.app, args.exposed_workloads),
                     "policy_types": ["Ingress"],
-                    "ingress": [
-                        {
-                            "from": [
-                                _namespace(args.ingress_namespace),
-                                _namespace(args.monitoring_namespace),
-                            ],
-                            "ports": [{"protocol": "TCP", "port": PORT_NAME}],
-                        }
-                    ],
+                    "ingress": [{"from": [_namespace(args.ingress_namespace)], "ports": http}],
                 },
             )
+        # Every workload serves /metrics on its http port, the worker too; only Prometheus may scrape it.
+        self._policy(
+            "metrics-ingress",
+            {
+                "pod_selector": _pods(args.app, args.workloads),
+                "policy_types": ["Ingress"],
+                "ingress": [{"from": [_namespace(args.monitoring_namespace)], "ports": http}],
+            },
+        )
         self._backing_service(POSTGRES, args.postgres, clients=app_and_migration)
         self._backing_service(REDIS, args.redis, clients=args.workloads)
         if args.in_cluster_registry:

@@ -143,7 +143,15 @@ def test_network_is_denied_by_default_with_least_access(recording: Recording) ->
     assert _allowed_components(redis["from"][0]) == {"web", "worker"}
     app = _policy(recording, "app-ingress")
     assert _allowed_components(app) == {"web"}
-    sources = [
-        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in app["ingress"][0]["from"]
+    assert _source_namespaces(app) == ["ingress-nginx"]
+    metrics = _policy(recording, "metrics-ingress")
+    assert _allowed_components(metrics) == {"web", "worker"}, "Prometheus must reach the worker's /metrics too"
+    assert _source_namespaces(metrics) == ["monitoring"]
+    for policy in (app, metrics):
+        assert policy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": "http"}]
+
+
+def _source_namespaces(policy: dict[str, Any]) -> list[str]:
+    return [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in policy["ingress"][0]["from"]
     ]
-    assert sources == ["ingress-nginx", "monitoring"]

@@ -60,11 +60,15 @@ class Setting:
     default: Any
     description: str
     items: Mapping[str, Any] | None = None
+    values: Mapping[str, Any] | None = None
+    """For `object` settings: the JSON schema every value of the mapping must meet."""
 
     def schema(self) -> dict[str, Any]:
         result: dict[str, Any] = {"type": self.type, "default": self.default, "description": self.description}
         if self.items is not None:
             result["items"] = dict(self.items)
+        if self.values is not None:
+            result["additionalProperties"] = dict(self.values)
         return result
 
 

@@ -36,6 +36,8 @@ LONG_RUNNING = frozenset({DEPLOYMENT, STATEFUL_SET, "kubernetes:apps/v1:DaemonSe
 
 PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
+NAMESPACE_NAME = "kubernetes.io/metadata.name"
+"""Set by the API server on every Namespace and immutable: the one label that pins a namespaceSelector."""
 
 
 class AppSettings(TypedDict):
@@ -155,6 +157,62 @@ def selector_matches(selector: Mapping[str, Any] | None, pod_labels: Mapping[str
         ):
             return False
     return True
+
+
+def pinned_values(selector: Mapping[str, Any] | None, key: str) -> set[Any] | None:
+    """The values a label selector restricts `key` to (matchLabels and `In`), or None when it leaves `key` open."""
+    values = None
+    match_labels = dig(selector, "matchLabels") or {}
+    if key in match_labels:
+        values = {match_labels[key]}
+    for expression in items(dig(selector, "matchExpressions")):
+        if expression.get("key") == key and expression.get("operator") == "In":
+            allowed = set(items(expression.get("values")))
+            values = allowed if values is None else values & allowed
+    return values
+
+
+def pins(selector: Mapping[str, Any] | None, key: str, allowed: Iterable[Any]) -> bool:
+    """The selector admits only label values of `key` from `allowed`."""
+    values = pinned_values(selector, key)
+    return values is not None and values <= set(allowed)
+
+
+PortSpan = tuple[float, float]
+ALL_PORTS: PortSpan = (1.0, 65535.0)
+
+
+def named_ports(workloads: Iterable[HasProps]) -> dict[str, set[float]]:
+    """The workloads' container port names and the numbers they stand for (what a NetworkPolicy's named port means)."""
+    named: dict[str, set[float]] = {}
+    for workload in workloads:
+        for _, container in workload_containers(workload):
+            for port in items(container.get("ports")):
+                value = number(port.get("containerPort"))
+                if port.get("name") and value is not None:
+                    named.setdefault(port["name"], set()).add(value)
+    return named
+
+
+def port_spans(rule: Mapping[str, Any], named: Mapping[str, set[float]]) -> list[PortSpan]:
+    """Port ranges a NetworkPolicy rule admits: no `ports`, or an entry without `port`, admits every port."""
+    entries = items(rule.get("ports"))
+    if not entries:
+        return [ALL_PORTS]
+    spans: list[PortSpan] = []
+    for entry in entries:
+        port = entry.get("port")
+        if port is None:
+            spans.append(ALL_PORTS)
+        elif isinstance(port, str):
+            spans += [(n, n) for n in sorted(named.get(port, ()))]  # a name the pods don't declare admits nothing
+        elif (start := number(port)) is not None:
+            spans.append((start, number(entry.get("endPort")) or start))
+    return spans
+
+
+def admits(spans: Iterable[PortSpan], port: float) -> bool:
+    return any(start <= port <= end for start, end in spans)
 
 
 def service_selects(selector: Mapping[str, Any] | None, pod_labels: Mapping[str, Any]) -> bool:

@@ -350,36 +350,143 @@ def check_default_deny(resources: list[PolicyResource], config: Config) -> Itera
                 )
 
 
+Pods = list[tuple[PolicyResource, Mapping[str, Any]]]
+"""Every workload of the stack with its pod labels."""
+DNS_PORT = 53.0
+
+
 def check_least_access(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
     pods = [(w, k8s.pod_labels(w)) for w in k8s.of_type(resources, *k8s.WORKLOADS)]
-    backing = set(config["backingComponents"])
     for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
         with known():
-            spec = policy.props.get("spec") or {}
             where = k8s.display(policy)
-            selected = [labels for _, labels in pods if k8s.selector_matches(spec.get("podSelector"), labels)]
-            if not selected:
-                yield f"{where} selects no pod of this stack; fix its podSelector or delete it", policy.urn
-            for direction, peer_key in (("ingress", "from"), ("egress", "to")):
-                for rule in items(spec.get(direction)):
-                    for peer in items(rule.get(peer_key)):
-                        if dig(peer, "ipBlock", "cidr") in ("0.0.0.0/0", "::/0"):
-                            yield f"{where}: {direction} peer {peer['ipBlock']['cidr']} is the whole world", policy.urn
-            if not any(labels.get(k8s.COMPONENT) in backing for labels in selected):
-                continue
-            for rule in items(spec.get("ingress")):
-                peers = items(rule.get("from"))
-                if not peers:
-                    yield f"{where}: ingress to a backing service must name its client pods", policy.urn
-                for peer in peers:
-                    clients = [w for w, labels in pods if k8s.selector_matches(peer.get("podSelector"), labels)]
-                    foreign = [k8s.display(w) for w in clients if not k8s.is_app_workload(w, config)]
-                    if peer.get("ipBlock") or peer.get("namespaceSelector") is not None or not clients or foreign:
-                        yield (
-                            f"{where}: backing-service ingress must come only from the app's own pods in this "
-                            f"namespace{' (also admits ' + ', '.join(foreign) + ')' if foreign else ''}",
-                            policy.urn,
-                        )
+            for message in _least_access_findings(policy.props.get("spec") or {}, pods, config):
+                yield f"{where}: {message}", policy.urn
+
+
+def _least_access_findings(spec: Mapping[str, Any], pods: Pods, config: Config) -> Iterator[str]:
+    selected = [w for w, labels in pods if k8s.selector_matches(spec.get("podSelector"), labels)]
+    if not selected:
+        yield "selects no pod of this stack; fix its podSelector or delete it"
+    for check in (_no_world_peers, _backing_clients, _backing_ports, _app_port_sources, _dns_egress, _egress_ports):
+        with known():  # an unknown value skips just this check of this policy
+            yield from check(spec, selected, pods, config)
+
+
+def _no_world_peers(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
+    for direction, peer_key in (("ingress", "from"), ("egress", "to")):
+        for rule in items(spec.get(direction)):
+            for peer in items(rule.get(peer_key)):
+                if dig(peer, "ipBlock", "cidr") in ("0.0.0.0/0", "::/0"):
+                    yield f"{direction} peer {peer['ipBlock']['cidr']} is the whole world"
+
+
+def _backing(selected: list[Any], config: Config) -> list[Any]:
+    return [w for w in selected if k8s.pod_labels(w).get(k8s.COMPONENT) in list(config["backingComponents"])]
+
+
+def _backing_clients(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
+    if not _backing(selected, config):
+        return
+    for rule in items(spec.get("ingress")):
+        peers = items(rule.get("from"))
+        if not peers:
+            yield "ingress to a backing service must name its client pods"
+        for peer in peers:
+            clients = [w for w, labels in pods if k8s.selector_matches(peer.get("podSelector"), labels)]
+            foreign = [k8s.display(w) for w in clients if not k8s.is_app_workload(w, config)]
+            if peer.get("ipBlock") or peer.get("namespaceSelector") is not None or not clients or foreign:
+                yield (
+                    "backing-service ingress must come only from the app's own pods in this "
+                    f"namespace{' (also admits ' + ', '.join(foreign) + ')' if foreign else ''}"
+                )
+
+
+def _backing_ports(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
+    by_component: dict[str, list[Any]] = {}
+    for workload in _backing(selected, config):
+        by_component.setdefault(k8s.pod_labels(workload)[k8s.COMPONENT], []).append(workload)
+    for component, workloads in sorted(by_component.items()):
+        port = number(config["backingPorts"].get(component))
+        if port is None:
+            continue  # no port configured for this backing service
+        named = k8s.named_ports(workloads)
+        for index, rule in enumerate(items(spec.get("ingress")), start=1):
+            if any(span != (port, port) for span in k8s.port_spans(rule, named)):
+                yield (
+                    f"ingress rule {index} admits more than port {port:.0f} on the {component} pods; "
+                    f"set its ports to [{{protocol: TCP, port: {port:.0f}}}]"
+                )
+
+
+def _app_port_sources(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
+    app = [w for w in selected if k8s.is_app_workload(w, config)]
+    if not app:
+        return
+    port = float(config["httpPort"])
+    allowed = [*config["ingressNamespaces"], *config["monitoringNamespaces"]]
+    fix = f"admit only namespaceSelector {k8s.NAMESPACE_NAME} in [{', '.join(allowed)}]"
+    named = k8s.named_ports(app)
+    for index, rule in enumerate(items(spec.get("ingress")), start=1):
+        if not k8s.admits(k8s.port_spans(rule, named), port):
+            continue
+        peers = items(rule.get("from"))
+        if not peers:
+            yield f"ingress rule {index} opens the app's port {port:.0f} to every source; {fix}"
+        for peer in peers:
+            if not k8s.pins(peer.get("namespaceSelector"), k8s.NAMESPACE_NAME, allowed) or peer.get("ipBlock"):
+                yield f"ingress rule {index} admits {_describe(peer)} on the app's port {port:.0f}; {fix}"
+
+
+def _describe(peer: Mapping[str, Any]) -> str:
+    if peer.get("ipBlock"):
+        return f"ipBlock {dig(peer, 'ipBlock', 'cidr')}"
+    if peer.get("namespaceSelector") is None:
+        return "pods of its own namespace"
+    selector = peer["namespaceSelector"]
+    namespaces = k8s.pinned_values(selector, k8s.NAMESPACE_NAME)
+    if namespaces is not None:
+        return f"namespaces {', '.join(sorted(namespaces)) or '(none)'}"
+    if dig(selector, "matchLabels") or dig(selector, "matchExpressions"):
+        return f"namespaces not pinned by {k8s.NAMESPACE_NAME}"
+    return "any namespace"
+
+
+def _is_cluster_dns(peer: Mapping[str, Any], config: Config) -> bool:
+    pod_selector = peer.get("podSelector")
+    return (
+        k8s.pins(peer.get("namespaceSelector"), k8s.NAMESPACE_NAME, [config["dnsNamespace"]])
+        and pod_selector is not None
+        and all(k8s.pins(pod_selector, key, [value]) for key, value in config["dnsPodLabels"].items())
+        and not peer.get("ipBlock")
+    )
+
+
+def _dns_egress(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
+    dns_labels = ", ".join(f"{k}={v}" for k, v in config["dnsPodLabels"].items())
+    kube_dns = f"namespaceSelector {k8s.NAMESPACE_NAME}={config['dnsNamespace']} with podSelector {dns_labels}"
+    for index, rule in enumerate(items(spec.get("egress")), start=1):
+        peers = items(rule.get("to"))
+        spans = k8s.port_spans(rule, {})
+        # Port-less rules are the egress-ports check's business; here a rule is DNS when it names port 53.
+        if items(rule.get("ports")) and k8s.admits(spans, DNS_PORT):
+            if not peers:
+                yield f"egress rule {index} sends DNS (port 53) to every destination; send it only to {kube_dns}"
+            for peer in peers:
+                if not _is_cluster_dns(peer, config):
+                    yield f"egress rule {index} sends DNS (port 53) to {_describe(peer)}; send it only to {kube_dns}"
+        if any(_is_cluster_dns(peer, config) for peer in peers) and any(s != (DNS_PORT, DNS_PORT) for s in spans):
+            yield f"egress rule {index} reaches kube-dns on more than port 53; set its ports to 53 (UDP and TCP)"
+
+
+def _egress_ports(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
+    if not any(k8s.is_app_workload(w, config) for w in selected):
+        return
+    for index, rule in enumerate(items(spec.get("egress")), start=1):
+        entries = items(rule.get("ports"))
+        if not entries or any(entry.get("port") is None for entry in entries):
+            target = "every destination" if not items(rule.get("to")) else "its peers"
+            yield f"egress rule {index} of app pods allows every port to {target}; list the ports the app needs"
 
 
 def check_service_internal(res: HasProps, config: Config) -> Iterator[str]:
@@ -656,10 +763,39 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         stack_policy(
             FAMILY.rule(
                 "k8s-networkpolicy-least-access",
-                "NetworkPolicies select pods, never open 0.0.0.0/0, and backing services admit only app pods.",
-                "Narrow the policy's peers to the app's pods by label; remove world-wide ipBlocks.",
+                "NetworkPolicies select pods and never open 0.0.0.0/0; Postgres/Redis admit only app pods on their "
+                "own port; the app's HTTP port admits only the ingress and monitoring namespaces; DNS goes only "
+                "to kube-dns on 53; every egress rule of app pods names its ports.",
+                "Narrow peers to the app's pods or the listed namespaces by label, name exact ports, send DNS "
+                "only to kube-dns; remove world-wide ipBlocks.",
                 topic="Sec; IV Backing services",
                 **k8s.APP_SETTINGS,
+                backingPorts=Setting(
+                    "object",
+                    {"database": 5432, "cache": 6379},
+                    "The only port each backing service (by app.kubernetes.io/component) accepts traffic on.",
+                    values={"type": "number"},
+                ),
+                httpPort=Setting("number", 3002, "The app's HTTP port (a rule's named port is resolved on the pods)."),
+                ingressNamespaces=Setting(
+                    "array",
+                    ["ingress-nginx"],
+                    "Namespaces of the ingress controller: they may reach the app's HTTP port.",
+                    {"type": "string"},
+                ),
+                monitoringNamespaces=Setting(
+                    "array",
+                    ["monitoring"],
+                    "Namespaces of the Prometheus that scrapes /metrics: they may reach the app's HTTP port.",
+                    {"type": "string"},
+                ),
+                dnsNamespace=Setting("string", "kube-system", "Namespace of the cluster DNS pods."),
+                dnsPodLabels=Setting(
+                    "object",
+                    {"k8s-app": "kube-dns"},
+                    "Labels of the cluster DNS pods (CoreDNS keeps k8s-app=kube-dns).",
+                    values={"type": "string"},
+                ),
             ),
             check_least_access,
         ),

@@ -53,3 +53,8 @@ def compliant(recordings: dict[str, Recording], build_context: Path) -> dict[str
         "staging": chain(use_build_context(IMAGE_BUILD, build_context))(recordings["staging"]),
         "prod": recordings["prod"],
     }
+
+
+@pytest.fixture(scope="session")
+def compliant_reports(compliant: dict[str, Recording], analyze: Analyze) -> dict[str, AnalysisReport]:
+    return {stack: analyze(recording) for stack, recording in compliant.items()}

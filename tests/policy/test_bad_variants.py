@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.analyzer import PolicyPackProcess
+from harness.analyzer import AnalysisReport, PolicyPackProcess
 from harness.recording import RecordedResource, Recording
-from harness.runtime import run_stack
+from harness.runtime import read_stack_config, run_stack
 from tests.policy.conftest import IMAGE_BUILD, Analyze
 from tests.policy.stack_edits import (
     COMPLIANT_DOCKERFILE,
@@ -32,6 +32,10 @@ from tests.policy.stack_edits import (
 
 WEB, WORKER, JOB = "notes-web-deployment", "notes-worker-deployment", "notes-migrate-job"
 POSTGRES, CONFIG_MAP = "notes-postgres-statefulset", "notes-config-configmap"
+APP_INGRESS, ALLOW_DNS = "notes-network-app-ingress", "notes-network-allow-dns"
+POSTGRES_INGRESS, REDIS_INGRESS = "notes-network-postgres-ingress", "notes-network-redis-ingress"
+POSTGRES_EGRESS, REDIS_EGRESS = "notes-network-postgres-egress", "notes-network-redis-egress"
+LEAST_ACCESS = "k8s-networkpolicy-least-access"
 OWN_IMAGE = "registry.example.com/shipsafe/notes"
 SECRET_REF = {"secretKeyRef": {"name": "notes-database", "key": "url"}}
 
@@ -47,6 +51,8 @@ class Case:
     level: str = "mandatory"
     dockerfile: str | None = None
     """Replaces the Dockerfile the staging image build names."""
+    reason: str | None = None
+    """When set, the fault must be caught for this reason (a phrase of each new message) and by this policy alone."""
 
 
 def unchanged(recording: Recording) -> Recording:
@@ -72,6 +78,14 @@ def volume(name: str, source: dict[str, object], mount_path: str) -> list[Change
         at("pod.volumes", [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, {"name": name, **source}]),
         at("container.volumeMounts", [{"name": "tmp", "mountPath": "/tmp"}, {"name": name, "mountPath": mount_path}]),
     ]
+
+
+def tcp(*ports: int) -> list[dict[str, object]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def namespace(name: str) -> dict[str, object]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
 def dockerfile(old: str, new: str) -> str:
@@ -162,6 +176,36 @@ CASES = [
     Case("postgres-open-to-world", "prod",
          edit("notes-network-postgres-ingress", at("spec.ingress", [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}])),
          "k8s-networkpolicy-least-access", "notes-network-postgres-ingress"),
+    # Least access, one path at a time: backing-service ports, DNS, the app's HTTP port, app egress ports.
+    Case("postgres-ingress-any-port", "prod", edit(POSTGRES_INGRESS, drop("spec.ingress.0.ports")),
+         LEAST_ACCESS, POSTGRES_INGRESS, reason="admits more than port 5432 on the database pods"),
+    Case("redis-ingress-cluster-bus-port", "staging", edit(REDIS_INGRESS, at("spec.ingress.0.ports", tcp(6379, 16379))),
+         LEAST_ACCESS, REDIS_INGRESS, reason="admits more than port 6379 on the cache pods"),
+    Case("dns-to-any-namespace", "staging", edit(ALLOW_DNS, at("spec.egress.0.to.0.namespaceSelector", {})),
+         LEAST_ACCESS, ALLOW_DNS, reason="sends DNS (port 53) to any namespace; send it only to namespaceSelector"),
+    Case("dns-to-every-destination", "prod", edit(ALLOW_DNS, drop("spec.egress.0.to")),
+         LEAST_ACCESS, ALLOW_DNS, reason="sends DNS (port 53) to every destination"),
+    Case("dns-to-a-public-resolver", "staging",
+         edit(ALLOW_DNS, at("spec.egress.0.to", [{"ipBlock": {"cidr": "8.8.8.8/32"}}])),
+         LEAST_ACCESS, ALLOW_DNS, reason="sends DNS (port 53) to ipBlock 8.8.8.8/32"),
+    Case("kube-dns-metrics-port", "prod",
+         edit(ALLOW_DNS, at("spec.egress.0.ports", [{"protocol": "UDP", "port": 53}, *tcp(53, 9153)])),
+         LEAST_ACCESS, ALLOW_DNS, reason="reaches kube-dns on more than port 53"),
+    Case("app-port-open-to-own-namespace", "staging",
+         edit(APP_INGRESS, at("spec.ingress.0.from", [namespace("ingress-nginx"), {"podSelector": {}}])),
+         LEAST_ACCESS, APP_INGRESS, reason="admits pods of its own namespace on the app's port 3002"),
+    Case("app-port-open-to-all-namespaces", "prod",
+         edit(APP_INGRESS, at("spec.ingress.0.from", [{"namespaceSelector": {}}])),
+         LEAST_ACCESS, APP_INGRESS, reason="admits any namespace on the app's port 3002"),
+    Case("app-port-open-to-another-namespace", "prod",
+         edit(APP_INGRESS, at("spec.ingress.0.from", [namespace("ingress-nginx"), namespace("default")])),
+         LEAST_ACCESS, APP_INGRESS, reason="admits namespaces default on the app's port 3002"),
+    Case("app-port-open-to-everyone", "staging", edit(APP_INGRESS, drop("spec.ingress.0.from")),
+         LEAST_ACCESS, APP_INGRESS, reason="opens the app's port 3002 to every source"),
+    Case("app-egress-without-ports", "prod", edit(REDIS_EGRESS, drop("spec.egress.0.ports")),
+         LEAST_ACCESS, REDIS_EGRESS, reason="egress rule 1 of app pods allows every port to its peers"),
+    Case("app-egress-to-everything", "staging", edit(POSTGRES_EGRESS, at("spec.egress", [{}])),
+         LEAST_ACCESS, POSTGRES_EGRESS, reason="egress rule 1 of app pods allows every port to every destination"),
     Case("ingress-without-tls", "staging", edit("notes-web-ingress", drop("spec.tls")),
          "k8s-service-internal-only", "notes-web-ingress"),
     Case("default-namespace", "staging", edit(CONFIG_MAP, at("metadata.namespace", "default")),
@@ -241,6 +285,7 @@ class ConfigCase:
 
 COMMAND = ["python", "-m", "notes_app", "serve"]
 POSTGRES_15_17 = {"mode": "in-cluster", "version": "15.17", "image": "docker.io/library/postgres:15.17-bookworm"}
+PROD_APP = read_stack_config("prod")[1]["shipsafe:app"]
 CONFIG_CASES = [
     ConfigCase(
         "image-ref-without-digest",
@@ -263,6 +308,13 @@ CONFIG_CASES = [
         "12f-concurrency",
         WEB,
     ),
+    ConfigCase(
+        "app-port-open-to-an-unlisted-ingress-namespace",
+        "prod",
+        {"shipsafe:app": {**PROD_APP, "ingressNamespace": "kube-public"}},
+        LEAST_ACCESS,
+        APP_INGRESS,
+    ),
 ]
 
 
@@ -275,7 +327,11 @@ def test_bad_config_is_caught_by_its_policy(case: ConfigCase, analyze: Analyze) 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_variant_is_caught_by_its_policy(
-    case: Case, compliant: dict[str, Recording], analyze: Analyze, tmp_path: Path
+    case: Case,
+    compliant: dict[str, Recording],
+    compliant_reports: dict[str, AnalysisReport],
+    analyze: Analyze,
+    tmp_path: Path,
 ) -> None:
     recording = compliant[case.stack]
     if case.dockerfile is not None:
@@ -287,6 +343,11 @@ def test_bad_variant_is_caught_by_its_policy(
     if case.resource is not None:
         assert case.resource in {v.resource for v in found}, f"{case.id}: blamed {[v.resource for v in found]}"
     assert all(v.message and v.fix for v in found), f"{case.id}: violations must say what to change"
+    if case.reason is not None:
+        before = {(v.policy, v.resource, v.message) for v in compliant_reports[case.stack].violations}
+        new = [v for v in report.violations if (v.policy, v.resource, v.message) not in before]
+        assert {v.policy for v in new} == {case.policy}, f"{case.id}: also caught by {[v.policy for v in new]}"
+        assert all(case.reason in v.message for v in new), f"{case.id}: {[v.message for v in new]}"
 
 
 def test_the_catalogue_has_twenty_mandatory_variants() -> None:

@@ -53,11 +53,6 @@ COMPLIANT_VARIANTS: dict[str, Edit] = {
 }
 
 
-@pytest.fixture(scope="module")
-def compliant_reports(compliant: dict[str, Recording], analyze: Analyze) -> dict[str, AnalysisReport]:
-    return {stack: analyze(recording) for stack, recording in compliant.items()}
-
-
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_compliant_stacks_show_only_the_documented_advisories(
     stack: str, compliant_reports: dict[str, AnalysisReport]
