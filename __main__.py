@@ -28,6 +28,8 @@ registry = Registry(
         app=app,
         namespace=ns,
         settings=settings.registry,
+        ingress_class_name=settings.app.ingress_class_name,
+        cluster_issuer=settings.app.cluster_issuer,
         password=config.require_secret("registryPassword") if settings.registry.mode is RegistryMode.EXTERNAL else None,
     ),
 )
@@ -40,7 +42,9 @@ image = AppImage(
         registry_server=registry.server,
         registry_username=registry.username,
         registry_password=registry.password,
+        platform=settings.app.image_platform,
         prebuilt_ref=settings.image_ref,
+        registry=registry,
     ),
 )
 postgres, redis = (
@@ -64,10 +68,7 @@ app_config = AppConfig(
         port=settings.app.port,
         version=release.sha,
         log_level=settings.app.log_level,
-        # The app must finish draining before the kubelet's SIGKILL at the end of the grace period.
-        shutdown_timeout_seconds=settings.rollout.termination_grace_period_seconds
-        - settings.rollout.pre_stop_seconds
-        - 5,
+        shutdown_timeout_seconds=settings.rollout.app_shutdown_timeout_seconds,
         database_secret=postgres.url_secret_name,
         redis_secret=redis.url_secret_name,
     ),

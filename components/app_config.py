@@ -36,7 +36,6 @@ class AppConfig(pulumi.ComponentResource):
         super().__init__("shipsafe:components:AppConfig", name, None, opts)
         data = {
             "PORT": str(args.port),
-            "APP_VERSION": args.version,
             "LOG_LEVEL": args.log_level,
             "SHUTDOWN_TIMEOUT_SECONDS": str(args.shutdown_timeout_seconds),
         }
@@ -56,10 +55,14 @@ class AppConfig(pulumi.ComponentResource):
         self.register_outputs({"configMapName": self.config_map_name})
 
     def container_env(self) -> dict[str, Any]:
-        """`env` and `envFrom` for an app container: plain config from the ConfigMap, credentials from Secrets."""
+        """`env` and `envFrom` for an app container: plain config from the ConfigMap, credentials from Secrets.
+
+        The version sits in the pod template, not in the shared ConfigMap: an old pod that restarts mid-rollout
+        must keep reporting its own version (verification compares versions)."""
         return {
             "env_from": [{"config_map_ref": {"name": self.config_map_name}}],
             "env": [
+                {"name": "APP_VERSION", "value": self._args.version},
                 _secret_env("DATABASE_URL", self._args.database_secret),
                 _secret_env("REDIS_URL", self._args.redis_secret),
             ],

@@ -198,6 +198,7 @@ class BackingServiceComponent(pulumi.ComponentResource):
                 {"name": "PGDATA", "value": f"{kind.data_path}/pgdata"},
             ]
             common["volume_mounts"].append({"name": "run", "mount_path": "/var/run/postgresql"})
+            common["args"] = ["-c", f"max_connections={settings.max_connections}"]
         else:
             ready_check = ["sh", "-c", 'REDISCLI_AUTH="$(cat /run/secrets/auth/password)" redis-cli ping']
             common["command"] = ["redis-server", f"{AUTH_MOUNT}/redis.conf"]

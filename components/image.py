@@ -17,7 +17,6 @@ from components.settings import ImageSource
 BUILD_CONTEXT = "app"
 DOCKERFILE = "app/Dockerfile"
 BUILD_TARGET = "production"
-PLATFORM = "linux/amd64"
 
 
 @dataclass
@@ -29,6 +28,9 @@ class AppImageArgs:
     registry_server: str
     registry_username: str
     registry_password: pulumi.Input[str]
+    platform: str
+    registry: pulumi.Resource
+    """The push waits for it: an in-cluster registry must be serving first."""
     prebuilt_ref: str | None = None
 
 
@@ -48,14 +50,14 @@ class AppImage(pulumi.ComponentResource):
                 f"{name}-build",
                 image_name=image_name,
                 build=docker.DockerBuildArgs(
-                    context=BUILD_CONTEXT, dockerfile=DOCKERFILE, target=BUILD_TARGET, platform=PLATFORM
+                    context=BUILD_CONTEXT, dockerfile=DOCKERFILE, target=BUILD_TARGET, platform=args.platform
                 ),
                 registry=docker.RegistryArgs(
                     server=args.registry_server,
                     username=args.registry_username,
                     password=args.registry_password,
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.registry]),
             )
             # repo_digest is `<repo>@sha256:...`; keep the SHA tag too so the reference says what code it is.
             self.ref = image.repo_digest.apply(lambda digest: f"{image_name}@{digest.split('@', 1)[1]}")

@@ -94,13 +94,18 @@ class NetworkPolicies(pulumi.ComponentResource):
         self._backing_service(POSTGRES, args.postgres, clients=app_and_migration)
         self._backing_service(REDIS, args.redis, clients=args.workloads)
         if args.in_cluster_registry:
-            # Image pulls come from the nodes' container runtime, outside any pod selector; htpasswd guards it.
+            # Pushes and the nodes' pulls arrive through the ingress controller (htpasswd and TLS guard them).
             self._policy(
                 "registry-ingress",
                 {
                     "pod_selector": {"match_labels": selector(args.app, "registry")},
                     "policy_types": ["Ingress"],
-                    "ingress": [{"ports": [{"protocol": "TCP", "port": REGISTRY_PORT}]}],
+                    "ingress": [
+                        {
+                            "from": [_namespace(args.ingress_namespace)],
+                            "ports": [{"protocol": "TCP", "port": REGISTRY_PORT}],
+                        }
+                    ],
                 },
             )
         self.register_outputs({})

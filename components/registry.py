@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.ingress import tls_annotations, tls_ingress_spec
 from components.pods import (
     container_security_context,
     labels,
@@ -35,6 +36,8 @@ class RegistryArgs:
     app: str
     namespace: pulumi.Input[str]
     settings: RegistrySettings
+    ingress_class_name: str
+    cluster_issuer: str | None = None
     password: pulumi.Input[str] | None = None
     """Secret config `shipsafe:registryPassword`; required (and only used) in external mode."""
 
@@ -127,6 +130,26 @@ class Registry(pulumi.ComponentResource):
                 storage_size=args.settings.storage_size,
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        # The builder pushes and every node's container runtime pulls from outside the pod network, over TLS.
+        k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata={
+                **metadata,
+                "annotations": {
+                    **tls_annotations(args.cluster_issuer),
+                    "nginx.ingress.kubernetes.io/proxy-body-size": "0",  # image layers are large
+                },
+            },
+            spec=tls_ingress_spec(
+                host=args.settings.server,
+                class_name=args.ingress_class_name,
+                tls_secret=f"{resource_name}-tls",
+                service_name=service.metadata.apply(lambda m: m.name),
+                port_name="registry",
+                paths=["/"],
+            ),
+            opts=child,
         )
 
     def _container(self) -> dict[str, Any]:

@@ -31,7 +31,8 @@ def _git(*args: str, cwd: Path) -> str:
 def working_tree_sha(repo: Path) -> str:
     try:
         sha = _git("rev-parse", "HEAD", cwd=repo)
-        dirty = bool(_git("status", "--porcelain", cwd=repo))
+        # Stack files change with `pulumi config set`; they are deploy settings, not part of the image.
+        dirty = bool(_git("status", "--porcelain", "--", ".", ":(exclude)Pulumi.*.yaml", cwd=repo))
     except (OSError, subprocess.CalledProcessError) as error:
         raise ConfigError(
             [

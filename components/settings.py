@@ -26,6 +26,14 @@ IMAGE_REF = re.compile(
 )
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
+SHUTDOWN_MARGIN_SECONDS = 5
+# The app contract: each process keeps a Postgres pool of at most this many connections.
+APP_POOL_SIZE = 10
+# Object names the stack already uses next to `<app>-<workload>`; a workload must not collide with them.
+RESERVED_WORKLOAD_NAMES = frozenset(
+    {"postgres", "redis", "registry", "migrate", "migration", "database", "cache", "config", "namespace", "tls"}
+)
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 Quantity = Annotated[str, Field(pattern=QUANTITY)]
@@ -96,19 +104,45 @@ class AppSettings(_Model):
     monitoring_namespace: DnsLabel = "monitoring"
     """Namespace of the Prometheus that scrapes /metrics (deploy verification reads it)."""
     tls_secret_name: DnsLabel | None = None
+    """Secret with the host's certificate; default `<app>-tls` (cert-manager creates it when clusterIssuer is set)."""
+    cluster_issuer: str | None = None
+    """cert-manager ClusterIssuer that provisions the Ingress certificate; None: provide the TLS Secret yourself."""
+    public_paths: list[str] = Field(["/notes", "/healthz", "/readyz"], min_length=1)
+    """Path prefixes the Ingress routes to `web`; /metrics stays internal (Prometheus scrapes pods directly)."""
+    pod_monitor: bool = False
+    """Declare a Prometheus Operator PodMonitor per workload (needs the monitoring.coreos.com CRDs)."""
     run_as_user: int = Field(10001, ge=1)
     """Numeric UID of the image's USER; the pod runs as it."""
+    image_platform: str = Field("linux/amd64", pattern=r"^linux/(amd64|arm64)$")
+    """Platform the image is built for; match the cluster's nodes."""
+
+    @field_validator("public_paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        bad = [path for path in value if not re.match(r"^/[A-Za-z0-9._~/-]*$", path) or path.startswith("/metrics")]
+        if bad:
+            raise ValueError(f"{bad} are not public URL paths (start with '/', and /metrics stays internal)")
+        return value
 
 
 class RegistrySettings(_Model):
     mode: RegistryMode
     server: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?$")
-    """Registry host[:port] that both the image builder and the cluster's nodes reach."""
+    """Registry host[:port] that both the image builder and the cluster's nodes reach (in-cluster: the Ingress host)."""
     repository: str = Field(pattern=r"^[a-z0-9._/-]+$")
     """Path under the server, e.g. `shipsafe/notes`; the image is <server>/<repository>:<git sha>."""
     username: str = Field(min_length=1)
     image: str = "docker.io/library/registry:2.8.3"
     storage_size: Quantity = "20Gi"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.mode is RegistryMode.IN_CLUSTER and ":" in self.server:
+            raise ValueError(
+                f"server {self.server!r}: an in-cluster registry is reached through its TLS Ingress on 443; "
+                "give the bare host name"
+            )
+        return self
 
     @property
     def image_repository(self) -> str:
@@ -127,6 +161,8 @@ class BackingService(_Model):
     """Pulumi `protect` on data-bearing resources, so `pulumi destroy` or a rename cannot drop the data."""
     external_cidr: str | None = Field(None, pattern=r"^[0-9.]+/[0-9]{1,2}$")
     """Network of an external service; the app's egress NetworkPolicy allows only it. Required when external."""
+    max_connections: int = Field(200, ge=20, le=5000)
+    """Postgres `max_connections` (in-cluster); must cover every app pod's pool at the autoscaler's maximum."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -174,12 +210,19 @@ class Rollout(_Model):
     pre_stop_seconds: int = Field(5, ge=1)
     """Delay before SIGTERM so endpoints and load balancers stop sending new requests first."""
 
+    @property
+    def app_shutdown_timeout_seconds(self) -> int:
+        """How long the app may wait for in-flight requests after SIGTERM: what is left of the grace period after
+        the preStop delay, minus a 5 s margin before the kubelet's SIGKILL, capped at the app contract's 20 s."""
+        return min(self.termination_grace_period_seconds - self.pre_stop_seconds - SHUTDOWN_MARGIN_SECONDS, 20)
+
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if self.termination_grace_period_seconds <= self.pre_stop_seconds:
+        if self.termination_grace_period_seconds <= self.pre_stop_seconds + SHUTDOWN_MARGIN_SECONDS:
             raise ValueError(
                 f"terminationGracePeriodSeconds {self.termination_grace_period_seconds} must be longer than "
-                f"preStopSeconds {self.pre_stop_seconds} (the app needs time to drain after SIGTERM)"
+                f"preStopSeconds {self.pre_stop_seconds} + {SHUTDOWN_MARGIN_SECONDS} s (the app needs time to drain "
+                "after SIGTERM, before the kubelet's SIGKILL)"
             )
         if self.progress_deadline_seconds >= self.await_timeout_seconds:
             raise ValueError(
@@ -238,6 +281,9 @@ class Settings(_Model):
         bad = [name for name in value if not re.match(DNS_LABEL, name)]
         if bad:
             raise ValueError(f"workload names {bad} must be DNS labels (lowercase letters, digits, '-')")
+        reserved = sorted(RESERVED_WORKLOAD_NAMES & set(value))
+        if reserved:
+            raise ValueError(f"workload names {reserved} are reserved for the stack's own objects")
         return value
 
     @model_validator(mode="after")
@@ -251,7 +297,21 @@ class Settings(_Model):
             raise ValueError("imageRef is only used when imageSource is prebuilt")
         if production and (self.release_sha or "").endswith("-dirty"):
             raise ValueError(f"production refuses a dirty build ({self.release_sha})")
+        self._check_connection_budget()
         return self
+
+    def _check_connection_budget(self) -> None:
+        # Every pod at the autoscaler's maximum, one extra pod of maxSurge per workload, and the migration Job.
+        pods = sum(
+            (w.autoscaling.max_replicas if w.autoscaling else w.replicas) + self.rollout.max_surge
+            for w in self.workloads.values()
+        )
+        needed = (pods + 1) * APP_POOL_SIZE
+        if self.postgres.mode is ServiceMode.IN_CLUSTER and needed > self.postgres.max_connections:
+            raise ValueError(
+                f"postgres.maxConnections {self.postgres.max_connections} is below the {needed} connections "
+                f"{pods + 1} app pods may open ({APP_POOL_SIZE} each); raise it or lower the replica maximums"
+            )
 
     def _check_prebuilt_ref(self) -> None:
         if not self.image_ref:

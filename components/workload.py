@@ -14,6 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.app_config import AppConfig
+from components.ingress import tls_annotations, tls_ingress_spec
 from components.pods import (
     container_security_context,
     labels,
@@ -27,6 +28,7 @@ from components.release import Release
 from components.settings import AppSettings, Rollout, Workload
 
 PORT_NAME = "http"
+METRICS_PATH = "/metrics"
 SERVICE_PORT = 80
 INGRESS_WORKLOAD = "web"
 
@@ -78,6 +80,8 @@ class AppWorkload(pulumi.ComponentResource):
         )
         if args.settings.autoscaling:
             self._autoscaler()
+        if args.app.pod_monitor:
+            self._pod_monitor()
         self.service_name = None
         if args.settings.expose:
             self.service_name = self.deployment_name
@@ -124,7 +128,13 @@ class AppWorkload(pulumi.ComponentResource):
             "template": {
                 "metadata": {
                     "labels": versioned,
-                    "annotations": {"shipsafe.dev/config-checksum": args.app_config.checksum},
+                    "annotations": {
+                        "shipsafe.dev/config-checksum": args.app_config.checksum,
+                        # The common convention for Prometheus's kubernetes_sd `pod` role without the Operator.
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(args.app.port),
+                        "prometheus.io/path": METRICS_PATH,
+                    },
                 },
                 "spec": self._pod_spec(account, versioned),
             },
@@ -214,32 +224,31 @@ class AppWorkload(pulumi.ComponentResource):
 
     def _ingress(self, service: k8s.core.v1.Service) -> None:
         app = self._args.app
-        tls_secret = app.tls_secret_name or f"{app.name}-tls"
         k8s.networking.v1.Ingress(
             f"{self._name}-ingress",
+            metadata=self._metadata(annotations=tls_annotations(app.cluster_issuer)),
+            spec=tls_ingress_spec(
+                host=app.host,
+                class_name=app.ingress_class_name,
+                tls_secret=app.tls_secret_name or f"{app.name}-tls",
+                service_name=service.metadata.apply(lambda m: m.name),
+                port_name=PORT_NAME,
+                paths=app.public_paths,
+            ),
+            opts=self._child(),
+        )
+
+    def _pod_monitor(self) -> None:
+        # The Prometheus Operator scrapes each pod's /metrics and labels the series with `namespace` and `pod`;
+        # the app labels them with its own `version`, which `deploy verify` selects on.
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-podmonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
             metadata=self._metadata(),
             spec={
-                "ingress_class_name": app.ingress_class_name,
-                "tls": [{"hosts": [app.host], "secret_name": tls_secret}],
-                "rules": [
-                    {
-                        "host": app.host,
-                        "http": {
-                            "paths": [
-                                {
-                                    "path": "/",
-                                    "path_type": "Prefix",
-                                    "backend": {
-                                        "service": {
-                                            "name": service.metadata.apply(lambda m: m.name),
-                                            "port": {"name": PORT_NAME},
-                                        }
-                                    },
-                                }
-                            ]
-                        },
-                    }
-                ],
+                "selector": {"matchLabels": self._selector},
+                "podMetricsEndpoints": [{"port": PORT_NAME, "path": METRICS_PATH, "interval": "15s"}],
             },
             opts=self._child(),
         )

@@ -59,6 +59,7 @@ def test_staging_builds_the_app_dockerfile_tagged_with_the_sha(recordings: dict[
     assert image.inputs["build"]["context"] == "app"
     assert image.inputs["build"]["dockerfile"] == "app/Dockerfile"
     assert image.inputs["build"]["target"] == "production"
+    assert image.inputs["build"]["platform"] == "linux/amd64"
     assert image.inputs["imageName"] == f"registry.example.com/shipsafe/notes:{STAGING_SHA}"
     assert {"registry", "registry.password"} & image.secret_paths, "the push password must stay a secret"
     digest = image.outputs["repoDigest"].split("@")[1]
@@ -104,6 +105,8 @@ def test_working_tree_sha_marks_uncommitted_changes_dirty(tmp_path: Path) -> Non
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "one")
     head = _git(tmp_path, "rev-parse", "HEAD")
     assert working_tree_sha(tmp_path) == head
+    (tmp_path / "Pulumi.staging.yaml").write_text("config: {}\n")  # `pulumi config set` edits stack files
+    assert working_tree_sha(tmp_path) == head, "stack settings are not part of the build"
     (tmp_path / "file").write_text("two")
     assert working_tree_sha(tmp_path) == f"{head}-dirty"
 

@@ -25,6 +25,40 @@ def _with(stack: str, key: str, path: list[str], value: Any) -> dict[str, str]:
 
 BAD_CONFIGS = [
     (
+        "prod",
+        _with("prod", "shipsafe:workloads", ["web", "autoscaling", "maxReplicas"], 30),
+        ["postgres.maxConnections 200 is below the 350 connections 35 app pods may open"],
+    ),
+    (
+        "staging",
+        {"shipsafe:workloads": json.dumps({"postgres": {"replicas": 2}})},
+        ["shipsafe:workloads", "['postgres'] are reserved for the stack's own objects"],
+    ),
+    (
+        "staging",
+        {
+            "shipsafe:registry": json.dumps(
+                {
+                    "mode": "in-cluster",
+                    "server": "registry.internal:5000",
+                    "repository": "shipsafe/notes",
+                    "username": "ci",
+                }
+            )
+        },
+        ["shipsafe:registry", "give the bare host name"],
+    ),
+    (
+        "staging",
+        _with("staging", "shipsafe:app", ["publicPaths"], ["/notes", "/metrics"]),
+        ["shipsafe:app.publicPaths", "/metrics stays internal"],
+    ),
+    (
+        "prod",
+        _with("prod", "shipsafe:app", ["imagePlatform"], "windows/amd64"),
+        ["shipsafe:app.imagePlatform = 'windows/amd64'", "linux/(amd64|arm64)"],
+    ),
+    (
         "staging",
         _with("staging", "shipsafe:workloads", ["web", "replicas"], 0),
         ["shipsafe:workloads.web.replicas = 0", "greater than or equal to 1"],
@@ -46,8 +80,8 @@ BAD_CONFIGS = [
     ),
     (
         "staging",
-        _with("staging", "shipsafe:rollout", ["terminationGracePeriodSeconds"], 5),
-        ["shipsafe:rollout", "terminationGracePeriodSeconds 5 must be longer than preStopSeconds 5"],
+        _with("staging", "shipsafe:rollout", ["terminationGracePeriodSeconds"], 8),
+        ["shipsafe:rollout", "terminationGracePeriodSeconds 8 must be longer than preStopSeconds 5 + 5 s"],
     ),
     (
         "prod",

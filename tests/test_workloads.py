@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import yaml
+
 from harness.recording import Recording
+from harness.runtime import REPO_ROOT
+from tests.conftest import record
 from tests.stack_queries import DEPLOYMENT, containers, pod_owners, pod_spec
 
 RECOMMENDED_LABELS = {"name", "instance", "component", "part-of", "managed-by"}
@@ -155,3 +160,30 @@ def _source_namespaces(policy: dict[str, Any]) -> list[str]:
     return [
         peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in policy["ingress"][0]["from"]
     ]
+
+
+def test_every_workload_is_scraped_by_prometheus(recording: Recording) -> None:
+    monitors = {m.name: m.inputs for m in recording.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")}
+    for deployment in recording.of_type(DEPLOYMENT):
+        template = deployment.inputs["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("3002", "/metrics")
+        monitor = monitors[deployment.name.replace("-deployment", "-podmonitor")]
+        assert monitor["spec"]["selector"]["matchLabels"] == deployment.inputs["spec"]["selector"]["matchLabels"]
+        assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+
+
+def test_ingress_serves_only_the_public_paths_over_tls(recording: Recording) -> None:
+    ingress = recording.named("notes-web-ingress").inputs
+    paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
+    assert paths == ["/notes", "/healthz", "/readyz"], "/metrics must not be public"
+    assert ingress["spec"]["tls"] == [{"hosts": [ingress["spec"]["rules"][0]["host"]], "secretName": "notes-tls"}]
+
+
+def test_cert_manager_issues_the_certificate_when_configured() -> None:
+    app = {**yaml.safe_load((REPO_ROOT / "Pulumi.prod.yaml").read_text())["config"]["shipsafe:app"]}
+    app["clusterIssuer"] = "letsencrypt"
+    stack = record("prod", **{"shipsafe:app": json.dumps(app)})
+    annotations = stack.named("notes-web-ingress").inputs["metadata"]["annotations"]
+    assert annotations == {"cert-manager.io/cluster-issuer": "letsencrypt"}
