@@ -17,7 +17,14 @@ from deploy.history import history_rows
 from deploy.promote import check_health, promote
 from deploy.release import ImageRef
 from deploy.rollback import rollback_stack
-from deploy.rollout import deploy_release, preview_stack, require_pass, verify_or_roll_back, verify_stack
+from deploy.rollout import (
+    deploy_release,
+    pin_deployed_release,
+    preview_stack,
+    require_pass,
+    verify_or_roll_back,
+    verify_stack,
+)
 
 STACK = click.argument("stack")
 
@@ -83,11 +90,16 @@ def _offline(deploy: DeployContext, stack: str) -> None:
 @click.option("--offline", is_flag=True, help="Run the offline preview (mock runtime + policy pack, no CLI).")
 @pass_deploy
 def preview_command(deploy: DeployContext, stack: str, offline: bool) -> None:
-    """Preview STACK with the policy pack and the stack's policy config."""
+    """Preview STACK with the policy pack and the stack's policy config.
+
+    A stack that deploys a prebuilt image is first re-pinned to the release it runs (from its state).
+    """
     if offline:
         _offline(deploy, stack)
         return
-    preview_stack(deploy, deploy.open_stack(stack))
+    backend = deploy.open_stack(stack)
+    pin_deployed_release(deploy, backend)
+    preview_stack(deploy, backend)
 
 
 @cli.command("up")

@@ -8,9 +8,62 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from deploy.backend import PreviewSummary, StackBackend, UpdateRecord
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.release import GIT_SHA_KEY, IMAGE_SOURCE, ROLLBACK, ImageRef, check_git_sha, release_config
-from deploy.rollback import rollback_stack
+from deploy.release import (
+    GIT_SHA_KEY,
+    IMAGE_REF_KEY,
+    IMAGE_SOURCE,
+    ROLLBACK,
+    ImageRef,
+    check_git_sha,
+    release_config,
+)
+from deploy.rollback import SUCCEEDED, rollback_stack
 from deploy.verify import Measurement, Outcome, Target, Verdict, settings_from_config, watch
+
+
+def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
+    """Re-pins a prebuilt stack's config to the release it runs, before a redeploy or preview without a new image.
+
+    promote and rollback write the release keys into the stack config of the machine that ran them; a CI
+    checkout of `Pulumi.<stack>.yaml` is thrown away afterwards. The state is the source of truth: imageRef and
+    gitSha come from the stack outputs, rollback from the last successful update (a redeploy after a rollback
+    must not migrate). Stacks that build their image are left alone: they deploy the working tree.
+    """
+    config = backend.get_config()
+    if config.get(IMAGE_SOURCE) != "prebuilt":
+        return
+    outputs = backend.outputs()
+    reference = outputs.get("imageRef")
+    if not isinstance(reference, str) or not reference:
+        ctx.console.print(
+            f"{backend.name} has no outputs yet (first deploy): keeping imageRef "
+            f"{escape(config.get(IMAGE_REF_KEY, '(unset)'))}, gitSha {escape(config.get(GIT_SHA_KEY, '(unset)'))} "
+            f"and rollback={escape(config.get(ROLLBACK, 'false'))} from the stack config",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    image = ImageRef.parse(reference)
+    git_sha = outputs.get("gitSha") or image.tag
+    if not isinstance(git_sha, str) or not git_sha:
+        raise ShipsafeError(f"stack {backend.name} has no gitSha output to re-pin", ExitCode.FAILED)
+    successful = [r for r in backend.history() if r.kind == "update" and r.result == SUCCEEDED]
+    last_good = max(successful, key=lambda record: record.version, default=None)
+    # Without a successful update on record (e.g. an imported stack) the config's own flag is all there is.
+    rolled_back = (last_good.config if last_good else config).get(ROLLBACK) == "true"
+    pinned = release_config(image, git_sha, rollback=rolled_back)
+    replaced = {key: config.get(key, "(unset)") for key, value in pinned.items() if config.get(key) != value}
+    backend.set_config(pinned)
+    source = f"update {last_good.version}" if last_good else "the stack config"
+    ctx.console.print(
+        f"Pinned {backend.name} to the release it runs (stack outputs, rollback flag from {source}): "
+        f"{escape(image.reference)}, gitSha {escape(git_sha)}, rollback={pinned[ROLLBACK]}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if replaced:
+        stale = ", ".join(f"{key}={value}" for key, value in replaced.items())
+        ctx.console.print(f"  replaced stale local config: {escape(stale)}", highlight=False, soft_wrap=True)
 
 
 def preview_stack(ctx: DeployContext, backend: StackBackend) -> PreviewSummary:
@@ -31,8 +84,9 @@ def deploy_release(
 ) -> UpdateRecord:
     """A normal deploy: pins the release (if given), re-enables migrations, previews, then updates.
 
-    Without a new image on a stack pinned to a prebuilt one, the same image is redeployed (a config-only
-    change) and `rollback` stays as it is: after a rollback, the old image must not run migrations.
+    Without a new image on a stack pinned to a prebuilt one, the release the stack runs is redeployed (a
+    config-only change; see `pin_deployed_release`) and `rollback` stays as it was deployed: after a
+    rollback, the old image must not run migrations.
     """
     if image is not None:
         sha = git_sha or image.tag
@@ -44,6 +98,7 @@ def deploy_release(
             raise ShipsafeError(
                 "--git-sha without --image-ref only applies to stacks that build their image", ExitCode.FAILED
             )
+        pin_deployed_release(ctx, backend)
     else:
         changes = {ROLLBACK: "false"}  # the stack builds a new image from the tree: migrations run
         if git_sha is not None:

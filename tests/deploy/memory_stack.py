@@ -8,14 +8,18 @@ update stays in history as `failed`.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
 from deploy.backend import OnOutput, PolicyPack, PreviewSummary, UpdateRecord
 from deploy.errors import ExitCode, ShipsafeError
 
+REPO = Path(__file__).resolve().parents[2]
 REGISTRY = "registry.example.com/shipsafe/notes"
 VERIFICATION = (
     '{"prometheusUrl": "http://127.0.0.1:9090", "windowSeconds": 30, "intervalSeconds": 10,'
@@ -31,6 +35,21 @@ def sha(n: int) -> str:
 def image(n: int) -> str:
     digest = hashlib.sha256(f"image-{n}".encode()).hexdigest()
     return f"{REGISTRY}:{sha(n)}@sha256:{digest}"
+
+
+def committed_config(stack: str) -> dict[str, str]:
+    """`Pulumi.<stack>.yaml` as a fresh checkout has it, in the string form `get_config` returns."""
+    document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
+    return {key: _config_string(value) for key, value in document["config"].items()}
+
+
+def _config_string(value: object) -> str:
+    """Like Pulumi: booleans lowercase, objects and lists as JSON, everything else as written."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
 
 
 @dataclass
@@ -54,6 +73,10 @@ class MemoryStack:
 
     def outputs(self) -> dict[str, object]:
         return dict(self._outputs)
+
+    def discard_local_config(self, committed: Mapping[str, str]) -> None:
+        """A fresh CI checkout: local config is the committed file again; outputs and history stay deployed."""
+        self.config = dict(committed)
 
     def history(self) -> list[UpdateRecord]:
         return sorted(self.records, key=lambda r: r.version, reverse=True)

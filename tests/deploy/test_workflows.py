@@ -25,6 +25,13 @@ def steps_text(job: dict[str, Any]) -> str:
     return "\n".join(str(step.get("run", "")) + str(step.get("uses", "")) for step in job["steps"])
 
 
+def pulumi_operation(step: dict[str, Any]) -> bool:
+    """A step that runs the stack program (preview/up/rollback/history), as opposed to installing the CLI."""
+    run = str(step.get("run", ""))
+    uses_command = str(step.get("uses", "")).startswith("pulumi/actions@") and "command" in step.get("with", {})
+    return uses_command or ("-m deploy" in run and "--offline" not in run)
+
+
 def test_there_are_workflows():
     assert {path.name for path in WORKFLOWS} >= {"pr.yml", "deploy.yml", "rollback.yml"}
 
@@ -59,7 +66,7 @@ def test_pull_requests_run_every_check_for_both_stacks():
         assert command in text
     assert pr["jobs"]["policy"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
     preview = pr["jobs"]["pulumi-preview"]
-    pulumi = next(step for step in preview["steps"] if str(step.get("uses", "")).startswith("pulumi/actions@"))
+    pulumi = next(step for step in preview["steps"] if pulumi_operation(step))
     assert pulumi["with"]["command"] == "preview"
     assert pulumi["with"]["policyPacks"] == "policy"
     assert pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
@@ -101,3 +108,63 @@ def test_login_is_secret_backed_and_actions_are_pinned():
 def test_every_job_has_a_timeout(path):
     for name, job in yaml.safe_load(path.read_text())["jobs"].items():
         assert "timeout-minutes" in job, f"{path.name}: job {name}"
+
+
+def test_every_job_that_runs_pulumi_first_sets_the_registry_password_from_a_secret():
+    jobs_running_pulumi = set()
+    for path in WORKFLOWS:
+        for name, job in load(path.name)["jobs"].items():
+            steps = job["steps"]
+            first = next((i for i, step in enumerate(steps) if pulumi_operation(step)), None)
+            if first is None:
+                continue
+            jobs_running_pulumi.add(f"{path.name}:{name}")
+            setting = [i for i, step in enumerate(steps) if "shipsafe:registryPassword" in str(step.get("run", ""))]
+            assert setting and setting[0] < first, f"{path.name}: job {name} runs Pulumi before the password is set"
+            step = steps[setting[0]]
+            run = step["run"]
+            # On stdin, so the password never shows in the runner's process list.
+            assert run.startswith(
+                'printf "%s" "$REGISTRY_PASSWORD" | pulumi config set --secret shipsafe:registryPassword --stack '
+            )
+            assert "${{" not in run  # the value comes in through env, never expanded into the script
+            assert step["env"]["REGISTRY_PASSWORD"] == "${{ secrets.REGISTRY_PASSWORD }}"
+            installs = [i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+            assert installs and installs[0] < setting[0], f"{path.name}: job {name} has no Pulumi CLI yet"
+    assert jobs_running_pulumi == {
+        "deploy.yml:staging",
+        "deploy.yml:production",
+        "pr.yml:pulumi-preview",
+        "rollback.yml:rollback",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "needs_rollback"),
+    [(0, "false"), (4, "false"), (5, "false"), (7, "false"), (3, "true"), (10, "true"), (12, "false")],
+)
+def test_promote_step_rolls_prod_back_only_when_prod_was_left_unverified(tmp_path, status, needs_rollback):
+    """Runs the real promote script under bash (as Actions does) with a stand-in `.venv/bin/python`."""
+    production = load("deploy.yml")["jobs"]["production"]
+    script = next(step for step in production["steps"] if step.get("id") == "promote")["run"]
+    fake_python = tmp_path / ".venv" / "bin" / "python"
+    fake_python.parent.mkdir(parents=True)
+    fake_python.write_text('#!/bin/sh\nexit "$FAKE_STATUS"\n')
+    fake_python.chmod(0o755)
+    (tmp_path / "step.sh").write_text(script)
+    output = tmp_path / "github_output"
+    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "IMAGE_REF": "registry/notes:abc@sha256:1"}
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "step.sh"],
+        cwd=tmp_path,
+        env={**env, "FAKE_STATUS": str(status)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == status
+    assert output.read_text() == f"needs-rollback={needs_rollback}\n"
+    inconclusive_note = "::error title=prod verification inconclusive::"
+    assert (inconclusive_note in result.stdout) is (status in (4, 12))
+    if status == 4:
+        assert "python -m deploy verify prod" in result.stdout and "python -m deploy rollback prod" in result.stdout
