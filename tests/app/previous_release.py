@@ -1,7 +1,9 @@
-"""Release N's data access, verbatim: the queries the app ran before migration 0002 added word_count.
+"""A stand-in for release N, the release built on migration 0001 (before 0002 added word_count).
 
-During a rollout this code is still serving while the new schema is live, so it must keep working on the
-schema at head (the chapter's rule: migrations run first, new columns are nullable or have a DEFAULT).
+Release N never existed as a commit: the app was committed with both migrations. This module is written for
+the test and emulates the data access such a release has: column lists and an INSERT that know nothing of
+word_count. During a rollout that code is still serving while the new schema is live, so it must keep working
+on the schema at head (the chapter's rule: migrations run first, new columns are nullable or have a DEFAULT).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,8 +28,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = REPO_ROOT / "app"
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian and Ubuntu install each PostgreSQL major side by side here (15 on Debian 12, 16 on Ubuntu 24.04).
+POSTGRES_INSTALL_ROOT = Path("/usr/lib/postgresql")
 REGISTRY_ADDRESS = "127.0.0.1:5000"
+_MAJOR_VERSION = re.compile(r"\d+(\.\d+)?")  # "16", or "9.6" before PostgreSQL 10
 _database_names = itertools.count(1)
 # setpriv execs (no intermediate process), so signals sent to the Popen reach postgres itself.
 _SETPRIV_POSTGRES = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
@@ -75,17 +78,30 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
             process.wait(5)
 
 
+def postgres_bin(install_root: Path = POSTGRES_INSTALL_ROOT) -> Path:
+    """The bin directory of the newest installed PostgreSQL server (`pg_config --bindir` names the client's)."""
+    servers = [path for path in install_root.glob("*/bin/postgres") if _MAJOR_VERSION.fullmatch(path.parents[1].name)]
+    if not servers:
+        raise FileNotFoundError(
+            f"no PostgreSQL server: nothing matches {install_root}/*/bin/postgres "
+            "(install the postgresql package: scripts/install-system-packages.sh)"
+        )
+    newest = max(servers, key=lambda path: tuple(int(part) for part in path.parents[1].name.split(".")))
+    return newest.parent
+
+
 class PostgresServer:
-    """A throwaway PostgreSQL 15 cluster (trust auth on loopback) that can be stopped and restarted."""
+    """A throwaway cluster of the newest installed PostgreSQL (trust auth on loopback), stoppable and restartable."""
 
     def __init__(self) -> None:
+        self.bin = postgres_bin()
         self.port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="shipsafe-pg-"))
         self.data_dir = self._dir / "data"
         self._process: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:
             shutil.chown(self._dir, "postgres", "postgres")
-        initdb = [str(POSTGRES_BIN / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust"]
+        initdb = [str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust"]
         subprocess.run(
             _as_unprivileged([*initdb, "--no-sync", "-E", "UTF8"]),
             check=True,
@@ -94,7 +110,7 @@ class PostgresServer:
         )
 
     def start(self) -> None:
-        command = [str(POSTGRES_BIN / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)]
+        command = [str(self.bin / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)]
         settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self._dir)}
         settings |= {"fsync": "off", "max_connections": "200"}  # test speed and many app processes
         command += [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
@@ -117,7 +133,7 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
-            [str(POSTGRES_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.url(database)],
+            [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.url(database)],
             input=sql.encode(),
             capture_output=True,
             check=True,
@@ -135,7 +151,7 @@ class PostgresServer:
         if self._process.poll() is not None:
             log = (self._dir / "postgres.log").read_text(errors="replace")
             raise RuntimeError(f"postgres exited with {self._process.returncode}:\n{log[-2000:]}")
-        ready = [str(POSTGRES_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        ready = [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
         return subprocess.run(ready, timeout=10).returncode == 0
 
 
