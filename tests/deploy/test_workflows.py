@@ -67,9 +67,9 @@ def test_pull_requests_run_every_check_for_both_stacks():
     assert pr["jobs"]["policy"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
     preview = pr["jobs"]["pulumi-preview"]
     pulumi = next(step for step in preview["steps"] if pulumi_operation(step))
-    assert pulumi["with"]["command"] == "preview"
-    assert pulumi["with"]["policyPacks"] == "policy"
-    assert pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+    # The real preview with the policy pack and the stack's policy config (deploy/cli.py passes both).
+    assert pulumi["run"] == '.venv/bin/python -m deploy preview "$STACK"'
+    assert pulumi["env"]["STACK"] == "${{ matrix.stack }}"
     assert [entry["stack"] for entry in preview["strategy"]["matrix"]["include"]] == ["staging", "prod"]
 
 
