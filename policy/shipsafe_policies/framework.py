@@ -121,6 +121,17 @@ class Family:
         return Rule(name, description, topic or self.topic, self.name, level, fix, settings)
 
 
+def _policy_fields(rule: Rule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "description": rule.full_description,
+        "enforcement_level": rule.level,
+        "config_schema": rule.config_schema(),
+        "tags": rule.tags(),
+        "remediation_steps": rule.fix,
+    }
+
+
 def resource_policy(rule: Rule, check: ResourceCheck, types: frozenset[str] | None = None) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if types is not None and args.resource_type not in types:
@@ -128,15 +139,7 @@ def resource_policy(rule: Rule, check: ResourceCheck, types: frozenset[str] | No
         for message in check(args, rule.config(args.get_config())):
             report_violation(message, None)
 
-    return ResourceValidationPolicy(
-        name=rule.name,
-        description=rule.full_description,
-        validate=validate,
-        enforcement_level=rule.level,
-        config_schema=rule.config_schema(),
-        tags=rule.tags(),
-        remediation_steps=rule.fix,
-    )
+    return ResourceValidationPolicy(validate=validate, **_policy_fields(rule))
 
 
 def stack_policy(rule: Rule, check: StackCheck) -> StackValidationPolicy:
@@ -144,12 +147,4 @@ def stack_policy(rule: Rule, check: StackCheck) -> StackValidationPolicy:
         for message, urn in check(args.resources, rule.config(args.get_config())):
             report_violation(message, urn)
 
-    return StackValidationPolicy(
-        name=rule.name,
-        description=rule.full_description,
-        validate=validate,
-        enforcement_level=rule.level,
-        config_schema=rule.config_schema(),
-        tags=rule.tags(),
-        remediation_steps=rule.fix,
-    )
+    return StackValidationPolicy(validate=validate, **_policy_fields(rule))
