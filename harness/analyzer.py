@@ -229,25 +229,27 @@ def _provider(
     )
 
 
+def _common_fields(resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> dict[str, Any]:
+    return {
+        "type": resource.type,
+        "urn": resource.urn,
+        "name": resource.name,
+        "options": _options(resource),
+        "provider": _provider(resource, by_urn),
+    }
+
+
 def analyze_request(resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> analyzer_pb2.AnalyzeRequest:
+    # Analyze sees a resource's inputs, as the engine sends them before the step runs.
     return analyzer_pb2.AnalyzeRequest(
-        type=resource.type,
-        properties=to_struct(resource.inputs, resource.secret_paths),
-        urn=resource.urn,
-        name=resource.name,
-        options=_options(resource),
-        provider=_provider(resource, by_urn),
+        properties=to_struct(resource.inputs, resource.secret_paths), **_common_fields(resource, by_urn)
     )
 
 
 def stack_resource(resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> analyzer_pb2.AnalyzerResource:
+    # AnalyzeStack sees outputs plus the graph: parent, dependencies, property dependencies.
     return analyzer_pb2.AnalyzerResource(
-        type=resource.type,
         properties=to_struct(resource.outputs, resource.secret_paths),
-        urn=resource.urn,
-        name=resource.name,
-        options=_options(resource),
-        provider=_provider(resource, by_urn),
         parent=resource.parent or "",
         dependencies=list(resource.dependencies),
         propertyDependencies={
@@ -255,6 +257,7 @@ def stack_resource(resource: RecordedResource, by_urn: Mapping[str, RecordedReso
             for key, urns in resource.property_dependencies.items()
             if urns
         },
+        **_common_fields(resource, by_urn),
     )
 
 

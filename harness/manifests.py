@@ -41,14 +41,14 @@ def _redact(document: dict[str, Any], path: str) -> None:
         node[last] = _redacted(node[last])
 
 
-def _as_int(value: Any) -> Any:
+def whole_numbers(value: Any) -> Any:
     # Protobuf Structs carry every number as a float; Kubernetes schemas want integers.
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _as_int(v) for k, v in value.items()}
+        return {k: whole_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_as_int(v) for v in value]
+        return [whole_numbers(v) for v in value]
     return value
 
 
@@ -57,7 +57,7 @@ def to_manifest(resource: RecordedResource) -> dict[str, Any]:
     for path in resource.secret_paths:
         _redact(document, path)
     ordered = {"apiVersion": document.pop("apiVersion"), "kind": document.pop("kind")}
-    return _as_int({**ordered, **document})
+    return whole_numbers({**ordered, **document})
 
 
 def render(recording: Recording) -> str:

@@ -11,9 +11,9 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from harness.analyzer import POLICY_DIR, PolicyInfo, PolicyPackProcess, load_policy_config, reconcile_config
+from harness.manifests import whole_numbers
 from harness.runtime import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
@@ -29,17 +29,6 @@ FAMILIES = (
 
 def _checks(policy: PolicyInfo) -> str:
     return policy.description.removeprefix(f"[{policy.tag('topic:')}] ")
-
-
-def _whole_numbers(value: Any) -> Any:
-    """Struct numbers come back as floats: show 3002, not 3002.0."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
-    return value
 
 
 def stack_levels(policies: list[PolicyInfo], config_dir: Path = POLICY_DIR / "config") -> dict[str, dict[str, str]]:
@@ -79,7 +68,7 @@ def render_policy_docs(policies: list[PolicyInfo], levels: Mapping[str, Mapping[
     ]
     for p in policies:
         for key, schema in sorted((p.config_schema.get("properties") or {}).items()):
-            default = json.dumps(_whole_numbers(schema.get("default")))
+            default = json.dumps(whole_numbers(schema.get("default")))
             lines.append(f"| `{p.name}` | `{key}` | `{default}` | {schema.get('description', '')} |")
     return "\n".join(lines) + "\n"
 
