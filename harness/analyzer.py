@@ -249,7 +249,7 @@ def analyze_request(resource: RecordedResource, by_urn: Mapping[str, RecordedRes
 def stack_resource(resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> analyzer_pb2.AnalyzerResource:
     # AnalyzeStack sees outputs plus the graph: parent, dependencies, property dependencies.
     return analyzer_pb2.AnalyzerResource(
-        properties=to_struct(resource.outputs, resource.secret_paths),
+        properties=to_struct(resource.outputs, resource.output_secret_paths),
         parent=resource.parent or "",
         dependencies=list(resource.dependencies),
         propertyDependencies={

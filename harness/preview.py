@@ -1,9 +1,11 @@
 """Offline preview: `python -m harness.preview STACK` shows what `pulumi preview` would create, without a cluster.
 
-Runs the real program under the mock runtime with `Pulumi.<STACK>.yaml`, prints the resource tree and the stack
-outputs, writes the Kubernetes objects to `out/<STACK>/manifests.yaml`, then runs the policy pack over the
-recording through the analyzer protocol. Exits 1 on a mandatory policy violation, 2 on invalid config, 3 when the
-policy pack itself fails (does not start, rejects its config, or a policy crashes).
+Runs the real program under the mock runtime with `Pulumi.<STACK>.yaml` once per phase of the stack's life that
+the engine shows the policy pack (`harness.phases`: the first preview, the state after `up`, the preview of the
+next release), prints the resource tree and the stack outputs, writes the Kubernetes objects to
+`out/<STACK>/manifests.yaml`, then runs the policy pack over every phase through the analyzer protocol. Exits 1 on
+a mandatory policy violation in any phase, 2 on invalid config, 3 when the policy pack itself fails (does not
+start, rejects its config, or a policy crashes).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import pulumi
 from components.settings import ConfigError
 from harness import analyzer
 from harness.manifests import is_kubernetes, render
+from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT, ProgramFailed, StackFileError, read_stack_config, run_stack
+from harness.runtime import REPO_ROOT, ProgramFailed, StackFileError, read_stack_config
 
 EXIT_POLICY_VIOLATION = 1
 EXIT_BAD_CONFIG = 2
@@ -79,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value for this preview only, e.g. --set gitSha=abc1234",
     )
+    parser.add_argument(
+        "--phase",
+        dest="phases",
+        action="append",
+        type=Phase,
+        choices=list(Phase),
+        metavar="PHASE",
+        help=f"model only this phase (repeatable; default: all of {', '.join(ALL_PHASES)})",
+    )
     parser.add_argument("--policy-config", type=Path, help="policy config (default: policy/config/<stack>.json)")
     parser.add_argument("--no-policy", action="store_true", help="skip the policy pack")
     parser.add_argument("--quiet", action="store_true", help="print only the summary and violations")
@@ -87,12 +99,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.AnalysisReport] | None) -> int:
     try:
-        recording = run_stack(args.stack, config_overrides=_parse_overrides(args.overrides))
+        phases = model_phases(
+            args.stack, config_overrides=_parse_overrides(args.overrides), phases=args.phases or ALL_PHASES
+        )
     except ProgramFailed as failure:
         if not isinstance(failure.error, (ConfigError, pulumi.RunError)):
             raise
         print(f"error: {failure.error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    # The tree, outputs and manifests are those of the deploy itself (after `up`: every value known).
+    recording = _deployed(phases).recording
     if not args.quiet:
         print(f"Previewing update ({args.stack}), offline: mock runtime, no cluster\n")
         print("\n".join(tree_lines(recording)))
@@ -103,6 +119,9 @@ def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.A
     kubernetes_objects = sum(1 for r in recording if is_kubernetes(r))
     print(f"\nResources:\n    + {len(recording.resources) + 1} to create")
     print(f"Manifests: {kubernetes_objects} Kubernetes objects written to {manifests}")
+    print("Phases modelled (what the policy pack sees as outputs):")
+    for phase in phases:
+        print(f"    {phase.phase:<14}: {phase.summary()}")
     for key in recording.placeholder_secrets:
         print(
             f"note: secret {key} is not in Pulumi.{args.stack}.yaml in plain text (set it with "
@@ -110,10 +129,17 @@ def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.A
         )
     if analyze is None:
         return 0
-    report = analyze(recording)
-    print()
-    print(analyzer.format_report(report))
-    return EXIT_POLICY_VIOLATION if report.mandatory_violations else 0
+    failed = False
+    for phase in phases:
+        report = analyze(phase.recording)
+        print(f"\n== phase {phase.phase} ==")
+        print(analyzer.format_report(report))
+        failed = failed or bool(report.mandatory_violations)
+    return EXIT_POLICY_VIOLATION if failed else 0
+
+
+def _deployed(phases: list[PhaseRecording]) -> PhaseRecording:
+    return next((p for p in phases if p.phase is Phase.AFTER_UP), phases[-1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

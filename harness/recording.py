@@ -6,6 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+"""How the engine marshals a value unknown during preview (`pulumi.runtime.rpc.UNKNOWN`, Go `UnknownStringValue`):
+recorded inputs and outputs carry it as this string, exactly as it travels to the policy pack."""
+
 
 @dataclass(frozen=True)
 class RecordedResource:
@@ -28,9 +32,14 @@ class RecordedResource:
     retain_on_delete: bool
     delete_before_replace: bool
     ignore_changes: tuple[str, ...]
+    replace_on_changes: tuple[str, ...]
     custom_timeouts: dict[str, str]
     outputs: dict[str, Any]
-    """The state the mocks returned (inputs plus fake computed values such as a repo digest)."""
+    """What the resource's state holds: what the mocks returned (inputs plus stand-ins for computed values), or,
+    once `harness.phases` modelled a phase, what the provider would return in it (for Kubernetes, the API server's
+    object checkpointed with `__inputs`). Stack policies see this."""
+    output_secret_paths: frozenset[str]
+    """Dotted paths into ``outputs`` whose values are secrets."""
 
 
 @dataclass

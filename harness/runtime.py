@@ -21,12 +21,13 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from harness.recording import RecordedResource, Recording
+from harness.recording import UNKNOWN, RecordedResource, Recording
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_SECRET = "offline-placeholder-secret"
@@ -63,6 +64,9 @@ def _engine_config_value(value: Any) -> str:
 
 
 def _unwrap_secrets(value: Any, path: str, secret_paths: set[str]) -> Any:
+    """Plain values with secret paths noted; a preview's unknowns become the wire's unknown marker (`UNKNOWN`)."""
+    if isinstance(value, Unknown):
+        return UNKNOWN
     if rpc.is_rpc_secret(value):
         secret_paths.add(path)
         return _unwrap_secrets(rpc.unwrap_rpc_secret(value), path, secret_paths)
@@ -78,18 +82,38 @@ def _fake_digest(*parts: str) -> str:
 
 
 class OfflineMocks(pulumi.runtime.Mocks):
-    """Returns inputs as state, plus deterministic stand-ins for values only a real provider computes."""
+    """Returns inputs as state, plus deterministic stand-ins for values only a real provider computes.
+
+    In preview (`preview=True`) those provider-computed values are unknown, as the real providers leave them:
+    pulumi-docker 5.x `Image` has `build_on_preview` false, so `repoDigest` is unknown until `up`; a bridged
+    provider's preview Create (pulumi-random) returns computed attributes such as `result` as unknown; and the
+    engine hands back an empty ID for a resource a preview would create (pulumi/pulumi `step_executor.go`).
+    A resource whose inputs equal those in `prior` (the state an earlier `up` left) is a "same" step: the engine
+    returns its old outputs (pulumi/pulumi `step_generator.go` `generateSteps`), so its computed values stay known;
+    the stand-ins are functions of type, name and inputs, so recomputing them gives exactly the old outputs.
+    """
+
+    def __init__(self, *, preview: bool = False, prior: Recording | None = None) -> None:
+        self.preview = preview
+        self._prior = {(r.type, r.name): r.inputs for r in prior or ()}
+
+    def _unknown(self, args: pulumi.runtime.MockResourceArgs) -> bool:
+        return self.preview and self._prior.get((args.typ, args.name)) != _unwrap_secrets(args.inputs, "", set())
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
+        unknown = self._unknown(args)
         if args.typ == "docker:index/image:Image":
             repository = state["imageName"].rsplit(":", 1)[0]
-            state["repoDigest"] = f"{repository}@{_fake_digest(state['imageName'])}"
+            state["repoDigest"] = UNKNOWN if unknown else f"{repository}@{_fake_digest(state['imageName'])}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
-            result = hashlib.sha256(f"password:{args.name}".encode()).hexdigest()[: int(state.get("length", 32))]
-            state["result"] = rpc.wrap_rpc_secret(result)
-            state["bcryptHash"] = rpc.wrap_rpc_secret(f"$2a$10$offline{hashlib.md5(result.encode()).hexdigest()}")
-        return f"{args.name}-id", state
+            if unknown:
+                state["result"] = state["bcryptHash"] = UNKNOWN
+            else:
+                result = hashlib.sha256(f"password:{args.name}".encode()).hexdigest()[: int(state.get("length", 32))]
+                state["result"] = rpc.wrap_rpc_secret(result)
+                state["bcryptHash"] = rpc.wrap_rpc_secret(f"$2a$10$offline{hashlib.md5(result.encode()).hexdigest()}")
+        return ("" if unknown else f"{args.name}-id"), state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
@@ -97,6 +121,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
 class RecordingMonitor(mocks.MockMonitor):
     """The mock monitor, keeping each request's parent, dependencies and options, which the base drops."""
+
+    mocks: OfflineMocks
 
     def __init__(self, offline_mocks: OfflineMocks) -> None:
         super().__init__(offline_mocks)
@@ -121,6 +147,8 @@ class RecordingMonitor(mocks.MockMonitor):
         secret_paths: set[str] = set()
         inputs = _unwrap_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True), "", secret_paths)
         state = self.resources[response.urn].state
+        output_secret_paths: set[str] = set()
+        outputs = _unwrap_secrets(state, "", output_secret_paths)
         self.registrations.append(
             RecordedResource(
                 urn=response.urn,
@@ -137,12 +165,15 @@ class RecordingMonitor(mocks.MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 ignore_changes=tuple(request.ignoreChanges),
+                replace_on_changes=tuple(request.replaceOnChanges),
                 custom_timeouts={
                     k: getattr(request.customTimeouts, k)
                     for k in ("create", "update", "delete")
                     if getattr(request.customTimeouts, k)
                 },
-                outputs=_unwrap_secrets(state, "", set()),
+                outputs=outputs,
+                # The engine keeps an input's secretness on the output of the same name.
+                output_secret_paths=frozenset(output_secret_paths | secret_paths),
             )
         )
         return response
@@ -169,11 +200,12 @@ def _run_once(
     secret_keys: list[str],
     project_dir: Path,
 ) -> None:
+    preview = monitor.mocks.preview
     _use_event_loop()
     with _project_cwd(project_dir):
         runtime_settings.reset_options()
         pulumi.runtime.set_all_config(dict(config), secret_keys)
-        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor)
         # A fresh module namespace each run, as in a separate `pulumi up` process.
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
         # Drain every RPC the program queued, as the language host does before it exits.
@@ -206,8 +238,13 @@ def run_stack(
     *,
     config_overrides: Mapping[str, Any] | None = None,
     project_dir: Path = REPO_ROOT,
+    preview: bool = False,
+    prior: Recording | None = None,
 ) -> Recording:
     """Runs the stack program offline with the stack file's config (plus overrides) and records it.
+
+    `preview=True` runs it as `pulumi preview` does: the SDK's dry-run mode, provider-computed values unknown
+    except on resources that `prior` (an earlier `up`) already holds with the same inputs.
 
     Secret config that the stack file does not hold in plain text (unset, or `secure:` ciphertext only the
     CLI can decrypt) is filled with a placeholder, marked secret, and listed in `placeholder_secrets`.
@@ -226,7 +263,7 @@ def run_stack(
             config[key] = _engine_config_value(value)
     placeholders = list(secret_keys)
     while True:
-        monitor = RecordingMonitor(OfflineMocks())
+        monitor = RecordingMonitor(OfflineMocks(preview=preview, prior=prior))
         recording = Recording(
             project=project,
             stack=stack,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.phases import Phase, PhaseRecording, model_phases
 from harness.recording import Recording
 from harness.runtime import run_stack
 
@@ -16,9 +17,12 @@ STACKS = ("staging", "prod")
 STAGING_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
+def _pinned(stack: str) -> dict[str, object]:
+    return {"shipsafe:gitSha": STAGING_SHA} if stack == "staging" else {}
+
+
 def record(stack: str, **overrides: object) -> Recording:
-    base: dict[str, object] = {"shipsafe:gitSha": STAGING_SHA} if stack == "staging" else {}
-    return run_stack(stack, config_overrides={**base, **overrides})
+    return run_stack(stack, config_overrides={**_pinned(stack), **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +33,13 @@ def recordings() -> dict[str, Recording]:
 @pytest.fixture(params=STACKS)
 def recording(request: pytest.FixtureRequest, recordings: dict[str, Recording]) -> Recording:
     return recordings[request.param]
+
+
+@pytest.fixture(scope="session")
+def phase_recordings() -> dict[tuple[str, Phase], PhaseRecording]:
+    """Every phase of the offline engine for both stacks, as the preview and `make policy-check` model them."""
+    return {
+        (stack, phase.phase): phase
+        for stack in STACKS
+        for phase in model_phases(stack, config_overrides=_pinned(stack))
+    }

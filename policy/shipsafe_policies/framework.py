@@ -142,9 +142,40 @@ def resource_policy(rule: Rule, check: ResourceCheck, types: frozenset[str] | No
     return ResourceValidationPolicy(validate=validate, **_policy_fields(rule))
 
 
+INPUTS_KEY = "__inputs"
+"""Where pulumi-kubernetes keeps the inputs in a resource's state (`provider.go` `checkpointObject`)."""
+
+
+def declared(resources: list[PolicyResource]) -> list[PolicyResource]:
+    """The stack as the program declared it, with the graph (parent, dependencies) rebuilt over the new objects.
+
+    Stack policies get each resource's *outputs* (pulumi/pulumi `step_generator.go` `AnalyzeResources`), and for
+    Kubernetes those are the API server's object: defaults filled in (`spec.replicas` of an autoscaled
+    Deployment), deprecated fields mirrored (`serviceAccount` from `serviceAccountName`), controller labels, status.
+    A rule about what the stack declares must not trip over what the server added, so every stack policy reads the
+    declared inputs: `__inputs` where the provider checkpointed the object, the outputs themselves where it
+    returned the inputs unchanged (a preview whose server dry run was skipped) and for other providers.
+    """
+    copies = {
+        r.urn: PolicyResource(
+            r.resource_type, r.props.get(INPUTS_KEY, r.props), r.urn, r.name, r.opts, r.provider, None, [], {}
+        )
+        for r in resources
+    }
+    for original in resources:
+        copy = copies[original.urn]
+        copy.parent = copies.get(original.parent.urn) if original.parent is not None else None
+        copy.dependencies = [copies[d.urn] for d in original.dependencies if d.urn in copies]
+        copy.property_dependencies = {
+            key: [copies[d.urn] for d in deps if d.urn in copies]
+            for key, deps in original.property_dependencies.items()
+        }
+    return [copies[r.urn] for r in resources]
+
+
 def stack_policy(rule: Rule, check: StackCheck) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        for message, urn in check(args.resources, rule.config(args.get_config())):
+        for message, urn in check(declared(args.resources), rule.config(args.get_config())):
             report_violation(message, urn)
 
     return StackValidationPolicy(validate=validate, **_policy_fields(rule))

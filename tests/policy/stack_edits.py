@@ -145,8 +145,10 @@ def new_resource(recording: Recording, type_: str, name: str, inputs: Props) -> 
         retain_on_delete=False,
         delete_before_replace=False,
         ignore_changes=(),
+        replace_on_changes=(),
         custom_timeouts={},
         outputs=copy.deepcopy(inputs),
+        output_secret_paths=frozenset(),
     )
 
 

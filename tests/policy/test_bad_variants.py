@@ -1,5 +1,9 @@
 """Bad variants of the real stacks: each must be caught, through the analyzer protocol, by the policy for its fault.
 
+Each variant runs twice: as recorded (outputs = inputs, as in a preview whose dry run was skipped) and as the
+state after `up` (outputs = the API server's objects with `__inputs`, `harness.phases.after_up`), where stack
+policies must still find the fault in what the program declared.
+
 Every policy of the pack has at least one violating case here (test_every_policy_has_a_violating_case); the
 compliant cases are the real stacks themselves and the fixes in test_stacks.py.
 """
@@ -13,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.analyzer import AnalysisReport, PolicyPackProcess
+from harness.phases import after_up
 from harness.recording import RecordedResource, Recording
 from harness.runtime import read_stack_config, run_stack
 from tests.policy.conftest import IMAGE_BUILD, Analyze
@@ -318,16 +323,26 @@ CONFIG_CASES = [
 ]
 
 
+PHASES = ("as-recorded", "after-up")
+
+
+def in_phase(phase: str, recording: Recording) -> Recording:
+    return after_up(recording).recording if phase == "after-up" else recording
+
+
+@pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("case", CONFIG_CASES, ids=[c.id for c in CONFIG_CASES])
-def test_bad_config_is_caught_by_its_policy(case: ConfigCase, analyze: Analyze) -> None:
-    report = analyze(run_stack(case.stack, config_overrides=case.overrides))
+def test_bad_config_is_caught_by_its_policy(case: ConfigCase, phase: str, analyze: Analyze) -> None:
+    report = analyze(in_phase(phase, run_stack(case.stack, config_overrides=case.overrides)))
     found = [v for v in report.violations if v.policy == case.policy]
     assert {(v.level, v.resource) for v in found} >= {("mandatory", case.resource)}, report.violations
 
 
+@pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_variant_is_caught_by_its_policy(
     case: Case,
+    phase: str,
     compliant: dict[str, Recording],
     compliant_reports: dict[str, AnalysisReport],
     analyze: Analyze,
@@ -336,7 +351,7 @@ def test_bad_variant_is_caught_by_its_policy(
     recording = compliant[case.stack]
     if case.dockerfile is not None:
         recording = use_build_context(IMAGE_BUILD, write_build_context(tmp_path, case.dockerfile))(recording)
-    report = analyze(case.fault(recording))
+    report = analyze(in_phase(phase, case.fault(recording)))
     found = [v for v in report.violations if v.policy == case.policy]
     assert found, f"{case.id}: {case.policy} did not fire; got {[v.policy for v in report.violations]}"
     assert {v.level for v in found} == {case.level}, f"{case.id}: {case.policy} fired at {found[0].level}"
@@ -344,7 +359,8 @@ def test_bad_variant_is_caught_by_its_policy(
         assert case.resource in {v.resource for v in found}, f"{case.id}: blamed {[v.resource for v in found]}"
     assert all(v.message and v.fix for v in found), f"{case.id}: violations must say what to change"
     if case.reason is not None:
-        before = {(v.policy, v.resource, v.message) for v in compliant_reports[case.stack].violations}
+        baseline = compliant_reports[case.stack] if phase == "as-recorded" else analyze(in_phase(phase, recording))
+        before = {(v.policy, v.resource, v.message) for v in baseline.violations}
         new = [v for v in report.violations if (v.policy, v.resource, v.message) not in before]
         assert {v.policy for v in new} == {case.policy}, f"{case.id}: also caught by {[v.policy for v in new]}"
         assert all(case.reason in v.message for v in new), f"{case.id}: {[v.message for v in new]}"

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from harness.analyzer import AnalysisReport, PolicyPackProcess, analyze, format_report
+from harness.phases import Phase, PhaseRecording
 from harness.recording import Recording
 from tests.policy.conftest import CONFIG_DIR, Analyze
 from tests.policy.stack_edits import Edit, Props, add_resource, at, chain, edit, first_container, new_resource
@@ -24,6 +25,17 @@ def test_real_stack_passes_with_zero_mandatory_violations(stack: str, recordings
     assert not report.mandatory_violations, format_report(report)
     assert report.resources == len(recordings[stack].resources)
     assert "Policy check passed: 0 mandatory" in format_report(report)
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_real_stack_passes_every_phase_of_the_offline_engine(
+    stack: str, phase: Phase, phase_recordings: dict[tuple[str, Phase], PhaseRecording], analyze: Analyze
+) -> None:
+    # Stack policies see the API server's objects after up (defaults, mirrors, status): the pack must still pass.
+    report = analyze(phase_recordings[stack, phase].recording)
+    assert not report.mandatory_violations, format_report(report)
+    assert {(v.policy, v.resource) for v in report.violations} <= KNOWN_ADVISORIES, format_report(report)
 
 
 def _digest_pinned(props: Props) -> None:

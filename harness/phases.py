@@ -1,0 +1,230 @@
+"""The phases of a stack's life that the real engine shows the policy pack, modelled offline.
+
+The engine runs resource policies (`Analyze`) on each resource's inputs and stack policies (`AnalyzeStack`) on
+each resource's outputs, in preview as in `up` (pulumi/pulumi `pkg/resource/deploy/step_generator.go`
+`AnalyzeResources`; `deployment_executor.go` calls it without a dry-run check). What "outputs" are depends on the
+phase, because pulumi-kubernetes returns different things (`provider/pkg/provider/provider.go`):
+
+- **first preview** (nothing deployed yet): `Create` with `preview` returns the inputs unchanged when they hold
+  unknown values, when the kind's CRD is missing, or when the server dry run fails because the namespace does not
+  exist yet (`await.go` `namespaceError`, a `PreviewError`). A cluster-scoped object (the Namespace) gets a server
+  dry run: defaulted, checkpointed with `__inputs`, `status` removed.
+- **after up**: every object is the live object the API server returned after the await, checkpointed with
+  `__inputs`, `__initialApiVersion` and `__fieldManager` (`checkpointObject`).
+- **later preview** (the next release against that state): unchanged resources keep their state (a "same" step);
+  an `Update` or a replacing `Create` with unknown inputs returns the inputs; otherwise a server dry run of the new
+  inputs, which for an update keeps the live object's status and identity.
+
+Not modelled: see `harness.apiserver.NOT_MODELLED` (admission webhooks, quotas, the provider's Check step, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.apiserver import checkpoint, server_object
+from harness.manifests import is_kubernetes
+from harness.recording import UNKNOWN, RecordedResource, Recording
+from harness.runtime import REPO_ROOT, read_stack_config, run_stack
+
+NEXT_RELEASE_SHA = "0e1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5"
+"""The modelled next commit of a later preview (any SHA other than the deployed one plays the same part)."""
+NEXT_RELEASE_DIGEST = "sha256:" + "1e" * 32
+"""The modelled digest of the next release's image when the stack deploys a prebuilt image."""
+
+
+class Phase(enum.StrEnum):
+    FIRST_PREVIEW = "first-preview"
+    AFTER_UP = "after-up"
+    LATER_PREVIEW = "later-preview"
+
+
+ALL_PHASES = tuple(Phase)
+
+
+class Source(enum.StrEnum):
+    """Where a resource's outputs come from in a phase."""
+
+    LIVE = "live object"
+    DRY_RUN = "server dry run"
+    UNCHANGED = "state (unchanged)"
+    INPUTS_UNKNOWN = "inputs (dry run skipped: unknown values)"
+    INPUTS_NO_NAMESPACE = "inputs (dry run failed: namespace not created yet)"
+    PROVIDER = "provider outputs"
+
+
+@dataclass(frozen=True)
+class PhaseRecording:
+    phase: Phase
+    recording: Recording
+    """Inputs as the program registered them in this phase (Analyze), outputs as the phase holds them (AnalyzeStack)."""
+    sources: Mapping[str, Source]
+    """Per URN, where its outputs come from."""
+
+    def summary(self) -> str:
+        counts = Counter(self.sources.values())
+        return ", ".join(f"{n} {source}" for source, n in sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def contains_unknown(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_unknown(v) for v in value)
+    return value == UNKNOWN
+
+
+def _namespace(resource: RecordedResource) -> str | None:
+    metadata = resource.inputs.get("metadata") or {}
+    return None if resource.inputs.get("kind") == "Namespace" else metadata.get("namespace")
+
+
+def _checkpointed(resource: RecordedResource, live: dict[str, Any]) -> RecordedResource:
+    """The resource with `checkpointObject`'s outputs; secrets stay secret at their input paths, under `__inputs`,
+    and in a Secret's `data` when `stringData` was secret (provider.go `checkpointObject`)."""
+    paths = set(resource.secret_paths) | {f"__inputs.{p}" for p in resource.secret_paths}
+    for path in resource.secret_paths:
+        if path == "stringData" or path.startswith("stringData."):
+            paths.add("data" + path.removeprefix("stringData"))
+    return dataclasses.replace(
+        resource, outputs=checkpoint(resource.inputs, live), output_secret_paths=frozenset(paths)
+    )
+
+
+def _as_inputs(resource: RecordedResource) -> RecordedResource:
+    # The provider returns the request's properties as they came: no `__inputs`.
+    return dataclasses.replace(resource, outputs=resource.inputs, output_secret_paths=resource.secret_paths)
+
+
+def _with(recording: Recording, resources: Iterable[RecordedResource]) -> Recording:
+    return dataclasses.replace(recording, resources=list(resources))
+
+
+def first_preview(preview: Recording) -> PhaseRecording:
+    """`pulumi preview` of a stack never deployed: `preview` is the program run in preview mode."""
+    created_namespaces = {r.inputs["metadata"]["name"] for r in preview if r.inputs.get("kind") == "Namespace"}
+    sources: dict[str, Source] = {}
+    resources = []
+    for resource in preview:
+        if not is_kubernetes(resource):
+            sources[resource.urn] = Source.PROVIDER
+            resources.append(resource)
+        elif contains_unknown(resource.inputs):
+            sources[resource.urn] = Source.INPUTS_UNKNOWN
+            resources.append(_as_inputs(resource))
+        elif _namespace(resource) in created_namespaces:
+            sources[resource.urn] = Source.INPUTS_NO_NAMESPACE
+            resources.append(_as_inputs(resource))
+        else:
+            sources[resource.urn] = Source.DRY_RUN
+            resources.append(_checkpointed(resource, server_object(resource.inputs, dry_run=True)))
+    return PhaseRecording(Phase.FIRST_PREVIEW, _with(preview, resources), sources)
+
+
+def after_up(up: Recording) -> PhaseRecording:
+    """The state `pulumi up` leaves: `up` is the program run in update mode (every value known)."""
+    sources: dict[str, Source] = {}
+    resources = []
+    for resource in up:
+        if is_kubernetes(resource):
+            sources[resource.urn] = Source.LIVE
+            resources.append(_checkpointed(resource, server_object(resource.inputs, dry_run=False)))
+        else:
+            sources[resource.urn] = Source.PROVIDER
+            resources.append(resource)
+    return PhaseRecording(Phase.AFTER_UP, _with(up, resources), sources)
+
+
+def _identity(live: Mapping[str, Any]) -> tuple[Any, Any]:
+    metadata = live.get("metadata") or {}
+    return metadata.get("name"), metadata.get("namespace")
+
+
+def _update_dry_run(new_inputs: dict[str, Any], old_live: Mapping[str, Any]) -> dict[str, Any]:
+    """A server-side apply dry run of changed inputs over the live object: the new spec, defaulted, with the live
+    object's identity and status, and the generation bumped (provider.go `Update` keeps `status` in preview)."""
+    merged = server_object(new_inputs, dry_run=True)
+    old_metadata = old_live.get("metadata") or {}
+    metadata = merged.setdefault("metadata", {})
+    for key in ("uid", "creationTimestamp", "resourceVersion"):
+        if key in old_metadata:
+            metadata[key] = old_metadata[key]
+    if "generation" in old_metadata:
+        metadata["generation"] = old_metadata["generation"] + 1
+    if "status" in old_live:
+        merged["status"] = old_live["status"]
+    return merged
+
+
+def later_preview(state: PhaseRecording, preview: Recording) -> PhaseRecording:
+    """`pulumi preview` of the next release against `state` (an after-up phase); `preview` is the program run in
+    preview mode with `prior=state.recording`."""
+    old = {r.urn: r for r in state.recording}
+    sources: dict[str, Source] = {}
+    resources = []
+    for resource in preview:
+        before = old.get(resource.urn)
+        if before is not None and before.inputs == resource.inputs:
+            sources[resource.urn] = Source.UNCHANGED
+            resources.append(
+                dataclasses.replace(resource, outputs=before.outputs, output_secret_paths=before.output_secret_paths)
+            )
+        elif not is_kubernetes(resource):
+            sources[resource.urn] = Source.PROVIDER
+            resources.append(resource)
+        elif contains_unknown(resource.inputs):
+            sources[resource.urn] = Source.INPUTS_UNKNOWN
+            resources.append(_as_inputs(resource))
+        elif before is not None and _identity(before.inputs) == _identity(resource.inputs):
+            sources[resource.urn] = Source.DRY_RUN
+            live = {k: v for k, v in before.outputs.items() if not k.startswith("__")}
+            resources.append(_checkpointed(resource, _update_dry_run(resource.inputs, live)))
+        else:  # a create, or a replacement (a new name) that creates first
+            sources[resource.urn] = Source.DRY_RUN
+            resources.append(_checkpointed(resource, server_object(resource.inputs, dry_run=True)))
+    return PhaseRecording(Phase.LATER_PREVIEW, _with(preview, resources), sources)
+
+
+def next_release_overrides(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Config for the modelled next release: a new commit, and for a prebuilt stack the image staging built of it."""
+    overrides: dict[str, Any] = {"shipsafe:gitSha": NEXT_RELEASE_SHA}
+    if config.get("shipsafe:imageSource") == "prebuilt" and isinstance(config.get("shipsafe:imageRef"), str):
+        repository = config["shipsafe:imageRef"].split("@", 1)[0].rsplit(":", 1)[0]
+        overrides["shipsafe:imageRef"] = f"{repository}:{NEXT_RELEASE_SHA[:12]}@{NEXT_RELEASE_DIGEST}"
+        overrides["shipsafe:gitSha"] = NEXT_RELEASE_SHA[:12]
+    return overrides
+
+
+def model_phases(
+    stack: str,
+    *,
+    config_overrides: Mapping[str, Any] | None = None,
+    project_dir: Path = REPO_ROOT,
+    phases: Iterable[Phase] = ALL_PHASES,
+) -> list[PhaseRecording]:
+    """Run the program once per phase it needs and model each requested phase, in the order a stack lives them."""
+    wanted = set(phases)
+    overrides = dict(config_overrides or {})
+    result = []
+    if Phase.FIRST_PREVIEW in wanted:
+        result.append(
+            first_preview(run_stack(stack, config_overrides=overrides, project_dir=project_dir, preview=True))
+        )
+    if wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW}:
+        state = after_up(run_stack(stack, config_overrides=overrides, project_dir=project_dir))
+        if Phase.AFTER_UP in wanted:
+            result.append(state)
+        if Phase.LATER_PREVIEW in wanted:
+            _, file_config = read_stack_config(stack, project_dir)
+            next_overrides = {**overrides, **next_release_overrides({**file_config, **overrides})}
+            preview = run_stack(
+                stack, config_overrides=next_overrides, project_dir=project_dir, preview=True, prior=state.recording
+            )
+            result.append(later_preview(state, preview))
+    return result

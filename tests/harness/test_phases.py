@@ -1,0 +1,123 @@
+"""The offline engine's phases: what the policy pack sees as outputs before, after and between deploys."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.phases import (
+    NEXT_RELEASE_SHA,
+    Phase,
+    PhaseRecording,
+    Source,
+    contains_unknown,
+    next_release_overrides,
+)
+from harness.recording import UNKNOWN, RecordedResource
+
+WEB, JOB, NAMESPACE = "notes-web-deployment", "notes-migrate-job", "notes-namespace"
+CONFIG_MAP, IMAGE, PASSWORD = "notes-config-configmap", "notes-image-build", "notes-postgres-password"
+
+
+def _container(resource: RecordedResource, props: str = "inputs") -> dict:
+    return getattr(resource, props)["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_unknown_marker_is_the_engines() -> None:
+    from pulumi.runtime import rpc
+
+    assert rpc.UNKNOWN == UNKNOWN
+
+
+def test_first_preview_runs_the_program_in_preview_mode(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording],
+) -> None:
+    staging = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
+    assert _container(staging.named(WEB))["image"] == UNKNOWN, "the image is built only on up: its digest is unknown"
+    assert staging.named(IMAGE).outputs["repoDigest"] == UNKNOWN
+    prod = phase_recordings["prod", Phase.FIRST_PREVIEW].recording
+    assert not contains_unknown(_container(prod.named(WEB))["image"]), "a prebuilt image is known in preview"
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_first_preview_dry_runs_only_what_can_be_dry_run(
+    stack: str, phase_recordings: dict[tuple[str, Phase], PhaseRecording]
+) -> None:
+    phase = phase_recordings[stack, Phase.FIRST_PREVIEW]
+    namespace = phase.recording.named(NAMESPACE)
+    assert phase.sources[namespace.urn] is Source.DRY_RUN, "a cluster-scoped object can be dry-run at once"
+    assert namespace.outputs["__inputs"] == namespace.inputs
+    assert "status" not in namespace.outputs, "the provider strips status from preview objects"
+    config_map = phase.recording.named(CONFIG_MAP)
+    assert phase.sources[config_map.urn] is Source.INPUTS_NO_NAMESPACE
+    assert config_map.outputs == config_map.inputs and "__inputs" not in config_map.outputs
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_after_up_every_kubernetes_object_is_the_live_checkpoint(
+    stack: str, phase_recordings: dict[tuple[str, Phase], PhaseRecording]
+) -> None:
+    phase = phase_recordings[stack, Phase.AFTER_UP]
+    kubernetes = [r for r in phase.recording if r.type.startswith("kubernetes:") and r.custom]
+    assert kubernetes
+    for resource in kubernetes:
+        assert phase.sources[resource.urn] is Source.LIVE, resource.urn
+        assert resource.outputs["__inputs"] == resource.inputs, resource.urn
+        assert resource.outputs["__initialApiVersion"] == resource.inputs["apiVersion"], resource.urn
+        assert resource.outputs["metadata"]["uid"], resource.urn
+    web = phase.recording.named(WEB)
+    assert "replicas" in web.outputs["spec"], "the API server always sets spec.replicas"
+    pod = web.outputs["spec"]["template"]["spec"]
+    assert pod["serviceAccount"] == pod["serviceAccountName"], "the deprecated mirror is always set"
+    assert web.outputs["status"]["readyReplicas"] >= 1
+
+
+def test_after_up_secret_data_stays_secret(phase_recordings: dict[tuple[str, Phase], PhaseRecording]) -> None:
+    url = phase_recordings["prod", Phase.AFTER_UP].recording.named("notes-postgres-url")
+    assert "data" in url.outputs and "stringData" not in url.outputs, "the server stores stringData as data"
+    assert any(p == "data" or p.startswith("data.") for p in url.output_secret_paths), url.output_secret_paths
+    assert any(p.startswith("__inputs.stringData") for p in url.output_secret_paths), url.output_secret_paths
+
+
+def test_later_preview_keeps_state_for_what_did_not_change(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording],
+) -> None:
+    state = phase_recordings["staging", Phase.AFTER_UP].recording
+    later = phase_recordings["staging", Phase.LATER_PREVIEW]
+    config_map = later.recording.named(CONFIG_MAP)
+    assert later.sources[config_map.urn] is Source.UNCHANGED
+    assert config_map.outputs == state.named(CONFIG_MAP).outputs
+    password = later.recording.named(PASSWORD)
+    assert not contains_unknown(password.outputs), "an unchanged password keeps its value: a same step"
+
+
+def test_later_preview_of_a_build_sees_the_new_image_as_unknown(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording],
+) -> None:
+    later = phase_recordings["staging", Phase.LATER_PREVIEW]
+    web = later.recording.named(WEB)
+    assert later.sources[web.urn] is Source.INPUTS_UNKNOWN
+    assert _container(web, "outputs")["image"] == UNKNOWN and "__inputs" not in web.outputs
+    assert NEXT_RELEASE_SHA[:12] in later.recording.named(JOB).inputs["metadata"]["name"]
+
+
+def test_later_preview_of_a_prebuilt_release_is_a_server_dry_run(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording],
+) -> None:
+    state = phase_recordings["prod", Phase.AFTER_UP].recording
+    later = phase_recordings["prod", Phase.LATER_PREVIEW]
+    web, before = later.recording.named(WEB), state.named(WEB)
+    assert later.sources[web.urn] is Source.DRY_RUN
+    assert _container(web, "outputs")["image"] != _container(before, "outputs")["image"]
+    assert web.outputs["metadata"]["uid"] == before.outputs["metadata"]["uid"], "an update keeps the object"
+    assert web.outputs["metadata"]["generation"] == before.outputs["metadata"]["generation"] + 1
+    assert web.outputs["status"] == before.outputs["status"], "an update's dry run keeps the live status"
+    job = later.recording.named(JOB)
+    assert later.sources[job.urn] is Source.DRY_RUN and "status" not in job.outputs, "a new Job is created"
+
+
+def test_the_next_release_of_a_prebuilt_stack_is_a_new_pinned_image() -> None:
+    overrides = next_release_overrides(
+        {"shipsafe:imageSource": "prebuilt", "shipsafe:imageRef": "r.example.com/a/b:3f9c2a1b7d4e@sha256:" + "0" * 64}
+    )
+    assert overrides["shipsafe:imageRef"].startswith(f"r.example.com/a/b:{overrides['shipsafe:gitSha']}@sha256:")
+    assert next_release_overrides({"shipsafe:imageSource": "build"}) == {"shipsafe:gitSha": NEXT_RELEASE_SHA}
