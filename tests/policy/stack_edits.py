@@ -129,7 +129,13 @@ def first_container(props: Props) -> Props:
 
 
 def new_resource(recording: Recording, type_: str, name: str, inputs: Props) -> RecordedResource:
+    """A resource as the engine would receive it: for Kubernetes, with the apiVersion and kind the SDK class sets
+    and the name the provider's Check step gives an unnamed object (pulumi-kubernetes autonaming, suffix left out)."""
     urn = f"urn:pulumi:{recording.stack}::{recording.project}::{type_}::{name}"
+    if type_.startswith("kubernetes:"):
+        _, group_version, kind = type_.split(":")
+        metadata = {"name": name, **inputs.get("metadata", {})}
+        inputs = {"apiVersion": group_version.removeprefix("core/"), "kind": kind, **inputs, "metadata": metadata}
     return RecordedResource(
         urn=urn,
         type=type_,
