@@ -81,6 +81,57 @@ def _fake_digest(*parts: str) -> str:
     return "sha256:" + hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
+def _image_preview_state(inputs: dict[str, Any]) -> dict[str, Any]:
+    # pulumi-docker `provider.go` `Create`: with build_on_preview off it returns the inputs; the digest is unknown.
+    return {**inputs, "repoDigest": UNKNOWN}
+
+
+def _image_state(inputs: dict[str, Any]) -> dict[str, Any]:
+    """pulumi-docker 5.x `image.go` `dockerBuild` outputs, checkpointed with every input under a secret `__inputs`
+    (`provider.go` `checkpointObject`)."""
+    build = inputs.get("build") or {}
+    name = inputs["imageName"]
+    return {
+        "dockerfile": build.get("dockerfile", "Dockerfile"),
+        "context": build.get("context", "."),
+        "baseImageName": name,
+        "registryServer": (inputs.get("registry") or {}).get("server"),
+        "imageName": name,
+        "platform": build.get("platform"),
+        "repoDigest": f"{name.rsplit(':', 1)[0]}@{_fake_digest(name)}",
+        "__inputs": rpc.wrap_rpc_secret(inputs),
+    }
+
+
+# pulumi-random `random_password` (terraform-provider-random `resource_password.go` schema defaults).
+_PASSWORD_DEFAULTS = {
+    "lower": True,
+    "upper": True,
+    "numeric": True,
+    "number": True,
+    "special": True,
+    "minLower": 0,
+    "minUpper": 0,
+    "minNumeric": 0,
+    "minSpecial": 0,
+}
+
+
+def _password_preview_state(inputs: dict[str, Any]) -> dict[str, Any]:
+    # A bridged provider's preview Create plans computed attributes as unknown.
+    return {**_PASSWORD_DEFAULTS, **inputs, "result": UNKNOWN, "bcryptHash": UNKNOWN}
+
+
+def _password_state(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    result = hashlib.sha256(f"password:{name}".encode()).hexdigest()[: int(inputs.get("length", 32))]
+    return {
+        **_PASSWORD_DEFAULTS,
+        **inputs,
+        "result": rpc.wrap_rpc_secret(result),
+        "bcryptHash": rpc.wrap_rpc_secret(f"$2a$10$offline{hashlib.md5(result.encode()).hexdigest()}"),
+    }
+
+
 class OfflineMocks(pulumi.runtime.Mocks):
     """Returns inputs as state, plus deterministic stand-ins for values only a real provider computes.
 
@@ -104,15 +155,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         unknown = self._unknown(args)
         if args.typ == "docker:index/image:Image":
-            repository = state["imageName"].rsplit(":", 1)[0]
-            state["repoDigest"] = UNKNOWN if unknown else f"{repository}@{_fake_digest(state['imageName'])}"
+            state = _image_preview_state(state) if unknown else _image_state(state)
         elif args.typ == "random:index/randomPassword:RandomPassword":
-            if unknown:
-                state["result"] = state["bcryptHash"] = UNKNOWN
-            else:
-                result = hashlib.sha256(f"password:{args.name}".encode()).hexdigest()[: int(state.get("length", 32))]
-                state["result"] = rpc.wrap_rpc_secret(result)
-                state["bcryptHash"] = rpc.wrap_rpc_secret(f"$2a$10$offline{hashlib.md5(result.encode()).hexdigest()}")
+            state = _password_preview_state(state) if unknown else _password_state(args.name, state)
         return ("" if unknown else f"{args.name}-id"), state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

@@ -121,3 +121,16 @@ def test_the_next_release_of_a_prebuilt_stack_is_a_new_pinned_image() -> None:
     )
     assert overrides["shipsafe:imageRef"].startswith(f"r.example.com/a/b:{overrides['shipsafe:gitSha']}@sha256:")
     assert next_release_overrides({"shipsafe:imageSource": "build"}) == {"shipsafe:gitSha": NEXT_RELEASE_SHA}
+
+
+def test_other_providers_keep_their_real_state_shape(phase_recordings: dict[tuple[str, Phase], PhaseRecording]) -> None:
+    image = phase_recordings["staging", Phase.AFTER_UP].recording.named(IMAGE)
+    # pulumi-docker `image.go` dockerBuild outputs plus a secret `__inputs` (`provider.go` checkpointObject).
+    assert {"baseImageName", "registryServer", "repoDigest", "dockerfile", "context", "platform"} <= set(image.outputs)
+    assert image.outputs["__inputs"]["imageName"] == image.inputs["imageName"]
+    assert "__inputs" in image.output_secret_paths, "the provider stores its inputs as one secret"
+    password = phase_recordings["staging", Phase.AFTER_UP].recording.named(PASSWORD)
+    assert password.outputs["upper"] is True and password.outputs["minSpecial"] == 0, "schema defaults are state"
+    assert "result" in password.output_secret_paths
+    preview = phase_recordings["staging", Phase.FIRST_PREVIEW].recording.named(PASSWORD)
+    assert preview.outputs["result"] == UNKNOWN
