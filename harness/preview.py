@@ -24,6 +24,7 @@ from harness import analyzer
 from harness.manifests import is_kubernetes, render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
+from harness.replacement import blocked_by_protect, is_data_bearing, plan_update
 from harness.runtime import REPO_ROOT, ProgramFailed, StackFileError, read_stack_config
 
 EXIT_POLICY_VIOLATION = 1
@@ -122,20 +123,41 @@ def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.A
     print("Phases modelled (what the policy pack sees as outputs):")
     for phase in phases:
         print(f"    {phase.phase:<14}: {phase.summary()}")
+    release_plan_safe = check_release_plan(phases)
     for key in recording.placeholder_secrets:
         print(
             f"note: secret {key} is not in Pulumi.{args.stack}.yaml in plain text (set it with "
             f"`pulumi config set --secret {key}`); the offline preview used a placeholder"
         )
     if analyze is None:
-        return 0
-    failed = False
+        return 0 if release_plan_safe else EXIT_POLICY_VIOLATION
+    failed = not release_plan_safe
     for phase in phases:
         report = analyze(phase.recording)
         print(f"\n== phase {phase.phase} ==")
         print(analyzer.format_report(report))
         failed = failed or bool(report.mandatory_violations)
     return EXIT_POLICY_VIOLATION if failed else 0
+
+
+def check_release_plan(phases: list[PhaseRecording]) -> bool:
+    """The second `up` (the next release against the after-up state), diffed with the providers' replacement rules;
+    False when it would replace or delete a data-bearing resource or trip over `protect`."""
+    by_phase = {p.phase: p.recording for p in phases}
+    if Phase.AFTER_UP not in by_phase or Phase.LATER_PREVIEW not in by_phase:
+        return True
+    state, release = by_phase[Phase.AFTER_UP], by_phase[Phase.LATER_PREVIEW]
+    steps = [s for s in plan_update(state, release) if s.op != "same"]
+    resources = {r.urn: r for r in [*state, *release]}
+    names = {s.urn: resources[s.urn].name for s in steps}
+    print("Next release (modelled second up): " + (", ".join(f"{s.op} {names[s.urn]}" for s in steps) or "no change"))
+    unsafe = [
+        s for s in steps if s.op in ("replace", "delete") and is_data_bearing(resources[s.urn])
+    ] + blocked_by_protect(steps)
+    for step in unsafe:
+        why = "; ".join(step.replace_reasons) or step.blocked
+        print(f"error: the next release would {step.op} {names[step.urn]}: {why}")
+    return not unsafe
 
 
 def _deployed(phases: list[PhaseRecording]) -> PhaseRecording:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from harness.phases import (
@@ -12,10 +14,13 @@ from harness.phases import (
     contains_unknown,
     next_release_overrides,
 )
+from harness.preview import check_release_plan
 from harness.recording import UNKNOWN, RecordedResource
+from tests.policy.stack_edits import at, edit
 
 WEB, JOB, NAMESPACE = "notes-web-deployment", "notes-migrate-job", "notes-namespace"
 CONFIG_MAP, IMAGE, PASSWORD = "notes-config-configmap", "notes-image-build", "notes-postgres-password"
+POSTGRES = "notes-postgres-statefulset"
 
 
 def _container(resource: RecordedResource, props: str = "inputs") -> dict:
@@ -134,3 +139,17 @@ def test_other_providers_keep_their_real_state_shape(phase_recordings: dict[tupl
     assert "result" in password.output_secret_paths
     preview = phase_recordings["staging", Phase.FIRST_PREVIEW].recording.named(PASSWORD)
     assert preview.outputs["result"] == UNKNOWN
+
+
+def test_the_preview_refuses_a_release_that_would_replace_data(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording], capsys: pytest.CaptureFixture[str]
+) -> None:
+    phases = [phase_recordings["prod", phase] for phase in Phase]
+    assert check_release_plan(phases), capsys.readouterr().out
+    assert "replace notes-migrate-job" in capsys.readouterr().out
+
+    later = phases[-1]
+    grown = edit(POSTGRES, at("spec.volumeClaimTemplates.0.spec.resources.requests.storage", "500Gi"))
+    phases[-1] = dataclasses.replace(later, recording=grown(later.recording))
+    assert not check_release_plan(phases)
+    assert "error: the next release would replace notes-postgres-statefulset" in capsys.readouterr().out
