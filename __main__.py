@@ -13,10 +13,13 @@ from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.registry import Registry, RegistryArgs
 from components.release import resolve_release
 from components.settings import CONFIG_NAMESPACE, RegistryMode, ServiceMode, load_settings
+from components.timeline import deploy_timeline
 from components.workload import AppWorkload, AppWorkloadArgs
 
 config = pulumi.Config(CONFIG_NAMESPACE)
 settings = load_settings(config)
+# Also refuses settings whose awaits cannot cover what they wait for, before any resource exists.
+timeline = deploy_timeline(settings)
 release = resolve_release(settings, Path.cwd())
 app = settings.app.name
 
@@ -31,6 +34,7 @@ registry = Registry(
         ingress_class_name=settings.app.ingress_class_name,
         cluster_issuer=settings.app.cluster_issuer,
         password=config.require_secret("registryPassword") if settings.registry.mode is RegistryMode.EXTERNAL else None,
+        awaits=timeline.registry,
     ),
 )
 image = AppImage(
@@ -56,9 +60,13 @@ postgres, redis = (
             kind=kind,
             settings=service,
             external_url=config.require_secret(f"{kind.role}Url") if service.mode is ServiceMode.EXTERNAL else None,
+            awaits=awaits,
         ),
     )
-    for kind, service in ((POSTGRES, settings.postgres), (REDIS, settings.redis))
+    for kind, service, awaits in (
+        (POSTGRES, settings.postgres, timeline.postgres),
+        (REDIS, settings.redis, timeline.redis),
+    )
 )
 app_config = AppConfig(
     f"{app}-config",
@@ -74,10 +82,11 @@ app_config = AppConfig(
     ),
 )
 prerequisites: list[pulumi.Resource] = [registry, app_config, postgres, redis]
-# A rollback runs the previous image on the current schema: migrations are forward-only, so none runs.
+# A rollback runs the previous image on the current schema: migrations are forward-only, so none runs (and the
+# timeline has no Job await).
 migration = (
     None
-    if settings.rollback
+    if timeline.migration_job_seconds is None
     else MigrationJob(
         f"{app}-migrate",
         MigrationJobArgs(
@@ -89,6 +98,7 @@ migration = (
             run_as_user=settings.app.run_as_user,
             pull_secret_name=registry.pull_secret_name,
             app_config=app_config,
+            await_timeout_seconds=timeline.migration_job_seconds,
         ),
         opts=pulumi.ResourceOptions(depends_on=prerequisites),
     )
@@ -108,6 +118,7 @@ workloads = [
             app_config=app_config,
             migration_job=migration.job if migration else None,
             depends_on=prerequisites,
+            awaits=timeline.workloads[workload],
         ),
     )
     for workload, workload_settings in settings.workloads.items()
@@ -135,3 +146,4 @@ pulumi.export("dirty", release.dirty)
 pulumi.export("migrationJob", migration.job_name if migration else None)
 pulumi.export("workloads", [w.deployment_name for w in workloads])
 pulumi.export("appUrl", f"https://{settings.app.host}")
+pulumi.export("deployTimeline", timeline.as_output())

@@ -23,7 +23,9 @@ from components.pods import (
     single_stateful_set_spec,
     tmp_mount,
 )
+from components.probes import BACKING_SERVICE, BACKING_SERVICE_STARTUP, BACKING_SERVICE_TERMINATION_GRACE_SECONDS
 from components.settings import BackingService, ServiceMode
+from components.timeline import ServerAwaits, await_timeouts
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class BackingServiceArgs:
     settings: BackingService
     external_url: pulumi.Input[str] | None = None
     """Connection URL from secret config; required (and only used) when the service is external."""
+    awaits: ServerAwaits | None = None
+    """How long `up` waits for the StatefulSet and Service (`components/timeline.py`); required when in-cluster."""
 
 
 class BackingServiceComponent(pulumi.ComponentResource):
@@ -71,16 +75,18 @@ class BackingServiceComponent(pulumi.ComponentResource):
             self.host = None
             self._url_secret(pulumi.Output.secret(args.external_url), depends_on=[])
         else:
+            if args.awaits is None:
+                raise ValueError(f"{args.kind.role} is in-cluster but the deploy timeline gave it no await timeouts")
             self.host = f"{args.app}-{args.kind.role}"
-            self._create_in_cluster()
+            self._create_in_cluster(args.awaits)
         self.register_outputs({"urlSecretName": self.url_secret_name})
 
     def _child(self, **extra: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **extra)
 
-    def _data(self) -> pulumi.ResourceOptions:
+    def _data(self, **extra: Any) -> pulumi.ResourceOptions:
         # Data outlives mistakes: `pulumi destroy` or an accidental rename must not drop it.
-        return self._child(protect=self._args.settings.protect)
+        return self._child(protect=self._args.settings.protect, **extra)
 
     def _url_secret(self, url: pulumi.Input[str], depends_on: list[pulumi.Resource]) -> None:
         args = self._args
@@ -96,7 +102,7 @@ class BackingServiceComponent(pulumi.ComponentResource):
             opts=self._child(depends_on=depends_on),
         )
 
-    def _create_in_cluster(self) -> None:
+    def _create_in_cluster(self, awaits: ServerAwaits) -> None:
         args, kind = self._args, self._args.kind
         password = random.RandomPassword(f"{self._name}-password", length=32, special=False, opts=self._data())
         host = f"{self.host}.{{namespace}}.svc.cluster.local"
@@ -144,13 +150,17 @@ class BackingServiceComponent(pulumi.ComponentResource):
                 "selector": selector(args.app, kind.component),
                 "ports": [{"name": kind.role, "port": kind.port, "target_port": kind.role}],
             },
-            opts=self._child(),
+            opts=self._child(custom_timeouts=await_timeouts(awaits.service_seconds)),
         )
-        self._stateful_set(auth, account, service)
+        self._stateful_set(auth, account, service, awaits)
         self._url_secret(url, depends_on=[auth])
 
     def _stateful_set(
-        self, auth: k8s.core.v1.Secret, account: k8s.core.v1.ServiceAccount, service: k8s.core.v1.Service
+        self,
+        auth: k8s.core.v1.Secret,
+        account: k8s.core.v1.ServiceAccount,
+        service: k8s.core.v1.Service,
+        awaits: ServerAwaits,
     ) -> None:
         args, kind, settings = self._args, self._args.kind, self._args.settings
         version_labels = labels(args.app, kind.component, settings.version)
@@ -168,10 +178,9 @@ class BackingServiceComponent(pulumi.ComponentResource):
                 volumes=[{"name": "run", "empty_dir": {"size_limit": "16Mi"}}, {"name": "auth", "secret": auth_volume}],
                 storage_size=settings.storage_size,
                 storage_class_name=settings.storage_class_name,
-                # A database checkpoints on shutdown; give it longer than the app.
-                termination_grace_period_seconds=60,
+                termination_grace_period_seconds=BACKING_SERVICE_TERMINATION_GRACE_SECONDS,
             ),
-            opts=self._data(),
+            opts=self._data(custom_timeouts=await_timeouts(awaits.stateful_set_seconds)),
         )
 
     def _container(self) -> dict[str, Any]:
@@ -203,21 +212,8 @@ class BackingServiceComponent(pulumi.ComponentResource):
             ready_check = ["sh", "-c", 'REDISCLI_AUTH="$(cat /run/secrets/auth/password)" redis-cli ping']
             common["command"] = ["redis-server", f"{AUTH_MOUNT}/redis.conf"]
             common["volume_mounts"].append({"name": "run", "mount_path": "/var/run/redis"})
-        common["readiness_probe"] = {
-            "exec": {"command": ready_check},
-            "period_seconds": 5,
-            "timeout_seconds": 3,
-            "failure_threshold": 3,
-        }
-        common["liveness_probe"] = {
-            "tcp_socket": {"port": kind.role},
-            "period_seconds": 15,
-            "timeout_seconds": 5,
-            "failure_threshold": 6,
-        }
-        common["startup_probe"] = {
-            "tcp_socket": {"port": kind.role},
-            "period_seconds": 5,
-            "failure_threshold": 60,
-        }
+        listening = {"tcp_socket": {"port": kind.role}}
+        common["readiness_probe"] = BACKING_SERVICE.readiness.spec({"exec": {"command": ready_check}})
+        common["liveness_probe"] = BACKING_SERVICE.liveness.spec(listening)
+        common["startup_probe"] = BACKING_SERVICE_STARTUP.spec(listening)
         return common

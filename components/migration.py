@@ -22,6 +22,7 @@ from components.pods import (
 )
 from components.release import Release
 from components.settings import Migration
+from components.timeline import await_timeouts
 
 COMPONENT = "migration"
 # pulumi-kubernetes replaces (re-runs) a Job that is not complete on the next `up` instead of waiting on it.
@@ -38,6 +39,8 @@ class MigrationJobArgs:
     run_as_user: int
     pull_secret_name: str
     app_config: AppConfig
+    await_timeout_seconds: int
+    """How long `up` waits for the Job to complete (`components/timeline.py`: it outlasts activeDeadlineSeconds)."""
 
 
 class MigrationJob(pulumi.ComponentResource):
@@ -94,12 +97,13 @@ class MigrationJob(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
+                # Any change replaces the Job, metadata included. pulumi-kubernetes forces replacement only for
+                # spec.template/selector/completions/parallelism (`provider/pkg/provider/diff.go` `job`); any other
+                # change is an Update, which first reads the live Job (`provider/pkg/await/await.go` `Update`,
+                # `client.Get`) and fails with 404 once ttlSecondsAfterFinished has deleted it.
+                replace_on_changes=["*"],
                 delete_before_replace=True,
-                # Wait as long as Kubernetes lets the Job run, plus scheduling slack.
-                custom_timeouts=pulumi.CustomTimeouts(
-                    create=f"{settings.active_deadline_seconds + 120}s",
-                    update=f"{settings.active_deadline_seconds + 120}s",
-                ),
+                custom_timeouts=await_timeouts(args.await_timeout_seconds),
             ),
         )
         self.register_outputs({"jobName": self.job_name})

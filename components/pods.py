@@ -7,6 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.probes import DEFAULT_TERMINATION_GRACE_SECONDS
+
 PART_OF = "shipsafe"
 TMP_VOLUME = "tmp"
 
@@ -87,7 +89,7 @@ def single_stateful_set_spec(
     volumes: list[dict[str, Any]],
     storage_size: str,
     storage_class_name: str | None = None,
-    termination_grace_period_seconds: int = 30,
+    termination_grace_period_seconds: int = DEFAULT_TERMINATION_GRACE_SECONDS,
 ) -> dict[str, Any]:
     """One stateful pod with its data on a retained PersistentVolumeClaim named `data`."""
     claim: dict[str, Any] = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size}}}

@@ -25,7 +25,9 @@ from components.pods import (
     single_stateful_set_spec,
     tmp_mount,
 )
+from components.probes import REGISTRY
 from components.settings import RegistryMode, RegistrySettings
+from components.timeline import RegistryAwaits, await_timeouts
 
 REGISTRY_PORT = 5000
 REGISTRY_UID = 10001
@@ -40,6 +42,8 @@ class RegistryArgs:
     cluster_issuer: str | None = None
     password: pulumi.Input[str] | None = None
     """Secret config `shipsafe:registryPassword`; required (and only used) in external mode."""
+    awaits: RegistryAwaits | None = None
+    """How long `up` waits for the StatefulSet, Service and Ingress (`components/timeline.py`); in-cluster only."""
 
 
 def _docker_config_json(server: str, username: str, password: str) -> str:
@@ -64,11 +68,13 @@ class Registry(pulumi.ComponentResource):
                 raise ValueError("external registry needs a password")
             self.password = pulumi.Output.secret(args.password)
         else:
+            if args.awaits is None:
+                raise ValueError("the in-cluster registry needs await timeouts from the deploy timeline")
             generated = random.RandomPassword(
                 f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
             )
             self.password = pulumi.Output.secret(generated.result)
-            self._create_in_cluster(generated)
+            self._create_in_cluster(generated, args.awaits)
         self.pull_secret_name = f"{args.app}-registry"
         k8s.core.v1.Secret(
             f"{name}-pull-secret",
@@ -87,7 +93,7 @@ class Registry(pulumi.ComponentResource):
         )
         self.register_outputs({"server": self.server, "pullSecretName": self.pull_secret_name})
 
-    def _create_in_cluster(self, password: random.RandomPassword) -> None:
+    def _create_in_cluster(self, password: random.RandomPassword, awaits: RegistryAwaits) -> None:
         args, name = self._args, self._name
         child = pulumi.ResourceOptions(parent=self)
         resource_name = f"{args.app}-registry"
@@ -114,7 +120,7 @@ class Registry(pulumi.ComponentResource):
                 "selector": selector(args.app, "registry"),
                 "ports": [{"name": "registry", "port": REGISTRY_PORT, "target_port": "registry"}],
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=await_timeouts(awaits.service_seconds)),
         )
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
@@ -129,7 +135,9 @@ class Registry(pulumi.ComponentResource):
                 volumes=[{"name": "auth", "secret": {"secret_name": htpasswd.metadata.apply(lambda m: m.name)}}],
                 storage_size=args.settings.storage_size,
             ),
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=True, custom_timeouts=await_timeouts(awaits.stateful_set_seconds)
+            ),
         )
         # The builder pushes and every node's container runtime pulls from outside the pod network, over TLS.
         k8s.networking.v1.Ingress(
@@ -149,7 +157,7 @@ class Registry(pulumi.ComponentResource):
                 port_name="registry",
                 paths=["/"],
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=await_timeouts(awaits.ingress_seconds)),
         )
 
     def _container(self) -> dict[str, Any]:
@@ -170,8 +178,8 @@ class Registry(pulumi.ComponentResource):
                 "limits": {"memory": "256Mi", "ephemeral-storage": "256Mi"},
             },
             "security_context": container_security_context(),
-            "readiness_probe": {"tcp_socket": {"port": "registry"}, "period_seconds": 5},
-            "liveness_probe": {"tcp_socket": {"port": "registry"}, "period_seconds": 15, "failure_threshold": 6},
+            "readiness_probe": REGISTRY.readiness.spec({"tcp_socket": {"port": "registry"}}),
+            "liveness_probe": REGISTRY.liveness.spec({"tcp_socket": {"port": "registry"}}),
             "volume_mounts": [
                 {"name": "data", "mount_path": "/var/lib/registry"},
                 {"name": "auth", "mount_path": "/auth", "read_only": True},

@@ -27,6 +27,8 @@ IMAGE_REF = re.compile(
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
 SHUTDOWN_MARGIN_SECONDS = 5
+# The exposed workload the public Ingress routes to.
+INGRESS_WORKLOAD = "web"
 # The app contract: each process keeps a Postgres pool of at most this many connections.
 APP_POOL_SIZE = 10
 # Object names the stack already uses next to `<app>-<workload>`; a workload must not collide with them.
@@ -204,8 +206,12 @@ class Rollout(_Model):
     """Always 0: a rolling update never takes a serving pod away before its replacement is ready."""
     min_ready_seconds: int = Field(10, ge=0, le=600)
     progress_deadline_seconds: int = Field(300, ge=30)
-    await_timeout_seconds: int = Field(600, ge=60)
-    """pulumi-kubernetes await timeout for the Deployment; the progress deadline must fire before it."""
+    """Kubernetes reports a rollout without progress for this long as ProgressDeadlineExceeded (pulumi-kubernetes
+    only logs it); must exceed one rollout round so a healthy rollout is never reported as stuck."""
+    await_timeout_seconds: int | None = Field(None, ge=60)
+    """pulumi-kubernetes await timeout of every Deployment; default: derived from the worst-case rollout
+    (`components/timeline.py`). The provider does not stop at the progress deadline, so this must cover the whole
+    rollout."""
     termination_grace_period_seconds: int = Field(30, ge=1, le=300)
     pre_stop_seconds: int = Field(5, ge=1)
     """Delay before SIGTERM so endpoints and load balancers stop sending new requests first."""
@@ -223,11 +229,6 @@ class Rollout(_Model):
                 f"terminationGracePeriodSeconds {self.termination_grace_period_seconds} must be longer than "
                 f"preStopSeconds {self.pre_stop_seconds} + {SHUTDOWN_MARGIN_SECONDS} s (the app needs time to drain "
                 "after SIGTERM, before the kubelet's SIGKILL)"
-            )
-        if self.progress_deadline_seconds >= self.await_timeout_seconds:
-            raise ValueError(
-                f"progressDeadlineSeconds {self.progress_deadline_seconds} must be below awaitTimeoutSeconds "
-                f"{self.await_timeout_seconds} (Kubernetes must report a stuck rollout before Pulumi gives up)"
             )
         return self
 

@@ -24,13 +24,14 @@ from components.pods import (
     tmp_mount,
     tmp_volume,
 )
+from components.probes import APP, APP_STARTUP, Probe
 from components.release import Release
-from components.settings import AppSettings, Rollout, Workload
+from components.settings import INGRESS_WORKLOAD, AppSettings, Rollout, Workload
+from components.timeline import WorkloadAwaits, await_timeouts
 
 PORT_NAME = "http"
 METRICS_PATH = "/metrics"
 SERVICE_PORT = 80
-INGRESS_WORKLOAD = "web"
 
 
 @dataclass
@@ -48,6 +49,8 @@ class AppWorkloadArgs:
     """The release's migration Job; None only for a rollback, which runs no migration."""
     depends_on: list[pulumi.Resource]
     """What must exist before pods start: config, connection Secrets, backing services."""
+    awaits: WorkloadAwaits
+    """How long `up` waits for the Deployment, Service and Ingress (`components/timeline.py`)."""
 
 
 class AppWorkload(pulumi.ComponentResource):
@@ -93,7 +96,7 @@ class AppWorkload(pulumi.ComponentResource):
                     "selector": self._selector,
                     "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "target_port": PORT_NAME, "protocol": "TCP"}],
                 },
-                opts=self._child(),
+                opts=self._child(custom_timeouts=_timeouts(args.awaits.service_seconds, "service")),
             )
             if args.workload == INGRESS_WORKLOAD:
                 self._ingress(service)
@@ -142,14 +145,13 @@ class AppWorkload(pulumi.ComponentResource):
         if not args.settings.autoscaling:  # otherwise the autoscaler owns the count
             spec["replicas"] = args.settings.replicas
         dependencies = [*args.depends_on, *([args.migration_job] if args.migration_job else [])]
-        timeout = f"{rollout.await_timeout_seconds}s"
         k8s.apps.v1.Deployment(
             f"{self._name}-deployment",
             metadata=self._metadata(labels=versioned),
             spec=spec,
             opts=self._child(
                 depends_on=dependencies,
-                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+                custom_timeouts=await_timeouts(args.awaits.deployment_seconds),
             ),
         )
 
@@ -185,9 +187,9 @@ class AppWorkload(pulumi.ComponentResource):
             "security_context": container_security_context(),
             "volume_mounts": [tmp_mount()],
             # Startup gates the others, so a slow boot is not killed by liveness.
-            "startup_probe": _http_probe("/healthz", period=2, timeout=2, failures=30),
-            "readiness_probe": _http_probe("/readyz", period=5, timeout=2, failures=2),
-            "liveness_probe": _http_probe("/healthz", period=10, timeout=3, failures=3),
+            "startup_probe": _http_probe(APP_STARTUP, "/healthz"),
+            "readiness_probe": _http_probe(APP.readiness, "/readyz"),
+            "liveness_probe": _http_probe(APP.liveness, "/healthz"),
             # Endpoints are removed asynchronously; keep serving while they drain, then SIGTERM starts shutdown.
             "lifecycle": {"pre_stop": {"sleep": {"seconds": rollout.pre_stop_seconds}}},
         }
@@ -235,7 +237,9 @@ class AppWorkload(pulumi.ComponentResource):
                 port_name=PORT_NAME,
                 paths=app.public_paths,
             ),
-            opts=self._child(),
+            # The provider waits for the ingress controller to publish the address (README: an ingress
+            # controller serving `app.ingressClassName` is required).
+            opts=self._child(custom_timeouts=_timeouts(self._args.awaits.ingress_seconds, "ingress")),
         )
 
     def _pod_monitor(self) -> None:
@@ -254,10 +258,11 @@ class AppWorkload(pulumi.ComponentResource):
         )
 
 
-def _http_probe(path: str, *, period: int, timeout: int, failures: int) -> dict[str, Any]:
-    return {
-        "http_get": {"path": path, "port": PORT_NAME},
-        "period_seconds": period,
-        "timeout_seconds": timeout,
-        "failure_threshold": failures,
-    }
+def _http_probe(probe: Probe, path: str) -> dict[str, Any]:
+    return probe.spec({"http_get": {"path": path, "port": PORT_NAME}})
+
+
+def _timeouts(seconds: int | None, role: str) -> pulumi.CustomTimeouts:
+    if seconds is None:
+        raise ValueError(f"the deploy timeline has no await timeout for this workload's {role}")
+    return await_timeouts(seconds)

@@ -85,8 +85,13 @@ BAD_CONFIGS = [
     ),
     (
         "prod",
-        _with("prod", "shipsafe:rollout", ["progressDeadlineSeconds"], 900),
-        ["shipsafe:rollout", "progressDeadlineSeconds 900 must be below awaitTimeoutSeconds 600"],
+        _with("prod", "shipsafe:rollout", ["awaitTimeoutSeconds"], 600),
+        ["shipsafe:rollout.awaitTimeoutSeconds = 600: shorter than the worst-case rollout of workload 'web'"],
+    ),
+    (
+        "staging",
+        _with("staging", "shipsafe:rollout", ["progressDeadlineSeconds"], 60),
+        ["shipsafe:rollout.progressDeadlineSeconds = 60: shorter than one rollout round"],
     ),
     ("prod", {"shipsafe:imageRef": None}, ["imageSource is prebuilt but imageRef is not set"]),
     ("prod", {"shipsafe:imageSource": "build", "shipsafe:imageRef": None}, ["production never builds"]),

@@ -1,0 +1,233 @@
+"""Await timeouts come from the deploy's worst-case timeline, and cover what each await really waits for.
+
+pulumi-kubernetes fails `up` when an await times out, and does not stop a Deployment at its progress deadline
+(`provider/pkg/await/deployment.go`), so each bound below is read from the recorded manifests themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from components.settings import ConfigError, Settings, parse_settings
+from components.timeline import DeployTimeline, deploy_timeline
+from harness.recording import RecordedResource, Recording
+from harness.runtime import REPO_ROOT, read_stack_config
+from tests.conftest import STACKS, record
+from tests.stack_queries import DEPLOYMENT, JOB, STATEFUL_SET, containers, only, pod_spec
+
+SERVICE = "kubernetes:core/v1:Service"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+AUTOSCALER = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+# What pulumi-kubernetes awaits among the kinds this stack declares (`provider/pkg/await/awaiters.go` `awaiters`).
+AWAITED = (DEPLOYMENT, STATEFUL_SET, JOB, SERVICE, INGRESS)
+
+# The deploy workflow's steps around `pulumi up`, which the timeline does not contain:
+# checkout, setup-python, `make setup` (venv and pip install), the Pulumi CLI, kubeconfig and secret config.
+JOB_SETUP_SECONDS = 10 * 60
+# `deploy up`/`promote` preview first: the Pulumi CLI reads the stack state and boots the policy pack.
+PREVIEW_SECONDS = 5 * 60
+# Smoke tests (three requests, 5 s timeout each, on staging and again before promotion) and the verification's
+# Prometheus queries past its window (10 s timeout each).
+CHECKS_SECONDS = 2 * 60
+
+
+def _settings(stack: str, **changes: dict[str, Any]) -> Settings:
+    """The stack file's settings through the program's validation, with some `shipsafe:` objects merged."""
+    _, config = read_stack_config(stack)
+    raw = {key.removeprefix("shipsafe:"): value for key, value in config.items()}
+    for key, fields in changes.items():
+        raw[key] = {**raw.get(key, {}), **fields}
+    return parse_settings(raw)
+
+
+def _timeline(stack: str, **changes: dict[str, Any]) -> DeployTimeline:
+    return deploy_timeline(_settings(stack, **changes))
+
+
+def _seconds(resource: RecordedResource, operation: str = "update") -> int:
+    duration = resource.custom_timeouts[operation]
+    assert re.fullmatch(r"\d+s", duration), f"{resource.urn}: {duration}"
+    return int(duration[:-1])
+
+
+def _budget(probe: dict[str, Any]) -> int:
+    """A probe's failure budget with the Kubernetes defaults (period 10, failureThreshold 3, no delay)."""
+    return int(probe.get("initialDelaySeconds", 0) + probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3))
+
+
+def _ready_after_start(container: dict[str, Any]) -> int:
+    """A container's boot bound (its startup probe, else liveness restarts it), then one readiness period."""
+    boot = container.get("startupProbe") or container["livenessProbe"]
+    return _budget(boot) + int(container["readinessProbe"].get("periodSeconds", 10))
+
+
+def _rollout_lower_bound(recording: Recording, deployment: RecordedResource) -> int:
+    """One pod per maxSurge at a time, at the autoscaler's maximum, each booting, Ready and minReady."""
+    spec = deployment.inputs["spec"]
+    name = deployment.inputs["metadata"]["name"]
+    autoscalers = [a for a in recording.of_type(AUTOSCALER) if a.inputs["spec"]["scaleTargetRef"]["name"] == name]
+    replicas = autoscalers[0].inputs["spec"]["maxReplicas"] if autoscalers else spec["replicas"]
+    rounds = math.ceil(replicas / spec["strategy"]["rollingUpdate"]["maxSurge"])
+    return rounds * (_ready_after_start(containers(deployment)[0]) + int(spec["minReadySeconds"]))
+
+
+def test_every_awaited_resource_has_an_explicit_timeout(recording: Recording) -> None:
+    awaited = [resource for resource in recording if resource.type in AWAITED]
+    assert {resource.type for resource in awaited} == set(AWAITED)
+    for resource in awaited:
+        # The provider's default is 10 minutes (`provider/pkg/await/await.go` Creation/Update).
+        assert resource.custom_timeouts.keys() >= {"create", "update"}, resource.urn
+        assert _seconds(resource, "create") == _seconds(resource, "update"), resource.urn
+
+
+def test_deployment_awaits_cover_the_whole_rollout(recording: Recording) -> None:
+    for deployment in recording.of_type(DEPLOYMENT):
+        needed = _rollout_lower_bound(recording, deployment)
+        assert _seconds(deployment) >= needed, f"{deployment.urn}: {_seconds(deployment)} s < rollout {needed} s"
+
+
+def test_prod_web_rolls_ten_pods_longer_than_the_old_ten_minutes(recordings: dict[str, Recording]) -> None:
+    prod = recordings["prod"]
+    web = prod.named("notes-web-deployment")
+    assert _rollout_lower_bound(prod, web) >= 750 > 600, "10 pods x (60 s startup + 5 s readiness + 10 s minReady)"
+    assert _seconds(web) > _rollout_lower_bound(prod, web)
+
+
+def test_the_job_await_outlasts_its_deadline(recording: Recording) -> None:
+    job = only(recording, JOB)
+    assert _seconds(job, "create") > job.inputs["spec"]["activeDeadlineSeconds"], job.urn
+
+
+def test_stateful_set_awaits_cover_replacing_their_pod(recording: Recording) -> None:
+    for stateful_set in recording.of_type(STATEFUL_SET):
+        # The one pod is replaced in place: the old one stops within its grace period, then the new one boots.
+        needed = pod_spec(stateful_set)["terminationGracePeriodSeconds"] + _ready_after_start(
+            containers(stateful_set)[0]
+        )
+        assert _seconds(stateful_set) >= needed, stateful_set.urn
+
+
+def test_the_web_service_await_lasts_until_the_web_pods_can_be_ready(recording: Recording) -> None:
+    # The Service waits while a selected pod is not Ready (`service.go` checkAndLogStatus), and its await starts
+    # with the deploy: before the backing services, the migration Job and the web rollout.
+    service = recording.named("notes-web-service")
+    web = recording.named("notes-web-deployment")
+    deadline = only(recording, JOB).inputs["spec"]["activeDeadlineSeconds"]
+    postgres = recording.named("notes-postgres-statefulset")
+    backing = _ready_after_start(containers(postgres)[0])
+    assert _seconds(service) >= backing + deadline + _rollout_lower_bound(recording, web), service.urn
+
+
+def test_the_deploy_timeline_is_the_stack_output_of_the_stack_files_settings(recording: Recording) -> None:
+    output = recording.stack_outputs["deployTimeline"]
+    assert output == deploy_timeline(_settings(recording.stack)).as_output()
+    assert output["totalSeconds"] == sum(output["stages"].values())
+    assert list(output["stages"]) == ["backingServices", "migration", "rollout", "ingress"]
+    for resource in recording:
+        if resource.type in AWAITED and resource.name.startswith("notes-"):
+            role, _, kind = resource.name.removeprefix("notes-").rpartition("-")
+            key = f"{role}.{'statefulSet' if kind == 'statefulset' else kind}"
+            if role == "migrate":
+                key = "migration.job"
+            assert output["awaitTimeoutSeconds"][key] == _seconds(resource), resource.urn
+
+
+def test_rollouts_grow_with_the_autoscaler_maximum_and_shrink_with_the_surge() -> None:
+    base = _timeline("prod")
+    doubled = _timeline(
+        "prod",
+        workloads={"web": {"autoscaling": {"minReplicas": 3, "maxReplicas": 20}}},
+        postgres={"maxConnections": 400},  # the connection budget grows with the pods
+    )
+    assert doubled.stages["rollout"] == 2 * base.stages["rollout"]
+    assert doubled.workloads["web"].deployment_seconds > base.workloads["web"].deployment_seconds
+    wider = _timeline("prod", rollout={"maxSurge": 2})
+    assert wider.stages["rollout"] == base.stages["rollout"] // 2
+    assert base.total_seconds == sum(base.stages.values()) < base.longest_up_seconds
+
+
+def test_a_rollback_has_no_migration_stage_and_no_job_await() -> None:
+    settings = _settings("prod")
+    rollback = deploy_timeline(settings.model_copy(update={"rollback": True}))
+    normal = deploy_timeline(settings)
+    assert rollback.stages["migration"] == 0 < normal.stages["migration"]
+    assert rollback.migration_job_seconds is None and normal.migration_job_seconds is not None
+    assert normal.stages["migration"] >= settings.migration.active_deadline_seconds
+
+
+def test_external_servers_have_no_awaits_and_the_in_cluster_registry_is_awaited_through_its_ingress() -> None:
+    external = {"mode": "external", "externalCidr": "10.0.0.0/16"}
+    registry = {"mode": "in-cluster", "server": "registry.notes.example.com"}
+    timeline = _timeline("staging", postgres=external, redis=external, registry=registry)
+    assert timeline.postgres is None and timeline.redis is None
+    assert timeline.registry is not None and timeline.registry.ingress_seconds > 0
+    assert timeline.stages["backingServices"] > 0, "the Job depends on the registry component, Ingress included"
+    _, config = read_stack_config("staging")
+    recorded = record("staging", **{"shipsafe:registry": json.dumps({**config["shipsafe:registry"], **registry})})
+    registry_awaits = [r for r in recorded if r.name.startswith("notes-registry-") and r.type in AWAITED]
+    assert {r.type for r in registry_awaits} == {STATEFUL_SET, SERVICE, INGRESS}
+    for resource in registry_awaits:
+        assert resource.custom_timeouts.keys() >= {"create", "update"}, resource.urn
+
+
+def test_a_user_await_timeout_that_covers_the_rollout_is_used() -> None:
+    timeline = _timeline("prod", rollout={"awaitTimeoutSeconds": 3000})
+    assert {w.deployment_seconds for w in timeline.workloads.values()} == {3000}
+
+
+@pytest.mark.parametrize(
+    ("rollout", "expected"),
+    [
+        (
+            {"awaitTimeoutSeconds": 600},
+            [
+                "shipsafe:rollout.awaitTimeoutSeconds = 600: shorter than the worst-case rollout of workload 'web'",
+                "workloads.web.autoscaling.maxReplicas",
+            ],
+        ),
+        ({"progressDeadlineSeconds": 60}, ["shipsafe:rollout.progressDeadlineSeconds = 60: shorter than one"]),
+    ],
+)
+def test_awaits_that_cannot_cover_their_stage_are_refused(rollout: dict[str, int], expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _timeline("prod", rollout=rollout)
+    for fragment in expected:
+        assert fragment in str(refused.value), str(refused.value)
+
+
+def _stack_of(job: dict[str, Any]) -> str:
+    """The stack a workflow job deploys: the one it sets the registry password on before running Pulumi."""
+    text = "\n".join(str(step.get("run", "")) for step in job["steps"])
+    stacks = set(re.findall(r"--stack (\w+)", text))
+    assert len(stacks) == 1, stacks
+    return stacks.pop()
+
+
+@pytest.mark.parametrize("job_name", ["staging", "production"])
+def test_deploy_job_timeouts_cover_the_timeline(job_name: str) -> None:
+    job = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"][job_name]
+    stack = _stack_of(job)
+    assert stack in STACKS
+    settings = _settings(stack)
+    text = "\n".join(str(step.get("run", "")) for step in job["steps"])
+    verify = settings.verification.window_seconds if "--verify" in text else 0
+    # The job must outlast a release whose awaits all run to their timeouts, and then the rollback's `up`: if the
+    # runner killed the job first, the rollback step would never run.
+    rollback = deploy_timeline(settings.model_copy(update={"rollback": True})).longest_up_seconds
+    needed = (
+        JOB_SETUP_SECONDS
+        + PREVIEW_SECONDS
+        + deploy_timeline(settings).longest_up_seconds
+        + verify
+        + CHECKS_SECONDS
+        + rollback
+    )
+    assert job["timeout-minutes"] * 60 >= needed, (
+        f"{job_name}: timeout-minutes must be at least {math.ceil(needed / 60)}"
+    )
