@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
@@ -116,6 +117,7 @@ def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.A
         print("\nOutputs:")
         for key, value in sorted(recording.stack_outputs.items()):
             print(f"    {key:<14}: {json.dumps(value)}")
+    _print_timeline(recording.stack_outputs.get("deployTimeline"))
     manifests = write_manifests(recording, args.out)
     kubernetes_objects = sum(1 for r in recording if is_kubernetes(r))
     print(f"\nResources:\n    + {len(recording.resources) + 1} to create")
@@ -138,6 +140,14 @@ def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.A
         print(analyzer.format_report(report))
         failed = failed or bool(report.mandatory_violations)
     return EXIT_POLICY_VIOLATION if failed else 0
+
+
+def _print_timeline(timeline: dict[str, Any] | None) -> None:
+    """The program's `deployTimeline` output (`components/timeline.py`): the worst case of one `up`, by stage."""
+    if not timeline:
+        return
+    stages = ", ".join(f"{stage} {seconds} s" for stage, seconds in timeline["stages"].items())
+    print(f"\nDeploy timeline (worst case, one `up`): {stages}; total {timeline['totalSeconds']} s")
 
 
 def check_release_plan(phases: list[PhaseRecording]) -> bool:

@@ -66,12 +66,25 @@ def test_offline_preview_exits_2_with_the_config_error(tmp_path: Path) -> None:
 def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation(tmp_path: Path) -> None:
     passing = _preview("prod", tmp_path)
     assert passing.returncode == 0, passing.stdout + passing.stderr
-    assert "Policy check passed: 0 mandatory" in passing.stdout
+    # Every phase of the offline engine is named, modelled and checked.
+    for phase in ("first-preview", "after-up", "later-preview"):
+        assert f"    {phase:<14}: " in passing.stdout, f"{phase} not modelled"
+        assert f"== phase {phase} ==" in passing.stdout, f"{phase} not checked"
+    assert passing.stdout.count("Policy check passed: 0 mandatory") == 3
+    assert "Deploy timeline (worst case, one `up`): backingServices" in passing.stdout
+    assert "Next release (modelled second up): replace notes-migrate-job" in passing.stdout
     # Config the program accepts but the pack forbids in prod: a single replica.
     failing = _preview("prod", tmp_path, "--set", 'workloads={"worker": {"replicas": 1, "expose": false}}')
     assert failing.returncode == 1, failing.stdout + failing.stderr
-    assert "MANDATORY violations: 1" in failing.stdout
+    assert failing.stdout.count("MANDATORY violations: 1") == 3, "caught in every phase"
     assert "notes-worker-deployment" in failing.stdout
+
+
+def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> None:
+    result = _preview("prod", tmp_path, "--phase", "after-up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "== phase after-up ==" in result.stdout
+    assert "first-preview" not in result.stdout and "later-preview" not in result.stdout
 
 
 def test_offline_preview_exits_3_when_the_policy_pack_rejects_its_config(tmp_path: Path) -> None:
