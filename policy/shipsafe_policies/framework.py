@@ -2,18 +2,20 @@
 
 A check is a generator of violation messages, each saying what to change. The wrapper supplies the policy
 config merged over the schema defaults (so a check behaves the same with or without `Configure`) and filters on
-resource types before any work. Values unknown at preview are skipped, never failed: per-item work sits in
-`with known():`, which drops just that item; an unknown read outside such a block ends the policy for that
-resource, and the SDK reports it as "can't run policy ... during preview" (advisory), which the harness lists
-as skipped.
+resource types before any work. Values unknown at preview are never failed and never passed silently: a check
+guards each independent item of work with `with item():` (`item_by_item`), which drops just that item, lets the
+other items report their violations, and at the end re-raises the first unknown it met. pulumi-policy abandons
+the policy for that resource there (`policy.py`: UnknownValueError becomes "can't run policy ... during preview",
+advisory) while keeping what was already reported, and the harness lists the skip.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -47,9 +49,37 @@ StackCheck = Callable[[list[PolicyResource], Config], Iterable[tuple[str, str | 
 """Yields (message, urn of the offending resource or None for the stack as a whole)."""
 
 
-def known() -> contextlib.suppress:
-    """`with known(): ...` skips the enclosed item when it reads a value unknown during preview."""
-    return contextlib.suppress(UnknownValueError)
+Subject = TypeVar("Subject")
+Finding = TypeVar("Finding")
+
+
+class Item:
+    """`with item(): ...` drops the enclosed item of work when it reads an unknown value, and remembers that."""
+
+    def __init__(self) -> None:
+        self.unknown: UnknownValueError | None = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        try:
+            yield
+        except UnknownValueError as unknown:
+            self.unknown = self.unknown or unknown
+
+
+def item_by_item(
+    check: Callable[[Subject, Config, Item], Iterator[Finding]],
+) -> Callable[[Subject, Config], Iterator[Finding]]:
+    """Runs a check whose items are guarded by `item`, then raises the first unknown an item met."""
+
+    @functools.wraps(check)
+    def run(subject: Subject, config: Config) -> Iterator[Finding]:
+        item = Item()
+        yield from check(subject, config, item)
+        if item.unknown is not None:
+            raise item.unknown
+
+    return run
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypedDict
+
+from pulumi_policy.proxy import UnknownValueError
 
 from .framework import Config, HasProps, Setting
 
@@ -58,6 +61,49 @@ APP_SETTINGS: AppSettings = {
 }
 
 
+# Values unknown during preview -----------------------------------------------------------------------------------
+# pulumi-policy 1.21 (`proxy.py` `_raise_if_unknown`) raises UnknownValueError when a policy reads an unknown value,
+# and `policy.py` `_PolicyAnalyzerServicer.Analyze`/`AnalyzeStack` turn it into the advisory "can't run policy ...
+# during preview", keeping the violations reported before it. So a check guards each independent item, reports
+# what it can decide, and re-raises at the end: one unknown skips only the items that read it, yet the policy is
+# still listed as not fully run, never passed on a value it could not see.
+
+_ABSENT = object()
+
+
+class Lookup:
+    """Entries read from the stack's resources, some maybe unknown: absence is an answer only if all were known."""
+
+    def __init__(self) -> None:
+        self.entries: dict[Any, Any] = {}
+        self._unknown: UnknownValueError | None = None
+
+    @contextlib.contextmanager
+    def adding(self) -> Iterator[None]:
+        """Guards reading one entry: an unknown leaves the lookup incomplete instead of ending the policy."""
+        try:
+            yield
+        except UnknownValueError as unknown:
+            self._unknown = self._unknown or unknown
+
+    def ensure_complete(self) -> None:
+        """Call before concluding anything from what the lookup lacks; raises when an entry was unknown."""
+        if self._unknown is not None:
+            raise self._unknown
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in self.entries:
+            return self.entries[key]
+        self.ensure_complete()
+        return default
+
+    def has(self, key: Any) -> bool:
+        return self.get(key, _ABSENT) is not _ABSENT
+
+
+# Reading objects ---------------------------------------------------------------------------------------------------
+
+
 def dig(value: Any, *path: str | int) -> Any:
     """`value[p0][p1]...`, or None as soon as a step is missing (unknown values still raise)."""
     for step in path:
@@ -91,7 +137,11 @@ def labels(res: HasProps) -> Mapping[str, Any]:
 
 def display(res: HasProps) -> str:
     kind = res.resource_type.rsplit(":", 1)[-1]
-    return f"{kind} {dig(res.props, 'metadata', 'name') or res.name}"
+    try:
+        name = dig(res.props, "metadata", "name")
+    except UnknownValueError:  # a name taken from another resource's output: the Pulumi name still identifies it
+        name = None
+    return f"{kind} {name or res.name}"
 
 
 def pod_template(res: HasProps) -> Mapping[str, Any] | None:

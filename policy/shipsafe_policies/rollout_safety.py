@@ -8,8 +8,8 @@ from typing import Any
 from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
 
 from . import k8s
-from .framework import ADVISORY, Config, Family, HasProps, Setting, known, resource_policy, stack_policy
-from .k8s import dig, items, number
+from .framework import ADVISORY, Config, Family, HasProps, Item, Setting, item_by_item, resource_policy, stack_policy
+from .k8s import Lookup, dig, items, number
 
 FAMILY = Family("rollout")
 
@@ -25,22 +25,23 @@ def _is_positive(value: Any) -> bool:
     return amount is not None and amount > 0
 
 
-def check_rolling_update(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_rolling_update(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     spec = res.props.get("spec") or {}
-    with known():
-        strategy = spec.get("strategy") or {}
-        if strategy.get("type") != "RollingUpdate":
+    with item():
+        if dig(spec, "strategy", "type") != "RollingUpdate":
             yield "set strategy.type: RollingUpdate explicitly"
-        rolling = strategy.get("rollingUpdate") or {}
-        if not _is_zero(rolling.get("maxUnavailable")):
+    with item():
+        if not _is_zero(dig(spec, "strategy", "rollingUpdate", "maxUnavailable")):
             yield "set rollingUpdate.maxUnavailable: 0 so capacity never drops during a rollout"
-        if not _is_positive(rolling.get("maxSurge")):
+    with item():
+        if not _is_positive(dig(spec, "strategy", "rollingUpdate", "maxSurge")):
             yield "set rollingUpdate.maxSurge >= 1 so the rollout can make progress"
-    with known():
+    with item():
         ready = number(spec.get("minReadySeconds"))
         if ready is None or ready < float(config["minReadySeconds"]):
             yield f"set minReadySeconds >= {config['minReadySeconds']:.0f} so a pod must stay ready before it counts"
-    with known():
+    with item():
         deadline = number(spec.get("progressDeadlineSeconds"))
         if deadline is None or deadline > float(config["maxProgressDeadlineSeconds"]):
             yield (
@@ -49,8 +50,8 @@ def check_rolling_update(res: HasProps, config: Config) -> Iterator[str]:
             )
 
 
-def _replicas(workload: PolicyResource, autoscaled: set[Any]) -> float:
-    if dig(workload.props, "metadata", "name") in autoscaled:
+def _replicas(workload: PolicyResource, autoscaled: Lookup) -> float:
+    if autoscaled.has(dig(workload.props, "metadata", "name")):
         return 2.0  # an autoscaler may run several: treat as replicated
     replicas = number(dig(workload.props, "spec", "replicas"))
     return 1.0 if replicas is None else replicas
@@ -67,81 +68,101 @@ def _allows_disruption(budget_spec: Any, replicas: float) -> bool:
     return min_available != "100%" if minimum is None else minimum < replicas
 
 
-def check_pdb_coverage(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
-    autoscaled = set()
+@item_by_item
+def check_pdb_coverage(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str | None]]:
+    autoscaled = Lookup()
     for hpa in k8s.of_type(resources, k8s.HPA):
-        with known():
-            autoscaled.add(dig(hpa.props, "spec", "scaleTargetRef", "name"))
-    budgets = k8s.of_type(resources, k8s.PDB)
+        with autoscaled.adding():
+            autoscaled.entries[dig(hpa.props, "spec", "scaleTargetRef", "name")] = hpa
+    budgets = Lookup()
+    for budget in k8s.of_type(resources, k8s.PDB):
+        with budgets.adding():
+            budgets.entries[budget.urn] = (dig(budget.props, "metadata", "namespace"), budget)
     for workload in k8s.of_type(resources, k8s.DEPLOYMENT, k8s.STATEFUL_SET):
-        with known():
+        with item():
             replicas = _replicas(workload, autoscaled)
             if replicas < 2:
                 continue
             namespace = dig(workload.props, "metadata", "namespace")
             pod_labels = k8s.pod_labels(workload)
             covering = [
-                b
-                for b in budgets
-                if dig(b.props, "metadata", "namespace") == namespace
-                and k8s.selector_matches(dig(b.props, "spec", "selector"), pod_labels)
+                budget
+                for budget_namespace, budget in budgets.entries.values()
+                if budget_namespace == namespace
+                and k8s.selector_matches(dig(budget.props, "spec", "selector"), pod_labels)
             ]
-            where = k8s.display(workload)
             if not covering:
+                budgets.ensure_complete()  # a budget in an unknown namespace might be the one
+                where = k8s.display(workload)
                 yield f"{where}: add a PodDisruptionBudget selecting its pods (maxUnavailable: 1)", workload.urn
             for budget in covering:
-                spec = budget.props.get("spec") or {}
-                if not _allows_disruption(spec, replicas):
-                    yield f"{k8s.display(budget)}: allow at least one disruption (maxUnavailable: 1)", budget.urn
-                if spec.get("unhealthyPodEvictionPolicy") != "AlwaysAllow":
-                    yield f"{k8s.display(budget)}: set unhealthyPodEvictionPolicy: AlwaysAllow", budget.urn
+                with item():
+                    spec = budget.props.get("spec") or {}
+                    if not _allows_disruption(spec, replicas):
+                        yield f"{k8s.display(budget)}: allow at least one disruption (maxUnavailable: 1)", budget.urn
+                with item():
+                    if dig(budget.props, "spec", "unhealthyPodEvictionPolicy") != "AlwaysAllow":
+                        yield f"{k8s.display(budget)}: set unhealthyPodEvictionPolicy: AlwaysAllow", budget.urn
 
 
-def check_selector_integrity(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
-    pods: list[tuple[Any, Any, set[Any]]] = []
+@item_by_item
+def check_selector_integrity(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[str, str | None]]:
+    pods = Lookup()  # each workload's (namespace, pod labels, container port names)
     for workload in k8s.of_type(resources, *k8s.WORKLOADS):
-        with known():
-            labels = k8s.pod_labels(workload)
+        with pods.adding():
             names = {p.get("name") for c in k8s.containers(k8s.pod_spec(workload)) for p in items(c.get("ports"))}
-            namespace = dig(workload.props, "metadata", "namespace")
-            pods.append((namespace, labels, names))
+            pods.entries[workload.urn] = (dig(workload.props, "metadata", "namespace"), k8s.pod_labels(workload), names)
+        with item():
             selector = dig(workload.props, "spec", "selector")
             if workload.resource_type in (k8s.DEPLOYMENT, k8s.STATEFUL_SET) and not k8s.selector_matches(
-                selector, labels
+                selector, k8s.pod_labels(workload)
             ):
                 yield f"{k8s.display(workload)}: spec.selector does not match its pod template labels", workload.urn
     for service in k8s.of_type(resources, k8s.SERVICE):
-        with known():
+        with item():
             namespace = dig(service.props, "metadata", "namespace")
             selector = dig(service.props, "spec", "selector")
-            targets = [n for ns, labels, n in pods if ns == namespace and k8s.service_selects(selector, labels)]
+            targets = [
+                n
+                for ns, labels, n in pods.entries.values()
+                if ns == namespace and k8s.service_selects(selector, labels)
+            ]
             if not targets:
+                pods.ensure_complete()  # a workload read as unknown might be the one it selects
                 yield f"{k8s.display(service)}: its selector matches no pod of the stack", service.urn
                 continue
             for port in items(dig(service.props, "spec", "ports")):
-                target = port.get("targetPort")
-                if isinstance(target, str) and not all(target in names for names in targets):
-                    yield (
-                        f"{k8s.display(service)}: targetPort {target} is not a port name of the selected pods",
-                        (service.urn),
-                    )
+                with item():
+                    target = port.get("targetPort")
+                    if isinstance(target, str) and not all(target in names for names in targets):
+                        yield (
+                            f"{k8s.display(service)}: targetPort {target} is not a port name of the selected pods",
+                            (service.urn),
+                        )
+                    elif isinstance(target, str):
+                        pods.ensure_complete()  # an unknown selected workload might lack the port name
     for other in k8s.of_type(resources, k8s.PDB, k8s.NETWORK_POLICY):
-        with known():
+        with item():
             key = "selector" if other.resource_type == k8s.PDB else "podSelector"
             selector = dig(other.props, "spec", key)
             namespace = dig(other.props, "metadata", "namespace")
-            if not any(ns == namespace and k8s.selector_matches(selector, labels) for ns, labels, _ in pods):
+            if not any(
+                ns == namespace and k8s.selector_matches(selector, labels) for ns, labels, _ in pods.entries.values()
+            ):
+                pods.ensure_complete()
                 yield f"{k8s.display(other)}: spec.{key} matches no pod of the stack", other.urn
 
 
 def check_spread(res: HasProps, config: Config) -> Iterator[str]:
-    with known():
-        replicas = number(dig(res.props, "spec", "replicas"))
-        if replicas is not None and replicas < 2:
-            return
-        spec = k8s.pod_spec(res)
-        if not items(dig(spec, "topologySpreadConstraints")) and not dig(spec, "affinity", "podAntiAffinity"):
-            yield "spread replicas across nodes: add topologySpreadConstraints on kubernetes.io/hostname"
+    # One decision: whether a replicated Deployment spreads. An unknown read leaves it to the SDK (not run).
+    replicas = number(dig(res.props, "spec", "replicas"))
+    if replicas is not None and replicas < 2:
+        return
+    spec = k8s.pod_spec(res)
+    if not items(dig(spec, "topologySpreadConstraints")) and not dig(spec, "affinity", "podAntiAffinity"):
+        yield "spread replicas across nodes: add topologySpreadConstraints on kubernetes.io/hostname"
 
 
 def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:

@@ -8,126 +8,145 @@ from typing import Any
 from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
 
 from . import k8s
-from .framework import ADVISORY, Config, Family, HasProps, Setting, known, resource_policy, stack_policy
+from .framework import ADVISORY, Config, Family, HasProps, Item, Setting, item_by_item, resource_policy, stack_policy
 from .images import IMAGE_BUILDS, matches_prefix, parse_image
-from .k8s import dig, items, number, workload_containers
+from .k8s import Lookup, dig, items, number, workload_containers
 
 FAMILY = Family("security", topic="Sec")
 
 
-def _security_contexts(res: HasProps) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
-    """(label, container securityContext, pod securityContext) for every container."""
-    pod = dig(k8s.pod_spec(res), "securityContext") or {}
-    for label, container in workload_containers(res):
-        yield label, dig(container, "securityContext") or {}, pod
+def _own_context(container: Mapping[str, Any]) -> Mapping[str, Any]:
+    return dig(container, "securityContext") or {}
+
+
+def _effective(field: str, container: Mapping[str, Any], spec: Mapping[str, Any] | None) -> Any:
+    """A securityContext field as the kubelet applies it: the container's own setting, else the pod's."""
+    own = _own_context(container)
+    return own[field] if field in own else dig(spec, "securityContext", field)
 
 
 # A. Pod and container hardening -------------------------------------------------------------------------------
 
 
-def check_run_as_non_root(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_run_as_non_root(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     spec = k8s.pod_spec(res)
-    with known():
+    with item():
         if dig(spec, "securityContext") is None:
             yield "set spec.template.spec.securityContext with runAsNonRoot: true and a numeric runAsUser"
-    for label, own, pod in _security_contexts(res):
-        with known():
-            if dig(spec, "securityContext") is not None and not own:
+    for label, container in workload_containers(res):
+        with item():
+            if dig(spec, "securityContext") is not None and not _own_context(container):
                 yield f"{label}: add a securityContext (runAsNonRoot, allowPrivilegeEscalation: false, ...)"
-            if own.get("runAsNonRoot", pod.get("runAsNonRoot")) is not True:
+        with item():
+            if _effective("runAsNonRoot", container, spec) is not True:
                 yield f"{label}: set runAsNonRoot: true on the pod or the container"
-            if number(own.get("runAsUser", pod.get("runAsUser"))) == 0:
+        with item():
+            if number(_effective("runAsUser", container, spec)) == 0:
                 yield f"{label}: runAsUser is 0 (root); use the image's numeric non-root UID"
 
 
-def check_high_uid_gid(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_high_uid_gid(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if k8s.labels(res).get(k8s.COMPONENT) in list(config["backingComponents"]):
         return  # upstream Postgres/Redis images own their data directories as their own UID (999)
-    minimum = float(config["minId"])
-    pod = dig(k8s.pod_spec(res), "securityContext") or {}
-    with known():
-        if number(pod.get("fsGroup")) == 0:
+    minimum, expected = float(config["minId"]), float(config["expectedUid"])
+    spec = k8s.pod_spec(res)
+    with item():
+        if number(dig(spec, "securityContext", "fsGroup")) == 0:
             yield "fsGroup is 0; use the app's GID"
-        if any(number(g) == 0 for g in items(pod.get("supplementalGroups"))):
+    with item():
+        if any(number(g) == 0 for g in items(dig(spec, "securityContext", "supplementalGroups"))):
             yield "supplementalGroups contains 0; drop it"
-    for label, own, _ in _security_contexts(res):
-        with known():
-            for field in ("runAsUser", "runAsGroup"):
-                value = number(own.get(field, pod.get(field)))
+    for label, container in workload_containers(res):
+        for field in ("runAsUser", "runAsGroup"):
+            with item():
+                value = number(_effective(field, container, spec))
                 if value is None or value < minimum:
-                    yield f"{label}: set {field} >= {minimum:.0f} (the image's USER is {config['expectedUid']:.0f})"
-            uid = number(own.get("runAsUser", pod.get("runAsUser")))
-            if k8s.is_app_workload(res, config) and uid is not None and uid != float(config["expectedUid"]):
-                yield f"{label}: runAsUser {uid:.0f} differs from the image's USER {config['expectedUid']:.0f}"
+                    yield f"{label}: set {field} >= {minimum:.0f} (the image's USER is {expected:.0f})"
+        with item():
+            uid = number(_effective("runAsUser", container, spec))
+            if k8s.is_app_workload(res, config) and uid is not None and uid != expected:
+                yield f"{label}: runAsUser {uid:.0f} differs from the image's USER {expected:.0f}"
 
 
-def check_no_privilege_escalation(res: HasProps, config: Config) -> Iterator[str]:
-    for label, own, _ in _security_contexts(res):
-        with known():
-            if own.get("allowPrivilegeEscalation") is not False:
+@item_by_item
+def check_no_privilege_escalation(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    for label, container in workload_containers(res):
+        with item():
+            if _own_context(container).get("allowPrivilegeEscalation") is not False:
                 yield f"{label}: set securityContext.allowPrivilegeEscalation: false explicitly"
 
 
-def check_no_privileged(res: HasProps, config: Config) -> Iterator[str]:
-    for label, own, _ in _security_contexts(res):
-        with known():
-            if own.get("privileged") is True:
+@item_by_item
+def check_no_privileged(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    for label, container in workload_containers(res):
+        with item():
+            if _own_context(container).get("privileged") is True:
                 yield f"{label}: remove privileged: true (it grants every capability and all host devices)"
 
 
-def check_read_only_root_fs(res: HasProps, config: Config) -> Iterator[str]:
-    for label, own, _ in _security_contexts(res):
-        with known():
-            if own.get("readOnlyRootFilesystem") is not True:
+@item_by_item
+def check_read_only_root_fs(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    for label, container in workload_containers(res):
+        with item():
+            if _own_context(container).get("readOnlyRootFilesystem") is not True:
                 yield f"{label}: set readOnlyRootFilesystem: true and mount an emptyDir where it must write (/tmp)"
 
 
-def check_drop_all_capabilities(res: HasProps, config: Config) -> Iterator[str]:
-    for label, own, _ in _security_contexts(res):
-        with known():
-            if "ALL" not in items(dig(own, "capabilities", "drop")):
+@item_by_item
+def check_drop_all_capabilities(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    for label, container in workload_containers(res):
+        with item():
+            if "ALL" not in items(dig(_own_context(container), "capabilities", "drop")):
                 yield f"{label}: set securityContext.capabilities.drop: [ALL]"
 
 
-def check_no_added_capabilities(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_no_added_capabilities(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     allowed = set(config["allowedCapabilities"])
-    for label, own, _ in _security_contexts(res):
-        with known():
-            added = [c for c in items(dig(own, "capabilities", "add")) if c not in allowed]
+    for label, container in workload_containers(res):
+        with item():
+            added = [c for c in items(dig(_own_context(container), "capabilities", "add")) if c not in allowed]
             if added:
                 yield f"{label}: remove capabilities.add {added} (port 3002 needs none)"
 
 
-def check_seccomp(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_seccomp(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     good = {"RuntimeDefault", "Localhost"}
-    for label, own, pod in _security_contexts(res):
-        with known():
-            profile = dig(own, "seccompProfile", "type") or dig(pod, "seccompProfile", "type")
+    spec = k8s.pod_spec(res)
+    for label, container in workload_containers(res):
+        with item():
+            profile = dig(_own_context(container), "seccompProfile", "type") or dig(
+                spec, "securityContext", "seccompProfile", "type"
+            )
             if profile not in good:
                 yield f"{label}: set seccompProfile.type: RuntimeDefault on the pod (found {profile or 'none'})"
 
 
-def check_no_host_namespaces(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_no_host_namespaces(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     spec = k8s.pod_spec(res)
     for field in ("hostNetwork", "hostPID", "hostIPC"):
-        with known():
+        with item():
             if dig(spec, field) is True:
                 yield f"remove {field}: true (the pod would share the node's {field[4:].lower()} namespace)"
     for label, container in workload_containers(res):
-        for port in items(dig(container, "ports")):
-            with known():
-                if dig(port, "hostPort"):
-                    yield f"{label}: remove hostPort {number(port['hostPort']):.0f}; expose it through a Service"
+        with item():
+            for port in items(dig(container, "ports")):
+                with item():
+                    if dig(port, "hostPort"):
+                        yield f"{label}: remove hostPort {number(port['hostPort']):.0f}; expose it through a Service"
 
 
-def check_allowed_volume_types(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_allowed_volume_types(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     allowed = set(config["allowedTypes"])
     for volume in items(dig(k8s.pod_spec(res), "volumes")):
-        with known():
-            kinds = [k for k in volume if k != "name"]
-            for kind in kinds:
-                if kind not in allowed:
-                    yield f"volume {volume.get('name')}: {kind} volumes are not allowed; use emptyDir or a PVC"
+        with item():
+            for kind in [k for k in volume if k != "name" and k not in allowed]:  # keys are always known
+                yield f"volume {volume.get('name')}: {kind} volumes are not allowed; use emptyDir or a PVC"
 
 
 _SAFE_SYSCTLS = (
@@ -145,47 +164,63 @@ _SAFE_SYSCTLS = (
 _SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
 
 
-def check_pss_baseline_misc(res: HasProps, config: Config) -> Iterator[str]:
+def _context_findings(label: str, context: Mapping[str, Any], item: Item) -> Iterator[str]:
+    """PSS baseline fields a pod or container securityContext may set."""
+    with item():
+        if context.get("procMount", "Default") != "Default":
+            yield f"{label}: procMount must be Default"
+    with item():
+        if dig(context, "seLinuxOptions", "type") not in (None, *_SELINUX_TYPES):
+            yield f"{label}: seLinuxOptions.type {dig(context, 'seLinuxOptions', 'type')} is not allowed"
+    with item():
+        if dig(context, "seLinuxOptions", "user") or dig(context, "seLinuxOptions", "role"):
+            yield f"{label}: remove seLinuxOptions.user/role"
+    with item():
+        if dig(context, "appArmorProfile", "type") == "Unconfined":
+            yield f"{label}: appArmorProfile must not be Unconfined"
+    with item():
+        if dig(context, "windowsOptions", "hostProcess") is True:
+            yield f"{label}: windowsOptions.hostProcess is not allowed"
+
+
+@item_by_item
+def check_pss_baseline_misc(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     spec = k8s.pod_spec(res)
-    pod = dig(spec, "securityContext") or {}
-    with known():
-        for sysctl in items(pod.get("sysctls")):
-            if sysctl.get("name") not in _SAFE_SYSCTLS:
-                yield f"remove sysctl {sysctl.get('name')}: only the PSS safe set is allowed"
-    with known():
+    with item():
+        for sysctl in items(dig(spec, "securityContext", "sysctls")):
+            with item():
+                if sysctl.get("name") not in _SAFE_SYSCTLS:
+                    yield f"remove sysctl {sysctl.get('name')}: only the PSS safe set is allowed"
+    with item():
         annotations = dig(k8s.pod_template(res), "metadata", "annotations") or {}
-        for key, value in annotations.items():
-            if key.startswith("container.apparmor.security.beta.kubernetes.io/") and value == "unconfined":
-                yield f"annotation {key}: AppArmor must not be unconfined"
-    for label, own, _ in [("pod", pod, pod), *_security_contexts(res)]:
-        with known():
-            if own.get("procMount", "Default") != "Default":
-                yield f"{label}: procMount must be Default"
-            if dig(own, "seLinuxOptions", "type") not in (None, *_SELINUX_TYPES):
-                yield f"{label}: seLinuxOptions.type {dig(own, 'seLinuxOptions', 'type')} is not allowed"
-            if dig(own, "seLinuxOptions", "user") or dig(own, "seLinuxOptions", "role"):
-                yield f"{label}: remove seLinuxOptions.user/role"
-            if dig(own, "appArmorProfile", "type") == "Unconfined":
-                yield f"{label}: appArmorProfile must not be Unconfined"
-            if dig(own, "windowsOptions", "hostProcess") is True:
-                yield f"{label}: windowsOptions.hostProcess is not allowed"
+        for key in annotations:
+            with item():
+                if key.startswith("container.apparmor.security.beta.kubernetes.io/") and (
+                    annotations[key] == "unconfined"
+                ):
+                    yield f"annotation {key}: AppArmor must not be unconfined"
+    with item():
+        yield from _context_findings("pod", dig(spec, "securityContext") or {}, item)
     for label, container in workload_containers(res):
-        with known():
-            handlers = [container.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
-            handlers += [dig(container, "lifecycle", hook) for hook in ("preStop", "postStart")]
-            for handler in handlers:
+        with item():
+            yield from _context_findings(label, _own_context(container), item)
+        for hook in ("livenessProbe", "readinessProbe", "startupProbe", "preStop", "postStart"):
+            with item():
+                handler = dig(container, "lifecycle", hook) if hook.startswith("p") else dig(container, hook)
                 if dig(handler, "httpGet", "host") or dig(handler, "tcpSocket", "host"):
                     yield f"{label}: remove `host` from probe/lifecycle handlers (it can reach other hosts)"
 
 
-def check_namespace_pss(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_namespace_pss(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     labels = k8s.labels(res)
     level = config["pssLevel"]
     for mode in ("enforce", "audit", "warn"):
-        with known():
-            key = f"pod-security.kubernetes.io/{mode}"
+        key = f"pod-security.kubernetes.io/{mode}"
+        with item():
             if labels.get(key) != level:
                 yield f"label the namespace {key}={level}"
+        with item():
             if not labels.get(f"{key}-version"):
                 yield f"label the namespace {key}-version (a pinned version like v1.33, or latest)"
 
@@ -193,28 +228,31 @@ def check_namespace_pss(res: HasProps, config: Config) -> Iterator[str]:
 # B. Identity and RBAC -----------------------------------------------------------------------------------------
 
 
+@item_by_item
 def check_dedicated_service_account(
-    resources: list[PolicyResource], config: Config
+    resources: list[PolicyResource], config: Config, item: Item
 ) -> Iterator[tuple[str, str | None]]:
-    accounts = set()
+    accounts = Lookup()
     for account in k8s.of_type(resources, k8s.SERVICE_ACCOUNT):
-        with known():
-            accounts.add((dig(account.props, "metadata", "namespace"), dig(account.props, "metadata", "name")))
+        with accounts.adding():
+            accounts.entries[(dig(account.props, "metadata", "namespace"), dig(account.props, "metadata", "name"))] = (
+                account
+            )
     owners: dict[tuple[Any, Any], set[Any]] = {}
     for workload in k8s.of_type(resources, *k8s.WORKLOADS):
-        with known():
-            spec = k8s.pod_spec(workload)
-            namespace = dig(workload.props, "metadata", "namespace")
-            name = dig(spec, "serviceAccountName")
-            where = k8s.display(workload)
-            if dig(spec, "serviceAccount"):
+        where = k8s.display(workload)
+        with item():
+            if dig(k8s.pod_spec(workload), "serviceAccount"):
                 yield f"{where}: replace the deprecated serviceAccount field by serviceAccountName", workload.urn
+        with item():
+            name = dig(k8s.pod_spec(workload), "serviceAccountName")
             if not name or name == "default":
                 yield f"{where}: set serviceAccountName to a ServiceAccount of its own", workload.urn
                 continue
-            if (namespace, name) not in accounts:
-                yield f"{where}: ServiceAccount {name} is not defined in this stack; create it", workload.urn
+            namespace = dig(workload.props, "metadata", "namespace")
             owners.setdefault((namespace, name), set()).add(k8s.labels(workload).get(k8s.COMPONENT))
+            if not accounts.has((namespace, name)):
+                yield f"{where}: ServiceAccount {name} is not defined in this stack; create it", workload.urn
     for (_, name), components in sorted(owners.items(), key=lambda kv: str(kv[0])):
         if len(components) > 1:
             listed = ", ".join(sorted(str(c) for c in components))
@@ -222,12 +260,12 @@ def check_dedicated_service_account(
 
 
 def check_no_token_automount(res: HasProps, config: Config) -> Iterator[str]:
-    with known():
-        if res.resource_type == k8s.SERVICE_ACCOUNT:
-            if res.props.get("automountServiceAccountToken") is not False:
-                yield "set automountServiceAccountToken: false on the ServiceAccount"
-        elif dig(k8s.pod_spec(res), "automountServiceAccountToken") is not False:
-            yield "set automountServiceAccountToken: false in the pod spec (the app never calls the API server)"
+    # One value decides: an unknown one leaves the policy to the SDK, which reports it as not run.
+    if res.resource_type == k8s.SERVICE_ACCOUNT:
+        if res.props.get("automountServiceAccountToken") is not False:
+            yield "set automountServiceAccountToken: false on the ServiceAccount"
+    elif dig(k8s.pod_spec(res), "automountServiceAccountToken") is not False:
+        yield "set automountServiceAccountToken: false in the pod spec (the app never calls the API server)"
 
 
 _RBAC = "kubernetes:rbac.authorization.k8s.io/v1:"
@@ -236,113 +274,129 @@ _DANGEROUS_VERBS = {"bind", "escalate", "impersonate"}
 _EXEC_RESOURCES = {"pods/exec", "pods/attach", "nodes/proxy"}
 
 
-def check_rbac(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_rbac(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if res.resource_type in _CLUSTER_RBAC:
         yield "the app stack must not create cluster-wide RBAC; use a namespaced Role/RoleBinding"
-        return
-    if res.resource_type == _RBAC + "RoleBinding":
-        with known():
+    elif res.resource_type == _RBAC + "RoleBinding":
+        with item():
             if dig(res.props, "roleRef", "name") in ("cluster-admin", "admin", "edit"):
                 yield f"do not bind the built-in {dig(res.props, 'roleRef', 'name')} role"
+        with item():
             for subject in items(res.props.get("subjects")):
-                if subject.get("kind") == "ServiceAccount" and subject.get("name") == "default":
-                    yield "do not bind roles to the default ServiceAccount"
-        return
-    for rule in items(res.props.get("rules")):
-        with known():
-            verbs, resources = set(items(rule.get("verbs"))), set(items(rule.get("resources")))
-            if "*" in verbs or "*" in resources or "*" in set(items(rule.get("apiGroups"))):
-                yield "replace wildcards in Role rules by explicit verbs, resources and apiGroups"
-            if "secrets" in resources and verbs & {"get", "list", "watch"}:
-                yield "do not grant get/list/watch on secrets"
-            if resources & _EXEC_RESOURCES and "create" in verbs:
-                yield "do not grant create on pods/exec, pods/attach or nodes/proxy"
-            if verbs & _DANGEROUS_VERBS:
-                yield f"remove the verbs {sorted(verbs & _DANGEROUS_VERBS)}"
+                with item():
+                    if subject.get("kind") == "ServiceAccount" and subject.get("name") == "default":
+                        yield "do not bind roles to the default ServiceAccount"
+    else:
+        for rule in items(res.props.get("rules")):
+            with item():
+                yield from _rule_findings(rule)
+
+
+def _rule_findings(rule: Mapping[str, Any]) -> Iterator[str]:
+    verbs, resources = set(items(rule.get("verbs"))), set(items(rule.get("resources")))
+    if "*" in verbs or "*" in resources or "*" in set(items(rule.get("apiGroups"))):
+        yield "replace wildcards in Role rules by explicit verbs, resources and apiGroups"
+    if "secrets" in resources and verbs & {"get", "list", "watch"}:
+        yield "do not grant get/list/watch on secrets"
+    if resources & _EXEC_RESOURCES and "create" in verbs:
+        yield "do not grant create on pods/exec, pods/attach or nodes/proxy"
+    if verbs & _DANGEROUS_VERBS:
+        yield f"remove the verbs {sorted(verbs & _DANGEROUS_VERBS)}"
 
 
 # C. Images ----------------------------------------------------------------------------------------------------
 
 
-def check_pull_policy(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_pull_policy(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     for label, container in workload_containers(res):
-        with known():
+        with item():
             policy = container.get("imagePullPolicy")
-            pinned = parse_image(str(container.get("image", ""))).has_valid_digest
-            if policy != "Always" and not (policy == "IfNotPresent" and pinned):
+            # The image (unknown in preview until it is built) matters only for IfNotPresent.
+            if policy != "Always" and (
+                policy != "IfNotPresent" or not parse_image(str(container.get("image") or "")).has_valid_digest
+            ):
                 yield f"{label}: use imagePullPolicy Always, or IfNotPresent with a digest-pinned image"
 
 
-def _image_names(res: HasProps) -> Iterator[tuple[str, Any]]:
+def _image_fields(res: HasProps) -> list[tuple[str, Mapping[str, Any], str]]:
+    """(label, holder, key) of every image reference: each container's `image`, an image build's `imageName`."""
     if res.resource_type in k8s.WORKLOADS:
-        for label, container in workload_containers(res):
-            with known():
-                yield label, container.get("image")
-    else:
-        with known():
-            yield "image build", res.props.get("imageName")
+        return [(label, container, "image") for label, container in workload_containers(res)]
+    return [("image build", res.props, "imageName")]
 
 
-def check_allowed_registries(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_allowed_registries(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     allowed = list(config["allowedRegistries"])
-    for label, reference in _image_names(res):
-        if isinstance(reference, str) and not matches_prefix(parse_image(reference), allowed):
-            yield f"{label}: {reference} is not from an allowed registry ({', '.join(allowed)})"
+    for label, holder, key in _image_fields(res):
+        with item():
+            reference = holder.get(key)
+            if isinstance(reference, str) and not matches_prefix(parse_image(reference), allowed):
+                yield f"{label}: {reference} is not from an allowed registry ({', '.join(allowed)})"
 
 
 # D. Config and secrets (the twelve-factor family has the rest) --------------------------------------------------
 
 
-def check_secrets_as_files(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_secrets_as_files(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if k8s.is_app_workload(res, config):
         return  # twelve-factor III: the app reads DATABASE_URL/REDIS_URL from env (secretKeyRef), by design
     for label, container in workload_containers(res):
-        for variable in items(container.get("env")):
-            with known():
-                if dig(variable, "valueFrom", "secretKeyRef"):
-                    yield f"{label}: mount Secret {variable.get('name')} as a file and pass its *_FILE path instead"
+        with item():
+            for variable in items(container.get("env")):
+                with item():
+                    if dig(variable, "valueFrom", "secretKeyRef"):
+                        yield f"{label}: mount Secret {variable.get('name')} as a file and pass its *_FILE path instead"
 
 
 # E. Resources ---------------------------------------------------------------------------------------------------
 
 
-def check_resources(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_resources(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     required = [("requests", r) for r in config["requests"]] + [("limits", r) for r in config["limits"]]
     for label, container in workload_containers(res):
-        with known():
-            resources = container.get("resources") or {}
-            missing = [f"{kind}.{name}" for kind, name in required if not dig(resources, kind, name)]
-            if missing:
-                yield f"{label}: set resources {', '.join(missing)}"
-    for volume in items(dig(k8s.pod_spec(res), "volumes")):
-        with known():
-            if "emptyDir" in volume and not dig(volume, "emptyDir", "sizeLimit"):
-                yield f"volume {volume.get('name')}: give the emptyDir a sizeLimit"
+        missing = []
+        for kind, name in required:
+            with item():
+                if not dig(container, "resources", kind, name):
+                    missing.append(f"{kind}.{name}")
+        if missing:
+            yield f"{label}: set resources {', '.join(missing)}"
+    with item():
+        for volume in items(dig(k8s.pod_spec(res), "volumes")):
+            with item():
+                if "emptyDir" in volume and not dig(volume, "emptyDir", "sizeLimit"):
+                    yield f"volume {volume.get('name')}: give the emptyDir a sizeLimit"
 
 
 # F. Network -----------------------------------------------------------------------------------------------------
 
 
-def check_default_deny(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
-    denied = set()
+def _is_default_deny(spec: Mapping[str, Any]) -> bool:
+    return (
+        not dig(spec, "podSelector", "matchLabels")
+        and not dig(spec, "podSelector", "matchExpressions")
+        and {"Ingress", "Egress"} <= set(items(spec.get("policyTypes")))
+        and not items(spec.get("ingress"))
+        and not items(spec.get("egress"))
+    )
+
+
+@item_by_item
+def check_default_deny(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str | None]]:
+    denied = Lookup()
     for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
-        with known():
-            spec = policy.props.get("spec") or {}
-            selects_all = not dig(spec, "podSelector", "matchLabels") and not dig(
-                spec, "podSelector", "matchExpressions"
-            )
-            types = set(items(spec.get("policyTypes")))
-            if (
-                selects_all
-                and {"Ingress", "Egress"} <= types
-                and not items(spec.get("ingress"))
-                and not items(spec.get("egress"))
-            ):
-                denied.add(dig(policy.props, "metadata", "namespace"))
+        with denied.adding():  # the spec first: a policy that is no default-deny never needs its namespace
+            if _is_default_deny(policy.props.get("spec") or {}):
+                denied.entries[dig(policy.props, "metadata", "namespace")] = policy
     for workload in k8s.of_type(resources, *k8s.WORKLOADS):
-        with known():
+        with item():
             namespace = dig(workload.props, "metadata", "namespace")
-            if namespace not in denied:
+            if not denied.has(namespace):
                 yield (
                     f"{k8s.display(workload)}: namespace {namespace} has no default-deny NetworkPolicy "
                     "(podSelector: {}, policyTypes [Ingress, Egress], no rules); add one",
@@ -355,21 +409,23 @@ Pods = list[tuple[PolicyResource, Mapping[str, Any]]]
 DNS_PORT = 53.0
 
 
-def check_least_access(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str | None]]:
+@item_by_item
+def check_least_access(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str | None]]:
+    # Every rule is judged against all pods' labels: one unknown label leaves the policy to the SDK (not run).
     pods = [(w, k8s.pod_labels(w)) for w in k8s.of_type(resources, *k8s.WORKLOADS)]
     for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
-        with known():
-            where = k8s.display(policy)
-            for message in _least_access_findings(policy.props.get("spec") or {}, pods, config):
+        where = k8s.display(policy)
+        with item():
+            for message in _least_access_findings(policy.props.get("spec") or {}, pods, config, item):
                 yield f"{where}: {message}", policy.urn
 
 
-def _least_access_findings(spec: Mapping[str, Any], pods: Pods, config: Config) -> Iterator[str]:
+def _least_access_findings(spec: Mapping[str, Any], pods: Pods, config: Config, item: Item) -> Iterator[str]:
     selected = [w for w, labels in pods if k8s.selector_matches(spec.get("podSelector"), labels)]
     if not selected:
         yield "selects no pod of this stack; fix its podSelector or delete it"
     for check in (_no_world_peers, _backing_clients, _backing_ports, _app_port_sources, _dns_egress, _egress_ports):
-        with known():  # an unknown value skips just this check of this policy
+        with item():  # an unknown value skips just this check of this policy
             yield from check(spec, selected, pods, config)
 
 
@@ -489,20 +545,21 @@ def _egress_ports(spec: Mapping[str, Any], selected: list[Any], pods: Pods, conf
             yield f"egress rule {index} of app pods allows every port to {target}; list the ports the app needs"
 
 
-def check_service_internal(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_service_internal(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if res.resource_type == INGRESS:
-        with known():
+        with item():
             hosts = {h for rule in items(dig(res.props, "spec", "rules")) for h in [rule.get("host")] if h}
             covered = {h for tls in items(dig(res.props, "spec", "tls")) for h in items(tls.get("hosts"))}
             if not items(dig(res.props, "spec", "tls")) or hosts - covered:
                 yield f"terminate TLS for every host ({', '.join(sorted(hosts - covered)) or 'all'}) in spec.tls"
         return
-    with known():
-        spec = res.props.get("spec") or {}
-        kind = spec.get("type", "ClusterIP")
+    with item():
+        kind = dig(res.props, "spec", "type") or "ClusterIP"
         if kind != "ClusterIP":
             yield f"type {kind} exposes the Service outside the cluster; use ClusterIP behind an Ingress with TLS"
-        if items(spec.get("externalIPs")):
+    with item():
+        if items(dig(res.props, "spec", "externalIPs")):
             yield "remove externalIPs (CVE-2020-8554)"
 
 
@@ -519,20 +576,24 @@ def check_explicit_namespace(res: HasProps, config: Config) -> Iterator[str]:
         return
     if res.resource_type.startswith("kubernetes:yaml") or res.resource_type.startswith("kubernetes:helm"):
         return
-    with known():
-        namespace = dig(res.props, "metadata", "namespace")
-        if not namespace or namespace == "default":
-            yield "set metadata.namespace to the app namespace (never default)"
+    # The namespace is often another resource's output: unknown, the SDK reports the policy as not run.
+    namespace = dig(res.props, "metadata", "namespace")
+    if not namespace or namespace == "default":
+        yield "set metadata.namespace to the app namespace (never default)"
 
 
-def check_recommended_labels(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_recommended_labels(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if not res.resource_type.startswith("kubernetes:") or res.resource_type.startswith("kubernetes:yaml"):
         return
-    with known():
-        labels = k8s.labels(res)
-        missing = [key for key in config["required"] if not labels.get(key)]
-        if missing:
-            yield f"add labels {', '.join(missing)}"
+    labels = k8s.labels(res)
+    missing = []
+    for key in config["required"]:
+        with item():
+            if not labels.get(key):
+                missing.append(key)
+    if missing:
+        yield f"add labels {', '.join(missing)}"
 
 
 def check_stable_api_versions(res: HasProps, config: Config) -> Iterator[str]:

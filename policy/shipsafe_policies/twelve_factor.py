@@ -9,9 +9,9 @@ from typing import Any
 from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
 
 from . import k8s
-from .framework import ADVISORY, Config, Family, HasProps, Setting, known, resource_policy, stack_policy
+from .framework import ADVISORY, Config, Family, HasProps, Item, Setting, item_by_item, resource_policy, stack_policy
 from .images import IMAGE_BUILDS, matches_prefix, parse_image
-from .k8s import dig, items, number, workload_containers
+from .k8s import Lookup, dig, items, number, workload_containers
 from .patterns import HOST, SECRET_NAME, looks_secret, secret_by_name
 
 FAMILY = Family("twelve-factor")
@@ -32,10 +32,11 @@ def _deployments(resources: list[PolicyResource], config: Config) -> list[Policy
 # I Codebase / V Build, release, run ------------------------------------------------------------------------------
 
 
-def check_immutable_image(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_immutable_image(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     own = list(config["ownRegistries"])
     for label, container in workload_containers(res):
-        with known():
+        with item():  # the app image is unknown in preview until it is built
             reference = str(container.get("image") or "")
             image = parse_image(reference)
             if image.tag_is_mutable:
@@ -47,10 +48,11 @@ def check_immutable_image(res: HasProps, config: Config) -> Iterator[str]:
                 yield f"{label}: {reference} floats with upstream; pin a full version tag such as 15.18-bookworm"
 
 
-def check_third_party_digest(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_third_party_digest(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     own = list(config["ownRegistries"])
     for label, container in workload_containers(res):
-        with known():
+        with item():
             image = parse_image(str(container.get("image") or ""))
             if not matches_prefix(image, own) and not image.has_valid_digest:
                 yield f"{label}: {image.name}:{image.tag} has no @sha256 digest; mirror it and pin the digest"
@@ -64,144 +66,162 @@ def check_no_build_in_prod(res: HasProps, config: Config) -> Iterator[str]:
 # III Config ----------------------------------------------------------------------------------------------------
 
 
-def _literal_env(container: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for variable in items(container.get("env")):
-        with known():
-            value = variable.get("value")
-            if isinstance(value, str):
-                yield str(variable.get("name")), value
+def _literal_env(container: Mapping[str, Any], item: Item) -> Iterator[tuple[str, str]]:
+    with item():
+        for variable in items(container.get("env")):
+            with item():
+                value = variable.get("value")
+                if isinstance(value, str):
+                    yield str(variable.get("name")), value
 
 
-def check_no_plaintext_secret_env(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_no_plaintext_secret_env(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     for label, container in workload_containers(res):
-        for name, value in _literal_env(container):
+        for name, value in _literal_env(container, item):
             if secret_by_name(name, value) or looks_secret(value):
                 yield f"{label}: env {name} holds a literal secret; use valueFrom.secretKeyRef (or a *_FILE mount)"
 
 
-def check_no_sensitive_configmap(res: HasProps, config: Config) -> Iterator[str]:
+def _entries(res: HasProps, field: str, item: Item) -> Iterator[tuple[str, Any]]:
+    """(key, value) of a map field (ConfigMap/Secret data): an unknown value skips just its key."""
+    with item():  # stringData built from a generated password is unknown in preview, often as a whole
+        mapping = res.props.get(field) or {}
+        for key in mapping:
+            with item():
+                yield key, mapping[key]
+
+
+@item_by_item
+def check_no_sensitive_configmap(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     for field in ("data", "binaryData"):
-        with known():
-            for key, value in (res.props.get(field) or {}).items():
-                with known():
-                    if (value and SECRET_NAME.search(key)) or looks_secret(str(value)):
-                        yield f"{field}.{key} looks like a credential; move it to a Secret and use secretKeyRef"
+        for key, value in _entries(res, field, item):
+            if (value and SECRET_NAME.search(key)) or looks_secret(str(value)):
+                yield f"{field}.{key} looks like a credential; move it to a Secret and use secretKeyRef"
 
 
 _PLACEHOLDERS = re.compile(r"(?i)^(changeme|change-me|password|secret|replace.*|todo|xxx+|test|example)$")
 
 
-def check_secret_hygiene(res: HasProps, config: Config) -> Iterator[str]:
-    with known():
+@item_by_item
+def check_secret_hygiene(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    with item():
         if not res.props.get("type"):
             yield "set the Secret type (Opaque, kubernetes.io/dockerconfigjson, ...)"
     for field in ("stringData", "data"):
-        with known():
-            for key, value in (res.props.get(field) or {}).items():
-                with known():
-                    if not value or _PLACEHOLDERS.match(str(value)):
-                        yield f"{field}.{key} is empty or a placeholder; set it with `pulumi config set --secret`"
+        for key, value in _entries(res, field, item):
+            if not value or _PLACEHOLDERS.match(str(value)):
+                yield f"{field}.{key} is empty or a placeholder; set it with `pulumi config set --secret`"
 
 
-def check_config_from_env(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_config_from_env(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if not k8s.is_app_workload(res, config):
         return
     for label, container in workload_containers(res):
-        with known():
-            env_from = items(container.get("envFrom"))
-            env = items(container.get("env"))
-            from_config_map = any(dig(e, "configMapRef", "name") for e in env_from) or any(
-                dig(e, "valueFrom", "configMapKeyRef") for e in env
+        with item():
+            from_config_map = any(dig(e, "configMapRef", "name") for e in items(container.get("envFrom"))) or any(
+                dig(e, "valueFrom", "configMapKeyRef") for e in items(container.get("env"))
             )
             if not from_config_map:
                 yield f"{label}: take non-secret config from the app ConfigMap (envFrom.configMapRef)"
-            names = [str(e.get("name")) for e in env]
+        with item():
+            names = [str(e.get("name")) for e in items(container.get("env"))]
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 yield f"{label}: env {', '.join(duplicates)} set more than once; keep one"
         # Messages name the place, never the value: it may carry credentials and reports end up in CI logs.
-        for name, value in _literal_env(container):
+        for name, value in _literal_env(container, item):
             if HOST.search(value):
                 yield f"{label}: env {name} hard-codes a host; read it from the ConfigMap or a Secret"
         for field in ("command", "args"):
-            with known():
+            with item():
                 for index, part in enumerate(items(container.get(field))):
-                    if isinstance(part, str) and HOST.search(part):
-                        yield f"{label}: {field}[{index}] hard-codes a host; pass it through env from config"
+                    with item():
+                        if isinstance(part, str) and HOST.search(part):
+                            yield f"{label}: {field}[{index}] hard-codes a host; pass it through env from config"
 
 
 # IV Backing services -------------------------------------------------------------------------------------------
 
 
-def check_backing_services_attached(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str]]:
-    secrets = set()
+@item_by_item
+def check_backing_services_attached(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[str, str]]:
+    secrets = Lookup()
     for secret in k8s.of_type(resources, k8s.SECRET):
-        with known():
-            secrets.add(dig(secret.props, "metadata", "name"))
+        with secrets.adding():
+            secrets.entries[dig(secret.props, "metadata", "name")] = secret
     required = list(config["serviceEnv"])
     for workload in k8s.of_type(resources, *k8s.WORKLOADS):
         if not k8s.is_app_workload(workload, config):
             continue
         for label, container in workload_containers(workload):
-            with known():
+            where = f"{k8s.display(workload)} {label}"
+            with item():
                 env = {str(e.get("name")): e for e in items(container.get("env"))}
-                where = f"{k8s.display(workload)} {label}"
                 for name in required:
-                    variable = env.get(name)
-                    if variable is None:
-                        if workload.resource_type == k8s.DEPLOYMENT:
-                            yield f"{where}: attach {name} through valueFrom.secretKeyRef", workload.urn
-                        continue
-                    ref = dig(variable, "valueFrom", "secretKeyRef")
-                    if ref is None:
-                        yield f"{where}: {name} must come from a Secret (secretKeyRef), not a literal", workload.urn
-                    elif ref.get("name") not in secrets:
-                        yield (
-                            f"{where}: {name} references Secret {ref.get('name')} not defined in the stack",
-                            (workload.urn),
-                        )
+                    with item():
+                        yield from _attachment_findings(where, name, env.get(name), workload, secrets)
+
+
+def _attachment_findings(
+    where: str, name: str, variable: Mapping[str, Any] | None, workload: PolicyResource, secrets: Lookup
+) -> Iterator[tuple[str, str]]:
+    if variable is None:
+        if workload.resource_type == k8s.DEPLOYMENT:
+            yield f"{where}: attach {name} through valueFrom.secretKeyRef", workload.urn
+        return
+    ref = dig(variable, "valueFrom", "secretKeyRef")
+    if ref is None:
+        yield f"{where}: {name} must come from a Secret (secretKeyRef), not a literal", workload.urn
+    elif not secrets.has(ref.get("name")):
+        yield f"{where}: {name} references Secret {ref.get('name')} not defined in the stack", workload.urn
 
 
 # VI Processes --------------------------------------------------------------------------------------------------
 
 
-def check_stateless_processes(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_stateless_processes(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if not k8s.is_app_workload(res, config):
         return
-    for volume in items(dig(k8s.pod_spec(res), "volumes")):
-        with known():
-            for kind in ("persistentVolumeClaim", "hostPath"):
-                if kind in volume:
+    with item():
+        for volume in items(dig(k8s.pod_spec(res), "volumes")):
+            with item():
+                for kind in [k for k in ("persistentVolumeClaim", "hostPath") if k in volume]:
                     yield f"volume {volume.get('name')}: app processes are stateless; drop the {kind} (use Postgres)"
-    with known():
+    with item():
         if items(dig(res.props, "spec", "volumeClaimTemplates")):
             yield "app processes are stateless; drop volumeClaimTemplates"
 
 
-def check_stateful_backing(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str]]:
-    headless = set()
+@item_by_item
+def check_stateful_backing(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str]]:
+    headless = Lookup()
     for service in k8s.of_type(resources, k8s.SERVICE):
-        with known():
+        with headless.adding():
             if dig(service.props, "spec", "clusterIP") == "None":
-                headless.add(dig(service.props, "metadata", "name"))
+                headless.entries[dig(service.props, "metadata", "name")] = service
     backing = set(config["backingComponents"])
     for sts in k8s.of_type(resources, k8s.STATEFUL_SET):
         if k8s.labels(sts).get(k8s.COMPONENT) not in backing:
             continue
         where = k8s.display(sts)
-        with known():
-            spec = sts.props.get("spec") or {}
-            claims = {dig(c, "metadata", "name") for c in items(spec.get("volumeClaimTemplates"))}
+        with item():
+            claims = {dig(c, "metadata", "name") for c in items(dig(sts.props, "spec", "volumeClaimTemplates"))}
             if not claims:
                 yield f"{where}: keep data in volumeClaimTemplates, not emptyDir", sts.urn
-            for volume in items(dig(spec, "template", "spec", "volumes")):
-                if volume.get("name") in claims and "emptyDir" in volume:
-                    yield f"{where}: volume {volume.get('name')} shadows the claim with an emptyDir", sts.urn
-        with known():
-            if spec.get("serviceName") not in headless:
+            for volume in items(dig(sts.props, "spec", "template", "spec", "volumes")):
+                with item():
+                    if volume.get("name") in claims and "emptyDir" in volume:
+                        yield f"{where}: volume {volume.get('name')} shadows the claim with an emptyDir", sts.urn
+        with item():  # serviceName is the headless Service's output name: maybe unknown in preview
+            if not headless.has(dig(sts.props, "spec", "serviceName")):
                 yield f"{where}: serviceName must name a headless Service (clusterIP: None) of the stack", sts.urn
-        with known():
-            retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        with item():
+            retention = dig(sts.props, "spec", "persistentVolumeClaimRetentionPolicy") or {}
             if retention.get("whenDeleted") != "Retain" or retention.get("whenScaled") != "Retain":
                 yield f"{where}: set persistentVolumeClaimRetentionPolicy whenDeleted/whenScaled: Retain", sts.urn
         if config["requireProtect"] and not sts.opts.protect:
@@ -211,22 +231,24 @@ def check_stateful_backing(resources: list[PolicyResource], config: Config) -> I
 # VII Port binding ----------------------------------------------------------------------------------------------
 
 
-def check_port_binding(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str]]:
+@item_by_item
+def check_port_binding(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str]]:
     port, port_name = float(config["port"]), config["portName"]
-    config_maps = {}
+    config_maps = Lookup()
     for config_map in k8s.of_type(resources, k8s.CONFIG_MAP):
-        with known():
-            config_maps[dig(config_map.props, "metadata", "name")] = config_map.props.get("data") or {}
-    app_pods = []
+        with config_maps.adding():
+            config_maps.entries[dig(config_map.props, "metadata", "name")] = config_map.props.get("data") or {}
+    app_pods = Lookup()
     for deployment in _deployments(resources, config):
-        app_pods.append(k8s.pod_labels(deployment))
+        with app_pods.adding():
+            app_pods.entries[deployment.urn] = k8s.pod_labels(deployment)
         for label, container in workload_containers(deployment):
             where = f"{k8s.display(deployment)} {label}"
-            with known():
+            with item():
                 declared = [p for p in items(container.get("ports")) if p.get("name") == port_name]
                 if not declared or number(declared[0].get("containerPort")) != port:
                     yield f"{where}: declare containerPort {port:.0f} named {port_name}", deployment.urn
-            with known():
+            with item():
                 values = [e.get("value") for e in items(container.get("env")) if e.get("name") == "PORT"]
                 for source in items(container.get("envFrom")):
                     values.append(config_maps.get(dig(source, "configMapRef", "name"), {}).get("PORT"))
@@ -237,32 +259,44 @@ def check_port_binding(resources: list[PolicyResource], config: Config) -> Itera
                         (deployment.urn),
                     )
     for service in k8s.of_type(resources, k8s.SERVICE):
-        with known():
+        with item():
             selector = dig(service.props, "spec", "selector")
-            if not any(k8s.service_selects(selector, labels) for labels in app_pods):
+            if not any(k8s.service_selects(selector, labels) for labels in app_pods.entries.values()):
+                app_pods.ensure_complete()  # an app pod with unknown labels might be the one it selects
                 continue
             for service_port in items(dig(service.props, "spec", "ports")):
-                target = service_port.get("targetPort")
-                if target != port_name and number(target) != port:
-                    yield f"{k8s.display(service)}: targetPort must be the named port {port_name}", service.urn
+                with item():
+                    target = service_port.get("targetPort")
+                    if target != port_name and number(target) != port:
+                        yield f"{k8s.display(service)}: targetPort must be the named port {port_name}", service.urn
 
 
 # VIII Concurrency ----------------------------------------------------------------------------------------------
 
 
-def check_concurrency(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str]]:
+@item_by_item
+def check_concurrency(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str]]:
     low, high = float(config["minReplicas"]), float(config["maxReplicas"])
-    autoscalers = {}
+    autoscalers = Lookup()
     for hpa in k8s.of_type(resources, k8s.HPA):
-        with known():
+        with autoscalers.adding():
             target = dig(hpa.props, "spec", "scaleTargetRef") or {}
             if target.get("kind") == "Deployment":
-                autoscalers[target.get("name")] = hpa
+                autoscalers.entries[target.get("name")] = hpa
     for deployment in _deployments(resources, config):
         where = k8s.display(deployment)
-        with known():
+        with item():
             hpa = autoscalers.get(dig(deployment.props, "metadata", "name"))
-            if hpa is not None:
+            if hpa is None:
+                replicas = number(dig(deployment.props, "spec", "replicas"))
+                replicas = 1.0 if replicas is None else replicas
+                if not low <= replicas <= high:
+                    yield (
+                        f"{where}: replicas {replicas:.0f} must lie within {low:.0f}-{high:.0f} for this stack",
+                        (deployment.urn),
+                    )
+                continue
+            with item():
                 floor = number(dig(hpa.props, "spec", "minReplicas")) or 1.0
                 ceiling = number(dig(hpa.props, "spec", "maxReplicas")) or 0.0
                 if floor < low or ceiling < floor or ceiling > high:
@@ -270,16 +304,9 @@ def check_concurrency(resources: list[PolicyResource], config: Config) -> Iterat
                         f"{where}: autoscaler range {floor:.0f}-{ceiling:.0f} must lie within {low:.0f}-{high:.0f}",
                         hpa.urn,
                     )
+            with item():
                 if dig(deployment.props, "spec", "replicas") is not None:
                     yield f"{where}: drop spec.replicas; the autoscaler owns the count", deployment.urn
-                continue
-            replicas = number(dig(deployment.props, "spec", "replicas"))
-            replicas = 1.0 if replicas is None else replicas
-            if not low <= replicas <= high:
-                yield (
-                    f"{where}: replicas {replicas:.0f} must lie within {low:.0f}-{high:.0f} for this stack",
-                    (deployment.urn),
-                )
 
 
 # IX Disposability ----------------------------------------------------------------------------------------------
@@ -290,27 +317,34 @@ def _probe_budget(probe: Mapping[str, Any]) -> float:
     return (number(probe.get("periodSeconds")) or 10.0) * (number(probe.get("failureThreshold")) or 3.0)
 
 
-def check_probes(res: HasProps, config: Config) -> Iterator[str]:
+_PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
+
+
+@item_by_item
+def check_probes(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if res.resource_type not in k8s.LONG_RUNNING:
         return
     for container in items(dig(k8s.pod_spec(res), "containers")):
-        label = f"container {container.get('name')}"
-        with known():
+        with item():
+            label = f"container {container.get('name')}"
             readiness, liveness = container.get("readinessProbe"), container.get("livenessProbe")
             if not readiness or not liveness:
                 yield f"{label}: add readinessProbe and livenessProbe"
                 continue
-            if k8s.is_app_workload(res, config) and not container.get("startupProbe"):
-                yield f"{label}: add a startupProbe so slow boots are not killed by liveness"
-            if readiness == liveness:
-                yield f"{label}: liveness must differ from readiness (a busy dependency must not restart the pod)"
-            if _probe_budget(liveness) < _probe_budget(readiness):
-                yield f"{label}: liveness must tolerate failure longer than readiness"
-            declared = {p.get("name") for p in items(container.get("ports"))}
-            for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
-                probe_port = dig(container, kind, "httpGet", "port") or dig(container, kind, "tcpSocket", "port")
-                if isinstance(probe_port, str) and probe_port not in declared:
-                    yield f"{label}: {kind} port {probe_port} is not a declared port name"
+            with item():
+                if k8s.is_app_workload(res, config) and not container.get("startupProbe"):
+                    yield f"{label}: add a startupProbe so slow boots are not killed by liveness"
+            with item():
+                if readiness == liveness:
+                    yield f"{label}: liveness must differ from readiness (a busy dependency must not restart the pod)"
+            with item():
+                if _probe_budget(liveness) < _probe_budget(readiness):
+                    yield f"{label}: liveness must tolerate failure longer than readiness"
+            for kind in _PROBES:
+                with item():
+                    port = dig(container, kind, "httpGet", "port") or dig(container, kind, "tcpSocket", "port")
+                    if isinstance(port, str) and port not in {p.get("name") for p in items(container.get("ports"))}:
+                        yield f"{label}: {kind} port {port} is not a declared port name"
 
 
 def _pre_stop_seconds(container: Mapping[str, Any]) -> float | None:
@@ -323,10 +357,11 @@ def _pre_stop_seconds(container: Mapping[str, Any]) -> float | None:
     return seconds
 
 
-def check_graceful_shutdown(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_graceful_shutdown(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if res.resource_type not in k8s.LONG_RUNNING:
         return
-    grace = number(dig(k8s.pod_spec(res), "terminationGracePeriodSeconds"))  # unknown: skip the policy
+    grace = number(dig(k8s.pod_spec(res), "terminationGracePeriodSeconds"))  # unknown: every item depends on it
     if grace is None:
         yield "set terminationGracePeriodSeconds explicitly"
         return
@@ -336,7 +371,7 @@ def check_graceful_shutdown(res: HasProps, config: Config) -> Iterator[str]:
     if grace != expected:
         yield f"terminationGracePeriodSeconds is {grace:.0f}; set {expected:.0f} (preStop + longest request)"
     for container in items(dig(k8s.pod_spec(res), "containers")):
-        with known():
+        with item():
             seconds = _pre_stop_seconds(container)
             if seconds is None or not 0 < seconds < grace:
                 yield (
@@ -348,13 +383,14 @@ def check_graceful_shutdown(res: HasProps, config: Config) -> Iterator[str]:
 # X Dev/prod parity ---------------------------------------------------------------------------------------------
 
 
-def check_dev_prod_parity(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_dev_prod_parity(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     pinned = dict(config["images"])
     component = k8s.labels(res).get(k8s.COMPONENT)
     if component not in pinned:
         return
     for label, container in workload_containers(res):
-        with known():
+        with item():
             if container.get("image") != pinned[component]:
                 yield (
                     f"{label}: {component} runs {container.get('image')}, but dev/CI pin {pinned[component]}; "
@@ -365,17 +401,20 @@ def check_dev_prod_parity(res: HasProps, config: Config) -> Iterator[str]:
 # XI Logs -------------------------------------------------------------------------------------------------------
 
 
-def check_logs_to_stdout(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_logs_to_stdout(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     for label, container in workload_containers(res):
-        for mount in items(container.get("volumeMounts")):
-            with known():
-                path = str(mount.get("mountPath", ""))
-                if path.startswith("/var/log") or path.endswith(".log"):
-                    yield f"{label}: log-file mount {path}; write logs to stdout/stderr instead"
-        for variable in items(container.get("env")):
-            with known():
-                if variable.get("name") in ("LOG_FILE", "LOG_PATH", "LOG_DIR"):
-                    yield f"{label}: env {variable.get('name')} sends logs to a file; log to stdout"
+        with item():
+            for mount in items(container.get("volumeMounts")):
+                with item():
+                    path = str(mount.get("mountPath", ""))
+                    if path.startswith("/var/log") or path.endswith(".log"):
+                        yield f"{label}: log-file mount {path}; write logs to stdout/stderr instead"
+        with item():
+            for variable in items(container.get("env")):
+                with item():
+                    if variable.get("name") in ("LOG_FILE", "LOG_PATH", "LOG_DIR"):
+                        yield f"{label}: env {variable.get('name')} sends logs to a file; log to stdout"
 
 
 # XII Admin processes -------------------------------------------------------------------------------------------
@@ -392,7 +431,10 @@ def _images(res: HasProps) -> set[str]:
     return {str(c.get("image")) for c in items(dig(k8s.pod_spec(res), "containers"))}
 
 
-def check_migration_release_image(resources: list[PolicyResource], config: Config) -> Iterator[tuple[str, str]]:
+@item_by_item
+def check_migration_release_image(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[str, str]]:
     jobs = [
         j
         for j in k8s.of_type(resources, k8s.JOB)
@@ -402,19 +444,19 @@ def check_migration_release_image(resources: list[PolicyResource], config: Confi
         return  # a rollback runs no migration (shipsafe:rollback)
     deployments = _deployments(resources, config)
     for job in jobs:
-        job_images = _images(job)  # an unknown image (preview of a fresh build) skips the policy
-        with known():
-            image = parse_image(next(iter(job_images), ""))
+        with item():  # the image is unknown in preview until it is built; the dependency checks below still run
+            image = parse_image(next(iter(_images(job)), ""))
             release = {(image.tag or "")[:12], (image.digest or "").removeprefix("sha256:")[:12]} - {""}
             name = str(dig(job.props, "metadata", "name"))
             if not any(marker in name for marker in release):
                 yield f"{k8s.display(job)}: name the Job after the release (…-migrate-<sha[:12]>)", job.urn
         for deployment in deployments:
             where = k8s.display(deployment)
-            with known():
-                if _images(deployment) != job_images:
+            with item():
+                job_images, images = _images(job), _images(deployment)
+                if images != job_images:
                     yield (
-                        f"{where} runs {sorted(_images(deployment))} but the migration ran {sorted(job_images)}; "
+                        f"{where} runs {sorted(images)} but the migration ran {sorted(job_images)}; "
                         "use the exact same image reference",
                         deployment.urn,
                     )
@@ -426,19 +468,20 @@ def check_migration_release_image(resources: list[PolicyResource], config: Confi
                 )
 
 
-def check_migration_job_hygiene(res: HasProps, config: Config) -> Iterator[str]:
+@item_by_item
+def check_migration_job_hygiene(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if k8s.labels(res).get(k8s.COMPONENT) != config["migrationComponent"]:
         return
     spec = res.props.get("spec") or {}
-    with known():
+    with item():
         if dig(spec, "template", "spec", "restartPolicy") != "Never":
             yield "set restartPolicy: Never (the Job's backoffLimit governs retries)"
-    with known():
+    with item():
         backoff = number(spec.get("backoffLimit"))
         if backoff is None or backoff > float(config["maxBackoffLimit"]):
             yield f"set backoffLimit <= {config['maxBackoffLimit']:.0f}"
     for field in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
-        with known():
+        with item():
             if spec.get(field) is None:
                 yield f"set {field}"
 

@@ -77,9 +77,11 @@ def edit(name: str, *changes: Change) -> Edit:
             if resource.name != name:
                 return resource
             inputs, outputs = copy.deepcopy(resource.inputs), copy.deepcopy(resource.outputs)
+            # Where the provider checkpoints its inputs (pulumi-docker), the declared inputs live under `__inputs`.
+            declared_outputs = outputs.get("__inputs", outputs)
             for change in changes:
                 change(inputs)
-                change(outputs)
+                change(declared_outputs)
             return dataclasses.replace(resource, inputs=inputs, outputs=outputs)
 
         recording.named(name)  # fail loudly when the stack renamed the resource
