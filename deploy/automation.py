@@ -103,12 +103,32 @@ class AutomationStack:
         return _record(result.summary)
 
 
-def open_stack(name: str, *, project_dir: Path) -> AutomationStack:
-    """Selects an existing stack of the project in `project_dir` (backend from `pulumi login`)."""
+def _require_cli() -> None:
     if shutil.which("pulumi") is None:
         raise ShipsafeError(
             "no pulumi CLI on PATH: install it (https://www.pulumi.com/docs/install/) or use --offline",
             ExitCode.PULUMI_MISSING,
         )
+
+
+def open_stack(name: str, *, project_dir: Path) -> AutomationStack:
+    """Selects an existing stack of the project in `project_dir` (backend from `pulumi login`)."""
+    _require_cli()
     with _pulumi_errors(name):
         return AutomationStack(auto.select_stack(stack_name=name, work_dir=str(project_dir)))
+
+
+def create_stack(name: str, secrets_provider: str | None, *, project_dir: Path) -> bool:
+    """`pulumi stack init NAME [--secrets-provider P]`, or nothing when the stack exists; True when it created it.
+
+    `LocalWorkspace.create_stack` passes `secrets_provider` from the workspace options as `--secrets-provider`
+    (pulumi 3.272 `automation/_local_workspace.py`); an existing stack keeps the provider it was created with.
+    """
+    _require_cli()
+    options = auto.LocalWorkspaceOptions(work_dir=str(project_dir), secrets_provider=secrets_provider)
+    with _pulumi_errors(name):
+        try:
+            auto.create_stack(stack_name=name, work_dir=str(project_dir), opts=options)
+        except auto.errors.StackAlreadyExistsError:
+            return False
+    return True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from deploy.backend import StackBackend
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.history import history_rows
+from deploy.prerequisites import require_prerequisites
 from deploy.promote import check_health, promote
-from deploy.release import ImageRef
+from deploy.release import NOT_BUILT_DIGEST, ImageRef, not_yet_built, release_config, stack_file_registry
 from deploy.rollback import rollback_stack
 from deploy.rollout import (
     deploy_release,
@@ -25,8 +29,14 @@ from deploy.rollout import (
     verify_or_roll_back,
     verify_stack,
 )
+from deploy.stacks import init_stacks
 
 STACK = click.argument("stack")
+SKIP_PREREQUISITES = click.option(
+    "--skip-prerequisites",
+    is_flag=True,
+    help="Do not check the cluster's prerequisites first (e.g. a kubeconfig with an exec plugin); see the docs.",
+)
 
 
 class _Cli(click.Group):
@@ -42,10 +52,11 @@ class _Cli(click.Group):
 
 
 def _default_context(project_dir: Path) -> DeployContext:
-    from deploy.automation import open_stack  # only the real commands need the Automation API
+    from deploy.automation import create_stack, open_stack  # only the real commands need the Automation API
 
     stack_factory = functools.partial(open_stack, project_dir=project_dir)
-    return DeployContext(open_stack=stack_factory, project_dir=project_dir)
+    creator = functools.partial(create_stack, project_dir=project_dir)
+    return DeployContext(open_stack=stack_factory, project_dir=project_dir, create_stack=creator)
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,7 +80,7 @@ def cli(ctx: click.Context, project_dir: Path, prometheus_url: str | None) -> No
     Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 verification inconclusive,
     5 verification failed and rolled back, 6 smoke test failed, 7 refused by a safety check,
     8 stack not found, 9 concurrent update, 10 Pulumi command failed, 11 no pulumi CLI,
-    12 Prometheus unavailable.
+    12 Prometheus unavailable, 13 cluster prerequisites missing, 14 cluster unavailable for the check.
     """
     if ctx.obj is None:
         ctx.obj = _default_context(project_dir.resolve())
@@ -80,22 +91,83 @@ def cli(ctx: click.Context, project_dir: Path, prometheus_url: str | None) -> No
 pass_deploy = click.make_pass_decorator(DeployContext)
 
 
-def _offline(deploy: DeployContext, stack: str) -> None:
-    if deploy.offline_preview([stack]) != 0:
+def _offline(deploy: DeployContext, stack: str, overrides: dict[str, str] | None = None) -> None:
+    settings = [f"--set={key}={value}" for key, value in (overrides or {}).items()]
+    if deploy.offline_preview([stack, *settings]) != 0:
         raise ShipsafeError(f"offline preview of {stack} failed (see the report above)", ExitCode.FAILED)
+
+
+def _head_sha(project_dir: Path) -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_dir, capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise ShipsafeError(f"cannot read the commit with git ({error}); pass --git-sha", ExitCode.FAILED) from None
+    return result.stdout.strip()
+
+
+def _as_pipeline(deploy: DeployContext, stack: str, git_sha: str | None) -> dict[str, str]:
+    """What the deploy pipeline will set: this commit as a prebuilt image, which is not built yet."""
+    sha = git_sha or _head_sha(deploy.project_dir)
+    image = not_yet_built(stack_file_registry(deploy.project_dir, stack), sha)
+    deploy.console.print(
+        f"Previewing {stack} as the deploy pipeline will update it: prebuilt image {escape(image.reference)}. "
+        f"NOT YET BUILT: the pipeline builds and pushes it after merge; the digest {NOT_BUILT_DIGEST[:15]}… is a "
+        "placeholder.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return release_config(image, sha, rollback=False)
+
+
+def _check_prerequisites(deploy: DeployContext, backend: StackBackend, skip: bool) -> None:
+    if skip:
+        deploy.console.print(f"[yellow]![/yellow] prerequisites of {backend.name} not checked (--skip-prerequisites)")
+        return
+    with deploy.step(f"check the cluster's prerequisites for {backend.name}"):
+        checked = require_prerequisites(backend.get_config(), deploy.open_cluster)
+    deploy.console.print(f"  present: {escape(checked)}", highlight=False)
+
+
+@cli.command("init")
+@click.argument("stacks", nargs=-1)
+@pass_deploy
+def init_command(deploy: DeployContext, stacks: tuple[str, ...]) -> None:
+    """Create STACKS (default: every Pulumi.<stack>.yaml) with the secrets provider each file names.
+
+    Idempotent: an existing stack is left as it is. With a passphrase provider (the default of a file:// or
+    cloud-bucket backend), PULUMI_CONFIG_PASSPHRASE must be set first.
+    """
+    if deploy.create_stack is None:
+        raise ShipsafeError("this context cannot create stacks", ExitCode.FAILED)
+    for result in init_stacks(deploy.project_dir, list(stacks), deploy.create_stack, os.environ):
+        state = "created" if result.created else "exists, left as it is"
+        provider = result.secrets_provider or "the backend's default"
+        deploy.console.print(f"stack {result.name}: {state} (secrets provider: {provider})")
 
 
 @cli.command("preview")
 @STACK
 @click.option("--offline", is_flag=True, help="Run the offline preview (mock runtime + policy pack, no CLI).")
+@click.option(
+    "--as-pipeline",
+    is_flag=True,
+    help="With --offline: preview this commit as the deploy pipeline ships it, a prebuilt image marked not yet built.",
+)
+@click.option("--git-sha", help="With --as-pipeline: the commit the image will be built from (default: git HEAD).")
 @pass_deploy
-def preview_command(deploy: DeployContext, stack: str, offline: bool) -> None:
+def preview_command(deploy: DeployContext, stack: str, offline: bool, as_pipeline: bool, git_sha: str | None) -> None:
     """Preview STACK with the policy pack and the stack's policy config.
 
     A stack that deploys a prebuilt image is first re-pinned to the release it runs (from its state).
     """
+    if (as_pipeline or git_sha) and not offline:
+        raise ShipsafeError("--as-pipeline and --git-sha only apply to --offline", ExitCode.USAGE)
+    if git_sha and not as_pipeline:
+        raise ShipsafeError("--git-sha needs --as-pipeline", ExitCode.USAGE)
     if offline:
-        _offline(deploy, stack)
+        _offline(deploy, stack, _as_pipeline(deploy, stack, git_sha) if as_pipeline else None)
         return
     backend = deploy.open_stack(stack)
     pin_deployed_release(deploy, backend)
@@ -109,6 +181,7 @@ def preview_command(deploy: DeployContext, stack: str, offline: bool) -> None:
 @click.option("-m", "--message", help="Update message recorded in the stack history.")
 @click.option("--verify", is_flag=True, help="Verify the new version; roll back automatically if it fails.")
 @click.option("--offline", is_flag=True, help="Only run the offline preview; deploys nothing.")
+@SKIP_PREREQUISITES
 @pass_deploy
 def up_command(
     deploy: DeployContext,
@@ -118,13 +191,15 @@ def up_command(
     message: str | None,
     verify: bool,
     offline: bool,
+    skip_prerequisites: bool,
 ) -> None:
-    """Preview, then update STACK with the policy pack (migration Job first, by construction)."""
+    """Check the cluster's prerequisites, preview, then update STACK with the policy pack (migration Job first)."""
     if offline:
         _offline(deploy, stack)
         return
     image = ImageRef.parse(image_ref) if image_ref else None
     backend = deploy.open_stack(stack)
+    _check_prerequisites(deploy, backend, skip_prerequisites)
     release = git_sha or (image.tag if image else None)
     default_message = f"deploy {release[:12]}" if release else "deploy"
     deploy_release(deploy, backend, image=image, git_sha=git_sha, message=message or default_message)
@@ -138,6 +213,7 @@ def up_command(
 @click.option("--staging-url", help="Where to smoke-test the source stack (default: its appUrl output).")
 @click.option("--expect-image-ref", help="Refuse unless the source stack runs exactly this image.")
 @click.option("--verify", is_flag=True, help="Verify prod after the update; roll back on failure.")
+@SKIP_PREREQUISITES
 @pass_deploy
 def promote_command(
     deploy: DeployContext,
@@ -146,10 +222,12 @@ def promote_command(
     staging_url: str | None,
     expect_image_ref: str | None,
     verify: bool,
+    skip_prerequisites: bool,
 ) -> None:
     """Deploy to prod exactly the image digest staging runs (never a rebuild)."""
     expected = ImageRef.parse(expect_image_ref) if expect_image_ref else None
     prod = deploy.open_stack(target)
+    _check_prerequisites(deploy, prod, skip_prerequisites)
     promote(deploy, deploy.open_stack(source), prod, staging_url=staging_url, expect_image=expected)
     if verify:
         verify_or_roll_back(deploy, prod)

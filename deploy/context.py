@@ -13,8 +13,11 @@ from rich.markup import escape
 
 from deploy.backend import PolicyPack, StackFactory
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.kubeconfig import open_cluster
+from deploy.prerequisites import ClusterOpener
 from deploy.prometheus import MetricsSource, PrometheusClient
 from deploy.smoke import SmokeReport, smoke
+from deploy.stacks import StackCreator
 
 
 def run_offline_preview(argv: list[str]) -> int:
@@ -33,6 +36,10 @@ class DeployContext:
     open_metrics: Callable[[str], MetricsSource] = PrometheusClient
     check_app: Callable[[str], SmokeReport] = smoke
     offline_preview: Callable[[list[str]], int] = run_offline_preview
+    open_cluster: ClusterOpener = open_cluster
+    """The cluster a stack deploys to, for the prerequisite check before `up` (from the kubeconfig)."""
+    create_stack: StackCreator | None = None
+    """`deploy init`'s `pulumi stack init`; None in contexts that only operate on existing stacks."""
     console: Console = field(default_factory=Console)
     prometheus_url: str | None = None
     """Overrides `shipsafe:verification.prometheusUrl`, e.g. a port-forward from a CI runner."""

@@ -19,6 +19,8 @@ class ExitCode(IntEnum):
     PULUMI_FAILED = 10  # the Pulumi CLI ran and failed (program error, policy violation, provider error)
     PULUMI_MISSING = 11  # no `pulumi` CLI on PATH
     PROMETHEUS_UNAVAILABLE = 12
+    PREREQUISITES_MISSING = 13  # the cluster lacks what the stack's settings need (CRD, StorageClass, version)
+    CLUSTER_UNAVAILABLE = 14  # prerequisites could not be checked: no usable kubeconfig, or the API server failed
 
 
 class ShipsafeError(Exception):

@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from components.settings import CONFIG_NAMESPACE, GIT_SHA, IMAGE_REF
+import yaml
+from pydantic import ValidationError
+
+from components.settings import CONFIG_NAMESPACE, GIT_SHA, IMAGE_REF, RegistrySettings
 from deploy.errors import ExitCode, ShipsafeError
 
 IMAGE_SOURCE = f"{CONFIG_NAMESPACE}:imageSource"
@@ -49,6 +53,28 @@ class ImageRef:
         """`<sha[:12]>@sha256:<digest[:12]>`: enough to tell releases apart in tables and messages."""
         tag = self.tag[:12] if self.tag else "-"
         return f"{tag}@{self.digest[:19]}" if self.digest else (self.tag or self.reference)
+
+
+NOT_BUILT_DIGEST = "sha256:" + "0" * 64
+"""Stands for an image the pipeline has not built yet: valid to the stack and the policy pack, never pullable."""
+
+
+def stack_file_registry(project_dir: Path, stack: str) -> str:
+    """`<server>/<repository>` of the project's images, as `Pulumi.<stack>.yaml` commits it."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    key = f"{CONFIG_NAMESPACE}:registry"
+    try:
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        return RegistrySettings.model_validate(config[key]).image_repository
+    except FileNotFoundError:
+        raise ShipsafeError(f"no stack file {path.name}", ExitCode.FAILED) from None
+    except (KeyError, ValidationError) as error:
+        raise ShipsafeError(f"{path.name}: {key} is missing or invalid ({error})", ExitCode.FAILED) from None
+
+
+def not_yet_built(repository: str, git_sha: str) -> ImageRef:
+    """The reference the pipeline will deploy for `git_sha`, with the placeholder digest (the build comes later)."""
+    return ImageRef.parse(f"{repository}:{check_git_sha(git_sha)}@{NOT_BUILT_DIGEST}")
 
 
 def check_git_sha(value: str) -> str:

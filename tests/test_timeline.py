@@ -231,3 +231,13 @@ def test_deploy_job_timeouts_cover_the_timeline(job_name: str) -> None:
     assert job["timeout-minutes"] * 60 >= needed, (
         f"{job_name}: timeout-minutes must be at least {math.ceil(needed / 60)}"
     )
+
+
+def test_rollback_job_timeout_covers_the_slowest_stacks_rollback() -> None:
+    job = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "rollback.yml").read_text())["jobs"]["rollback"]
+    # The job rolls back whichever stack the dispatch names: it must outlast the slowest one's rollback `up`.
+    slowest = max(
+        deploy_timeline(_settings(stack).model_copy(update={"rollback": True})).longest_up_seconds for stack in STACKS
+    )
+    needed = JOB_SETUP_SECONDS + PREVIEW_SECONDS + slowest
+    assert job["timeout-minutes"] * 60 >= needed, f"rollback: timeout-minutes must be at least {math.ceil(needed / 60)}"

@@ -13,6 +13,7 @@ from rich.console import Console
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.smoke import Check, SmokeReport
+from tests.deploy.fake_apiserver import InProcessCluster
 from tests.deploy.memory_stack import MemoryStack, MemoryStacks
 
 
@@ -93,6 +94,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
+def cluster() -> InProcessCluster:
+    """A cluster that meets every prerequisite (tests/deploy/test_prerequisites.py covers the gaps)."""
+    return InProcessCluster()
+
+
+@pytest.fixture
 def offline_calls() -> list[list[str]]:
     return []
 
@@ -105,6 +112,7 @@ def deploy_ctx(
     app: FakeApp,
     clock: FakeClock,
     offline_calls: list[list[str]],
+    cluster: InProcessCluster,
 ) -> DeployContext:
     def offline_preview(argv: list[str]) -> int:
         offline_calls.append(argv)
@@ -116,6 +124,8 @@ def deploy_ctx(
         open_metrics=lambda url: metrics,
         check_app=app,
         offline_preview=offline_preview,
+        open_cluster=lambda config: cluster,
+        create_stack=stacks.create,
         console=Console(width=200, force_terminal=False),
         clock=clock,
         sleep=clock.sleep,

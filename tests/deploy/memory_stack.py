@@ -43,6 +43,15 @@ def committed_config(stack: str) -> dict[str, str]:
     return {key: _config_string(value) for key, value in document["config"].items()}
 
 
+def cluster_shape(stack: str) -> dict[str, str]:
+    """The committed settings that decide what the cluster must offer (what `deploy up` checks first)."""
+    committed = committed_config(stack)
+    return {key: committed[key] for key in CLUSTER_SHAPE_KEYS}
+
+
+CLUSTER_SHAPE_KEYS = ("shipsafe:app", "shipsafe:registry", "shipsafe:postgres", "shipsafe:redis")
+
+
 def _config_string(value: object) -> str:
     """Like Pulumi: booleans lowercase, objects and lists as JSON, everything else as written."""
     if isinstance(value, bool):
@@ -63,6 +72,8 @@ class MemoryStack:
     records: list[UpdateRecord] = field(default_factory=list)
     policy_runs: list[tuple[str, PolicyPack]] = field(default_factory=list)
     migrations: list[str] = field(default_factory=list)
+    secrets_provider: str | None = None
+    """What `deploy init` created the stack with (None: the backend's default)."""
     _outputs: dict[str, object] = field(default_factory=dict)
 
     def get_config(self) -> dict[str, str]:
@@ -141,7 +152,8 @@ class MemoryStack:
         on_up: Callable[[Mapping[str, str]], None] | None = None,
     ) -> MemoryStack:
         """A stack that already went through `up` once per release number (all prebuilt, all succeeded)."""
-        stack = cls(name, config={"shipsafe:verification": VERIFICATION}, app_url=app_url, on_up=on_up)
+        config = {"shipsafe:verification": VERIFICATION, **cluster_shape(name)}
+        stack = cls(name, config=config, app_url=app_url, on_up=on_up)
         for n in releases:
             stack.set_config(
                 {
@@ -166,3 +178,10 @@ class MemoryStacks(dict[str, MemoryStack]):
         if name not in self:
             raise ShipsafeError(f"stack {name} does not exist", ExitCode.STACK_NOT_FOUND)
         return self[name]
+
+    def create(self, name: str, secrets_provider: str | None) -> bool:
+        """`pulumi stack init` (a StackCreator): an existing stack is left as it is, like the real adapter."""
+        if name in self:
+            return False
+        self[name] = MemoryStack(name, secrets_provider=secrets_provider)
+        return True

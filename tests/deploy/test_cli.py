@@ -7,7 +7,7 @@ import pytest
 from deploy.errors import ExitCode
 from tests.deploy.memory_stack import MemoryStack, image, sha
 
-COMMANDS = ["preview", "up", "promote", "smoke", "verify", "history", "rollback"]
+COMMANDS = ["init", "preview", "up", "promote", "smoke", "verify", "history", "rollback"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -22,6 +22,7 @@ from rich.console import Console
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from tests.deploy.fake_apiserver import InProcessCluster
 from tests.deploy.memory_stack import NO_POLICY, MemoryStack, MemoryStacks, image, sha
 from tests.support.prometheus import PrometheusServer, ScrapeJob, prometheus_binary, running_prometheus
 from tests.support.services import AppProcess, PostgresServer, RedisServer, app_env, free_port, stopped
@@ -108,7 +109,12 @@ def run_cli(staging: MemoryStack, tmp_path: Path) -> Callable[..., Result]:
     (tmp_path / "policy" / "config").mkdir(parents=True)
     (tmp_path / "policy" / "PulumiPolicy.yaml").write_text("runtime: python\n")
     (tmp_path / "policy" / "config" / "staging.json").write_text("{}\n")
-    context = DeployContext(open_stack=MemoryStacks(staging=staging), project_dir=tmp_path, console=Console(width=200))
+    context = DeployContext(
+        open_stack=MemoryStacks(staging=staging),
+        project_dir=tmp_path,
+        open_cluster=lambda config: InProcessCluster(),  # a cluster with every prerequisite
+        console=Console(width=200),
+    )
 
     def run(*args: str) -> Result:
         return CliRunner().invoke(cli, list(args), obj=context)

@@ -33,7 +33,7 @@ def pulumi_operation(step: dict[str, Any]) -> bool:
 
 
 def test_there_are_workflows():
-    assert {path.name for path in WORKFLOWS} >= {"pr.yml", "deploy.yml", "rollback.yml"}
+    assert {path.name for path in WORKFLOWS} >= {"pr.yml", "deploy.yml", "rollback.yml", "e2e.yml"}
 
 
 def test_actionlint_has_zero_findings():
@@ -62,15 +62,52 @@ def test_pull_requests_run_every_check_for_both_stacks():
     pr = load("pr.yml")
     assert "pull_request" in pr["on"]
     text = "\n".join(steps_text(job) for job in pr["jobs"].values())
-    for command in ("make lint", "make typecheck", "make test", "make migration-lint", "--offline"):
+    for command in ("make lint", "make typecheck", "make test", "make migration-lint"):
         assert command in text
-    assert pr["jobs"]["policy"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
-    preview = pr["jobs"]["pulumi-preview"]
-    pulumi = next(step for step in preview["steps"] if pulumi_operation(step))
-    # The real preview with the policy pack and the stack's policy config (deploy/cli.py passes both).
-    assert pulumi["run"] == '.venv/bin/python -m deploy preview "$STACK"'
-    assert pulumi["env"]["STACK"] == "${{ matrix.stack }}"
-    assert [entry["stack"] for entry in preview["strategy"]["matrix"]["include"]] == ["staging", "prod"]
+    policy = pr["jobs"]["policy"]
+    assert policy["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    previews = [step for step in policy["steps"] if "-m deploy preview" in str(step.get("run", ""))]
+    assert [step["run"] for step in previews] == [
+        # What the pipeline will deploy (a prebuilt image of the PR's head, marked not yet built) ...
+        '.venv/bin/python -m deploy preview "$STACK" --offline --as-pipeline --git-sha "$HEAD_SHA"',
+        # ... and the committed stack file as `make preview` runs it.
+        '.venv/bin/python -m deploy preview "$STACK" --offline',
+    ]
+    assert all(step["env"]["STACK"] == "${{ matrix.stack }}" for step in previews)
+    assert previews[0]["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
+
+
+def test_no_pull_request_job_gets_a_credential_or_a_real_preview():
+    """Every PR job runs the PR's own code: a secret there is the PR author's. So none, not even read-only ones."""
+    pr_text = (REPO / ".github" / "workflows" / "pr.yml").read_text()
+    assert "secrets." not in pr_text and "secrets[" not in pr_text
+    for path in WORKFLOWS:
+        assert "pull_request_target" not in load(path.name)["on"], path.name
+    pr = load("pr.yml")
+    assert pr["permissions"] == {"contents": "read"}
+    for name, job in pr["jobs"].items():
+        assert "environment" not in job, name
+        assert not [step for step in job["steps"] if pulumi_operation(step)], f"pr.yml: job {name} runs Pulumi"
+        assert "pulumi/actions@" not in steps_text(job), f"pr.yml: job {name} installs the Pulumi CLI"
+
+
+def test_real_previews_and_ups_run_only_in_gated_jobs_of_main_or_by_hand():
+    """`deploy up` / `promote` preview before `up` (tests/deploy/test_cli.py); here: where they may run at all."""
+    gated = {}
+    for path in WORKFLOWS:
+        document = load(path.name)
+        for name, job in document["jobs"].items():
+            if any(pulumi_operation(step) for step in job["steps"]) and path.name != "e2e.yml":
+                gated[f"{path.name}:{name}"] = job["environment"]["name"]
+                assert set(document["on"]) <= {"push", "workflow_dispatch"}, path.name
+    assert gated == {
+        "deploy.yml:staging": "staging",
+        "deploy.yml:production": "production",
+        "rollback.yml:rollback": "${{ inputs.stack == 'prod' && 'production' || 'staging' }}",
+    }
+    jobs = load("deploy.yml")["jobs"]
+    assert "deploy up staging --image-ref" in steps_text(jobs["staging"])
+    assert "deploy promote --expect-image-ref" in steps_text(jobs["production"])
 
 
 def test_main_builds_once_and_promotes_the_same_digest_after_approval():
@@ -98,7 +135,10 @@ def test_main_builds_once_and_promotes_the_same_digest_after_approval():
 def test_login_is_secret_backed_and_actions_are_pinned():
     for path in WORKFLOWS:
         text = path.read_text()
-        assert "PULUMI_ACCESS_TOKEN: ${{ secrets.PULUMI_ACCESS_TOKEN }}" in text, path.name
+        if path.name in ("deploy.yml", "rollback.yml"):  # the ones that reach the real stacks' backend
+            assert "PULUMI_ACCESS_TOKEN: ${{ secrets.PULUMI_ACCESS_TOKEN }}" in text, path.name
+        else:
+            assert "PULUMI_ACCESS_TOKEN" not in text, path.name
         for line in text.splitlines():
             if "uses:" in line:
                 assert "@v" in line and not line.rstrip().endswith(("@main", "@master")), line
@@ -113,6 +153,8 @@ def test_every_job_has_a_timeout(path):
 def test_every_job_that_runs_pulumi_first_sets_the_registry_password_from_a_secret():
     jobs_running_pulumi = set()
     for path in WORKFLOWS:
+        if path.name == "e2e.yml":  # a throwaway cluster and registry: no secrets at all (checked below)
+            continue
         for name, job in load(path.name)["jobs"].items():
             steps = job["steps"]
             first = next((i for i, step in enumerate(steps) if pulumi_operation(step)), None)
@@ -131,17 +173,22 @@ def test_every_job_that_runs_pulumi_first_sets_the_registry_password_from_a_secr
             assert step["env"]["REGISTRY_PASSWORD"] == "${{ secrets.REGISTRY_PASSWORD }}"
             installs = [i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@")]
             assert installs and installs[0] < setting[0], f"{path.name}: job {name} has no Pulumi CLI yet"
-    assert jobs_running_pulumi == {
-        "deploy.yml:staging",
-        "deploy.yml:production",
-        "pr.yml:pulumi-preview",
-        "rollback.yml:rollback",
-    }
+    assert jobs_running_pulumi == {"deploy.yml:staging", "deploy.yml:production", "rollback.yml:rollback"}
 
 
 @pytest.mark.parametrize(
     ("status", "needs_rollback"),
-    [(0, "false"), (4, "false"), (5, "false"), (7, "false"), (3, "true"), (10, "true"), (12, "false")],
+    [
+        (0, "false"),
+        (4, "false"),
+        (5, "false"),
+        (7, "false"),
+        (3, "true"),
+        (10, "true"),
+        (12, "false"),
+        (13, "false"),  # prerequisites missing: checked before prod changed
+        (14, "false"),  # prerequisites could not be checked: nothing changed either
+    ],
 )
 def test_promote_step_rolls_prod_back_only_when_prod_was_left_unverified(tmp_path, status, needs_rollback):
     """Runs the real promote script under bash (as Actions does) with a stand-in `.venv/bin/python`."""

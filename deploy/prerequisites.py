@@ -1,0 +1,159 @@
+"""What the cluster must offer before `pulumi up`, derived from the stack's own settings, and the check itself.
+
+Each prerequisite is one a failed `up` would otherwise reveal late and half-applied:
+- the PodMonitor's CRD: pulumi-kubernetes skips a kind whose CRD is missing in preview and fails in up
+  (`provider/pkg/provider/provider.go` `Create`), after the workloads were already rolled;
+- a default StorageClass when a PersistentVolumeClaim names none: without one the claim stays Pending
+  (kubernetes `pkg/volume/util/storageclass.go` `GetDefaultClass` returns nil) and the StatefulSet's await times
+  out; a class named explicitly must exist for the same reason;
+- Kubernetes 1.30 or newer: the pods' preStop hook uses the `sleep` action (KEP-3960), enabled by default
+  (beta) only from 1.30; an older API server rejects or drops it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from components.settings import (
+    CONFIG_NAMESPACE,
+    AppSettings,
+    BackingService,
+    RegistryMode,
+    RegistrySettings,
+    ServiceMode,
+)
+from deploy.errors import ExitCode, ShipsafeError
+from deploy.release import object_config
+
+MIN_KUBERNETES = (1, 30)
+PODMONITOR_CRD = "podmonitors.monitoring.coreos.com"
+DEFAULT_CLASS_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",  # still honoured by GetDefaultClass
+)
+
+
+class ClusterApi(Protocol):
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The JSON object at `path`; None when the API server answers 404."""
+        ...
+
+
+ClusterOpener = Callable[[Mapping[str, str]], ClusterApi]
+"""Opens the cluster a stack deploys to, from its config (`kubernetes:context`, `kubernetes:kubeconfig`)."""
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What this stack's settings need from the cluster."""
+
+    pod_monitor_crd: bool
+    default_storage_class_for: tuple[str, ...]
+    """Claims (by config key) that name no StorageClass and so need the cluster's default."""
+    storage_classes: Mapping[str, str]
+    """Explicit StorageClass name -> the config key that names it."""
+    min_version: tuple[int, int] = MIN_KUBERNETES
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _model(config: Mapping[str, str], key: str, model: type[M]) -> M:
+    try:
+        return model.model_validate(object_config(config, key))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_url=False))
+        raise ShipsafeError(f"stack config {key} is invalid: {problems}", ExitCode.FAILED) from None
+
+
+def requirements_for(config: Mapping[str, str]) -> Requirements:
+    """Reads only the settings that decide a prerequisite, with the program's own models and defaults."""
+    app = _model(config, f"{CONFIG_NAMESPACE}:app", AppSettings)
+    default_class: list[str] = []
+    explicit: dict[str, str] = {}
+    for role in ("postgres", "redis"):
+        key = f"{CONFIG_NAMESPACE}:{role}"
+        service = _model(config, key, BackingService)
+        if service.mode is not ServiceMode.IN_CLUSTER:
+            continue
+        if service.storage_class_name:
+            explicit.setdefault(service.storage_class_name, f"{key}.storageClassName")
+        else:
+            default_class.append(key)
+    registry_key = f"{CONFIG_NAMESPACE}:registry"
+    if _model(config, registry_key, RegistrySettings).mode is RegistryMode.IN_CLUSTER:
+        default_class.append(registry_key)  # the in-cluster registry's claim never names a class
+    return Requirements(app.pod_monitor, tuple(default_class), explicit)
+
+
+def _version(body: Mapping[str, Any]) -> tuple[int, int] | None:
+    # gitVersion ("v1.29.4-eks-...") is exact; minor alone may carry a "+" on managed clusters ("29+").
+    match = re.match(r"v?(\d+)\.(\d+)", str(body.get("gitVersion", "")))
+    if match:
+        return int(match.group(1)), int(match.group(2))
+    major, minor = (re.match(r"\d+", str(body.get(k, ""))) for k in ("major", "minor"))
+    return (int(major.group()), int(minor.group())) if major and minor else None
+
+
+def _is_default(storage_class: Mapping[str, Any]) -> bool:
+    annotations = (storage_class.get("metadata") or {}).get("annotations") or {}
+    return any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
+
+
+def missing_prerequisites(requirements: Requirements, api: ClusterApi) -> list[str]:
+    """Every prerequisite the cluster lacks, as a sentence that says how to fix it; empty when all are met."""
+    problems: list[str] = []
+    version_body = api.get("/version") or {}
+    version = _version(version_body)
+    wanted = ".".join(map(str, requirements.min_version))
+    if version is None:
+        problems.append(f"the API server's /version answer {version_body!r} names no Kubernetes version")
+    elif version < requirements.min_version:
+        problems.append(
+            f"Kubernetes {version[0]}.{version[1]} is too old: at least {wanted} is needed for the pods' preStop "
+            "`sleep` hook (upgrade the cluster)"
+        )
+    if requirements.pod_monitor_crd:
+        crd = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PODMONITOR_CRD}"
+        if api.get(crd) is None:
+            problems.append(
+                f"CustomResourceDefinition {PODMONITOR_CRD} is missing (shipsafe:app.podMonitor is true): install "
+                "the Prometheus Operator CRDs, or set podMonitor to false"
+            )
+    if requirements.default_storage_class_for or requirements.storage_classes:
+        classes = (api.get("/apis/storage.k8s.io/v1/storageclasses") or {}).get("items") or []
+        names = {(item.get("metadata") or {}).get("name") for item in classes}
+        if requirements.default_storage_class_for and not any(_is_default(item) for item in classes):
+            claims = ", ".join(requirements.default_storage_class_for)
+            problems.append(
+                f'no default StorageClass (annotation {DEFAULT_CLASS_ANNOTATIONS[0]}="true"), and the volumes of '
+                f"{claims} name none: mark a class as default, or set storageClassName"
+            )
+        for name, key in sorted(requirements.storage_classes.items()):
+            if name not in names:
+                problems.append(f"StorageClass {name!r} ({key}) does not exist in the cluster")
+    return problems
+
+
+def require_prerequisites(config: Mapping[str, str], open_cluster: ClusterOpener) -> str:
+    """Fails with PREREQUISITES_MISSING listing every gap; returns a one-line summary of what was checked."""
+    requirements = requirements_for(config)
+    problems = missing_prerequisites(requirements, open_cluster(config))
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise ShipsafeError(
+            f"the cluster lacks prerequisites of this stack (docs/prerequisites.md):\n{listed}",
+            ExitCode.PREREQUISITES_MISSING,
+        )
+    checked = [f"Kubernetes >= {'.'.join(map(str, requirements.min_version))}"]
+    if requirements.pod_monitor_crd:
+        checked.append(f"CRD {PODMONITOR_CRD}")
+    if requirements.default_storage_class_for:
+        checked.append("a default StorageClass")
+    checked += [f"StorageClass {name}" for name in sorted(requirements.storage_classes)]
+    return ", ".join(checked)
