@@ -1,22 +1,36 @@
 """The stack's settings: one typed model read from `shipsafe:*` config and validated before any resource exists.
 
-Every per-environment difference lives in `Pulumi.<stack>.yaml`; nothing here branches on the stack name.
+Every per-environment difference lives in `Pulumi.<stack>.yaml`; nothing here branches on the stack name. Each
+field's docstring is its entry in `docs/configuration.md` (`python -m harness.config_docs`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, get_args
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
-CONFIG_NAMESPACE = "shipsafe"
+from components import api_rules
+from components.api_rules import DNS1123_LABEL, DNS1123_SUBDOMAIN, MAX_USER_ID, NameRule
+from components.config_keys import CONFIG_NAMESPACE, did_you_mean, field_names, key_problems, model_at, program_config
+from components.quantities import GRAMMAR, parse_quantity
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 GIT_SHA = re.compile(r"^[0-9a-f]{7,40}(-dirty)?$")
 # <registry host[:port]>/<path>[:<tag>][@sha256:<digest>]
 IMAGE_REF = re.compile(
@@ -24,7 +38,8 @@ IMAGE_REF = re.compile(
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
     r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+# Where the app serves Prometheus metrics; the public Ingress must never route it.
+METRICS_PATH = "/metrics"
 
 SHUTDOWN_MARGIN_SECONDS = 5
 # The exposed workload the public Ingress routes to.
@@ -36,9 +51,51 @@ RESERVED_WORKLOAD_NAMES = frozenset(
     {"postgres", "redis", "registry", "migrate", "migration", "database", "cache", "config", "namespace", "tls"}
 )
 
+
+def _allowed(text: str) -> Any:
+    """What a value may be, in words, for the generated config reference."""
+    return Field(json_schema_extra={"allowed": text})
+
+
+def _follows(rule: NameRule) -> AfterValidator:
+    def check(value: str) -> str:
+        problem = rule.problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+def _quantity(*, positive: bool = False) -> AfterValidator:
+    # The API server refuses negative resource quantities (`ValidateNonnegativeQuantity`) and a zero storage request
+    # (`ValidatePositiveQuantityValue`), kubernetes `pkg/apis/core/validation/validation.go`.
+    def check(value: str) -> str:
+        amount = parse_quantity(value)
+        if amount < 0 or (positive and amount == 0):
+            raise ValueError(f"{value!r} must be {'greater than zero' if positive else 'zero or more'}")
+        return value
+
+    return AfterValidator(check)
+
+
 Port = Annotated[int, Field(ge=1, le=65535)]
-DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
-Quantity = Annotated[str, Field(pattern=QUANTITY)]
+DnsLabel = Annotated[str, _allowed(DNS1123_LABEL.description), _follows(DNS1123_LABEL)]
+DnsSubdomain = Annotated[str, _allowed(DNS1123_SUBDOMAIN.description), _follows(DNS1123_SUBDOMAIN)]
+# A quantity may be written as a number (`--set ...cpuRequest=1` or YAML `1`), as the API accepts it in JSON.
+_NUMBER_AS_TEXT = BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+Quantity = Annotated[str, _NUMBER_AS_TEXT, _allowed(GRAMMAR), _quantity()]
+StorageSize = Annotated[str, _NUMBER_AS_TEXT, _allowed(f"{GRAMMAR}, above zero"), _quantity(positive=True)]
+
+
+class RuleError(ValueError):
+    """A rule across several settings, raised by a model validator: names every key (dotted, relative to the model
+    that raises it) with its value, so the message can name each `shipsafe:` key in full."""
+
+    def __init__(self, keys: Mapping[str, object], message: str) -> None:
+        super().__init__(message)
+        self.keys = dict(keys)
+        self.message = message
 
 
 class ConfigError(Exception):
@@ -70,16 +127,24 @@ class ServiceMode(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
 
 
 class Resources(_Model):
     cpu_request: Quantity = "100m"
+    """CPU the scheduler reserves per container, e.g. `100m` (a tenth of a core)."""
     memory_request: Quantity = "128Mi"
+    """Memory the scheduler reserves per container."""
     memory_limit: Quantity = "256Mi"
+    """Memory above which the container is OOM-killed; at least the request."""
     cpu_limit: Quantity | None = None
+    """CPU the container is throttled at; unset: no throttling. At least the request when set."""
     ephemeral_storage_request: Quantity = "64Mi"
+    """Local disk (logs, /tmp) the scheduler reserves."""
     ephemeral_storage_limit: Quantity = "256Mi"
+    """Local disk above which the kubelet evicts the pod; at least the request."""
 
     def to_kubernetes(self) -> dict[str, dict[str, str]]:
         limits = {"memory": self.memory_limit, "ephemeral-storage": self.ephemeral_storage_limit}
@@ -92,15 +157,51 @@ class Resources(_Model):
         }
         return {"requests": requests, "limits": limits}
 
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        # kubernetes `pkg/apis/core/validation/validation.go` `ValidateResourceRequirements`: a request above its
+        # limit is refused ("must be less than or equal to ... limit"), so the first `up` would fail.
+        pairs = (
+            ("cpuRequest", self.cpu_request, "cpuLimit", self.cpu_limit),
+            ("memoryRequest", self.memory_request, "memoryLimit", self.memory_limit),
+            (
+                "ephemeralStorageRequest",
+                self.ephemeral_storage_request,
+                "ephemeralStorageLimit",
+                self.ephemeral_storage_limit,
+            ),
+        )
+        for request_key, request, limit_key, limit in pairs:
+            if limit is not None and parse_quantity(request) > parse_quantity(limit):
+                raise RuleError(
+                    {request_key: request, limit_key: limit},
+                    "a request may not exceed its limit (the API server refuses the pod); raise the limit or lower "
+                    "the request",
+                )
+        return self
+
+
+def routes_path(prefix: str, path: str) -> bool:
+    """Whether an Ingress `Prefix` path routes `path` or anything under it. The API matches element by element
+    (kubernetes `networking/v1` `PathTypePrefix`); some controllers match characters, so either counts."""
+    elements = [e for e in prefix.split("/") if e]
+    target = [e for e in path.split("/") if e]
+    return path.startswith(prefix) or target[: len(elements)] == elements or elements[: len(target)] == target
+
 
 class AppSettings(_Model):
     name: DnsLabel
+    """The app's name: the prefix of every object name and the `app.kubernetes.io/name` label."""
     namespace: DnsLabel
+    """Namespace the stack creates and deploys into."""
     port: Port = 3002
+    """The container's port (named `http`): probes, Service and `PORT` all use it."""
     log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
-    host: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    """The app's `LOG_LEVEL`: debug, info, warning or error."""
+    host: DnsSubdomain
     """Public host name the Ingress serves (TLS)."""
-    ingress_class_name: str = "nginx"
+    ingress_class_name: DnsSubdomain = "nginx"
+    """IngressClass of the controller that serves the public Ingress."""
     ingress_namespace: DnsLabel = "ingress-nginx"
     """Namespace of the ingress controller: with monitoring, the only source allowed to reach the app's port."""
     monitoring_namespace: DnsLabel = "monitoring"
@@ -110,40 +211,51 @@ class AppSettings(_Model):
     cluster_issuer: str | None = None
     """cert-manager ClusterIssuer that provisions the Ingress certificate; None: provide the TLS Secret yourself."""
     public_paths: list[str] = Field(["/notes", "/healthz", "/readyz"], min_length=1)
-    """Path prefixes the Ingress routes to `web`; /metrics stays internal (Prometheus scrapes pods directly)."""
+    """Path prefixes the Ingress routes to `web`; none may route /metrics (Prometheus scrapes pods directly)."""
     pod_monitor: bool = False
     """Declare a Prometheus Operator PodMonitor per workload (needs the monitoring.coreos.com CRDs)."""
-    run_as_user: int = Field(10001, ge=1)
-    """Numeric UID of the image's USER; the pod runs as it."""
+    run_as_user: int = Field(10001, ge=1, le=MAX_USER_ID)
+    """Numeric UID of the image's USER; the pod runs as it (never root)."""
     image_platform: str = Field("linux/amd64", pattern=r"^linux/(amd64|arm64)$")
     """Platform the image is built for; match the cluster's nodes."""
 
     @field_validator("public_paths")
     @classmethod
     def _paths(cls, value: list[str]) -> list[str]:
-        bad = [path for path in value if not re.match(r"^/[A-Za-z0-9._~/-]*$", path) or path.startswith("/metrics")]
-        if bad:
-            raise ValueError(f"{bad} are not public URL paths (start with '/', and /metrics stays internal)")
+        for path in value:
+            problem = api_rules.path_problem(path)
+            if problem is None and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", path):
+                problem = f"{path!r} may contain only letters, digits and . _ ~ / -"
+            if problem is None and routes_path(path, METRICS_PATH):
+                problem = f"{path!r} would route {METRICS_PATH} to the internet ({METRICS_PATH} stays internal)"
+            if problem:
+                raise ValueError(problem)
         return value
 
 
 class RegistrySettings(_Model):
     mode: RegistryMode
+    """`external`: an existing registry (set the `registryPassword` secret); `in-cluster`: the stack runs one."""
     server: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?$")
     """Registry host[:port] that both the image builder and the cluster's nodes reach (in-cluster: the Ingress host)."""
     repository: str = Field(pattern=r"^[a-z0-9._/-]+$")
     """Path under the server, e.g. `shipsafe/notes`; the image is <server>/<repository>:<git sha>."""
     username: str = Field(min_length=1)
+    """Registry user the image builder and the pull Secret log in as."""
     image: str = "docker.io/library/registry:2.8.3"
-    storage_size: Quantity = "20Gi"
+    """Image of the in-cluster registry."""
+    storage_size: StorageSize = "20Gi"
+    """Volume size of the in-cluster registry."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if self.mode is RegistryMode.IN_CLUSTER and ":" in self.server:
-            raise ValueError(
-                f"server {self.server!r}: an in-cluster registry is reached through its TLS Ingress on 443; "
-                "give the bare host name"
-            )
+        if self.mode is RegistryMode.IN_CLUSTER:
+            problem = "give the bare host name" if ":" in self.server else DNS1123_SUBDOMAIN.problem(self.server)
+            if problem:
+                raise RuleError(
+                    {"mode": self.mode, "server": self.server},
+                    f"an in-cluster registry is reached through its TLS Ingress on 443: {problem}",
+                )
         return self
 
     @property
@@ -153,12 +265,17 @@ class RegistrySettings(_Model):
 
 class BackingService(_Model):
     mode: ServiceMode
+    """`in-cluster`: a StatefulSet the stack runs; `external`: a managed service (set the `<role>Url` secret)."""
     version: str = Field(pattern=r"^[0-9]+(\.[0-9]+)+$")
     """Full server version, e.g. 15.18; must equal the image tag's version and match across stacks."""
     image: str
-    storage_size: Quantity = "10Gi"
-    storage_class_name: str | None = None
+    """Server image `<registry>/<repository>:<version tag>[@sha256:...]`; the tag carries `version`."""
+    storage_size: StorageSize = "10Gi"
+    """Volume size of the in-cluster server (a change after creation replaces nothing: volumes only grow by hand)."""
+    storage_class_name: DnsSubdomain | None = None
+    """StorageClass of the volume; default: the cluster's default class."""
     resources: Resources = Resources()
+    """Requests and limits of the server container."""
     protect: bool = True
     """Pulumi `protect` on data-bearing resources, so `pulumi destroy` or a rename cannot drop the data."""
     external_cidr: str | None = Field(None, pattern=r"^[0-9.]+/[0-9]{1,2}$")
@@ -171,40 +288,58 @@ class BackingService(_Model):
         match = IMAGE_REF.match(self.image)
         tag = match.group("tag") if match else None
         if not match or not tag:
-            raise ValueError(f"image {self.image!r} must be <registry>/<repository>:<version tag>[@sha256:...]")
+            raise RuleError({"image": self.image}, "must be <registry>/<repository>:<version tag>[@sha256:<digest>]")
         if not (tag == self.version or tag.startswith(self.version + "-")):
-            raise ValueError(f"image tag {tag!r} does not carry version {self.version!r}")
+            raise RuleError(
+                {"image": self.image, "version": self.version},
+                f"image tag {tag!r} does not carry version {self.version!r}",
+            )
         if self.mode is ServiceMode.EXTERNAL and not self.external_cidr:
-            raise ValueError("externalCidr is required when mode is external (the app's egress allows only it)")
+            raise RuleError(
+                {"mode": self.mode, "externalCidr": self.external_cidr},
+                "externalCidr is required when mode is external (the app's egress allows only it)",
+            )
         return self
 
 
 class Autoscaling(_Model):
     min_replicas: int = Field(ge=2)
+    """Fewest pods the HorizontalPodAutoscaler keeps (at least 2, so one can always be disrupted)."""
     max_replicas: int = Field(ge=2, le=100)
+    """Most pods the autoscaler may run; at least minReplicas."""
     target_cpu_utilization: int = Field(70, ge=10, le=95)
+    """Average CPU, in percent of the request, the autoscaler aims for."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.max_replicas < self.min_replicas:
-            raise ValueError(f"maxReplicas {self.max_replicas} is below minReplicas {self.min_replicas}")
+            raise RuleError(
+                {"maxReplicas": self.max_replicas, "minReplicas": self.min_replicas},
+                "maxReplicas must be at least minReplicas",
+            )
         return self
 
 
 class Workload(_Model):
     replicas: int = Field(2, ge=1, le=100)
+    """Pods when there is no autoscaling."""
     command: list[str] = ["python", "-m", "notes_app", "serve"]
+    """The container's command (same image for every workload)."""
     expose: bool = True
     """Serve traffic through a Service (and the Ingress for the workload named `web`)."""
     resources: Resources = Resources()
+    """Requests and limits of the app container."""
     autoscaling: Autoscaling | None = None
+    """A HorizontalPodAutoscaler instead of fixed replicas."""
 
 
 class Rollout(_Model):
     max_surge: int = Field(1, ge=1)
+    """Extra pods a rolling update may start above the desired count."""
     max_unavailable: int = Field(0, ge=0, le=0)
     """Always 0: a rolling update never takes a serving pod away before its replacement is ready."""
     min_ready_seconds: int = Field(10, ge=0, le=600)
+    """How long a new pod must stay ready before it counts as available."""
     progress_deadline_seconds: int = Field(300, ge=30)
     """Kubernetes reports a rollout without progress for this long as ProgressDeadlineExceeded (pulumi-kubernetes
     only logs it); must exceed one rollout round so a healthy rollout is never reported as stuck."""
@@ -213,6 +348,7 @@ class Rollout(_Model):
     (`components/timeline.py`). The provider does not stop at the progress deadline, so this must cover the whole
     rollout."""
     termination_grace_period_seconds: int = Field(30, ge=1, le=300)
+    """Time from the pod's deletion to SIGKILL: covers the preStop delay, the app's drain and a 5 s margin."""
     pre_stop_seconds: int = Field(5, ge=1)
     """Delay before SIGTERM so endpoints and load balancers stop sending new requests first."""
 
@@ -225,47 +361,109 @@ class Rollout(_Model):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.termination_grace_period_seconds <= self.pre_stop_seconds + SHUTDOWN_MARGIN_SECONDS:
-            raise ValueError(
+            raise RuleError(
+                {
+                    "terminationGracePeriodSeconds": self.termination_grace_period_seconds,
+                    "preStopSeconds": self.pre_stop_seconds,
+                },
                 f"terminationGracePeriodSeconds {self.termination_grace_period_seconds} must be longer than "
                 f"preStopSeconds {self.pre_stop_seconds} + {SHUTDOWN_MARGIN_SECONDS} s (the app needs time to drain "
-                "after SIGTERM, before the kubelet's SIGKILL)"
+                "after SIGTERM, before the kubelet's SIGKILL)",
+            )
+        # kubernetes `pkg/apis/apps/validation/validation.go` `ValidateDeploymentSpec`.
+        if self.progress_deadline_seconds <= self.min_ready_seconds:
+            raise RuleError(
+                {"progressDeadlineSeconds": self.progress_deadline_seconds, "minReadySeconds": self.min_ready_seconds},
+                "progressDeadlineSeconds must be greater than minReadySeconds (the API server refuses the Deployment)",
             )
         return self
 
 
 class Migration(_Model):
     command: list[str] = ["python", "-m", "notes_app", "migrate"]
+    """The migration Job's command, run once per release before the new pods start."""
     backoff_limit: int = Field(1, ge=0, le=3)
+    """Retries of a failed migration before the Job fails (and the deploy with it)."""
     active_deadline_seconds: int = Field(300, ge=30, le=3600)
+    """The Job is failed after this long, however many retries are left."""
     ttl_seconds_after_finished: int = Field(86400, ge=600)
+    """A finished Job is deleted after this long (its logs go with it)."""
     resources: Resources = Resources()
+    """Requests and limits of the migration container."""
 
 
 class Verification(_Model):
+    """How `deploy verify` judges a new version: per-interval measurements decided like Argo Rollouts' analysis.
+
+    Every bound below closes a way a bad release could pass (README "How verification decides").
+    """
+
     prometheus_url: str = Field(pattern=r"^https?://")
-    window_seconds: int = Field(300, ge=10)
-    interval_seconds: int = Field(15, ge=1)
-    max_error_ratio: float = Field(0.01, ge=0, le=1)
-    max_p99_latency_seconds: float = Field(0.5, gt=0)
-    min_requests: int = Field(100, ge=1)
+    window_seconds: int = Field(300, ge=10, le=3600)
+    interval_seconds: int = Field(30, ge=1)
+    """Each measurement covers its own interval; it must span at least two scrapes of the pods (PodMonitor: 15 s)."""
+    max_error_ratio: float = Field(0.01, ge=0, le=0.5, allow_inf_nan=False)
+    """Server errors (5xx) over served requests in one interval."""
+    max_client_error_ratio: float | None = Field(None, ge=0, le=0.5, allow_inf_nan=False)
+    """Optional: client errors (4xx) over served requests in one interval (scanner 404s are not served routes)."""
+    max_p99_latency_seconds: float = Field(0.5, gt=0, le=30, allow_inf_nan=False)
+    """Judged on the slowest route."""
+    min_requests: int = Field(100, ge=20)
+    """Served requests one interval needs to be judged; a quieter interval is inconclusive, never a pass."""
+    min_route_requests: int = Field(20, ge=10)
+    """Requests a route needs in one interval for its p99 to be judged."""
+    failure_limit: int = Field(1, ge=0)
+    """Failed measurements tolerated (Argo `failureLimit`): one short burst neither rolls back nor hides."""
+    consecutive_error_limit: int = Field(4, ge=0)
+    """Measurements with bad data tolerated in a row before giving up (Argo `consecutiveErrorLimit`)."""
+
+    @model_validator(mode="after")
+    def _judgeable(self) -> Self:
+        if self.window_seconds % self.interval_seconds:
+            raise ValueError(
+                f"windowSeconds {self.window_seconds} must be a whole number of intervalSeconds "
+                f"({self.interval_seconds}): one measurement per interval"
+            )
+        measurements = self.window_seconds // self.interval_seconds
+        if self.failure_limit >= measurements:
+            raise ValueError(
+                f"failureLimit {self.failure_limit} must be below the window's {measurements} measurements "
+                "(windowSeconds / intervalSeconds), or no release could ever fail"
+            )
+        if self.min_route_requests > self.min_requests:
+            raise ValueError(
+                f"minRouteRequests {self.min_route_requests} must not exceed minRequests {self.min_requests}"
+            )
+        return self
 
 
 class Settings(_Model):
     environment: Environment
+    """`staging` or `production`: production never builds and refuses a dirty release."""
     app: AppSettings
+    """The app: names, port, public host and paths."""
     registry: RegistrySettings
+    """Where the image is pushed and pulled from."""
     image_source: ImageSource
+    """`build`: build `app/` from this commit and push it; `prebuilt`: deploy `imageRef` (production)."""
     image_ref: str | None = None
     """Prebuilt reference `<server>/<repository>:<sha>[@sha256:<digest>]`; required when imageSource is prebuilt."""
     git_sha: str | None = None
+    """The release's commit (7-40 lowercase hex, optionally `-dirty`); default: `git rev-parse HEAD` of the tree."""
     rollback: bool = False
     """A rollback redeploys an earlier image and skips the migration Job (migrations are forward-only)."""
     postgres: BackingService
+    """The Postgres the app stores notes in."""
     redis: BackingService
+    """The Redis the app caches in."""
     workloads: dict[str, Workload]
+    """One Deployment per entry, all running the same image; `web` also gets the public Ingress."""
     rollout: Rollout = Rollout()
+    """How a new release replaces the running pods."""
     migration: Migration = Migration()
+    """The schema migration Job of each release."""
     verification: Verification
+    """How `deploy verify` judges a new release from Prometheus."""
 
     @field_validator("git_sha")
     @classmethod
@@ -279,7 +477,7 @@ class Settings(_Model):
     def _workload_names(cls, value: dict[str, Workload]) -> dict[str, Workload]:
         if not value:
             raise ValueError("declare at least one workload, e.g. {web: {replicas: 2}}")
-        bad = [name for name in value if not re.match(DNS_LABEL, name)]
+        bad = [name for name in value if DNS1123_LABEL.problem(name)]
         if bad:
             raise ValueError(f"workload names {bad} must be DNS labels (lowercase letters, digits, '-')")
         reserved = sorted(RESERVED_WORKLOAD_NAMES & set(value))
@@ -291,15 +489,31 @@ class Settings(_Model):
     def _release_rules(self) -> Self:
         production = self.environment is Environment.PRODUCTION
         if production and self.image_source is not ImageSource.PREBUILT:
-            raise ValueError("production never builds: set imageSource to prebuilt and imageRef to what staging runs")
+            raise RuleError(
+                {"environment": self.environment, "imageSource": self.image_source},
+                "production never builds: set imageSource to prebuilt and imageRef to what staging runs",
+            )
         if self.image_source is ImageSource.PREBUILT:
             self._check_prebuilt_ref()
         elif self.image_ref is not None:
-            raise ValueError("imageRef is only used when imageSource is prebuilt")
+            raise RuleError(
+                {"imageRef": self.image_ref, "imageSource": self.image_source},
+                "imageRef is only used when imageSource is prebuilt",
+            )
         if production and (self.release_sha or "").endswith("-dirty"):
-            raise ValueError(f"production refuses a dirty build ({self.release_sha})")
+            raise RuleError(
+                {"environment": self.environment, self._release_key: self.release_sha},
+                f"production refuses a dirty build ({self.release_sha})",
+            )
         self._check_connection_budget()
+        self._check_derived_names()
         return self
+
+    def _check_derived_names(self) -> None:
+        for derived in api_rules.derived_fields(self):
+            problem = derived.rule.problem(derived.value)
+            if problem:
+                raise RuleError(derived.keys, f"{derived.field}: {problem}")
 
     def _check_connection_budget(self) -> None:
         # Every pod at the autoscaler's maximum, one extra pod of maxSurge per workload, and the migration Job.
@@ -309,30 +523,48 @@ class Settings(_Model):
         )
         needed = (pods + 1) * APP_POOL_SIZE
         if self.postgres.mode is ServiceMode.IN_CLUSTER and needed > self.postgres.max_connections:
-            raise ValueError(
+            raise RuleError(
+                {
+                    "postgres.maxConnections": self.postgres.max_connections,
+                    "workloads": None,
+                    "rollout.maxSurge": self.rollout.max_surge,
+                },
                 f"postgres.maxConnections {self.postgres.max_connections} is below the {needed} connections "
-                f"{pods + 1} app pods may open ({APP_POOL_SIZE} each); raise it or lower the replica maximums"
+                f"{pods + 1} app pods may open ({APP_POOL_SIZE} each); raise it or lower the replica maximums",
             )
 
     def _check_prebuilt_ref(self) -> None:
+        ref = {"imageRef": self.image_ref}
         if not self.image_ref:
-            raise ValueError("imageSource is prebuilt but imageRef is not set (set shipsafe:imageRef)")
+            raise RuleError(
+                {"imageSource": self.image_source, "imageRef": self.image_ref},
+                "imageSource is prebuilt but imageRef is not set (set shipsafe:imageRef)",
+            )
         match = IMAGE_REF.match(self.image_ref)
         if not match:
-            raise ValueError(f"imageRef {self.image_ref!r} is not <server>/<repository>:<sha>[@sha256:<digest>]")
+            raise RuleError(ref, "imageRef is not <server>/<repository>:<sha>[@sha256:<digest>]")
         tag, digest = match.group("tag"), match.group("digest")
         if match.group("repository") != self.registry.image_repository:
-            raise ValueError(
-                f"imageRef {self.image_ref!r} is not in the project repository {self.registry.image_repository}"
+            raise RuleError(
+                {**ref, "registry.server": self.registry.server, "registry.repository": self.registry.repository},
+                f"imageRef is not in the project repository {self.registry.image_repository}",
             )
         if tag is None and digest is None:
-            raise ValueError(f"imageRef {self.image_ref!r} must be pinned by a git SHA tag and/or a digest")
+            raise RuleError(ref, "imageRef must be pinned by a git SHA tag and/or a digest")
         if tag is not None and not GIT_SHA.match(tag):
-            raise ValueError(f"imageRef tag {tag!r} is not a git SHA (never a moving tag such as 'latest')")
+            raise RuleError(ref, f"imageRef tag {tag!r} is not a git SHA (never a moving tag such as 'latest')")
         if tag is None and self.git_sha is None:
-            raise ValueError("imageRef has no SHA tag, so shipsafe:gitSha must name the release")
+            raise RuleError(
+                {**ref, "gitSha": None}, "imageRef has no SHA tag, so shipsafe:gitSha must name the release"
+            )
         if tag and self.git_sha and tag != self.git_sha:
-            raise ValueError(f"imageRef tag {tag!r} disagrees with gitSha {self.git_sha!r}")
+            raise RuleError(
+                {**ref, "gitSha": self.git_sha}, f"imageRef tag {tag!r} disagrees with gitSha {self.git_sha!r}"
+            )
+
+    @property
+    def _release_key(self) -> str:
+        return "gitSha" if self.git_sha else "imageRef"
 
     @property
     def release_sha(self) -> str | None:
@@ -345,28 +577,48 @@ class Settings(_Model):
         return None
 
 
-# Read as plain strings, never JSON-parsed: a SHA such as "1234567" must not turn into a number.
-_STRING_KEYS = frozenset({"environment", "imageSource", "imageRef", "gitSha"})
+def _is_text(annotation: Any) -> bool:
+    """Whether a top-level setting is read as the plain string the engine hands over, never JSON-parsed: a SHA
+    such as "1234567" must not turn into a number."""
+    kinds = get_args(annotation) or (annotation,)
+    return all(kind is type(None) or (isinstance(kind, type) and issubclass(kind, str)) for kind in kinds)
 
 
-def _read_raw(config: pulumi.Config) -> dict[str, Any]:
-    raw: dict[str, Any] = {}
-    for field_name, field in Settings.model_fields.items():
-        key = field.alias or field_name
-        value = config.get(key) if key in _STRING_KEYS else config.get_object(key)
-        if value is not None:
-            raw[key] = value
-    return raw
+def _raw_value(name: str, text: str) -> Any:
+    field = next(f for n, f in Settings.model_fields.items() if (f.alias or n) == name)
+    if _is_text(field.annotation):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # validation names the key and the type it expected
+
+
+def _shown(value: object) -> str:
+    return repr(str(value)) if isinstance(value, StrEnum) else repr(value)
+
+
+def _key(path: tuple[str | int, ...]) -> str:
+    return f"{CONFIG_NAMESPACE}:{'.'.join(str(part) for part in path)}"
 
 
 def _describe(error: ErrorDetails) -> str:
-    path = ".".join(str(part) for part in error["loc"])
-    key = f"{CONFIG_NAMESPACE}:{path}" if path else f"{CONFIG_NAMESPACE} config"
+    loc = tuple(error["loc"])
+    key = _key(loc) if loc else f"{CONFIG_NAMESPACE} config"
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, RuleError):
+        named = ", ".join(
+            _key((*loc, name)) + ("" if value is None else f" = {_shown(value)}") for name, value in cause.keys.items()
+        )
+        return f"{named}: {cause.message}"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{key} is required"
     if error["type"] == "extra_forbidden":
-        return f"{key} is not a known setting (see the config reference in README.md)"
+        parent = model_at(Settings, loc[:-1])
+        siblings = field_names(parent) if parent else []
+        prefix = "".join(f"{part}." for part in loc[:-1])
+        return f"{key} is not a known setting{did_you_mean(str(loc[-1]), prefix, siblings, Settings)}"
     if isinstance(error.get("input"), dict):  # a rule across several keys of this object
         return f"{key}: {message}"
     return f"{key} = {error.get('input')!r}: {message}"
@@ -380,5 +632,28 @@ def parse_settings(raw: dict[str, Any]) -> Settings:
         raise ConfigError([_describe(e) for e in error.errors(include_url=False)]) from None
 
 
+def settings_from_config(config: Mapping[str, str], is_secret: Callable[[str], bool]) -> Settings:
+    """Validates the program's config as the engine hands it over (`<namespace>:<key>` -> string): every
+    `shipsafe:` key known, every secret a secret, every value valid; all problems in one ConfigError."""
+    prefix = f"{CONFIG_NAMESPACE}:"
+    problems = key_problems(config, Settings, is_secret)
+    known = set(field_names(Settings))
+    raw = {
+        name: _raw_value(name, value)
+        for key, value in config.items()
+        if (name := key.removeprefix(prefix)) in known and key.startswith(prefix)
+    }
+    try:
+        settings = parse_settings(raw)
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
 def load_settings(config: pulumi.Config | None = None) -> Settings:
-    return parse_settings(_read_raw(config or pulumi.Config(CONFIG_NAMESPACE)))
+    """The settings from the config the engine handed this program (`config` names the namespace to read)."""
+    if config is not None and config.name != CONFIG_NAMESPACE:
+        raise ValueError(f"settings live in the {CONFIG_NAMESPACE!r} namespace, not {config.name!r}")
+    return settings_from_config(program_config(), pulumi.runtime.is_config_secret)

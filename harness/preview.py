@@ -26,7 +26,8 @@ from harness.manifests import is_kubernetes, render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
 from harness.replacement import blocked_by_protect, is_data_bearing, plan_update
-from harness.runtime import REPO_ROOT, ProgramFailed, StackFileError, read_stack_config
+from harness.runtime import REPO_ROOT, ProgramFailed, read_stack_config
+from harness.stack_config import StackFileError, read_stack_file, set_path
 
 EXIT_POLICY_VIOLATION = 1
 EXIT_BAD_CONFIG = 2
@@ -62,14 +63,18 @@ def write_manifests(recording: Recording, out_dir: Path) -> Path:
     return target
 
 
-def _parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
-    overrides: dict[str, object] = {}
+def _parse_overrides(stack: str, pairs: Sequence[str]) -> dict[str, object]:
+    """Each `--set KEY=VALUE` applied in order as `pulumi config set --path KEY VALUE` would apply it to the stack
+    file (`harness.stack_config.set_path`); the top-level values it changed, as config overrides."""
+    stack_file = read_stack_file(stack, REPO_ROOT)
+    config = dict(stack_file.config)
+    changed = []
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator:
-            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key if ":" in key else f"shipsafe:{key}"] = value
-    return overrides
+            raise StackFileError(f"--set expects KEY=VALUE (e.g. rollout.maxSurge=2), got {pair!r}")
+        changed.append(set_path(config, stack_file.project, key, value))
+    return {key: config[key] for key in changed}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value for this preview only, e.g. --set gitSha=abc1234",
+        help="set a config value for this preview only, as `pulumi config set --path` does: --set gitSha=abc1234, "
+        "--set rollout.maxSurge=2, --set workloads.web.replicas=3 (repeatable; KEY=JSON sets a whole object)",
     )
     parser.add_argument(
         "--phase",
@@ -102,8 +108,11 @@ def _parser() -> argparse.ArgumentParser:
 def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.AnalysisReport] | None) -> int:
     try:
         phases = model_phases(
-            args.stack, config_overrides=_parse_overrides(args.overrides), phases=args.phases or ALL_PHASES
+            args.stack, config_overrides=_parse_overrides(args.stack, args.overrides), phases=args.phases or ALL_PHASES
         )
+    except StackFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except ProgramFailed as failure:
         if not isinstance(failure.error, (ConfigError, pulumi.RunError)):
             raise

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime import settings as runtime_settings
@@ -28,14 +27,11 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from harness.recording import UNKNOWN, RecordedResource, Recording
+from harness.stack_config import effective_config, is_secure, read_stack_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_SECRET = "offline-placeholder-secret"
 _LOOP: asyncio.AbstractEventLoop | None = None
-
-
-class StackFileError(Exception):
-    pass
 
 
 class ProgramFailed(Exception):
@@ -47,15 +43,20 @@ class ProgramFailed(Exception):
         self.recording = recording
 
 
-def read_stack_config(stack: str, project_dir: Path = REPO_ROOT) -> tuple[str, dict[str, Any]]:
-    """The project name and the `config:` block of `Pulumi.<stack>.yaml`."""
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
-    path = project_dir / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        known = sorted(p.name.split(".")[1] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise StackFileError(f"no stack file {path.name}; known stacks: {', '.join(known)}")
-    document = yaml.safe_load(path.read_text()) or {}
-    return project, dict(document.get("config") or {})
+def read_stack_config(
+    stack: str, project_dir: Path = REPO_ROOT, overrides: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The project name and the config the engine would hand the program: `Pulumi.<stack>.yaml`'s `config:`
+    with `overrides` applied as `pulumi config set` would (None removes a key), then `Pulumi.yaml`'s project config
+    merged in; read and refused with the CLI's rules (`harness/stack_config.py`), raising StackFileError."""
+    stack_file = read_stack_file(stack, project_dir)
+    config = dict(stack_file.config)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return stack_file.project, effective_config(stack, stack_file, config)
 
 
 def _engine_config_value(value: Any) -> str:
@@ -294,18 +295,9 @@ def run_stack(
     Secret config that the stack file does not hold in plain text (unset, or `secure:` ciphertext only the
     CLI can decrypt) is filled with a placeholder, marked secret, and listed in `placeholder_secrets`.
     """
-    project, file_config = read_stack_config(stack, project_dir)
-    config = {
-        k: _engine_config_value(v) for k, v in file_config.items() if not isinstance(v, dict) or "secure" not in v
-    }
-    secret_keys = [k for k, v in file_config.items() if isinstance(v, dict) and "secure" in v]
-    for key in secret_keys:
-        config[key] = PLACEHOLDER_SECRET
-    for key, value in (config_overrides or {}).items():
-        if value is None:
-            config.pop(key, None)
-        else:
-            config[key] = _engine_config_value(value)
+    project, values = read_stack_config(stack, project_dir, config_overrides)
+    secret_keys = [k for k, v in values.items() if is_secure(v)]
+    config = {k: PLACEHOLDER_SECRET if k in secret_keys else _engine_config_value(v) for k, v in values.items()}
     placeholders = list(secret_keys)
     while True:
         monitor = RecordingMonitor(OfflineMocks(preview=preview, prior=prior))

@@ -63,6 +63,39 @@ def test_offline_preview_exits_2_with_the_config_error(tmp_path: Path) -> None:
     assert not (tmp_path / "prod").exists()
 
 
+def test_set_takes_paths_as_pulumi_config_set_path_does(tmp_path: Path) -> None:
+    pin = ("--set", "gitSha=0123456789ab", "--no-policy", "--phase", "after-up")
+    result = _preview("staging", tmp_path, *pin, "--set", "workloads.web.replicas=3", "--set", "rollout.maxSurge=2")
+    assert result.returncode == 0, result.stderr
+    deployments = {
+        d["metadata"]["name"]: d["spec"]
+        for d in yaml.safe_load_all((tmp_path / "staging" / "manifests.yaml").read_text())
+        if d["kind"] == "Deployment"
+    }
+    assert deployments["notes-web"]["replicas"] == 3, "the path set one field"
+    assert deployments["notes-web"]["strategy"]["rollingUpdate"]["maxSurge"] == 2
+    assert deployments["notes-worker"]["replicas"] == 1, "the rest of the object is the stack file's"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("rollout.maxSurge=0", "shipsafe:rollout.maxSurge = 0: Input should be greater than or equal to 1"),
+        (
+            "rollout.maxSurg=2",
+            "shipsafe:rollout.maxSurg is not a known setting; did you mean shipsafe:rollout.maxSurge?",
+        ),
+        ("rollout..maxSurge=2", "error: invalid config key path 'rollout..maxSurge'"),
+        ("rollout.maxSurge", "error: --set expects KEY=VALUE"),
+    ],
+)
+def test_a_bad_set_exits_2_naming_the_key(tmp_path: Path, setting: str, message: str) -> None:
+    result = _preview("staging", tmp_path, "--no-policy", "--set", setting)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "staging").exists(), "nothing was previewed"
+
+
 def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation(tmp_path: Path) -> None:
     passing = _preview("prod", tmp_path)
     assert passing.returncode == 0, passing.stdout + passing.stderr

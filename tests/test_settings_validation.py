@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from typing import Any
 
 import pytest
 import yaml
 
-from components.settings import ConfigError
+from components.quantities import QuantityError, parse_quantity
+from components.settings import ConfigError, routes_path
 from harness.runtime import REPO_ROOT, ProgramFailed
 from tests.conftest import record
 
@@ -162,3 +164,141 @@ def test_every_problem_is_reported_at_once() -> None:
         record("staging", **overrides)
     assert isinstance(failure.value.error, ConfigError)
     assert len(failure.value.error.problems) == 2
+
+
+# Issue 9: what the API server would refuse, and errors that name every key of a rule.
+MORE_BAD_CONFIGS = [
+    (
+        "staging",
+        _with("staging", "shipsafe:workloads", ["web", "resources"], {"memoryRequest": "1Gi", "memoryLimit": "256Mi"}),
+        [
+            "shipsafe:workloads.web.resources.memoryRequest = '1Gi', "
+            "shipsafe:workloads.web.resources.memoryLimit = '256Mi': a request may not exceed its limit"
+        ],
+    ),
+    (
+        "prod",
+        _with("prod", "shipsafe:postgres", ["resources", "cpuLimit"], "250m"),
+        ["shipsafe:postgres.resources.cpuRequest = '500m', shipsafe:postgres.resources.cpuLimit = '250m'"],
+    ),
+    (
+        "staging",
+        _with("staging", "shipsafe:migration", ["resources"], {"ephemeralStorageRequest": "1G"}),
+        [
+            "shipsafe:migration.resources.ephemeralStorageRequest = '1G', "
+            "shipsafe:migration.resources.ephemeralStorageLimit = '256Mi'"
+        ],
+    ),
+    ("staging", _with("staging", "shipsafe:app", ["publicPaths"], ["/"]), ["'/' would route /metrics"]),
+    ("staging", _with("staging", "shipsafe:app", ["publicPaths"], ["/notes", "/m"]), ["'/m' would route /metrics"]),
+    ("staging", _with("staging", "shipsafe:app", ["publicPaths"], ["/metrics/"]), ["'/metrics/' would route"]),
+    ("staging", _with("staging", "shipsafe:app", ["publicPaths"], ["/a//b"]), ["contains '//'"]),
+    (
+        "staging",
+        _with("staging", "shipsafe:postgres", ["resources"], {"memoryRequest": "1.1.M"}),
+        ["shipsafe:postgres.resources.memoryRequest = '1.1.M'", "is not a Kubernetes quantity"],
+    ),
+    (
+        "staging",
+        _with("staging", "shipsafe:postgres", ["storageSize"], "0"),
+        ["storageSize = '0'", "greater than zero"],
+    ),
+    ("staging", _with("staging", "shipsafe:app", ["host"], "notes..example.com"), ["app.host", "DNS-1123 subdomain"]),
+    (
+        "staging",
+        _with("staging", "shipsafe:app", ["name"], "n" * 40),
+        ["shipsafe:app.name = '" + "n" * 40 + "': migration Job name", "longer than the 63"],
+    ),
+    ("staging", _with("staging", "shipsafe:app", ["name"], "9notes"), ["Service name <app>-postgres", "DNS-1035"]),
+    (
+        "staging",
+        _with("staging", "shipsafe:rollout", ["minReadySeconds"], 300),
+        ["shipsafe:rollout.progressDeadlineSeconds = 300, shipsafe:rollout.minReadySeconds = 300"],
+    ),
+    (
+        "prod",
+        _with("prod", "shipsafe:postgres", ["image"], "docker.io/library/postgres:16.4"),
+        ["shipsafe:postgres.image = 'docker.io/library/postgres:16.4', shipsafe:postgres.version = '15.18'"],
+    ),
+    (
+        "prod",
+        {"shipsafe:imageSource": "build", "shipsafe:imageRef": None},
+        ["shipsafe:environment = 'production', shipsafe:imageSource = 'build': production never builds"],
+    ),
+    (
+        "staging",
+        _with("staging", "shipsafe:app", ["runAsUser"], 2**31),
+        ["shipsafe:app.runAsUser = 2147483648", "less than or equal to 2147483647"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("stack", "overrides", "expected"), MORE_BAD_CONFIGS)
+def test_what_the_api_server_refuses_is_refused_first_naming_every_key(
+    stack: str, overrides: dict[str, Any], expected: list[str]
+) -> None:
+    test_bad_config_is_rejected_before_anything_is_registered(stack, overrides, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    # kubernetes apimachinery `quantity_test.go` `TestQuantityParse` and `TestParseQuantityString`.
+    [
+        ("0", 0),
+        ("0Ki", 0),
+        ("1", 1),
+        ("8Ki", 8 * 1024),
+        ("7Mi", 7 * 1024**2),
+        ("3Ei", 3 * 1024**6),
+        ("5n", Fraction(5, 10**9)),
+        ("4u", Fraction(4, 10**6)),
+        ("3m", Fraction(3, 1000)),
+        ("50k", 50_000),
+        ("1E", 10**18),
+        ("1E-3", Fraction(1, 1000)),
+        ("1.3E+6", 1_300_000),
+        ("100.035k", 100_035),
+        ("0.0005k", Fraction(1, 2)),
+        ("0.5e-2", Fraction(5, 1000)),
+        ("3.001n", Fraction(4, 10**9)),
+        ("0.0000000001", Fraction(1, 10**9)),
+        ("0.00000012345", Fraction(124, 10**9)),
+        ("9Ei", 2**63 - 1),
+        ("100.035Ki", Fraction(10243584, 100)),
+        ("0.5Mi", 512 * 1024),
+        (".001", Fraction(1, 1000)),
+        ("1.", 1),
+        ("1.G", 10**9),
+        ("0.000000000001Ki", Fraction(2, 10**9)),
+        ("-1.025Ti", -Fraction(1025 * 1024**4, 1000)),
+        ("+8Ki", 8192),
+    ],
+)
+def test_quantities_parse_as_the_api_server_parses_them(text: str, value: Fraction | int) -> None:
+    assert parse_quantity(text) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i", "-3.01i", "-3.01e-", "1e4294967297", " 1", "1 ", ""],
+)
+def test_malformed_quantities_are_refused(text: str) -> None:
+    with pytest.raises(QuantityError):
+        parse_quantity(text)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "routes"),
+    [
+        ("/", True),
+        ("/metrics", True),
+        ("/metrics/", True),
+        ("/m", True),
+        ("/metrics/x", True),
+        ("/notes", False),
+        ("/metricsx", False),
+        ("/healthz", False),
+    ],
+)
+def test_a_public_prefix_routes_metrics_as_an_ingress_would(prefix: str, routes: bool) -> None:
+    assert routes_path(prefix, "/metrics") is routes
