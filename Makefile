@@ -5,13 +5,15 @@ PY := $(VENV)/bin/python
 STACK ?= staging
 
 .PHONY: setup setup-app system-packages preview policy-check test test-fast lint typecheck bench clean \
-  migration-lint app-lock
+  migration-lint lock app-lock
 
-# Enough for preview, policy-check and lint: wheels only, no compiler or system packages.
-$(VENV)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt
+# Enough for preview, policy-check and lint: wheels only, no compiler or system packages. Every file is hash-locked
+# and installed with --require-hashes, pip itself first; requirements-dev.txt holds the program's and the policy
+# pack's locked dependencies too. The project is not installed as a package (it runs from the checkout).
+$(VENV)/.installed: requirements-pip.txt requirements.txt requirements-dev.txt policy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip==25.3
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --require-hashes -r requirements-pip.txt
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.txt
 	touch $@
 
 # The reference app's dependencies, for what imports or runs the app. psycopg-c builds from source.
@@ -50,10 +52,22 @@ migration-lint: setup-app
 	cd app && ../$(PY) -m notes_app migrate --sql base:head > ../out/migrations.sql
 	$(VENV)/bin/squawk --pg-version=15 out/migrations.sql
 
+# The locks are for Python 3.11 on Linux x86_64 (CI's runners and the image): run these there. pip-compile keeps
+# the pins it can; add PIP_COMPILE_ARGS=--upgrade (or -P PACKAGE) to move them.
+PIP_COMPILE = $(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links $(PIP_COMPILE_ARGS)
+
 # Re-locks the app's dependencies with hashes after editing app/requirements.in.
 app-lock: setup
-	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
-		--no-emit-find-links app/requirements.in -o app/requirements.txt
+	$(PIP_COMPILE) app/requirements.in -o app/requirements.txt
+
+# Re-locks every requirements file with hashes after editing a *.in file. Order matters: each lock is constrained by
+# the ones before it (see the -c lines), so the one .venv holds one version of each package.
+lock: app-lock
+	$(PIP_COMPILE) requirements-pip.in -o requirements-pip.txt
+	$(PIP_COMPILE) policy/requirements.in -o policy/requirements.txt
+	$(PIP_COMPILE) requirements.in -o requirements.txt
+	$(PIP_COMPILE) requirements-dev.in -o requirements-dev.txt
 
 # mypy follows the app's imports (uvicorn, psycopg, ...): without them it reports errors in app/.
 typecheck: setup-app

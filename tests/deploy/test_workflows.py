@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 BIN = Path(sys.executable).parent  # the pinned linters live in the same venv as pytest
+# A `uses:` line pinned to a full commit SHA, with the release it is in a comment (Dependabot updates both).
+PINNED_USES = re.compile(
+    r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) # (?P<version>v\d+\.\d+\.\d+)$"
+)
+# Steps that install code (dependencies, CLIs, toolchains): they must all run before any credential is on the runner.
+INSTALLING_ACTION = re.compile(r"^(?:[\w.-]+/setup-[\w.-]+|pulumi/actions|helm/kind-action)@")
+INSTALLING_COMMANDS = ("make setup", "pip install", "install-system-packages", "apt-get")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -30,6 +38,31 @@ def pulumi_operation(step: dict[str, Any]) -> bool:
     run = str(step.get("run", ""))
     uses_command = str(step.get("uses", "")).startswith("pulumi/actions@") and "command" in step.get("with", {})
     return uses_command or ("-m deploy" in run and "--offline" not in run)
+
+
+def runs_pulumi(step: dict[str, Any]) -> bool:
+    """A step that talks to the Pulumi backend: the CLI itself (`pulumi config set`, ...) or the deploy tool."""
+    cli = re.search(r"(^|[|;&]\s*)pulumi ", str(step.get("run", "")), re.MULTILINE)
+    return pulumi_operation(step) or cli is not None
+
+
+def installs(step: dict[str, Any]) -> bool:
+    run = str(step.get("run", ""))
+    return bool(INSTALLING_ACTION.match(str(step.get("uses", "")))) or any(cmd in run for cmd in INSTALLING_COMMANDS)
+
+
+def uses_a_secret(step: dict[str, Any]) -> bool:
+    return "secrets." in str(step.get("env", "")) + str(step.get("with", ""))
+
+
+def concurrency_groups(document: dict[str, Any]) -> list[str]:
+    """Every concurrency group a run of this workflow can hold or wait for: the workflow's and its jobs'."""
+    settings = [document.get("concurrency"), *(job.get("concurrency") for job in document["jobs"].values())]
+    return [setting if isinstance(setting, str) else setting["group"] for setting in settings if setting]
+
+
+def all_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path.name, name, job) for path in WORKFLOWS for name, job in load(path.name)["jobs"].items()]
 
 
 def test_there_are_workflows():
@@ -132,16 +165,111 @@ def test_main_builds_once_and_promotes_the_same_digest_after_approval():
     assert "failure()" in rollback["if"]
 
 
-def test_login_is_secret_backed_and_actions_are_pinned():
+def test_every_action_is_pinned_by_commit_sha_with_its_version():
+    """A tag can be moved to other code; a commit SHA cannot. The comment names the release it is (for Dependabot
+    and for readers), and one action has one pin across all workflows."""
+    pins: dict[str, tuple[str, str]] = {}
     for path in WORKFLOWS:
-        text = path.read_text()
-        if path.name in ("deploy.yml", "rollback.yml"):  # the ones that reach the real stacks' backend
-            assert "PULUMI_ACCESS_TOKEN: ${{ secrets.PULUMI_ACCESS_TOKEN }}" in text, path.name
-        else:
-            assert "PULUMI_ACCESS_TOKEN" not in text, path.name
-        for line in text.splitlines():
-            if "uses:" in line:
-                assert "@v" in line and not line.rstrip().endswith(("@main", "@master")), line
+        lines = [line for line in path.read_text().splitlines() if re.match(r"^\s*(- )?uses:", line)]
+        steps = [step for job in load(path.name)["jobs"].values() for step in job["steps"] if "uses" in step]
+        assert len(lines) == len(steps) > 0, path.name  # every `uses:` is on a line of its own, checked below
+        for line in lines:
+            match = PINNED_USES.match(line)
+            assert match, f"{path.name}: not pinned to a 40-hex commit SHA with a '# vX.Y.Z' comment: {line.strip()}"
+            pin = pins.setdefault(match["action"], (match["sha"], match["version"]))
+            assert pin == (match["sha"], match["version"]), f"{path.name}: {match['action']} pinned two ways"
+
+
+def test_the_pulumi_token_is_on_exactly_the_steps_that_run_pulumi():
+    """Not job-wide: dependency installation (`make setup` runs setup code of whatever it installs), the Pulumi CLI
+    download and every other step run without it."""
+    stepped = set()
+    for workflow, name, job in all_jobs():
+        for step in job["steps"]:
+            token = step.get("env", {}).get("PULUMI_ACCESS_TOKEN")
+            if workflow in ("deploy.yml", "rollback.yml"):  # the ones that reach the real stacks' backend
+                expected = "${{ secrets.PULUMI_ACCESS_TOKEN }}" if runs_pulumi(step) else None
+                assert token == expected, f"{workflow}: job {name}, step {step.get('name', step.get('run'))}"
+                if token:
+                    stepped.add(f"{workflow}:{name}")
+            else:
+                assert "PULUMI_ACCESS_TOKEN" not in (REPO / ".github" / "workflows" / workflow).read_text(), workflow
+    assert stepped == {"deploy.yml:staging", "deploy.yml:production", "rollback.yml:rollback"}
+
+
+def test_no_secret_is_workflow_or_job_wide():
+    for path in WORKFLOWS:
+        document = load(path.name)
+        assert "secrets." not in str(document.get("env", {})), path.name
+        for name, job in document["jobs"].items():
+            assert "secrets." not in str(job.get("env", {})), f"{path.name}: job {name} has secrets in its env"
+
+
+@pytest.mark.parametrize(("workflow", "name", "job"), all_jobs(), ids=[f"{w}:{n}" for w, n, _ in all_jobs()])
+def test_every_install_runs_before_the_first_credential_reaches_the_runner(workflow, name, job):
+    steps = job["steps"]
+    with_secrets = [i for i, step in enumerate(steps) if uses_a_secret(step)]
+    installing = [i for i, step in enumerate(steps) if installs(step)]
+    assert installing, f"{workflow}: job {name} installs nothing? (the check below would be vacuous)"
+    if with_secrets:
+        assert max(installing) < min(with_secrets), f"{workflow}: job {name} installs code after a credential"
+
+
+def test_the_kubeconfig_is_written_after_every_install_and_only_pulumi_steps_follow():
+    """The file stays on disk for the rest of the job: every later step must be one that runs Pulumi."""
+    writers = []
+    for workflow, name, job in all_jobs():
+        steps = job["steps"]
+        for i, step in enumerate(steps):
+            if "secrets.KUBECONFIG" not in str(step.get("env", "")):
+                continue
+            writers.append(f"{workflow}:{name}")
+            assert "umask 077" in step["run"] and '"$RUNNER_TEMP/kubeconfig"' in step["run"]
+            assert not [s for s in steps[:i] if uses_a_secret(s)], f"{workflow}: job {name}"
+            later = [s.get("name", s.get("run")) for s in steps[i + 1 :] if not runs_pulumi(s)]
+            assert not later, f"{workflow}: job {name}: steps after the kubeconfig that do not run Pulumi: {later}"
+    assert sorted(writers) == ["deploy.yml:production", "deploy.yml:staging", "rollback.yml:rollback"]
+
+
+def test_deploys_queue_and_are_never_cancelled_halfway():
+    """One group for the whole run, approval wait included: a newer push must not replace staging while an older
+    digest waits for promotion (`promote --expect-image-ref` would refuse it), nor cancel a running deploy."""
+    deploy = load("deploy.yml")
+    assert deploy["concurrency"]["cancel-in-progress"] is False
+    assert concurrency_groups(deploy) == [deploy["concurrency"]["group"]]  # no job-level groups
+
+
+def test_a_rollback_is_never_dropped_cancelled_or_parked_behind_a_deploy():
+    """GitHub keeps one pending run per concurrency group and cancels the older pending one, whatever
+    cancel-in-progress says; a job waiting at an environment's approval holds its group. So the rollback workflow
+    is in no group at all (not even one of its own: a second rollback would drop a pending first); Pulumi's stack
+    lock serialises the updates, and `deploy` exits 9 on a locked stack without changing it."""
+    rollback = load("rollback.yml")
+    assert concurrency_groups(rollback) == []
+    for path in WORKFLOWS:  # nor can any other workflow's group be the rollback's
+        assert "rollback" not in " ".join(concurrency_groups(load(path.name))), path.name
+    promote = next(step for step in load("deploy.yml")["jobs"]["production"]["steps"] if step.get("id") == "promote")
+    assert re.search(r"^\s*0\|(\d+\|)*9\|", promote["run"], re.MULTILINE), "a locked stack must not trigger a rollback"
+
+
+def test_the_release_image_gets_an_sbom_and_signed_provenance():
+    deploy = load("deploy.yml")
+    build_job = deploy["jobs"]["build"]
+    build = next(step for step in build_job["steps"] if step.get("id") == "build")
+    assert build["with"]["sbom"] is True
+    assert build["with"]["provenance"] == "mode=max"
+    attest = [step for step in build_job["steps"] if "attest-build-provenance@" in str(step.get("uses", ""))]
+    assert [step["with"] for step in attest] == [
+        {"subject-name": "${{ env.IMAGE }}", "subject-digest": "${{ steps.build.outputs.digest }}"}
+    ]
+    assert build_job["steps"].index(attest[0]) > build_job["steps"].index(build)
+    # Sigstore signs with the job's OIDC token; the attestation API stores it. Only this job gets either.
+    assert build_job["permissions"] == {"contents": "read", "id-token": "write", "attestations": "write"}
+    for workflow, name, job in all_jobs():
+        document = load(workflow)
+        assert document["permissions"] == {"contents": "read"}, workflow
+        if (workflow, name) != ("deploy.yml", "build"):
+            assert "permissions" not in job, f"{workflow}: job {name}"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
