@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 from harness.apiserver import checkpoint, server_object
 from harness.manifests import is_kubernetes
 from harness.recording import UNKNOWN, RecordedResource, Recording
+from harness.replacement import plan_update
 from harness.runtime import REPO_ROOT, read_stack_config, run_stack
 
 NEXT_RELEASE_SHA = "0e1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5"
@@ -56,6 +57,7 @@ class Source(enum.StrEnum):
     UNCHANGED = "state (unchanged)"
     INPUTS_UNKNOWN = "inputs (dry run skipped: unknown values)"
     INPUTS_NO_NAMESPACE = "inputs (dry run failed: namespace not created yet)"
+    INPUTS_ALREADY_EXISTS = "inputs (dry run failed: replaced under the same name)"
     PROVIDER = "provider outputs"
 
 
@@ -106,25 +108,36 @@ def _with(recording: Recording, resources: Iterable[RecordedResource]) -> Record
     return dataclasses.replace(recording, resources=list(resources))
 
 
-def first_preview(preview: Recording) -> PhaseRecording:
-    """`pulumi preview` of a stack never deployed: `preview` is the program run in preview mode."""
-    created_namespaces = {r.inputs["metadata"]["name"] for r in preview if r.inputs.get("kind") == "Namespace"}
+def _preview_create(resource: RecordedResource, *, dry_run_fails: Source | None) -> tuple[Source, RecordedResource]:
+    """What a preview's `Create` returns (provider.go `Create`): the inputs when they hold unknowns or the server dry
+    run fails (`dry_run_fails` says why), else the dry-run object checkpointed."""
+    if contains_unknown(resource.inputs):
+        return Source.INPUTS_UNKNOWN, _as_inputs(resource)
+    if dry_run_fails is not None:
+        return dry_run_fails, _as_inputs(resource)
+    return Source.DRY_RUN, _checkpointed(resource, server_object(resource.inputs, dry_run=True))
+
+
+def _modelled(
+    preview: Recording, phase: Phase, model: Callable[[RecordedResource], tuple[Source, RecordedResource]]
+) -> PhaseRecording:
     sources: dict[str, Source] = {}
     resources = []
     for resource in preview:
-        if not is_kubernetes(resource):
-            sources[resource.urn] = Source.PROVIDER
-            resources.append(resource)
-        elif contains_unknown(resource.inputs):
-            sources[resource.urn] = Source.INPUTS_UNKNOWN
-            resources.append(_as_inputs(resource))
-        elif _namespace(resource) in created_namespaces:
-            sources[resource.urn] = Source.INPUTS_NO_NAMESPACE
-            resources.append(_as_inputs(resource))
-        else:
-            sources[resource.urn] = Source.DRY_RUN
-            resources.append(_checkpointed(resource, server_object(resource.inputs, dry_run=True)))
-    return PhaseRecording(Phase.FIRST_PREVIEW, _with(preview, resources), sources)
+        sources[resource.urn], modelled = model(resource) if is_kubernetes(resource) else (Source.PROVIDER, resource)
+        resources.append(modelled)
+    return PhaseRecording(phase, _with(preview, resources), sources)
+
+
+def first_preview(preview: Recording) -> PhaseRecording:
+    """`pulumi preview` of a stack never deployed: `preview` is the program run in preview mode."""
+    created_namespaces = {r.inputs["metadata"]["name"] for r in preview if r.inputs.get("kind") == "Namespace"}
+
+    def model(resource: RecordedResource) -> tuple[Source, RecordedResource]:
+        no_namespace = _namespace(resource) in created_namespaces
+        return _preview_create(resource, dry_run_fails=Source.INPUTS_NO_NAMESPACE if no_namespace else None)
+
+    return _modelled(preview, Phase.FIRST_PREVIEW, model)
 
 
 def after_up(up: Recording) -> PhaseRecording:
@@ -164,30 +177,38 @@ def _update_dry_run(new_inputs: dict[str, Any], old_live: Mapping[str, Any]) -> 
 
 def later_preview(state: PhaseRecording, preview: Recording) -> PhaseRecording:
     """`pulumi preview` of the next release against `state` (an after-up phase); `preview` is the program run in
-    preview mode with `prior=state.recording`."""
+    preview mode with `prior=state.recording`. Which step each resource takes is the engine's and the providers'
+    diff (`harness.replacement.plan_update`)."""
     old = {r.urn: r for r in state.recording}
-    sources: dict[str, Source] = {}
-    resources = []
-    for resource in preview:
-        before = old.get(resource.urn)
-        if before is not None and before.inputs == resource.inputs:
-            sources[resource.urn] = Source.UNCHANGED
-            resources.append(
-                dataclasses.replace(resource, outputs=before.outputs, output_secret_paths=before.output_secret_paths)
+    ops = {step.urn: step.op for step in plan_update(state.recording, preview)}
+
+    def model(resource: RecordedResource) -> tuple[Source, RecordedResource]:
+        before, op = old.get(resource.urn), ops.get(resource.urn, "create")
+        if before is None or op == "create":
+            return _preview_create(resource, dry_run_fails=None)
+        if op == "same":
+            return Source.UNCHANGED, dataclasses.replace(
+                resource, outputs=before.outputs, output_secret_paths=before.output_secret_paths
             )
-        elif not is_kubernetes(resource):
-            sources[resource.urn] = Source.PROVIDER
-            resources.append(resource)
-        elif contains_unknown(resource.inputs):
-            sources[resource.urn] = Source.INPUTS_UNKNOWN
-            resources.append(_as_inputs(resource))
-        elif before is not None and _identity(before.inputs) == _identity(resource.inputs):
-            sources[resource.urn] = Source.DRY_RUN
-            live = {k: v for k, v in before.outputs.items() if not k.startswith("__")}
-            resources.append(_checkpointed(resource, _update_dry_run(resource.inputs, live)))
-        else:  # a create, or a replacement (a new name) that creates first
-            sources[resource.urn] = Source.DRY_RUN
-            resources.append(_checkpointed(resource, server_object(resource.inputs, dry_run=True)))
+        if op == "replace":
+            # A replacement under the same name deletes first; its preview Create meets the old object and the
+            # provider returns the inputs (provider.go `Create`: IsAlreadyExists under server-side apply).
+            same_name = _identity(before.inputs) == _identity(resource.inputs)
+            return _preview_create(resource, dry_run_fails=Source.INPUTS_ALREADY_EXISTS if same_name else None)
+        if contains_unknown(resource.inputs):  # provider.go `Update`: unknowns skip the dry run
+            return Source.INPUTS_UNKNOWN, _as_inputs(resource)
+        live = {k: v for k, v in before.outputs.items() if not k.startswith("__")}
+        return Source.DRY_RUN, _checkpointed(resource, _update_dry_run(resource.inputs, live))
+
+    modelled = _modelled(preview, Phase.LATER_PREVIEW, model)
+    # Other providers' unchanged resources keep their state too (a "same" step returns the old outputs).
+    resources = [
+        dataclasses.replace(r, outputs=old[r.urn].outputs, output_secret_paths=old[r.urn].output_secret_paths)
+        if not is_kubernetes(r) and ops.get(r.urn) == "same"
+        else r
+        for r in modelled.recording
+    ]
+    sources = {urn: Source.UNCHANGED if ops.get(urn) == "same" else source for urn, source in modelled.sources.items()}
     return PhaseRecording(Phase.LATER_PREVIEW, _with(preview, resources), sources)
 
 

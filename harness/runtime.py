@@ -83,8 +83,9 @@ def _fake_digest(*parts: str) -> str:
 
 
 def _image_preview_state(inputs: dict[str, Any]) -> dict[str, Any]:
-    # pulumi-docker `provider.go` `Create`: with build_on_preview off it returns the inputs; the digest is unknown.
-    return {**inputs, "repoDigest": UNKNOWN}
+    # pulumi-docker `provider.go` `Create`: with build_on_preview off it cannot preview and returns the request's
+    # properties as they came, with no `repoDigest` at all; the SDK resolves a missing output as unknown in preview.
+    return dict(inputs)
 
 
 def _image_state(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from harness.phases import (
     PhaseRecording,
     Source,
     contains_unknown,
+    later_preview,
     next_release_overrides,
 )
 from harness.preview import check_release_plan
@@ -38,7 +39,7 @@ def test_first_preview_runs_the_program_in_preview_mode(
 ) -> None:
     staging = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
     assert _container(staging.named(WEB))["image"] == UNKNOWN, "the image is built only on up: its digest is unknown"
-    assert staging.named(IMAGE).outputs["repoDigest"] == UNKNOWN
+    assert "repoDigest" not in staging.named(IMAGE).outputs, "pulumi-docker returns the inputs when it cannot preview"
     prod = phase_recordings["prod", Phase.FIRST_PREVIEW].recording
     assert not contains_unknown(_container(prod.named(WEB))["image"]), "a prebuilt image is known in preview"
 
@@ -118,6 +119,19 @@ def test_later_preview_of_a_prebuilt_release_is_a_server_dry_run(
     assert web.outputs["status"] == before.outputs["status"], "an update's dry run keeps the live status"
     job = later.recording.named(JOB)
     assert later.sources[job.urn] is Source.DRY_RUN and "status" not in job.outputs, "a new Job is created"
+
+
+def test_a_replacement_under_the_same_name_previews_as_inputs(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording],
+) -> None:
+    state = phase_recordings["prod", Phase.AFTER_UP]
+    later = phase_recordings["prod", Phase.LATER_PREVIEW]
+    # The same Job name with a changed template: delete-before-replace, so the preview Create meets the old object.
+    same_name = edit(JOB, at("metadata.name", state.recording.named(JOB).inputs["metadata"]["name"]))
+    replaced = later_preview(state, same_name(later.recording))
+    job = replaced.recording.named(JOB)
+    assert replaced.sources[job.urn] is Source.INPUTS_ALREADY_EXISTS
+    assert job.outputs == job.inputs and "__inputs" not in job.outputs
 
 
 def test_the_next_release_of_a_prebuilt_stack_is_a_new_pinned_image() -> None:
