@@ -1,50 +1,121 @@
-"""A minimal Prometheus instant-query client (HTTP API `/api/v1/query`)."""
+"""A Prometheus instant-query client (HTTP API `/api/v1/query`) that its server can neither hold nor flood.
+
+Each query has one overall deadline (connect, headers and body together: a per-read timeout would let a server
+dripping a byte every few seconds hold the caller indefinitely) and a cap on the answer's size, read as a stream.
+Whatever goes wrong ends as one `ShipsafeError` line with the PROMETHEUS_UNAVAILABLE exit code.
+"""
 
 from __future__ import annotations
 
-import math
-from typing import Protocol
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
 
 from deploy.errors import ExitCode, ShipsafeError
 
+DEADLINE_SECONDS = 10.0
+MAX_ANSWER_BYTES = 1 << 20  # verification's answers are a few kB; anything near this is not an answer
+_QUERY_SHOWN_CHARS = 160
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: Mapping[str, str]
+    value: float
+    """As Prometheus sent it: NaN, infinities and negative values included; the verifier judges them."""
+
 
 class MetricsSource(Protocol):
-    def scalar(self, promql: str) -> float | None:
-        """Evaluates a query that yields one number; None when there is no data (or NaN, e.g. 0/0)."""
+    def query(self, promql: str, at: float) -> list[Sample]:
+        """The instant vector `promql` evaluates to at Unix time `at`."""
         ...
 
 
+class AnswerError(ValueError):
+    """The answer is not the query API's JSON for an instant vector."""
+
+
 class PrometheusClient:
-    def __init__(self, base_url: str, *, timeout_seconds: float = 10.0) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_seconds)
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        deadline_seconds: float = DEADLINE_SECONDS,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._deadline_seconds = deadline_seconds
+        self._max_answer_bytes = max_answer_bytes
+        self._tls = httpx.create_ssl_context()  # once: loading the CA bundle per query costs ~60 ms
 
-    def scalar(self, promql: str) -> float | None:
+    def query(self, promql: str, at: float) -> list[Sample]:
         try:
-            response = self._client.get("/api/v1/query", params={"query": promql})
-            response.raise_for_status()
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as error:
-            raise ShipsafeError(
-                f"Prometheus at {self._client.base_url} did not answer {promql!r}: {error}",
-                ExitCode.PROMETHEUS_UNAVAILABLE,
-            ) from error
-        if body.get("status") != "success":
-            raise ShipsafeError(f"Prometheus rejected {promql!r}: {body.get('error')}", ExitCode.FAILED)
-        return _single_value(body["data"])
+            status, body = asyncio.run(self._fetch(promql, at))
+            return parse_vector(status, body)
+        except TimeoutError:
+            reason = f"no complete answer within {self._deadline_seconds:g}s"
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, AnswerError) as error:
+            reason = f"{type(error).__name__}: {error}"
+        shown = promql if len(promql) <= _QUERY_SHOWN_CHARS else promql[:_QUERY_SHOWN_CHARS] + "…"
+        message = f"Prometheus at {self.base_url} did not answer properly ({reason}) to {shown}"
+        raise ShipsafeError(" ".join(message.split()), ExitCode.PROMETHEUS_UNAVAILABLE) from None
 
-    def close(self) -> None:
-        self._client.close()
+    async def _fetch(self, promql: str, at: float) -> tuple[int, bytes]:
+        params = {"query": promql, "time": f"{at:.3f}", "timeout": f"{self._deadline_seconds:g}s"}
+        # identity: a compressed answer could expand far beyond the cap in one decoded chunk.
+        headers = {"Accept-Encoding": "identity"}
+        url = f"{self.base_url}/api/v1/query"
+        async with (
+            asyncio.timeout(self._deadline_seconds),
+            httpx.AsyncClient(timeout=self._deadline_seconds, verify=self._tls) as client,
+            client.stream("GET", url, params=params, headers=headers) as response,
+        ):
+            encoding = response.headers.get("content-encoding", "identity")
+            if encoding != "identity":
+                raise AnswerError(f"answer is {encoding}-encoded although identity was asked for")
+            return response.status_code, await self._capped_body(response)
+
+    async def _capped_body(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_answer_bytes:
+            raise AnswerError(f"answer of {declared} bytes is over the {self._max_answer_bytes}-byte cap")
+        body = bytearray()
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > self._max_answer_bytes:
+                raise AnswerError(f"answer is over the {self._max_answer_bytes}-byte cap")
+        return bytes(body)
 
 
-def _single_value(data: dict) -> float | None:
-    result = data["result"]
-    if data["resultType"] == "scalar":
-        raw = result[1]
-    elif not result:
-        return None
-    else:
-        raw = result[0]["value"][1]
-    value = float(raw)
-    return None if math.isnan(value) else value
+def parse_vector(status: int, body: bytes) -> list[Sample]:
+    """The samples of a query API answer (https://prometheus.io/docs/prometheus/latest/querying/api/)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, or nested beyond the parser's depth
+        raise AnswerError(f"HTTP {status}: the answer is not JSON ({type(error).__name__}: {error})") from None
+    if not isinstance(document, dict):
+        raise AnswerError(f"HTTP {status}: the answer is not a JSON object")
+    if document.get("status") != "success" or status != 200:
+        raise AnswerError(f"HTTP {status}, {document.get('errorType')}: {document.get('error')}")
+    data = document.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
+        raise AnswerError("the answer is not an instant vector")
+    return [_sample(item) for item in data["result"]]
+
+
+def _sample(item: Any) -> Sample:
+    labels = item.get("metric") if isinstance(item, dict) else None
+    point = item.get("value") if isinstance(item, dict) else None
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise AnswerError(f"a sample has no string labels: {str(item)[:80]}")
+    if not isinstance(point, list) or len(point) != 2 or not isinstance(point[1], str):
+        raise AnswerError(f'a sample has no [time, "value"] pair: {str(item)[:80]}')
+    try:
+        value = float(point[1])  # Prometheus writes NaN, +Inf and -Inf as strings float() reads
+    except ValueError:
+        raise AnswerError(f"a sample value is not a number: {point[1][:40]!r}") from None
+    return Sample(labels, value)

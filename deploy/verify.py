@@ -1,7 +1,18 @@
-"""Post-deploy verification: watch the new version's error ratio and p99 latency in Prometheus.
+"""Post-deploy verification: measure the new version in Prometheus interval by interval, decide like Argo Rollouts.
 
-The verdict is one of passed / failed / inconclusive. A window with fewer requests than `minRequests` is
-inconclusive, never a pass: an idle service proves nothing about the new version.
+Each measurement covers only its own interval (a window growing from the start would dilute a late failure and
+hide a short burst among everything before it) and counts only served routes: unmatched paths (scanners' 404s),
+probes and scrapes would make an idle or slow release look busy and fast. A measurement is
+
+- inconclusive with too little served traffic in its interval,
+- an error when a value it needs is missing, NaN, infinite or negative, or a query has the wrong series shape,
+- failed when a threshold is breached, successful otherwise.
+
+The verdict follows Argo Rollouts' analysis (argoproj/argo-rollouts `analysis/analysis.go`, `runMeasurements`
+and `assessMetricFailureInconclusiveOrError`): more failed measurements than `failureLimit` fail it; more errors
+in a row than `consecutiveErrorLimit` end it (Argo's Error phase: here inconclusive). Argo does not count an
+error towards the measurements it needs, so a window with any error or quiet interval is inconclusive, never a
+pass.
 """
 
 from __future__ import annotations
@@ -9,18 +20,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 from pydantic import ValidationError
 
 from components.settings import Verification
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.prometheus import MetricsSource
+from deploy.prometheus import MetricsSource, Sample
 from deploy.release import VERIFICATION, object_config
 
-# Probes and scrapes hit every pod all the time; counting them would let an idle window look busy.
-_NOT_TRAFFIC = 'route!~"/healthz|/readyz|/metrics"'
+# What is not a served route: the app's label for paths no route matched (app/notes_app/metrics.py
+# UNMATCHED_ROUTE), then probes and scrapes, which hit every pod all the time.
+_NOT_SERVED = 'route!~"unmatched|/healthz|/readyz|/metrics"'
+_ROUTE_LABELS = ("method", "route")
+# Each interval is queried this long after it ended, so a scrape that started just before its end is stored.
+SETTLE_SECONDS = 1.0
 
 
 class Outcome(StrEnum):
@@ -29,21 +44,39 @@ class Outcome(StrEnum):
     INCONCLUSIVE = "inconclusive"
 
 
+class Phase(StrEnum):
+    """One measurement's result, named like Argo's AnalysisPhase."""
+
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+
+
 @dataclass(frozen=True)
 class Measurement:
     elapsed_seconds: float
-    requests: float | None
-    error_ratio: float | None
-    p99_latency_seconds: float | None
+    phase: Phase
+    reasons: tuple[str, ...] = ()
+    requests: float | None = None
+    error_ratio: float | None = None
+    client_error_ratio: float | None = None
+    p99_latency_seconds: float | None = None
+    slowest_route: str | None = None
 
     def describe(self) -> str:
-        def show(value: float | None, fmt: str) -> str:
-            return "no data" if value is None else format(value, fmt) + ("s" if fmt == ".3f" else "")
+        def show(value: float | None, fmt: str, unit: str = "") -> str:
+            return "no data" if value is None else format(value, fmt) + unit
 
-        return (
+        text = (
             f"t={self.elapsed_seconds:>5.1f}s requests={show(self.requests, '.0f')} "
-            f"error_ratio={show(self.error_ratio, '.2%')} p99={show(self.p99_latency_seconds, '.3f')}"
+            f"error_ratio={show(self.error_ratio, '.2%')} p99={show(self.p99_latency_seconds, '.3f', 's')}"
         )
+        if self.slowest_route:
+            text += f" ({self.slowest_route})"
+        if self.client_error_ratio is not None:
+            text += f" client_error_ratio={self.client_error_ratio:.2%}"
+        return f"{text} {self.phase}" + (f": {'; '.join(self.reasons)}" if self.reasons else "")
 
 
 @dataclass(frozen=True)
@@ -66,7 +99,7 @@ class Target:
     namespace: str | None = None
 
     def selector(self) -> str:
-        labels = [f'version="{_escape(self.version)}"', _NOT_TRAFFIC]
+        labels = [f'version="{_escape(self.version)}"', _NOT_SERVED]
         if self.namespace:
             labels.append(f'namespace="{_escape(self.namespace)}"')
         return ",".join(labels)
@@ -74,25 +107,32 @@ class Target:
 
 @dataclass(frozen=True)
 class Queries:
-    """The PromQL for one target over the last `range_seconds`."""
+    """The PromQL of one measurement: each looks back exactly one interval."""
 
     requests: str
-    error_ratio: str
-    p99_latency: str
+    server_errors: str
+    client_errors: str
+    route_requests: str
+    route_p99: str
 
     @classmethod
-    def for_target(cls, target: Target, range_seconds: int) -> Queries:
+    def for_target(cls, target: Target, interval_seconds: int) -> Queries:
         selector = target.selector()
-        window = f"[{range_seconds}s]"
+        window = f"[{interval_seconds}s]"
+
+        def total(extra: str = "") -> str:
+            return f"sum(increase(http_requests_total{{{selector}{extra}}}{window}))"
+
+        by_route = ", ".join(_ROUTE_LABELS)
         return cls(
-            requests=f"sum(increase(http_requests_total{{{selector}}}{window}))",
-            # `or vector(0)`: no 5xx series yet means a ratio of 0 (still no data when there is no traffic).
-            error_ratio=(
-                f'(sum(rate(http_requests_total{{{selector},status=~"5.."}}{window})) or vector(0))'
-                f" / sum(rate(http_requests_total{{{selector}}}{window}))"
-            ),
-            p99_latency=(
-                "histogram_quantile(0.99, sum by (le)"
+            requests=total(),
+            # No `or vector(0)`: the app creates its 4xx/5xx series at 0, so a missing one means broken data.
+            server_errors=total(',status=~"5.."'),
+            client_errors=total(',status=~"4.."'),
+            route_requests=f"sum by ({by_route}) (increase(http_request_duration_seconds_count{{{selector}}}{window}))",
+            # Per route, never max() over routes: PromQL's max() skips NaN, so a broken route would vanish.
+            route_p99=(
+                f"histogram_quantile(0.99, sum by ({by_route}, le) "
                 f"(rate(http_request_duration_seconds_bucket{{{selector}}}{window})))"
             ),
         )
@@ -107,49 +147,163 @@ def settings_from_config(config: Mapping[str, str]) -> Verification:
     try:
         return Verification.model_validate(object_config(config, VERIFICATION))
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'verification'}: {e['msg']}" for e in error.errors())
         raise ShipsafeError(f"stack config {VERIFICATION} is invalid: {problems}", ExitCode.FAILED) from None
 
 
+class _BadData(Exception):
+    """A value the measurement needs is missing, not a finite non-negative number, or has the wrong shape."""
+
+
+def _count(value: float, what: str) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise _BadData(f"{what} is {value}")
+    return value
+
+
+def _single(samples: list[Sample], what: str) -> float:
+    if len(samples) != 1:
+        raise _BadData(f"{what}: {len(samples)} series where the aggregation yields exactly one")
+    return _count(samples[0].value, what)
+
+
+def _per_route(samples: list[Sample], what: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for sample in samples:
+        if any(label not in sample.labels for label in _ROUTE_LABELS):
+            raise _BadData(f"{what}: a series without {' and '.join(_ROUTE_LABELS)} labels")
+        route = " ".join(sample.labels[label] for label in _ROUTE_LABELS)
+        if route in values:
+            raise _BadData(f"{what}: more than one series for {route}")
+        values[route] = sample.value
+    return values
+
+
+@dataclass
+class _Read:
+    """What a measurement has read so far (kept when a later value turns out bad)."""
+
+    requests: float | None = None
+    error_ratio: float | None = None
+    client_error_ratio: float | None = None
+    p99_latency_seconds: float | None = None
+    slowest_route: str | None = None
+
+
+def measure(
+    metrics: MetricsSource, queries: Queries, settings: Verification, *, elapsed_seconds: float, at: float
+) -> Measurement:
+    """One measurement of the interval that ends at Unix time `at`."""
+    read = _Read()
+
+    def result(phase: Phase, *reasons: str) -> Measurement:
+        return Measurement(elapsed_seconds, phase, reasons, **asdict(read))
+
+    try:
+        read.requests = requests = _single(metrics.query(queries.requests, at), "requests on served routes")
+        if requests < settings.min_requests:
+            return result(
+                Phase.INCONCLUSIVE,
+                f"only {requests:.0f} requests on served routes in {settings.interval_seconds}s, "
+                f"{settings.min_requests} needed to judge",
+            )
+        read.error_ratio = _single(metrics.query(queries.server_errors, at), "server errors (5xx)") / requests
+        if settings.max_client_error_ratio is not None:
+            client_errors = _single(metrics.query(queries.client_errors, at), "client errors (4xx)")
+            read.client_error_ratio = client_errors / requests
+        read.slowest_route, read.p99_latency_seconds = _slowest_route(metrics, queries, settings, at)
+    except _BadData as bad:
+        return result(Phase.ERROR, str(bad))
+    if read.slowest_route is None:
+        return result(
+            Phase.INCONCLUSIVE,
+            f"no route served {settings.min_route_requests} requests in {settings.interval_seconds}s to judge p99",
+        )
+    found = breaches(result(Phase.SUCCESSFUL), settings)
+    return result(Phase.FAILED, *found) if found else result(Phase.SUCCESSFUL)
+
+
+def _slowest_route(
+    metrics: MetricsSource, queries: Queries, settings: Verification, at: float
+) -> tuple[str | None, float | None]:
+    """The judged route (enough requests) with the highest p99; a judged route without a p99 is bad data."""
+    counts = _per_route(metrics.query(queries.route_requests, at), "requests per route")
+    p99s = _per_route(metrics.query(queries.route_p99, at), "p99 per route")
+    if counts.keys() != p99s.keys():
+        raise _BadData(f"p99 per route: series for {sorted(p99s)}, requests for {sorted(counts)}")
+    judged = {route: _count(n, f"requests of {route}") for route, n in counts.items()}
+    judged = {route: n for route, n in judged.items() if n >= settings.min_route_requests}
+    slowest: tuple[str | None, float | None] = (None, None)
+    for route, requests in sorted(judged.items()):
+        p99 = _count(p99s[route], f"p99 of {route} (which served {requests:.0f} requests)")
+        if slowest[1] is None or p99 > slowest[1]:
+            slowest = (route, p99)
+    return slowest
+
+
 def breaches(measurement: Measurement, settings: Verification) -> list[str]:
-    """Thresholds the measurement exceeds (only meaningful once enough requests were seen)."""
+    """Thresholds a complete measurement exceeds."""
     found = []
-    # No error series at all means no 5xx: the ratio query then has data only for the denominator.
-    error_ratio = measurement.error_ratio or 0.0
-    if error_ratio > settings.max_error_ratio:
-        found.append(f"error ratio {error_ratio:.2%} > {settings.max_error_ratio:.2%}")
+    if measurement.error_ratio is not None and measurement.error_ratio > settings.max_error_ratio:
+        found.append(f"error ratio {measurement.error_ratio:.2%} > {settings.max_error_ratio:.2%}")
+    limit = settings.max_client_error_ratio
+    if limit is not None and measurement.client_error_ratio is not None and measurement.client_error_ratio > limit:
+        found.append(f"client error ratio {measurement.client_error_ratio:.2%} > {limit:.2%}")
     p99 = measurement.p99_latency_seconds
-    if p99 is not None and (math.isinf(p99) or p99 > settings.max_p99_latency_seconds):
-        found.append(f"p99 latency {p99:.3f}s > {settings.max_p99_latency_seconds:.3f}s")
+    if p99 is not None and p99 > settings.max_p99_latency_seconds:
+        found.append(f"p99 latency {p99:.3f}s > {settings.max_p99_latency_seconds:.3f}s on {measurement.slowest_route}")
     return found
 
 
-def judge(measurement: Measurement, settings: Verification, *, final: bool) -> Verdict | None:
-    """A verdict for this measurement, or None to keep watching.
+@dataclass
+class Tally:
+    """The measurements so far and Argo's MetricResult bookkeeping."""
 
-    Fails as soon as a threshold is breached with enough traffic (a bad version should not keep serving
-    for the rest of the window); passes only at the end of the window.
-    """
-    enough = (measurement.requests or 0.0) >= settings.min_requests
-    found = breaches(measurement, settings) if enough else []
-    if found:
-        return Verdict(Outcome.FAILED, tuple(found), ())
-    if not final:
+    settings: Verification
+    measurements: list[Measurement] = field(default_factory=list)
+    consecutive_errors: int = 0
+
+    def add(self, measurement: Measurement) -> None:
+        self.measurements.append(measurement)
+        # Argo `runMeasurements`: an Error adds to ConsecutiveError, every other completed phase resets it.
+        self.consecutive_errors = self.consecutive_errors + 1 if measurement.phase is Phase.ERROR else 0
+
+    def of(self, phase: Phase) -> list[Measurement]:
+        return [m for m in self.measurements if m.phase is phase]
+
+    def early_verdict(self) -> Verdict | None:
+        """Argo's limits, checked after every measurement (`assessMetricFailureInconclusiveOrError`).
+
+        Failure is checked first and wins: it rolls back, which is what Argo's Error phase does too.
+        """
+        failed, limit = self.of(Phase.FAILED), self.settings.failure_limit
+        if len(failed) > limit:
+            summary = f"{len(failed)} failed measurements > failureLimit {limit}"
+            return self._verdict(Outcome.FAILED, *failed[-1].reasons, summary)
+        error_limit = self.settings.consecutive_error_limit
+        if self.consecutive_errors > error_limit:
+            summary = (
+                f"{self.consecutive_errors} measurements in a row had bad data > consecutiveErrorLimit {error_limit}"
+            )
+            return self._verdict(Outcome.INCONCLUSIVE, *self.measurements[-1].reasons, summary)
         return None
-    if not enough:
-        seen = measurement.requests or 0.0
-        reason = f"only {seen:.0f} requests for the new version, {settings.min_requests} needed to judge"
-        return Verdict(Outcome.INCONCLUSIVE, (reason,), ())
-    return Verdict(Outcome.PASSED, ("error ratio and p99 latency within thresholds",), ())
 
+    def final_verdict(self) -> Verdict:
+        """At the end of the window: a pass needs every measurement judged (Argo counts no Error towards `count`)."""
+        unjudged = [m for m in self.measurements if m.phase in (Phase.INCONCLUSIVE, Phase.ERROR)]
+        if unjudged:
+            summary = f"{len(unjudged)} of {len(self.measurements)} measurements could not be judged"
+            return self._verdict(Outcome.INCONCLUSIVE, *unjudged[0].reasons, summary)
+        passed = f"{len(self.measurements)} measurements, error ratio and p99 latency within thresholds"
+        failed = self.of(Phase.FAILED)
+        if not failed:
+            return self._verdict(Outcome.PASSED, passed)
+        shown = "; ".join(f"t={m.elapsed_seconds:.0f}s {', '.join(m.reasons)}" for m in failed)
+        limit = self.settings.failure_limit
+        return self._verdict(Outcome.PASSED, passed, f"{len(failed)} failed within failureLimit {limit}: {shown}")
 
-def measure(metrics: MetricsSource, queries: Queries, elapsed_seconds: float) -> Measurement:
-    return Measurement(
-        elapsed_seconds=elapsed_seconds,
-        requests=metrics.scalar(queries.requests),
-        error_ratio=metrics.scalar(queries.error_ratio),
-        p99_latency_seconds=metrics.scalar(queries.p99_latency),
-    )
+    def _verdict(self, outcome: Outcome, *reasons: str) -> Verdict:
+        return Verdict(outcome, reasons, tuple(self.measurements))
 
 
 def watch(
@@ -160,22 +314,24 @@ def watch(
     on_measurement: Callable[[Measurement], None],
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Verdict:
-    """Samples every `intervalSeconds` until `windowSeconds` have passed or a threshold is breached.
+    """One measurement at the end of each interval of the window, each covering exactly that interval.
 
-    Each query looks back only as far as the watch has run: a version that ran before (the target of a
-    rollback) must not be judged on its pods' traffic from before this deploy.
+    The intervals tile the window from the start of the watch: a version that ran before (the target of a
+    rollback) is never judged on its pods' traffic from before this deploy.
     """
-    started = clock()
-    measurements: list[Measurement] = []
-    while True:
-        elapsed = clock() - started
-        final = elapsed >= settings.window_seconds
-        queries = Queries.for_target(target, max(math.ceil(elapsed), 1))
-        measurement = measure(metrics, queries, elapsed)
-        measurements.append(measurement)
+    started, wall_started = clock(), wall_clock()
+    queries = Queries.for_target(target, settings.interval_seconds)
+    count = settings.window_seconds // settings.interval_seconds
+    tally = Tally(settings)
+    for number in range(1, count + 1):
+        ends = number * settings.interval_seconds
+        sleep(max(started + ends + SETTLE_SECONDS - clock(), 0.0))
+        measurement = measure(metrics, queries, settings, elapsed_seconds=ends, at=wall_started + ends)
+        tally.add(measurement)
         on_measurement(measurement)
-        verdict = judge(measurement, settings, final=final)
+        verdict = tally.early_verdict()
         if verdict is not None:
-            return Verdict(verdict.outcome, verdict.reasons, tuple(measurements))
-        sleep(min(settings.interval_seconds, max(settings.window_seconds - elapsed, 0.0)))
+            return verdict
+    return tally.final_verdict()

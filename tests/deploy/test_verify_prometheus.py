@@ -1,7 +1,8 @@
 """Verification and rollback against a real Prometheus scraping the real notes app on 127.0.0.1.
 
 An in-memory stack stands in for Pulumi: each successful update (re)starts the app process with the
-release's APP_VERSION, and the "bad" releases start it with the app's fault-injection test hooks on.
+release's APP_VERSION, and the "bad" releases start it with the test-only fault injection on. Other faults
+come from the database itself (a trigger that sleeps or raises), so the app's own code answers slowly or fails.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +25,7 @@ from rich.console import Console
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from tests.app.faults import faulty
 from tests.deploy.fake_apiserver import InProcessCluster
 from tests.deploy.memory_stack import NO_POLICY, MemoryStack, MemoryStacks, image, sha
 from tests.support.prometheus import PrometheusServer, ScrapeJob, prometheus_binary, running_prometheus
@@ -32,10 +36,11 @@ pytestmark = [
     pytest.mark.skipif(prometheus_binary() is None, reason="needs Debian's prometheus package"),
 ]
 
-WINDOW_SECONDS = 10
-FAULTS = {  # release number -> test hooks of the app it runs
-    2: {"FAULT_ERROR_RATE": "0.3"},
-    3: {"FAULT_LATENCY_MS": "700"},
+WINDOW_SECONDS = 12
+INTERVAL_SECONDS = 3  # three scrapes: increase() needs two samples in every interval
+FAULTS: dict[int, dict[str, Any]] = {  # release number -> faults of the app it runs
+    2: {"error_rate": 0.3},
+    3: {"latency_ms": 700},
 }
 LOAD_MAX_SECONDS = 40  # every load loop stops by itself
 
@@ -68,9 +73,8 @@ class Fleet:
         release = next(n for n in itertools.count(1) if sha(n) == version)
         if self.current is not None:
             self.current.stop()
-        hooks = FAULTS.get(release, {})
-        extra = {"APP_ENABLE_TEST_HOOKS": "1", **hooks} if hooks else {}
-        self.current = self.start({**self.env, "APP_VERSION": version, **extra})
+        env = {**self.env, "APP_VERSION": version}
+        self.current = self.start(faulty(env, **FAULTS[release]) if release in FAULTS else env)
         self.versions.append(version)
         self.prometheus.wait_for_series(f'app_info{{version="{version}"}}')
 
@@ -92,16 +96,20 @@ def fleet(
 def staging(fleet: Fleet, prometheus: PrometheusServer) -> MemoryStack:
     """Staging after one healthy deploy of release 1, verified with a short window on the real Prometheus."""
     stack = MemoryStack.deployed("staging", [1], on_up=fleet.deploy)
+    verify_with(stack, prometheus)
+    return stack
+
+
+def verify_with(stack: MemoryStack, prometheus: PrometheusServer, **changes: object) -> None:
     verification = {
         "prometheusUrl": prometheus.url,
         "windowSeconds": WINDOW_SECONDS,
-        "intervalSeconds": 2,
+        "intervalSeconds": INTERVAL_SECONDS,
         "maxErrorRatio": 0.05,
         "maxP99LatencySeconds": 0.5,
         "minRequests": 50,
     }
-    stack.set_config({"shipsafe:verification": json.dumps(verification)})
-    return stack
+    stack.set_config({"shipsafe:verification": json.dumps(verification | changes)})
 
 
 @pytest.fixture
@@ -122,11 +130,29 @@ def run_cli(staging: MemoryStack, tmp_path: Path) -> Callable[..., Result]:
     return run
 
 
+def create_read_list(client: httpx.Client) -> None:
+    created = client.post("/notes", json={"title": "load", "body": "a real request"})
+    if created.status_code == 201:
+        client.get(f"/notes/{created.json()['id']}")
+    client.get("/notes")
+
+
 @contextmanager
-def load(fleet: Fleet, *, threads: int = 4, pause_seconds: float = 0.02, max_requests: int | None = None):
-    """Real traffic to 127.0.0.1 (create, read, list notes) from a few threads until the block ends."""
+def load(
+    fleet: Fleet,
+    *,
+    threads: int = 4,
+    pause_seconds: float = 0.02,
+    max_requests: int | None = None,
+    work: Callable[[httpx.Client], object] = create_read_list,
+) -> Iterator[Counter[int]]:
+    """Real traffic to 127.0.0.1 from a few threads until the block ends (create, read, list notes by default).
+
+    Yields the statuses seen (a `work` that makes several requests is counted by its last one).
+    """
     stop = threading.Event()
     sent = itertools.count()
+    statuses: Counter[int] = Counter()
 
     def worker() -> None:
         assert fleet.current is not None
@@ -135,10 +161,9 @@ def load(fleet: Fleet, *, threads: int = 4, pause_seconds: float = 0.02, max_req
                 if max_requests is not None and next(sent) >= max_requests:
                     return
                 try:
-                    created = client.post("/notes", json={"title": "load", "body": "a real request"})
-                    if created.status_code == 201:
-                        client.get(f"/notes/{created.json()['id']}")
-                    client.get("/notes")
+                    response = work(client)
+                    if isinstance(response, httpx.Response):
+                        statuses[response.status_code] += 1
                 except httpx.HTTPError:
                     pass  # a fault or a restart; the metrics tell the story
 
@@ -148,7 +173,7 @@ def load(fleet: Fleet, *, threads: int = 4, pause_seconds: float = 0.02, max_req
     timer = threading.Timer(LOAD_MAX_SECONDS, stop.set)
     timer.start()
     try:
-        yield
+        yield statuses
     finally:
         stop.set()
         timer.cancel()
@@ -180,7 +205,7 @@ def test_injected_errors_fail_verification_and_roll_back(run_cli, fleet, staging
 def test_injected_latency_fails_verification(run_cli, fleet, staging):
     staging.set_config({"shipsafe:imageRef": image(3), "shipsafe:gitSha": sha(3)})
     staging.up(message="slow release", policy=NO_POLICY, on_output=lambda _: None)
-    with load(fleet, threads=8):
+    with load(fleet, threads=24):  # 0.7 s a request: enough threads for 20 requests a route in each interval
         result = run_cli("verify", "staging")
     assert result.exit_code == ExitCode.VERIFICATION_FAILED, result.output
     assert "p99 latency" in result.stderr
@@ -190,15 +215,117 @@ def test_too_little_traffic_is_inconclusive(run_cli, fleet):
     with load(fleet, threads=1, pause_seconds=0.2, max_requests=5):
         result = run_cli("verify", "staging")
     assert result.exit_code == ExitCode.VERIFICATION_INCONCLUSIVE, result.output
-    assert "requests for the new version, 50 needed" in result.stderr
+    assert "requests on served routes in 3s, 50 needed to judge" in result.stderr
 
 
-def test_smoke_checks_the_real_app(run_cli, fleet, redis_server):
+def test_smoke_checks_the_real_app(run_cli, fleet, postgres_server):
     assert fleet.current is not None
     ok = run_cli("smoke", "staging", "--url", fleet.current.base_url)
     assert ok.exit_code == 0, ok.output
     assert "GET /notes: HTTP 200" in ok.output
-    with stopped(redis_server):
+    with stopped(postgres_server):  # readiness follows Postgres (a Redis outage only slows reads down)
         broken = run_cli("smoke", "staging", "--url", fleet.current.base_url)
     assert broken.exit_code == ExitCode.SMOKE_FAILED
     assert "GET /readyz: HTTP 503" in broken.output
+
+
+# ── What the adversarial review found (issue 10): each of these passed before ──────────────────────────────
+
+
+def test_every_route_starts_with_its_error_series_at_zero(staging, prometheus):
+    """A counter that first appears at 10 loses those 10 to increase(): the app creates its series at 0."""
+    selector = f'version="{sha(1)}",route="/notes",method="POST"'
+    for status in ("500", "503", "400", "404", "422"):
+        samples = prometheus.query(f'http_requests_total{{{selector},status="{status}"}}')
+        assert [s["value"][1] for s in samples] == ["0"], status
+    routes = prometheus.query(f'http_request_duration_seconds_count{{version="{sha(1)}"}}')
+    assert {(s["metric"]["method"], s["metric"]["route"]) for s in routes} >= {
+        ("POST", "/notes"),
+        ("GET", "/notes"),
+        ("GET", "/notes/{note_id}"),
+    }
+
+
+def test_scanner_404s_alone_are_not_traffic(run_cli, fleet):
+    """300 404s and no real traffic passed: they were counted as requests to the new version."""
+    with load(fleet, threads=1, pause_seconds=0.04, max_requests=300, work=lambda c: c.get("/wp-login.php")) as seen:
+        result = run_cli("verify", "staging")
+    assert seen[404] >= 250, seen
+    assert result.exit_code == ExitCode.VERIFICATION_INCONCLUSIVE, result.output
+    assert "only 0 requests on served routes" in result.stderr
+
+
+@contextmanager
+def insert_trigger(postgres: PostgresServer, database: str, body: str) -> Iterator[None]:
+    """Every INSERT INTO notes runs `body` first (plpgsql), until the block ends."""
+    postgres.psql(
+        f"CREATE FUNCTION verify_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}; RETURN NEW; END $$;"
+        " CREATE TRIGGER verify_fault BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION verify_fault();",
+        database,
+    )
+    try:
+        yield
+    finally:
+        postgres.psql("DROP TRIGGER verify_fault ON notes; DROP FUNCTION verify_fault();", database)
+
+
+def read_one_note(fleet: Fleet) -> Callable[[httpx.Client], httpx.Response]:
+    assert fleet.current is not None
+    created = httpx.post(f"{fleet.current.base_url}/notes", json={"title": "read me", "body": "often"}, timeout=5)
+    path = f"/notes/{created.json()['id']}"
+    return lambda client: client.get(path)
+
+
+def test_a_slow_route_is_not_hidden_by_a_flood_of_fast_404s(
+    run_cli, fleet, staging, prometheus, postgres_server, migrated_database
+):
+    """POST /notes at 800 ms plus thousands of scanner 404s: the p99 over everything was 5 ms and passed."""
+    verify_with(staging, prometheus, windowSeconds=20, intervalSeconds=10, minRequests=20, minRouteRequests=10)
+    scan = ("/.env", "/wp-login.php")
+    with (
+        insert_trigger(postgres_server, migrated_database, "PERFORM pg_sleep(0.8)"),
+        load(
+            fleet, threads=2, pause_seconds=0, work=lambda c: c.post("/notes", json={"title": "t", "body": "b"})
+        ) as slow,
+        load(fleet, threads=1, pause_seconds=0.05, work=read_one_note(fleet)) as reads,
+        load(fleet, threads=6, pause_seconds=0, work=lambda c: c.get(scan[threading.get_ident() % 2])) as scans,
+    ):
+        result = run_cli("verify", "staging")
+    print(f"slow POST /notes {dict(slow)}, reads {dict(reads)}, scanner {dict(scans)}")
+    assert scans[404] >= 100 * slow[201], (slow, scans)  # under 1 % slow: a p99 over all requests looks fast
+    assert result.exit_code == ExitCode.VERIFICATION_FAILED, result.output
+    assert "p99 latency" in result.stderr and "on POST /notes" in result.stderr
+
+
+@dataclass
+class Burst:
+    """Ten creates that fail in the app's own code (the database raises), each on a new connection."""
+
+    base_url: str
+    postgres: PostgresServer
+    database: str
+    statuses: list[int] = field(default_factory=list)
+
+    def __call__(self) -> None:
+        with insert_trigger(self.postgres, self.database, "RAISE EXCEPTION 'burst'"):
+            for _ in range(10):  # uvicorn closes the connection after an unhandled error: one client each
+                self.statuses.append(httpx.post(f"{self.base_url}/notes", json={"title": "t", "body": "b"}).status_code)
+
+
+def test_one_burst_of_ten_errors_is_seen_but_does_not_roll_back(
+    run_cli, fleet, staging, prometheus, postgres_server, migrated_database
+):
+    """Ten 5xx in one burst were invisible (a brand-new series loses its first scrape); they must show, once."""
+    verify_with(staging, prometheus, maxErrorRatio=0.01)
+    assert fleet.current is not None
+    burst = Burst(fleet.current.base_url, postgres_server, migrated_database)
+    with load(fleet, threads=1, pause_seconds=0.02, work=read_one_note(fleet)) as reads:
+        timer = threading.Timer(4.0, burst)  # inside the second interval (3-6 s)
+        timer.start()
+        result = run_cli("verify", "staging")
+        timer.join()
+    print(f"reads {dict(reads)}, burst {burst.statuses}")
+    assert burst.statuses == [500] * 10
+    assert result.exit_code == 0, result.output
+    assert "1 failed within failureLimit 1: t=6s error ratio" in result.output
+    assert result.output.count(" failed: error ratio") == 1
