@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.app_config import AppConfig
+from components.config_link import config_keys
 from components.pods import (
     container_security_context,
     labels,
@@ -22,7 +23,7 @@ from components.pods import (
 )
 from components.release import Release
 from components.settings import Migration
-from components.timeline import await_timeouts
+from components.timeline import JOB_DELETE_AWAIT_SECONDS, await_timeouts
 
 COMPONENT = "migration"
 # pulumi-kubernetes replaces (re-runs) a Job that is not complete on the next `up` instead of waiting on it.
@@ -34,6 +35,8 @@ class MigrationJobArgs:
     app: str
     namespace: pulumi.Input[str]
     image: pulumi.Input[str]
+    image_keys: list[str]
+    """The settings the image reference comes from (`AppImage.config_keys`)."""
     release: Release
     settings: Migration
     run_as_user: int
@@ -50,6 +53,8 @@ class MigrationJob(pulumi.ComponentResource):
     def __init__(self, name: str, args: MigrationJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shipsafe:components:MigrationJob", name, None, opts)
         settings = args.settings
+        if settings.command is None:
+            raise ValueError("the app has no migration command (shipsafe:migration.command), so no Job runs")
         job_labels = labels(args.app, COMPONENT, args.release.sha)
         self.job_name = f"{args.app}-migrate-{args.release.short}"
         account = service_account(
@@ -65,7 +70,21 @@ class MigrationJob(pulumi.ComponentResource):
                 "name": self.job_name,
                 "namespace": args.namespace,
                 "labels": job_labels,
-                "annotations": {REPLACE_UNREADY: "true"},
+                "annotations": {
+                    REPLACE_UNREADY: "true",
+                    **config_keys(
+                        {
+                            "spec.backoffLimit": ["migration.backoffLimit"],
+                            "spec.activeDeadlineSeconds": ["migration.activeDeadlineSeconds"],
+                            "spec.ttlSecondsAfterFinished": ["migration.ttlSecondsAfterFinished"],
+                            "pod.securityContext": ["app.runAsUser"],
+                            "container.image": args.image_keys,
+                            "container.command": ["migration.command"],
+                            "container.env": ["app.postgresUrlEnv", "app.redisUrlEnv"],
+                            "container.resources": ["migration.resources"],
+                        }
+                    ),
+                },
             },
             spec={
                 "backoff_limit": settings.backoff_limit,
@@ -103,7 +122,8 @@ class MigrationJob(pulumi.ComponentResource):
                 # `client.Get`) and fails with 404 once ttlSecondsAfterFinished has deleted it.
                 replace_on_changes=["*"],
                 delete_before_replace=True,
-                custom_timeouts=await_timeouts(args.await_timeout_seconds),
+                # The next release's `up` waits for this Job's deletion with this state's delete timeout.
+                custom_timeouts=await_timeouts(args.await_timeout_seconds, delete_seconds=JOB_DELETE_AWAIT_SECONDS),
             ),
         )
         self.register_outputs({"jobName": self.job_name})

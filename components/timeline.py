@@ -6,7 +6,9 @@ fails the update when the resource's timeout passes: 10 minutes unless `customTi
 `TimeoutDuration`: customTimeouts win over `pulumi.com/timeoutSeconds`). A Deployment is *not* failed at its
 progress deadline: `provider/pkg/await/deployment.go` `processDeploymentEvent` only logs ProgressDeadlineExceeded
 and `await` ends on ready, timeout or cancel. The progress deadline also counts from the last progress, not from
-the start. So each await timeout here covers the whole stage it waits for, plus `AWAIT_MARGIN_SECONDS`.
+the start. So each await timeout here covers the whole stage it waits for, plus `AWAIT_MARGIN_SECONDS`; an
+await that starts with the deploy and waits on later stages (a Service waiting for its pods) gets the sum of those
+stages' awaits, since each of them may legitimately run to its own timeout.
 
 The stages run one after another: backing services (the Job `depends_on` them), the migration Job (every
 Deployment `depends_on` it), the Deployments' rolling updates (in parallel), and the web Ingress (it waits for its
@@ -44,15 +46,31 @@ ENDPOINTS_SETTLE_SECONDS = 10
 # kubernetes/ingress-nginx `internal/ingress/status/status.go`: the controller publishes Ingress addresses every
 # `UpdateInterval` (60 s); the provider's Ingress await waits for `status.loadBalancer.ingress`.
 INGRESS_STATUS_SECONDS = 60
+# `delete_before_replace` deletes the previous release's Job before the new one is created, and a rollback (which
+# declares no Job) deletes it at the end of its `up`. pulumi-kubernetes deletes with foreground propagation
+# (`provider/pkg/metadata/overrides.go` `DeletionPropagation`), so the Job is gone only once the garbage collector
+# has deleted its pod, which stops within the API default grace period (the Job's pod sets none), and
+# `provider/pkg/await/await.go` `Deletion` waits 10 minutes unless `customTimeouts.delete` says otherwise.
+# The engine takes that timeout from the *previous* state (pulumi `pkg/resource/deploy/step.go` `DeleteStep.Apply`:
+# `s.old.CustomTimeouts.Delete`), so a Job recorded before this timeout existed is still deleted within 10 minutes.
+JOB_DELETE_AWAIT_SECONDS = DEFAULT_TERMINATION_GRACE_SECONDS + AWAIT_MARGIN_SECONDS
 
 
 def _await(worst_case_seconds: int) -> int:
     return worst_case_seconds + AWAIT_MARGIN_SECONDS
 
 
-def await_timeouts(seconds: int) -> pulumi.CustomTimeouts:
-    """The resource option that gives the provider's create and update awaits `seconds`."""
-    return pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s")
+def _after(waited_on_awaits: int) -> int:
+    """The await of a Service that waits for pods: as long as the awaits before those pods are Ready may last, then
+    its endpoints settle (`service.go` `processEndpointEvent`), with the margin for the watch."""
+    return waited_on_awaits + _await(ENDPOINTS_SETTLE_SECONDS)
+
+
+def await_timeouts(seconds: int, delete_seconds: int | None = None) -> pulumi.CustomTimeouts:
+    """The resource option that gives the provider's create and update awaits `seconds`, and its delete await
+    `delete_seconds` (the provider's 10 minutes when None)."""
+    delete = None if delete_seconds is None else f"{delete_seconds}s"
+    return pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s", delete=delete)
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,8 @@ class DeployTimeline:
     """None where the server is external."""
     migration_job_seconds: int | None
     """None for a rollback, which runs no Job."""
+    migration_job_delete_seconds: int
+    """The previous release's Job's delete await: before the new Job, or at the end of a rollback."""
     workloads: dict[str, WorkloadAwaits]
 
     @property
@@ -107,6 +127,7 @@ class DeployTimeline:
                     awaits[f"{role}.ingress"] = server.ingress_seconds
         if self.migration_job_seconds is not None:
             awaits["migration.job"] = self.migration_job_seconds
+        awaits["migration.jobDelete"] = self.migration_job_delete_seconds
         for name, workload in self.workloads.items():
             awaits[f"{name}.deployment"] = workload.deployment_seconds
             if workload.service_seconds is not None:
@@ -169,10 +190,9 @@ def _registry_server(in_cluster: bool) -> tuple[RegistryAwaits | None, int, int]
     if not in_cluster:
         return None, 0, 0
     stateful_set = _stateful_set_worst_case(REGISTRY, DEFAULT_TERMINATION_GRACE_SECONDS)
-    service = stateful_set + ENDPOINTS_SETTLE_SECONDS
     ingress = ENDPOINTS_SETTLE_SECONDS + INGRESS_STATUS_SECONDS
-    awaits = RegistryAwaits(_await(stateful_set), _await(service), _await(ingress))
-    return awaits, service + ingress, _await(service) + _await(ingress)
+    awaits = RegistryAwaits(_await(stateful_set), _after(_await(stateful_set)), _await(ingress))
+    return awaits, stateful_set + ENDPOINTS_SETTLE_SECONDS + ingress, awaits.service_seconds + awaits.ingress_seconds
 
 
 def _check(settings: Settings, rollouts: dict[str, _Rollout]) -> None:
@@ -213,24 +233,28 @@ def deploy_timeline(settings: Settings) -> DeployTimeline:
     backing = max(postgres_seconds, redis_seconds, registry_seconds)
     backing_await = max([server.stateful_set_seconds for server in (postgres, redis) if server] + [registry_await])
 
-    # `delete_before_replace`: the previous release's Job is deleted first (foreground: its pod stops within the
-    # default grace period), then the new Job runs; activeDeadlineSeconds bounds all its retries, and the provider
-    # fails the Job as soon as it reports DeadlineExceeded (`provider/pkg/await/checker/job/check.go`).
+    # `delete_before_replace`: the previous release's Job is deleted first (`JOB_DELETE_AWAIT_SECONDS`), then the
+    # new Job runs; activeDeadlineSeconds bounds all its retries, and the provider fails the Job as soon as it
+    # reports DeadlineExceeded (`provider/pkg/await/checker/job/check.go`).
     deadline = settings.migration.active_deadline_seconds
-    migration = 0 if settings.rollback else DEFAULT_TERMINATION_GRACE_SECONDS + deadline
-    job_await = None if settings.rollback else _await(deadline)
-    migration_await = 0 if job_await is None else DEFAULT_TERMINATION_GRACE_SECONDS + job_await
+    migration = DEFAULT_TERMINATION_GRACE_SECONDS + deadline if settings.runs_migration else 0
+    job_await = _await(deadline) if settings.runs_migration else None
+    migration_await = 0 if job_await is None else JOB_DELETE_AWAIT_SECONDS + job_await
+    # A rollback declares no Job: the engine deletes the previous release's Job after every other step.
+    final_deletes = JOB_DELETE_AWAIT_SECONDS if settings.rollback else 0
 
     override = settings.rollout.await_timeout_seconds
     ingress = _await(ENDPOINTS_SETTLE_SECONDS + INGRESS_STATUS_SECONDS)
     workloads: dict[str, WorkloadAwaits] = {}
     for name, rollout in rollouts.items():
         exposed = settings.workloads[name].expose
+        deployment = override or _await(rollout.seconds)
         # The Service only needs the namespace, so its await starts with the deploy, and it keeps waiting while
-        # any selected pod is not Ready (`service.go` `checkAndLogStatus`): up to the end of this rollout.
-        service = _await(backing + migration + rollout.seconds + ENDPOINTS_SETTLE_SECONDS) if exposed else None
+        # any selected pod is not Ready (`service.go` `checkAndLogStatus`): as long as the backing services', the
+        # migration's and this Deployment's awaits may each last.
+        service = _after(backing_await + migration_await + deployment) if exposed else None
         workloads[name] = WorkloadAwaits(
-            deployment_seconds=override or _await(rollout.seconds),
+            deployment_seconds=deployment,
             service_seconds=service,
             ingress_seconds=ingress if exposed and name == INGRESS_WORKLOAD else None,
         )
@@ -248,10 +272,11 @@ def deploy_timeline(settings: Settings) -> DeployTimeline:
     deployments = backing_await + migration_await + max(w.deployment_seconds for w in workloads.values())
     return DeployTimeline(
         stages=stages,
-        longest_up_seconds=max(deployments, *service_paths),
+        longest_up_seconds=max(deployments, *service_paths) + final_deletes,
         postgres=postgres,
         redis=redis,
         registry=registry,
         migration_job_seconds=job_await,
+        migration_job_delete_seconds=JOB_DELETE_AWAIT_SECONDS,
         workloads=workloads,
     )

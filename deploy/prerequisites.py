@@ -7,7 +7,13 @@ Each prerequisite is one a failed `up` would otherwise reveal late and half-appl
   (kubernetes `pkg/volume/util/storageclass.go` `GetDefaultClass` returns nil) and the StatefulSet's await times
   out; a class named explicitly must exist for the same reason;
 - Kubernetes 1.30 or newer: the pods' preStop hook uses the `sleep` action (KEP-3960), enabled by default
-  (beta) only from 1.30; an older API server rejects or drops it.
+  (beta) only from 1.30; an older API server rejects or drops it;
+- the IngressClass every Ingress names: pulumi-kubernetes waits for an Ingress until a controller publishes
+  `status.loadBalancer.ingress` (`provider/pkg/await/ingress.go`), and a controller serves only the Ingresses of
+  its class. The settings always name the class (`app.ingressClassName`), so the default class does not matter;
+  the check cannot see whether the controller runs, only that its class is installed;
+- the cert-manager ClusterIssuer the Ingresses' annotation names: without its CRD and object no certificate is
+  issued, and the Ingress serves the controller's fallback certificate.
 """
 
 from __future__ import annotations
@@ -21,17 +27,21 @@ from pydantic import BaseModel, ValidationError
 
 from components.settings import (
     CONFIG_NAMESPACE,
+    INGRESS_WORKLOAD,
     AppSettings,
     BackingService,
     RegistryMode,
     RegistrySettings,
     ServiceMode,
+    Workload,
 )
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.release import object_config
 
 MIN_KUBERNETES = (1, 30)
 PODMONITOR_CRD = "podmonitors.monitoring.coreos.com"
+CLUSTER_ISSUER_CRD = "clusterissuers.cert-manager.io"
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
 DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
     "storageclass.beta.kubernetes.io/is-default-class",  # still honoured by GetDefaultClass
@@ -57,6 +67,10 @@ class Requirements:
     """Claims (by config key) that name no StorageClass and so need the cluster's default."""
     storage_classes: Mapping[str, str]
     """Explicit StorageClass name -> the config key that names it."""
+    ingress_class: str | None = None
+    """The IngressClass the Ingresses name; None when the stack declares no Ingress."""
+    cluster_issuer: str | None = None
+    """The cert-manager ClusterIssuer the Ingresses name; None when unset or no Ingress."""
     min_version: tuple[int, int] = MIN_KUBERNETES
 
 
@@ -64,8 +78,12 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _model(config: Mapping[str, str], key: str, model: type[M]) -> M:
+    return _validated(key, object_config(config, key), model)
+
+
+def _validated(key: str, value: object, model: type[M]) -> M:
     try:
-        return model.model_validate(object_config(config, key))
+        return model.model_validate(value)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_url=False))
         raise ShipsafeError(f"stack config {key} is invalid: {problems}", ExitCode.FAILED) from None
@@ -86,9 +104,22 @@ def requirements_for(config: Mapping[str, str]) -> Requirements:
         else:
             default_class.append(key)
     registry_key = f"{CONFIG_NAMESPACE}:registry"
-    if _model(config, registry_key, RegistrySettings).mode is RegistryMode.IN_CLUSTER:
+    in_cluster_registry = _model(config, registry_key, RegistrySettings).mode is RegistryMode.IN_CLUSTER
+    if in_cluster_registry:
         default_class.append(registry_key)  # the in-cluster registry's claim never names a class
-    return Requirements(app.pod_monitor, tuple(default_class), explicit)
+    # The exposed `web` workload and the in-cluster registry each have an Ingress (components/workload.py,
+    # components/registry.py), both with the app's class and ClusterIssuer.
+    workloads_key = f"{CONFIG_NAMESPACE}:workloads"
+    web = object_config(config, workloads_key).get(INGRESS_WORKLOAD)
+    web_ingress = web is not None and _validated(f"{workloads_key}.{INGRESS_WORKLOAD}", web, Workload).expose
+    has_ingress = web_ingress or in_cluster_registry
+    return Requirements(
+        app.pod_monitor,
+        tuple(default_class),
+        explicit,
+        ingress_class=app.ingress_class_name if has_ingress else None,
+        cluster_issuer=app.cluster_issuer if has_ingress else None,
+    )
 
 
 def _version(body: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -119,7 +150,7 @@ def missing_prerequisites(requirements: Requirements, api: ClusterApi) -> list[s
             "`sleep` hook (upgrade the cluster)"
         )
     if requirements.pod_monitor_crd:
-        crd = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PODMONITOR_CRD}"
+        crd = CRD_PATH + PODMONITOR_CRD
         if api.get(crd) is None:
             problems.append(
                 f"CustomResourceDefinition {PODMONITOR_CRD} is missing (shipsafe:app.podMonitor is true): install "
@@ -137,6 +168,28 @@ def missing_prerequisites(requirements: Requirements, api: ClusterApi) -> list[s
         for name, key in sorted(requirements.storage_classes.items()):
             if name not in names:
                 problems.append(f"StorageClass {name!r} ({key}) does not exist in the cluster")
+    problems += _missing_ingress_prerequisites(requirements, api)
+    return problems
+
+
+def _missing_ingress_prerequisites(requirements: Requirements, api: ClusterApi) -> list[str]:
+    problems: list[str] = []
+    name = requirements.ingress_class
+    if name and api.get(f"/apis/networking.k8s.io/v1/ingressclasses/{name}") is None:
+        problems.append(
+            f"IngressClass {name!r} (shipsafe:app.ingressClassName) does not exist: install an ingress controller "
+            "that serves it (`up` waits for the controller to publish each Ingress's address), or name the "
+            "class of the controller you run"
+        )
+    issuer = requirements.cluster_issuer
+    if issuer:
+        if api.get(CRD_PATH + CLUSTER_ISSUER_CRD) is None:
+            problems.append(
+                f"CustomResourceDefinition {CLUSTER_ISSUER_CRD} is missing (shipsafe:app.clusterIssuer is "
+                f"{issuer!r}): install cert-manager, or unset clusterIssuer and provide the TLS Secrets"
+            )
+        elif api.get(f"/apis/cert-manager.io/v1/clusterissuers/{issuer}") is None:
+            problems.append(f"ClusterIssuer {issuer!r} (shipsafe:app.clusterIssuer) does not exist in the cluster")
     return problems
 
 
@@ -156,4 +209,8 @@ def require_prerequisites(config: Mapping[str, str], open_cluster: ClusterOpener
     if requirements.default_storage_class_for:
         checked.append("a default StorageClass")
     checked += [f"StorageClass {name}" for name in sorted(requirements.storage_classes)]
+    if requirements.ingress_class:
+        checked.append(f"IngressClass {requirements.ingress_class}")
+    if requirements.cluster_issuer:
+        checked.append(f"ClusterIssuer {requirements.cluster_issuer}")
     return ", ".join(checked)

@@ -666,6 +666,20 @@ def _prepare_network_policy(obj: dict[str, Any], uid: str) -> None:
                     port["protocol"] = "TCP"
 
 
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _prepare_role_binding(obj: dict[str, Any], uid: str) -> None:
+    # pkg/apis/rbac/v1/defaults.go `SetDefaults_RoleBinding`/`SetDefaults_ClusterRoleBinding` and
+    # `SetDefaults_Subject` (a ServiceAccount subject's group is "", omitempty, so it does not come back).
+    role_ref = obj.setdefault("roleRef", {})
+    if not role_ref.get("apiGroup"):
+        role_ref["apiGroup"] = _RBAC_GROUP
+    for subject in obj.get("subjects") or []:
+        if not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = _RBAC_GROUP
+
+
 def _ingress_status(obj: dict[str, Any]) -> dict[str, Any]:
     # pulumi-kubernetes' await (provider/pkg/await/ingress.go) waits for an address in status.loadBalancer.ingress.
     return {"loadBalancer": {"ingress": [{"ip": f"198.51.100.{1 + _hash_int(obj['metadata']['uid']) % 254}"}]}}
@@ -673,7 +687,8 @@ def _ingress_status(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _no_defaults(obj: dict[str, Any], uid: str) -> None:
     """ConfigMap (`SetDefaults_ConfigMap` only makes an omitempty map), ServiceAccount, PodDisruptionBudget (policy/v1
-    has no defaulter; the strategy sets generation), Ingress (networking/v1 has no Ingress defaulter)."""
+    has no defaulter; the strategy sets generation), Ingress (networking/v1 has no Ingress defaulter), Role and
+    ClusterRole (pkg/apis/rbac/v1/defaults.go defaults only bindings and subjects)."""
 
 
 @dataclass(frozen=True)
@@ -701,6 +716,10 @@ _KINDS: dict[tuple[str, str], _KindRules] = {
     ("networking.k8s.io/v1", "Ingress"): _KindRules(
         _no_defaults, _ingress_status, status_manager="nginx-ingress-controller"
     ),
+    (f"{_RBAC_GROUP}/v1", "Role"): _KindRules(_no_defaults),
+    (f"{_RBAC_GROUP}/v1", "ClusterRole"): _KindRules(_no_defaults),
+    (f"{_RBAC_GROUP}/v1", "RoleBinding"): _KindRules(_prepare_role_binding),
+    (f"{_RBAC_GROUP}/v1", "ClusterRoleBinding"): _KindRules(_prepare_role_binding),
 }
 
 

@@ -15,10 +15,13 @@ import pytest
 import yaml
 
 from components.settings import ConfigError, Settings, parse_settings
-from components.timeline import DeployTimeline, deploy_timeline
+from components.timeline import ENDPOINTS_SETTLE_SECONDS, DeployTimeline, deploy_timeline
+from harness.apiserver import server_object
 from harness.recording import RecordedResource, Recording
+from harness.replacement import plan_update
 from harness.runtime import REPO_ROOT, read_stack_config
 from tests.conftest import STACKS, record
+from tests.harness.test_replacement import next_release
 from tests.stack_queries import DEPLOYMENT, JOB, STATEFUL_SET, containers, only, pod_spec
 
 SERVICE = "kubernetes:core/v1:Service"
@@ -113,15 +116,58 @@ def test_stateful_set_awaits_cover_replacing_their_pod(recording: Recording) -> 
         assert _seconds(stateful_set) >= needed, stateful_set.urn
 
 
-def test_the_web_service_await_lasts_until_the_web_pods_can_be_ready(recording: Recording) -> None:
+def _awaits_before_the_deployments(recording: Recording) -> int:
+    """How long `up` may legitimately run before the Deployments start, each await running to its own timeout:
+    the slowest backing server (an in-cluster registry's Ingress starts after its Service), then the previous
+    release's Job is deleted (`delete_before_replace`) and the new Job runs."""
+    servers = [_seconds(stateful_set) for stateful_set in recording.of_type(STATEFUL_SET)]
+    registry_ingresses = [r for r in recording.of_type(INGRESS) if r.name.startswith("notes-registry-")]
+    servers += [_seconds(recording.named("notes-registry-service")) + _seconds(r) for r in registry_ingresses]
+    job = only(recording, JOB)
+    return max(servers) + _seconds(job, "delete") + _seconds(job, "create")
+
+
+def test_the_web_service_await_outlasts_every_await_before_its_pods_are_ready(recording: Recording) -> None:
     # The Service waits while a selected pod is not Ready (`service.go` checkAndLogStatus), and its await starts
-    # with the deploy: before the backing services, the migration Job and the web rollout.
+    # with the deploy: before the backing services, the migration Job and the web rollout. Each of those may run
+    # to its own timeout and still succeed; then the endpoints settle, with room left for the watch.
     service = recording.named("notes-web-service")
     web = recording.named("notes-web-deployment")
-    deadline = only(recording, JOB).inputs["spec"]["activeDeadlineSeconds"]
-    postgres = recording.named("notes-postgres-statefulset")
-    backing = _ready_after_start(containers(postgres)[0])
-    assert _seconds(service) >= backing + deadline + _rollout_lower_bound(recording, web), service.urn
+    needed = _awaits_before_the_deployments(recording) + _seconds(web) + ENDPOINTS_SETTLE_SECONDS
+    assert _seconds(service) > needed, f"{service.urn}: {_seconds(service)} s <= {needed} s"
+    assert deploy_timeline(_settings(recording.stack)).longest_up_seconds >= _seconds(service) + _seconds(
+        recording.named("notes-web-ingress")
+    ), "the Ingress starts when the Service's await ends"
+
+
+def test_the_previous_jobs_deletion_has_an_explicit_timeout_that_the_timeline_counts(recording: Recording) -> None:
+    # `delete_before_replace`: `up` waits for the previous release's Job to be deleted, 10 minutes unless
+    # customTimeouts.delete is set (pulumi-kubernetes `provider/pkg/await/await.go` `Deletion`). The deletion is
+    # foreground, so it lasts until the garbage collector deleted the Job's pod, which stops within its grace period.
+    job = only(recording, JOB)
+    grace = server_object(job.inputs, dry_run=False)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert _seconds(job, "delete") > grace, job.urn
+    timeline = deploy_timeline(_settings(recording.stack))
+    assert timeline.as_output()["awaitTimeoutSeconds"]["migration.jobDelete"] == _seconds(job, "delete")
+    # A rollback declares no Job, so the engine deletes the previous one after every other step.
+    rollback = deploy_timeline(_settings(recording.stack).model_copy(update={"rollback": True}))
+    paths = [(w.service_seconds or 0) + (w.ingress_seconds or 0) for w in rollback.workloads.values()]
+    assert rollback.longest_up_seconds >= max(paths) + _seconds(job, "delete")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_everything_a_release_replaces_or_deletes_has_a_delete_timeout(
+    stack: str, recordings: dict[str, Recording]
+) -> None:
+    # The engine deletes with the timeout of the *previous* state (pulumi `pkg/resource/deploy/step.go`
+    # `DeleteStep.Apply`: `s.old.CustomTimeouts.Delete`), so it is read from the earlier recording.
+    previous = recordings[stack]
+    steps = plan_update(previous, record(stack, **next_release(stack)))
+    olds = {resource.urn: resource for resource in previous}
+    removed = [olds[step.urn] for step in steps if step.op in ("replace", "delete")]
+    assert removed, "each release replaces its migration Job"
+    for resource in removed:
+        assert "delete" in resource.custom_timeouts, f"{resource.urn}: the provider would wait up to 10 minutes"
 
 
 def test_the_deploy_timeline_is_the_stack_output_of_the_stack_files_settings(recording: Recording) -> None:
@@ -167,6 +213,8 @@ def test_external_servers_have_no_awaits_and_the_in_cluster_registry_is_awaited_
     timeline = _timeline("staging", postgres=external, redis=external, registry=registry)
     assert timeline.postgres is None and timeline.redis is None
     assert timeline.registry is not None and timeline.registry.ingress_seconds > 0
+    # Its Service waits for the registry pod, whose StatefulSet may run to its own timeout; then endpoints settle.
+    assert timeline.registry.service_seconds > timeline.registry.stateful_set_seconds + ENDPOINTS_SETTLE_SECONDS
     assert timeline.stages["backingServices"] > 0, "the Job depends on the registry component, Ingress included"
     _, config = read_stack_config("staging")
     recorded = record("staging", **{"shipsafe:registry": json.dumps({**config["shipsafe:registry"], **registry})})
@@ -241,3 +289,59 @@ def test_rollback_job_timeout_covers_the_slowest_stacks_rollback() -> None:
     )
     needed = JOB_SETUP_SECONDS + PREVIEW_SECONDS + slowest
     assert job["timeout-minutes"] * 60 >= needed, f"rollback: timeout-minutes must be at least {math.ceil(needed / 60)}"
+
+
+# e2e.yml's steps that the deploy jobs do not have. The cluster: `kind create cluster --wait 120s`, `helm install
+# --wait --timeout 10m`, `kubectl wait --timeout=300s`, plus the applies and image pulls around them.
+E2E_CLUSTER_SECONDS = 20 * 60
+# Two docker builds of the app (a cold build takes about a minute, README) and their pushes to the local registry.
+E2E_IMAGES_SECONDS = 10 * 60
+# `pulumi destroy` deletes in parallel within each dependency level; counted as one provider default delete await
+# (`provider/pkg/await/await.go` `Deletion`: 10 minutes), the namespace's, which waits for everything in it.
+E2E_DESTROY_SECONDS = 10 * 60
+
+
+def _e2e() -> tuple[dict[str, Any], str, Settings]:
+    """The e2e job, its scripts, and the settings of the stack it creates (a copy of a stack file, with the
+    workflow's own verification window)."""
+    job = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "e2e.yml").read_text())["jobs"]["e2e"]
+    text = "\n".join(str(step.get("run", "")) for step in job["steps"])
+    copied = re.search(r"cp Pulumi\.(\w+)\.yaml", text)
+    assert copied and copied.group(1) in STACKS, "the e2e stack is a copy of a committed stack file"
+    settings = _settings(copied.group(1))
+    window = re.search(r"verification\.windowSeconds'? (\d+)", text)
+    if window:
+        verification = settings.verification.model_copy(update={"window_seconds": int(window.group(1))})
+        settings = settings.model_copy(update={"verification": verification})
+    return job, text, settings
+
+
+def test_the_e2e_job_timeout_covers_every_up_of_the_run() -> None:
+    job, text, settings = _e2e()
+    ups, previews = text.count("-m deploy up"), text.count("pulumi preview")
+    assert ups >= 3 and "--verify" in text and "pulumi destroy" in text, "first up, no-op up, faulty release"
+    # Every up may run its awaits to their timeouts (the no-op up too, if the model were wrong and it changed
+    # something), each after its preview; the faulty release is verified and then rolled back.
+    longest = deploy_timeline(settings).longest_up_seconds
+    rollback = deploy_timeline(settings.model_copy(update={"rollback": True})).longest_up_seconds
+    needed = (
+        JOB_SETUP_SECONDS
+        + E2E_CLUSTER_SECONDS
+        + E2E_IMAGES_SECONDS
+        + ups * (PREVIEW_SECONDS + longest)
+        + previews * PREVIEW_SECONDS
+        + CHECKS_SECONDS
+        + settings.verification.window_seconds
+        + rollback
+        + E2E_DESTROY_SECONDS
+    )
+    assert job["timeout-minutes"] * 60 >= needed, f"e2e: timeout-minutes must be at least {math.ceil(needed / 60)}"
+
+
+def test_the_e2e_traffic_lasts_through_the_faulty_release_and_its_verification() -> None:
+    job, _, settings = _e2e()
+    [faulty] = [str(step["run"]) for step in job["steps"] if "--verify" in str(step.get("run", ""))]
+    bound = re.search(r"deadline=\$\(\(\$\(date \+%s\) \+ (\d+) \* 60\)\)", faulty)
+    assert bound and "while true" not in faulty, "the traffic loop is bounded"
+    needed = PREVIEW_SECONDS + deploy_timeline(settings).longest_up_seconds + settings.verification.window_seconds
+    assert int(bound.group(1)) * 60 >= needed, f"traffic must last at least {math.ceil(needed / 60)} minutes"

@@ -1,4 +1,4 @@
-"""A fake Kubernetes API server: the three read-only endpoints the prerequisite check uses, over real HTTP(S).
+"""A fake Kubernetes API server: the read-only endpoints the prerequisite check uses, over real HTTP(S).
 
 `ClusterState.answer` is the one description of what the cluster returns; `FakeApiServer` serves it on 127.0.0.1
 (stdlib `http.server` in a daemon thread, bounded by a socket timeout) and records every request, and
@@ -21,6 +21,8 @@ import yaml
 
 PODMONITOR_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podmonitors.monitoring.coreos.com"
 STORAGE_CLASSES_PATH = "/apis/storage.k8s.io/v1/storageclasses"
+INGRESS_CLASSES_PATH = "/apis/networking.k8s.io/v1/ingressclasses"
+CLUSTER_ISSUERS_PATH = "/apis/cert-manager.io/v1/clusterissuers"
 
 
 def storage_class(name: str, *, default: bool) -> dict[str, Any]:
@@ -33,6 +35,9 @@ class ClusterState:
     git_version: str = "v1.31.2"
     crds: set[str] = field(default_factory=lambda: {"podmonitors.monitoring.coreos.com"})
     storage_classes: list[dict[str, Any]] = field(default_factory=lambda: [storage_class("standard", default=True)])
+    ingress_classes: set[str] = field(default_factory=lambda: {"nginx"})
+    cluster_issuers: set[str] = field(default_factory=set)
+    """Served only while `crds` holds clusterissuers.cert-manager.io, as a real API server does."""
     forced_status: int | None = None
     """Answer every request with this status (e.g. 403) instead."""
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -48,6 +53,12 @@ class ClusterState:
             return 200, {"kind": "CustomResourceDefinition", "metadata": {"name": path.removeprefix(prefix)}}
         if path == STORAGE_CLASSES_PATH:
             return 200, {"kind": "StorageClassList", "items": self.storage_classes}
+        collection, _, name = path.rpartition("/")
+        if collection == INGRESS_CLASSES_PATH and name in self.ingress_classes:
+            return 200, {"kind": "IngressClass", "metadata": {"name": name}}
+        served = "clusterissuers.cert-manager.io" in self.crds
+        if collection == CLUSTER_ISSUERS_PATH and served and name in self.cluster_issuers:
+            return 200, {"kind": "ClusterIssuer", "metadata": {"name": name}}
         return 404, {"kind": "Status", "code": 404}
 
 

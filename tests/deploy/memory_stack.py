@@ -1,8 +1,9 @@
 """An in-memory StackBackend: the stack contract (config in, outputs and history out) without Pulumi.
 
 It behaves like the real program where the deploy tool can observe it: each update records the config
-it ran with, outputs follow from config, `shipsafe:rollback=true` skips the migration Job, and a failed
-update stays in history as `failed`.
+it ran with (secrets as the Automation API shows them without `show_secrets`: `[secret]`), outputs follow from
+config, `shipsafe:rollback=true` skips the migration Job, and a failed update stays in history as `failed`.
+Setting a secret key through `set_config` stores it in plain text, as `pulumi config set --plaintext` would.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def cluster_shape(stack: str) -> dict[str, str]:
     return {key: committed[key] for key in CLUSTER_SHAPE_KEYS}
 
 
-CLUSTER_SHAPE_KEYS = ("shipsafe:app", "shipsafe:registry", "shipsafe:postgres", "shipsafe:redis")
+CLUSTER_SHAPE_KEYS = ("shipsafe:app", "shipsafe:registry", "shipsafe:postgres", "shipsafe:redis", "shipsafe:workloads")
 
 
 def _config_string(value: object) -> str:
@@ -74,6 +75,8 @@ class MemoryStack:
     migrations: list[str] = field(default_factory=list)
     secrets_provider: str | None = None
     """What `deploy init` created the stack with (None: the backend's default)."""
+    secret_keys: set[str] = field(default_factory=set)
+    """Keys held as `secure:` values; `get_config` shows them decrypted, like `get_all_config`."""
     _outputs: dict[str, object] = field(default_factory=dict)
 
     def get_config(self) -> dict[str, str]:
@@ -81,6 +84,16 @@ class MemoryStack:
 
     def set_config(self, values: Mapping[str, str]) -> None:
         self.config.update(values)
+        self.secret_keys -= set(values)
+
+    def set_secret(self, key: str, value: str) -> None:
+        self.config[key] = value
+        self.secret_keys.add(key)
+
+    def remove_config(self, keys: list[str]) -> None:
+        for key in keys:
+            self.config.pop(key, None)
+            self.secret_keys.discard(key)
 
     def outputs(self) -> dict[str, object]:
         return dict(self._outputs)
@@ -108,7 +121,7 @@ class MemoryStack:
             result="failed" if failed else "succeeded",
             start_time=datetime(2026, 11, 26, 9, 0, tzinfo=UTC) + timedelta(minutes=len(self.records)),
             message=message,
-            config=dict(self.config),
+            config={key: SECRET if key in self.secret_keys else value for key, value in self.config.items()},
             environment={"git.author": "Dev Eloper", "exec.kind": "auto.local"},
         )
         self.records.append(record)
@@ -151,8 +164,9 @@ class MemoryStack:
         app_url: str = "http://127.0.0.1:1",
         on_up: Callable[[Mapping[str, str]], None] | None = None,
     ) -> MemoryStack:
-        """A stack that already went through `up` once per release number (all prebuilt, all succeeded)."""
-        config = {"shipsafe:verification": VERIFICATION, **cluster_shape(name)}
+        """A stack that already went through `up` once per release number (all prebuilt, all succeeded), from the
+        committed stack file with a local Prometheus to verify against."""
+        config = {**committed_config(name), "shipsafe:verification": VERIFICATION}
         stack = cls(name, config=config, app_url=app_url, on_up=on_up)
         for n in releases:
             stack.set_config(
@@ -168,6 +182,8 @@ class MemoryStack:
         return stack
 
 
+# pulumi 3.272 `automation/_stack.py` `UpdateSummary`: a secret's value in history without `show_secrets`.
+SECRET = "[secret]"
 NO_POLICY = PolicyPack(Path("policy"), Path("policy/config/none.json"))
 
 

@@ -67,6 +67,17 @@ def test_the_rollout_runs_in_order_and_ends_with_destroy():
     assert destroy.index("pulumi state unprotect --all") < destroy.index("pulumi destroy")
 
 
+def test_no_background_process_outlives_its_step():
+    """A port-forward or traffic loop left running would reach the later steps, the destroy among them."""
+    for run in RUNS:
+        started = len(re.findall(r"(?<!&)&\s*$", run, re.MULTILINE))
+        if started:
+            trap = re.search(r"trap '(kill [^']*)' EXIT", run)
+            assert trap, f"no EXIT trap kills what this step starts:\n{run}"
+            assert len(re.findall(r'"\$\w+"', trap.group(1))) == started, trap.group(1)
+        assert "while true" not in run, run
+
+
 def test_the_faulty_release_is_a_test_image_never_the_production_one():
     images = RUNS[step_index("APP_ENABLE_TEST_HOOKS")]
     assert "docker build --target production" in images  # the release, exactly as deploy.yml builds it

@@ -24,6 +24,8 @@ from deploy.errors import ExitCode, ShipsafeError
 from deploy.kubeconfig import cluster_access
 from deploy.prerequisites import requirements_for
 from tests.deploy.fake_apiserver import (
+    CLUSTER_ISSUERS_PATH,
+    INGRESS_CLASSES_PATH,
     PODMONITOR_PATH,
     STORAGE_CLASSES_PATH,
     ClusterState,
@@ -34,6 +36,8 @@ from tests.deploy.fake_apiserver import (
 from tests.deploy.memory_stack import MemoryStack, MemoryStacks, cluster_shape, image
 
 Runner = Callable[..., Result]
+# Every GET the check sends for the committed staging settings.
+STAGING_CHECKS = {"/version", PODMONITOR_PATH, STORAGE_CLASSES_PATH, f"{INGRESS_CLASSES_PATH}/nginx"}
 
 
 def with_setting(config: dict[str, str], key: str, **changes: object) -> dict[str, str]:
@@ -70,11 +74,12 @@ def test_a_cluster_with_every_prerequisite_is_deployed_to(run_up, staging, tmp_p
     state = ClusterState()
     result = up_against(state, run_up, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
-    assert "present: Kubernetes >= 1.30, CRD podmonitors.monitoring.coreos.com, a default StorageClass" in (
-        result.output
+    assert (
+        "present: Kubernetes >= 1.30, CRD podmonitors.monitoring.coreos.com, a default StorageClass, IngressClass nginx"
+        in result.output
     )
     assert [kind for kind, _ in staging.policy_runs] == ["preview", "up"]
-    assert {path for path, _ in state.requests} == {"/version", PODMONITOR_PATH, STORAGE_CLASSES_PATH}
+    assert {path for path, _ in state.requests} == STAGING_CHECKS
     assert all(headers.get("Authorization") == "Bearer test-token" for _, headers in state.requests)
 
 
@@ -91,8 +96,12 @@ def test_a_cluster_with_every_prerequisite_is_deployed_to(run_up, staging, tmp_p
             "volumes of shipsafe:postgres, shipsafe:redis name none",
         ),
         (ClusterState(git_version="v1.29.4-eks-1234"), "Kubernetes 1.29 is too old: at least 1.30 is needed"),
+        (
+            ClusterState(ingress_classes={"traefik"}),
+            "IngressClass 'nginx' (shipsafe:app.ingressClassName) does not exist: install an ingress controller",
+        ),
     ],
-    ids=["missing-podmonitor-crd", "no-default-storageclass", "kubernetes-1.29"],
+    ids=["missing-podmonitor-crd", "no-default-storageclass", "kubernetes-1.29", "missing-ingress-class"],
 )
 def test_each_missing_prerequisite_stops_up_before_the_preview(run_up, staging, tmp_path, monkeypatch, state, message):
     result = up_against(state, run_up, tmp_path, monkeypatch)
@@ -119,6 +128,50 @@ def test_only_what_the_settings_use_is_required(run_up, staging, tmp_path, monke
     assert result.exit_code == 0, result.output
     assert PODMONITOR_PATH not in {path for path, _ in state.requests}
     assert "present: Kubernetes >= 1.30, StorageClass fast-ssd" in result.output
+
+
+def test_a_stack_without_an_ingress_needs_no_ingress_class(run_up, staging, tmp_path, monkeypatch):
+    workloads = json.loads(staging.config["shipsafe:workloads"])
+    staging.config = with_setting(staging.config, "shipsafe:workloads", web={**workloads["web"], "expose": False})
+    state = ClusterState(ingress_classes=set())
+    result = up_against(state, run_up, tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert not [path for path, _ in state.requests if path.startswith(INGRESS_CLASSES_PATH)]
+
+
+@pytest.mark.parametrize(
+    ("crds", "issuers", "message"),
+    [
+        (
+            {"podmonitors.monitoring.coreos.com"},
+            {"letsencrypt"},
+            "CustomResourceDefinition clusterissuers.cert-manager.io is missing (shipsafe:app.clusterIssuer is "
+            "'letsencrypt'): install cert-manager",
+        ),
+        (
+            {"podmonitors.monitoring.coreos.com", "clusterissuers.cert-manager.io"},
+            {"self-signed"},
+            "ClusterIssuer 'letsencrypt' (shipsafe:app.clusterIssuer) does not exist in the cluster",
+        ),
+    ],
+    ids=["no-cert-manager", "no-such-issuer"],
+)
+def test_a_named_cluster_issuer_must_exist(run_up, staging, tmp_path, monkeypatch, crds, issuers, message):
+    staging.config = with_setting(staging.config, "shipsafe:app", clusterIssuer="letsencrypt")
+    result = up_against(ClusterState(crds=crds, cluster_issuers=issuers), run_up, tmp_path, monkeypatch)
+    assert result.exit_code == ExitCode.PREREQUISITES_MISSING, result.output
+    assert message in result.stderr.replace("\n", " ")
+    assert staging.policy_runs == []
+
+
+def test_an_installed_cluster_issuer_is_reported_present(run_up, staging, tmp_path, monkeypatch):
+    staging.config = with_setting(staging.config, "shipsafe:app", clusterIssuer="letsencrypt")
+    crds = {"podmonitors.monitoring.coreos.com", "clusterissuers.cert-manager.io"}
+    state = ClusterState(crds=crds, cluster_issuers={"letsencrypt"})
+    result = up_against(state, run_up, tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "IngressClass nginx, ClusterIssuer letsencrypt" in result.output
+    assert f"{CLUSTER_ISSUERS_PATH}/letsencrypt" in {path for path, _ in state.requests}
 
 
 def test_an_explicit_storage_class_must_exist(run_up, staging, tmp_path, monkeypatch):
@@ -225,7 +278,7 @@ def test_ca_data_and_client_certificate_authenticate(run_up, pki, tmp_path, monk
         assert run_up().exit_code == 0
         write_kubeconfig(kubeconfig, server, user={}, cluster={"certificate-authority-data": _data(pki / "ca.crt")})
         without_client_certificate = run_up()
-    assert len({path for path, _ in state.requests}) == 3
+    assert {path for path, _ in state.requests} == STAGING_CHECKS
     assert without_client_certificate.exit_code == ExitCode.CLUSTER_UNAVAILABLE
 
 

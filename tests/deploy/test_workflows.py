@@ -272,6 +272,30 @@ def test_the_release_image_gets_an_sbom_and_signed_provenance():
             assert "permissions" not in job, f"{workflow}: job {name}"
 
 
+def test_no_checkout_leaves_the_token_in_the_git_config():
+    """actions/checkout stores the job's token in .git/config unless `persist-credentials: false` (its action.yml
+    default is true). No job pushes, so every later step (a PR's Makefile, an installed package) could read it for
+    nothing."""
+    for workflow, name, job in all_jobs():
+        permissions = job.get("permissions") or load(workflow).get("permissions") or {}
+        assert permissions.get("contents") != "write", f"{workflow}: job {name} may push; decide per job"
+        checkouts = [step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/checkout@")]
+        assert checkouts, f"{workflow}: job {name}"
+        for step in checkouts:
+            assert step.get("with", {}).get("persist-credentials") is False, f"{workflow}: job {name}"
+
+
+# Set for a tool that reads them from its environment, so the workflow text never names them again.
+READ_BY_TOOLS = frozenset({"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"})
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_variable_is_read(path):
+    text = path.read_text()
+    for key in (load(path.name).get("env") or {}).keys() - READ_BY_TOOLS:
+        assert re.search(rf"env\.{key}\b|\${{?{key}\b", text), f"{path.name}: env {key} is set but never read"
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_every_job_has_a_timeout(path):
     for name, job in yaml.safe_load(path.read_text())["jobs"].items():

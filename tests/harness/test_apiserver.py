@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import base64
 import copy
+import inspect
 import ipaddress
 import json
+import re
 from typing import Any
 
+import pulumi_kubernetes
 import pytest
 
-from harness.apiserver import FIELD_MANAGER, NOT_MODELLED, checkpoint, server_object
+# The guard below reads the model's own tables: what it defaults, and which groups the API server serves.
+from harness.apiserver import _BUILT_IN_GROUPS, _KINDS, FIELD_MANAGER, NOT_MODELLED, checkpoint, server_object
 from harness.recording import Recording
+from harness.runtime import REPO_ROOT
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 
@@ -496,3 +501,53 @@ def test_every_kubernetes_object_of_the_stacks_goes_through(recordings: dict[str
             assert obj["metadata"]["uid"], resource.urn
         kinds.add(resource.inputs["kind"])
     assert {"Deployment", "StatefulSet", "Job", "Service", "Secret"} <= kinds
+
+
+# The policy tests add these to the stacks (tests/policy/test_stacks.py, tests/policy/test_bad_variants.py).
+_KINDS_TESTS_ADD = {("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")}
+
+
+def _kinds_the_program_constructs() -> set[tuple[str, str]]:
+    """Every `k8s.<group>.<version>.<Kind>(` in the program's source, whatever the settings enable, as the
+    (apiVersion, kind) of the SDK class's type token."""
+    sources = [REPO_ROOT / "__main__.py", *sorted((REPO_ROOT / "components").glob("*.py"))]
+    text = "\n".join(path.read_text() for path in sources)
+    kinds = set()
+    for module, version, kind in set(re.findall(r"\bk8s\.(\w+)\.(\w+)\.(\w+)\(", text)):
+        sdk_class = getattr(getattr(getattr(pulumi_kubernetes, module), version), kind)
+        token = re.search(rf"'kubernetes:([\w.]+/\w+):{kind}'", inspect.getsource(sdk_class))
+        assert token, f"no type token in pulumi_kubernetes.{module}.{version}.{kind}"
+        kinds.add((token.group(1).removeprefix("core/"), kind))
+    return kinds
+
+
+def test_every_built_in_kind_the_stacks_declare_is_modelled(recordings: dict[str, Recording]) -> None:
+    recorded = {
+        (resource.inputs["apiVersion"], resource.inputs["kind"])
+        for recording in recordings.values()
+        for resource in recording
+        if resource.type.startswith("kubernetes:")
+    }
+    constructed = _kinds_the_program_constructs()
+    assert constructed >= {("apps/v1", "Deployment"), ("batch/v1", "Job")}, "the source scan found the program"
+    declared = recorded | constructed | _KINDS_TESTS_ADD
+    built_in = {(api, kind) for api, kind in declared if api.rpartition("/")[0] in _BUILT_IN_GROUPS}
+    # A kind outside `_KINDS` would get server metadata only: no defaults, no status. Model it there, with
+    # `_no_defaults` where its API group's defaults.go has no defaulter for it.
+    assert sorted(built_in - _KINDS.keys()) == []
+    assert declared - built_in, "custom resources (the PodMonitor) are declared and left to the CRD"
+
+
+def test_role_bindings_default_their_role_ref_and_user_subjects_group() -> None:
+    """pkg/apis/rbac/v1/defaults.go `SetDefaults_ClusterRoleBinding` and `SetDefaults_Subject`."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "admins"},
+        "roleRef": {"kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"kind": "User", "name": "ada"}, {"kind": "ServiceAccount", "name": "web", "namespace": "demo"}],
+    }
+    obj = live(binding)
+    assert obj["roleRef"]["apiGroup"] == "rbac.authorization.k8s.io"
+    assert obj["subjects"][0]["apiGroup"] == "rbac.authorization.k8s.io"
+    assert "apiGroup" not in obj["subjects"][1], "a ServiceAccount's group is the empty (omitted) core group"
