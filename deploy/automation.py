@@ -70,6 +70,9 @@ class AutomationStack:
         config = {key: auto.ConfigValue(value=value, secret=False) for key, value in values.items()}
         self._run(lambda: self._stack.set_all_config(config))
 
+    def remove_config(self, keys: list[str]) -> None:
+        self._run(lambda: self._stack.remove_all_config(keys))
+
     def outputs(self) -> dict[str, object]:
         return {key: output.value for key, output in self._run(self._stack.outputs).items()}
 

@@ -20,7 +20,7 @@ from deploy.history import history_rows
 from deploy.prerequisites import require_prerequisites
 from deploy.promote import check_health, promote
 from deploy.release import NOT_BUILT_DIGEST, ImageRef, not_yet_built, release_config, stack_file_registry
-from deploy.rollback import rollback_stack
+from deploy.rollback import RollbackScope, apply_rollback, describe_plan, plan_rollback, show_rendered_diff
 from deploy.rollout import (
     deploy_release,
     pin_deployed_release,
@@ -280,16 +280,49 @@ def history_command(deploy: DeployContext, stack: str) -> None:
 
 @cli.command("rollback")
 @STACK
-@click.option("--to-version", type=int, help="Roll back to the image of this update version.")
+@click.option("--to-version", type=int, help="Roll back to this update version.")
 @click.option("--to-sha", help="Roll back to the newest successful update of this git SHA or image digest.")
 @click.option("--reason", default="manual rollback", show_default=True, help="Recorded in the history.")
+@click.option(
+    "--image-only", is_flag=True, help="Restore only the target's image and release; keep today's other settings."
+)
+@click.option(
+    "--fallback-image-only",
+    is_flag=True,
+    help="If today's settings schema refuses the target's config, roll back the image only instead of refusing.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the config changes and the diff of the rendered objects (offline render); change nothing.",
+)
 @pass_deploy
 def rollback_command(
-    deploy: DeployContext, stack: str, to_version: int | None, to_sha: str | None, reason: str
+    deploy: DeployContext,
+    stack: str,
+    to_version: int | None,
+    to_sha: str | None,
+    reason: str,
+    image_only: bool,
+    fallback_image_only: bool,
+    dry_run: bool,
 ) -> None:
-    """Redeploy an earlier image through STACK without migrations (default: the last good, different one)."""
+    """Redeploy an earlier update's state through STACK without migrations (default: the last good, different one).
+
+    Restores the target update's whole non-secret config (secrets keep their current values) with rollback=true.
+    """
+    if image_only and fallback_image_only:
+        raise ShipsafeError("--fallback-image-only only applies without --image-only", ExitCode.USAGE)
     backend = deploy.open_stack(stack)
-    target = rollback_stack(deploy, backend, reason=reason, to_version=to_version, to_sha=to_sha)
+    scope = RollbackScope.IMAGE if image_only else RollbackScope.CONFIG
+    plan = plan_rollback(
+        backend, scope=scope, fallback_image_only=fallback_image_only, to_version=to_version, to_sha=to_sha
+    )
+    describe_plan(deploy, stack, plan)
+    if dry_run:
+        show_rendered_diff(deploy, stack, plan)
+        return
+    target = apply_rollback(deploy, backend, plan, reason=reason)
     deploy.console.print(f"Rolled back {stack} to update {target.record.version}: {target.image.reference}")
 
 

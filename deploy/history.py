@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from deploy.backend import UpdateRecord
 from deploy.release import ROLLBACK, git_sha_of, image_of
-from deploy.rollback import ROLLED_BACK_FROM
+from deploy.rollback import CONFIG_PART, ROLLED_BACK_FROM
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ def who(record: UpdateRecord) -> str:
     return env.get("git.author") or env.get("ci.system") or env.get("exec.kind") or "-"
 
 
+def _short_marker(match: re.Match[str]) -> str:
+    """The marker carries a full digest (and settings fingerprint) for the rollback logic; a table needs less."""
+    image, _, settings = match.group(1).partition(CONFIG_PART)
+    return f"[rolled back from {image[:19]}{f' settings {settings}' if settings else ''}]"
+
+
 def history_rows(records: list[UpdateRecord]) -> list[HistoryRow]:
     rows = []
     for record in sorted(records, key=lambda r: r.version, reverse=True):
@@ -42,8 +49,7 @@ def history_rows(records: list[UpdateRecord]) -> list[HistoryRow]:
                 result=record.result,
                 image=described,
                 by=who(record),
-                # The marker carries a full digest for the rollback logic; a table only needs its start.
-                message=ROLLED_BACK_FROM.sub(lambda m: f"[rolled back from {m.group(1)[:19]}]", record.message),
+                message=ROLLED_BACK_FROM.sub(_short_marker, record.message),
             )
         )
     return rows

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from components.settings import ConfigError
 from deploy.backend import PreviewSummary, StackBackend, UpdateRecord
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.progress import UpTimeline, Wait, duration, up_wait, waiting
 from deploy.release import (
     GIT_SHA_KEY,
     IMAGE_REF_KEY,
@@ -17,8 +18,9 @@ from deploy.release import (
     check_git_sha,
     release_config,
 )
-from deploy.rollback import SUCCEEDED, rollback_stack
-from deploy.verify import Measurement, Outcome, Target, Verdict, settings_from_config, watch
+from deploy.restore import check_settings
+from deploy.rollback import SUCCEEDED, reverted_by_rollback, rollback_stack
+from deploy.verify import SETTLE_SECONDS, Measurement, Outcome, Target, Verdict, settings_from_config, watch
 
 
 def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
@@ -66,7 +68,22 @@ def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
         ctx.console.print(f"  replaced stale local config: {escape(stale)}", highlight=False, soft_wrap=True)
 
 
+def report_reverted_values(ctx: DeployContext, backend: StackBackend) -> None:
+    """After a rollback, the committed stack file is still the source of truth: say what this deploy re-applies."""
+    reverted = reverted_by_rollback(backend, backend.get_config())
+    if reverted is None:
+        return
+    ctx.console.print(
+        f"Update {reverted.rollback.version} rolled {backend.name} back to the settings of update "
+        f"{reverted.target_version}; this deploy re-applies the stack config's values it had reverted:",
+        highlight=False,
+    )
+    for change in reverted.changes:
+        ctx.console.print(f"  {escape(change.describe())}", highlight=False, soft_wrap=True)
+
+
 def preview_stack(ctx: DeployContext, backend: StackBackend) -> PreviewSummary:
+    report_reverted_values(ctx, backend)
     with ctx.step(f"pulumi preview {backend.name} (policy pack on)"):
         summary = backend.preview(policy=ctx.policy_for(backend.name), on_output=ctx.engine_line)
     changes = ", ".join(f"{op}: {count}" for op, count in sorted(summary.change_summary.items())) or "none"
@@ -105,10 +122,25 @@ def deploy_release(
             changes[GIT_SHA_KEY] = check_git_sha(git_sha)
         backend.set_config(changes)
     preview_stack(ctx, backend)
-    with ctx.step(f"pulumi up {backend.name} (policy pack on, migration Job first)"):
-        record = backend.up(message=message, policy=ctx.policy_for(backend.name), on_output=ctx.engine_line)
+    wait = up_wait(f"pulumi up {backend.name} (policy pack on, migration Job first)", expected_timeline(backend))
+    with waiting(ctx.console, ctx.clock, wait) as display:
+
+        def on_output(line: str) -> None:
+            ctx.engine_line(line)
+            display.tick()
+
+        record = backend.up(message=message, policy=ctx.policy_for(backend.name), on_output=on_output)
     ctx.console.print(f"Update {record.version} of {backend.name}: {record.result}")
     return record
+
+
+def expected_timeline(backend: StackBackend) -> UpTimeline | None:
+    """The worst case of the coming `up`, from the config it deploys (the program's own `deploy_timeline`, which it
+    exports as `deployTimeline`). A config the program will refuse falls back to the last update's output."""
+    try:
+        return UpTimeline.of(check_settings(backend.get_config()))
+    except ConfigError:
+        return UpTimeline.from_output(backend.outputs().get("deployTimeline"))
 
 
 def deployed_target(backend: StackBackend) -> Target:
@@ -134,13 +166,16 @@ def verify_stack(ctx: DeployContext, backend: StackBackend) -> Verdict:
         f"(error ratio ≤ {settings.max_error_ratio:.2%}, p99 ≤ {settings.max_p99_latency_seconds}s, "
         f"at least {settings.min_requests} requests) via {prometheus_url}"
     )
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=ctx.console, transient=True) as progress:
-        task = progress.add_task(f"watching {target.version}", total=settings.window_seconds)
+    measurements = settings.window_seconds // settings.interval_seconds
+    wait = Wait(
+        f"verify {target.version} on {backend.name}",
+        f"{measurements} measurements, one every {duration(settings.interval_seconds)}",
+        settings.window_seconds + SETTLE_SECONDS,  # the last interval is queried once its last scrape is stored
+    )
+    with waiting(ctx.console, ctx.clock, wait) as display:
 
         def show(measurement: Measurement) -> None:
-            progress.update(task, completed=min(measurement.elapsed_seconds, settings.window_seconds))
-            progress.console.print(f"  {measurement.describe()}", highlight=False)
+            ctx.console.print(f"  {escape(measurement.describe())} ({display.left()})", highlight=False)
 
         verdict = watch(metrics, target, settings, on_measurement=show, clock=ctx.clock, sleep=ctx.sleep)
     colour = {Outcome.PASSED: "green", Outcome.FAILED: "red", Outcome.INCONCLUSIVE: "yellow"}[verdict.outcome]

@@ -163,10 +163,12 @@ class MemoryStack:
         *,
         app_url: str = "http://127.0.0.1:1",
         on_up: Callable[[Mapping[str, str]], None] | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> MemoryStack:
         """A stack that already went through `up` once per release number (all prebuilt, all succeeded), from the
-        committed stack file with a local Prometheus to verify against."""
-        config = {**committed_config(name), "shipsafe:verification": VERIFICATION}
+        committed stack file with a local Prometheus to verify against, and `settings` on top. Every update
+        records them: a whole-config rollback restores them too."""
+        config = {**committed_config(name), "shipsafe:verification": VERIFICATION, **(settings or {})}
         stack = cls(name, config=config, app_url=app_url, on_up=on_up)
         for n in releases:
             stack.set_config(

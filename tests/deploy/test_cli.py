@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import io
+import re
 
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from components.settings import settings_from_config
+from components.timeline import deploy_timeline
+from deploy.cli import cli
 from deploy.errors import ExitCode
+from deploy.progress import duration
+from tests.deploy.conftest import FakeClock
 from tests.deploy.memory_stack import MemoryStack, image, sha
 
 COMMANDS = ["init", "preview", "up", "promote", "smoke", "verify", "history", "rollback"]
@@ -282,3 +292,82 @@ def test_prometheus_url_can_be_overridden_for_a_port_forward(run_cli, deploy_ctx
     assert result.exit_code == 0, result.output
     assert asked == ["http://127.0.0.1:19090"]
     assert "via http://127.0.0.1:19090" in result.output
+
+
+def test_up_says_what_it_waits_for_and_the_await_limit_in_plain_lines(run_cli, stacks):
+    result = run_cli("up", "staging", "--image-ref", image(3))
+    assert result.exit_code == 0, result.output
+    # The limit is the program's own worst case for this config (what it exports as deployTimeline).
+    config = stacks["staging"].history()[0].config
+    timeline = deploy_timeline(settings_from_config(config, lambda key: False))
+    waiting = next(line for line in result.output.splitlines() if "waiting for" in line)
+    assert waiting.startswith("pulumi up staging (policy pack on, migration Job first): waiting for backing services")
+    assert "then migration Job ≤" in waiting
+    assert waiting.endswith(f"; {duration(timeline.longest_up_seconds)} at most")
+    assert "\x1b[" not in result.output  # not a terminal: no live display, no escape codes
+
+
+def test_a_rollback_waits_for_no_migration_job(run_cli):
+    result = run_cli("rollback", "staging")
+    assert result.exit_code == 0, result.output
+    waiting = next(line for line in result.output.splitlines() if "waiting for" in line)
+    assert waiting.startswith("pulumi up staging (rollback): waiting for backing services")
+    assert "migration" not in waiting
+
+
+class SlowStack(MemoryStack):
+    """An update whose engine prints a line every 40 s of the fake clock."""
+
+    clock: FakeClock
+
+    def up(self, *, message, policy, on_output):
+        for _ in range(3):
+            self.clock.sleep(40)
+            on_output("~ kubernetes:apps/v1:Deployment notes-web updating")
+        return super().up(message=message, policy=policy, on_output=on_output)
+
+
+def test_plain_output_says_how_long_is_left_while_the_engine_runs(run_cli, stacks, clock):
+    slow = SlowStack("staging", config=stacks["staging"].get_config(), _outputs=stacks["staging"].outputs())
+    slow.clock = clock
+    stacks["staging"] = slow
+    result = run_cli("up", "staging", "--image-ref", image(3))
+    assert result.exit_code == 0, result.output
+    limit = deploy_timeline(settings_from_config(slow.get_config(), lambda key: False)).longest_up_seconds
+    notices = [line for line in result.output.splitlines() if "elapsed" in line]
+    assert notices == [
+        f"  … pulumi up staging (policy pack on, migration Job first): {duration(s)} elapsed, at most "
+        f"{duration(limit - s)} left"
+        for s in (40, 80, 120)
+    ]
+    assert "✓ pulumi up staging (policy pack on, migration Job first) (2m00s)" in result.output
+
+
+def test_verify_lines_say_how_much_of_the_window_is_left(run_cli):
+    result = run_cli("verify", "staging")
+    assert result.exit_code == 0, result.output
+    assert "verify " + sha(2) + " on staging: waiting for 3 measurements, one every 10s; 31s at most" in result.output
+    measured = re.findall(r"t=\s*([\d.]+)s .*\(at most (\d+)s left\)", result.output)
+    assert len(measured) == 3
+    assert all(int(left) == round(30 - float(t)) for t, left in measured)
+
+
+def _colours(output: str) -> set[str]:
+    """SGR foreground/background colour parameters in the output (bold, dim and cursor moves are not colours)."""
+    params = {p for codes in re.findall(r"\x1b\[([0-9;]*)m", output) for p in codes.split(";")}
+    return {p for p in params if p.isdigit() and (30 <= int(p) <= 49 or 90 <= int(p) <= 107)}
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_a_terminal_gets_the_live_display_and_no_color_is_honoured(monkeypatch, deploy_ctx, no_color):
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    else:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    screen = io.StringIO()
+    deploy_ctx.console = Console(file=screen, width=200, force_terminal=True)
+    result = CliRunner().invoke(cli, ["rollback", "staging"], obj=deploy_ctx)
+    assert result.exit_code == 0, result.output
+    output = screen.getvalue()
+    assert "at most" in output and "left" in output  # the live bar's countdown column
+    assert bool(_colours(output)) is not no_color

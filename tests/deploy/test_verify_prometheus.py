@@ -95,12 +95,17 @@ def fleet(
 @pytest.fixture
 def staging(fleet: Fleet, prometheus: PrometheusServer) -> MemoryStack:
     """Staging after one healthy deploy of release 1, verified with a short window on the real Prometheus."""
-    stack = MemoryStack.deployed("staging", [1], on_up=fleet.deploy)
-    verify_with(stack, prometheus)
-    return stack
+    # Every update records the verification settings, so a whole-config rollback keeps verifying against this server.
+    return MemoryStack.deployed(
+        "staging", [1], on_up=fleet.deploy, settings={"shipsafe:verification": verification_config(prometheus)}
+    )
 
 
 def verify_with(stack: MemoryStack, prometheus: PrometheusServer, **changes: object) -> None:
+    stack.set_config({"shipsafe:verification": verification_config(prometheus, **changes)})
+
+
+def verification_config(prometheus: PrometheusServer, **changes: object) -> str:
     verification = {
         "prometheusUrl": prometheus.url,
         "windowSeconds": WINDOW_SECONDS,
@@ -109,7 +114,7 @@ def verify_with(stack: MemoryStack, prometheus: PrometheusServer, **changes: obj
         "maxP99LatencySeconds": 0.5,
         "minRequests": 50,
     }
-    stack.set_config({"shipsafe:verification": json.dumps(verification | changes)})
+    return json.dumps(verification | changes)
 
 
 @pytest.fixture
