@@ -1,33 +1,109 @@
-"""Kubernetes objects of a recording as YAML manifests (what `pulumi up` would send to the API server)."""
+"""Kubernetes objects of a recording as YAML manifests (what `pulumi up` would send to the API server), like
+`helm template`: the same inputs give the same bytes, objects come in the order a deploy applies them, and Secrets
+hold placeholders that are valid for their type but never the real values."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from harness.recording import RecordedResource, Recording
+from harness.runtime import MODELLED_DIGEST_PREFIX
 
-REDACTED = "[secret]"
+SECRET_PLACEHOLDER = "PLACEHOLDER, not the real value: a Pulumi secret, set at deploy time"
 _INDEX = re.compile(r"\[(\d+)\]")
+_SECRET = object()
+"""Marks a secret leaf until it gets the placeholder its place allows."""
+
+# helm/helm `pkg/release/v1/util/kind_sorter.go` `InstallOrder` (main at e9b85e4, Helm v4), copied verbatim.
+HELM_INSTALL_ORDER = (
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+)
+# Our deploy differs from Helm's (`__main__.py`, `components/timeline.py`): the migration Job `depends_on` the
+# backing services' StatefulSets and every Deployment `depends_on` the Job, so both come before Deployments and HPAs.
+_BEFORE_DEPLOYMENTS = ("StatefulSet", "Job")
+
+
+def _deploy_order() -> tuple[str, ...]:
+    rest = [kind for kind in HELM_INSTALL_ORDER if kind not in _BEFORE_DEPLOYMENTS]
+    at = rest.index("Deployment")
+    return (*rest[:at], *_BEFORE_DEPLOYMENTS, *rest[at:])
+
+
+APPLY_ORDER = _deploy_order()
+"""Kinds in the order a deploy applies them; kinds not listed (custom resources such as PodMonitor) come last."""
+_RANK = {kind: rank for rank, kind in enumerate(APPLY_ORDER)}
+
+# kubernetes/kubernetes `pkg/apis/core/validation/validation.go` `ValidateSecret`: these types must hold a JSON
+# object under their key (validated after `stringData` is merged into `data`); the other types only require keys
+# to be present (kept here) and `ssh-privatekey` non-empty.
+_JSON_OBJECT_KEYS = {"kubernetes.io/dockerconfigjson": ".dockerconfigjson", "kubernetes.io/dockercfg": ".dockercfg"}
+
+RENDER_NOTES = (
+    "# Rendered offline by shipsafe, in the order a deploy applies the objects.",
+    "# Secret values are placeholders, never the real values.",
+    f"# Image digests beginning {MODELLED_DIGEST_PREFIX} are modelled offline: no such image exists.",
+)
 
 
 def is_kubernetes(resource: RecordedResource) -> bool:
     return resource.custom and resource.type.startswith("kubernetes:")
 
 
-def _redacted(value: Any) -> Any:
-    # Keep the shape (a secret map stays a map of strings) so the manifest still validates.
+def _marked_secret(value: Any) -> Any:
+    # Keep the shape (a secret map stays a map) so the manifest still validates.
     if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
+        return {k: _marked_secret(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return REDACTED
+        return [_marked_secret(v) for v in value]
+    return _SECRET
 
 
-def _redact(document: dict[str, Any], path: str) -> None:
+def _mark(document: dict[str, Any], path: str) -> None:
     parts = [p for p in _INDEX.sub(r".\1", path).split(".") if p]
     node: Any = document
     for part in parts[:-1]:
@@ -36,9 +112,36 @@ def _redact(document: dict[str, Any], path: str) -> None:
             return
     last = parts[-1]
     if isinstance(node, list):
-        node[int(last)] = _redacted(node[int(last)])
+        node[int(last)] = _marked_secret(node[int(last)])
     elif isinstance(node, dict) and last in node:
-        node[last] = _redacted(node[last])
+        node[last] = _marked_secret(node[last])
+
+
+def _secret_value_placeholder(secret_type: str | None, key: str) -> str:
+    if _JSON_OBJECT_KEYS.get(secret_type or "") == key:
+        return json.dumps({"auths": {}, "placeholder": SECRET_PLACEHOLDER})
+    return SECRET_PLACEHOLDER
+
+
+def _fill_secret_values(document: dict[str, Any]) -> None:
+    for field in ("stringData", "data"):
+        values = document.get(field)
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if value is _SECRET:
+                text = _secret_value_placeholder(document.get("type"), key)
+                values[key] = base64.b64encode(text.encode()).decode() if field == "data" else text
+
+
+def _placeholders(value: Any) -> Any:
+    if value is _SECRET:
+        return SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
 
 
 def whole_numbers(value: Any) -> Any:
@@ -52,14 +155,79 @@ def whole_numbers(value: Any) -> Any:
     return value
 
 
+def _sorted_keys(value: Any) -> Any:
+    # A Struct's keys arrive in protobuf map order (a hash order), not the program's: sort them, as kubectl prints.
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
 def to_manifest(resource: RecordedResource) -> dict[str, Any]:
     document = copy.deepcopy(resource.inputs)
     for path in resource.secret_paths:
-        _redact(document, path)
-    ordered = {"apiVersion": document.pop("apiVersion"), "kind": document.pop("kind")}
-    return whole_numbers({**ordered, **document})
+        _mark(document, path)
+    if document.get("kind") == "Secret":
+        _fill_secret_values(document)
+    document = _sorted_keys(whole_numbers(_placeholders(document)))
+    head = {key: document.pop(key) for key in ("apiVersion", "kind", "metadata") if key in document}
+    return {**head, **document}
+
+
+def apply_order_key(document: dict[str, Any]) -> tuple[int, str, str, str, str]:
+    """Sorts like Helm's `lessByKind` (known kinds by `APPLY_ORDER`, unknown kinds last and alphabetically), then
+    by name as the issue asks (Helm keeps template order there), then namespace and apiVersion for a total order."""
+    metadata = document.get("metadata") or {}
+    kind = str(document.get("kind", ""))
+    rank = _RANK.get(kind, len(APPLY_ORDER))
+    return (
+        rank,
+        kind,
+        str(metadata.get("name", "")),
+        str(metadata.get("namespace", "")),
+        str(document.get("apiVersion", "")),
+    )
+
+
+def documents_in_apply_order(recording: Recording) -> list[dict[str, Any]]:
+    """The Kubernetes objects in apply order; independent of registration order, which follows the SDK's thread
+    pool (pulumi `runtime/resource.py` sends each RegisterResource through `run_in_executor`)."""
+    return sorted((to_manifest(r) for r in recording if is_kubernetes(r)), key=apply_order_key)
+
+
+def modelled_values_note(recording: Recording) -> str:
+    """One line for the preview: which values in its output the offline run made up."""
+    modelled = ["Secret values in the manifests are placeholders"]
+    if any(MODELLED_DIGEST_PREFIX in json.dumps(r.inputs) for r in recording if is_kubernetes(r)):
+        modelled.insert(0, f"image digests beginning {MODELLED_DIGEST_PREFIX} are modelled (no image was built)")
+    return "note: " + "; ".join(modelled)
+
+
+def _dump(documents: Sequence[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(documents, sort_keys=False, width=120)
 
 
 def render(recording: Recording) -> str:
-    documents = [to_manifest(r) for r in recording if is_kubernetes(r)]
-    return yaml.safe_dump_all(documents, sort_keys=False)
+    """One YAML stream, as `helm template` prints it."""
+    return "\n".join(RENDER_NOTES) + "\n" + _dump(documents_in_apply_order(recording))
+
+
+_RENDERED_FILE = re.compile(r"^\d+-[a-z0-9]+-[a-z0-9.-]+\.yaml$")
+
+
+def render_to_directory(recording: Recording, directory: Path) -> list[Path]:
+    """One file per object, `NN-kind-name.yaml` in apply order, like `helm template --output-dir`. Files of an
+    earlier render are removed first (a stale file would read as an object still deployed); others are kept."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.iterdir():
+        if stale.is_file() and _RENDERED_FILE.match(stale.name):
+            stale.unlink()
+    documents = documents_in_apply_order(recording)
+    width = max(2, len(str(len(documents) - 1)))
+    written = []
+    for index, document in enumerate(documents):
+        target = directory / f"{index:0{width}d}-{document['kind'].lower()}-{document['metadata']['name']}.yaml"
+        target.write_text("\n".join(RENDER_NOTES) + "\n" + _dump([document]))
+        written.append(target)
+    return written

@@ -3,9 +3,10 @@
 Runs the real program under the mock runtime with `Pulumi.<STACK>.yaml` once per phase of the stack's life that
 the engine shows the policy pack (`harness.phases`: the first preview, the state after `up`, the preview of the
 next release), prints the resource tree and the stack outputs, writes the Kubernetes objects to
-`out/<STACK>/manifests.yaml`, then runs the policy pack over every phase through the analyzer protocol. Exits 1 on
-a mandatory policy violation in any phase, 2 on invalid config, 3 when the policy pack itself fails (does not
-start, rejects its config, or a policy crashes).
+`out/<STACK>/manifests.yaml`, then runs the policy pack over every phase through the analyzer protocol. Before the
+program runs, the stack's settings are checked against its policy config (`harness.policy_link`). Exits 1 on a
+mandatory policy violation in any phase, 2 on invalid config (or config the stack's policies refuse), 3 when the
+policy pack itself fails (does not start, rejects its config, or a policy crashes).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from typing import Any
 
 import pulumi
 
-from components.settings import ConfigError
-from harness import analyzer
-from harness.manifests import is_kubernetes, render
+from components.settings import ConfigError, settings_from_config
+from harness import analyzer, policy_link
+from harness.manifests import is_kubernetes, modelled_values_note, render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
 from harness.replacement import blocked_by_protect, is_data_bearing, plan_update
-from harness.runtime import REPO_ROOT, ProgramFailed, read_stack_config
+from harness.runtime import REPO_ROOT, ProgramFailed, engine_config, read_stack_config
 from harness.stack_config import StackFileError, read_stack_file, set_path
 
 EXIT_POLICY_VIOLATION = 1
@@ -105,11 +106,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def policy_conflicts(stack: str, overrides: dict[str, object], policy_config: Path) -> list[str]:
+    """The stack's settings against its policy config (`harness.policy_link`); config the program itself refuses
+    is left to the program, which names it."""
+    _, values = read_stack_config(stack, REPO_ROOT, overrides)
+    config, secret_keys = engine_config(values)
+    try:
+        settings = settings_from_config(config, lambda key: key in secret_keys)
+    except ConfigError:
+        return []
+    return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
+
+
 def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.AnalysisReport] | None) -> int:
     try:
-        phases = model_phases(
-            args.stack, config_overrides=_parse_overrides(args.stack, args.overrides), phases=args.phases or ALL_PHASES
-        )
+        overrides = _parse_overrides(args.stack, args.overrides)
+        conflicts = [] if analyze is None else policy_conflicts(args.stack, overrides, args.policy_config)
+        if conflicts:
+            print("error: the stack's settings conflict with its policy config:", file=sys.stderr)
+            print("\n".join(f"  - {conflict}" for conflict in conflicts), file=sys.stderr)
+            return EXIT_BAD_CONFIG
+        phases = model_phases(args.stack, config_overrides=overrides, phases=args.phases or ALL_PHASES)
     except StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -131,6 +148,7 @@ def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.A
     kubernetes_objects = sum(1 for r in recording if is_kubernetes(r))
     print(f"\nResources:\n    + {len(recording.resources) + 1} to create")
     print(f"Manifests: {kubernetes_objects} Kubernetes objects written to {manifests}")
+    print(modelled_values_note(recording))
     print("Phases modelled (what the policy pack sees as outputs):")
     for phase in phases:
         print(f"    {phase.phase:<14}: {phase.summary()}")
@@ -192,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     if args.no_policy:
         return _preview(args, None)
-    policy_config = args.policy_config or REPO_ROOT / "policy" / "config" / f"{args.stack}.json"
+    args.policy_config = policy_config = args.policy_config or REPO_ROOT / "policy" / "config" / f"{args.stack}.json"
     try:
         with analyzer.booted_in_background(policy_config, project=project, stack=args.stack) as analyze:
             return _preview(args, analyze)

@@ -64,6 +64,15 @@ def _engine_config_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def engine_config(values: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The config as the engine hands it to the program (strings), and its secret keys: `secure:` values, which
+    only the CLI can decrypt, become a placeholder."""
+    secret_keys = [k for k, v in values.items() if is_secure(v)]
+    return {
+        k: PLACEHOLDER_SECRET if k in secret_keys else _engine_config_value(v) for k, v in values.items()
+    }, secret_keys
+
+
 def _unwrap_secrets(value: Any, path: str, secret_paths: set[str]) -> Any:
     """Plain values with secret paths noted; a preview's unknowns become the wire's unknown marker (`UNKNOWN`)."""
     if isinstance(value, Unknown):
@@ -78,8 +87,13 @@ def _unwrap_secrets(value: Any, path: str, secret_paths: set[str]) -> Any:
     return value
 
 
+MODELLED_DIGEST_PREFIX = "sha256:" + "0ff11e" * 4
+"""How every digest the offline run invents begins ("0ff11e" reads "offline"), so none passes for a real image."""
+
+
 def _fake_digest(*parts: str) -> str:
-    return "sha256:" + hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    # Still a well-formed sha256 digest (64 hex digits), and still distinct per image after the marker.
+    return MODELLED_DIGEST_PREFIX + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
 
 
 def _image_preview_state(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -297,8 +311,7 @@ def run_stack(
     CLI can decrypt) is filled with a placeholder, marked secret, and listed in `placeholder_secrets`.
     """
     project, values = read_stack_config(stack, project_dir, config_overrides)
-    secret_keys = [k for k, v in values.items() if is_secure(v)]
-    config = {k: PLACEHOLDER_SECRET if k in secret_keys else _engine_config_value(v) for k, v in values.items()}
+    config, secret_keys = engine_config(values)
     placeholders = list(secret_keys)
     while True:
         monitor = RecordingMonitor(OfflineMocks(preview=preview, prior=prior))

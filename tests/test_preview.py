@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from harness.manifests import REDACTED, render
+from harness.manifests import SECRET_PLACEHOLDER, render
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
@@ -35,11 +35,12 @@ def test_strict_validation_catches_a_misspelled_field(recording: Recording) -> N
         kubernetes_validate.validate(deployment, VERSIONS[0], strict=True)
 
 
-def test_secret_values_are_redacted_in_manifests(recording: Recording) -> None:
+def test_secret_values_are_placeholders_in_manifests(recording: Recording) -> None:
     secrets = [d for d in yaml.safe_load_all(render(recording)) if d["kind"] == "Secret"]
     assert secrets
     for secret in secrets:
-        assert set(secret["stringData"].values()) == {REDACTED}, secret["metadata"]["name"]
+        # tests/test_render.py checks that each placeholder is valid for its Secret type.
+        assert all(SECRET_PLACEHOLDER in value for value in secret["stringData"].values()), secret["metadata"]["name"]
 
 
 def _preview(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -106,11 +107,17 @@ def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation
     assert passing.stdout.count("Policy check passed: 0 mandatory") == 3
     assert "Deploy timeline (worst case, one `up`): backingServices" in passing.stdout
     assert "Next release (modelled second up): replace notes-migrate-job" in passing.stdout
-    # Config the program accepts but the pack forbids in prod: a single replica.
-    failing = _preview("prod", tmp_path, "--set", 'workloads={"worker": {"replicas": 1, "expose": false}}')
+    # Config the program accepts but the pack forbids: the prebuilt image without its digest.
+    failing = _preview("prod", tmp_path, "--set", "imageRef=registry.example.com/shipsafe/notes:3f9c2a1b7d4e")
     assert failing.returncode == 1, failing.stdout + failing.stderr
-    assert failing.stdout.count("MANDATORY violations: 1") == 3, "caught in every phase"
-    assert "notes-worker-deployment" in failing.stdout
+    # The first preview and the state after `up`; the modelled next release is promoted with its digest.
+    assert failing.stdout.count("Policy check FAILED") == 2, failing.stdout
+    assert "lacks @sha256:<digest>" in failing.stdout and "(set by shipsafe:imageRef" in failing.stdout
+    # A setting outside the platform's bounds is refused before the program runs, naming both sides.
+    refused = _preview("prod", tmp_path, "--set", 'workloads={"worker": {"replicas": 1, "expose": false}}')
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "shipsafe:workloads.worker.replicas = 1" in refused.stderr
+    assert "policy/config/prod.json: 12f-concurrency.minReplicas" in refused.stderr
 
 
 def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> None:
