@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -11,6 +12,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # terminationGracePeriodSeconds (30) minus the preStop sleep (5) minus headroom for closing pools.
 SHUTDOWN_BUDGET_SECONDS = 24
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# A DNS name, optionally with a leading `*.` wildcard for every subdomain.
+_HOST_PATTERN = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 Number = TypeVar("Number", int, float)
 
 
@@ -28,9 +31,8 @@ class Settings:
     shutdown_timeout_seconds: float
     shutdown_drain_seconds: float
     worker_interval_seconds: float
-    enable_test_hooks: bool
-    fault_error_rate: float
-    fault_latency_ms: int
+    allowed_hosts: tuple[str, ...]
+    """Host names the app answers to; IP literals (probes and scrapes use the pod IP) are always allowed."""
 
     def __repr__(self) -> str:
         # The URLs carry credentials: never let them reach a log line or a traceback.
@@ -39,7 +41,6 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        hooks = env.get("APP_ENABLE_TEST_HOOKS", "0") == "1"
         log_level = env.get("LOG_LEVEL", "info").lower()
         if log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}. Got {log_level!r}")
@@ -59,10 +60,7 @@ class Settings:
             shutdown_timeout_seconds=timeout,
             shutdown_drain_seconds=drain,
             worker_interval_seconds=_number(env, "WORKER_INTERVAL_SECONDS", "5", float, 0.1, 3600),
-            enable_test_hooks=hooks,
-            # Fault injection is inert unless the hooks are switched on explicitly.
-            fault_error_rate=_number(env, "FAULT_ERROR_RATE", "0", float, 0, 1) if hooks else 0.0,
-            fault_latency_ms=_number(env, "FAULT_LATENCY_MS", "0", int, 0, 60000) if hooks else 0,
+            allowed_hosts=_hosts(env, "ALLOWED_HOSTS", "localhost"),
         )
 
 
@@ -77,6 +75,19 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
         # Never echo the value: it is a secret.
         raise ConfigError(f"{name} must be set to a URL starting with {' or '.join(schemes)}")
     return value
+
+
+def _hosts(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    hosts = tuple(host.strip().lower() for host in env.get(name, default).split(",") if host.strip())
+    for host in hosts:
+        if not _HOST_PATTERN.fullmatch(host):
+            raise ConfigError(
+                f"{name} must be a comma-separated list of DNS names (a leading *. matches subdomains;"
+                f" IP addresses are always allowed). Got {host!r}"
+            )
+    if not hosts:
+        raise ConfigError(f"{name} must name at least one host. Got {env.get(name)!r}")
+    return hosts
 
 
 def _number(env: Mapping[str, str], name: str, default: str, kind: type[Number], low: float, high: float) -> Number:

@@ -41,3 +41,24 @@ def configure_logging(level: str, version: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+
+
+class RateLimitedWarning:
+    """One warning per `interval_seconds` at most, carrying how many occurrences it stands for: an outage seen by
+    every request is one line per interval, not a flood that drowns the logs (and costs as much as the traffic)."""
+
+    def __init__(self, logger: logging.Logger, message: str, interval_seconds: float = 30.0) -> None:
+        self._logger = logger
+        self._message = message
+        self._interval = interval_seconds
+        self._next_at = 0.0
+        self._occurrences = 0
+
+    def __call__(self, error: BaseException, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._occurrences += 1
+        if now >= self._next_at:
+            extra = {"error": type(error).__name__, "occurrences": self._occurrences}
+            self._logger.warning(self._message, extra=extra)
+            self._next_at = now + self._interval
+            self._occurrences = 0

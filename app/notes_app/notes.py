@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import redis.asyncio as redis
+from psycopg import AsyncConnection
 from psycopg.rows import class_row
-from psycopg_pool import AsyncConnectionPool
 
-log = logging.getLogger(__name__)
+from .cache import Cache
 
 CACHE_TTL_SECONDS = 300
-LIST_LIMIT = 50
 _COLUMNS = "id, title, body, word_count, created_at"
 
 
@@ -37,12 +36,14 @@ def count_words(body: str) -> int:
 
 
 class NoteStore:
-    def __init__(self, pool: AsyncConnectionPool, cache: redis.Redis) -> None:
-        self._pool = pool
+    def __init__(
+        self, connection: Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]], cache: Cache
+    ) -> None:
+        self._connection = connection
         self._cache = cache
 
     async def create(self, title: str, body: str) -> Note:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = conn.cursor(row_factory=class_row(Note))
             await cur.execute(
                 f"INSERT INTO notes (title, body, word_count) VALUES (%s, %s, %s) RETURNING {_COLUMNS}",
@@ -56,7 +57,7 @@ class NoteStore:
         cached = await self._cache_get(note_id)
         if cached is not None:
             return cached
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = conn.cursor(row_factory=class_row(Note))
             await cur.execute(f"SELECT {_COLUMNS} FROM notes WHERE id = %s", (note_id,))
             note = await cur.fetchone()
@@ -64,15 +65,20 @@ class NoteStore:
             await self._cache_set(note)
         return note
 
-    async def latest(self) -> list[Note]:
-        async with self._pool.connection() as conn:
+    async def page(self, limit: int, before: int | None = None) -> list[Note]:
+        """Newest first, at most `limit` notes with an id below `before` (keyset paging: stable as notes are added)."""
+        async with self._connection() as conn:
             cur = conn.cursor(row_factory=class_row(Note))
-            await cur.execute(f"SELECT {_COLUMNS} FROM notes ORDER BY id DESC LIMIT %s", (LIST_LIMIT,))
+            if before is None:
+                await cur.execute(f"SELECT {_COLUMNS} FROM notes ORDER BY id DESC LIMIT %s", (limit,))
+            else:
+                query = f"SELECT {_COLUMNS} FROM notes WHERE id < %s ORDER BY id DESC LIMIT %s"
+                await cur.execute(query, (before, limit))
             return await cur.fetchall()
 
     async def backfill_word_counts(self, batch_size: int = 100) -> int:
         """Fill word_count for rows written by a release that did not know the column (expand step)."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "SELECT id, body FROM notes WHERE word_count IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (batch_size,),
@@ -84,33 +90,18 @@ class NoteStore:
                     [(count_words(body), note_id) for note_id, body in rows],
                 )
         if rows:
-            await self._cache_delete([note_id for note_id, _ in rows])
+            await self._cache.delete([_cache_key(note_id) for note_id, _ in rows])
         return len(rows)
 
-    # The cache is an optimisation: when Redis misbehaves, answer from Postgres instead of failing.
     async def _cache_get(self, note_id: int) -> Note | None:
-        try:
-            raw = await self._cache.get(_cache_key(note_id))
-        except (redis.RedisError, OSError) as error:
-            log.warning("cache read failed", extra={"error": type(error).__name__})
-            return None
+        raw = await self._cache.get(_cache_key(note_id))
         if raw is None:
             return None
         data = json.loads(raw)
         return Note(**{**data, "created_at": datetime.fromisoformat(data["created_at"])})
 
     async def _cache_set(self, note: Note) -> None:
-        try:
-            await self._cache.set(_cache_key(note.id), json.dumps(note.to_json()), ex=CACHE_TTL_SECONDS)
-        except (redis.RedisError, OSError) as error:
-            log.warning("cache write failed", extra={"error": type(error).__name__})
-
-    async def _cache_delete(self, note_ids: list[int]) -> None:
-        try:
-            await self._cache.delete(*(_cache_key(note_id) for note_id in note_ids))
-        except (redis.RedisError, OSError) as error:
-            # A stale entry only lacks word_count and expires after CACHE_TTL_SECONDS.
-            log.warning("cache invalidation failed", extra={"error": type(error).__name__})
+        await self._cache.set(_cache_key(note.id), json.dumps(note.to_json()), CACHE_TTL_SECONDS)
 
 
 def _cache_key(note_id: int) -> str:

@@ -11,14 +11,12 @@ REQUIRED = {"DATABASE_URL": "postgresql://app:s3cret@db:5432/notes", "REDIS_URL"
 def test_defaults_follow_the_contract() -> None:
     settings = Settings.from_env(REQUIRED)
     assert (settings.port, settings.log_level, settings.shutdown_timeout_seconds) == (3002, "info", 20)
-    assert (settings.fault_error_rate, settings.fault_latency_ms) == (0, 0)
+    assert settings.allowed_hosts == ("localhost",)
 
 
-def test_fault_hooks_are_inert_unless_enabled() -> None:
-    faults = {"FAULT_ERROR_RATE": "0.5", "FAULT_LATENCY_MS": "200"}
-    assert Settings.from_env(REQUIRED | faults).fault_error_rate == 0
-    enabled = Settings.from_env(REQUIRED | faults | {"APP_ENABLE_TEST_HOOKS": "1"})
-    assert (enabled.fault_error_rate, enabled.fault_latency_ms) == (0.5, 200)
+def test_allowed_hosts_are_a_list_of_names() -> None:
+    settings = Settings.from_env(REQUIRED | {"ALLOWED_HOSTS": " Notes.Example.com, *.svc.cluster.local ,"})
+    assert settings.allowed_hosts == ("notes.example.com", "*.svc.cluster.local")
 
 
 @pytest.mark.parametrize(
@@ -31,6 +29,10 @@ def test_fault_hooks_are_inert_unless_enabled() -> None:
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"SHUTDOWN_TIMEOUT_SECONDS": "40"}, "SHUTDOWN_TIMEOUT_SECONDS"),
         ({"SHUTDOWN_TIMEOUT_SECONDS": "20", "SHUTDOWN_DRAIN_SECONDS": "5"}, "SHUTDOWN_DRAIN_SECONDS"),
+        ({"ALLOWED_HOSTS": "notes.example.com:443"}, "ALLOWED_HOSTS"),
+        ({"ALLOWED_HOSTS": "a.*.example.com"}, "ALLOWED_HOSTS"),
+        ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS"),
+        ({"ALLOWED_HOSTS": " , "}, "ALLOWED_HOSTS"),
     ],
 )
 def test_bad_values_are_rejected_by_name(override: dict[str, str], named: str) -> None:

@@ -7,12 +7,14 @@ import asyncio
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.app.faults import faulty
 from tests.support.services import AppProcess, PostgresServer, RedisServer, app_env, wait_until
 
 pytestmark = pytest.mark.services
@@ -96,8 +98,8 @@ async def run_scenario(app: AppProcess) -> Timeline:
 def test_sigterm_under_load_drops_no_accepted_request(
     postgres_server: PostgresServer, redis_server: RedisServer, migrated_database: str, start_app
 ) -> None:
-    hooks = {"APP_ENABLE_TEST_HOOKS": "1", "FAULT_LATENCY_MS": str(REQUEST_LATENCY_MS)}
-    app = start_app(app_env(postgres_server, redis_server, migrated_database, SHUTDOWN_DRAIN_SECONDS="1", **hooks))
+    env = app_env(postgres_server, redis_server, migrated_database, SHUTDOWN_DRAIN_SECONDS="1")
+    app = start_app(faulty(env, latency_ms=REQUEST_LATENCY_MS))
 
     # Not asyncio.run(): it leaves the main thread without an event loop, which Pulumi's mocks need later.
     loop = asyncio.new_event_loop()
@@ -132,3 +134,95 @@ def test_sigterm_under_load_drops_no_accepted_request(
     order = ["shutdown requested: not ready", "Shutting down", "stopped: pools closed"]
     assert [message for message in messages if message in order] == order
     wait_until(lambda: app.status("/healthz") is None, 5, "port released")
+
+
+# ── keep-alive connections during the drain ─────────────────────────────────────────────────────────────────────
+
+KEEP_ALIVE_RUNS = 4
+KEEP_ALIVE_REQUESTS = 10_000  # at least, over all runs
+KEEP_ALIVE_CLIENTS = 16
+
+
+@dataclass
+class KeepAliveLoad:
+    """Clients on keep-alive connections, like an ingress controller's upstream pool: once its probe saw the pod
+    not ready it opens no new connection to it, but it keeps reusing the open ones until the pod closes them."""
+
+    not_ready: bool = False
+    answered: int = 0
+    refused: int = 0
+    server_errors: int = 0
+    dropped: list[str] = field(default_factory=list)
+
+    async def client(self, base_url: str, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(base_url=base_url, limits=httpx.Limits(max_connections=1), timeout=10) as http:
+            reusable = False  # whether the connection stays open after the last response
+            while not stop.is_set() and (reusable or not self.not_ready):
+                try:
+                    response = await http.get("/healthz")
+                except httpx.ConnectError:
+                    self.refused += 1  # never accepted: a client retries elsewhere
+                    return
+                except httpx.HTTPError as error:
+                    self.dropped.append(repr(error))  # accepted, then lost: what the drain must prevent
+                    return
+                self.answered += 1
+                self.server_errors += response.status_code >= 500
+                reusable = response.headers.get("connection", "").lower() != "close"
+
+    async def probe(self, base_url: str) -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+            while not self.not_ready:
+                await asyncio.sleep(LOAD_BALANCER_PROBE_SECONDS)
+                self.not_ready = (await http.get("/readyz")).status_code == 503
+
+
+async def keep_alive_run(app: AppProcess, load: KeepAliveLoad, requests_before_sigterm: int) -> int:
+    """One run; returns the app's peak RSS (bytes) under the load, read just before SIGTERM."""
+    stop = asyncio.Event()
+    clients = [asyncio.create_task(load.client(app.base_url, stop)) for _ in range(KEEP_ALIVE_CLIENTS)]
+    started_with = load.answered
+    while load.answered - started_with < requests_before_sigterm and not all(task.done() for task in clients):
+        await asyncio.sleep(0.05)
+    peak_rss = _peak_rss_bytes(app)
+    app.process.send_signal(signal.SIGTERM)
+    probe = asyncio.create_task(load.probe(app.base_url))
+    await asyncio.to_thread(app.process.wait, GRACE_PERIOD_SECONDS)
+    stop.set()
+    await asyncio.gather(*clients)
+    probe.cancel()
+    await asyncio.gather(probe, return_exceptions=True)
+    return peak_rss
+
+
+def test_keep_alive_connections_are_closed_during_the_drain(
+    postgres_server: PostgresServer, redis_server: RedisServer, migrated_database: str, start_app
+) -> None:
+    load = KeepAliveLoad()
+    peak_rss = 0
+    for _ in range(KEEP_ALIVE_RUNS):
+        app = start_app(app_env(postgres_server, redis_server, migrated_database, SHUTDOWN_DRAIN_SECONDS="1"))
+        run = KeepAliveLoad()
+        loop = asyncio.new_event_loop()
+        try:
+            rss = loop.run_until_complete(keep_alive_run(app, run, KEEP_ALIVE_REQUESTS // KEEP_ALIVE_RUNS))
+        finally:
+            loop.close()
+        peak_rss = max(peak_rss, rss)
+        assert app.process.returncode == 0
+        load.answered += run.answered
+        load.refused += run.refused
+        load.server_errors += run.server_errors
+        load.dropped += run.dropped
+    print(
+        f"\nkeep-alive drain, {KEEP_ALIVE_RUNS} SIGTERM runs: {load.answered} answered, {load.server_errors} 5xx,"
+        f" {len(load.dropped)} dropped, {load.refused} refused; peak RSS {peak_rss / 2**20:.0f} MiB"
+    )
+    assert load.answered >= KEEP_ALIVE_REQUESTS
+    assert load.dropped == [], "requests on kept-alive connections were lost at shutdown"
+    assert load.server_errors == 0
+
+
+def _peak_rss_bytes(app: AppProcess) -> int:
+    status = Path(f"/proc/{app.process.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) * 1024

@@ -83,6 +83,14 @@ def pushed_image(built_image: BuiltImage) -> BuiltImage:
     return BuiltImage(**{**built_image.__dict__, "digest_ref": digest_ref})
 
 
+@pytest.fixture(scope="module")
+def faulty_image(pushed_image: BuiltImage) -> Iterator[str]:
+    """The `faulty` test target: built after the push test removed the local release (a child image would pin it)."""
+    faulty = build(f"{pushed_image.ref}-faulty", target="faulty")
+    yield faulty.tag
+    docker("rmi", faulty.tag, check=False)  # with its own intermediate images: they would pin the release
+
+
 def test_image_is_tagged_with_the_git_sha_and_pulled_back_by_digest(pushed_image: BuiltImage) -> None:
     tag = pushed_image.ref.rsplit(":", 1)[1]
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", tag), tag
@@ -107,14 +115,28 @@ def test_final_image_carries_only_runtime_and_app(pushed_image: BuiltImage) -> N
     probe = (
         "import importlib.util, json, os, shutil;"
         "print(json.dumps([sorted(os.listdir('/app')), shutil.which('gcc'), importlib.util.find_spec('pip') is None,"
-        " os.getuid(), __import__('psycopg').pq.__impl__]))"
+        " os.getuid(), __import__('psycopg').pq.__impl__, sorted(os.listdir('/opt')),"
+        " importlib.util.find_spec('notes_faults') is None,"
+        " getattr(importlib.util.find_spec('sitecustomize'), 'origin', '')]))"
     )
     result = docker("run", "--rm", "--network", "none", pushed_image.digest_ref, "python", "-c", probe)
-    listing, gcc, no_pip, uid, libpq_impl = json.loads(result.stdout)
+    listing, gcc, no_pip, uid, libpq_impl, opt, no_faults, sitecustomize = json.loads(result.stdout)
     assert listing == ["notes_app"], "no .git, .env*, tests or lockfiles in the image"
+    # Debian's python3 has its own sitecustomize (apport); the fault injection's would be under /opt.
+    assert opt == ["venv"] and no_faults and not sitecustomize.startswith("/opt"), "no fault injection in production"
     assert gcc is None and no_pip, "compilers and pip stay in the builder stage"
     assert uid == 10001
     assert libpq_impl == "c", "psycopg's C implementation was built in the builder and runs here"
+
+
+def test_the_faulty_test_image_is_the_production_image_plus_the_fault_code(
+    pushed_image: BuiltImage, faulty_image: str
+) -> None:
+    production, faulty = image_layers(pushed_image.digest_ref), image_layers(faulty_image)
+    assert faulty[: len(production)] == production and len(faulty) == len(production) + 1
+    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", faulty_image).stdout)
+    assert "PYTHONPATH=/opt/fault_injection" in config["Env"]
+    assert config["Cmd"] == ["python", "-m", "notes_app", "serve"], "the pod's own command runs faulty too"
 
 
 def test_final_image_is_smaller_than_the_builder_stage(built_image: BuiltImage) -> None:
@@ -142,8 +164,9 @@ def _uncached_steps(output: str) -> list[str]:
 
 @pytest.fixture
 def container(
-    pushed_image: BuiltImage, postgres_server: PostgresServer, redis_server: RedisServer
+    pushed_image: BuiltImage, faulty_image: str, postgres_server: PostgresServer, redis_server: RedisServer
 ) -> Iterator[tuple[str, str]]:
+    """The release's migration Job, then the `faulty` test image (3 s per /notes request) serving on a free port."""
     database = postgres_server.create_database()
     env = {"DATABASE_URL": postgres_server.url(database), "REDIS_URL": redis_server.url()}
     port = free_port()
@@ -153,8 +176,8 @@ def container(
     job = docker("run", "--rm", "--network", "host", *POD_LIKE, *env_args, pushed_image.digest_ref, *migrate_command)
     assert "schema at head" in job.stdout
     name = f"notes-test-{port}"
-    hooks = ["-e", "APP_ENABLE_TEST_HOOKS=1", "-e", "FAULT_LATENCY_MS=3000", "-e", f"PORT={port}"]
-    docker("run", "-d", "--name", name, "--network", "host", *POD_LIKE, *env_args, *hooks, pushed_image.digest_ref)
+    faults = ["-e", "FAULT_LATENCY_MS=3000", "-e", f"PORT={port}"]
+    docker("run", "-d", "--name", name, "--network", "host", *POD_LIKE, *env_args, *faults, faulty_image)
     try:
         yield name, f"http://127.0.0.1:{port}"
     finally:

@@ -42,6 +42,27 @@ def test_invalid_notes_are_rejected(app, payload: object) -> None:
     assert response.status_code == 422, response.text
 
 
+def test_the_list_is_paged_newest_first(app) -> None:
+    with httpx.Client(base_url=app.base_url, timeout=5) as client:
+        ids = [client.post("/notes", json={"title": f"n{n}", "body": ""}).json()["id"] for n in range(5)]
+        pages: list[list[int]] = []
+        url: str | None = "/notes?limit=2"
+        while url:
+            response = client.get(url)
+            assert response.status_code == 200, response.text
+            pages.append([note["id"] for note in response.json()])
+            url = response.links.get("next", {}).get("url")
+        assert pages == [ids[:2:-1], ids[2:0:-1], ids[:1]]
+        assert len(client.get("/notes").json()) == 5, "default limit 50"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "before=-1", "before=" + "9" * 30])
+def test_bad_paging_parameters_are_named(app, query: str) -> None:
+    response = httpx.get(f"{app.base_url}/notes?{query}", timeout=5)
+    assert response.status_code == 400
+    assert query.split("=")[0] in response.json()["error"]
+
+
 def test_metrics_follow_the_contract(app) -> None:
     with httpx.Client(base_url=app.base_url, timeout=5) as client:
         note_id = client.post("/notes", json={"title": "a", "body": "b"}).json()["id"]
@@ -51,7 +72,7 @@ def test_metrics_follow_the_contract(app) -> None:
     version = 'version="test-sha"'
     assert f'http_requests_total{{method="POST",route="/notes",status="201",{version}}} 1.0' in text
     # Labelled by route template, not raw path: ids never multiply the series.
-    assert f'http_requests_total{{method="GET",route="/notes/{{note_id:int}}",status="200",{version}}}' in text
+    assert f'http_requests_total{{method="GET",route="/notes/{{note_id}}",status="200",{version}}}' in text
     assert f'route="unmatched",status="404",{version}' in text
     assert f'http_request_duration_seconds_bucket{{le="0.05",method="POST",route="/notes",{version}}}' in text
     assert f"app_info{{{version}}} 1.0" in text
