@@ -47,6 +47,9 @@ image = AppImage(
         registry_username=registry.username,
         registry_password=registry.password,
         platform=settings.app.image_platform,
+        context=settings.app.build_context,
+        dockerfile=settings.app.dockerfile,
+        target=settings.app.build_target,
         prebuilt_ref=settings.image_ref,
         registry=registry,
     ),
@@ -79,11 +82,13 @@ app_config = AppConfig(
         shutdown_timeout_seconds=settings.rollout.app_shutdown_timeout_seconds,
         database_secret=postgres.url_secret_name,
         redis_secret=redis.url_secret_name,
+        database_url_env=settings.app.postgres_url_env,
+        redis_url_env=settings.app.redis_url_env,
     ),
 )
 prerequisites: list[pulumi.Resource] = [registry, app_config, postgres, redis]
 # A rollback runs the previous image on the current schema: migrations are forward-only, so none runs (and the
-# timeline has no Job await).
+# timeline has no Job await); neither does one for an app without migrations.
 migration = (
     None
     if timeline.migration_job_seconds is None
@@ -93,6 +98,7 @@ migration = (
             app=app,
             namespace=ns,
             image=image.ref,
+            image_keys=image.config_keys,
             release=release,
             settings=settings.migration,
             run_as_user=settings.app.run_as_user,
@@ -113,6 +119,7 @@ workloads = [
             rollout=settings.rollout,
             namespace=ns,
             image=image.ref,
+            image_keys=image.config_keys,
             release=release,
             pull_secret_name=registry.pull_secret_name,
             app_config=app_config,

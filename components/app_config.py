@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.config_link import config_keys
 from components.pods import labels
 
 SECRET_URL_KEY = "url"
@@ -25,6 +26,10 @@ class AppConfigArgs:
     shutdown_timeout_seconds: int
     database_secret: str
     redis_secret: str
+    database_url_env: str
+    """The variable the app reads the Postgres URL from (`shipsafe:app.postgresUrlEnv`)."""
+    redis_url_env: str
+    """The variable the app reads the Redis URL from (`shipsafe:app.redisUrlEnv`)."""
 
 
 class AppConfig(pulumi.ComponentResource):
@@ -48,6 +53,16 @@ class AppConfig(pulumi.ComponentResource):
                 "name": self.config_map_name,
                 "namespace": args.namespace,
                 "labels": labels(args.app, "config"),
+                "annotations": config_keys(
+                    {
+                        "data.PORT": ["app.port"],
+                        "data.LOG_LEVEL": ["app.logLevel"],
+                        "data.SHUTDOWN_TIMEOUT_SECONDS": [
+                            "rollout.terminationGracePeriodSeconds",
+                            "rollout.preStopSeconds",
+                        ],
+                    }
+                ),
             },
             data=data,
             opts=pulumi.ResourceOptions(parent=self),
@@ -63,8 +78,8 @@ class AppConfig(pulumi.ComponentResource):
             "env_from": [{"config_map_ref": {"name": self.config_map_name}}],
             "env": [
                 {"name": "APP_VERSION", "value": self._args.version},
-                _secret_env("DATABASE_URL", self._args.database_secret),
-                _secret_env("REDIS_URL", self._args.redis_secret),
+                _secret_env(self._args.database_url_env, self._args.database_secret),
+                _secret_env(self._args.redis_url_env, self._args.redis_secret),
             ],
         }
 

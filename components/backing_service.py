@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.app_config import SECRET_URL_KEY
+from components.config_link import config_keys
 from components.pods import (
     container_security_context,
     labels,
@@ -167,7 +168,19 @@ class BackingServiceComponent(pulumi.ComponentResource):
         auth_volume = {"secret_name": auth.metadata.apply(lambda m: m.name), "default_mode": 0o440}
         k8s.apps.v1.StatefulSet(
             f"{self._name}-statefulset",
-            metadata={"name": self.host, "namespace": args.namespace, "labels": version_labels},
+            metadata={
+                "name": self.host,
+                "namespace": args.namespace,
+                "labels": version_labels,
+                "annotations": config_keys(
+                    {
+                        "container.image": [f"{kind.role}.image", f"{kind.role}.version"],
+                        "container.resources": [f"{kind.role}.resources"],
+                        "spec.volumeClaimTemplates": [f"{kind.role}.storageSize", f"{kind.role}.storageClassName"],
+                        "protect": [f"{kind.role}.protect"],
+                    }
+                ),
+            },
             spec=single_stateful_set_spec(
                 service=service,
                 account=account,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.config_link import config_keys
 from components.pods import labels
 
 PSS_LEVEL = "restricted"
@@ -32,7 +33,11 @@ class AppNamespace(pulumi.ComponentResource):
         }
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": args.name, "labels": {**labels(args.app, "namespace"), **pss}},
+            metadata={
+                "name": args.name,
+                "labels": {**labels(args.app, "namespace"), **pss},
+                "annotations": config_keys({"metadata.name": ["app.namespace"]}),
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.name = namespace.metadata.apply(lambda m: m.name)

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.backing_service import POSTGRES, REDIS, ServiceKind
+from components.config_link import config_keys
 from components.migration import COMPONENT as MIGRATION_COMPONENT
 from components.pods import labels, selector
 from components.registry import REGISTRY_PORT
@@ -81,6 +82,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                     "policy_types": ["Ingress"],
                     "ingress": [{"from": [_namespace(args.ingress_namespace)], "ports": http}],
                 },
+                {"spec.ingress": ["app.ingressNamespace"]},
             )
         # Every workload serves /metrics on its http port, the worker too; only Prometheus may scrape it.
         self._policy(
@@ -90,6 +92,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                 "policy_types": ["Ingress"],
                 "ingress": [{"from": [_namespace(args.monitoring_namespace)], "ports": http}],
             },
+            {"spec.ingress": ["app.monitoringNamespace"]},
         )
         self._backing_service(POSTGRES, args.postgres, clients=app_and_migration)
         self._backing_service(REDIS, args.redis, clients=args.workloads)
@@ -107,10 +110,12 @@ class NetworkPolicies(pulumi.ComponentResource):
                         }
                     ],
                 },
+                {"spec.ingress": ["app.ingressNamespace"]},
             )
         self.register_outputs({})
 
-    def _policy(self, role: str, spec: dict[str, Any]) -> None:
+    def _policy(self, role: str, spec: dict[str, Any], keys: dict[str, list[str]] | None = None) -> None:
+        """`keys`: which settings produced which fields of the spec (`components/config_link.py`)."""
         args = self._args
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-{role}",
@@ -118,6 +123,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                 "name": f"{args.app}-{role}",
                 "namespace": args.namespace,
                 "labels": labels(args.app, "network-policy"),
+                **({"annotations": config_keys(keys)} if keys else {}),
             },
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self),
@@ -145,4 +151,5 @@ class NetworkPolicies(pulumi.ComponentResource):
                 "policy_types": ["Egress"],
                 "egress": [{"to": [destination], "ports": [port]}],
             },
+            {"spec.egress": [f"{kind.role}.mode", f"{kind.role}.externalCidr"]},
         )

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.config_link import config_keys
 from components.ingress import tls_annotations, tls_ingress_spec
 from components.pods import (
     container_security_context,
@@ -122,9 +123,10 @@ class Registry(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=await_timeouts(awaits.service_seconds)),
         )
+        image_keys = {"container.image": ["registry.image"], "spec.volumeClaimTemplates": ["registry.storageSize"]}
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
-            metadata=metadata,
+            metadata={**metadata, "annotations": config_keys(image_keys)},
             spec=single_stateful_set_spec(
                 service=service,
                 account=account,

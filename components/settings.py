@@ -38,10 +38,9 @@ IMAGE_REF = re.compile(
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
     r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
-# Where the app serves Prometheus metrics; the public Ingress must never route it.
-METRICS_PATH = "/metrics"
-
 SHUTDOWN_MARGIN_SECONDS = 5
+# The environment every app container gets besides the backing-service URLs (`components/app_config.py`).
+APP_ENV = frozenset({"PORT", "LOG_LEVEL", "SHUTDOWN_TIMEOUT_SECONDS", "APP_VERSION"})
 # The exposed workload the public Ingress routes to.
 INGRESS_WORKLOAD = "web"
 # The app contract: each process keeps a Postgres pool of at most this many connections.
@@ -80,6 +79,24 @@ def _quantity(*, positive: bool = False) -> AfterValidator:
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+# An HTTP path the pods serve (probes, metrics): absolute, no query or fragment.
+HttpPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._~/-]*$")]
+# An environment variable name the app reads; kubernetes `validation.go` `validateEnv` accepts more (any printable
+# but '='), but a shell and most runtimes read only identifiers.
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def _inside_project(value: str) -> str:
+    # `pulumi up` builds from the project directory; a path leaving it would make the build depend on the machine.
+    if value.startswith("/") or ".." in value.split("/") or not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
+        raise ValueError(f"{value!r} must be a relative path inside the project (letters, digits, . _ / -; no '..')")
+    return value
+
+
+# A path inside the project directory (the build context, the Dockerfile).
+ProjectPath = Annotated[str, AfterValidator(_inside_project)]
 DnsLabel = Annotated[str, _allowed(DNS1123_LABEL.description), _follows(DNS1123_LABEL)]
 DnsSubdomain = Annotated[str, _allowed(DNS1123_SUBDOMAIN.description), _follows(DNS1123_SUBDOMAIN)]
 # A quantity may be written as a number (`--set ...cpuRequest=1` or YAML `1`), as the API accepts it in JSON.
@@ -195,7 +212,23 @@ class AppSettings(_Model):
     namespace: DnsLabel
     """Namespace the stack creates and deploys into."""
     port: Port = 3002
-    """The container's port (named `http`): probes, Service and `PORT` all use it."""
+    """The container's port (named `http`), declared once: probes, Service, NetworkPolicies and `PORT` all use it."""
+    build_context: ProjectPath = "app"
+    """Directory (relative to the project) the image is built from when imageSource is build."""
+    dockerfile: ProjectPath = "app/Dockerfile"
+    """The Dockerfile (relative to the project) of that build; its final USER is `runAsUser`, it EXPOSEs `port`."""
+    build_target: str | None = Field("production", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Stage of the Dockerfile to build; None: its last stage."""
+    liveness_path: HttpPath = "/healthz"
+    """Path the startup and liveness probes GET: answers while the process is healthy, whatever its dependencies."""
+    readiness_path: HttpPath = "/readyz"
+    """Path the readiness probe GETs: answers only while the app can serve (its backing services reachable)."""
+    metrics_path: HttpPath = "/metrics"
+    """Path the app serves Prometheus metrics on; the public Ingress must never route it."""
+    postgres_url_env: EnvName = "DATABASE_URL"
+    """Environment variable the app reads the Postgres connection URL from (a Secret's `url`)."""
+    redis_url_env: EnvName = "REDIS_URL"
+    """Environment variable the app reads the Redis connection URL from (a Secret's `url`)."""
     log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
     """The app's `LOG_LEVEL`: debug, info, warning or error."""
     host: DnsSubdomain
@@ -211,7 +244,7 @@ class AppSettings(_Model):
     cluster_issuer: str | None = None
     """cert-manager ClusterIssuer that provisions the Ingress certificate; None: provide the TLS Secret yourself."""
     public_paths: list[str] = Field(["/notes", "/healthz", "/readyz"], min_length=1)
-    """Path prefixes the Ingress routes to `web`; none may route /metrics (Prometheus scrapes pods directly)."""
+    """Path prefixes the Ingress routes to `web`; none may route `metricsPath` (Prometheus scrapes pods directly)."""
     pod_monitor: bool = False
     """Declare a Prometheus Operator PodMonitor per workload (needs the monitoring.coreos.com CRDs)."""
     run_as_user: int = Field(10001, ge=1, le=MAX_USER_ID)
@@ -226,11 +259,24 @@ class AppSettings(_Model):
             problem = api_rules.path_problem(path)
             if problem is None and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", path):
                 problem = f"{path!r} may contain only letters, digits and . _ ~ / -"
-            if problem is None and routes_path(path, METRICS_PATH):
-                problem = f"{path!r} would route {METRICS_PATH} to the internet ({METRICS_PATH} stays internal)"
             if problem:
                 raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _metrics_stay_internal(self) -> Self:
+        for path in self.public_paths:
+            if routes_path(path, self.metrics_path):
+                raise RuleError(
+                    {"publicPaths": self.public_paths, "metricsPath": self.metrics_path},
+                    f"{path!r} would route {self.metrics_path} to the internet ({self.metrics_path} stays internal)",
+                )
+        if self.postgres_url_env == self.redis_url_env or {self.postgres_url_env, self.redis_url_env} & APP_ENV:
+            raise RuleError(
+                {"postgresUrlEnv": self.postgres_url_env, "redisUrlEnv": self.redis_url_env},
+                f"the URL variables must differ from each other and from the app's own {sorted(APP_ENV)}",
+            )
+        return self
 
 
 class RegistrySettings(_Model):
@@ -323,8 +369,8 @@ class Autoscaling(_Model):
 class Workload(_Model):
     replicas: int = Field(2, ge=1, le=100)
     """Pods when there is no autoscaling."""
-    command: list[str] = ["python", "-m", "notes_app", "serve"]
-    """The container's command (same image for every workload)."""
+    command: list[str] | None = Field(None, min_length=1)
+    """The container's command (same image for every workload); None: the image's own ENTRYPOINT/CMD."""
     expose: bool = True
     """Serve traffic through a Service (and the Ingress for the workload named `web`)."""
     resources: Resources = Resources()
@@ -380,8 +426,9 @@ class Rollout(_Model):
 
 
 class Migration(_Model):
-    command: list[str] = ["python", "-m", "notes_app", "migrate"]
-    """The migration Job's command, run once per release before the new pods start."""
+    command: list[str] | None = Field(None, min_length=1)
+    """The migration Job's command, run once per release before the new pods start; None: the app has no
+    migrations and no Job runs."""
     backoff_limit: int = Field(1, ge=0, le=3)
     """Retries of a failed migration before the Job fails (and the deploy with it)."""
     active_deadline_seconds: int = Field(300, ge=30, le=3600)
@@ -445,7 +492,7 @@ class Settings(_Model):
     registry: RegistrySettings
     """Where the image is pushed and pulled from."""
     image_source: ImageSource
-    """`build`: build `app/` from this commit and push it; `prebuilt`: deploy `imageRef` (production)."""
+    """`build`: build `app.buildContext` from this commit and push it; `prebuilt`: deploy `imageRef` (production)."""
     image_ref: str | None = None
     """Prebuilt reference `<server>/<repository>:<sha>[@sha256:<digest>]`; required when imageSource is prebuilt."""
     git_sha: str | None = None
@@ -561,6 +608,11 @@ class Settings(_Model):
             raise RuleError(
                 {**ref, "gitSha": self.git_sha}, f"imageRef tag {tag!r} disagrees with gitSha {self.git_sha!r}"
             )
+
+    @property
+    def runs_migration(self) -> bool:
+        """Whether this deploy runs a migration Job: the app has migrations and this is no rollback."""
+        return self.migration.command is not None and not self.rollback
 
     @property
     def _release_key(self) -> str:

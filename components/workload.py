@@ -2,7 +2,8 @@
 traffic a Service (and an Ingress for `web`); a HorizontalPodAutoscaler when configured.
 
 Zero-downtime rules from the chapter live here: one new pod at a time and never one fewer (maxSurge 1,
-maxUnavailable 0), probes, a preStop delay so endpoints drain before SIGTERM, and a 30 s grace period.
+maxUnavailable 0), probes, a preStop delay so endpoints drain before SIGTERM, and the grace period that covers it.
+The app's port, probe and metrics paths, command and UID all come from the settings (bring your own app).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.app_config import AppConfig
+from components.config_link import config_keys
 from components.ingress import tls_annotations, tls_ingress_spec
 from components.pods import (
     container_security_context,
@@ -30,7 +32,6 @@ from components.settings import INGRESS_WORKLOAD, AppSettings, Rollout, Workload
 from components.timeline import WorkloadAwaits, await_timeouts
 
 PORT_NAME = "http"
-METRICS_PATH = "/metrics"
 SERVICE_PORT = 80
 
 
@@ -42,6 +43,8 @@ class AppWorkloadArgs:
     rollout: Rollout
     namespace: pulumi.Input[str]
     image: pulumi.Input[str]
+    image_keys: list[str]
+    """The settings the image reference comes from (`AppImage.config_keys`)."""
     release: Release
     pull_secret_name: str
     app_config: AppConfig
@@ -113,6 +116,30 @@ class AppWorkload(pulumi.ComponentResource):
             **extra,
         }
 
+    def _deployment_keys(self) -> dict[str, str]:
+        """Which setting produced which field of the Deployment (`components/config_link.py`)."""
+        workload = f"workloads.{self._args.workload}"
+        replicas = [f"{workload}.autoscaling"] if self._args.settings.autoscaling else [f"{workload}.replicas"]
+        return config_keys(
+            {
+                "spec.replicas": replicas,
+                "spec.strategy": ["rollout.maxSurge", "rollout.maxUnavailable"],
+                "spec.minReadySeconds": ["rollout.minReadySeconds"],
+                "spec.progressDeadlineSeconds": ["rollout.progressDeadlineSeconds"],
+                "pod.terminationGracePeriodSeconds": ["rollout.terminationGracePeriodSeconds"],
+                "pod.securityContext": ["app.runAsUser"],
+                "container.image": self._args.image_keys,
+                "container.command": [f"{workload}.command"],
+                "container.ports": ["app.port"],
+                "container.env": ["app.postgresUrlEnv", "app.redisUrlEnv"],
+                "container.resources": [f"{workload}.resources"],
+                "container.startupProbe": ["app.livenessPath"],
+                "container.livenessProbe": ["app.livenessPath"],
+                "container.readinessProbe": ["app.readinessPath"],
+                "container.lifecycle": ["rollout.preStopSeconds"],
+            }
+        )
+
     def _deployment(self, account: k8s.core.v1.ServiceAccount) -> None:
         args, rollout = self._args, self._args.rollout
         versioned = labels(args.app.name, args.workload, args.release.sha)
@@ -136,7 +163,7 @@ class AppWorkload(pulumi.ComponentResource):
                         # The common convention for Prometheus's kubernetes_sd `pod` role without the Operator.
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(args.app.port),
-                        "prometheus.io/path": METRICS_PATH,
+                        "prometheus.io/path": args.app.metrics_path,
                     },
                 },
                 "spec": self._pod_spec(account, versioned),
@@ -147,7 +174,7 @@ class AppWorkload(pulumi.ComponentResource):
         dependencies = [*args.depends_on, *([args.migration_job] if args.migration_job else [])]
         k8s.apps.v1.Deployment(
             f"{self._name}-deployment",
-            metadata=self._metadata(labels=versioned),
+            metadata=self._metadata(labels=versioned, annotations=self._deployment_keys()),
             spec=spec,
             opts=self._child(
                 depends_on=dependencies,
@@ -176,20 +203,22 @@ class AppWorkload(pulumi.ComponentResource):
 
     def _container(self) -> dict[str, Any]:
         args, rollout = self._args, self._args.rollout
+        # Without a command the container runs the image's own ENTRYPOINT/CMD.
+        command = {"command": args.settings.command} if args.settings.command else {}
         return {
             "name": args.workload,
             "image": args.image,
             "image_pull_policy": "IfNotPresent",
-            "command": args.settings.command,
+            **command,
             "ports": [{"name": PORT_NAME, "container_port": args.app.port, "protocol": "TCP"}],
             **args.app_config.container_env(),
             "resources": args.settings.resources.to_kubernetes(),
             "security_context": container_security_context(),
             "volume_mounts": [tmp_mount()],
             # Startup gates the others, so a slow boot is not killed by liveness.
-            "startup_probe": _http_probe(APP_STARTUP, "/healthz"),
-            "readiness_probe": _http_probe(APP.readiness, "/readyz"),
-            "liveness_probe": _http_probe(APP.liveness, "/healthz"),
+            "startup_probe": _http_probe(APP_STARTUP, args.app.liveness_path),
+            "readiness_probe": _http_probe(APP.readiness, args.app.readiness_path),
+            "liveness_probe": _http_probe(APP.liveness, args.app.liveness_path),
             # Endpoints are removed asynchronously; keep serving while they drain, then SIGTERM starts shutdown.
             "lifecycle": {"pre_stop": {"sleep": {"seconds": rollout.pre_stop_seconds}}},
         }
@@ -197,9 +226,14 @@ class AppWorkload(pulumi.ComponentResource):
     def _autoscaler(self) -> None:
         autoscaling = self._args.settings.autoscaling
         assert autoscaling is not None
+        keys = f"workloads.{self._args.workload}.autoscaling"
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{self._name}-autoscaler",
-            metadata=self._metadata(),
+            metadata=self._metadata(
+                annotations=config_keys(
+                    {"spec.minReplicas": [f"{keys}.minReplicas"], "spec.maxReplicas": [f"{keys}.maxReplicas"]}
+                )
+            ),
             spec={
                 "scale_target_ref": {
                     "api_version": "apps/v1",
@@ -252,7 +286,7 @@ class AppWorkload(pulumi.ComponentResource):
             metadata=self._metadata(),
             spec={
                 "selector": {"matchLabels": self._selector},
-                "podMetricsEndpoints": [{"port": PORT_NAME, "path": METRICS_PATH, "interval": "15s"}],
+                "podMetricsEndpoints": [{"port": PORT_NAME, "path": self._args.app.metrics_path, "interval": "15s"}],
             },
             opts=self._child(),
         )

@@ -15,11 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import dockerfile
-from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
 
-from .framework import ADVISORY, Config, Family, HasProps, Setting, resource_policy
+from . import k8s
+from .framework import (
+    ADVISORY,
+    Config,
+    Family,
+    Finding,
+    HasProps,
+    Item,
+    Setting,
+    item_by_item,
+    resource_policy,
+    stack_policy,
+)
 from .images import IMAGE_BUILDS, parse_image
-from .k8s import dig
+from .k8s import dig, items, number
 from .patterns import SECRET_NAME, looks_secret
 
 FAMILY = Family("dockerfile")
@@ -143,17 +155,67 @@ def _with_build(check: Any) -> Any:
 _NUMERIC_USER = re.compile(r"^(\d+)(:(\d+))?$")
 
 
+def _final_user(build: Build) -> str:
+    user = build.final.last("USER")
+    return str(user.value[0]) if user else "root (default)"
+
+
 @_with_build
 def check_non_root_user(build: Build, config: Config) -> Iterator[str]:
-    user = build.final.last("USER")
-    value = user.value[0] if user else "root (default)"
+    # The rule, not a copy of the app's UID: the pods run as the image's USER (docker-user-matches-pods).
+    value = _final_user(build)
     match = _NUMERIC_USER.match(value)
     if not match:
-        yield f"final stage USER is {value}; use numeric `USER {config['user']}` (kubelet checks runAsNonRoot on UIDs)"
+        yield f"final stage USER is {value}; use a numeric `USER <uid>:<gid>` (kubelet checks runAsNonRoot on UIDs)"
     elif match.group(1) == "0" or match.group(3) == "0":
-        yield f"final stage USER {value} is root; use `USER {config['user']}`"
-    elif value != config["user"]:
-        yield f"final stage USER {value} differs from the pods' runAsUser/runAsGroup {config['user']}"
+        yield f"final stage USER {value} is root; use a numeric non-root `USER <uid>:<gid>`"
+
+
+def _built_image_name(res: HasProps) -> str:
+    """`registry/repository` the build pushes (docker `imageName`, docker-build's first tag)."""
+    name = res.props.get("imageName") or next(iter(items(res.props.get("tags"))), "")
+    return parse_image(str(name)).name
+
+
+@item_by_item
+def check_image_matches_pods(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[Finding, str | None]]:
+    """The pods that run a built image run as its USER: the Dockerfile and the pod spec (`shipsafe:app.runAsUser`)
+    state the UID once each, and here they must agree (neither is a constant of the pack). EXPOSE is not compared:
+    Kubernetes ignores it, and the app binds the PORT the ConfigMap gives it (12f-port-binding)."""
+    for image in k8s.of_type(resources, *IMAGE_BUILDS):
+        try:
+            build = load_build(image, config)
+        except DockerfileError:
+            continue  # docker-non-root-user reports the unreadable Dockerfile
+        user = _NUMERIC_USER.match(_final_user(build))
+        if user is None:
+            continue  # docker-non-root-user reports a USER that is not numeric
+        name = _built_image_name(image)
+        for workload in k8s.of_type(resources, *k8s.WORKLOADS):
+            spec = k8s.pod_spec(workload)
+            for label, container in k8s.workload_containers(workload):
+                with item():  # the app image is unknown in preview until it is built
+                    if parse_image(str(container.get("image") or "")).name != name:
+                        continue
+                    where = f"{k8s.display(workload)} {label}"
+                    yield from _agreement(where, container, spec, user, workload.urn)
+
+
+def _agreement(where: str, container: Any, spec: Any, user: re.Match[str], urn: str) -> Iterator[tuple[Finding, str]]:
+    context = dig(container, "securityContext") or {}
+    for field, group in (("runAsUser", 1), ("runAsGroup", 3)):
+        wanted = user.group(group)
+        value = number(context[field] if field in context else dig(spec, "securityContext", field))
+        if wanted is not None and value != float(wanted):
+            shown = "unset" if value is None else f"{value:.0f}"
+            yield (
+                Finding(
+                    f"{where}: {field} is {shown}, but the image's USER is {user.group(0)}", ("pod.securityContext",)
+                ),
+                urn,
+            )
 
 
 def _external_bases(build: Build) -> Iterator[Stage]:
@@ -243,14 +305,6 @@ def _dockerignore_covers(context: Path) -> list[str]:
 
 @_with_build
 def check_runtime_contract(build: Build, config: Config) -> Iterator[str]:
-    ports = {f"{float(p):.0f}" for p in config["ports"]}
-    for stage in build.final.chain():
-        for command in stage.commands:
-            if command.cmd == "EXPOSE":
-                for value in command.value:
-                    port = value.split("/")[0]
-                    if port not in ports:
-                        yield f"line {command.start_line}: EXPOSE {value}; expose only {', '.join(sorted(ports))}"
     for instruction in ("CMD", "ENTRYPOINT"):
         command = build.final.last(instruction)
         if command is not None and not command.json:
@@ -280,7 +334,7 @@ def check_runtime_contract(build: Build, config: Config) -> Iterator[str]:
 def check_healthcheck(build: Build, config: Config) -> Iterator[str]:
     command = build.final.last("HEALTHCHECK")
     if command is None or (command.value and command.value[0].upper() == "NONE"):
-        yield "add HEALTHCHECK CMD [...] hitting /healthz (used by `docker run` and compose; Kubernetes uses probes)"
+        yield "add HEALTHCHECK CMD [...] hitting the liveness path (used by `docker run` and compose; not Kubernetes)"
 
 
 def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
@@ -289,10 +343,9 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         resource_policy(
             FAMILY.rule(
                 "docker-non-root-user",
-                "The image's final USER is the numeric non-root UID:GID the pods run as.",
-                "End the final stage with `USER 10001:10001`.",
+                "The image's final USER is a numeric non-root UID:GID.",
+                "End the final stage with a numeric `USER <uid>:<gid>` such as `USER 10001:10001`.",
                 topic="Sec",
-                user=Setting("string", "10001:10001", "Expected final USER."),
                 projectDir=PROJECT_DIR,
             ),
             check_non_root_user,
@@ -335,14 +388,23 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         resource_policy(
             FAMILY.rule(
                 "docker-runtime-contract",
-                "EXPOSE only the app port, exec-form CMD, no secret ENV/ARG, .dockerignore excludes .git/.env.",
-                'Use CMD ["python", "-m", ...], EXPOSE 3002, secrets at runtime only.',
-                topic="VII Port binding; IX Disposability; III Config; Sec",
-                ports=Setting("array", [3002], "Ports the image may EXPOSE.", {"type": "number"}),
+                "Exec-form CMD, no secret ENV/ARG, .dockerignore excludes .git/.env.",
+                'Use CMD ["python", "-m", ...], secrets at runtime only.',
+                topic="IX Disposability; III Config; Sec",
                 projectDir=PROJECT_DIR,
             ),
             check_runtime_contract,
             IMAGE_BUILDS,
+        ),
+        stack_policy(
+            FAMILY.rule(
+                "docker-user-matches-pods",
+                "Pods that run a built image run as its numeric USER (UID and GID).",
+                "Set shipsafe:app.runAsUser to the Dockerfile's final USER, or change the Dockerfile.",
+                topic="Sec",
+                projectDir=PROJECT_DIR,
+            ),
+            check_image_matches_pods,
         ),
         resource_policy(
             FAMILY.rule(

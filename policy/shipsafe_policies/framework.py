@@ -7,12 +7,18 @@ guards each independent item of work with `with item():` (`item_by_item`), which
 other items report their violations, and at the end re-raises the first unknown it met. pulumi-policy abandons
 the policy for that resource there (`policy.py`: UnknownValueError becomes "can't run policy ... during preview",
 advisory) while keeping what was already reported, and the harness lists the skip.
+
+Every violation names what produced the offending field and who may change the rule (`explain`): the `shipsafe:`
+keys from the object's `shipsafe.dev/config-keys` annotation, which the stack's components set, so the link
+travels with the resources to a real `pulumi preview`; and the policy settings the platform owner sets
+(`Setting.platform`), when the finding is about one of them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -44,13 +50,29 @@ class HasProps(Protocol):
     name: str
 
 
-ResourceCheck = Callable[[HasProps, Config], Iterable[str]]
-StackCheck = Callable[[list[PolicyResource], Config], Iterable[tuple[str, str | None]]]
+CONFIG_KEYS_ANNOTATION = "shipsafe.dev/config-keys"
+"""JSON object: field path -> the `shipsafe:` keys that produced it (`components/config_link.py` writes it; paths
+`pod.<field>` and `container.<field>` stand for the pod spec and each container, others start at the object)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A violation with where it comes from: `fields` of the offending object (paths as in its config-keys
+    annotation) and `settings` of this policy the platform owner could change instead. A check that yields a plain
+    message gets its rule's `fields` and platform settings."""
+
+    message: str
+    fields: tuple[str, ...] = ()
+    settings: tuple[str, ...] = ()
+
+
+ResourceCheck = Callable[[HasProps, Config], Iterable[str | Finding]]
+StackCheck = Callable[[list[PolicyResource], Config], Iterable[tuple[str | Finding, str | None]]]
 """Yields (message, urn of the offending resource or None for the stack as a whole)."""
 
 
 Subject = TypeVar("Subject")
-Finding = TypeVar("Finding")
+Result = TypeVar("Result")
 
 
 class Item:
@@ -68,12 +90,12 @@ class Item:
 
 
 def item_by_item(
-    check: Callable[[Subject, Config, Item], Iterator[Finding]],
-) -> Callable[[Subject, Config], Iterator[Finding]]:
+    check: Callable[[Subject, Config, Item], Iterator[Result]],
+) -> Callable[[Subject, Config], Iterator[Result]]:
     """Runs a check whose items are guarded by `item`, then raises the first unknown an item met."""
 
     @functools.wraps(check)
-    def run(subject: Subject, config: Config) -> Iterator[Finding]:
+    def run(subject: Subject, config: Config) -> Iterator[Result]:
         item = Item()
         yield from check(subject, config, item)
         if item.unknown is not None:
@@ -92,6 +114,9 @@ class Setting:
     items: Mapping[str, Any] | None = None
     values: Mapping[str, Any] | None = None
     """For `object` settings: the JSON schema every value of the mapping must meet."""
+    platform: bool = False
+    """A constraint the platform owner sets per stack (`policy/config/<stack>.json`): violations name it as the
+    other way out, and the offline preview checks the stack's settings against it before the program runs."""
 
     def schema(self) -> dict[str, Any]:
         result: dict[str, Any] = {"type": self.type, "default": self.default, "description": self.description}
@@ -113,6 +138,8 @@ class Rule:
     level: EnforcementLevel
     fix: str
     settings: Mapping[str, Setting] = field(default_factory=dict)
+    fields: tuple[str, ...] = ()
+    """The object fields the rule judges (config-keys paths), for findings that name none."""
 
     def config_schema(self) -> PolicyConfigSchema | None:
         if not self.settings:
@@ -130,6 +157,34 @@ class Rule:
     def tags(self) -> list[str]:
         return [f"family:{self.family}", f"topic:{self.topic}"]
 
+    def explain(self, finding: str | Finding, props: Mapping[str, Any] | None) -> str:
+        """The message, followed by the `shipsafe:` keys that produced the offending fields and the platform
+        settings that would allow it instead."""
+        if isinstance(finding, str):
+            finding = Finding(finding, self.fields, tuple(k for k, s in self.settings.items() if s.platform))
+        keys = _produced_by(props, finding.fields or self.fields)
+        parts = [f"set by {', '.join(keys)}"] if keys else []
+        if finding.settings:
+            settings = ", ".join(f"{self.name}.{name}" for name in finding.settings)
+            parts.append(f"{'or, ' if keys else ''}if the platform owner agrees, policy setting {settings}")
+        return f"{finding.message} ({'; '.join(parts)})" if parts else finding.message
+
+
+def _covers(path: str, other: str) -> bool:
+    return path == other or path.startswith(other + ".") or other.startswith(path + ".")
+
+
+def _produced_by(props: Mapping[str, Any] | None, fields: Iterable[str]) -> list[str]:
+    """The `shipsafe:` keys the object's config-keys annotation gives for `fields` (none when it has no link)."""
+    try:
+        text = ((props or {}).get("metadata") or {}).get("annotations", {}).get(CONFIG_KEYS_ANNOTATION)
+        link = json.loads(text) if isinstance(text, str) else {}
+    except (UnknownValueError, ValueError, AttributeError):
+        return []  # a link that cannot be read names nothing; the message itself still holds
+    wanted = list(fields)
+    keys = [k for path, names in sorted(link.items()) if any(_covers(path, f) for f in wanted) for k in names]
+    return list(dict.fromkeys(keys))
+
 
 @dataclass(frozen=True)
 class Family:
@@ -146,9 +201,10 @@ class Family:
         *,
         topic: str | None = None,
         level: EnforcementLevel = MANDATORY,
+        fields: tuple[str, ...] = (),
         **settings: Setting,
     ) -> Rule:
-        return Rule(name, description, topic or self.topic, self.name, level, fix, settings)
+        return Rule(name, description, topic or self.topic, self.name, level, fix, settings, fields)
 
 
 def _policy_fields(rule: Rule) -> dict[str, Any]:
@@ -166,8 +222,8 @@ def resource_policy(rule: Rule, check: ResourceCheck, types: frozenset[str] | No
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if types is not None and args.resource_type not in types:
             return
-        for message in check(args, rule.config(args.get_config())):
-            report_violation(message, None)
+        for finding in check(args, rule.config(args.get_config())):
+            report_violation(rule.explain(finding, args.props), None)
 
     return ResourceValidationPolicy(validate=validate, **_policy_fields(rule))
 
@@ -205,7 +261,9 @@ def declared(resources: list[PolicyResource]) -> list[PolicyResource]:
 
 def stack_policy(rule: Rule, check: StackCheck) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        for message, urn in check(declared(args.resources), rule.config(args.get_config())):
-            report_violation(message, urn)
+        resources = declared(args.resources)
+        props = {r.urn: r.props for r in resources}
+        for finding, urn in check(resources, rule.config(args.get_config())):
+            report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)
 
     return StackValidationPolicy(validate=validate, **_policy_fields(rule))

@@ -8,7 +8,18 @@ from typing import Any
 from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
 
 from . import k8s
-from .framework import ADVISORY, Config, Family, HasProps, Item, Setting, item_by_item, resource_policy, stack_policy
+from .framework import (
+    ADVISORY,
+    Config,
+    Family,
+    Finding,
+    HasProps,
+    Item,
+    Setting,
+    item_by_item,
+    resource_policy,
+    stack_policy,
+)
 from .k8s import Lookup, dig, items, number
 
 FAMILY = Family("rollout")
@@ -26,27 +37,35 @@ def _is_positive(value: Any) -> bool:
 
 
 @item_by_item
-def check_rolling_update(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+def check_rolling_update(res: HasProps, config: Config, item: Item) -> Iterator[str | Finding]:
     spec = res.props.get("spec") or {}
+    strategy = ("spec.strategy",)
     with item():
         if dig(spec, "strategy", "type") != "RollingUpdate":
-            yield "set strategy.type: RollingUpdate explicitly"
+            yield Finding("set strategy.type: RollingUpdate explicitly", strategy)
     with item():
         if not _is_zero(dig(spec, "strategy", "rollingUpdate", "maxUnavailable")):
-            yield "set rollingUpdate.maxUnavailable: 0 so capacity never drops during a rollout"
+            yield Finding("set rollingUpdate.maxUnavailable: 0 so capacity never drops during a rollout", strategy)
     with item():
         if not _is_positive(dig(spec, "strategy", "rollingUpdate", "maxSurge")):
-            yield "set rollingUpdate.maxSurge >= 1 so the rollout can make progress"
+            yield Finding("set rollingUpdate.maxSurge >= 1 so the rollout can make progress", strategy)
     with item():
         ready = number(spec.get("minReadySeconds"))
         if ready is None or ready < float(config["minReadySeconds"]):
-            yield f"set minReadySeconds >= {config['minReadySeconds']:.0f} so a pod must stay ready before it counts"
+            yield Finding(
+                f"minReadySeconds is {ready or 0:.0f}; set it >= {config['minReadySeconds']:.0f} so a pod must stay "
+                "ready before it counts",
+                ("spec.minReadySeconds",),
+                ("minReadySeconds",),
+            )
     with item():
         deadline = number(spec.get("progressDeadlineSeconds"))
         if deadline is None or deadline > float(config["maxProgressDeadlineSeconds"]):
-            yield (
+            yield Finding(
                 f"set progressDeadlineSeconds <= {config['maxProgressDeadlineSeconds']:.0f} "
-                "so a stuck rollout fails the deploy"
+                "so a stuck rollout fails the deploy",
+                ("spec.progressDeadlineSeconds",),
+                ("maxProgressDeadlineSeconds",),
             )
 
 
@@ -173,8 +192,10 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "Deployments roll one surge pod at a time and never go below capacity.",
                 "RollingUpdate with maxUnavailable 0, maxSurge 1, minReadySeconds and progressDeadlineSeconds.",
                 topic="IX Disposability; VIII Concurrency",
-                minReadySeconds=Setting("number", 5, "Smallest acceptable minReadySeconds."),
-                maxProgressDeadlineSeconds=Setting("number", 600, "Largest acceptable progressDeadlineSeconds."),
+                minReadySeconds=Setting("number", 5, "Smallest acceptable minReadySeconds.", platform=True),
+                maxProgressDeadlineSeconds=Setting(
+                    "number", 600, "Largest acceptable progressDeadlineSeconds.", platform=True
+                ),
             ),
             check_rolling_update,
             frozenset({k8s.DEPLOYMENT}),

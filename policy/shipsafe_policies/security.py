@@ -8,7 +8,18 @@ from typing import Any
 from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
 
 from . import k8s
-from .framework import ADVISORY, Config, Family, HasProps, Item, Setting, item_by_item, resource_policy, stack_policy
+from .framework import (
+    ADVISORY,
+    Config,
+    Family,
+    Finding,
+    HasProps,
+    Item,
+    Setting,
+    item_by_item,
+    resource_policy,
+    stack_policy,
+)
 from .images import IMAGE_BUILDS, matches_prefix, parse_image
 from .k8s import Lookup, dig, items, number, workload_containers
 
@@ -50,7 +61,7 @@ def check_run_as_non_root(res: HasProps, config: Config, item: Item) -> Iterator
 def check_high_uid_gid(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if k8s.labels(res).get(k8s.COMPONENT) in list(config["backingComponents"]):
         return  # upstream Postgres/Redis images own their data directories as their own UID (999)
-    minimum, expected = float(config["minId"]), float(config["expectedUid"])
+    minimum = float(config["minId"])
     spec = k8s.pod_spec(res)
     with item():
         if number(dig(spec, "securityContext", "fsGroup")) == 0:
@@ -63,11 +74,7 @@ def check_high_uid_gid(res: HasProps, config: Config, item: Item) -> Iterator[st
             with item():
                 value = number(_effective(field, container, spec))
                 if value is None or value < minimum:
-                    yield f"{label}: set {field} >= {minimum:.0f} (the image's USER is {expected:.0f})"
-        with item():
-            uid = number(_effective("runAsUser", container, spec))
-            if k8s.is_app_workload(res, config) and uid is not None and uid != expected:
-                yield f"{label}: runAsUser {uid:.0f} differs from the image's USER {expected:.0f}"
+                    yield f"{label}: set {field} >= {minimum:.0f} (and build the image with that numeric USER)"
 
 
 @item_by_item
@@ -109,7 +116,7 @@ def check_no_added_capabilities(res: HasProps, config: Config, item: Item) -> It
         with item():
             added = [c for c in items(dig(_own_context(container), "capabilities", "add")) if c not in allowed]
             if added:
-                yield f"{label}: remove capabilities.add {added} (port 3002 needs none)"
+                yield f"{label}: remove capabilities.add {added} (a port above 1023 needs none)"
 
 
 @item_by_item
@@ -328,13 +335,15 @@ def _image_fields(res: HasProps) -> list[tuple[str, Mapping[str, Any], str]]:
 
 
 @item_by_item
-def check_allowed_registries(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+def check_allowed_registries(res: HasProps, config: Config, item: Item) -> Iterator[Finding]:
     allowed = list(config["allowedRegistries"])
     for label, holder, key in _image_fields(res):
         with item():
             reference = holder.get(key)
             if isinstance(reference, str) and not matches_prefix(parse_image(reference), allowed):
-                yield f"{label}: {reference} is not from an allowed registry ({', '.join(allowed)})"
+                fields = ("container.image",) if res.resource_type in k8s.WORKLOADS else ("imageName",)
+                message = f"{label}: {reference} is not from an allowed registry ({', '.join(allowed)})"
+                yield Finding(message, fields, ("allowedRegistries",))
 
 
 # D. Config and secrets (the twelve-factor family has the rest) --------------------------------------------------
@@ -410,23 +419,34 @@ DNS_PORT = 53.0
 
 
 @item_by_item
-def check_least_access(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str | None]]:
+def check_least_access(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[Finding, str | None]]:
     # Every rule is judged against all pods' labels: one unknown label leaves the policy to the SDK (not run).
     pods = [(w, k8s.pod_labels(w)) for w in k8s.of_type(resources, *k8s.WORKLOADS)]
     for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
         where = k8s.display(policy)
         with item():
-            for message in _least_access_findings(policy.props.get("spec") or {}, pods, config, item):
-                yield f"{where}: {message}", policy.urn
+            for message, platform in _least_access_findings(policy.props.get("spec") or {}, pods, config, item):
+                yield Finding(f"{where}: {message}", ("spec.ingress", "spec.egress"), platform), policy.urn
 
 
-def _least_access_findings(spec: Mapping[str, Any], pods: Pods, config: Config, item: Item) -> Iterator[str]:
+# Only who reaches the app's port is the platform owner's to widen.
+_APP_PORT_SETTINGS = ("ingressNamespaces", "monitoringNamespaces")
+
+
+def _least_access_findings(
+    spec: Mapping[str, Any], pods: Pods, config: Config, item: Item
+) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(message, the platform settings that would allow it)."""
     selected = [w for w, labels in pods if k8s.selector_matches(spec.get("podSelector"), labels)]
     if not selected:
-        yield "selects no pod of this stack; fix its podSelector or delete it"
+        yield "selects no pod of this stack; fix its podSelector or delete it", ()
     for check in (_no_world_peers, _backing_clients, _backing_ports, _app_port_sources, _dns_egress, _egress_ports):
+        platform = _APP_PORT_SETTINGS if check is _app_port_sources else ()
         with item():  # an unknown value skips just this check of this policy
-            yield from check(spec, selected, pods, config)
+            for message in check(spec, selected, pods, config):
+                yield message, platform
 
 
 def _no_world_peers(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
@@ -458,20 +478,30 @@ def _backing_clients(spec: Mapping[str, Any], selected: list[Any], pods: Pods, c
                 )
 
 
+def _declared_ports(workloads: list[Any]) -> set[float]:
+    """Every containerPort the workloads' pods declare: what they serve, so all a NetworkPolicy may admit."""
+    return {n for numbers in k8s.named_ports(workloads).values() for n in numbers} | {
+        n
+        for w in workloads
+        for _, c in k8s.workload_containers(w)
+        for p in items(c.get("ports"))
+        if (n := number(p.get("containerPort"))) is not None
+    }
+
+
 def _backing_ports(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
     by_component: dict[str, list[Any]] = {}
     for workload in _backing(selected, config):
         by_component.setdefault(k8s.pod_labels(workload)[k8s.COMPONENT], []).append(workload)
     for component, workloads in sorted(by_component.items()):
-        port = number(config["backingPorts"].get(component))
-        if port is None:
-            continue  # no port configured for this backing service
+        served = _declared_ports(workloads)
         named = k8s.named_ports(workloads)
+        shown = ", ".join(f"{p:.0f}" for p in sorted(served)) or "(none declared)"
         for index, rule in enumerate(items(spec.get("ingress")), start=1):
-            if any(span != (port, port) for span in k8s.port_spans(rule, named)):
+            if any(start != end or start not in served for start, end in k8s.port_spans(rule, named)):
                 yield (
-                    f"ingress rule {index} admits more than port {port:.0f} on the {component} pods; "
-                    f"set its ports to [{{protocol: TCP, port: {port:.0f}}}]"
+                    f"ingress rule {index} admits more than port {shown} on the {component} pods; "
+                    f"set its ports to the ones the pods declare ({shown})"
                 )
 
 
@@ -479,12 +509,14 @@ def _app_port_sources(spec: Mapping[str, Any], selected: list[Any], pods: Pods, 
     app = [w for w in selected if k8s.is_app_workload(w, config)]
     if not app:
         return
-    port = float(config["httpPort"])
     allowed = [*config["ingressNamespaces"], *config["monitoringNamespaces"]]
     fix = f"admit only namespaceSelector {k8s.NAMESPACE_NAME} in [{', '.join(allowed)}]"
     named = k8s.named_ports(app)
+    served = sorted(_declared_ports(app))  # the app's port is what its pods declare, never a copy of it here
     for index, rule in enumerate(items(spec.get("ingress")), start=1):
-        if not k8s.admits(k8s.port_spans(rule, named), port):
+        spans = k8s.port_spans(rule, named)
+        port = next((p for p in served if k8s.admits(spans, p)), None)
+        if port is None:
             continue
         peers = items(rule.get("from"))
         if not peers:
@@ -619,11 +651,11 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         resource_policy(
             FAMILY.rule(
                 "k8s-high-uid-gid",
-                "UID/GID >= 10000 and equal to the image's numeric USER; no group 0.",
-                "Use runAsUser/runAsGroup 10001 (the image's USER).",
+                "UID/GID >= minId; no group 0 (docker-user-matches-pods ties them to the image's USER).",
+                "Use runAsUser/runAsGroup of at least 10000, the image's numeric USER (shipsafe:app.runAsUser).",
                 level=ADVISORY,
-                minId=Setting("number", 10000, "Lowest acceptable runAsUser/runAsGroup."),
-                expectedUid=Setting("number", 10001, "The numeric USER of the app image."),
+                fields=("pod.securityContext",),
+                minId=Setting("number", 10000, "Lowest acceptable runAsUser/runAsGroup.", platform=True),
                 **k8s.APP_SETTINGS,
             ),
             check_high_uid_gid,
@@ -731,7 +763,7 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "k8s-namespace-pss-enforced",
                 "The app namespace enforces, audits and warns on the PSS restricted profile.",
                 "Label the Namespace pod-security.kubernetes.io/{enforce,audit,warn}=restricted (+ -version).",
-                pssLevel=Setting("string", "restricted", "The Pod Security Standards level to enforce."),
+                pssLevel=Setting("string", "restricted", "The Pod Security Standards level to enforce.", platform=True),
             ),
             check_namespace_pss,
             frozenset({k8s.NAMESPACE}),
@@ -782,6 +814,7 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                     ["docker.io/library/postgres", "docker.io/library/redis"],
                     "registry/repository prefixes images may come from (the project registry is set per stack).",
                     {"type": "string"},
+                    platform=True,
                 ),
             ),
             check_allowed_registries,
@@ -805,10 +838,17 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "Containers request CPU, memory and ephemeral storage and limit memory and ephemeral storage.",
                 "Set resources.requests/limits; give every emptyDir a sizeLimit.",
                 topic="Sec; VIII Concurrency",
+                fields=("container.resources",),
                 requests=Setting(
-                    "array", ["cpu", "memory", "ephemeral-storage"], "Required requests.", {"type": "string"}
+                    "array",
+                    ["cpu", "memory", "ephemeral-storage"],
+                    "Required requests.",
+                    {"type": "string"},
+                    platform=True,
                 ),
-                limits=Setting("array", ["memory", "ephemeral-storage"], "Required limits.", {"type": "string"}),
+                limits=Setting(
+                    "array", ["memory", "ephemeral-storage"], "Required limits.", {"type": "string"}, platform=True
+                ),
             ),
             check_resources,
             workloads,
@@ -824,31 +864,27 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         stack_policy(
             FAMILY.rule(
                 "k8s-networkpolicy-least-access",
-                "NetworkPolicies select pods and never open 0.0.0.0/0; Postgres/Redis admit only app pods on their "
-                "own port; the app's HTTP port admits only the ingress and monitoring namespaces; DNS goes only "
+                "NetworkPolicies select pods and never open 0.0.0.0/0; Postgres/Redis admit only app pods on the "
+                "ports they declare; the app's ports admit only the ingress and monitoring namespaces; DNS goes only "
                 "to kube-dns on 53; every egress rule of app pods names its ports.",
                 "Narrow peers to the app's pods or the listed namespaces by label, name exact ports, send DNS "
                 "only to kube-dns; remove world-wide ipBlocks.",
                 topic="Sec; IV Backing services",
+                fields=("spec.ingress", "spec.egress"),
                 **k8s.APP_SETTINGS,
-                backingPorts=Setting(
-                    "object",
-                    {"database": 5432, "cache": 6379},
-                    "The only port each backing service (by app.kubernetes.io/component) accepts traffic on.",
-                    values={"type": "number"},
-                ),
-                httpPort=Setting("number", 3002, "The app's HTTP port (a rule's named port is resolved on the pods)."),
                 ingressNamespaces=Setting(
                     "array",
                     ["ingress-nginx"],
                     "Namespaces of the ingress controller: they may reach the app's HTTP port.",
                     {"type": "string"},
+                    platform=True,
                 ),
                 monitoringNamespaces=Setting(
                     "array",
                     ["monitoring"],
-                    "Namespaces of the Prometheus that scrapes /metrics: they may reach the app's HTTP port.",
+                    "Namespaces of the Prometheus that scrapes metrics: they may reach the app's HTTP port.",
                     {"type": "string"},
+                    platform=True,
                 ),
                 dnsNamespace=Setting("string", "kube-system", "Namespace of the cluster DNS pods."),
                 dnsPodLabels=Setting(

@@ -9,7 +9,18 @@ from typing import Any
 from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
 
 from . import k8s
-from .framework import ADVISORY, Config, Family, HasProps, Item, Setting, item_by_item, resource_policy, stack_policy
+from .framework import (
+    ADVISORY,
+    Config,
+    Family,
+    Finding,
+    HasProps,
+    Item,
+    Setting,
+    item_by_item,
+    resource_policy,
+    stack_policy,
+)
 from .images import IMAGE_BUILDS, matches_prefix, parse_image
 from .k8s import Lookup, dig, items, number, workload_containers
 from .patterns import HOST, SECRET_NAME, looks_secret, secret_by_name
@@ -21,7 +32,9 @@ _OWN_REGISTRIES = Setting(
     [],
     "registry/repository prefixes of the app's own images (set per stack): these need tag and digest.",
     {"type": "string"},
+    platform=True,
 )
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def _deployments(resources: list[PolicyResource], config: Config) -> list[PolicyResource]:
@@ -142,13 +155,51 @@ def check_config_from_env(res: HasProps, config: Config, item: Item) -> Iterator
                             yield f"{label}: {field}[{index}] hard-codes a host; pass it through env from config"
 
 
+# What switches on the reference app's test-only fault injection (app/fault_injection): its variables, and the
+# directory that activates it when it is on PYTHONPATH. `\b` keeps DEFAULT_... and similar names out.
+_FAULT_INJECTION = re.compile(r"\b(APP_ENABLE_TEST_HOOKS|FAULT_[A-Z0-9_]*)|fault_injection")
+_FAULT_FIX = "test-only fault injection; remove it (faulty releases come from the Dockerfile's `faulty` test target)"
+
+
+def _mentions_fault_injection(value: Any) -> bool:
+    return isinstance(value, str) and _FAULT_INJECTION.search(value) is not None
+
+
+@item_by_item
+def check_no_fault_injection(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    if res.resource_type == k8s.CONFIG_MAP:
+        for field in ("data", "binaryData"):
+            for key, value in _entries(res, field, item):
+                if _mentions_fault_injection(key) or _mentions_fault_injection(value):
+                    yield f"{field}.{key} switches on {_FAULT_FIX}"
+        return
+    for label, container in workload_containers(res):
+        with item():
+            for variable in items(container.get("env")):
+                with item():
+                    name, value = variable.get("name"), variable.get("value")
+                    if _mentions_fault_injection(name) or _mentions_fault_injection(value):
+                        yield f"{label}: env {name} switches on {_FAULT_FIX}"
+        with item():
+            for source in items(container.get("envFrom")):
+                with item():
+                    if _mentions_fault_injection(source.get("prefix")):
+                        yield f"{label}: envFrom prefix {source.get('prefix')} switches on {_FAULT_FIX}"
+        for field in ("command", "args"):
+            with item():
+                for index, part in enumerate(items(container.get(field))):
+                    with item():
+                        if _mentions_fault_injection(part):
+                            yield f"{label}: {field}[{index}] switches on {_FAULT_FIX}"
+
+
 # IV Backing services -------------------------------------------------------------------------------------------
 
 
 @item_by_item
 def check_backing_services_attached(
     resources: list[PolicyResource], config: Config, item: Item
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[Finding, str]]:
     secrets = Lookup()
     for secret in k8s.of_type(resources, k8s.SECRET):
         with secrets.adding():
@@ -161,23 +212,36 @@ def check_backing_services_attached(
             where = f"{k8s.display(workload)} {label}"
             with item():
                 env = {str(e.get("name")): e for e in items(container.get("env"))}
-                for name in required:
+                for name in [*required, *(n for n in env if n not in required)]:
                     with item():
-                        yield from _attachment_findings(where, name, env.get(name), workload, secrets)
+                        yield from _attachment_findings(where, name, env.get(name), name in required, workload, secrets)
 
 
 def _attachment_findings(
-    where: str, name: str, variable: Mapping[str, Any] | None, workload: PolicyResource, secrets: Lookup
-) -> Iterator[tuple[str, str]]:
+    where: str,
+    name: str,
+    variable: Mapping[str, Any] | None,
+    required: bool,
+    workload: PolicyResource,
+    secrets: Lookup,
+) -> Iterator[tuple[Finding, str]]:
+    """A required variable must be attached from a Secret of the stack; any variable holding a URL (a service's
+    address, maybe with credentials) must too; a Secret a variable references must exist."""
+    env = ("container.env",)
     if variable is None:
         if workload.resource_type == k8s.DEPLOYMENT:
-            yield f"{where}: attach {name} through valueFrom.secretKeyRef", workload.urn
+            yield Finding(f"{where}: attach {name} through valueFrom.secretKeyRef", env, ("serviceEnv",)), workload.urn
         return
     ref = dig(variable, "valueFrom", "secretKeyRef")
-    if ref is None:
-        yield f"{where}: {name} must come from a Secret (secretKeyRef), not a literal", workload.urn
-    elif not secrets.has(ref.get("name")):
-        yield f"{where}: {name} references Secret {ref.get('name')} not defined in the stack", workload.urn
+    value = variable.get("value")
+    if ref is None and (required or (isinstance(value, str) and _URL.match(value))):
+        message = f"{where}: {name} attaches a service, so it must come from a Secret (secretKeyRef), not a literal"
+        yield Finding(message, env), workload.urn
+    elif ref is not None and not secrets.has(ref.get("name")):
+        yield (
+            Finding(f"{where}: {name} references Secret {ref.get('name')} not defined in the stack", env),
+            workload.urn,
+        )
 
 
 # VI Processes --------------------------------------------------------------------------------------------------
@@ -232,50 +296,60 @@ def check_stateful_backing(resources: list[PolicyResource], config: Config, item
 
 
 @item_by_item
-def check_port_binding(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str]]:
-    port, port_name = float(config["port"]), config["portName"]
+def check_port_binding(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[Finding, str]]:
+    """The port is declared once, as the named containerPort; PORT and the Services agree with that declaration."""
+    port_name = config["portName"]
+    ports = ("container.ports",)
     config_maps = Lookup()
     for config_map in k8s.of_type(resources, k8s.CONFIG_MAP):
         with config_maps.adding():
             config_maps.entries[dig(config_map.props, "metadata", "name")] = config_map.props.get("data") or {}
-    app_pods = Lookup()
+    app_pods = Lookup()  # each app Deployment's pod labels and the number of its named port
     for deployment in _deployments(resources, config):
         with app_pods.adding():
-            app_pods.entries[deployment.urn] = k8s.pod_labels(deployment)
+            numbers = k8s.named_ports([deployment]).get(port_name, set())
+            app_pods.entries[deployment.urn] = (k8s.pod_labels(deployment), numbers)
         for label, container in workload_containers(deployment):
             where = f"{k8s.display(deployment)} {label}"
             with item():
                 declared = [p for p in items(container.get("ports")) if p.get("name") == port_name]
-                if not declared or number(declared[0].get("containerPort")) != port:
-                    yield f"{where}: declare containerPort {port:.0f} named {port_name}", deployment.urn
-            with item():
+                port = number(declared[0].get("containerPort")) if declared else None
+                if port is None:
+                    yield Finding(f"{where}: declare the app's containerPort named {port_name}", ports), deployment.urn
+                    continue
                 values = [e.get("value") for e in items(container.get("env")) if e.get("name") == "PORT"]
                 for source in items(container.get("envFrom")):
                     values.append(config_maps.get(dig(source, "configMapRef", "name"), {}).get("PORT"))
                 values = [v for v in values if v is not None]
                 if not values or any(str(v) != f"{port:.0f}" for v in values):
                     yield (
-                        f"{where}: PORT must be {port:.0f} (the declared containerPort), set via the ConfigMap",
-                        (deployment.urn),
+                        Finding(
+                            f"{where}: PORT must be {port:.0f} (the containerPort named {port_name}), set via the "
+                            "ConfigMap",
+                            ports,
+                        ),
+                        deployment.urn,
                     )
     for service in k8s.of_type(resources, k8s.SERVICE):
         with item():
             selector = dig(service.props, "spec", "selector")
-            if not any(k8s.service_selects(selector, labels) for labels in app_pods.entries.values()):
+            selected = [n for labels, n in app_pods.entries.values() if k8s.service_selects(selector, labels)]
+            if not selected:
                 app_pods.ensure_complete()  # an app pod with unknown labels might be the one it selects
                 continue
             for service_port in items(dig(service.props, "spec", "ports")):
                 with item():
                     target = service_port.get("targetPort")
-                    if target != port_name and number(target) != port:
-                        yield f"{k8s.display(service)}: targetPort must be the named port {port_name}", service.urn
+                    if target != port_name and not all(number(target) in n for n in selected):
+                        message = f"{k8s.display(service)}: targetPort must be the named port {port_name}"
+                        yield Finding(message, ("spec.ports",)), service.urn
 
 
 # VIII Concurrency ----------------------------------------------------------------------------------------------
 
 
 @item_by_item
-def check_concurrency(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str]]:
+def check_concurrency(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[Finding, str]]:
     low, high = float(config["minReplicas"]), float(config["maxReplicas"])
     autoscalers = Lookup()
     for hpa in k8s.of_type(resources, k8s.HPA):
@@ -292,8 +366,12 @@ def check_concurrency(resources: list[PolicyResource], config: Config, item: Ite
                 replicas = 1.0 if replicas is None else replicas
                 if not low <= replicas <= high:
                     yield (
-                        f"{where}: replicas {replicas:.0f} must lie within {low:.0f}-{high:.0f} for this stack",
-                        (deployment.urn),
+                        Finding(
+                            f"{where}: replicas {replicas:.0f} must lie within {low:.0f}-{high:.0f} for this stack",
+                            ("spec.replicas",),
+                            ("minReplicas", "maxReplicas"),
+                        ),
+                        deployment.urn,
                     )
                 continue
             with item():
@@ -301,12 +379,17 @@ def check_concurrency(resources: list[PolicyResource], config: Config, item: Ite
                 ceiling = number(dig(hpa.props, "spec", "maxReplicas")) or 0.0
                 if floor < low or ceiling < floor or ceiling > high:
                     yield (
-                        f"{where}: autoscaler range {floor:.0f}-{ceiling:.0f} must lie within {low:.0f}-{high:.0f}",
+                        Finding(
+                            f"{where}: autoscaler range {floor:.0f}-{ceiling:.0f} must lie within {low:.0f}-{high:.0f}",
+                            ("spec.minReplicas", "spec.maxReplicas"),
+                            ("minReplicas", "maxReplicas"),
+                        ),
                         hpa.urn,
                     )
             with item():
                 if dig(deployment.props, "spec", "replicas") is not None:
-                    yield f"{where}: drop spec.replicas; the autoscaler owns the count", deployment.urn
+                    message = f"{where}: drop spec.replicas; the autoscaler owns the count"
+                    yield Finding(message, ("spec.replicas",)), deployment.urn
 
 
 # IX Disposability ----------------------------------------------------------------------------------------------
@@ -358,25 +441,41 @@ def _pre_stop_seconds(container: Mapping[str, Any]) -> float | None:
 
 
 @item_by_item
-def check_graceful_shutdown(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+def check_graceful_shutdown(res: HasProps, config: Config, item: Item) -> Iterator[str | Finding]:
+    """The rule, not the app's value: the grace period covers the preStop delay and leaves the app at least
+    `minDrainSeconds` to finish in-flight requests after SIGTERM, within the platform's `maxGracePeriodSeconds`
+    (a node drain or a rollout waits that long per pod)."""
     if res.resource_type not in k8s.LONG_RUNNING:
         return
     grace = number(dig(k8s.pod_spec(res), "terminationGracePeriodSeconds"))  # unknown: every item depends on it
+    grace_field = ("pod.terminationGracePeriodSeconds",)
     if grace is None:
-        yield "set terminationGracePeriodSeconds explicitly"
+        yield Finding("set terminationGracePeriodSeconds explicitly", grace_field)
         return
     if res.resource_type != k8s.DEPLOYMENT or not k8s.is_app_workload(res, config):
         return
-    expected = float(config["gracePeriodSeconds"])
-    if grace != expected:
-        yield f"terminationGracePeriodSeconds is {grace:.0f}; set {expected:.0f} (preStop + longest request)"
+    bound, drain = float(config["maxGracePeriodSeconds"]), float(config["minDrainSeconds"])
+    if grace > bound:
+        yield Finding(
+            f"terminationGracePeriodSeconds {grace:.0f} exceeds this platform's {bound:.0f} s",
+            grace_field,
+            ("maxGracePeriodSeconds",),
+        )
     for container in items(dig(k8s.pod_spec(res), "containers")):
         with item():
+            label = f"container {container.get('name')}"
             seconds = _pre_stop_seconds(container)
-            if seconds is None or not 0 < seconds < grace:
-                yield (
-                    f"container {container.get('name')}: add lifecycle.preStop sleep of more than 0 and less than "
-                    f"{grace:.0f} s so endpoints drain before SIGTERM"
+            if seconds is None or seconds <= 0:
+                yield Finding(
+                    f"{label}: add a lifecycle.preStop sleep so endpoints drain before SIGTERM",
+                    ("container.lifecycle",),
+                )
+            elif grace - seconds < drain:
+                yield Finding(
+                    f"{label}: terminationGracePeriodSeconds {grace:.0f} leaves {grace - seconds:.0f} s after the "
+                    f"{seconds:.0f} s preStop; the app needs at least {drain:.0f} s to drain before SIGKILL",
+                    ("pod.terminationGracePeriodSeconds", "container.lifecycle"),
+                    ("minDrainSeconds",),
                 )
 
 
@@ -469,7 +568,7 @@ def check_migration_release_image(
 
 
 @item_by_item
-def check_migration_job_hygiene(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+def check_migration_job_hygiene(res: HasProps, config: Config, item: Item) -> Iterator[str | Finding]:
     if k8s.labels(res).get(k8s.COMPONENT) != config["migrationComponent"]:
         return
     spec = res.props.get("spec") or {}
@@ -479,11 +578,13 @@ def check_migration_job_hygiene(res: HasProps, config: Config, item: Item) -> It
     with item():
         backoff = number(spec.get("backoffLimit"))
         if backoff is None or backoff > float(config["maxBackoffLimit"]):
-            yield f"set backoffLimit <= {config['maxBackoffLimit']:.0f}"
+            yield Finding(
+                f"set backoffLimit <= {config['maxBackoffLimit']:.0f}", ("spec.backoffLimit",), ("maxBackoffLimit",)
+            )
     for field in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
         with item():
             if spec.get(field) is None:
-                yield f"set {field}"
+                yield Finding(f"set {field}", (f"spec.{field}",))
 
 
 def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
@@ -497,6 +598,7 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "Images are immutable references: own images tag+digest, third-party a full-version tag.",
                 "Deploy <registry>/<app>:<git-sha>@sha256:<digest>; pin third-party tags like 15.18-bookworm.",
                 topic="I Codebase; V Build/release/run",
+                fields=("container.image",),
                 ownRegistries=_OWN_REGISTRIES,
             ),
             check_immutable_image,
@@ -509,6 +611,7 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "Mirror the image into the project registry and pin its digest.",
                 topic="V Build/release/run; X Dev/prod parity",
                 level=ADVISORY,
+                fields=("container.image",),
                 ownRegistries=_OWN_REGISTRIES,
             ),
             check_third_party_digest,
@@ -520,7 +623,7 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "Stacks that promote releases build no images: build once, promote the digest.",
                 "Set shipsafe:imageSource to prebuilt with the digest staging verified.",
                 topic="V Build/release/run",
-                allowImageBuild=Setting("boolean", True, "Whether this stack may build images."),
+                allowImageBuild=Setting("boolean", True, "Whether this stack may build images.", platform=True),
             ),
             check_no_build_in_prod,
             IMAGE_BUILDS,
@@ -558,6 +661,17 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         ),
         resource_policy(
             FAMILY.rule(
+                "k8s-no-fault-injection",
+                "No test-only fault injection: no APP_ENABLE_TEST_HOOKS, FAULT_* or fault_injection path in any env,"
+                " envFrom prefix, command, args or ConfigMap.",
+                "Remove the variable or argument; deploy faulty releases only in tests (the Dockerfile's `faulty`).",
+                topic="III Config; X Dev/prod parity",
+            ),
+            check_no_fault_injection,
+            frozenset({*workloads, k8s.CONFIG_MAP}),
+        ),
+        resource_policy(
+            FAMILY.rule(
                 "k8s-config-from-env",
                 "App config comes from the ConfigMap through env; no duplicate env, no hard-coded hosts.",
                 "Use envFrom.configMapRef; move hosts/URLs into config or Secrets.",
@@ -570,11 +684,15 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         stack_policy(
             FAMILY.rule(
                 "k8s-backing-services-attached",
-                "The app reaches Postgres and Redis only through URLs in stack Secrets (secretKeyRef).",
-                "Set DATABASE_URL/REDIS_URL from valueFrom.secretKeyRef of the <app>-database/<app>-redis Secrets.",
+                "The app reaches its backing services only through URLs in stack Secrets (secretKeyRef).",
+                "Set each service URL variable from valueFrom.secretKeyRef of the stack's <app>-<service> Secret.",
                 topic="IV Backing services",
                 serviceEnv=Setting(
-                    "array", ["DATABASE_URL", "REDIS_URL"], "Env vars that attach backing services.", {"type": "string"}
+                    "array",
+                    [],
+                    "Env vars every app Deployment must attach from a Secret, beyond those holding a URL.",
+                    {"type": "string"},
+                    platform=True,
                 ),
                 **app,
             ),
@@ -606,9 +724,9 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             FAMILY.rule(
                 "12f-port-binding",
                 "The app exports HTTP on a named containerPort that PORT and its Services target.",
-                "Declare ports [{name: http, containerPort: 3002}], PORT=3002 in the ConfigMap, targetPort: http.",
+                "Declare the port once (shipsafe:app.port): ports [{name: http, containerPort: <port>}], PORT in the "
+                "ConfigMap, targetPort: http.",
                 topic="VII Port binding",
-                port=Setting("number", 3002, "The app's port."),
                 portName=Setting("string", "http", "Name of the app's container port."),
                 **app,
             ),
@@ -620,8 +738,8 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "App Deployments scale out within the stack's replica range (HPA or fixed replicas).",
                 "Set replicas (or the autoscaler's min/max) inside minReplicas..maxReplicas of this stack.",
                 topic="VIII Concurrency",
-                minReplicas=Setting("number", 2, "Fewest pods per app Deployment."),
-                maxReplicas=Setting("number", 20, "Most pods per app Deployment."),
+                minReplicas=Setting("number", 2, "Fewest pods per app Deployment.", platform=True),
+                maxReplicas=Setting("number", 20, "Most pods per app Deployment.", platform=True),
                 **app,
             ),
             check_concurrency,
@@ -630,8 +748,10 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             FAMILY.rule(
                 "k8s-probes",
                 "Long-running containers have readiness and liveness probes (app also startup), sensibly tuned.",
-                "Add httpGet probes on the named port: startup+liveness /healthz, readiness /readyz.",
+                "Add httpGet probes on the named port: startup and liveness on app.livenessPath, readiness on "
+                "app.readinessPath.",
                 topic="IX Disposability",
+                fields=("container.startupProbe", "container.livenessProbe", "container.readinessProbe"),
                 **app,
             ),
             check_probes,
@@ -640,10 +760,15 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         resource_policy(
             FAMILY.rule(
                 "k8s-graceful-shutdown",
-                "Explicit grace period (app: 30 s) and a preStop delay > 0 and < the grace period.",
-                "Set terminationGracePeriodSeconds: 30 and lifecycle.preStop.sleep.seconds: 5.",
+                "Explicit grace period; the app's covers its preStop delay and a drain, within the platform's bound.",
+                "Set terminationGracePeriodSeconds >= preStop + drain (default 30 s with a 5 s preStop sleep).",
                 topic="IX Disposability",
-                gracePeriodSeconds=Setting("number", 30, "The app's terminationGracePeriodSeconds."),
+                maxGracePeriodSeconds=Setting(
+                    "number", 30, "Longest terminationGracePeriodSeconds of an app pod on this platform.", platform=True
+                ),
+                minDrainSeconds=Setting(
+                    "number", 5, "Least time the grace period leaves the app after the preStop delay.", platform=True
+                ),
                 **app,
             ),
             check_graceful_shutdown,
@@ -655,6 +780,7 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "Backing services run exactly the versions dev and CI pin.",
                 "Set shipsafe:postgres/redis image to the pinned reference (and change both together).",
                 topic="X Dev/prod parity",
+                fields=("container.image",),
                 images=Setting(
                     "object",
                     {
@@ -662,6 +788,7 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                         "cache": "docker.io/library/redis:7.0.15-bookworm",
                     },
                     "Image per component label, as pinned in compose and CI.",
+                    platform=True,
                 ),
             ),
             check_dev_prod_parity,
@@ -695,7 +822,7 @@ def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "Set restartPolicy Never, backoffLimit <= 3, activeDeadlineSeconds and ttlSecondsAfterFinished.",
                 topic="XII Admin processes",
                 migrationComponent=migration,
-                maxBackoffLimit=Setting("number", 3, "Largest acceptable backoffLimit."),
+                maxBackoffLimit=Setting("number", 3, "Largest acceptable backoffLimit.", platform=True),
             ),
             check_migration_job_hygiene,
             frozenset({k8s.JOB}),

@@ -226,6 +226,13 @@ CASES = [
     Case("hard-coded-host", "staging",
          edit(WORKER, at("container.args", ["--redis", "notes-redis.notes-staging.svc.cluster.local"])),
          "k8s-config-from-env", WORKER),
+    Case("fault-latency-env", "staging", edit(WEB, at("container.env.0", {"name": "FAULT_LATENCY_MS", "value": "800"})),
+         "k8s-no-fault-injection", WEB),
+    Case("fault-hooks-in-configmap", "prod", edit(CONFIG_MAP, at("data.APP_ENABLE_TEST_HOOKS", "1")),
+         "k8s-no-fault-injection", CONFIG_MAP, reason="switches on test-only fault injection"),
+    Case("fault-injection-on-pythonpath", "staging",
+         edit(WORKER, at("container.args", ["env", "PYTHONPATH=/opt/fault_injection", "python", "-m", "notes_app"])),
+         "k8s-no-fault-injection", WORKER, reason="args[1] switches on test-only fault injection"),
     Case("redis-secret-missing", "prod", edit(WEB, at("container.env.2.valueFrom.secretKeyRef.name", "gone")),
          "k8s-backing-services-attached", WEB),
     Case("postgres-claims-deleted", "prod",
@@ -259,6 +266,8 @@ CASES = [
     # The Dockerfile the staging image build names.
     Case("dockerfile-root-user", "staging", unchanged, "docker-non-root-user", IMAGE_BUILD,
          dockerfile=dockerfile("USER 10001:10001", "USER root")),
+    Case("pods-run-as-another-uid-than-the-image", "staging", edit(WEB, at("pod.securityContext.runAsUser", 10002)),
+         "docker-user-matches-pods", WEB),
     Case("dockerfile-latest-base", "staging", unchanged, "docker-pinned-base-images", IMAGE_BUILD,
          dockerfile=dockerfile(f"python:3.11.14-slim-bookworm@sha256:{'a' * 64}", "python:latest")),
     Case("dockerfile-base-without-digest", "staging", unchanged, "docker-base-image-digest", IMAGE_BUILD, "advisory",
@@ -289,6 +298,7 @@ class ConfigCase:
 
 
 COMMAND = ["python", "-m", "notes_app", "serve"]
+FAULT_HOOKS = ["APP_ENABLE_TEST_HOOKS=1", "FAULT_ERROR_RATE=0.5"]
 POSTGRES_15_17 = {"mode": "in-cluster", "version": "15.17", "image": "docker.io/library/postgres:15.17-bookworm"}
 PROD_APP = read_stack_config("prod")[1]["shipsafe:app"]
 CONFIG_CASES = [
@@ -311,6 +321,13 @@ CONFIG_CASES = [
         "prod",
         {"shipsafe:workloads": {"web": {"replicas": 1, "command": COMMAND}}},
         "12f-concurrency",
+        WEB,
+    ),
+    ConfigCase(  # the example: it passed preview with 0 mandatory findings
+        "fault-hooks-in-the-web-command",
+        "staging",
+        {"shipsafe:workloads": {"web": {"command": ["env", *FAULT_HOOKS, *COMMAND]}}},
+        "k8s-no-fault-injection",
         WEB,
     ),
     ConfigCase(

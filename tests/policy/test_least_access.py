@@ -32,11 +32,7 @@ def test_equivalent_spellings_are_compliant(compliant: dict[str, Recording], ana
 
 def test_the_policy_settings_decide_what_is_allowed(pack: PolicyPackProcess, compliant: dict[str, Recording]) -> None:
     config = load_policy_config(CONFIG_DIR / "prod.json")
-    settings = {
-        "ingressNamespaces": ["traefik"],
-        "backingPorts": {"database": 5433, "cache": 6379},
-        "dnsNamespace": "dns-system",
-    }
+    settings = {"ingressNamespaces": ["traefik"], "dnsNamespace": "dns-system"}
     try:
         pack.configure({**config, LEAST_ACCESS: settings})
         report = pack.analyze(compliant["prod"])
@@ -47,12 +43,9 @@ def test_the_policy_settings_decide_what_is_allowed(pack: PolicyPackProcess, com
         (
             "notes-network-app-ingress",
             "ingress rule 1 admits namespaces ingress-nginx on the app's port 3002; "
-            f"admit only namespaceSelector {NAME} in [traefik, monitoring]",
-        ),
-        (
-            "notes-network-postgres-ingress",
-            "ingress rule 1 admits more than port 5433 on the database pods; "
-            "set its ports to [{protocol: TCP, port: 5433}]",
+            f"admit only namespaceSelector {NAME} in [traefik, monitoring] (set by shipsafe:app.ingressNamespace; "
+            f"or, if the platform owner agrees, policy setting {LEAST_ACCESS}.ingressNamespaces, "
+            f"{LEAST_ACCESS}.monitoringNamespaces)",
         ),
         (
             "notes-network-allow-dns",

@@ -1,0 +1,113 @@
+"""Bring your own app: a second, tiny app (tests/example_app) goes through the same components and both policy
+phases with no violation; its port, probe and metrics paths, UID, build and URL variables are only settings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import analyzer, policy_link
+from harness.phases import Phase, PhaseRecording, model_phases
+from harness.preview import policy_conflicts
+from harness.recording import Recording
+from harness.runtime import REPO_ROOT
+
+EXAMPLE = Path(__file__).parent / "example_app"
+STACK = "tiny"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project holding the real program and components, the tiny app as its build context, and its stack file."""
+    root = tmp_path_factory.mktemp("byo")
+    shutil.copy(REPO_ROOT / "__main__.py", root)
+    shutil.copy(REPO_ROOT / "Pulumi.yaml", root)
+    shutil.copytree(REPO_ROOT / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(EXAMPLE, root / "hello", ignore=shutil.ignore_patterns("Pulumi.*.yaml", "__pycache__"))
+    shutil.copy(EXAMPLE / f"Pulumi.{STACK}.yaml", root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def policy_config(project: Path) -> Path:
+    """The platform owner's config for the tiny app: staging's, with its registry trusted and the pack reading
+    Dockerfiles from this project."""
+    config = json.loads((REPO_ROOT / "policy" / "config" / "staging.json").read_text())
+    own = ["registry.example.com/team"]
+    config["k8s-image-allowed-registries"]["allowedRegistries"] = [
+        *own,
+        "docker.io/library/postgres",
+        "docker.io/library/redis",
+    ]
+    config["k8s-image-immutable-ref"]["ownRegistries"] = own
+    config["k8s-third-party-image-digest"]["ownRegistries"] = own
+    for name in policy_link.read_policy_config(REPO_ROOT / "policy" / "config" / "staging.json").settings:
+        if name.startswith("docker-"):
+            entry = config.get(name, {})
+            config[name] = {
+                **({"enforcementLevel": entry} if isinstance(entry, str) else entry),
+                "projectDir": str(project),
+            }
+    path = project / "policy.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def phases(project: Path) -> list[PhaseRecording]:
+    return model_phases(STACK, project_dir=project, phases=(Phase.FIRST_PREVIEW, Phase.AFTER_UP))
+
+
+def _inputs(recording: Recording, name: str) -> dict[str, object]:
+    return next(r.inputs for r in recording if r.name == name)
+
+
+def test_the_tiny_app_is_deployed_with_its_own_contract(phases: list[PhaseRecording]) -> None:
+    recording = phases[-1].recording
+    deployment = _inputs(recording, "hello-web-deployment")
+    pod = deployment["spec"]["template"]["spec"]  # type: ignore[index]
+    container = pod["containers"][0]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert "command" not in container, "no command: the image's own CMD runs"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/live"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert pod["securityContext"]["runAsUser"] == 20001
+    assert {e["name"] for e in container["env"]} >= {"PG_URL", "CACHE_URL"}
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/stats"  # type: ignore[index]
+    assert _inputs(recording, "hello-config-configmap")["data"]["PORT"] == "8080"  # type: ignore[index]
+    build = _inputs(recording, "hello-image-build")["build"]
+    assert build == {
+        "context": "hello",
+        "dockerfile": "hello/Dockerfile",
+        "target": "runtime",
+        "platform": "linux/amd64",
+    }
+    assert not any(r.name.startswith("hello-migrate") for r in recording), "an app without migrations runs no Job"
+
+
+def test_the_tiny_app_passes_every_policy_in_both_phases(phases: list[PhaseRecording], policy_config: Path) -> None:
+    for phase in phases:
+        report = analyzer.analyze(phase.recording, policy_config)
+        assert report.mandatory_violations == [], f"{phase.phase}: {analyzer.format_report(report)}"
+        # Only the advisory digests of the public Postgres/Redis images remain; the Dockerfile rules ran.
+        assert {v.policy for v in report.violations} <= {"k8s-third-party-image-digest", "docker-base-image-digest"}
+    after_up = analyzer.analyze(phases[-1].recording, policy_config)
+    assert not any("docker-user-matches-pods" in skipped for skipped in after_up.skipped)
+
+
+def test_the_tiny_app_agrees_with_its_policy_config(
+    project: Path, policy_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("harness.preview.REPO_ROOT", project)
+    assert policy_conflicts(STACK, {}, policy_config) == []
+    # Against the notes app's staging config its registry is not trusted: refused, naming both sides.
+    staging = REPO_ROOT / "policy" / "config" / "staging.json"
+    problems = policy_conflicts(STACK, {}, staging)
+    assert any(
+        p.startswith("shipsafe:registry.server = registry.example.com")
+        and "k8s-image-allowed-registries.allowedRegistries" in p
+        for p in problems
+    ), problems
