@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pulumi
 
-from components.app_config import AppConfig, AppConfigArgs
+from components.app_config import AppConfig, AppConfigArgs, allowed_hosts
 from components.backing_service import POSTGRES, REDIS, BackingServiceArgs, BackingServiceComponent
 from components.image import AppImage, AppImageArgs
 from components.migration import MigrationJob, MigrationJobArgs
@@ -64,6 +64,7 @@ postgres, redis = (
             settings=service,
             external_url=config.require_secret(f"{kind.role}Url") if service.mode is ServiceMode.EXTERNAL else None,
             awaits=awaits,
+            pull_secret_name=registry.pull_secret_name,
         ),
     )
     for kind, service, awaits in (
@@ -84,6 +85,8 @@ app_config = AppConfig(
         redis_secret=redis.url_secret_name,
         database_url_env=settings.app.postgres_url_env,
         redis_url_env=settings.app.redis_url_env,
+        allowed_hosts_env=settings.app.allowed_hosts_env,
+        allowed_hosts=allowed_hosts(settings.app, [name for name, w in settings.workloads.items() if w.expose]),
     ),
 )
 prerequisites: list[pulumi.Resource] = [registry, app_config, postgres, redis]

@@ -58,6 +58,8 @@ class BackingServiceArgs:
     """Connection URL from secret config; required (and only used) when the service is external."""
     awaits: ServerAwaits | None = None
     """How long `up` waits for the StatefulSet and Service (`components/timeline.py`); required when in-cluster."""
+    pull_secret_name: str | None = None
+    """The project registry's pull Secret: `shipsafe mirror` moves the image there, behind its credentials."""
 
 
 class BackingServiceComponent(pulumi.ComponentResource):
@@ -192,6 +194,7 @@ class BackingServiceComponent(pulumi.ComponentResource):
                 storage_size=settings.storage_size,
                 storage_class_name=settings.storage_class_name,
                 termination_grace_period_seconds=BACKING_SERVICE_TERMINATION_GRACE_SECONDS,
+                pull_secret_name=args.pull_secret_name,
             ),
             opts=self._data(custom_timeouts=await_timeouts(awaits.stateful_set_seconds)),
         )

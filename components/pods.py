@@ -90,8 +90,10 @@ def single_stateful_set_spec(
     storage_size: str,
     storage_class_name: str | None = None,
     termination_grace_period_seconds: int = DEFAULT_TERMINATION_GRACE_SECONDS,
+    pull_secret_name: str | None = None,
 ) -> dict[str, Any]:
-    """One stateful pod with its data on a retained PersistentVolumeClaim named `data`."""
+    """One stateful pod with its data on a retained PersistentVolumeClaim named `data`; `pull_secret_name` when its
+    image comes from the project registry (a mirrored third-party image)."""
     claim: dict[str, Any] = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size}}}
     if storage_class_name:
         claim["storage_class_name"] = storage_class_name
@@ -111,6 +113,7 @@ def single_stateful_set_spec(
                 "termination_grace_period_seconds": termination_grace_period_seconds,
                 "containers": [container],
                 "volumes": [tmp_volume(), *volumes],
+                **({"image_pull_secrets": [{"name": pull_secret_name}]} if pull_secret_name else {}),
             },
         },
     }

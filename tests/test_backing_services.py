@@ -109,6 +109,9 @@ def test_statefulsets_run_the_pinned_images_with_protected_data(recording: Recor
         assert headless["clusterIP"] == "None" and spec["serviceName"] == f"notes-{role}"
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             assert probe in containers(stateful_set)[0], f"{stateful_set.urn} lacks {probe}"
+        # A mirrored image (`shipsafe mirror`) is pulled from the project registry, behind its credentials.
+        pull_secret = recording.named("notes-registry-pull-secret").inputs["metadata"]["name"]
+        assert pod_spec(stateful_set)["imagePullSecrets"] == [{"name": pull_secret}], stateful_set.urn
 
 
 def test_postgres_reads_its_password_from_a_file_not_an_env_value(recording: Recording) -> None:
