@@ -12,8 +12,11 @@ import pulumi_kubernetes as k8s
 
 from components.config_link import config_keys
 from components.pods import labels
+from components.settings import AppSettings
 
 SECRET_URL_KEY = "url"
+# The kubelet's default `--cluster-domain`: the suffix of every Service's fully qualified DNS name.
+CLUSTER_DOMAIN = "cluster.local"
 
 
 @dataclass
@@ -30,6 +33,20 @@ class AppConfigArgs:
     """The variable the app reads the Postgres URL from (`shipsafe:app.postgresUrlEnv`)."""
     redis_url_env: str
     """The variable the app reads the Redis URL from (`shipsafe:app.redisUrlEnv`)."""
+    allowed_hosts_env: str | None = None
+    """The variable listing the host names the app answers (`shipsafe:app.allowedHostsEnv`); None: not set."""
+    allowed_hosts: tuple[str, ...] = ()
+    """The host names it lists (`allowed_hosts`)."""
+
+
+def allowed_hosts(app: AppSettings, exposed_workloads: list[str]) -> tuple[str, ...]:
+    """The Host headers the app must answer: the public host, and every name other pods may reach an exposed
+    workload's Service by (`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc`, `<svc>.<ns>.svc.<cluster domain>`). The
+    Services are named `<app>-<workload>` (`components/workload.py`); IP literals need no entry (the app always
+    allows them: probes and scrapes use the pod IP)."""
+    services = [f"{app.name}-{workload}" for workload in exposed_workloads]
+    suffixes = ("", f".{app.namespace}", f".{app.namespace}.svc", f".{app.namespace}.svc.{CLUSTER_DOMAIN}")
+    return (app.host, *(service + suffix for service in services for suffix in suffixes))
 
 
 class AppConfig(pulumi.ComponentResource):
@@ -44,6 +61,14 @@ class AppConfig(pulumi.ComponentResource):
             "LOG_LEVEL": args.log_level,
             "SHUTDOWN_TIMEOUT_SECONDS": str(args.shutdown_timeout_seconds),
         }
+        keys = {
+            "data.PORT": ["app.port"],
+            "data.LOG_LEVEL": ["app.logLevel"],
+            "data.SHUTDOWN_TIMEOUT_SECONDS": ["rollout.terminationGracePeriodSeconds", "rollout.preStopSeconds"],
+        }
+        if args.allowed_hosts_env:
+            data[args.allowed_hosts_env] = ",".join(args.allowed_hosts)
+            keys[f"data.{args.allowed_hosts_env}"] = ["app.allowedHostsEnv", "app.host", "app.namespace", "workloads"]
         self.config_map_name = f"{args.app}-config"
         self.checksum = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         self._args = args
@@ -53,16 +78,7 @@ class AppConfig(pulumi.ComponentResource):
                 "name": self.config_map_name,
                 "namespace": args.namespace,
                 "labels": labels(args.app, "config"),
-                "annotations": config_keys(
-                    {
-                        "data.PORT": ["app.port"],
-                        "data.LOG_LEVEL": ["app.logLevel"],
-                        "data.SHUTDOWN_TIMEOUT_SECONDS": [
-                            "rollout.terminationGracePeriodSeconds",
-                            "rollout.preStopSeconds",
-                        ],
-                    }
-                ),
+                "annotations": config_keys(keys),
             },
             data=data,
             opts=pulumi.ResourceOptions(parent=self),

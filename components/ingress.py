@@ -1,4 +1,5 @@
-"""TLS Ingress specs: the only way outside traffic reaches the namespace (every Service is ClusterIP)."""
+"""TLS Ingress specs: the only way outside traffic reaches the namespace (every Service is ClusterIP), and the
+ingress-nginx annotations that limit what one client may send through it."""
 
 from __future__ import annotations
 
@@ -6,12 +7,33 @@ from typing import Any
 
 import pulumi
 
+from components.settings import Edge
+
 CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+NGINX_ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
 
 
 def tls_annotations(cluster_issuer: str | None) -> dict[str, str]:
     """With a cert-manager ClusterIssuer, cert-manager creates and renews the TLS Secret the Ingress names."""
     return {CLUSTER_ISSUER_ANNOTATION: cluster_issuer} if cluster_issuer else {}
+
+
+def nginx_limit_annotations(edge: Edge) -> dict[str, str]:
+    """ingress-nginx's per-Ingress limits (kubernetes/ingress-nginx `docs/user-guide/nginx-configuration/
+    annotations.md`, "Custom max body size" and "Rate Limiting"): `proxy-body-size` is nginx's
+    `client_max_body_size` (413 above it; nginx sizes: `k` = 1024 bytes); `limit-rps` requests per second from one
+    client IP with a burst of `limit-burst-multiplier` times that, and `limit-connections` concurrent connections
+    per client IP (503 above either, `limit-req-status-code`). Counters are per controller replica. Values are
+    strings: annotations hold only strings."""
+    return {
+        f"{NGINX_ANNOTATION_PREFIX}{name}": value
+        for name, value in (
+            ("proxy-body-size", f"{edge.max_body_bytes // 1024}k"),
+            ("limit-rps", str(edge.requests_per_second)),
+            ("limit-burst-multiplier", str(edge.burst_multiplier)),
+            ("limit-connections", str(edge.connections_per_client)),
+        )
+    }
 
 
 def tls_ingress_spec(

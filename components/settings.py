@@ -41,8 +41,12 @@ IMAGE_REF = re.compile(
 SHUTDOWN_MARGIN_SECONDS = 5
 # The environment every app container gets besides the backing-service URLs (`components/app_config.py`).
 APP_ENV = frozenset({"PORT", "LOG_LEVEL", "SHUTDOWN_TIMEOUT_SECONDS", "APP_VERSION"})
-# The exposed workload the public Ingress routes to.
+# The exposed workload the public Ingress or HTTPRoute routes to.
 INGRESS_WORKLOAD = "web"
+# The app contract: the app answers 413 to a request body above this many bytes (`app/notes_app/payloads.py`).
+APP_MAX_BODY_BYTES = 64 * 1024
+# Above this the edge would spool uploads to disk for an app built for small JSON documents.
+EDGE_MAX_BODY_BYTES = 16 * 1024 * 1024
 # The app contract: each process keeps a Postgres pool of at most this many connections.
 APP_POOL_SIZE = 10
 # Object names the stack already uses next to `<app>-<workload>`; a workload must not collide with them.
@@ -143,6 +147,11 @@ class ServiceMode(StrEnum):
     EXTERNAL = "external"
 
 
+class EdgeController(StrEnum):
+    INGRESS_NGINX = "ingress-nginx"
+    ENVOY_GATEWAY = "envoy-gateway"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_attribute_docstrings=True
@@ -198,6 +207,67 @@ class Resources(_Model):
         return self
 
 
+# A body size in binary units, written the way both controllers' settings can be derived from it.
+BodySize = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}(Ki|Mi)$"), _allowed("a whole number of Ki or Mi, e.g. 64Ki")]
+# A Gateway listener name (Gateway API `SectionName`).
+SectionName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=253)]
+
+
+class Edge(_Model):
+    """What stands between the internet and `web`, and the limits it enforces before a request reaches a pod."""
+
+    controller: EdgeController = EdgeController.INGRESS_NGINX
+    """`ingress-nginx`: an Ingress of class `ingressClassName` carrying ingress-nginx's limit annotations;
+    `envoy-gateway`: a Gateway API HTTPRoute on `gatewayName`, limited by an Envoy Gateway (1.4+)
+    BackendTrafficPolicy; set `ingressNamespace` to where its Envoy proxies run (by default
+    `envoy-gateway-system`). HTTPRoute itself has no body-size or rate-limit field, so no other Gateway API
+    implementation is offered: the limits would not be enforced."""
+    gateway_name: DnsSubdomain | None = None
+    """The Gateway the HTTPRoute attaches to; required with envoy-gateway, which it must serve."""
+    gateway_namespace: DnsLabel | None = None
+    """Namespace of that Gateway; default: the app namespace (its listener must allow routes from it)."""
+    gateway_listener: SectionName = "https"
+    """The Gateway listener (`sectionName`) the route attaches to: its HTTPS listener for `host`, so the route is
+    never served over plain HTTP."""
+    max_body_size: BodySize = "64Ki"
+    """Largest request body the edge forwards (413 above it): at least the app's own 64 KiB cap, so the edge never
+    refuses what the app accepts, at most 16Mi."""
+    requests_per_second: int = Field(20, ge=1, le=1000)
+    """Requests per second one client IP may send, per controller replica (ingress-nginx `limit-rps`: 503 above;
+    envoy-gateway: a local rate limit per distinct source IP: 429 above)."""
+    burst_multiplier: int = Field(5, ge=1, le=10)
+    """ingress-nginx only: a client may burst to this many times requestsPerSecond (`limit-burst-multiplier`).
+    Envoy's local limit has no burst: its bucket holds one second of requests."""
+    connections_per_client: int = Field(20, ge=1, le=1000)
+    """ingress-nginx only: concurrent connections one client IP may hold (`limit-connections`, 503 above). Envoy
+    Gateway has no per-client connection limit, so nothing is rendered for it there."""
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(parse_quantity(self.max_body_size))
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not APP_MAX_BODY_BYTES <= self.max_body_bytes <= EDGE_MAX_BODY_BYTES:
+            raise RuleError(
+                {"maxBodySize": self.max_body_size},
+                f"must be between the app's own cap of {APP_MAX_BODY_BYTES // 1024}Ki (a smaller edge limit refuses "
+                f"bodies the app accepts) and {EDGE_MAX_BODY_BYTES // 1024 // 1024}Mi",
+            )
+        gateway = self.controller is EdgeController.ENVOY_GATEWAY
+        if gateway and self.gateway_name is None:
+            raise RuleError(
+                {"controller": self.controller, "gatewayName": None},
+                "envoy-gateway needs gatewayName: the Gateway (served by Envoy Gateway) the HTTPRoute attaches to",
+            )
+        if not gateway and (self.gateway_name or self.gateway_namespace):
+            raise RuleError(
+                {"controller": self.controller, "gatewayName": self.gateway_name},
+                "gatewayName and gatewayNamespace are only used when controller is envoy-gateway",
+            )
+        return self
+
+
 def routes_path(prefix: str, path: str) -> bool:
     """Whether an Ingress `Prefix` path routes `path` or anything under it. The API matches element by element
     (kubernetes `networking/v1` `PathTypePrefix`); some controllers match characters, so either counts."""
@@ -224,11 +294,14 @@ class AppSettings(_Model):
     readiness_path: HttpPath = "/readyz"
     """Path the readiness probe GETs: answers only while the app can serve (its backing services reachable)."""
     metrics_path: HttpPath = "/metrics"
-    """Path the app serves Prometheus metrics on; the public Ingress must never route it."""
+    """Path the app serves Prometheus metrics on; the public Ingress must never route it (nor the probe paths)."""
     postgres_url_env: EnvName = "DATABASE_URL"
     """Environment variable the app reads the Postgres connection URL from (a Secret's `url`)."""
     redis_url_env: EnvName = "REDIS_URL"
     """Environment variable the app reads the Redis connection URL from (a Secret's `url`)."""
+    allowed_hosts_env: EnvName | None = "ALLOWED_HOSTS"
+    """Environment variable (in the app ConfigMap) listing the host names the app answers: `host` and the web
+    Services' in-cluster DNS names, comma-separated; None: the app does not check Host and gets no such list."""
     log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
     """The app's `LOG_LEVEL`: debug, info, warning or error."""
     host: DnsSubdomain
@@ -243,8 +316,11 @@ class AppSettings(_Model):
     """Secret with the host's certificate; default `<app>-tls` (cert-manager creates it when clusterIssuer is set)."""
     cluster_issuer: str | None = None
     """cert-manager ClusterIssuer that provisions the Ingress certificate; None: provide the TLS Secret yourself."""
-    public_paths: list[str] = Field(["/notes", "/healthz", "/readyz"], min_length=1)
-    """Path prefixes the Ingress routes to `web`; none may route `metricsPath` (Prometheus scrapes pods directly)."""
+    public_paths: list[str] = Field(["/notes"], min_length=1)
+    """Path prefixes the Ingress routes to `web`; none may route `metricsPath` (Prometheus scrapes pods directly)
+    or the probe paths (the kubelet probes pods directly; readiness names backends)."""
+    edge: Edge = Edge()
+    """The edge in front of `web`: which controller, and its body-size and rate limits."""
     pod_monitor: bool = False
     """Declare a Prometheus Operator PodMonitor per workload (needs the monitoring.coreos.com CRDs)."""
     run_as_user: int = Field(10001, ge=1, le=MAX_USER_ID)
@@ -265,16 +341,31 @@ class AppSettings(_Model):
 
     @model_validator(mode="after")
     def _metrics_stay_internal(self) -> Self:
+        internal = {
+            "metricsPath": self.metrics_path,
+            "livenessPath": self.liveness_path,
+            "readinessPath": self.readiness_path,
+        }
         for path in self.public_paths:
-            if routes_path(path, self.metrics_path):
-                raise RuleError(
-                    {"publicPaths": self.public_paths, "metricsPath": self.metrics_path},
-                    f"{path!r} would route {self.metrics_path} to the internet ({self.metrics_path} stays internal)",
-                )
-        if self.postgres_url_env == self.redis_url_env or {self.postgres_url_env, self.redis_url_env} & APP_ENV:
+            for key, internal_path in internal.items():
+                if routes_path(path, internal_path):
+                    raise RuleError(
+                        {"publicPaths": self.public_paths, key: internal_path},
+                        f"{path!r} would route {internal_path} to the internet ({internal_path} stays internal)",
+                    )
+        variables = [
+            self.postgres_url_env,
+            self.redis_url_env,
+            *([self.allowed_hosts_env] if self.allowed_hosts_env else []),
+        ]
+        if len(set(variables)) < len(variables) or set(variables) & APP_ENV:
             raise RuleError(
-                {"postgresUrlEnv": self.postgres_url_env, "redisUrlEnv": self.redis_url_env},
-                f"the URL variables must differ from each other and from the app's own {sorted(APP_ENV)}",
+                {
+                    "postgresUrlEnv": self.postgres_url_env,
+                    "redisUrlEnv": self.redis_url_env,
+                    "allowedHostsEnv": self.allowed_hosts_env,
+                },
+                f"the URL and host variables must differ from each other and from the app's own {sorted(APP_ENV)}",
             )
         return self
 

@@ -1,5 +1,6 @@
 """One app workload (e.g. `web`, `worker`): Deployment, ServiceAccount, PodDisruptionBudget, and where it serves
-traffic a Service (and an Ingress for `web`); a HorizontalPodAutoscaler when configured.
+traffic a Service (and for `web` the public edge: an Ingress, or an HTTPRoute with its Envoy Gateway limits); a
+HorizontalPodAutoscaler when configured.
 
 Zero-downtime rules from the chapter live here: one new pod at a time and never one fewer (maxSurge 1,
 maxUnavailable 0), probes, a preStop delay so endpoints drain before SIGTERM, and the grace period that covers it.
@@ -16,7 +17,13 @@ import pulumi_kubernetes as k8s
 
 from components.app_config import AppConfig
 from components.config_link import config_keys
-from components.ingress import tls_annotations, tls_ingress_spec
+from components.http_route import (
+    HTTP_ROUTE_API_VERSION,
+    TRAFFIC_POLICY_API_VERSION,
+    http_route_spec,
+    traffic_policy_spec,
+)
+from components.ingress import nginx_limit_annotations, tls_annotations, tls_ingress_spec
 from components.pods import (
     container_security_context,
     labels,
@@ -28,11 +35,14 @@ from components.pods import (
 )
 from components.probes import APP, APP_STARTUP, Probe
 from components.release import Release
-from components.settings import INGRESS_WORKLOAD, AppSettings, Rollout, Workload
+from components.settings import INGRESS_WORKLOAD, AppSettings, EdgeController, Rollout, Workload
 from components.timeline import WorkloadAwaits, await_timeouts
 
 PORT_NAME = "http"
 SERVICE_PORT = 80
+_EDGE_LIMIT_KEYS = [
+    f"app.edge.{key}" for key in ("maxBodySize", "requestsPerSecond", "burstMultiplier", "connectionsPerClient")
+]
 
 
 @dataclass
@@ -101,7 +111,9 @@ class AppWorkload(pulumi.ComponentResource):
                 },
                 opts=self._child(custom_timeouts=_timeouts(args.awaits.service_seconds, "service")),
             )
-            if args.workload == INGRESS_WORKLOAD:
+            if args.workload == INGRESS_WORKLOAD and args.app.edge.controller is EdgeController.ENVOY_GATEWAY:
+                self._http_route(service)
+            elif args.workload == INGRESS_WORKLOAD:
                 self._ingress(service)
         self.register_outputs({"deploymentName": self.deployment_name, "serviceName": self.service_name})
 
@@ -260,9 +272,14 @@ class AppWorkload(pulumi.ComponentResource):
 
     def _ingress(self, service: k8s.core.v1.Service) -> None:
         app = self._args.app
+        annotations = {
+            **tls_annotations(app.cluster_issuer),
+            **nginx_limit_annotations(app.edge),
+            **config_keys({"metadata.annotations": _EDGE_LIMIT_KEYS, "spec.rules": ["app.host", "app.publicPaths"]}),
+        }
         k8s.networking.v1.Ingress(
             f"{self._name}-ingress",
-            metadata=self._metadata(annotations=tls_annotations(app.cluster_issuer)),
+            metadata=self._metadata(annotations=annotations),
             spec=tls_ingress_spec(
                 host=app.host,
                 class_name=app.ingress_class_name,
@@ -274,6 +291,44 @@ class AppWorkload(pulumi.ComponentResource):
             # The provider waits for the ingress controller to publish the address (README: an ingress
             # controller serving `app.ingressClassName` is required).
             opts=self._child(custom_timeouts=_timeouts(self._args.awaits.ingress_seconds, "ingress")),
+        )
+
+    def _http_route(self, service: k8s.core.v1.Service) -> None:
+        # Without a `pulumi.com/waitFor` annotation pulumi-kubernetes does not wait for a custom resource
+        # (`provider/pkg/metadata/overrides.go` `ReadyCondition`): `deploy up` checks the Gateway beforehand.
+        app = self._args.app
+        route = k8s.apiextensions.CustomResource(
+            f"{self._name}-httproute",
+            api_version=HTTP_ROUTE_API_VERSION,
+            kind="HTTPRoute",
+            metadata=self._metadata(
+                annotations=config_keys(
+                    {
+                        "spec.parentRefs": [
+                            "app.edge.gatewayName",
+                            "app.edge.gatewayNamespace",
+                            "app.edge.gatewayListener",
+                        ],
+                        "spec.rules": ["app.host", "app.publicPaths"],
+                    }
+                )
+            ),
+            spec=http_route_spec(
+                host=app.host,
+                edge=app.edge,
+                service_name=service.metadata.apply(lambda m: m.name),
+                service_port=SERVICE_PORT,
+                paths=app.public_paths,
+            ),
+            opts=self._child(),
+        )
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-traffic-policy",
+            api_version=TRAFFIC_POLICY_API_VERSION,
+            kind="BackendTrafficPolicy",
+            metadata=self._metadata(annotations=config_keys({"spec": _EDGE_LIMIT_KEYS})),
+            spec=traffic_policy_spec(app.edge, self.deployment_name),
+            opts=self._child(depends_on=[route]),
         )
 
     def _pod_monitor(self) -> None:

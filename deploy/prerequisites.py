@@ -13,7 +13,11 @@ Each prerequisite is one a failed `up` would otherwise reveal late and half-appl
   its class. The settings always name the class (`app.ingressClassName`), so the default class does not matter;
   the check cannot see whether the controller runs, only that its class is installed;
 - the cert-manager ClusterIssuer the Ingresses' annotation names: without its CRD and object no certificate is
-  issued, and the Ingress serves the controller's fallback certificate.
+  issued, and the Ingress serves the controller's fallback certificate;
+- with `app.edge.controller: envoy-gateway`, the Gateway API and Envoy Gateway CRDs (a missing CRD fails `up`, as
+  above) and the named Gateway with its HTTPS listener: pulumi-kubernetes does not wait for an HTTPRoute
+  (`provider/pkg/metadata/overrides.go` `ReadyCondition`: no await without `pulumi.com/waitFor`), so a route on a
+  Gateway that does not exist would be applied, and `up` would succeed, with nothing serving it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from components.settings import (
     INGRESS_WORKLOAD,
     AppSettings,
     BackingService,
+    EdgeController,
     RegistryMode,
     RegistrySettings,
     ServiceMode,
@@ -41,6 +46,7 @@ from deploy.release import object_config
 MIN_KUBERNETES = (1, 30)
 PODMONITOR_CRD = "podmonitors.monitoring.coreos.com"
 CLUSTER_ISSUER_CRD = "clusterissuers.cert-manager.io"
+GATEWAY_CRDS = ("httproutes.gateway.networking.k8s.io", "backendtrafficpolicies.gateway.envoyproxy.io")
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
 DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
@@ -71,6 +77,8 @@ class Requirements:
     """The IngressClass the Ingresses name; None when the stack declares no Ingress."""
     cluster_issuer: str | None = None
     """The cert-manager ClusterIssuer the Ingresses name; None when unset or no Ingress."""
+    gateway: tuple[str, str, str] | None = None
+    """(namespace, name, listener) of the Gateway the web HTTPRoute attaches to; None without an HTTPRoute."""
     min_version: tuple[int, int] = MIN_KUBERNETES
 
 
@@ -111,14 +119,19 @@ def requirements_for(config: Mapping[str, str]) -> Requirements:
     # components/registry.py), both with the app's class and ClusterIssuer.
     workloads_key = f"{CONFIG_NAMESPACE}:workloads"
     web = object_config(config, workloads_key).get(INGRESS_WORKLOAD)
-    web_ingress = web is not None and _validated(f"{workloads_key}.{INGRESS_WORKLOAD}", web, Workload).expose
-    has_ingress = web_ingress or in_cluster_registry
+    web_exposed = web is not None and _validated(f"{workloads_key}.{INGRESS_WORKLOAD}", web, Workload).expose
+    edge = app.edge
+    web_route = web_exposed and edge.controller is EdgeController.ENVOY_GATEWAY and edge.gateway_name is not None
+    has_ingress = (web_exposed and not web_route) or in_cluster_registry
     return Requirements(
         app.pod_monitor,
         tuple(default_class),
         explicit,
         ingress_class=app.ingress_class_name if has_ingress else None,
         cluster_issuer=app.cluster_issuer if has_ingress else None,
+        gateway=(edge.gateway_namespace or app.namespace, edge.gateway_name or "", edge.gateway_listener)
+        if web_route
+        else None,
     )
 
 
@@ -169,7 +182,34 @@ def missing_prerequisites(requirements: Requirements, api: ClusterApi) -> list[s
             if name not in names:
                 problems.append(f"StorageClass {name!r} ({key}) does not exist in the cluster")
     problems += _missing_ingress_prerequisites(requirements, api)
+    problems += _missing_gateway_prerequisites(requirements, api)
     return problems
+
+
+def _missing_gateway_prerequisites(requirements: Requirements, api: ClusterApi) -> list[str]:
+    if requirements.gateway is None:
+        return []
+    missing = [crd for crd in GATEWAY_CRDS if api.get(CRD_PATH + crd) is None]
+    if missing:
+        return [
+            f"CustomResourceDefinition {crd} is missing (shipsafe:app.edge.controller is envoy-gateway): install the "
+            "Gateway API CRDs and Envoy Gateway 1.4 or newer, or use controller ingress-nginx"
+            for crd in missing
+        ]
+    namespace, name, listener = requirements.gateway
+    gateway = api.get(f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/gateways/{name}")
+    if gateway is None:
+        return [
+            f"Gateway {namespace}/{name} (shipsafe:app.edge.gatewayName, gatewayNamespace) does not exist: create "
+            "it with an HTTPS listener, served by Envoy Gateway"
+        ]
+    listeners = {item.get("name"): item.get("protocol") for item in (gateway.get("spec") or {}).get("listeners") or []}
+    if listeners.get(listener) != "HTTPS":
+        return [
+            f"Gateway {namespace}/{name} has no HTTPS listener named {listener!r} (shipsafe:app.edge.gatewayListener); "
+            f"its listeners: {listeners or 'none'}"
+        ]
+    return []
 
 
 def _missing_ingress_prerequisites(requirements: Requirements, api: ClusterApi) -> list[str]:
@@ -213,4 +253,7 @@ def require_prerequisites(config: Mapping[str, str], open_cluster: ClusterOpener
         checked.append(f"IngressClass {requirements.ingress_class}")
     if requirements.cluster_issuer:
         checked.append(f"ClusterIssuer {requirements.cluster_issuer}")
+    if requirements.gateway:
+        namespace, name, listener = requirements.gateway
+        checked.append(f"CRDs {', '.join(GATEWAY_CRDS)}, Gateway {namespace}/{name} listener {listener}")
     return ", ".join(checked)

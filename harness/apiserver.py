@@ -39,7 +39,8 @@ NOT_MODELLED: tuple[str, ...] = (
     "Server-side validation: invalid objects are returned defaulted instead of rejected with 422.",
     "Resource quantity canonicalisation (SetDefaults_ResourceList: e.g. 0.5 -> 500m, 1024Mi -> 1Gi); kept as written.",
     "omitempty normalisation of empty values, except empty metadata.labels/annotations, which are dropped.",
-    "CRD schema defaults and CRD status; custom resources get server metadata only.",
+    "CRD schema defaults and CRD status, except the Gateway API HTTPRoute's; other custom resources (PodMonitor, "
+    "Envoy Gateway's BackendTrafficPolicy) get server metadata only.",
     "Dual-stack clusters: Services get a single IPv4 family and a clusterIP hashed into 10.96.0.0/12.",
     "Feature gates off by default (e.g. MaxUnavailableStatefulSet) and per-version differences between servers.",
     "`creationTimestamp: null` that older servers print in pod and PVC templates.",
@@ -685,6 +686,53 @@ def _ingress_status(obj: dict[str, Any]) -> dict[str, Any]:
     return {"loadBalancer": {"ingress": [{"ip": f"198.51.100.{1 + _hash_int(obj['metadata']['uid']) % 254}"}]}}
 
 
+_GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+def _prepare_http_route(obj: dict[str, Any], uid: str) -> None:
+    """The CRD's structural defaults (`+kubebuilder:default` in kubernetes-sigs/gateway-api v1.6.1
+    `apis/v1/httproute_types.go`, `shared_types.go`, `object_reference_types.go`), applied by the API server to
+    fields that are absent."""
+    spec = obj.setdefault("spec", {})
+    for parent in spec.get("parentRefs") or []:
+        parent.setdefault("group", _GATEWAY_GROUP)  # ParentReference.Group
+        parent.setdefault("kind", "Gateway")  # ParentReference.Kind
+    rules = spec.setdefault("rules", [{}])  # HTTPRouteSpec.Rules: {{matches: {{path: {PathPrefix, /}}}}}
+    for rule in rules:
+        matches = rule.setdefault("matches", [{}])  # HTTPRouteRule.Matches: {{path: {PathPrefix, /}}}
+        for match in matches:
+            path = match.setdefault("path", {})  # HTTPRouteMatch.Path: {type: PathPrefix, value: /}
+            path.setdefault("type", "PathPrefix")  # HTTPPathMatch.Type
+            path.setdefault("value", "/")  # HTTPPathMatch.Value
+            for header in [*(match.get("headers") or []), *(match.get("queryParams") or [])]:
+                header.setdefault("type", "Exact")  # HTTPHeaderMatch.Type, HTTPQueryParamMatch.Type
+        for backend in rule.get("backendRefs") or []:
+            backend.setdefault("group", "")  # BackendObjectReference.Group
+            backend.setdefault("kind", "Service")  # BackendObjectReference.Kind
+            backend.setdefault("weight", 1)  # BackendRef.Weight
+
+
+def _http_route_status(obj: dict[str, Any]) -> dict[str, Any]:
+    # What a Gateway controller (Envoy Gateway) writes once it accepted the route on each parent.
+    parents = []
+    for parent in obj["spec"].get("parentRefs") or []:
+        conditions = [
+            {**_condition("Accepted", "True", "Accepted", "Route is accepted"), "observedGeneration": 1},
+            {
+                **_condition("ResolvedRefs", "True", "ResolvedRefs", "Resolved all the Object references"),
+                "observedGeneration": 1,
+            },
+        ]
+        parents.append(
+            {
+                "parentRef": parent,
+                "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+                "conditions": conditions,
+            }
+        )
+    return {"parents": parents}
+
+
 def _no_defaults(obj: dict[str, Any], uid: str) -> None:
     """ConfigMap (`SetDefaults_ConfigMap` only makes an omitempty map), ServiceAccount, PodDisruptionBudget (policy/v1
     has no defaulter; the strategy sets generation), Ingress (networking/v1 has no Ingress defaulter), Role and
@@ -715,6 +763,9 @@ _KINDS: dict[tuple[str, str], _KindRules] = {
     ("networking.k8s.io/v1", "NetworkPolicy"): _KindRules(_prepare_network_policy),
     ("networking.k8s.io/v1", "Ingress"): _KindRules(
         _no_defaults, _ingress_status, status_manager="nginx-ingress-controller"
+    ),
+    (f"{_GATEWAY_GROUP}/v1", "HTTPRoute"): _KindRules(
+        _prepare_http_route, _http_route_status, status_manager="envoy-gateway"
     ),
     (f"{_RBAC_GROUP}/v1", "Role"): _KindRules(_no_defaults),
     (f"{_RBAC_GROUP}/v1", "ClusterRole"): _KindRules(_no_defaults),

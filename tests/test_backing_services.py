@@ -41,7 +41,7 @@ def test_no_container_has_a_literal_secret_looking_value(recording: Recording) -
 
 def test_configmap_holds_only_plain_settings(recording: Recording) -> None:
     data = only(recording, "kubernetes:core/v1:ConfigMap").inputs["data"]
-    assert set(data) == {"PORT", "LOG_LEVEL", "SHUTDOWN_TIMEOUT_SECONDS"}
+    assert set(data) == {"PORT", "LOG_LEVEL", "SHUTDOWN_TIMEOUT_SECONDS", "ALLOWED_HOSTS"}
     assert data["PORT"] == "3002"
     assert int(data["SHUTDOWN_TIMEOUT_SECONDS"]) == 30 - 5 - 5, "must finish draining before SIGKILL"
 

@@ -23,6 +23,13 @@ PODMONITOR_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podmo
 STORAGE_CLASSES_PATH = "/apis/storage.k8s.io/v1/storageclasses"
 INGRESS_CLASSES_PATH = "/apis/networking.k8s.io/v1/ingressclasses"
 CLUSTER_ISSUERS_PATH = "/apis/cert-manager.io/v1/clusterissuers"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+def gateway(name: str, listeners: dict[str, str]) -> dict[str, Any]:
+    """A Gateway with `listeners` (name -> protocol)."""
+    items = [{"name": n, "protocol": p, "port": 443 if p == "HTTPS" else 80} for n, p in listeners.items()]
+    return {"kind": "Gateway", "metadata": {"name": name}, "spec": {"gatewayClassName": "eg", "listeners": items}}
 
 
 def storage_class(name: str, *, default: bool) -> dict[str, Any]:
@@ -36,6 +43,8 @@ class ClusterState:
     crds: set[str] = field(default_factory=lambda: {"podmonitors.monitoring.coreos.com"})
     storage_classes: list[dict[str, Any]] = field(default_factory=lambda: [storage_class("standard", default=True)])
     ingress_classes: set[str] = field(default_factory=lambda: {"nginx"})
+    gateways: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """(namespace, name) -> Gateway object; served only while `crds` holds httproutes.gateway.networking.k8s.io."""
     cluster_issuers: set[str] = field(default_factory=set)
     """Served only while `crds` holds clusterissuers.cert-manager.io, as a real API server does."""
     forced_status: int | None = None
@@ -56,6 +65,12 @@ class ClusterState:
         collection, _, name = path.rpartition("/")
         if collection == INGRESS_CLASSES_PATH and name in self.ingress_classes:
             return 200, {"kind": "IngressClass", "metadata": {"name": name}}
+        gateway_api = "httproutes.gateway.networking.k8s.io" in self.crds
+        parts = path.split("/")  # /apis/gateway.networking.k8s.io/v1/namespaces/<ns>/gateways/<name>
+        if gateway_api and len(parts) == 8 and parts[2:4] == [GATEWAY_GROUP, "v1"] and parts[6] == "gateways":
+            gateway = self.gateways.get((parts[5], parts[7]))
+            if gateway is not None:
+                return 200, gateway
         served = "clusterissuers.cert-manager.io" in self.crds
         if collection == CLUSTER_ISSUERS_PATH and served and name in self.cluster_issuers:
             return 200, {"kind": "ClusterIssuer", "metadata": {"name": name}}
