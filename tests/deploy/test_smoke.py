@@ -13,10 +13,10 @@ from tests.support.services import free_port
 
 
 class _HalfBrokenApp(BaseHTTPRequestHandler):
-    """Alive and ready, but /notes answers HTML instead of the JSON API."""
+    """The paged list answers, but /notes answers HTML instead of the JSON API."""
 
     def do_GET(self) -> None:
-        body, kind = (b"<html>oops</html>", "text/html") if self.path == "/notes" else (b'{"status":"ok"}', "json")
+        body, kind = (b"<html>oops</html>", "text/html") if self.path == "/notes" else (b"[]", "application/json")
         self.send_response(200)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -39,12 +39,8 @@ def half_broken_url() -> Iterator[str]:
 
 def test_a_real_path_that_is_not_the_api_fails(half_broken_url):
     report = smoke(half_broken_url)
-    assert [(check.path, check.passed) for check in report.checks] == [
-        ("/healthz", True),
-        ("/readyz", True),
-        ("/notes", False),
-    ]
-    assert report.checks[2].detail == "body is not JSON"
+    assert [(check.path, check.passed) for check in report.checks] == [("/notes", False), ("/notes?limit=1", True)]
+    assert report.checks[0].detail == "body is not JSON"
     assert not report.passed
 
 

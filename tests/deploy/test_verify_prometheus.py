@@ -228,10 +228,10 @@ def test_smoke_checks_the_real_app(run_cli, fleet, postgres_server):
     ok = run_cli("smoke", "staging", "--url", fleet.current.base_url)
     assert ok.exit_code == 0, ok.output
     assert "GET /notes: HTTP 200" in ok.output
-    with stopped(postgres_server):  # readiness follows Postgres (a Redis outage only slows reads down)
+    with stopped(postgres_server):  # the real path needs Postgres (a Redis outage only slows reads down)
         broken = run_cli("smoke", "staging", "--url", fleet.current.base_url)
     assert broken.exit_code == ExitCode.SMOKE_FAILED
-    assert "GET /readyz: HTTP 503" in broken.output
+    assert "GET /notes: HTTP 503" in broken.output
 
 
 # ── What the adversarial review found (issue 10): each of these passed before ──────────────────────────────
