@@ -558,19 +558,24 @@ class Verification(_Model):
     @model_validator(mode="after")
     def _judgeable(self) -> Self:
         if self.window_seconds % self.interval_seconds:
-            raise ValueError(
-                f"windowSeconds {self.window_seconds} must be a whole number of intervalSeconds "
-                f"({self.interval_seconds}): one measurement per interval"
+            raise RuleError(
+                {"windowSeconds": self.window_seconds, "intervalSeconds": self.interval_seconds},
+                "the window must be a whole number of intervals: one measurement per interval",
             )
         measurements = self.window_seconds // self.interval_seconds
         if self.failure_limit >= measurements:
-            raise ValueError(
-                f"failureLimit {self.failure_limit} must be below the window's {measurements} measurements "
-                "(windowSeconds / intervalSeconds), or no release could ever fail"
+            raise RuleError(
+                {
+                    "failureLimit": self.failure_limit,
+                    "windowSeconds": self.window_seconds,
+                    "intervalSeconds": self.interval_seconds,
+                },
+                f"failureLimit must be below the window's {measurements} measurements, or no release could ever fail",
             )
         if self.min_route_requests > self.min_requests:
-            raise ValueError(
-                f"minRouteRequests {self.min_route_requests} must not exceed minRequests {self.min_requests}"
+            raise RuleError(
+                {"minRouteRequests": self.min_route_requests, "minRequests": self.min_requests},
+                "a route's minimum may not exceed the release's minimum",
             )
         return self
 

@@ -230,6 +230,19 @@ MORE_BAD_CONFIGS = [
         _with("staging", "shipsafe:app", ["runAsUser"], 2**31),
         ["shipsafe:app.runAsUser = 2147483648", "less than or equal to 2147483647"],
     ),
+    (
+        "staging",
+        _with("staging", "shipsafe:verification", ["failureLimit"], 9),
+        [
+            "shipsafe:verification.failureLimit = 9, shipsafe:verification.windowSeconds = 120, "
+            "shipsafe:verification.intervalSeconds = 30: failureLimit must be below"
+        ],
+    ),
+    (
+        "staging",
+        _with("staging", "shipsafe:verification", ["intervalSeconds"], 50),
+        ["shipsafe:verification.windowSeconds = 120, shipsafe:verification.intervalSeconds = 50"],
+    ),
 ]
 
 
