@@ -9,19 +9,26 @@ STACK ?= staging
 
 # Enough for preview, policy-check and lint: wheels only, no compiler or system packages. Every file is hash-locked
 # and installed with --require-hashes, pip itself first; requirements-dev.txt holds the program's and the policy
-# pack's locked dependencies too. The project is not installed as a package (it runs from the checkout).
+# pack's locked dependencies too.
 $(VENV)/.installed: requirements-pip.txt requirements.txt requirements-dev.txt policy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes -r requirements-pip.txt
 	$(PY) -m pip install -q --require-hashes -r requirements-dev.txt
 	touch $@
 
+# Then the project itself, for its command (.venv/bin/shipsafe): editable, so it runs this checkout, and alone:
+# --no-deps (its dependencies are the locks above) and --no-build-isolation (setuptools comes from the locks, not
+# from an unpinned download).
+$(VENV)/.project-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
 # The reference app's dependencies, for what imports or runs the app. psycopg-c builds from source.
-$(VENV)/.app-installed: $(VENV)/.installed app/requirements.txt
+$(VENV)/.app-installed: $(VENV)/.project-installed app/requirements.txt
 	$(PY) -m pip install -q --require-hashes -r app/requirements.txt
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.project-installed
 
 # The Debian packages come first: gcc, libpq-dev, python3-dev for psycopg-c; python3-venv for a fresh .venv.
 setup-app: system-packages $(VENV)/.app-installed

@@ -21,7 +21,8 @@ from deploy.stacks import StackCreator
 
 
 def run_offline_preview(argv: list[str]) -> int:
-    """The foundation's offline preview (mock runtime + the real policy pack); needs no Pulumi CLI."""
+    """The foundation's offline preview (mock runtime + the real policy pack); needs no Pulumi CLI. Returns its exit
+    code (`harness.exit_codes`)."""
     try:
         from harness.preview import main
     except ImportError as error:
@@ -45,6 +46,11 @@ class DeployContext:
     """Overrides `shipsafe:verification.prometheusUrl`, e.g. a port-forward from a CI runner."""
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def verification_dir(self) -> Path:
+        """Where `status` finds the last verification of each stack (`deploy.status.VerificationLog`)."""
+        return self.project_dir / "out" / "verifications"
 
     def policy_for(self, stack: str) -> PolicyPack:
         """The policy pack runs on every preview and update, with the stack's own enforcement config."""

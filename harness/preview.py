@@ -4,17 +4,21 @@ Runs the real program under the mock runtime with `Pulumi.<STACK>.yaml` once per
 the engine shows the policy pack (`harness.phases`: the first preview, the state after `up`, the preview of the
 next release), prints the resource tree and the stack outputs, writes the Kubernetes objects to
 `out/<STACK>/manifests.yaml`, then runs the policy pack over every phase through the analyzer protocol. Before the
-program runs, the stack's settings are checked against its policy config (`harness.policy_link`). Exits 1 on a
-mandatory policy violation in any phase, 2 on invalid config (or config the stack's policies refuse), 3 when the
-policy pack itself fails (does not start, rejects its config, or a policy crashes).
+program runs, the stack's settings are checked against its policy config (`harness.policy_link`). Exits with the
+project's exit codes (`harness.exit_codes`): POLICY_VIOLATION on a mandatory policy violation in any phase,
+CONFIG_ERROR on invalid config (or config the stack's policies refuse), POLICY_PACK_FAILED when the policy pack
+itself fails (does not start, rejects its config, or a policy crashes). `--output json` prints one JSON report
+(`docs/schemas/preview.schema.json`) on stdout and the human report on stderr. `shipsafe preview --offline` runs this.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ import pulumi
 
 from components.settings import ConfigError, settings_from_config
 from harness import analyzer, policy_link
+from harness.exit_codes import ExitCode, exit_code_of
 from harness.manifests import is_kubernetes, modelled_values_note, render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
@@ -30,9 +35,10 @@ from harness.replacement import blocked_by_protect, is_data_bearing, plan_update
 from harness.runtime import REPO_ROOT, ProgramFailed, engine_config, read_stack_config
 from harness.stack_config import StackFileError, read_stack_file, set_path
 
-EXIT_POLICY_VIOLATION = 1
-EXIT_BAD_CONFIG = 2
-EXIT_POLICY_PACK_FAILED = 3
+EXIT_POLICY_VIOLATION = ExitCode.POLICY_VIOLATION
+EXIT_BAD_CONFIG = ExitCode.CONFIG_ERROR
+EXIT_POLICY_PACK_FAILED = ExitCode.POLICY_PACK_FAILED
+PREVIEW_SCHEMA_VERSION = 1
 
 
 def tree_lines(recording: Recording) -> list[str]:
@@ -64,10 +70,10 @@ def write_manifests(recording: Recording, out_dir: Path) -> Path:
     return target
 
 
-def _parse_overrides(stack: str, pairs: Sequence[str]) -> dict[str, object]:
+def parse_overrides(stack: str, pairs: Sequence[str], project_dir: Path = REPO_ROOT) -> dict[str, object]:
     """Each `--set KEY=VALUE` applied in order as `pulumi config set --path KEY VALUE` would apply it to the stack
     file (`harness.stack_config.set_path`); the top-level values it changed, as config overrides."""
-    stack_file = read_stack_file(stack, REPO_ROOT)
+    stack_file = read_stack_file(stack, project_dir)
     config = dict(stack_file.config)
     changed = []
     for pair in pairs:
@@ -80,8 +86,17 @@ def _parse_overrides(stack: str, pairs: Sequence[str]) -> dict[str, object]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness.preview", description=__doc__.splitlines()[0])
-    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out", help="where manifests go (default: out/)")
+    parser.add_argument("stack", nargs="?", help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "-s", "--stack", dest="stack_option", metavar="STACK", help="the stack, as `pulumi -s` takes it"
+    )
+    parser.add_argument(
+        "--project-dir", type=Path, default=REPO_ROOT, help="the Pulumi project (default: this checkout)"
+    )
+    parser.add_argument("--out", type=Path, help="where manifests go (default: out/ in the project directory)")
+    parser.add_argument(
+        "--output", choices=("text", "json"), default="text", help="json: one report on stdout, the text on stderr"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -106,10 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def policy_conflicts(stack: str, overrides: dict[str, object], policy_config: Path) -> list[str]:
+def policy_conflicts(
+    stack: str, overrides: dict[str, object], policy_config: Path, project_dir: Path = REPO_ROOT
+) -> list[str]:
     """The stack's settings against its policy config (`harness.policy_link`); config the program itself refuses
     is left to the program, which names it."""
-    _, values = read_stack_config(stack, REPO_ROOT, overrides)
+    _, values = read_stack_config(stack, project_dir, overrides)
     config, secret_keys = engine_config(values)
     try:
         settings = settings_from_config(config, lambda key: key in secret_keys)
@@ -120,13 +137,17 @@ def policy_conflicts(stack: str, overrides: dict[str, object], policy_config: Pa
 
 def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.AnalysisReport] | None) -> int:
     try:
-        overrides = _parse_overrides(args.stack, args.overrides)
-        conflicts = [] if analyze is None else policy_conflicts(args.stack, overrides, args.policy_config)
+        overrides = parse_overrides(args.stack, args.overrides, args.project_dir)
+        conflicts = (
+            [] if analyze is None else policy_conflicts(args.stack, overrides, args.policy_config, args.project_dir)
+        )
         if conflicts:
             print("error: the stack's settings conflict with its policy config:", file=sys.stderr)
             print("\n".join(f"  - {conflict}" for conflict in conflicts), file=sys.stderr)
             return EXIT_BAD_CONFIG
-        phases = model_phases(args.stack, config_overrides=overrides, phases=args.phases or ALL_PHASES)
+        phases = model_phases(
+            args.stack, config_overrides=overrides, phases=args.phases or ALL_PHASES, project_dir=args.project_dir
+        )
     except StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -201,22 +222,86 @@ def _deployed(phases: list[PhaseRecording]) -> PhaseRecording:
     return next((p for p in phases if p.phase is Phase.AFTER_UP), phases[-1])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.stack and args.stack_option and args.stack != args.stack_option:
+        parser.error(f"two stacks given: {args.stack} and -s {args.stack_option}")
+    args.stack = args.stack or args.stack_option
+    if not args.stack:
+        parser.error("the stack is required: STACK or -s/--stack STACK")
+    args.out = args.out or args.project_dir / "out"
+    return args
+
+
+def _run(args: argparse.Namespace, analyzed: list[analyzer.AnalysisReport]) -> int:
     try:
-        project, _ = read_stack_config(args.stack)
+        project, _ = read_stack_config(args.stack, args.project_dir)
     except StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     if args.no_policy:
         return _preview(args, None)
-    args.policy_config = policy_config = args.policy_config or REPO_ROOT / "policy" / "config" / f"{args.stack}.json"
+    args.policy_config = args.policy_config or args.project_dir / "policy" / "config" / f"{args.stack}.json"
+    pack_dir = args.project_dir / "policy"
     try:
-        with analyzer.booted_in_background(policy_config, project=project, stack=args.stack) as analyze:
-            return _preview(args, analyze)
+        with analyzer.booted_in_background(
+            args.policy_config, project=project, stack=args.stack, pack_dir=pack_dir
+        ) as analyze:
+
+            def analyze_and_keep(recording: Recording) -> analyzer.AnalysisReport:
+                analyzed.append(analyze(recording))
+                return analyzed[-1]
+
+            return _preview(args, analyze_and_keep)
     except analyzer.PolicyPackError as error:
         print(f"error: the policy pack failed: {error}", file=sys.stderr)
         return EXIT_POLICY_PACK_FAILED
+
+
+def json_report(args: argparse.Namespace, status: int, analyzed: list[analyzer.AnalysisReport], started: float) -> str:
+    """The `--output json` report (`docs/schemas/preview.schema.json`). The pack analyzes the phases in the order a
+    stack lives them (`model_phases`), so the n-th report is the n-th phase asked for."""
+    code = exit_code_of(status)
+    asked = set(args.phases or ALL_PHASES)
+    manifests = args.out / args.stack / "manifests.yaml"
+    fresh = manifests.is_file() and manifests.stat().st_mtime >= started
+    report = {
+        "schemaVersion": PREVIEW_SCHEMA_VERSION,
+        "command": "preview",
+        "stack": args.stack,
+        "mode": "offline",
+        "result": "passed" if code is ExitCode.OK else "failed",
+        "exitCode": code.value,
+        "exitName": code.name,
+        "manifests": str(manifests) if fresh else None,
+        "changes": None,
+        "phases": [
+            {
+                "phase": str(phase),
+                "mandatory": len(analysis.mandatory_violations),
+                "advisory": len(analysis.advisory_violations),
+                "violations": [
+                    {"policy": v.policy, "level": v.level, "resource": v.resource, "message": v.message}
+                    for v in analysis.violations
+                ],
+            }
+            for phase, analysis in zip([p for p in ALL_PHASES if p in asked], analyzed, strict=False)
+        ],
+    }
+    return json.dumps(report, indent=2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    analyzed: list[analyzer.AnalysisReport] = []
+    if args.output == "text":
+        return _run(args, analyzed)
+    started = time.time() - 1  # file systems keep modification times coarser than the clock
+    with contextlib.redirect_stdout(sys.stderr):
+        status = _run(args, analyzed)
+    print(json_report(args, status, analyzed, started))
+    return status
 
 
 if __name__ == "__main__":

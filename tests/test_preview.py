@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from harness.exit_codes import ExitCode
 from harness.manifests import SECRET_PLACEHOLDER, render
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
@@ -57,9 +58,9 @@ def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) ->
     assert "shipsafe:registryPassword" in result.stdout, "the placeholder secret must be announced"
 
 
-def test_offline_preview_exits_2_with_the_config_error(tmp_path: Path) -> None:
+def test_offline_preview_exits_with_config_error_naming_it(tmp_path: Path) -> None:
     result = _preview("prod", tmp_path, "--no-policy", "--set", "imageSource=build")
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.CONFIG_ERROR
     assert "production never builds" in result.stderr
     assert not (tmp_path / "prod").exists()
 
@@ -90,9 +91,9 @@ def test_set_takes_paths_as_pulumi_config_set_path_does(tmp_path: Path) -> None:
         ("rollout.maxSurge", "error: --set expects KEY=VALUE"),
     ],
 )
-def test_a_bad_set_exits_2_naming_the_key(tmp_path: Path, setting: str, message: str) -> None:
+def test_a_bad_set_exits_with_config_error_naming_the_key(tmp_path: Path, setting: str, message: str) -> None:
     result = _preview("staging", tmp_path, "--no-policy", "--set", setting)
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == ExitCode.CONFIG_ERROR, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "staging").exists(), "nothing was previewed"
 
@@ -109,15 +110,15 @@ def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation
     assert "Next release (modelled second up): replace notes-migrate-job" in passing.stdout
     # Config the program accepts but the pack forbids: the prebuilt image without its digest.
     failing = _preview("prod", tmp_path, "--set", "imageRef=registry.example.com/shipsafe/notes:3f9c2a1b7d4e")
-    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert failing.returncode == ExitCode.POLICY_VIOLATION, failing.stdout + failing.stderr
     # The first preview and the state after `up`; the modelled next release is promoted with its digest.
     assert failing.stdout.count("Policy check FAILED") == 2, failing.stdout
     assert "lacks @sha256:<digest>" in failing.stdout and "(set by shipsafe:imageRef" in failing.stdout
     # A setting outside the platform's bounds is refused before the program runs, naming both sides.
     refused = _preview("prod", tmp_path, "--set", 'workloads={"worker": {"replicas": 1, "expose": false}}')
-    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.returncode == ExitCode.CONFIG_ERROR, refused.stdout + refused.stderr
     assert "shipsafe:workloads.worker.replicas = 1" in refused.stderr
-    assert "policy/config/prod.json: 12f-concurrency.minReplicas" in refused.stderr
+    assert "policy/config/prod.json: 12f-concurrency-replica-range.minReplicas" in refused.stderr
 
 
 def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> None:
@@ -127,9 +128,9 @@ def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> Non
     assert "first-preview" not in result.stdout and "later-preview" not in result.stdout
 
 
-def test_offline_preview_exits_3_when_the_policy_pack_rejects_its_config(tmp_path: Path) -> None:
+def test_offline_preview_exits_pack_failed_when_the_policy_pack_rejects_its_config(tmp_path: Path) -> None:
     bad_config = tmp_path / "bad.json"
     bad_config.write_text('{"no-such-policy": "mandatory"}')
     result = _preview("staging", tmp_path, "--policy-config", str(bad_config))
-    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.returncode == ExitCode.POLICY_PACK_FAILED, result.stdout + result.stderr
     assert "no-such-policy" in result.stderr

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from deploy.cli import cli
 from deploy.context import DeployContext
+from deploy.prometheus import Sample
 from deploy.smoke import Check, SmokeReport
 from tests.deploy.fake_apiserver import InProcessCluster
 from tests.deploy.memory_stack import MemoryStack, MemoryStacks
@@ -32,20 +33,27 @@ class FakeClock:
 
 @dataclass
 class FakeMetrics:
-    """Answers the three verification queries with fixed values and remembers what was asked."""
+    """Answers the verification queries (one served route) from fixed values and remembers what was asked."""
 
     requests: float | None = 500.0
     error_ratio: float | None = 0.0
     p99: float | None = 0.05
     queries: list[str] = field(default_factory=list)
 
-    def scalar(self, promql: str) -> float | None:
+    def query(self, promql: str, at: float) -> list[Sample]:
         self.queries.append(promql)
+        route = {"method": "GET", "route": "/notes"}
         if promql.startswith("histogram_quantile"):
-            return self.p99
-        if promql.startswith("sum(increase"):
-            return self.requests
-        return self.error_ratio
+            return [] if self.p99 is None else [Sample(route, self.p99)]
+        if self.requests is None:
+            return []
+        if "_count" in promql:
+            return [Sample(route, self.requests)]
+        if 'status=~"5' in promql:
+            return [] if self.error_ratio is None else [Sample({}, self.requests * self.error_ratio)]
+        if 'status=~"4' in promql:
+            return [Sample({}, 0.0)]
+        return [Sample({}, self.requests)]
 
 
 @dataclass

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import io
+import json
 import re
+from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 from click.testing import CliRunner
 from rich.console import Console
 
 from components.settings import settings_from_config
 from components.timeline import deploy_timeline
 from deploy.cli import cli
+from deploy.context import DeployContext
 from deploy.errors import ExitCode
 from deploy.progress import duration
 from tests.deploy.conftest import FakeClock
-from tests.deploy.memory_stack import MemoryStack, image, sha
-
-COMMANDS = ["init", "preview", "up", "promote", "smoke", "verify", "history", "rollback"]
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help(run_cli, command):
-    result = run_cli(command, "--help")
-    assert result.exit_code == 0, result.output
-    assert "Usage:" in result.output
+from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks, image, sha
 
 
 def test_preview_runs_the_policy_pack_with_the_stack_config(run_cli, stacks, project_dir):
@@ -37,10 +33,10 @@ def test_preview_runs_the_policy_pack_with_the_stack_config(run_cli, stacks, pro
     assert policy.config == project_dir / "policy" / "config" / "staging.json"
 
 
-def test_preview_offline_delegates_to_the_offline_preview(run_cli, stacks, offline_calls):
+def test_preview_offline_delegates_to_the_offline_preview(run_cli, stacks, offline_calls, project_dir):
     result = run_cli("preview", "prod", "--offline")
     assert result.exit_code == 0, result.output
-    assert offline_calls == [["prod"]]
+    assert offline_calls == [["prod", "--project-dir", str(project_dir)]]
     assert stacks["prod"].policy_runs == []
 
 
@@ -371,3 +367,218 @@ def test_a_terminal_gets_the_live_display_and_no_color_is_honoured(monkeypatch, 
     output = screen.getvalue()
     assert "at most" in output and "left" in output  # the live bar's countdown column
     assert bool(_colours(output)) is not no_color
+
+
+# ── one command: every subcommand, -s/--stack, JSON documents checked against their schemas ────────────────────
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+EVERY_COMMAND = [
+    ["preview"],
+    ["render"],
+    ["diff"],
+    ["up"],
+    ["promote"],
+    ["smoke"],
+    ["verify"],
+    ["history"],
+    ["rollback"],
+    ["init"],
+    ["mirror"],
+    ["status"],
+    ["destroy"],
+    ["config", "validate"],
+    ["exit-codes"],
+    ["completion"],
+]
+
+
+def schema_checked(name: str, stdout: str) -> dict:
+    """The command's stdout parsed as one JSON document that its schema in docs/schemas/ accepts."""
+    document = json.loads(stdout)
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(document)
+    ]
+    assert not errors, errors
+    return document
+
+
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=" ".join)
+def test_every_command_of_the_issue_is_reachable(run_cli, command):
+    result = run_cli(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert f"Usage: cli {' '.join(command)}" in result.output
+
+
+@pytest.mark.parametrize("args", [["staging"], ["-s", "staging"], ["--stack", "staging"], ["staging", "-s", "staging"]])
+def test_the_stack_is_an_argument_or_dash_s(run_cli, args):
+    result = run_cli("history", *args)
+    assert result.exit_code == 0, result.output
+    assert "history of staging" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [([], "the stack is required: give STACK or -s/--stack STACK"), (["staging", "-s", "prod"], "two stacks given")],
+)
+def test_no_stack_or_two_different_stacks_is_a_usage_error(run_cli, args, message):
+    result = run_cli("history", *args)
+    assert result.exit_code == ExitCode.USAGE
+    assert message in result.stderr
+
+
+def test_history_json_follows_its_schema(run_cli, stacks):
+    assert run_cli("rollback", "-s", "staging", "--reason", "bad release").exit_code == 0
+    result = run_cli("history", "-s", "staging", "--output", "json")
+    assert result.exit_code == 0, result.output
+    document = schema_checked("history", result.stdout)
+    assert [u["version"] for u in document["updates"]] == [3, 2, 1]
+    newest = document["updates"][0]
+    assert newest["rollback"] is True and newest["imageRef"] == image(1) and newest["gitSha"] == sha(1)
+    assert "bad release" in newest["message"]
+    assert document["updates"][1]["imageRef"] == image(2)
+
+
+def test_verify_json_follows_its_schema_and_keeps_the_failure_code(run_cli, metrics):
+    metrics.error_ratio = 0.25
+    result = run_cli("verify", "-s", "staging", "--output", "json")
+    assert result.exit_code == ExitCode.VERIFICATION_FAILED
+    document = schema_checked("verify", result.stdout)
+    assert (document["outcome"], document["exitName"], document["version"]) == ("failed", "VERIFICATION_FAILED", sha(2))
+    assert document["measurements"], "the measurements that led to the verdict"
+    assert all((m["errorRatio"], m["phase"]) == (0.25, "failed") for m in document["measurements"])
+    assert "Verifying version" in result.stderr and "Verifying version" not in result.stdout
+
+
+def test_status_json_says_what_runs_where_and_the_last_verification(run_cli, stacks, metrics):
+    assert run_cli("verify", "staging").exit_code == 0
+    metrics.error_ratio = 0.5
+    assert run_cli("promote", "--verify").exit_code == ExitCode.ROLLED_BACK
+    result = run_cli("status", "staging", "prod", "-s", "qa", "--output", "json")
+    assert result.exit_code == 0, result.output
+    staging, prod, qa = schema_checked("status", result.stdout)["stacks"]
+    assert (staging["release"], staging["imageRef"], staging["appUrl"]) == (sha(2), image(2), "http://staging.test")
+    assert staging["lastVerification"]["outcome"] == "passed" and staging["lastVerification"]["version"] == sha(2)
+    # prod was promoted to release 2, failed verification and runs release 1 again.
+    assert prod["release"] == sha(1) and prod["lastUpdate"]["rollback"] is True
+    assert prod["lastVerification"]["outcome"] == "failed, rolled back"
+    assert prod["lastVerification"]["version"] == sha(2), "the verdict is about the version that was verified"
+    assert qa == {**qa, "exists": False, "release": None, "lastUpdate": None}
+
+
+def test_status_table_covers_every_stack_file_by_default(run_cli, project_dir):
+    for stack in ("staging", "prod"):
+        (project_dir / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    result = run_cli("status")
+    assert result.exit_code == 0, result.output
+    assert "staging" in result.output and "prod" in result.output and sha(2)[:12] in result.output
+
+
+class StackFileWritingStack(MemoryStack):
+    """Like the Automation API: `set_config` writes Pulumi.<stack>.yaml, and the preview runs with what it holds."""
+
+    stack_file: Path
+    previewed_with: dict[str, str]
+
+    def set_config(self, values):
+        super().set_config(values)
+        self.stack_file.write_text(yaml.safe_dump({"config": self.config}))
+
+    def preview(self, *, policy, on_output):
+        self.previewed_with = yaml.safe_load(self.stack_file.read_text())["config"]
+        return super().preview(policy=policy, on_output=on_output)
+
+
+def test_preview_repins_in_the_stack_file_only_while_it_runs(run_cli, stacks, project_dir):
+    committed = "# committed\nconfig:\n  shipsafe:imageSource: prebuilt\n"
+    stack_file = project_dir / "Pulumi.staging.yaml"
+    stack_file.write_text(committed)
+    writing = StackFileWritingStack(
+        "staging", config=stacks["staging"].get_config(), _outputs=stacks["staging"].outputs()
+    )
+    writing.records = stacks["staging"].records
+    writing.stack_file = stack_file
+    stacks["staging"] = writing
+    result = run_cli("preview", "-s", "staging", "--output", "json")
+    assert result.exit_code == 0, result.output
+    assert writing.previewed_with["shipsafe:imageRef"] == image(2), "the preview ran with the release it runs"
+    assert stack_file.read_text() == committed
+    document = schema_checked("preview", result.stdout)
+    assert (document["mode"], document["changes"], document["result"]) == (
+        "pulumi",
+        {"same": 20, "update": 2},
+        "passed",
+    )
+
+
+def test_a_failed_preview_still_prints_its_json_document(run_cli, project_dir):
+    (project_dir / "policy" / "config" / "staging.json").unlink()
+    result = run_cli("preview", "staging", "--output", "json")
+    assert result.exit_code == ExitCode.FAILED
+    document = schema_checked("preview", result.stdout)
+    assert (document["result"], document["exitName"], document["changes"]) == ("failed", "FAILED", None)
+
+
+def test_offline_preview_json_of_the_real_stack_follows_its_schema(tmp_path):
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
+    result = CliRunner().invoke(cli, ["preview", "-s", "prod", "--offline", "--output", "json"], obj=context)
+    assert result.exit_code == 0, result.output
+    document = schema_checked("preview", result.stdout)
+    assert document["mode"] == "offline" and document["exitName"] == "OK"
+    assert [phase["phase"] for phase in document["phases"]] == ["first-preview", "after-up", "later-preview"]
+    assert all(phase["mandatory"] == 0 for phase in document["phases"])
+    assert Path(document["manifests"]) == REPO / "out" / "prod" / "manifests.yaml"
+    assert "Policy pack shipsafe on stack prod" in result.stderr
+
+
+def test_offline_preview_json_names_the_violation_and_the_exit_code():
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
+    undigested = "imageRef=registry.example.com/shipsafe/notes:3f9c2a1b7d4e"
+    args = ["preview", "prod", "--offline", "--set", undigested, "--output", "json"]
+    result = CliRunner().invoke(cli, args, obj=context)
+    assert result.exit_code == ExitCode.POLICY_VIOLATION
+    document = schema_checked("preview", result.stdout)
+    assert document["exitName"] == "POLICY_VIOLATION" and document["result"] == "failed"
+    mandatory = [v for phase in document["phases"] for v in phase["violations"] if v["level"] == "mandatory"]
+    assert mandatory and all("@sha256" in v["message"] for v in mandatory)
+
+
+def _render_directory(directory: Path) -> None:
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
+    result = CliRunner().invoke(cli, ["render", "staging", "--output-dir", str(directory)], obj=context)
+    assert result.exit_code == 0, result.output
+
+
+def test_diff_against_a_saved_render_shows_exactly_the_change(tmp_path):
+    _render_directory(tmp_path / "before")
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
+    against = ["diff", "staging", "--against-render", str(tmp_path / "before")]
+    same = CliRunner().invoke(cli, [*against, "--exit-code"], obj=context)
+    assert same.exit_code == 0, same.output
+    assert "no change to the rendered objects of staging" in same.stdout
+    changed = CliRunner().invoke(
+        cli, [*against, "--set", "workloads.web.replicas=3", "--output", "json", "--exit-code"], obj=context
+    )
+    assert changed.exit_code == ExitCode.CHANGES_FOUND, changed.output
+    document = schema_checked("diff", changed.stdout)
+    assert document["changed"] is True and document["against"]["kind"] == "render"
+    [deployment] = [o for o in document["objects"] if o["kind"] == "Deployment"]
+    assert (deployment["namespace"], deployment["name"], deployment["change"]) == (
+        "notes-staging",
+        "notes-web",
+        "changed",
+    )
+    assert "-  replicas: 2\n+  replicas: 3\n" in deployment["diff"]
+
+
+def test_destroy_changes_nothing_and_names_the_explicit_unprotect_step():
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
+    result = CliRunner().invoke(cli, ["destroy", "-s", "prod"], obj=context)
+    assert result.exit_code == ExitCode.REFUSED
+    assert "shipsafe does not destroy stacks; nothing was changed in prod" in result.stderr
+    [unprotect] = [line.strip() for line in result.stdout.splitlines() if "pulumi state unprotect" in line]
+    for name in ("notes-postgres-statefulset", "notes-redis-statefulset", "notes-postgres-password"):
+        assert f"::{name}'" in unprotect
+    assert unprotect.startswith("pulumi state unprotect -s prod 'urn:pulumi:prod::shipsafe::")
+    assert "  pulumi destroy -s prod" in result.stdout.splitlines()[-1]

@@ -87,7 +87,9 @@ def test_the_faulty_release_is_a_test_image_never_the_production_one():
     instructions = [line for line in production.splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in instructions if "fault" in line.lower()], "the production stage has no fault code"
     verify = RUNS[step_index("--verify")]
-    assert '[ "$status" -ne 5 ]' in verify  # only "verification failed and rolled back" passes
+    # Only "verification failed and rolled back" passes, read from the tool's exit-code table.
+    assert 'eval "$(.venv/bin/python -m deploy exit-codes --shell)"' in verify
+    assert '[ "$status" -ne "$SHIPSAFE_EXIT_ROLLED_BACK" ]' in verify
 
 
 # ── the e2e stack, derived from staging's files by the workflow, through the offline model ───────────────────

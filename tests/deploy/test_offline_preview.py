@@ -28,7 +28,7 @@ def test_offline_preview_of_the_real_stacks_passes_the_policy_pack(stack):
     assert "MANDATORY violations: 0" in result.output
 
 
-def test_offline_preview_failure_fails_the_command():
+def test_offline_preview_failure_fails_the_command_with_its_exit_code():
     result = run("up", "qa", "--offline")
-    assert result.exit_code == ExitCode.FAILED
+    assert result.exit_code == ExitCode.CONFIG_ERROR  # no Pulumi.qa.yaml
     assert "offline preview of qa failed" in result.stderr

@@ -37,6 +37,7 @@ def test_as_pipeline_previews_a_prebuilt_placeholder_of_this_commit(run_cli, wit
     assert offline_calls == [
         [
             stack,
+            *("--project-dir", str(with_stack_files)),
             "--set=shipsafe:imageSource=prebuilt",
             f"--set=shipsafe:imageRef={placeholder}",
             f"--set=shipsafe:gitSha={sha(7)}",

@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from harness.exit_codes import Aftermath, ExitCode, shell_variables
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -243,13 +247,12 @@ def test_a_rollback_is_never_dropped_cancelled_or_parked_behind_a_deploy():
     """GitHub keeps one pending run per concurrency group and cancels the older pending one, whatever
     cancel-in-progress says; a job waiting at an environment's approval holds its group. So the rollback workflow
     is in no group at all (not even one of its own: a second rollback would drop a pending first); Pulumi's stack
-    lock serialises the updates, and `deploy` exits 9 on a locked stack without changing it."""
+    lock serialises the updates, and `deploy` exits CONCURRENT_UPDATE on a locked stack without changing it."""
     rollback = load("rollback.yml")
     assert concurrency_groups(rollback) == []
     for path in WORKFLOWS:  # nor can any other workflow's group be the rollback's
         assert "rollback" not in " ".join(concurrency_groups(load(path.name))), path.name
-    promote = next(step for step in load("deploy.yml")["jobs"]["production"]["steps"] if step.get("id") == "promote")
-    assert re.search(r"^\s*0\|(\d+\|)*9\|", promote["run"], re.MULTILINE), "a locked stack must not trigger a rollback"
+    assert run_promote_step(ExitCode.CONCURRENT_UPDATE).needs_rollback == "false", "a locked stack is left alone"
 
 
 def test_the_release_image_gets_an_sbom_and_signed_provenance():
@@ -328,42 +331,77 @@ def test_every_job_that_runs_pulumi_first_sets_the_registry_password_from_a_secr
     assert jobs_running_pulumi == {"deploy.yml:staging", "deploy.yml:production", "rollback.yml:rollback"}
 
 
+@dataclass(frozen=True)
+class PromoteStep:
+    returncode: int
+    needs_rollback: str
+    stdout: str
+
+
+def run_promote_step(status: int) -> PromoteStep:
+    """Runs the real promote script under bash (as Actions does) with a stand-in `.venv/bin/python`: it prints the
+    tool's table for `exit-codes --shell` (tests/test_shipsafe_cli.py checks the command prints exactly that) and
+    exits `status` for the promotion."""
+    production = load("deploy.yml")["jobs"]["production"]
+    script = next(step for step in production["steps"] if step.get("id") == "promote")["run"]
+    assert "exit-codes --shell" in script, "the step reads the tool's exit-code table"
+    with tempfile.TemporaryDirectory() as temporary:
+        workdir = Path(temporary)
+        fake_python = workdir / ".venv" / "bin" / "python"
+        fake_python.parent.mkdir(parents=True)
+        fake_python.write_text(
+            '#!/bin/sh\nif [ "$3 $4" = "exit-codes --shell" ]; then exec cat "$EXIT_TABLE"; fi\nexit "$FAKE_STATUS"\n'
+        )
+        (workdir / "exit-codes.sh").write_text(shell_variables())
+        fake_python.chmod(0o755)
+        (workdir / "step.sh").write_text(script)
+        output = workdir / "github_output"
+        env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "IMAGE_REF": "registry/notes:abc@sha256:1"}
+        tool = {"EXIT_TABLE": str(workdir / "exit-codes.sh")}
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "step.sh"],
+            cwd=workdir,
+            env={**env, **tool, "FAKE_STATUS": str(status)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return PromoteStep(result.returncode, output.read_text().removeprefix("needs-rollback=").strip(), result.stdout)
+
+
+KILLED = 137  # SIGKILL: a status outside the table
+
+
 @pytest.mark.parametrize(
     ("status", "needs_rollback"),
     [
-        (0, "false"),
-        (4, "false"),
-        (5, "false"),
-        (7, "false"),
-        (3, "true"),
-        (10, "true"),
-        (12, "false"),
-        (13, "false"),  # prerequisites missing: checked before prod changed
-        (14, "false"),  # prerequisites could not be checked: nothing changed either
+        (ExitCode.OK, "false"),
+        (ExitCode.VERIFICATION_INCONCLUSIVE, "false"),  # nothing shows the release is bad: a human decides
+        (ExitCode.ROLLED_BACK, "false"),  # the tool already did
+        (ExitCode.REFUSED, "false"),
+        (ExitCode.CONCURRENT_UPDATE, "false"),
+        (ExitCode.PROMETHEUS_UNAVAILABLE, "false"),
+        (ExitCode.PREREQUISITES_MISSING, "false"),  # checked before prod changed
+        (ExitCode.CLUSTER_UNAVAILABLE, "false"),  # prerequisites could not be checked: nothing changed either
+        (ExitCode.VERIFICATION_FAILED, "true"),
+        (ExitCode.PULUMI_FAILED, "true"),
+        (ExitCode.FAILED, "true"),
+        (KILLED, "true"),
     ],
+    ids=lambda value: getattr(value, "name", str(value)),
 )
-def test_promote_step_rolls_prod_back_only_when_prod_was_left_unverified(tmp_path, status, needs_rollback):
-    """Runs the real promote script under bash (as Actions does) with a stand-in `.venv/bin/python`."""
-    production = load("deploy.yml")["jobs"]["production"]
-    script = next(step for step in production["steps"] if step.get("id") == "promote")["run"]
-    fake_python = tmp_path / ".venv" / "bin" / "python"
-    fake_python.parent.mkdir(parents=True)
-    fake_python.write_text('#!/bin/sh\nexit "$FAKE_STATUS"\n')
-    fake_python.chmod(0o755)
-    (tmp_path / "step.sh").write_text(script)
-    output = tmp_path / "github_output"
-    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "IMAGE_REF": "registry/notes:abc@sha256:1"}
-    result = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "step.sh"],
-        cwd=tmp_path,
-        env={**env, "FAKE_STATUS": str(status)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == status
-    assert output.read_text() == f"needs-rollback={needs_rollback}\n"
-    inconclusive_note = "::error title=prod verification inconclusive::"
-    assert (inconclusive_note in result.stdout) is (status in (4, 12))
-    if status == 4:
-        assert "python -m deploy verify prod" in result.stdout and "python -m deploy rollback prod" in result.stdout
+def test_promote_step_rolls_prod_back_only_when_prod_was_left_unverified(status, needs_rollback):
+    step = run_promote_step(status)
+    assert step.returncode == status
+    assert step.needs_rollback == needs_rollback
+    unverified = status in (ExitCode.VERIFICATION_INCONCLUSIVE, ExitCode.PROMETHEUS_UNAVAILABLE)
+    assert ("::error title=prod verification inconclusive::" in step.stdout) is unverified
+    if unverified:
+        assert "python -m deploy verify prod" in step.stdout and "python -m deploy rollback prod" in step.stdout
+
+
+def test_promote_step_follows_the_exit_code_table_for_every_code():
+    """A code added to the table is handled by what it says about the stack, with no edit to the workflow."""
+    for code in ExitCode:
+        expected = "true" if code.aftermath is Aftermath.MAYBE_BAD else "false"
+        assert run_promote_step(code).needs_rollback == expected, code.name

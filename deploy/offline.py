@@ -1,0 +1,150 @@
+"""What the commands do offline, with the harness: render, diff, validate config, list what `destroy` protects.
+
+Every function takes the project directory; a process runs one project's program modules (`components`), so a
+command for another directory re-executes itself there first (`deploy.project_modules`), and the other side of a
+diff at a git ref renders in a child process (`harness.render.render_at_ref`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from components.settings import ConfigError, settings_from_config
+from components.timeline import deploy_timeline
+from deploy.context import DeployContext
+from deploy.errors import ExitCode, ShipsafeError
+from harness import policy_link
+from harness.analyzer import PolicyPackError
+from harness.diff import ObjectChange, diff_renders, object_changes
+from harness.exit_codes import exit_code_of
+from harness.manifests import render
+from harness.preview import parse_overrides
+from harness.recording import RecordedResource, Recording
+from harness.render import RenderFailed, render_at_ref, resolve_commit
+from harness.runtime import ProgramFailed, engine_config, read_stack_config, run_stack
+from harness.stack_config import StackFileError
+
+
+def offline_preview(deploy: DeployContext, stack: str, settings: Sequence[str], output: str) -> None:
+    """The offline preview of every phase with the policy pack (`harness.preview`); fails with its exit code."""
+    argv = [stack, "--project-dir", str(deploy.project_dir), *(f"--set={pair}" for pair in settings)]
+    status = deploy.offline_preview([*argv, *(["--output", "json"] if output == "json" else [])])
+    if status != 0:
+        code = exit_code_of(status)
+        raise ShipsafeError(f"offline preview of {stack} failed: {code.name} (see the report above)", code)
+
+
+def config_overrides(project_dir: Path, stack: str, settings: Sequence[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` pairs as the offline preview applies them (`harness.preview.parse_overrides`)."""
+    try:
+        return parse_overrides(stack, settings, project_dir)
+    except StackFileError as error:
+        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR) from None
+
+
+def run_program(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> Recording:
+    """The program as `pulumi up` would run it (every value known), under the harness's mock runtime."""
+    try:
+        return run_stack(stack, config_overrides=overrides, project_dir=project_dir)
+    except StackFileError as error:
+        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR) from None
+    except ProgramFailed as failure:
+        refused = isinstance(failure.error, (ConfigError, pulumi.RunError))
+        code = ExitCode.CONFIG_ERROR if refused else ExitCode.FAILED
+        raise ShipsafeError(f"the program failed for {stack}: {failure.error}", code) from None
+
+
+def render_working_tree(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> str:
+    return render(run_program(project_dir, stack, overrides))
+
+
+def commit_of(project_dir: Path, ref: str) -> str:
+    try:
+        return resolve_commit(ref, project_dir)
+    except RenderFailed as error:
+        raise ShipsafeError(str(error), ExitCode.USAGE) from None
+
+
+def render_ref(project_dir: Path, stack: str, ref: str, overrides: Mapping[str, Any]) -> str:
+    try:
+        return render_at_ref(stack, ref, repo=project_dir, config_overrides=overrides)
+    except RenderFailed as error:
+        raise ShipsafeError(str(error), ExitCode.FAILED) from None
+
+
+def read_render(path: Path) -> str:
+    """A render saved earlier: one manifests file, or a directory `shipsafe render --output-dir` wrote."""
+    if path.is_dir():
+        return "---\n".join(file.read_text() for file in sorted(path.glob("*.yaml")))
+    return path.read_text()
+
+
+@dataclass(frozen=True)
+class Diff:
+    against: dict[str, Any]
+    """What the working tree was compared with (the `against` object of `docs/schemas/diff.schema.json`)."""
+    old: str
+    new: str
+    changes: list[ObjectChange]
+
+    @property
+    def text(self) -> str:
+        return diff_renders(self.old, self.new)
+
+
+def _diff(against: dict[str, Any], old: str, new: str) -> Diff:
+    try:
+        return Diff(against, old, new, object_changes(old, new))
+    except ValueError as error:  # a file that is not a render
+        raise ShipsafeError(str(error), ExitCode.USAGE) from None
+
+
+def diff_against_ref(project_dir: Path, stack: str, ref: str, overrides: Mapping[str, Any]) -> Diff:
+    """The working tree (with `overrides`) against the program and stack file at `ref`. Both sides render as the
+    same release, the ref's commit unless the stack file pins one, so the diff shows what the change does rather
+    than a new SHA in every label."""
+    commit = commit_of(project_dir, ref)
+    project, config = read_stack_config(stack, project_dir, overrides)
+    release = f"{project}:gitSha"
+    pinned = {release: config.get(release, commit)}
+    old = render_ref(project_dir, stack, commit, {})
+    new = render_working_tree(project_dir, stack, {**pinned, **overrides})
+    return _diff({"kind": "ref", "ref": ref, "commit": commit, "path": None}, old, new)
+
+
+def diff_against_render(project_dir: Path, stack: str, previous: Path, overrides: Mapping[str, Any]) -> Diff:
+    old = read_render(previous)
+    new = render_working_tree(project_dir, stack, overrides)
+    return _diff({"kind": "render", "ref": None, "commit": None, "path": str(previous)}, old, new)
+
+
+def config_problems(project_dir: Path, stack: str) -> list[str]:
+    """What `pulumi up` of this stack would refuse before registering anything: the stack file, the settings (and
+    the deploy timeline the program derives from them), and settings the stack's policy config forbids."""
+    try:
+        _, values = read_stack_config(stack, project_dir)
+    except StackFileError as error:
+        return [str(error)]
+    config, secret_keys = engine_config(values)
+    try:
+        settings = settings_from_config(config, lambda key: key in secret_keys)
+        deploy_timeline(settings)
+    except ConfigError as error:
+        return error.problems
+    policy_config = project_dir / "policy" / "config" / f"{stack}.json"
+    if not policy_config.is_file():
+        return [f"{policy_config} is missing: every stack needs its policy config"]
+    try:
+        return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
+    except (PolicyPackError, ValueError) as error:
+        return [f"{policy_config}: {error}"]
+
+
+def protected_resources(project_dir: Path, stack: str) -> list[RecordedResource]:
+    """What the program protects (`protect=True`): `pulumi destroy` refuses while any of them is in the state."""
+    return [resource for resource in run_program(project_dir, stack, {}) if resource.protect]

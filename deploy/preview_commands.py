@@ -1,0 +1,186 @@
+"""`shipsafe preview`, `render` and `diff`: what a deploy would do, before it does it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from deploy.context import DeployContext
+from deploy.errors import ExitCode, ShipsafeError
+from deploy.offline import (
+    commit_of,
+    config_overrides,
+    diff_against_ref,
+    diff_against_render,
+    offline_preview,
+    render_ref,
+    render_working_tree,
+    run_program,
+)
+from deploy.options import OUTPUT, SETTINGS, emit_json, pass_deploy, quiet_console_for_json, stack_argument
+from deploy.release import NOT_BUILT_DIGEST, not_yet_built, release_config, stack_file_registry
+from deploy.reports import diff_document, preview_document
+from deploy.rollout import pin_deployed_release, preview_stack
+from harness.manifests import render_to_directory
+
+
+def _head_sha(project_dir: Path) -> str:
+    try:
+        return commit_of(project_dir, "HEAD")
+    except ShipsafeError as error:
+        raise ShipsafeError(f"{error.message}; pass --git-sha", ExitCode.FAILED) from None
+
+
+def _as_pipeline(deploy: DeployContext, stack: str, git_sha: str | None) -> list[str]:
+    """What the deploy pipeline will set: this commit as a prebuilt image, which is not built yet."""
+    sha = git_sha or _head_sha(deploy.project_dir)
+    image = not_yet_built(stack_file_registry(deploy.project_dir, stack), sha)
+    deploy.console.print(
+        f"Previewing {stack} as the deploy pipeline will update it: prebuilt image {escape(image.reference)}. "
+        f"NOT YET BUILT: the pipeline builds and pushes it after merge; the digest {NOT_BUILT_DIGEST[:15]}… is a "
+        "placeholder.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return [f"{key}={value}" for key, value in release_config(image, sha, rollback=False).items()]
+
+
+@contextmanager
+def stack_file_kept(project_dir: Path, stack: str) -> Iterator[None]:
+    """The Automation API writes config into `Pulumi.<stack>.yaml`; a preview puts the committed bytes back, so
+    re-pinning the release it previews never changes a tracked file."""
+    path = project_dir / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
+    committed = path.read_bytes() if path.is_file() else None
+    try:
+        yield
+    finally:
+        if committed is None:
+            path.unlink(missing_ok=True)
+        elif not path.is_file() or path.read_bytes() != committed:
+            path.write_bytes(committed)
+
+
+def pulumi_preview(deploy: DeployContext, stack: str, output: str) -> None:
+    changes = None
+    try:
+        with stack_file_kept(deploy.project_dir, stack):
+            backend = deploy.open_stack(stack)
+            pin_deployed_release(deploy, backend)
+            changes = preview_stack(deploy, backend).change_summary
+    except ShipsafeError as error:
+        if output == "json":
+            emit_json(preview_document(stack, changes, error.exit_code))
+        raise
+    if output == "json":
+        emit_json(preview_document(stack, changes, ExitCode.OK))
+
+
+@click.command("preview")
+@stack_argument
+@click.option("--offline", is_flag=True, help="Run the offline preview (mock runtime + policy pack, no CLI).")
+@click.option(
+    "--as-pipeline",
+    is_flag=True,
+    help="With --offline: preview this commit as the deploy pipeline ships it, a prebuilt image marked not yet built.",
+)
+@click.option("--git-sha", help="With --as-pipeline: the commit the image will be built from (default: git HEAD).")
+@SETTINGS
+@OUTPUT
+@pass_deploy
+def preview_command(
+    deploy: DeployContext,
+    stack: str,
+    offline: bool,
+    as_pipeline: bool,
+    git_sha: str | None,
+    settings: tuple[str, ...],
+    output: str,
+) -> None:
+    """Preview STACK with the policy pack and the stack's policy config.
+
+    Real (Pulumi CLI): a stack that deploys a prebuilt image is first re-pinned to the release it runs (from its
+    state); the stack file is put back afterwards. --offline: every phase of the stack's life under the mock
+    runtime, manifests written to out/<stack>/manifests.yaml. Tracked files are never changed.
+    """
+    if (as_pipeline or git_sha or settings) and not offline:
+        raise ShipsafeError("--as-pipeline, --git-sha and --set only apply to --offline", ExitCode.USAGE)
+    if git_sha and not as_pipeline:
+        raise ShipsafeError("--git-sha needs --as-pipeline", ExitCode.USAGE)
+    quiet_console_for_json(deploy, output)
+    if offline:
+        pinned = _as_pipeline(deploy, stack, git_sha) if as_pipeline else []
+        offline_preview(deploy, stack, [*pinned, *settings], output)
+        return
+    pulumi_preview(deploy, stack, output)
+
+
+@click.command("render")
+@stack_argument
+@SETTINGS
+@click.option("--ref", help="Render the program and stack file at this git ref instead of the working tree.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one file per object (NN-kind-name.yaml, apply order) here instead of one stream on stdout.",
+)
+@pass_deploy
+def render_command(
+    deploy: DeployContext, stack: str, settings: tuple[str, ...], ref: str | None, output_dir: Path | None
+) -> None:
+    """Render STACK's Kubernetes objects offline, like `helm template`: byte-identical for the same inputs, in the
+    order a deploy applies them, Secret values as placeholders."""
+    overrides = config_overrides(deploy.project_dir, stack, settings)
+    if ref is not None:
+        if output_dir is not None:
+            raise ShipsafeError("--ref renders to stdout; --output-dir takes the working tree", ExitCode.USAGE)
+        sys.stdout.write(render_ref(deploy.project_dir, stack, ref, overrides))
+        return
+    if output_dir is None:
+        click.echo(render_working_tree(deploy.project_dir, stack, overrides), nl=False)
+        return
+    written = render_to_directory(run_program(deploy.project_dir, stack, overrides), output_dir)
+    deploy.console.print(f"{len(written)} objects written to {escape(str(output_dir))}", highlight=False)
+
+
+@click.command("diff")
+@stack_argument
+@SETTINGS
+@click.option("--against", "ref", default="HEAD", show_default=True, help="The git ref to compare the tree with.")
+@click.option(
+    "--against-render",
+    "previous",
+    type=click.Path(exists=True, path_type=Path),
+    help="Compare with a saved render instead (a manifests file, or a directory from render --output-dir).",
+)
+@click.option("--exit-code", is_flag=True, help="Exit CHANGES_FOUND (18) when the objects differ, like git diff.")
+@OUTPUT
+@pass_deploy
+def diff_command(
+    deploy: DeployContext,
+    stack: str,
+    settings: tuple[str, ...],
+    ref: str,
+    previous: Path | None,
+    exit_code: bool,
+    output: str,
+) -> None:
+    """What the working tree (plus --set values) changes in STACK's rendered objects, like helm-diff, offline:
+    one unified diff per added, removed or changed object."""
+    overrides = config_overrides(deploy.project_dir, stack, settings)
+    if previous is not None:
+        diff = diff_against_render(deploy.project_dir, stack, previous, overrides)
+    else:
+        diff = diff_against_ref(deploy.project_dir, stack, ref, overrides)
+    if output == "json":
+        emit_json(diff_document(stack, diff.against, diff.changes))
+    elif diff.changes:
+        click.echo(diff.text, nl=False)
+    else:
+        click.echo(f"no change to the rendered objects of {stack}")
+    if exit_code and diff.changes:
+        raise ShipsafeError(f"{len(diff.changes)} objects of {stack} differ", ExitCode.CHANGES_FOUND)

@@ -1,0 +1,120 @@
+"""`shipsafe init`, `history`, `status` and `destroy`: the stacks themselves."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from deploy.context import DeployContext
+from deploy.errors import ExitCode, ShipsafeError
+from deploy.history import history_rows
+from deploy.offline import protected_resources
+from deploy.options import OUTPUT, emit_json, pass_deploy, quiet_console_for_json, stack_argument, stacks_argument
+from deploy.reports import history_document
+from deploy.stacks import init_stacks, stack_names
+from deploy.status import status_document
+
+RESULT_COLOURS = {"succeeded": "green", "failed": "red"}
+
+
+@click.command("init")
+@stacks_argument
+@pass_deploy
+def init_command(deploy: DeployContext, stacks: list[str]) -> None:
+    """Create STACKS (default: every Pulumi.<stack>.yaml) with the secrets provider each file names.
+
+    Idempotent: an existing stack is left as it is. With a passphrase provider (the default of a file:// or
+    cloud-bucket backend), PULUMI_CONFIG_PASSPHRASE must be set first.
+    """
+    if deploy.create_stack is None:
+        raise ShipsafeError("this context cannot create stacks", ExitCode.FAILED)
+    for result in init_stacks(deploy.project_dir, stacks, deploy.create_stack, os.environ):
+        state = "created" if result.created else "exists, left as it is"
+        provider = result.secrets_provider or "the backend's default"
+        deploy.console.print(f"stack {result.name}: {state} (secrets provider: {provider})")
+
+
+@click.command("history")
+@stack_argument
+@OUTPUT
+@pass_deploy
+def history_command(deploy: DeployContext, stack: str, output: str) -> None:
+    """Table of STACK's past updates: version, time, result, image SHA, who and message."""
+    records = deploy.open_stack(stack).history()
+    if output == "json":
+        emit_json(history_document(stack, records))
+        return
+    table = Table(title=f"history of {stack}")
+    for column in ("version", "time", "kind", "result", "image", "by", "message"):
+        table.add_column(column, overflow="fold")
+    for row in history_rows(records):
+        colour = RESULT_COLOURS.get(row.result, "yellow")
+        table.add_row(
+            str(row.version),
+            row.time,
+            row.kind,
+            f"[{colour}]{row.result}[/{colour}]",
+            escape(row.image),
+            escape(row.by),
+            escape(row.message),
+        )
+    deploy.console.print(table)
+
+
+@click.command("status")
+@stacks_argument
+@OUTPUT
+@pass_deploy
+def status_command(deploy: DeployContext, stacks: list[str], output: str) -> None:
+    """What runs where: per stack (default: every Pulumi.<stack>.yaml) the release, image, last update and the last
+    verification run from this checkout."""
+    quiet_console_for_json(deploy, output)
+    document = status_document(deploy, stacks or stack_names(deploy.project_dir))
+    if output == "json":
+        emit_json(document)
+        return
+    table = Table(title="status")
+    for column in ("stack", "release", "image", "last update", "last verification"):
+        table.add_column(column, overflow="fold")
+    for entry in document["stacks"]:
+        if not entry["exists"]:
+            table.add_row(escape(entry["stack"]), "[yellow]not created[/yellow] (shipsafe init)", "", "", "")
+            continue
+        update, verification = entry["lastUpdate"], entry["lastVerification"]
+        colour = RESULT_COLOURS.get(update["result"], "yellow") if update else "yellow"
+        table.add_row(
+            escape(entry["stack"]),
+            escape((entry["release"] or "-")[:12]),
+            escape(entry["imageRef"] or "-"),
+            f"{update['version']} [{colour}]{update['result']}[/{colour}] {update['time']}" if update else "-",
+            escape(f"{verification['outcome']} for {verification['version'][:12]} at {verification['at']}")
+            if verification
+            else "-",
+        )
+    deploy.console.print(table)
+
+
+@click.command("destroy")
+@stack_argument
+@pass_deploy
+def destroy_command(deploy: DeployContext, stack: str) -> None:
+    """Explain how to destroy STACK; shipsafe never destroys one itself (exit REFUSED).
+
+    The program protects the data-bearing resources (the databases' StatefulSets, their passwords and auth
+    Secrets), so `pulumi destroy` refuses until each is unprotected: an explicit step, after a backup.
+    """
+    protected = protected_resources(deploy.project_dir, stack.rsplit("/", 1)[-1])
+    deploy.console.print(
+        f"Destroying {escape(stack)} deletes its namespace and, with its {len(protected)} protected resources, "
+        "its data. Back the data up first, then run:",
+        highlight=False,
+    )
+    # pulumi/pulumi pkg/cmd/pulumi/state/state_unprotect.go (`newStateUnprotectCommand`): any number of URNs, and a
+    # confirmation prompt unless --yes, which is left off on purpose.
+    urns = " ".join(f"'{resource.urn}'" for resource in protected)
+    for line in (f"pulumi state unprotect -s {stack} {urns}", f"pulumi destroy -s {stack}"):
+        deploy.console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+    raise ShipsafeError(f"shipsafe does not destroy stacks; nothing was changed in {stack}", ExitCode.REFUSED)
