@@ -750,8 +750,13 @@ def _key(path: tuple[str | int, ...]) -> str:
     return f"{CONFIG_NAMESPACE}:{'.'.join(str(part) for part in path)}"
 
 
-def _describe(error: ErrorDetails) -> str:
-    loc = tuple(error["loc"])
+def describe_errors(error: ValidationError, at: tuple[str, ...] = ()) -> list[str]:
+    """One line per problem naming the full `shipsafe:` key(s); `at` is where the validated model sits in the config."""
+    return [_describe(e, at) for e in error.errors(include_url=False)]
+
+
+def _describe(error: ErrorDetails, at: tuple[str, ...] = ()) -> str:
+    loc = (*at, *error["loc"])
     key = _key(loc) if loc else f"{CONFIG_NAMESPACE} config"
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, RuleError):
@@ -777,7 +782,7 @@ def parse_settings(raw: dict[str, Any]) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError([_describe(e) for e in error.errors(include_url=False)]) from None
+        raise ConfigError(describe_errors(error)) from None
 
 
 def settings_from_config(config: Mapping[str, str], is_secret: Callable[[str], bool]) -> Settings:

@@ -25,7 +25,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from components.settings import Verification
+from components.settings import CONFIG_NAMESPACE, Verification, describe_errors
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.prometheus import MetricsSource, Sample
 from deploy.release import VERIFICATION, object_config
@@ -147,8 +147,8 @@ def settings_from_config(config: Mapping[str, str]) -> Verification:
     try:
         return Verification.model_validate(object_config(config, VERIFICATION))
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'verification'}: {e['msg']}" for e in error.errors())
-        raise ShipsafeError(f"stack config {VERIFICATION} is invalid: {problems}", ExitCode.FAILED) from None
+        problems = "; ".join(describe_errors(error, at=(VERIFICATION.removeprefix(f"{CONFIG_NAMESPACE}:"),)))
+        raise ShipsafeError(f"invalid stack configuration: {problems}", ExitCode.CONFIG_ERROR) from None
 
 
 class _BadData(Exception):

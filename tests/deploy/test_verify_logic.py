@@ -267,17 +267,18 @@ def test_settings_come_from_stack_config():
         ({"minRequests": 1}, "minRequests"),
         ({"minRequests": 19}, "minRequests"),
         ({"minRouteRequests": 5}, "minRouteRequests"),
-        ({"minRouteRequests": 30}, "minRouteRequests 30 must not exceed minRequests 20"),
+        ({"minRouteRequests": 30}, "minRouteRequests = 30, shipsafe:verification.minRequests = 20: a route's minimum"),
         ({"windowSeconds": 1}, "windowSeconds"),
-        ({"windowSeconds": 100}, "windowSeconds 100 must be a whole number of intervalSeconds"),
-        ({"failureLimit": 4}, "failureLimit 4 must be below the window's 4 measurements"),
+        ({"windowSeconds": 100}, "windowSeconds = 100, shipsafe:verification.intervalSeconds = 30: the window"),
+        ({"failureLimit": 4}, "failureLimit = 4, .*: failureLimit must be below the window's 4 measurements"),
         ({"consecutiveErrorLimit": -1}, "consecutiveErrorLimit"),
     ],
 )
 def test_settings_that_would_let_a_bad_release_pass_are_refused(change, named):
     with pytest.raises(ShipsafeError, match=named) as error:
         settings_from_config({"shipsafe:verification": json.dumps(VALID | change)})
-    assert error.value.exit_code is ExitCode.FAILED
+    assert error.value.exit_code is ExitCode.CONFIG_ERROR
+    assert "shipsafe:verification." in str(error.value), "the message names the full key"
 
 
 def test_the_bounds_themselves_are_allowed():
