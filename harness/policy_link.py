@@ -4,16 +4,18 @@ Constraints stay with whoever owns the platform, in `policy/config/<stack>.json`
 ingress controller's and monitoring namespaces, replica and grace bounds); they are never derived from the stack
 they constrain. A setting that a mandatory policy would refuse is reported here as a config error naming both
 sides, e.g. `shipsafe:registry.server = ghcr.io is not a trusted registry (policy/config/staging.json:
-k8s-image-allowed-registries.allowedRegistries)`. Under the real CLI only the pack sees its config, so there the
+image-allowed-registries.allowedRegistries)`. Under the real CLI only the pack sees its config, so there the
 policy violation itself names the `shipsafe:` key (the `shipsafe.dev/config-keys` annotation).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from components.config_keys import CONFIG_NAMESPACE
@@ -39,18 +41,19 @@ class PolicyConfig:
         return f"({self.path}: {policy}.{setting})"
 
 
-def _pack_defaults() -> dict[str, tuple[str, dict[str, Any]]]:
-    """Each policy's default level and settings, from the pack's own rules (imported: no pack process needed)."""
+def pack_registry() -> ModuleType:
+    """The pack's family registry (`policy/shipsafe_policies`), imported: no pack process needed."""
     if str(POLICY_DIR) not in sys.path:
         sys.path.insert(0, str(POLICY_DIR))
-    from shipsafe_policies import all_policies  # the pack's package lives in policy/, not on the path
+    return importlib.import_module("shipsafe_policies")  # the pack's package lives in policy/, not on the path
 
-    defaults = {}
-    for policy in all_policies():
-        schema = policy.config_schema.properties if policy.config_schema else {}
-        level = str(policy.enforcement_level.value) if policy.enforcement_level else "advisory"
-        defaults[policy.name] = (level, {k: v.get("default") for k, v in schema.items()})
-    return defaults
+
+def _pack_defaults() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each policy's default level and settings, from the pack's own rules."""
+    return {
+        rule.name: (str(rule.level.value), {key: setting.default for key, setting in rule.settings.items()})
+        for rule in pack_registry().all_rules()
+    }
 
 
 def read_policy_config(path: Path) -> PolicyConfig:
@@ -102,33 +105,33 @@ def _registries(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
     ]
     if registry.mode is RegistryMode.IN_CLUSTER:
         third_party.append((_key("registry.image"), registry.image, _image_name(registry.image)))
-    allowed = policy.enforced("k8s-image-allowed-registries")
+    allowed = policy.enforced("image-allowed-registries")
     if allowed is not None:
         for key, value, name in own + third_party:
             if not _trusted(name, list(allowed["allowedRegistries"])):
-                where = policy.where("k8s-image-allowed-registries", "allowedRegistries")
+                where = policy.where("image-allowed-registries", "allowedRegistries")
                 yield f"{key} = {value} is not a trusted registry ({name}) {where}"
-    immutable = policy.enforced("k8s-image-immutable-ref")
+    immutable = policy.enforced("12f-build-immutable-image")
     if immutable is not None:
         for key, value, name in own:
             if not _trusted(name, list(immutable["ownRegistries"])):
-                where = policy.where("k8s-image-immutable-ref", "ownRegistries")
+                where = policy.where("12f-build-immutable-image", "ownRegistries")
                 yield f"{key} = {value} is not one of the stack's own registries ({name}) {where}"
 
 
 def _dev_prod_parity(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
-    parity = policy.enforced("12f-dev-prod-parity")
+    parity = policy.enforced("12f-parity-backing-versions")
     if parity is None:
         return
     for role, component, service in (("postgres", "database", settings.postgres), ("redis", "cache", settings.redis)):
         pinned = parity["images"].get(component)
         if service.mode is ServiceMode.IN_CLUSTER and pinned is not None and service.image != pinned:
-            where = policy.where("12f-dev-prod-parity", f"images.{component}")
+            where = policy.where("12f-parity-backing-versions", f"images.{component}")
             yield f"{_key(f'{role}.image')} = {service.image} is not the image dev and CI pin, {pinned} {where}"
 
 
 def _namespaces(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
-    access = policy.enforced("k8s-networkpolicy-least-access")
+    access = policy.enforced("network-least-access")
     if access is None:
         return
     for key, value, setting in (
@@ -136,17 +139,17 @@ def _namespaces(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
         ("app.monitoringNamespace", settings.app.monitoring_namespace, "monitoringNamespaces"),
     ):
         if value not in access[setting]:
-            where = policy.where("k8s-networkpolicy-least-access", setting)
+            where = policy.where("network-least-access", setting)
             yield f"{_key(key)} = {value} is not a namespace allowed to reach the app's port {where}"
 
 
 def _rollout(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
     rollout = settings.rollout
-    shutdown = policy.enforced("k8s-graceful-shutdown")
+    shutdown = policy.enforced("12f-disposability-graceful-shutdown")
     if shutdown is not None:
         grace = rollout.termination_grace_period_seconds
         if grace > shutdown["maxGracePeriodSeconds"]:
-            where = policy.where("k8s-graceful-shutdown", "maxGracePeriodSeconds")
+            where = policy.where("12f-disposability-graceful-shutdown", "maxGracePeriodSeconds")
             yield (
                 f"{_key('rollout.terminationGracePeriodSeconds')} = {grace} exceeds the platform's "
                 f"{shutdown['maxGracePeriodSeconds']:.0f} s {where}"
@@ -155,18 +158,18 @@ def _rollout(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
             yield (
                 f"{_key('rollout.terminationGracePeriodSeconds')} = {grace} leaves less than "
                 f"{shutdown['minDrainSeconds']:.0f} s to drain after {_key('rollout.preStopSeconds')} = "
-                f"{rollout.pre_stop_seconds} {policy.where('k8s-graceful-shutdown', 'minDrainSeconds')}"
+                f"{rollout.pre_stop_seconds} {policy.where('12f-disposability-graceful-shutdown', 'minDrainSeconds')}"
             )
-    update = policy.enforced("k8s-rolling-update-zero-downtime")
+    update = policy.enforced("rollout-zero-downtime")
     if update is not None:
         if rollout.min_ready_seconds < update["minReadySeconds"]:
-            where = policy.where("k8s-rolling-update-zero-downtime", "minReadySeconds")
+            where = policy.where("rollout-zero-downtime", "minReadySeconds")
             yield (
                 f"{_key('rollout.minReadySeconds')} = {rollout.min_ready_seconds} is below the platform's "
                 f"{update['minReadySeconds']:.0f} s {where}"
             )
         if rollout.progress_deadline_seconds > update["maxProgressDeadlineSeconds"]:
-            where = policy.where("k8s-rolling-update-zero-downtime", "maxProgressDeadlineSeconds")
+            where = policy.where("rollout-zero-downtime", "maxProgressDeadlineSeconds")
             yield (
                 f"{_key('rollout.progressDeadlineSeconds')} = {rollout.progress_deadline_seconds} exceeds the "
                 f"platform's {update['maxProgressDeadlineSeconds']:.0f} s {where}"
@@ -174,11 +177,11 @@ def _rollout(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
 
 
 def _replicas(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
-    concurrency = policy.enforced("12f-concurrency")
+    concurrency = policy.enforced("12f-concurrency-replica-range")
     if concurrency is None:
         return
     low, high = concurrency["minReplicas"], concurrency["maxReplicas"]
-    where = f"({policy.path}: 12f-concurrency.minReplicas/maxReplicas)"
+    where = f"({policy.path}: 12f-concurrency-replica-range.minReplicas/maxReplicas)"
     for name, workload in settings.workloads.items():
         if workload.autoscaling:
             scaling = workload.autoscaling
@@ -195,22 +198,22 @@ def _replicas(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
 
 
 def _release(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
-    builds = policy.enforced("12f-no-image-build-in-prod")
+    builds = policy.enforced("12f-build-once")
     if builds is not None and settings.image_source is ImageSource.BUILD and not builds["allowImageBuild"]:
-        where = policy.where("12f-no-image-build-in-prod", "allowImageBuild")
+        where = policy.where("12f-build-once", "allowImageBuild")
         yield f"{_key('imageSource')} = build, but this stack may not build images {where}"
-    hygiene = policy.enforced("k8s-migration-job-hygiene")
+    hygiene = policy.enforced("12f-admin-migration-job-hygiene")
     if hygiene is not None and settings.migration.backoff_limit > hygiene["maxBackoffLimit"]:
-        where = policy.where("k8s-migration-job-hygiene", "maxBackoffLimit")
+        where = policy.where("12f-admin-migration-job-hygiene", "maxBackoffLimit")
         yield f"{_key('migration.backoffLimit')} = {settings.migration.backoff_limit} exceeds {where}"
 
 
 def _uid_and_resources(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
-    ids = policy.enforced("k8s-high-uid-gid")
+    ids = policy.enforced("hardening-high-uid-gid")
     if ids is not None and settings.app.run_as_user < ids["minId"]:
-        where = policy.where("k8s-high-uid-gid", "minId")
+        where = policy.where("hardening-high-uid-gid", "minId")
         yield f"{_key('app.runAsUser')} = {settings.app.run_as_user} is below the platform's {ids['minId']:.0f} {where}"
-    resources = policy.enforced("k8s-resources")
+    resources = policy.enforced("hardening-resources")
     if resources is None:
         return
     declared: list[tuple[str, Resources]] = [
@@ -223,7 +226,7 @@ def _uid_and_resources(settings: Settings, policy: PolicyConfig) -> Iterator[str
             for name in resources[kind]:
                 if name not in kubernetes[kind]:
                     field = "cpuLimit" if (kind, name) == ("limits", "cpu") else f"{kind}.{name}"
-                    where = policy.where("k8s-resources", kind)
+                    where = policy.where("hardening-resources", kind)
                     yield f"{_key(f'{prefix}.{field}')} is not set, but the platform requires {kind}.{name} {where}"
 
 

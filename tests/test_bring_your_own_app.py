@@ -37,13 +37,13 @@ def policy_config(project: Path) -> Path:
     Dockerfiles from this project."""
     config = json.loads((REPO_ROOT / "policy" / "config" / "staging.json").read_text())
     own = ["registry.example.com/team"]
-    config["k8s-image-allowed-registries"]["allowedRegistries"] = [
+    config["image-allowed-registries"]["allowedRegistries"] = [
         *own,
         "docker.io/library/postgres",
         "docker.io/library/redis",
     ]
-    config["k8s-image-immutable-ref"]["ownRegistries"] = own
-    config["k8s-third-party-image-digest"]["ownRegistries"] = own
+    config["12f-build-immutable-image"]["ownRegistries"] = own
+    config["12f-build-third-party-digest"]["ownRegistries"] = own
     for name in policy_link.read_policy_config(REPO_ROOT / "policy" / "config" / "staging.json").settings:
         if name.startswith("docker-"):
             entry = config.get(name, {})
@@ -93,7 +93,7 @@ def test_the_tiny_app_passes_every_policy_in_both_phases(phases: list[PhaseRecor
         report = analyzer.analyze(phase.recording, policy_config)
         assert report.mandatory_violations == [], f"{phase.phase}: {analyzer.format_report(report)}"
         # Only the advisory digests of the public Postgres/Redis images remain; the Dockerfile rules ran.
-        assert {v.policy for v in report.violations} <= {"k8s-third-party-image-digest", "docker-base-image-digest"}
+        assert {v.policy for v in report.violations} <= {"12f-build-third-party-digest", "docker-base-image-digest"}
     after_up = analyzer.analyze(phases[-1].recording, policy_config)
     assert not any("docker-user-matches-pods" in skipped for skipped in after_up.skipped)
 
@@ -108,6 +108,6 @@ def test_the_tiny_app_agrees_with_its_policy_config(
     problems = policy_conflicts(STACK, {}, staging)
     assert any(
         p.startswith("shipsafe:registry.server = registry.example.com")
-        and "k8s-image-allowed-registries.allowedRegistries" in p
+        and "image-allowed-registries.allowedRegistries" in p
         for p in problems
     ), problems

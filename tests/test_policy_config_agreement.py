@@ -32,21 +32,21 @@ def _with(stack: str, key: str, path: list[str], value: Any) -> dict[str, Any]:
 REFUSED = [
     ("registry.server", _with("staging", "shipsafe:registry", ["server"], "ghcr.io"),
      "shipsafe:registry.server = ghcr.io is not a trusted registry",
-     "policy/config/staging.json: k8s-image-allowed-registries.allowedRegistries"),
+     "policy/config/staging.json: image-allowed-registries.allowedRegistries"),
     ("app.ingressNamespace", _with("staging", "shipsafe:app", ["ingressNamespace"], "traefik"),
      "shipsafe:app.ingressNamespace = traefik",
-     "policy/config/staging.json: k8s-networkpolicy-least-access.ingressNamespaces"),
+     "policy/config/staging.json: network-least-access.ingressNamespaces"),
     ("app.monitoringNamespace", _with("prod", "shipsafe:app", ["monitoringNamespace"], "observability"),
      "shipsafe:app.monitoringNamespace = observability",
-     "policy/config/prod.json: k8s-networkpolicy-least-access.monitoringNamespaces"),
+     "policy/config/prod.json: network-least-access.monitoringNamespaces"),
     ("rollout.terminationGracePeriodSeconds", _with("prod", "shipsafe:rollout", ["terminationGracePeriodSeconds"], 60),
      "shipsafe:rollout.terminationGracePeriodSeconds = 60 exceeds the platform's 30 s",
-     "policy/config/prod.json: k8s-graceful-shutdown.maxGracePeriodSeconds"),
+     "policy/config/prod.json: 12f-disposability-graceful-shutdown.maxGracePeriodSeconds"),
     ("rollout.minReadySeconds", _with("staging", "shipsafe:rollout", ["minReadySeconds"], 3),
      "shipsafe:rollout.minReadySeconds = 3 is below the platform's 5 s",
-     "policy/config/staging.json: k8s-rolling-update-zero-downtime.minReadySeconds"),
+     "policy/config/staging.json: rollout-zero-downtime.minReadySeconds"),
     ("workloads.worker.replicas", {"shipsafe:workloads": {"worker": {"replicas": 1, "expose": False}}},
-     "shipsafe:workloads.worker.replicas = 1", "policy/config/prod.json: 12f-concurrency.minReplicas"),
+     "shipsafe:workloads.worker.replicas = 1", "policy/config/prod.json: 12f-concurrency-replica-range.minReplicas"),
 ]  # fmt: skip
 
 
@@ -66,9 +66,9 @@ def test_the_unchanged_stacks_agree_with_their_policy_config() -> None:
 
 def test_the_platform_owner_can_allow_what_was_refused(tmp_path: Path) -> None:
     config = json.loads((CONFIG_DIR / "staging.json").read_text())
-    config["k8s-image-allowed-registries"]["allowedRegistries"].append("ghcr.io/shipsafe")
-    config["k8s-image-immutable-ref"]["ownRegistries"].append("ghcr.io/shipsafe")
-    config["k8s-graceful-shutdown"] = {"maxGracePeriodSeconds": 90}
+    config["image-allowed-registries"]["allowedRegistries"].append("ghcr.io/shipsafe")
+    config["12f-build-immutable-image"]["ownRegistries"].append("ghcr.io/shipsafe")
+    config["12f-disposability-graceful-shutdown"] = {"maxGracePeriodSeconds": 90}
     path = tmp_path / "staging.json"
     path.write_text(json.dumps(config))
     overrides = {
@@ -117,14 +117,14 @@ def test_the_port_is_declared_once_and_everything_follows_it(pack: PolicyPackPro
 
 LINKED = [
     # Past the preview's cross-check (run_stack runs the program directly), the pack's message names the key.
-    ("prod", _with("prod", "shipsafe:app", ["ingressNamespace"], "kube-public"), "k8s-networkpolicy-least-access",
-     "set by shipsafe:app.ingressNamespace", "k8s-networkpolicy-least-access.ingressNamespaces"),
-    ("staging", _with("staging", "shipsafe:rollout", ["minReadySeconds"], 3), "k8s-rolling-update-zero-downtime",
-     "set by shipsafe:rollout.minReadySeconds", "k8s-rolling-update-zero-downtime.minReadySeconds"),
-    ("prod", _with("prod", "shipsafe:rollout", ["terminationGracePeriodSeconds"], 60), "k8s-graceful-shutdown",
-     "set by shipsafe:rollout.terminationGracePeriodSeconds", "k8s-graceful-shutdown.maxGracePeriodSeconds"),
-    ("prod", {"shipsafe:workloads": {"worker": {"replicas": 1, "expose": False}}}, "12f-concurrency",
-     "set by shipsafe:workloads.worker.replicas", "12f-concurrency.minReplicas"),
+    ("prod", _with("prod", "shipsafe:app", ["ingressNamespace"], "kube-public"), "network-least-access",
+     "set by shipsafe:app.ingressNamespace", "network-least-access.ingressNamespaces"),
+    ("staging", _with("staging", "shipsafe:rollout", ["minReadySeconds"], 3), "rollout-zero-downtime",
+     "set by shipsafe:rollout.minReadySeconds", "rollout-zero-downtime.minReadySeconds"),
+    ("prod", _with("prod", "shipsafe:rollout", ["terminationGracePeriodSeconds"], 60), "12f-disposability-graceful-shutdown",
+     "set by shipsafe:rollout.terminationGracePeriodSeconds", "12f-disposability-graceful-shutdown.maxGracePeriodSeconds"),
+    ("prod", {"shipsafe:workloads": {"worker": {"replicas": 1, "expose": False}}}, "12f-concurrency-replica-range",
+     "set by shipsafe:workloads.worker.replicas", "12f-concurrency-replica-range.minReplicas"),
 ]  # fmt: skip
 
 

@@ -21,7 +21,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -69,6 +69,7 @@ class Finding:
 ResourceCheck = Callable[[HasProps, Config], Iterable[str | Finding]]
 StackCheck = Callable[[list[PolicyResource], Config], Iterable[tuple[str | Finding, str | None]]]
 """Yields (message, urn of the offending resource or None for the stack as a whole)."""
+Check = TypeVar("Check", ResourceCheck, StackCheck)
 
 
 Subject = TypeVar("Subject")
@@ -129,14 +130,21 @@ class Setting:
 
 @dataclass(frozen=True)
 class Rule:
-    """Metadata shared by both policy kinds; `topic` names the twelve-factor factor or the threat."""
+    """One policy as a unit: what it is called, checks and asks of whom, next to the function that checks it.
+
+    `topic` names the twelve-factor factor or the threat; `types` limits a resource rule to those resource types
+    (None: every type); `section` is the module it lives in, whose prefix its name carries."""
 
     name: str
     description: str
     topic: str
-    family: str
     level: EnforcementLevel
     fix: str
+    check: ResourceCheck | StackCheck
+    kind: str
+    """`resource` (Analyze: each resource's inputs) or `stack` (AnalyzeStack: every resource's declared inputs)."""
+    section: Section
+    types: frozenset[str] | None = None
     settings: Mapping[str, Setting] = field(default_factory=dict)
     fields: tuple[str, ...] = ()
     """The object fields the rule judges (config-keys paths), for findings that name none."""
@@ -154,9 +162,6 @@ class Rule:
         """Every description names its twelve-factor factor or threat first."""
         return f"[{self.topic}] {self.description}"
 
-    def tags(self) -> list[str]:
-        return [f"family:{self.family}", f"topic:{self.topic}"]
-
     def explain(self, finding: str | Finding, props: Mapping[str, Any] | None) -> str:
         """The message, followed by the `shipsafe:` keys that produced the offending fields and the platform
         settings that would allow it instead."""
@@ -168,6 +173,20 @@ class Rule:
             settings = ", ".join(f"{self.name}.{name}" for name in finding.settings)
             parts.append(f"{'or, ' if keys else ''}if the platform owner agrees, policy setting {settings}")
         return f"{finding.message} ({'; '.join(parts)})" if parts else finding.message
+
+    def policy(self, family: str) -> ResourceValidationPolicy | StackValidationPolicy:
+        """The CrossGuard policy the pack registers, tagged with its family and topic."""
+        fields: dict[str, Any] = {
+            "name": self.name,
+            "description": self.full_description,
+            "enforcement_level": self.level,
+            "config_schema": self.config_schema(),
+            "tags": [f"family:{family}", f"topic:{self.topic}", f"module:{self.section.module}"],
+            "remediation_steps": self.fix,
+        }
+        if self.kind == "stack":
+            return StackValidationPolicy(validate=_validate_stack(self), **fields)
+        return ResourceValidationPolicy(validate=_validate_resource(self), **fields)
 
 
 def _covers(path: str, other: str) -> bool:
@@ -186,14 +205,31 @@ def _produced_by(props: Mapping[str, Any] | None, fields: Iterable[str]) -> list
     return list(dict.fromkeys(keys))
 
 
-@dataclass(frozen=True)
-class Family:
-    """A module of policies: `FAMILY.rule(...)` fills in the family and its usual topic."""
+class Section:
+    """A module of rules. Its rules are declared where they are checked, with `@SECTION.resource(...)` or
+    `@SECTION.stack(...)`, and each rule's name starts with the section's prefix, so a name says where it lives."""
 
-    name: str
-    topic: str = ""
+    def __init__(self, module: str, prefix: str, topic: str = "") -> None:
+        self.module, self.prefix, self.topic = module, prefix, topic
+        self.rules: list[Rule] = []
 
-    def rule(
+    def resource(
+        self,
+        name: str,
+        description: str,
+        fix: str,
+        *,
+        types: Iterable[str] | None,
+        topic: str | None = None,
+        level: EnforcementLevel = MANDATORY,
+        fields: tuple[str, ...] = (),
+        **settings: Setting,
+    ) -> Callable[[ResourceCheck], ResourceCheck]:
+        """Declares a resource rule (Analyze: one resource's inputs) over `types` (None: every type)."""
+        kinds = None if types is None else frozenset(types)
+        return self._declare("resource", name, description, fix, kinds, topic, level, fields, settings)
+
+    def stack(
         self,
         name: str,
         description: str,
@@ -203,29 +239,63 @@ class Family:
         level: EnforcementLevel = MANDATORY,
         fields: tuple[str, ...] = (),
         **settings: Setting,
-    ) -> Rule:
-        return Rule(name, description, topic or self.topic, self.name, level, fix, settings, fields)
+    ) -> Callable[[StackCheck], StackCheck]:
+        """Declares a stack rule (AnalyzeStack: the whole stack as the program declared it)."""
+        return self._declare("stack", name, description, fix, None, topic, level, fields, settings)
+
+    def _declare(
+        self,
+        kind: str,
+        name: str,
+        description: str,
+        fix: str,
+        types: frozenset[str] | None,
+        topic: str | None,
+        level: EnforcementLevel,
+        fields: tuple[str, ...],
+        settings: Mapping[str, Setting],
+    ) -> Callable[[Check], Check]:
+        if not name.startswith(self.prefix + "-"):
+            raise ValueError(f"rule {name!r} in {self.module} must start with the section prefix {self.prefix}-")
+        if not (topic or self.topic):
+            raise ValueError(f"rule {name!r} in {self.module} names no factor or threat (topic)")
+
+        def register(check: Check) -> Check:
+            self.rules.append(
+                Rule(name, description, topic or self.topic, level, fix, check, kind, self, types, settings, fields)
+            )
+            return check
+
+        return register
 
 
-def _policy_fields(rule: Rule) -> dict[str, Any]:
-    return {
-        "name": rule.name,
-        "description": rule.full_description,
-        "enforcement_level": rule.level,
-        "config_schema": rule.config_schema(),
-        "tags": rule.tags(),
-        "remediation_steps": rule.fix,
-    }
+@dataclass(frozen=True)
+class Family:
+    """A family of rules (twelve-factor, security, ...): its sections, in the order the pack and the docs list them."""
+
+    name: str
+    title: str
+    """How the README's policy reference heads the family."""
+    sections: tuple[Section, ...]
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [rule for section in self.sections for rule in section.rules]
+
+    def policies(self) -> list[ResourceValidationPolicy | StackValidationPolicy]:
+        return [rule.policy(self.name) for rule in self.rules]
 
 
-def resource_policy(rule: Rule, check: ResourceCheck, types: frozenset[str] | None = None) -> ResourceValidationPolicy:
+def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    check = cast(ResourceCheck, rule.check)
+
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        if types is not None and args.resource_type not in types:
+        if rule.types is not None and args.resource_type not in rule.types:
             return
         for finding in check(args, rule.config(args.get_config())):
             report_violation(rule.explain(finding, args.props), None)
 
-    return ResourceValidationPolicy(validate=validate, **_policy_fields(rule))
+    return validate
 
 
 INPUTS_KEY = "__inputs"
@@ -259,11 +329,13 @@ def declared(resources: list[PolicyResource]) -> list[PolicyResource]:
     return [copies[r.urn] for r in resources]
 
 
-def stack_policy(rule: Rule, check: StackCheck) -> StackValidationPolicy:
+def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    check = cast(StackCheck, rule.check)
+
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = declared(args.resources)
         props = {r.urn: r.props for r in resources}
         for finding, urn in check(resources, rule.config(args.get_config())):
             report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)
 
-    return StackValidationPolicy(validate=validate, **_policy_fields(rule))
+    return validate

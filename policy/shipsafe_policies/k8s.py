@@ -23,6 +23,9 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+RBAC = "kubernetes:rbac.authorization.k8s.io/v1:"
+CLUSTER_RBAC = frozenset({RBAC + "ClusterRole", RBAC + "ClusterRoleBinding"})
 
 WORKLOADS = frozenset(
     {
@@ -186,6 +189,11 @@ def is_app_workload(res: HasProps, config: Config) -> bool:
 
 def of_type(resources: Iterable[Any], *types: str) -> list[Any]:
     return [r for r in resources if r.resource_type in types]
+
+
+def app_deployments(resources: list[Any], config: Config) -> list[Any]:
+    """Long-running app Deployments (web, worker...): app workloads that are not the migration Job."""
+    return [r for r in of_type(resources, DEPLOYMENT) if is_app_workload(r, config)]
 
 
 def selector_matches(selector: Mapping[str, Any] | None, pod_labels: Mapping[str, Any]) -> bool:

@@ -28,8 +28,8 @@ from harness.runtime import REPO_ROOT, run_stack
 from tests.app.images import build, ensure_stand_in_base
 from tests.support.services import docker
 
-THIRD_PARTY_DIGEST = "k8s-third-party-image-digest"
-DEV_PROD_PARITY = "12f-dev-prod-parity"
+THIRD_PARTY_DIGEST = "12f-build-third-party-digest"
+DEV_PROD_PARITY = "12f-parity-backing-versions"
 POSTGRES, REDIS, REGISTRY = "shipsafe:postgres", "shipsafe:redis", "shipsafe:registry"
 MANIFEST_TYPES = ", ".join(
     (

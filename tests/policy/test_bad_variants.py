@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,8 @@ POSTGRES, CONFIG_MAP = "notes-postgres-statefulset", "notes-config-configmap"
 APP_INGRESS, ALLOW_DNS = "notes-network-app-ingress", "notes-network-allow-dns"
 POSTGRES_INGRESS, REDIS_INGRESS = "notes-network-postgres-ingress", "notes-network-redis-ingress"
 POSTGRES_EGRESS, REDIS_EGRESS = "notes-network-postgres-egress", "notes-network-redis-egress"
-LEAST_ACCESS = "k8s-networkpolicy-least-access"
+WEB_INGRESS = "notes-web-ingress"
+LEAST_ACCESS = "network-least-access"
 OWN_IMAGE = "registry.example.com/shipsafe/notes"
 SECRET_REF = {"secretKeyRef": {"name": "notes-database", "key": "url"}}
 
@@ -78,6 +80,19 @@ def without_label(key: str) -> Change:
     return lambda props: props["metadata"]["labels"].pop(key)
 
 
+def without_annotation(key: str) -> Change:
+    # Annotation keys contain dots and slashes, so `drop("metadata.annotations...")` cannot name them.
+    return lambda props: props["metadata"]["annotations"].pop(key)
+
+
+def with_public_path(path: str) -> Change:
+    def change(props: dict[str, Any]) -> None:
+        paths = props["spec"]["rules"][0]["http"]["paths"]
+        paths.append({**paths[0], "path": path})
+
+    return change
+
+
 def volume(name: str, source: dict[str, object], mount_path: str) -> list[Change]:
     return [
         at("pod.volumes", [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, {"name": name, **source}]),
@@ -102,85 +117,86 @@ def dockerfile(old: str, new: str) -> str:
 CASES = [
     # The issue's catalogue of deliberately bad variants of the real stack.
     Case("latest-tag", "staging", edit(WEB, at("container.image", f"{OWN_IMAGE}:latest")),
-         "k8s-image-immutable-ref", WEB),
+         "12f-build-immutable-image", WEB),
     Case("untagged-postgres", "prod", edit(POSTGRES, at("container.image", "postgres")),
-         "k8s-image-immutable-ref", POSTGRES),
+         "12f-build-immutable-image", POSTGRES),
     Case("own-image-without-digest", "prod", edit(WORKER, at("container.image", f"{OWN_IMAGE}:3f9c2a1b7d4e")),
-         "k8s-image-immutable-ref", WORKER),
+         "12f-build-immutable-image", WORKER),
     Case("literal-database-url-password", "staging",
          edit(WEB, at("container.env.1", {"name": "DATABASE_URL", "value": "postgresql://app:hunter2@db:5432/app"})),
-         "k8s-no-plaintext-secret-env", WEB),
+         "12f-config-no-plaintext-secret-env", WEB),
     Case("literal-database-url-detached", "prod",
          edit(WEB, at("container.env.1", {"name": "DATABASE_URL", "value": "postgresql://db:5432/app"})),
-         "k8s-backing-services-attached", WEB),
+         "12f-backing-attached", WEB),
     Case("privileged-container", "staging", edit(WORKER, at("container.securityContext.privileged", True)),
-         "k8s-no-privileged", WORKER),
+         "pss-baseline-no-privileged", WORKER),
     Case("missing-probes", "staging", edit(WEB, drop("container.readinessProbe"), drop("container.livenessProbe")),
-         "k8s-probes", WEB),
-    Case("missing-startup-probe", "prod", edit(WEB, drop("container.startupProbe")), "k8s-probes", WEB),
+         "12f-disposability-probes", WEB),
+    Case("missing-startup-probe", "prod", edit(WEB, drop("container.startupProbe")), "12f-disposability-probes", WEB),
     Case("deployment-not-after-job", "staging", replace_resource(WEB, _without_job_dependency),
-         "k8s-migration-uses-release-image", WEB),
+         "12f-admin-migration-release-image", WEB),
     Case("job-with-another-image", "prod",
          edit(JOB, at("container.image", f"{OWN_IMAGE}:0ther0ther000@sha256:{'b' * 64}")),
-         "k8s-migration-uses-release-image", WEB),
+         "12f-admin-migration-release-image", WEB),
     Case("max-unavailable-1", "staging", edit(WEB, at("spec.strategy.rollingUpdate.maxUnavailable", 1)),
-         "k8s-rolling-update-zero-downtime", WEB),
+         "rollout-zero-downtime", WEB),
     Case("recreate-strategy", "prod", edit(WORKER, at("spec.strategy", {"type": "Recreate"})),
-         "k8s-rolling-update-zero-downtime", WORKER),
-    Case("grace-0", "staging", edit(WEB, at("pod.terminationGracePeriodSeconds", 0)), "k8s-graceful-shutdown", WEB),
+         "rollout-zero-downtime", WORKER),
+    Case("grace-0", "staging", edit(WEB, at("pod.terminationGracePeriodSeconds", 0)),
+         "12f-disposability-graceful-shutdown", WEB),
     Case("pre-stop-longer-than-grace", "prod", edit(WEB, at("container.lifecycle.preStop.sleep.seconds", 45)),
-         "k8s-graceful-shutdown", WEB),
+         "12f-disposability-graceful-shutdown", WEB),
     Case("host-path", "staging", edit(WORKER, *volume("host", {"hostPath": {"path": "/"}}, "/host")),
-         "k8s-allowed-volume-types", WORKER),
+         "pss-restricted-volume-types", WORKER),
     Case("host-path-state", "staging", edit(WORKER, *volume("state", {"hostPath": {"path": "/srv"}}, "/srv")),
-         "12f-stateless-processes", WORKER),
+         "12f-processes-stateless", WORKER),
     Case("pvc-on-app", "prod", edit(WEB, *volume("up", {"persistentVolumeClaim": {"claimName": "up"}}, "/up")),
-         "12f-stateless-processes", WEB),
+         "12f-processes-stateless", WEB),
     Case("load-balancer-service", "staging", edit("notes-web-service", at("spec.type", "LoadBalancer")),
-         "k8s-service-internal-only", "notes-web-service"),
+         "network-service-internal-only", "notes-web-service"),
     Case("image-build-in-prod", "prod",
          added("docker:index/image:Image", IMAGE_BUILD, {"build": {"context": "app"}, "imageName": f"{OWN_IMAGE}:x"}),
-         "12f-no-image-build-in-prod", IMAGE_BUILD),
+         "12f-build-once", IMAGE_BUILD),
     Case("postgres-version-mismatch", "prod",
          edit(POSTGRES, at("container.image", "docker.io/library/postgres:15.17-bookworm")),
-         "12f-dev-prod-parity", POSTGRES),
+         "12f-parity-backing-versions", POSTGRES),
     # Pod Security Standards and the other security rules.
     Case("run-as-root", "staging", edit(WEB, at("container.securityContext.runAsUser", 0)),
-         "k8s-run-as-non-root", WEB),
+         "pss-restricted-run-as-non-root", WEB),
     Case("privilege-escalation", "staging", edit(JOB, at("container.securityContext.allowPrivilegeEscalation", True)),
-         "k8s-no-privilege-escalation", JOB),
+         "pss-restricted-no-privilege-escalation", JOB),
     Case("writable-root-fs", "prod", edit(WEB, at("container.securityContext.readOnlyRootFilesystem", False)),
-         "k8s-read-only-root-fs", WEB),
+         "hardening-read-only-root-fs", WEB),
     Case("capabilities-kept", "staging", edit(WEB, at("container.securityContext.capabilities", {})),
-         "k8s-drop-all-capabilities", WEB),
+         "pss-restricted-drop-all-capabilities", WEB),
     Case("capability-added", "staging", edit(WEB, at("container.securityContext.capabilities.add", ["NET_ADMIN"])),
-         "k8s-no-added-capabilities", WEB),
+         "pss-baseline-no-added-capabilities", WEB),
     Case("seccomp-unconfined", "prod",
          edit(WEB, at("pod.securityContext.seccompProfile.type", "Unconfined"),
               at("container.securityContext.seccompProfile.type", "Unconfined")),
-         "k8s-seccomp-runtime-default", WEB),
+         "pss-restricted-seccomp", WEB),
     Case("host-network", "staging", edit(WORKER, at("pod.hostNetwork", True)),
-         "k8s-no-host-namespaces-or-ports", WORKER),
+         "pss-baseline-no-host-namespaces-or-ports", WORKER),
     Case("unmasked-proc", "staging", edit(WEB, at("container.securityContext.procMount", "Unmasked")),
-         "k8s-pss-baseline-misc", WEB),
+         "pss-baseline-misc", WEB),
     Case("namespace-without-pss", "prod", edit("notes-namespace", without_label("pod-security.kubernetes.io/enforce")),
-         "k8s-namespace-pss-enforced", "notes-namespace"),
+         "pss-restricted-namespace-enforced", "notes-namespace"),
     Case("default-service-account", "staging", edit(WORKER, at("pod.serviceAccountName", "default")),
-         "k8s-dedicated-service-account", WORKER),
+         "identity-dedicated-service-account", WORKER),
     Case("token-automount", "prod", edit("notes-web-serviceaccount", at("automountServiceAccountToken", True)),
-         "k8s-no-sa-token-automount", "notes-web-serviceaccount"),
+         "identity-no-token-automount", "notes-web-serviceaccount"),
     Case("cluster-admin-binding", "staging",
          added("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "notes-admin",
                {"metadata": {"name": "notes-admin"}, "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}}),
-         "k8s-rbac-least-privilege", "notes-admin"),
+         "identity-rbac-least-privilege", "notes-admin"),
     Case("foreign-registry", "staging", edit(WORKER, at("container.image", "ghcr.io/someone/notes:1.0.0")),
-         "k8s-image-allowed-registries", WORKER),
-    Case("no-memory-limit", "prod", edit(WEB, drop("container.resources.limits.memory")), "k8s-resources", WEB),
+         "image-allowed-registries", WORKER),
+    Case("no-memory-limit", "prod", edit(WEB, drop("container.resources.limits.memory")), "hardening-resources", WEB),
     Case("no-default-deny", "staging", edit("notes-network-default-deny", at("spec.policyTypes", ["Ingress"])),
-         "k8s-networkpolicy-default-deny", WEB),
+         "network-default-deny", WEB),
     Case("postgres-open-to-world", "prod",
          edit("notes-network-postgres-ingress", at("spec.ingress", [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}])),
-         "k8s-networkpolicy-least-access", "notes-network-postgres-ingress"),
+         "network-least-access", "notes-network-postgres-ingress"),
     # Least access, one path at a time: backing-service ports, DNS, the app's HTTP port, app egress ports.
     Case("postgres-ingress-any-port", "prod", edit(POSTGRES_INGRESS, drop("spec.ingress.0.ports")),
          LEAST_ACCESS, POSTGRES_INGRESS, reason="admits more than port 5432 on the database pods"),
@@ -212,57 +228,59 @@ CASES = [
     Case("app-egress-to-everything", "staging", edit(POSTGRES_EGRESS, at("spec.egress", [{}])),
          LEAST_ACCESS, POSTGRES_EGRESS, reason="egress rule 1 of app pods allows every port to every destination"),
     Case("ingress-without-tls", "staging", edit("notes-web-ingress", drop("spec.tls")),
-         "k8s-service-internal-only", "notes-web-ingress"),
+         "network-service-internal-only", "notes-web-ingress"),
     Case("default-namespace", "staging", edit(CONFIG_MAP, at("metadata.namespace", "default")),
-         "k8s-explicit-namespace", CONFIG_MAP),
+         "metadata-explicit-namespace", CONFIG_MAP),
     Case("beta-api", "staging",
          added("kubernetes:extensions/v1beta1:Ingress", "notes-legacy", {"metadata": {"namespace": "notes-staging"}}),
-         "k8s-stable-api-versions", "notes-legacy"),
+         "metadata-stable-api-versions", "notes-legacy"),
     # Twelve-factor.
     Case("password-in-configmap", "staging", edit(CONFIG_MAP, at("data.DB_PASSWORD", "hunter2")),
-         "k8s-no-sensitive-configmap", CONFIG_MAP),
+         "12f-config-no-sensitive-configmap", CONFIG_MAP),
     Case("placeholder-secret", "prod", edit("notes-postgres-url", at("stringData.url", "changeme")),
-         "k8s-secret-hygiene", "notes-postgres-url"),
+         "12f-config-secret-hygiene", "notes-postgres-url"),
     Case("hard-coded-host", "staging",
          edit(WORKER, at("container.args", ["--redis", "notes-redis.notes-staging.svc.cluster.local"])),
-         "k8s-config-from-env", WORKER),
+         "12f-config-from-env", WORKER),
     Case("fault-latency-env", "staging", edit(WEB, at("container.env.0", {"name": "FAULT_LATENCY_MS", "value": "800"})),
-         "k8s-no-fault-injection", WEB),
+         "12f-config-no-fault-injection", WEB),
     Case("fault-hooks-in-configmap", "prod", edit(CONFIG_MAP, at("data.APP_ENABLE_TEST_HOOKS", "1")),
-         "k8s-no-fault-injection", CONFIG_MAP, reason="switches on test-only fault injection"),
+         "12f-config-no-fault-injection", CONFIG_MAP, reason="switches on test-only fault injection"),
     Case("fault-injection-on-pythonpath", "staging",
          edit(WORKER, at("container.args", ["env", "PYTHONPATH=/opt/fault_injection", "python", "-m", "notes_app"])),
-         "k8s-no-fault-injection", WORKER, reason="args[1] switches on test-only fault injection"),
+         "12f-config-no-fault-injection", WORKER, reason="args[1] switches on test-only fault injection"),
     Case("redis-secret-missing", "prod", edit(WEB, at("container.env.2.valueFrom.secretKeyRef.name", "gone")),
-         "k8s-backing-services-attached", WEB),
+         "12f-backing-attached", WEB),
     Case("postgres-claims-deleted", "prod",
          edit(POSTGRES, at("spec.persistentVolumeClaimRetentionPolicy.whenDeleted", "Delete")),
-         "k8s-stateful-backing-services", POSTGRES),
+         "12f-backing-stateful", POSTGRES),
     Case("unnamed-port", "staging", edit(WEB, at("container.ports.0.name", "web")), "12f-port-binding", WEB),
-    Case("single-replica-in-prod", "prod", edit(WORKER, at("spec.replicas", 1)), "12f-concurrency", WORKER),
+    Case("single-replica-in-prod", "prod", edit(WORKER, at("spec.replicas", 1)),
+         "12f-concurrency-replica-range", WORKER),
     Case("log-file-volume", "prod", edit(WORKER, *volume("logs", {"emptyDir": {"sizeLimit": "1Gi"}}, "/var/log/x")),
-         "k8s-logs-to-stdout", WORKER),
-    Case("job-retries-forever", "staging", edit(JOB, at("spec.backoffLimit", 10)), "k8s-migration-job-hygiene", JOB),
+         "12f-logs-to-stdout", WORKER),
+    Case("job-retries-forever", "staging", edit(JOB, at("spec.backoffLimit", 10)),
+         "12f-admin-migration-job-hygiene", JOB),
     # Rollout safety.
     Case("pdb-blocks-evictions", "prod", edit("notes-web-pdb", at("spec.maxUnavailable", 0)),
-         "k8s-pdb-coverage", "notes-web-pdb"),
+         "rollout-pdb-coverage", "notes-web-pdb"),
     Case("pdb-min-available-all", "prod",
          edit("notes-worker-pdb", drop("spec.maxUnavailable"), at("spec.minAvailable", 2)),
-         "k8s-pdb-coverage", "notes-worker-pdb"),
+         "rollout-pdb-coverage", "notes-worker-pdb"),
     Case("selector-mismatch", "staging", edit(WEB, at("spec.selector.matchLabels", {"app": "other"})),
-         "k8s-selector-integrity", WEB),
+         "rollout-selector-integrity", WEB),
     Case("replicas-on-one-node", "prod", edit(WEB, drop("pod.topologySpreadConstraints")),
-         "k8s-spread-replicas", WEB),
-    Case("low-uid", "prod", edit(WORKER, at("pod.securityContext.runAsUser", 2000)), "k8s-high-uid-gid", WORKER),
+         "rollout-spread-replicas", WEB),
+    Case("low-uid", "prod", edit(WORKER, at("pod.securityContext.runAsUser", 2000)), "hardening-high-uid-gid", WORKER),
     Case("unlabelled-configmap", "prod", edit(CONFIG_MAP, without_label("app.kubernetes.io/part-of")),
-         "k8s-recommended-labels", CONFIG_MAP),
+         "metadata-recommended-labels", CONFIG_MAP),
     # Advisory rules report without blocking, still for the right reason.
     Case("pull-policy-never", "staging", edit(WEB, at("container.imagePullPolicy", "Never")),
-         "k8s-image-pull-policy", WEB, "advisory"),
-    Case("third-party-without-digest", "prod", unchanged, "k8s-third-party-image-digest", POSTGRES, "advisory"),
+         "image-pull-policy", WEB, "advisory"),
+    Case("third-party-without-digest", "prod", unchanged, "12f-build-third-party-digest", POSTGRES, "advisory"),
     Case("postgres-password-in-env", "staging",
          edit(POSTGRES, at("container.env.2", {"name": "POSTGRES_PASSWORD", "valueFrom": SECRET_REF})),
-         "k8s-secrets-as-files-preferred", POSTGRES, "advisory"),
+         "hardening-secrets-as-files", POSTGRES, "advisory"),
     # The Dockerfile the staging image build names.
     Case("dockerfile-root-user", "staging", unchanged, "docker-non-root-user", IMAGE_BUILD,
          dockerfile=dockerfile("USER 10001:10001", "USER root")),
@@ -282,6 +300,11 @@ CASES = [
          dockerfile=dockerfile("AS builder\n", "AS builder\nARG PIP_TOKEN\n")),
     Case("dockerfile-no-healthcheck", "staging", unchanged, "docker-healthcheck", IMAGE_BUILD, "advisory",
          dockerfile=dockerfile("HEALTHCHECK CMD", "LABEL healthcheck=none\n# CMD")),
+    Case("ingress-without-body-limit", "staging",
+         edit(WEB_INGRESS, without_annotation("nginx.ingress.kubernetes.io/proxy-body-size")),
+         "edge-request-limits", WEB_INGRESS),
+    Case("readiness-routed-publicly", "prod", edit(WEB_INGRESS, with_public_path("/readyz")),
+         "edge-internal-paths", WEB_INGRESS),
 ]
 # fmt: on
 
@@ -306,28 +329,28 @@ CONFIG_CASES = [
         "image-ref-without-digest",
         "prod",
         {"shipsafe:imageRef": f"{OWN_IMAGE}:3f9c2a1b7d4e"},
-        "k8s-image-immutable-ref",
+        "12f-build-immutable-image",
         WEB,
     ),
     ConfigCase(
         "postgres-version-mismatch",
         "prod",
         {"shipsafe:postgres": {**POSTGRES_15_17, "storageSize": "50Gi"}},
-        "12f-dev-prod-parity",
+        "12f-parity-backing-versions",
         POSTGRES,
     ),
     ConfigCase(
         "single-web-replica-in-prod",
         "prod",
         {"shipsafe:workloads": {"web": {"replicas": 1, "command": COMMAND}}},
-        "12f-concurrency",
+        "12f-concurrency-replica-range",
         WEB,
     ),
     ConfigCase(  # the issue's example: it passed preview with 0 mandatory findings
         "fault-hooks-in-the-web-command",
         "staging",
         {"shipsafe:workloads": {"web": {"command": ["env", *FAULT_HOOKS, *COMMAND]}}},
-        "k8s-no-fault-injection",
+        "12f-config-no-fault-injection",
         WEB,
     ),
     ConfigCase(
@@ -336,6 +359,13 @@ CONFIG_CASES = [
         {"shipsafe:app": {**PROD_APP, "ingressNamespace": "kube-public"}},
         LEAST_ACCESS,
         APP_INGRESS,
+    ),
+    ConfigCase(  # the program allows up to 1000 per second; the platform's policy setting allows 100
+        "edge-rate-above-the-platform-maximum",
+        "prod",
+        {"shipsafe:app": {**PROD_APP, "edge": {"requestsPerSecond": 500}}},
+        "edge-request-limits",
+        WEB_INGRESS,
     ),
 ]
 

@@ -1,4 +1,4 @@
-"""k8s-networkpolicy-least-access reads selectors and ports by meaning, and its settings decide what is allowed."""
+"""network-least-access reads selectors and ports by meaning, and its settings decide what is allowed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from harness.recording import Recording
 from tests.policy.conftest import CONFIG_DIR, Analyze
 from tests.policy.stack_edits import at, chain, edit
 
-LEAST_ACCESS = "k8s-networkpolicy-least-access"
+LEAST_ACCESS = "network-least-access"
 NAME = "kubernetes.io/metadata.name"
 
 

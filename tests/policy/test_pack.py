@@ -10,10 +10,10 @@ import pytest
 
 from harness.analyzer import POLICY_DIR, PolicyPackError, PolicyPackProcess, pack_python, reconcile_config
 from harness.policy_docs import README, render_policy_docs, stack_levels, with_reference
+from harness.policy_link import pack_registry
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
-FAMILIES = {"twelve-factor", "security", "rollout", "dockerfile"}
 FACTORS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 RANK = {"disabled": 0, "advisory": 1, "mandatory": 2}
 
@@ -22,8 +22,9 @@ def test_pack_lists_every_policy_with_its_metadata(pack: PolicyPackProcess) -> N
     names = [p.name for p in pack.policies]
     assert len(names) == len(set(names)) >= 45
     assert {p.kind for p in pack.policies} == {"resource", "stack"}
+    families = {family.name for family in pack_registry().FAMILIES}
     for policy in pack.policies:
-        assert policy.tag("family:") in FAMILIES, policy.name
+        assert policy.tag("family:") in families, policy.name
         assert policy.tag("topic:"), f"{policy.name} names no factor or threat"
         assert policy.description.startswith(f"[{policy.tag('topic:')}] "), policy.name
         assert policy.remediation, f"{policy.name} does not say how to fix it"
@@ -48,9 +49,9 @@ def test_prod_is_at_least_as_strict_as_staging(pack: PolicyPackProcess) -> None:
 
 def test_config_is_reconciled_and_validated_like_the_engine(pack: PolicyPackProcess) -> None:
     config = reconcile_config(
-        pack.policies, {"all": {"enforcementLevel": "advisory"}, "12f-concurrency": {"minReplicas": 3}}
+        pack.policies, {"all": {"enforcementLevel": "advisory"}, "12f-concurrency-replica-range": {"minReplicas": 3}}
     )
-    assert config["12f-concurrency"] == {
+    assert config["12f-concurrency-replica-range"] == {
         "enforcementLevel": "advisory",
         "minReplicas": 3,
         "maxReplicas": 20,
@@ -59,7 +60,7 @@ def test_config_is_reconciled_and_validated_like_the_engine(pack: PolicyPackProc
     }
     assert {c["enforcementLevel"] for c in config.values()} == {"advisory"}
     with pytest.raises(PolicyPackError, match="minReplicas"):
-        reconcile_config(pack.policies, {"12f-concurrency": {"minReplicas": "two"}})
+        reconcile_config(pack.policies, {"12f-concurrency-replica-range": {"minReplicas": "two"}})
     with pytest.raises(PolicyPackError, match="unknown policies: k8s-typo"):
         reconcile_config(pack.policies, {"k8s-typo": {"enforcementLevel": "mandatory"}})
 
@@ -70,6 +71,10 @@ def test_readme_documents_the_pack_as_it_is(pack: PolicyPackProcess) -> None:
     assert with_reference(readme, reference) == readme, "README is stale: run python -m harness.policy_docs"
     for policy in pack.policies:
         assert f"| `{policy.name}` |" in readme
+    for family in pack_registry().FAMILIES:
+        assert f"#### {family.title}\n" in readme
+        for section in family.sections:
+            assert f"`{section.prefix}-*` in `policy/{section.module.replace('.', '/')}.py`" in readme
 
 
 def test_a_broken_pack_fails_fast_with_its_error(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from tests.policy.conftest import CONFIG_DIR, Analyze
 from tests.policy.stack_edits import Edit, Props, add_resource, at, chain, edit, first_container, new_resource
 
 BACKING = ("notes-postgres-statefulset", "notes-redis-statefulset")
-KNOWN_ADVISORIES = {("k8s-third-party-image-digest", r) for r in BACKING}
+KNOWN_ADVISORIES = {("12f-build-third-party-digest", r) for r in BACKING}
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """Pulumi's wire sentinel for a string unknown during preview."""
 
@@ -60,8 +60,8 @@ def _narrow_role(recording: Recording) -> Recording:
 DIGEST_PINNED_BACKING = chain(*(edit(name, _digest_pinned) for name in BACKING))
 COMPLIANT_VARIANTS: dict[str, Edit] = {
     # The real stacks break this advisory (no public digests offline) or have nothing for the next to check.
-    "k8s-third-party-image-digest": DIGEST_PINNED_BACKING,
-    "k8s-rbac-least-privilege": _narrow_role,
+    "12f-build-third-party-digest": DIGEST_PINNED_BACKING,
+    "identity-rbac-least-privilege": _narrow_role,
 }
 
 
@@ -96,8 +96,8 @@ def test_values_unknown_at_preview_are_skipped_not_failed(compliant: dict[str, R
 
     report = analyze(edit("notes-web-deployment", unknown_image_but_privileged)(compliant["staging"]))
     policies = {v.policy for v in report.violations if v.resource == "notes-web-deployment"}
-    assert "k8s-no-privileged" in policies, "the known part of the resource is still checked"
-    assert not policies & {"k8s-image-immutable-ref", "k8s-image-allowed-registries", "k8s-image-pull-policy"}
+    assert "pss-baseline-no-privileged" in policies, "the known part of the resource is still checked"
+    assert not policies & {"12f-build-immutable-image", "image-allowed-registries", "image-pull-policy"}
 
 
 def test_a_policy_that_meets_an_unknown_is_reported_as_skipped(
@@ -106,9 +106,9 @@ def test_a_policy_that_meets_an_unknown_is_reported_as_skipped(
     unknown_number = "3eeb2bf0-c639-47a8-9e75-3b44932eb421"
     recording = edit("notes-web-deployment", at("pod.terminationGracePeriodSeconds", unknown_number))
     report = analyze(recording(compliant["prod"]))
-    assert "k8s-graceful-shutdown on notes-web-deployment" in report.skipped
-    assert not [v for v in report.violations if v.policy == "k8s-graceful-shutdown"]
-    assert "Skipped (values unknown until `pulumi up`): k8s-graceful-shutdown" in format_report(report)
+    assert "12f-disposability-graceful-shutdown on notes-web-deployment" in report.skipped
+    assert not [v for v in report.violations if v.policy == "12f-disposability-graceful-shutdown"]
+    assert "Skipped (values unknown until `pulumi up`): 12f-disposability-graceful-shutdown" in format_report(report)
 
 
 def test_secret_inputs_travel_as_secrets_and_are_checked(compliant: dict[str, Recording], analyze: Analyze) -> None:
@@ -121,4 +121,4 @@ def test_secret_inputs_travel_as_secrets_and_are_checked(compliant: dict[str, Re
     )
     recording = compliant["prod"]
     report = analyze(dataclasses.replace(recording, resources=[leaked if r is secret else r for r in recording]))
-    assert [v.resource for v in report.violations if v.policy == "k8s-secret-hygiene"] == ["notes-postgres-url"]
+    assert [v.resource for v in report.violations if v.policy == "12f-config-secret-hygiene"] == ["notes-postgres-url"]

@@ -17,7 +17,6 @@ from typing import Any
 
 import pulumi_policy.policy as sdk
 import pytest
-from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
 
 from harness.analyzer import POLICY_DIR, AnalysisReport, analyze_request, stack_resource
@@ -25,6 +24,7 @@ from harness.phases import Phase, PhaseRecording, contains_unknown
 from harness.recording import UNKNOWN, RecordedResource, Recording
 from tests.policy.conftest import Analyze
 from tests.policy.stack_edits import Props, at, chain, edit, first_container, pod, replace_resource
+from tests.policy.test_sdk_speedup import SDK_CONVERSIONS
 from tests.policy.test_stacks import KNOWN_ADVISORIES
 
 WEB, WORKER, JOB = "notes-web-deployment", "notes-worker-deployment", "notes-migrate-job"
@@ -48,7 +48,7 @@ def test_pull_policy_is_still_checked_when_the_image_is_unknown(
 ) -> None:
     # `Never` is wrong whatever the image: reading the image first used to skip the whole check.
     report = analyze(edit(WEB, _unknown_image, at("container.imagePullPolicy", "Never"))(recordings["staging"]))
-    assert {resource for resource, _ in _found(report, "k8s-image-pull-policy")} == {WEB}
+    assert {resource for resource, _ in _found(report, "image-pull-policy")} == {WEB}
 
 
 def test_an_unknown_image_skips_only_its_own_container(recordings: dict[str, Recording], analyze: Analyze) -> None:
@@ -57,7 +57,7 @@ def test_an_unknown_image_skips_only_its_own_container(recordings: dict[str, Rec
         pod(props)["containers"].append(sidecar)
 
     report = analyze(edit(WEB, _unknown_image, with_floating_sidecar)(recordings["staging"]))
-    for policy in ("k8s-image-immutable-ref", "k8s-image-allowed-registries"):
+    for policy in ("12f-build-immutable-image", "image-allowed-registries"):
         found = _found(report, policy)
         assert found and all(r == WEB and m.startswith("container sidecar:") for r, m in found), (policy, found)
         assert f"{policy} on {WEB}" in report.skipped, "the app container's image could not be checked"
@@ -77,10 +77,10 @@ def test_migration_dependency_is_checked_when_images_are_unknown(
         *(edit(name, _unknown_image) for name in (WEB, WORKER, JOB)), replace_resource(WEB, without_job_dependency)
     )
     report = analyze(fault(recordings["staging"]))
-    found = _found(report, "k8s-migration-uses-release-image")
+    found = _found(report, "12f-admin-migration-release-image")
     assert [r for r, m in found if "depends_on" in m] == [WEB], found
     assert not [m for _, m in found if "depends_on" not in m], "no finding about the unknown image"
-    assert f"k8s-migration-uses-release-image on {STACK}" in report.skipped
+    assert f"12f-admin-migration-release-image on {STACK}" in report.skipped
 
 
 def test_secret_type_is_checked_when_its_data_is_unknown(recordings: dict[str, Recording], analyze: Analyze) -> None:
@@ -90,44 +90,44 @@ def test_secret_type_is_checked_when_its_data_is_unknown(recordings: dict[str, R
         del props["type"]
 
     report = analyze(edit("notes-postgres-url", untyped_with_unknown_data)(recordings["prod"]))
-    assert {m for _, m in _found(report, "k8s-secret-hygiene")} == {
+    assert {m for _, m in _found(report, "12f-config-secret-hygiene")} == {
         "set the Secret type (Opaque, kubernetes.io/dockerconfigjson, ...)"
     }
-    assert "k8s-secret-hygiene on notes-postgres-url" in report.skipped
+    assert "12f-config-secret-hygiene on notes-postgres-url" in report.skipped
 
 
 def test_an_unknown_namespace_is_skipped_not_passed(recordings: dict[str, Recording], analyze: Analyze) -> None:
     report = analyze(edit("notes-config-configmap", at("metadata.namespace", UNKNOWN))(recordings["prod"]))
-    assert not _found(report, "k8s-explicit-namespace")
-    assert "k8s-explicit-namespace on notes-config-configmap" in report.skipped
+    assert not _found(report, "metadata-explicit-namespace")
+    assert "metadata-explicit-namespace on notes-config-configmap" in report.skipped
 
 
 @pytest.mark.parametrize(
     ("policy", "unknown", "fault", "expected"),
     [
         pytest.param(
-            "k8s-dedicated-service-account",
+            "identity-dedicated-service-account",
             edit("notes-web-serviceaccount", at("metadata.namespace", UNKNOWN)),
             edit(WORKER, at("pod.serviceAccount", "notes-worker")),
             "replace the deprecated serviceAccount field",
             id="service-account-namespace",
         ),
         pytest.param(
-            "k8s-dedicated-service-account",
+            "identity-dedicated-service-account",
             edit(WEB, at("pod.serviceAccountName", UNKNOWN)),
             edit(WEB, at("pod.serviceAccount", "notes-web")),
             "replace the deprecated serviceAccount field",
             id="service-account-name",
         ),
         pytest.param(
-            "k8s-networkpolicy-default-deny",
+            "network-default-deny",
             edit("notes-network-default-deny", at("metadata.namespace", UNKNOWN)),
             None,
             None,
             id="default-deny-namespace",
         ),
         pytest.param(
-            "k8s-selector-integrity",
+            "rollout-selector-integrity",
             edit(WEB, at("metadata.namespace", UNKNOWN)),
             edit(WORKER, at("spec.selector.matchLabels", {"app.kubernetes.io/instance": "elsewhere"})),
             "spec.selector does not match its pod template labels",
@@ -165,10 +165,10 @@ def test_first_preview_lists_every_policy_that_met_an_unknown(
     assert skipped_on <= with_unknowns | {STACK}, "only a resource holding an unknown can skip a policy"
     for resource in recording.of_type("kubernetes:apps/v1:Deployment"):
         if first_container(resource.inputs)["image"] == UNKNOWN:
-            assert f"k8s-image-immutable-ref on {resource.name}" in report.skipped
+            assert f"12f-build-immutable-image on {resource.name}" in report.skipped
     for resource in recording.of_type("kubernetes:core/v1:Secret"):
         if resource.inputs.get("stringData") == UNKNOWN:
-            assert f"k8s-secret-hygiene on {resource.name}" in report.skipped
+            assert f"12f-config-secret-hygiene on {resource.name}" in report.skipped
 
 
 # Every value unknown in turn, through the SDK's own servicer in-process ---------------------------------------------
@@ -187,7 +187,8 @@ class Pack:
 def pack_in_process() -> Iterator[Pack]:
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(POLICY_DIR))
-        patch.setattr(sdk, "json_format", json_format)  # convert_requests_once replaces it; restored after
+        for name in SDK_CONVERSIONS:  # convert_requests_once replaces them; restored after
+            patch.setattr(sdk, name, getattr(sdk, name))
         importlib.import_module("shipsafe_policies.sdk_speedup").convert_requests_once()  # as the pack does
         policies = importlib.import_module("shipsafe_policies").all_policies()
         servicer = sdk._PolicyAnalyzerServicer("shipsafe", "1.0.0", policies, sdk.EnforcementLevel.MANDATORY)

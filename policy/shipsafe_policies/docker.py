@@ -15,26 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import dockerfile
-from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import PolicyResource
 
 from . import k8s
-from .framework import (
-    ADVISORY,
-    Config,
-    Family,
-    Finding,
-    HasProps,
-    Item,
-    Setting,
-    item_by_item,
-    resource_policy,
-    stack_policy,
-)
+from .framework import ADVISORY, Config, Finding, HasProps, Item, Section, Setting, item_by_item
 from .images import IMAGE_BUILDS, parse_image
 from .k8s import dig, items, number
 from .patterns import SECRET_NAME, looks_secret
 
-FAMILY = Family("dockerfile")
+SECTION = Section(__name__, "docker", topic="Sec")
 PACK_DIR = Path(__file__).resolve().parent.parent
 
 PROJECT_DIR = Setting("string", "..", "The Pulumi project directory, relative to the policy pack directory.")
@@ -160,6 +149,13 @@ def _final_user(build: Build) -> str:
     return str(user.value[0]) if user else "root (default)"
 
 
+@SECTION.resource(
+    "docker-non-root-user",
+    "The image's final USER is a numeric non-root UID:GID.",
+    "End the final stage with a numeric `USER <uid>:<gid>` such as `USER 10001:10001`.",
+    types=IMAGE_BUILDS,
+    projectDir=PROJECT_DIR,
+)
 @_with_build
 def check_non_root_user(build: Build, config: Config) -> Iterator[str]:
     # The rule, not a copy of the app's UID: the pods run as the image's USER (docker-user-matches-pods).
@@ -177,6 +173,12 @@ def _built_image_name(res: HasProps) -> str:
     return parse_image(str(name)).name
 
 
+@SECTION.stack(
+    "docker-user-matches-pods",
+    "Pods that run a built image run as its numeric USER (UID and GID).",
+    "Set shipsafe:app.runAsUser to the Dockerfile's final USER, or change the Dockerfile.",
+    projectDir=PROJECT_DIR,
+)
 @item_by_item
 def check_image_matches_pods(
     resources: list[PolicyResource], config: Config, item: Item
@@ -224,6 +226,14 @@ def _external_bases(build: Build) -> Iterator[Stage]:
             yield stage
 
 
+@SECTION.resource(
+    "docker-pinned-base-images",
+    "Every external FROM pins a full version tag (never latest/untagged); stage names are unique.",
+    "Use e.g. python:3.11.14-slim-bookworm (plus @sha256 digest where it can be resolved).",
+    types=IMAGE_BUILDS,
+    topic="II Dependencies; V Build/release/run; X Dev/prod parity",
+    projectDir=PROJECT_DIR,
+)
 @_with_build
 def check_pinned_base_images(build: Build, config: Config) -> Iterator[str]:
     aliases = [s.alias for s in build.stages if s.alias]
@@ -237,6 +247,15 @@ def check_pinned_base_images(build: Build, config: Config) -> Iterator[str]:
             yield f"FROM {stage.base}: the tag floats; pin a full version such as python:3.11.14-slim-bookworm"
 
 
+@SECTION.resource(
+    "docker-base-image-digest",
+    "Every external FROM also carries an @sha256 digest.",
+    "Pass BASE_IMAGE=<image>:<tag>@sha256:<digest> as a build arg from a mirror you control.",
+    types=IMAGE_BUILDS,
+    topic="II Dependencies; Sec (supply chain)",
+    level=ADVISORY,
+    projectDir=PROJECT_DIR,
+)
 @_with_build
 def check_base_image_digest(build: Build, config: Config) -> Iterator[str]:
     for stage in _external_bases(build):
@@ -262,6 +281,14 @@ def _run_text(command: Any) -> str:
     return " ".join(command.value)
 
 
+@SECTION.resource(
+    "docker-reproducible-deps",
+    "Multi-stage build with locked installs (pip --require-hashes / npm ci), no unverified downloads.",
+    "Install from the lockfile with hashes in the builder stage; copy the result to the final stage.",
+    types=IMAGE_BUILDS,
+    topic="II Dependencies; Sec",
+    projectDir=PROJECT_DIR,
+)
 @_with_build
 def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
     if len(build.stages) < 2:
@@ -303,6 +330,14 @@ def _dockerignore_covers(context: Path) -> list[str]:
     return missing
 
 
+@SECTION.resource(
+    "docker-runtime-contract",
+    "Exec-form CMD, no secret ENV/ARG, .dockerignore excludes .git/.env.",
+    'Use CMD ["python", "-m", ...], secrets at runtime only.',
+    types=IMAGE_BUILDS,
+    topic="IX Disposability; III Config; Sec",
+    projectDir=PROJECT_DIR,
+)
 @_with_build
 def check_runtime_contract(build: Build, config: Config) -> Iterator[str]:
     for instruction in ("CMD", "ENTRYPOINT"):
@@ -330,92 +365,17 @@ def check_runtime_contract(build: Build, config: Config) -> Iterator[str]:
         yield f".dockerignore in {build.context} must exclude {missing}"
 
 
+@SECTION.resource(
+    "docker-healthcheck",
+    "The image declares a HEALTHCHECK (for docker run/compose; Kubernetes uses probes).",
+    'Add HEALTHCHECK CMD ["python", "-c", "...GET /healthz..."].',
+    types=IMAGE_BUILDS,
+    topic="IX Disposability",
+    level=ADVISORY,
+    projectDir=PROJECT_DIR,
+)
 @_with_build
 def check_healthcheck(build: Build, config: Config) -> Iterator[str]:
     command = build.final.last("HEALTHCHECK")
     if command is None or (command.value and command.value[0].upper() == "NONE"):
         yield "add HEALTHCHECK CMD [...] hitting the liveness path (used by `docker run` and compose; not Kubernetes)"
-
-
-def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
-
-    return [
-        resource_policy(
-            FAMILY.rule(
-                "docker-non-root-user",
-                "The image's final USER is a numeric non-root UID:GID.",
-                "End the final stage with a numeric `USER <uid>:<gid>` such as `USER 10001:10001`.",
-                topic="Sec",
-                projectDir=PROJECT_DIR,
-            ),
-            check_non_root_user,
-            IMAGE_BUILDS,
-        ),
-        resource_policy(
-            FAMILY.rule(
-                "docker-pinned-base-images",
-                "Every external FROM pins a full version tag (never latest/untagged); stage names are unique.",
-                "Use e.g. python:3.11.14-slim-bookworm (plus @sha256 digest where it can be resolved).",
-                topic="II Dependencies; V Build/release/run; X Dev/prod parity",
-                projectDir=PROJECT_DIR,
-            ),
-            check_pinned_base_images,
-            IMAGE_BUILDS,
-        ),
-        resource_policy(
-            FAMILY.rule(
-                "docker-base-image-digest",
-                "Every external FROM also carries an @sha256 digest.",
-                "Pass BASE_IMAGE=<image>:<tag>@sha256:<digest> as a build arg from a mirror you control.",
-                topic="II Dependencies; Sec (supply chain)",
-                level=ADVISORY,
-                projectDir=PROJECT_DIR,
-            ),
-            check_base_image_digest,
-            IMAGE_BUILDS,
-        ),
-        resource_policy(
-            FAMILY.rule(
-                "docker-reproducible-deps",
-                "Multi-stage build with locked installs (pip --require-hashes / npm ci), no unverified downloads.",
-                "Install from the lockfile with hashes in the builder stage; copy the result to the final stage.",
-                topic="II Dependencies; Sec",
-                projectDir=PROJECT_DIR,
-            ),
-            check_reproducible_deps,
-            IMAGE_BUILDS,
-        ),
-        resource_policy(
-            FAMILY.rule(
-                "docker-runtime-contract",
-                "Exec-form CMD, no secret ENV/ARG, .dockerignore excludes .git/.env.",
-                'Use CMD ["python", "-m", ...], secrets at runtime only.',
-                topic="IX Disposability; III Config; Sec",
-                projectDir=PROJECT_DIR,
-            ),
-            check_runtime_contract,
-            IMAGE_BUILDS,
-        ),
-        stack_policy(
-            FAMILY.rule(
-                "docker-user-matches-pods",
-                "Pods that run a built image run as its numeric USER (UID and GID).",
-                "Set shipsafe:app.runAsUser to the Dockerfile's final USER, or change the Dockerfile.",
-                topic="Sec",
-                projectDir=PROJECT_DIR,
-            ),
-            check_image_matches_pods,
-        ),
-        resource_policy(
-            FAMILY.rule(
-                "docker-healthcheck",
-                "The image declares a HEALTHCHECK (for docker run/compose; Kubernetes uses probes).",
-                'Add HEALTHCHECK CMD ["python", "-c", "...GET /healthz..."].',
-                topic="IX Disposability",
-                level=ADVISORY,
-                projectDir=PROJECT_DIR,
-            ),
-            check_healthcheck,
-            IMAGE_BUILDS,
-        ),
-    ]

@@ -1,28 +1,19 @@
-"""Rollout-safety family: zero-downtime rolling updates, disruption budgets and selectors that really match."""
+"""Rollout safety: zero-downtime rolling updates, disruption budgets and selectors that really match."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
-from pulumi_policy import PolicyResource, ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import PolicyResource
 
 from . import k8s
-from .framework import (
-    ADVISORY,
-    Config,
-    Family,
-    Finding,
-    HasProps,
-    Item,
-    Setting,
-    item_by_item,
-    resource_policy,
-    stack_policy,
-)
+from .framework import ADVISORY, Config, Finding, HasProps, Item, Section, Setting, item_by_item
+from .indexes import LabelIndex, SelectorIndex
 from .k8s import Lookup, dig, items, number
 
-FAMILY = Family("rollout")
+SECTION = Section(__name__, "rollout", topic="Availability")
 
 
 def _is_zero(value: Any) -> bool:
@@ -36,6 +27,15 @@ def _is_positive(value: Any) -> bool:
     return amount is not None and amount > 0
 
 
+@SECTION.resource(
+    "rollout-zero-downtime",
+    "Deployments roll one surge pod at a time and never go below capacity.",
+    "RollingUpdate with maxUnavailable 0, maxSurge 1, minReadySeconds and progressDeadlineSeconds.",
+    types={k8s.DEPLOYMENT},
+    topic="IX Disposability; VIII Concurrency",
+    minReadySeconds=Setting("number", 5, "Smallest acceptable minReadySeconds.", platform=True),
+    maxProgressDeadlineSeconds=Setting("number", 600, "Largest acceptable progressDeadlineSeconds.", platform=True),
+)
 @item_by_item
 def check_rolling_update(res: HasProps, config: Config, item: Item) -> Iterator[str | Finding]:
     spec = res.props.get("spec") or {}
@@ -87,16 +87,24 @@ def _allows_disruption(budget_spec: Any, replicas: float) -> bool:
     return min_available != "100%" if minimum is None else minimum < replicas
 
 
+@SECTION.stack(
+    "rollout-pdb-coverage",
+    "Every replicated workload has a PodDisruptionBudget that still allows one eviction.",
+    "Add a PDB with maxUnavailable: 1 and unhealthyPodEvictionPolicy: AlwaysAllow.",
+)
 @item_by_item
 def check_pdb_coverage(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str | None]]:
     autoscaled = Lookup()
     for hpa in k8s.of_type(resources, k8s.HPA):
         with autoscaled.adding():
             autoscaled.entries[dig(hpa.props, "spec", "scaleTargetRef", "name")] = hpa
-    budgets = Lookup()
+    budgets = Lookup()  # complete only if every budget's namespace is known
+    by_selector: SelectorIndex[PolicyResource] = SelectorIndex()
     for budget in k8s.of_type(resources, k8s.PDB):
         with budgets.adding():
-            budgets.entries[budget.urn] = (dig(budget.props, "metadata", "namespace"), budget)
+            namespace = dig(budget.props, "metadata", "namespace")
+            budgets.entries[budget.urn] = budget
+            by_selector.add(namespace, functools.partial(dig, budget.props, "spec", "selector"), budget)
     for workload in k8s.of_type(resources, k8s.DEPLOYMENT, k8s.STATEFUL_SET):
         with item():
             replicas = _replicas(workload, autoscaled)
@@ -104,12 +112,7 @@ def check_pdb_coverage(resources: list[PolicyResource], config: Config, item: It
                 continue
             namespace = dig(workload.props, "metadata", "namespace")
             pod_labels = k8s.pod_labels(workload)
-            covering = [
-                budget
-                for budget_namespace, budget in budgets.entries.values()
-                if budget_namespace == namespace
-                and k8s.selector_matches(dig(budget.props, "spec", "selector"), pod_labels)
-            ]
+            covering = by_selector.matching(namespace, pod_labels)
             if not covering:
                 budgets.ensure_complete()  # a budget in an unknown namespace might be the one
                 where = k8s.display(workload)
@@ -124,15 +127,24 @@ def check_pdb_coverage(resources: list[PolicyResource], config: Config, item: It
                         yield f"{k8s.display(budget)}: set unhealthyPodEvictionPolicy: AlwaysAllow", budget.urn
 
 
+@SECTION.stack(
+    "rollout-selector-integrity",
+    "Selectors match: workloads their templates, Services/PDBs/NetworkPolicies real pods and ports.",
+    "Build selectors and labels from one helper; name targetPorts after declared container ports.",
+    topic="Correctness",
+)
 @item_by_item
 def check_selector_integrity(
     resources: list[PolicyResource], config: Config, item: Item
 ) -> Iterator[tuple[str, str | None]]:
-    pods = Lookup()  # each workload's (namespace, pod labels, container port names)
+    pods = Lookup()  # complete only if every workload's namespace, pod labels and port names are known
+    by_labels: LabelIndex[set[Any]] = LabelIndex()  # each workload's container port names by namespace and labels
     for workload in k8s.of_type(resources, *k8s.WORKLOADS):
         with pods.adding():
             names = {p.get("name") for c in k8s.containers(k8s.pod_spec(workload)) for p in items(c.get("ports"))}
-            pods.entries[workload.urn] = (dig(workload.props, "metadata", "namespace"), k8s.pod_labels(workload), names)
+            namespace, pod_labels = dig(workload.props, "metadata", "namespace"), k8s.pod_labels(workload)
+            pods.entries[workload.urn] = workload
+            by_labels.add(namespace, pod_labels, names)
         with item():
             selector = dig(workload.props, "spec", "selector")
             if workload.resource_type in (k8s.DEPLOYMENT, k8s.STATEFUL_SET) and not k8s.selector_matches(
@@ -143,11 +155,7 @@ def check_selector_integrity(
         with item():
             namespace = dig(service.props, "metadata", "namespace")
             selector = dig(service.props, "spec", "selector")
-            targets = [
-                n
-                for ns, labels, n in pods.entries.values()
-                if ns == namespace and k8s.service_selects(selector, labels)
-            ]
+            targets = by_labels.served_by(namespace, selector)
             if not targets:
                 pods.ensure_complete()  # a workload read as unknown might be the one it selects
                 yield f"{k8s.display(service)}: its selector matches no pod of the stack", service.urn
@@ -167,13 +175,19 @@ def check_selector_integrity(
             key = "selector" if other.resource_type == k8s.PDB else "podSelector"
             selector = dig(other.props, "spec", key)
             namespace = dig(other.props, "metadata", "namespace")
-            if not any(
-                ns == namespace and k8s.selector_matches(selector, labels) for ns, labels, _ in pods.entries.values()
-            ):
+            if not any(by_labels.selected_by(namespace, selector)):
                 pods.ensure_complete()
                 yield f"{k8s.display(other)}: spec.{key} matches no pod of the stack", other.urn
 
 
+@SECTION.resource(
+    "rollout-spread-replicas",
+    "Replicated Deployments spread across nodes.",
+    "Add topologySpreadConstraints (or podAntiAffinity) on kubernetes.io/hostname.",
+    types={k8s.DEPLOYMENT},
+    topic="VIII Concurrency; Availability",
+    level=ADVISORY,
+)
 def check_spread(res: HasProps, config: Config) -> Iterator[str]:
     # One decision: whether a replicated Deployment spreads. An unknown read leaves it to the SDK (not run).
     replicas = number(dig(res.props, "spec", "replicas"))
@@ -182,51 +196,3 @@ def check_spread(res: HasProps, config: Config) -> Iterator[str]:
     spec = k8s.pod_spec(res)
     if not items(dig(spec, "topologySpreadConstraints")) and not dig(spec, "affinity", "podAntiAffinity"):
         yield "spread replicas across nodes: add topologySpreadConstraints on kubernetes.io/hostname"
-
-
-def build() -> list[ResourceValidationPolicy | StackValidationPolicy]:
-    return [
-        resource_policy(
-            FAMILY.rule(
-                "k8s-rolling-update-zero-downtime",
-                "Deployments roll one surge pod at a time and never go below capacity.",
-                "RollingUpdate with maxUnavailable 0, maxSurge 1, minReadySeconds and progressDeadlineSeconds.",
-                topic="IX Disposability; VIII Concurrency",
-                minReadySeconds=Setting("number", 5, "Smallest acceptable minReadySeconds.", platform=True),
-                maxProgressDeadlineSeconds=Setting(
-                    "number", 600, "Largest acceptable progressDeadlineSeconds.", platform=True
-                ),
-            ),
-            check_rolling_update,
-            frozenset({k8s.DEPLOYMENT}),
-        ),
-        stack_policy(
-            FAMILY.rule(
-                "k8s-pdb-coverage",
-                "Every replicated workload has a PodDisruptionBudget that still allows one eviction.",
-                "Add a PDB with maxUnavailable: 1 and unhealthyPodEvictionPolicy: AlwaysAllow.",
-                topic="Availability",
-            ),
-            check_pdb_coverage,
-        ),
-        stack_policy(
-            FAMILY.rule(
-                "k8s-selector-integrity",
-                "Selectors match: workloads their templates, Services/PDBs/NetworkPolicies real pods and ports.",
-                "Build selectors and labels from one helper; name targetPorts after declared container ports.",
-                topic="Correctness",
-            ),
-            check_selector_integrity,
-        ),
-        resource_policy(
-            FAMILY.rule(
-                "k8s-spread-replicas",
-                "Replicated Deployments spread across nodes.",
-                "Add topologySpreadConstraints (or podAntiAffinity) on kubernetes.io/hostname.",
-                topic="VIII Concurrency; Availability",
-                level=ADVISORY,
-            ),
-            check_spread,
-            frozenset({k8s.DEPLOYMENT}),
-        ),
-    ]
