@@ -98,14 +98,11 @@ def test_the_tiny_app_passes_every_policy_in_both_phases(phases: list[PhaseRecor
     assert not any("docker-user-matches-pods" in skipped for skipped in after_up.skipped)
 
 
-def test_the_tiny_app_agrees_with_its_policy_config(
-    project: Path, policy_config: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("harness.preview.REPO_ROOT", project)
-    assert policy_conflicts(STACK, {}, policy_config) == []
+def test_the_tiny_app_agrees_with_its_policy_config(project: Path, policy_config: Path) -> None:
+    assert policy_conflicts(STACK, {}, policy_config, project) == []
     # Against the notes app's staging config its registry is not trusted: refused, naming both sides.
     staging = REPO_ROOT / "policy" / "config" / "staging.json"
-    problems = policy_conflicts(STACK, {}, staging)
+    problems = policy_conflicts(STACK, {}, staging, project)
     assert any(
         p.startswith("shipsafe:registry.server = registry.example.com")
         and "image-allowed-registries.allowedRegistries" in p

@@ -102,15 +102,14 @@ def test_a_secure_secret_is_accepted_as_a_placeholder(tmp_path: Path) -> None:
     assert recording.placeholder_secrets == ["shipsafe:registryPassword"]
 
 
-def test_a_yaml_syntax_error_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_a_yaml_syntax_error_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     text = STAGING.replace("    maxSurge: 1\n", "    maxSurge: [1\n")
     project = _project(tmp_path, text)
     message = _file_refused(project)
     assert message.startswith(f"{tmp_path / 'Pulumi.staging.yaml'}:"), message
     line, column = message.split(":")[1:3]
     assert line.isdigit() and column.isdigit()
-    monkeypatch.setattr(preview, "read_stack_config", lambda stack: read_stack_config(stack, project))
-    assert preview.main(["staging", "--no-policy"]) == preview.EXIT_BAD_CONFIG
+    assert preview.main(["staging", "--no-policy", "--project-dir", str(project)]) == preview.EXIT_BAD_CONFIG
     assert capsys.readouterr().err.strip() == f"error: {message}"
 
 

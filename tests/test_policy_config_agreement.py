@@ -115,14 +115,15 @@ def test_the_port_is_declared_once_and_everything_follows_it(pack: PolicyPackPro
     assert config_map["data"]["PORT"] == "8080"
 
 
+GRACEFUL = "12f-disposability-graceful-shutdown"
 LINKED = [
     # Past the preview's cross-check (run_stack runs the program directly), the pack's message names the key.
     ("prod", _with("prod", "shipsafe:app", ["ingressNamespace"], "kube-public"), "network-least-access",
      "set by shipsafe:app.ingressNamespace", "network-least-access.ingressNamespaces"),
     ("staging", _with("staging", "shipsafe:rollout", ["minReadySeconds"], 3), "rollout-zero-downtime",
      "set by shipsafe:rollout.minReadySeconds", "rollout-zero-downtime.minReadySeconds"),
-    ("prod", _with("prod", "shipsafe:rollout", ["terminationGracePeriodSeconds"], 60), "12f-disposability-graceful-shutdown",
-     "set by shipsafe:rollout.terminationGracePeriodSeconds", "12f-disposability-graceful-shutdown.maxGracePeriodSeconds"),
+    ("prod", _with("prod", "shipsafe:rollout", ["terminationGracePeriodSeconds"], 60), GRACEFUL,
+     "set by shipsafe:rollout.terminationGracePeriodSeconds", f"{GRACEFUL}.maxGracePeriodSeconds"),
     ("prod", {"shipsafe:workloads": {"worker": {"replicas": 1, "expose": False}}}, "12f-concurrency-replica-range",
      "set by shipsafe:workloads.worker.replicas", "12f-concurrency-replica-range.minReplicas"),
 ]  # fmt: skip

@@ -1,6 +1,6 @@
-"""shipsafe's CrossGuard policies: the one registry of rule families that the pack, the README's policy reference
-and the tests read. A rule is declared in its section's module (`framework.Section`); a section reaches the pack
-only through its family here."""
+"""shipsafe's CrossGuard policies: the one registry of rule families that the pack, the policy reference
+(docs/policies.md) and the tests read. A rule is declared in its section's module (`framework.Section`); a section
+reaches the pack only through its family here."""
 
 from __future__ import annotations
 

@@ -275,7 +275,7 @@ class Family:
 
     name: str
     title: str
-    """How the README's policy reference heads the family."""
+    """How the policy reference (docs/policies.md) heads the family."""
     sections: tuple[Section, ...]
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.analyzer import POLICY_DIR, PolicyPackError, PolicyPackProcess, pack_python, reconcile_config
-from harness.policy_docs import README, render_policy_docs, stack_levels, with_reference
+from harness.policy_docs import PAGE, render_policy_docs, stack_levels, with_reference
 from harness.policy_link import pack_registry
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
@@ -67,8 +67,8 @@ def test_config_is_reconciled_and_validated_like_the_engine(pack: PolicyPackProc
 
 def test_readme_documents_the_pack_as_it_is(pack: PolicyPackProcess) -> None:
     reference = render_policy_docs(pack.policies, stack_levels(pack.policies))
-    readme = README.read_text()
-    assert with_reference(readme, reference) == readme, "README is stale: run python -m harness.policy_docs"
+    readme = PAGE.read_text()
+    assert with_reference(readme, reference) == readme, "docs/policies.md is stale: run python -m harness.policy_docs"
     for policy in pack.policies:
         assert f"| `{policy.name}` |" in readme
     for family in pack_registry().FAMILIES:
