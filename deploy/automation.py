@@ -15,6 +15,7 @@ from pulumi import automation as auto
 
 from deploy.backend import OnOutput, PolicyPack, PreviewSummary, UpdateRecord
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.stack_file import overlaid_stack_file
 
 T = TypeVar("T")
 
@@ -53,6 +54,8 @@ def _record(summary: auto.UpdateSummary) -> UpdateRecord:
 class AutomationStack:
     def __init__(self, stack: auto.Stack) -> None:
         self._stack = stack
+        short_name = stack.name.rsplit("/", 1)[-1]
+        self._stack_file = Path(stack.workspace.work_dir or ".") / f"Pulumi.{short_name}.yaml"
 
     @property
     def name(self) -> str:
@@ -80,15 +83,19 @@ class AutomationStack:
         # show_secrets=False: history is for display and decisions; secret config stays masked.
         return [_record(summary) for summary in self._run(lambda: self._stack.history(show_secrets=False))]
 
-    def preview(self, *, policy: PolicyPack, on_output: OnOutput) -> PreviewSummary:
-        result = self._run(
-            lambda: self._stack.preview(
-                policy_packs=[str(policy.path)],
-                policy_pack_configs=[str(policy.config)],
-                on_output=on_output,
-                color="never",
+    def preview(self, *, policy: PolicyPack, on_output: OnOutput, config_overlay: Mapping[str, str]) -> PreviewSummary:
+        with overlaid_stack_file(self._stack_file, config_overlay) as config_file:
+            result = self._run(
+                lambda: self._stack.preview(
+                    policy_packs=[str(policy.path)],
+                    policy_pack_configs=[str(policy.config)],
+                    on_output=on_output,
+                    color="never",
+                    # `pulumi preview --config-file` (automation `_stack.py` `preview`): the stack's config read
+                    # from this file instead of the committed one.
+                    config_file=config_file,
+                )
             )
-        )
         changes = result.change_summary.items()
         return PreviewSummary({str(getattr(op, "value", op)): count for op, count in changes})
 

@@ -69,7 +69,10 @@ class StackBackend(Protocol):
         """Past updates, newest first."""
         ...
 
-    def preview(self, *, policy: PolicyPack, on_output: OnOutput) -> PreviewSummary: ...
+    def preview(self, *, policy: PolicyPack, on_output: OnOutput, config_overlay: Mapping[str, str]) -> PreviewSummary:
+        """A preview with `config_overlay` on top of the stack's config, from a temporary copy of the stack file:
+        the committed `Pulumi.<stack>.yaml` is never written."""
+        ...
 
     def up(self, *, message: str, policy: PolicyPack, on_output: OnOutput) -> UpdateRecord:
         """Runs the update; raises `ShipsafeError` when it fails (the failed update stays in history)."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -25,7 +23,7 @@ from deploy.offline import (
 from deploy.options import OUTPUT, SETTINGS, emit_json, pass_deploy, quiet_console_for_json, stack_argument
 from deploy.release import NOT_BUILT_DIGEST, not_yet_built, release_config, stack_file_registry
 from deploy.reports import diff_document, preview_document
-from deploy.rollout import pin_deployed_release, preview_stack
+from deploy.rollout import deployed_release_config, preview_stack
 from harness.manifests import render_to_directory
 
 
@@ -50,28 +48,13 @@ def _as_pipeline(deploy: DeployContext, stack: str, git_sha: str | None) -> list
     return [f"{key}={value}" for key, value in release_config(image, sha, rollback=False).items()]
 
 
-@contextmanager
-def stack_file_kept(project_dir: Path, stack: str) -> Iterator[None]:
-    """The Automation API writes config into `Pulumi.<stack>.yaml`; a preview puts the committed bytes back, so
-    re-pinning the release it previews never changes a tracked file."""
-    path = project_dir / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
-    committed = path.read_bytes() if path.is_file() else None
-    try:
-        yield
-    finally:
-        if committed is None:
-            path.unlink(missing_ok=True)
-        elif not path.is_file() or path.read_bytes() != committed:
-            path.write_bytes(committed)
-
-
 def pulumi_preview(deploy: DeployContext, stack: str, output: str) -> None:
     changes = None
     try:
-        with stack_file_kept(deploy.project_dir, stack):
-            backend = deploy.open_stack(stack)
-            pin_deployed_release(deploy, backend)
-            changes = preview_stack(deploy, backend).change_summary
+        backend = deploy.open_stack(stack)
+        # The re-pinned release is previewed from a temporary copy of the stack file, never written into it.
+        pinned = deployed_release_config(deploy, backend)
+        changes = preview_stack(deploy, backend, config_overlay=pinned).change_summary
     except ShipsafeError as error:
         if output == "json":
             emit_json(preview_document(stack, changes, error.exit_code))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.markup import escape
 
 from components.settings import ConfigError
@@ -24,7 +26,12 @@ from deploy.verify import SETTLE_SECONDS, Measurement, Outcome, Target, Verdict,
 
 
 def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
-    """Re-pins a prebuilt stack's config to the release it runs, before a redeploy or preview without a new image.
+    """Re-pins a prebuilt stack's config to the release it runs, before a redeploy without a new image."""
+    backend.set_config(deployed_release_config(ctx, backend))
+
+
+def deployed_release_config(ctx: DeployContext, backend: StackBackend) -> dict[str, str]:
+    """The release keys that pin a prebuilt stack to the release it runs (empty for a stack that builds).
 
     promote and rollback write the release keys into the stack config of the machine that ran them; a CI
     checkout of `Pulumi.<stack>.yaml` is thrown away afterwards. The state is the source of truth: imageRef and
@@ -33,7 +40,7 @@ def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
     """
     config = backend.get_config()
     if config.get(IMAGE_SOURCE) != "prebuilt":
-        return
+        return {}
     outputs = backend.outputs()
     reference = outputs.get("imageRef")
     if not isinstance(reference, str) or not reference:
@@ -44,7 +51,7 @@ def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
             highlight=False,
             soft_wrap=True,
         )
-        return
+        return {}
     image = ImageRef.parse(reference)
     git_sha = outputs.get("gitSha") or image.tag
     if not isinstance(git_sha, str) or not git_sha:
@@ -55,7 +62,6 @@ def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
     rolled_back = (last_good.config if last_good else config).get(ROLLBACK) == "true"
     pinned = release_config(image, git_sha, rollback=rolled_back)
     replaced = {key: config.get(key, "(unset)") for key, value in pinned.items() if config.get(key) != value}
-    backend.set_config(pinned)
     source = f"update {last_good.version}" if last_good else "the stack config"
     ctx.console.print(
         f"Pinned {backend.name} to the release it runs (stack outputs, rollback flag from {source}): "
@@ -66,6 +72,7 @@ def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
     if replaced:
         stale = ", ".join(f"{key}={value}" for key, value in replaced.items())
         ctx.console.print(f"  replaced stale local config: {escape(stale)}", highlight=False, soft_wrap=True)
+    return pinned
 
 
 def report_reverted_values(ctx: DeployContext, backend: StackBackend) -> None:
@@ -82,10 +89,15 @@ def report_reverted_values(ctx: DeployContext, backend: StackBackend) -> None:
         ctx.console.print(f"  {escape(change.describe())}", highlight=False, soft_wrap=True)
 
 
-def preview_stack(ctx: DeployContext, backend: StackBackend) -> PreviewSummary:
+def preview_stack(
+    ctx: DeployContext, backend: StackBackend, *, config_overlay: Mapping[str, str] | None = None
+) -> PreviewSummary:
+    """`pulumi preview` with the pack; `config_overlay` is previewed from a temporary copy of the stack file."""
     report_reverted_values(ctx, backend)
     with ctx.step(f"pulumi preview {backend.name} (policy pack on)"):
-        summary = backend.preview(policy=ctx.policy_for(backend.name), on_output=ctx.engine_line)
+        summary = backend.preview(
+            policy=ctx.policy_for(backend.name), on_output=ctx.engine_line, config_overlay=config_overlay or {}
+        )
     changes = ", ".join(f"{op}: {count}" for op, count in sorted(summary.change_summary.items())) or "none"
     ctx.console.print(f"Planned changes: {changes}")
     return summary

@@ -72,6 +72,8 @@ class MemoryStack:
     """Called with the config of each successful update, e.g. to restart a real app process."""
     records: list[UpdateRecord] = field(default_factory=list)
     policy_runs: list[tuple[str, PolicyPack]] = field(default_factory=list)
+    previewed_overlays: list[dict[str, str]] = field(default_factory=list)
+    """The config each preview read on top of the stack's own (from a temporary copy of the stack file)."""
     migrations: list[str] = field(default_factory=list)
     secrets_provider: str | None = None
     """What `deploy init` created the stack with (None: the backend's default)."""
@@ -105,8 +107,9 @@ class MemoryStack:
     def history(self) -> list[UpdateRecord]:
         return sorted(self.records, key=lambda r: r.version, reverse=True)
 
-    def preview(self, *, policy: PolicyPack, on_output: OnOutput) -> PreviewSummary:
+    def preview(self, *, policy: PolicyPack, on_output: OnOutput, config_overlay: Mapping[str, str]) -> PreviewSummary:
         self.policy_runs.append(("preview", policy))
+        self.previewed_overlays.append(dict(config_overlay))
         on_output(f"Previewing update ({self.name})")
         return PreviewSummary({"same": 20, "update": 2})
 

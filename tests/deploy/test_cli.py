@@ -19,6 +19,7 @@ from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
 from deploy.progress import duration
+from deploy.stack_file import overlaid_stack_file
 from tests.deploy.conftest import FakeClock
 from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks, image, sha
 
@@ -476,21 +477,16 @@ def test_status_table_covers_every_stack_file_by_default(run_cli, project_dir):
 
 
 class StackFileWritingStack(MemoryStack):
-    """Like the Automation API: `set_config` writes Pulumi.<stack>.yaml, and the preview runs with what it holds."""
+    """Writes its config into the stack file on every `set_config`, as the Automation API's `config set-all` does."""
 
     stack_file: Path
-    previewed_with: dict[str, str]
 
     def set_config(self, values):
         super().set_config(values)
         self.stack_file.write_text(yaml.safe_dump({"config": self.config}))
 
-    def preview(self, *, policy, on_output):
-        self.previewed_with = yaml.safe_load(self.stack_file.read_text())["config"]
-        return super().preview(policy=policy, on_output=on_output)
 
-
-def test_preview_repins_in_the_stack_file_only_while_it_runs(run_cli, stacks, project_dir):
+def test_preview_repins_from_a_temporary_copy_and_never_writes_the_stack_file(run_cli, stacks, project_dir):
     committed = "# committed\nconfig:\n  shipsafe:imageSource: prebuilt\n"
     stack_file = project_dir / "Pulumi.staging.yaml"
     stack_file.write_text(committed)
@@ -502,14 +498,27 @@ def test_preview_repins_in_the_stack_file_only_while_it_runs(run_cli, stacks, pr
     stacks["staging"] = writing
     result = run_cli("preview", "-s", "staging", "--output", "json")
     assert result.exit_code == 0, result.output
-    assert writing.previewed_with["shipsafe:imageRef"] == image(2), "the preview ran with the release it runs"
-    assert stack_file.read_text() == committed
+    [overlay] = writing.previewed_overlays
+    assert overlay["shipsafe:imageRef"] == image(2), "the preview ran with the release it runs"
+    assert stack_file.read_text() == committed, "not even written and put back: a killed preview leaves it intact"
     document = schema_checked("preview", result.stdout)
     assert (document["mode"], document["changes"], document["result"]) == (
         "pulumi",
         {"same": 20, "update": 2},
         "passed",
     )
+
+
+def test_the_temporary_stack_file_keeps_the_encryption_keys_and_disappears(tmp_path):
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text("encryptionsalt: v1:abc\nconfig:\n  shipsafe:gitSha: old\n  shipsafe:x: kept\n")
+    with overlaid_stack_file(stack_file, {"shipsafe:gitSha": "new"}) as copy:
+        assert copy is not None and Path(copy).parent != tmp_path
+        document = yaml.safe_load(Path(copy).read_text())
+    assert document == {"encryptionsalt": "v1:abc", "config": {"shipsafe:gitSha": "new", "shipsafe:x": "kept"}}
+    assert not Path(copy).exists()
+    with overlaid_stack_file(stack_file, {}) as copy:
+        assert copy is None, "nothing to overlay: the stack file itself is read"
 
 
 def test_a_failed_preview_still_prints_its_json_document(run_cli, project_dir):

@@ -69,10 +69,13 @@ def test_preview_pins_the_deployed_release_before_previewing(run_cli, stacks):
     assert run_cli("promote").exit_code == 0
     fresh_checkout(prod)
     runs = len(prod.policy_runs)
+    checkout = prod.get_config()
     result = run_cli("preview", "prod")
     assert result.exit_code == 0, result.output
-    assert prod.get_config()["shipsafe:imageRef"] == image(2)
-    assert prod.get_config()["shipsafe:gitSha"] == sha(2)
+    # The preview reads the deployed release on top of the checkout's config; the stack config stays as checked out.
+    assert prod.previewed_overlays[-1]["shipsafe:imageRef"] == image(2)
+    assert prod.previewed_overlays[-1]["shipsafe:gitSha"] == sha(2)
+    assert prod.get_config() == checkout
     assert [kind for kind, _ in prod.policy_runs[runs:]] == ["preview"]
     assert result.output.index("Pinned prod") < result.output.index("Planned changes")
 
