@@ -15,6 +15,7 @@ from components.settings import APP_MAX_BODY_BYTES, ConfigError, parse_settings
 from deploy.prerequisites import missing_prerequisites, requirements_for
 from harness.analyzer import AnalysisReport, PolicyPackProcess, load_policy_config
 from harness.apiserver import server_object
+from harness.phases import model_phases
 from harness.recording import RecordedResource, Recording
 from harness.runtime import REPO_ROOT, read_stack_config
 from tests.conftest import record
@@ -284,3 +285,12 @@ def test_a_served_gateway_needs_no_ingress_class() -> None:
         ingress_classes=set(),
     )
     assert missing_prerequisites(requirements_for(gateway_config()), InProcessCluster(state)) == []
+
+
+def test_an_envoy_gateway_stack_passes_the_pack_in_every_phase(analyze: Any) -> None:
+    # Envoy Gateway's BackendTrafficPolicy exists only as gateway.envoyproxy.io/v1alpha1: a CRD's own versioning,
+    # which the stable-API rule must not refuse, or the Gateway option could never deploy.
+    overrides = {"shipsafe:app": app_settings("prod", edge=GATEWAY_EDGE)}
+    for phase in model_phases("prod", config_overrides=overrides):
+        report = analyze(phase.recording)
+        assert not report.mandatory_violations, (phase.phase, report.mandatory_violations)

@@ -67,7 +67,7 @@ def check_recommended_labels(res: HasProps, config: Config, item: Item) -> Itera
 
 @SECTION.resource(
     "metadata-stable-api-versions",
-    "No alpha, beta or removed Kubernetes API versions.",
+    "No alpha, beta or removed versions of Kubernetes' own APIs (a CRD's group versions itself).",
     "Use the stable apiVersion of the kind.",
     types=None,
     topic="Correctness; X Dev/prod parity",
@@ -75,6 +75,14 @@ def check_recommended_labels(res: HasProps, config: Config, item: Item) -> Itera
 def check_stable_api_versions(res: HasProps, config: Config) -> Iterator[str]:
     if not res.resource_type.startswith("kubernetes:"):
         return
-    version = res.resource_type.split(":")[1].rsplit("/", 1)[-1]
-    if "alpha" in version or "beta" in version or res.resource_type.startswith("kubernetes:extensions/"):
+    group_version = res.resource_type.split(":")[1]
+    group, _, version = group_version.rpartition("/")
+    # Kubernetes' own groups are the core group and *.k8s.io (incl. the Gateway API); any other group belongs to a
+    # CRD whose maintainers version it (Envoy Gateway's BackendTrafficPolicy has only v1alpha1).
+    kubernetes_own = group in ("core", "apps", "batch", "policy", "autoscaling", "extensions") or group.endswith(
+        "k8s.io"
+    )
+    if not kubernetes_own:
+        return
+    if "alpha" in version or "beta" in version or group == "extensions":
         yield f"{res.resource_type} is a deprecated API version; use the stable (v1/v2) kind"
