@@ -498,14 +498,19 @@ def analyze(recording: Recording, policy_config_path: Path, *, pack_dir: Path = 
         return pack.analyze(recording)
 
 
+WAIVER_REPORT = "waiver-report"
+"""The pack's policy that reports each per-resource waiver (`policy/shipsafe_policies/waivers.py`)."""
+
+
 def format_report(report: AnalysisReport) -> str:
     """Violations grouped by enforcement level, then policy: resource, what is wrong, how to fix it."""
     lines = [
         f"Policy pack {report.pack} on stack {report.stack}: "
         f"{len(report.policies)} policies, {report.resources} resources"
     ]
+    waivers = [v for v in report.violations if v.policy == WAIVER_REPORT]
     for level in ("mandatory", "advisory"):
-        found = [v for v in report.violations if v.level == level]
+        found = [v for v in report.violations if v.level == level and v.policy != WAIVER_REPORT]
         lines.append(f"\n{level.upper()} violations: {len(found)}")
         policy = None
         for violation in found:
@@ -513,6 +518,8 @@ def format_report(report: AnalysisReport) -> str:
                 policy = violation.policy
                 lines.append(f"  [{policy}]  fix: {violation.fix}")
             lines.append(f"    - {violation.resource}: {violation.message}")
+    lines.append(f"\nWAIVERS (one rule waived for one resource, with its reason): {len(waivers)}")
+    lines += [f"    - {v.resource}: {v.message}" for v in waivers]
     if report.skipped:
         lines.append(f"\nSkipped (values unknown until `pulumi up`): {', '.join(sorted(set(report.skipped)))}")
     disabled = sorted(name for name, level in report.levels.items() if level == "disabled")
@@ -521,6 +528,7 @@ def format_report(report: AnalysisReport) -> str:
     verdict = "FAILED" if report.mandatory_violations else "passed"
     lines.append(
         f"\nPolicy check {verdict}: {len(report.mandatory_violations)} mandatory, "
-        f"{len(report.advisory_violations)} advisory."
+        f"{len([v for v in report.advisory_violations if v.policy != WAIVER_REPORT])} advisory, "
+        f"{len(waivers)} waived."
     )
     return "\n".join(lines)

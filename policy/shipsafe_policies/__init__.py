@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
-from . import docker, edge, rollout, security, twelve_factor
+from . import docker, edge, rollout, security, twelve_factor, waivers
 from .framework import Family, Rule, Section
 
 FAMILIES: tuple[Family, ...] = (
@@ -15,6 +15,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("rollout", "Rollout safety", (rollout.SECTION,)),
     Family("edge", "Edge protection (the public Ingress or HTTPRoute)", (edge.SECTION,)),
     Family("dockerfile", "Dockerfile (read from the file the image build names)", (docker.SECTION,)),
+    Family("waivers", "Waivers (one rule, one resource, a written reason)", (waivers.SECTION,)),
 )
 
 

@@ -12,6 +12,11 @@ Every violation names what produced the offending field and who may change the r
 keys from the object's `shipsafe.dev/config-keys` annotation, which the stack's components set, so the link
 travels with the resources to a real `pulumi preview`; and the policy settings the platform owner sets
 (`Setting.platform`), when the finding is about one of them.
+
+A resource may waive one rule for itself only, with a written reason: the annotation
+`shipsafe.dev/waive.<policy-name>: "<reason>"` (`waiver`). The rule then reports nothing on that resource, and the
+waiver section reports the waiver itself in every preview (pulumi-policy fixes a diagnostic's level per policy:
+`policy.py` `_create_report_violation`, so the waived finding cannot be re-levelled inside its own rule).
 """
 
 from __future__ import annotations
@@ -189,6 +194,27 @@ class Rule:
         return ResourceValidationPolicy(validate=_validate_resource(self), **fields)
 
 
+WAIVER_ANNOTATION = "shipsafe.dev/waive."
+"""Prefix of the annotation that waives the policy named after it on this one resource; its value is the reason."""
+
+
+def waivers(props: Mapping[str, Any] | None) -> dict[str, str]:
+    """Policy name -> the reason as written, for every waiver annotation of the object (an unknown value: none)."""
+    try:
+        annotations = ((props or {}).get("metadata") or {}).get("annotations") or {}
+        return {
+            key[len(WAIVER_ANNOTATION) :]: annotations[key] for key in annotations if key.startswith(WAIVER_ANNOTATION)
+        }
+    except (UnknownValueError, AttributeError):
+        return {}  # stricter: a waiver that cannot be read waives nothing
+
+
+def waived(props: Mapping[str, Any] | None, policy: str) -> bool:
+    """The object waives `policy` with a non-empty written reason (an empty one waives nothing)."""
+    reason = waivers(props).get(policy)
+    return isinstance(reason, str) and bool(reason.strip())
+
+
 def _covers(path: str, other: str) -> bool:
     return path == other or path.startswith(other + ".") or other.startswith(path + ".")
 
@@ -209,8 +235,10 @@ class Section:
     """A module of rules. Its rules are declared where they are checked, with `@SECTION.resource(...)` or
     `@SECTION.stack(...)`, and each rule's name starts with the section's prefix, so a name says where it lives."""
 
-    def __init__(self, module: str, prefix: str, topic: str = "") -> None:
+    def __init__(self, module: str, prefix: str, topic: str = "", *, waivable: bool = True) -> None:
         self.module, self.prefix, self.topic = module, prefix, topic
+        self.waivable = waivable
+        """Whether a resource may waive this section's rules (the rules about waivers themselves may not)."""
         self.rules: list[Rule] = []
 
     def resource(
@@ -292,6 +320,8 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if rule.types is not None and args.resource_type not in rule.types:
             return
+        if rule.section.waivable and waived(args.props, rule.name):
+            return  # reported by the waiver section, never silently
         for finding in check(args, rule.config(args.get_config())):
             report_violation(rule.explain(finding, args.props), None)
 
@@ -336,6 +366,8 @@ def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
         resources = declared(args.resources)
         props = {r.urn: r.props for r in resources}
         for finding, urn in check(resources, rule.config(args.get_config())):
+            if rule.section.waivable and urn is not None and waived(props.get(urn), rule.name):
+                continue  # the blamed resource waives this rule; the waiver section reports it
             report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)
 
     return validate

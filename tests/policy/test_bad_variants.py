@@ -10,6 +10,7 @@ compliant cases are the real stacks themselves and the fixes in test_stacks.py.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,9 @@ from tests.policy.stack_edits import (
     at,
     drop,
     edit,
+    first_container,
     new_resource,
+    pod,
     replace_resource,
     use_build_context,
     write_build_context,
@@ -45,6 +48,8 @@ WEB_INGRESS = "notes-web-ingress"
 LEAST_ACCESS = "network-least-access"
 OWN_IMAGE = "registry.example.com/shipsafe/notes"
 SECRET_REF = {"secretKeyRef": {"name": "notes-database", "key": "url"}}
+WAIVE = "shipsafe.dev/waive."
+APPARMOR = "container.apparmor.security.beta.kubernetes.io/notes"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,30 @@ def without_label(key: str) -> Change:
 def without_annotation(key: str) -> Change:
     # Annotation keys contain dots and slashes, so `drop("metadata.annotations...")` cannot name them.
     return lambda props: props["metadata"]["annotations"].pop(key)
+
+
+def with_annotation(key: str, value: str) -> Change:
+    return lambda props: props["metadata"].setdefault("annotations", {}).__setitem__(key, value)
+
+
+def with_pod_annotation(key: str, value: str) -> Change:
+    return lambda props: props["spec"]["template"]["metadata"].setdefault("annotations", {}).__setitem__(key, value)
+
+
+def init_container(path: str, value: object) -> Change:
+    """Adds an init container (the first container without probes and hooks) with `path` set to `value`.
+    It keeps the named port: 12f-port-binding asks it of every container of an app Deployment."""
+
+    def change(props: dict[str, Any]) -> None:
+        spec = pod(props)
+        init = copy.deepcopy(spec["containers"][0])
+        init["name"] = "init"
+        for key in ("livenessProbe", "readinessProbe", "startupProbe", "lifecycle"):
+            init.pop(key, None)
+        at(path, value)(init)
+        spec.setdefault("initContainers", []).append(init)
+
+    return change
 
 
 def with_public_path(path: str) -> Change:
@@ -179,6 +208,62 @@ CASES = [
          "pss-baseline-no-host-namespaces-or-ports", WORKER),
     Case("unmasked-proc", "staging", edit(WEB, at("container.securityContext.procMount", "Unmasked")),
          "pss-baseline-misc", WEB),
+    # Every PSS field at each level Kubernetes accepts it: the pod, containers and initContainers.
+    Case("pod-run-as-root-overridden", "staging",
+         edit(WEB, at("pod.securityContext.runAsUser", 0), at("container.securityContext.runAsUser", 10001)),
+         "pss-restricted-run-as-non-root", WEB, reason="pod: runAsUser is 0"),
+    Case("pod-run-as-non-root-false-overridden", "prod",
+         edit(WORKER, at("pod.securityContext.runAsNonRoot", False),
+              at("container.securityContext.runAsNonRoot", True)),
+         "pss-restricted-run-as-non-root", WORKER, reason="pod: runAsNonRoot is false"),
+    Case("init-run-as-root", "staging", edit(WEB, init_container("securityContext.runAsUser", 0)),
+         "pss-restricted-run-as-non-root", WEB),
+    Case("init-run-as-non-root-false", "prod", edit(WORKER, init_container("securityContext.runAsNonRoot", False)),
+         "pss-restricted-run-as-non-root", WORKER, reason="container init: set runAsNonRoot: true"),
+    Case("init-privileged", "prod", edit(WORKER, init_container("securityContext.privileged", True)),
+         "pss-baseline-no-privileged", WORKER, reason="container init: remove privileged"),
+    Case("init-privilege-escalation", "staging",
+         edit(JOB, init_container("securityContext.allowPrivilegeEscalation", True)),
+         "pss-restricted-no-privilege-escalation", JOB, reason="container init:"),
+    Case("init-capability-added", "prod", edit(WEB, init_container("securityContext.capabilities.add", ["SYS_ADMIN"])),
+         "pss-baseline-no-added-capabilities", WEB, reason="container init: remove capabilities.add"),
+    Case("init-capabilities-kept", "staging", edit(WEB, init_container("securityContext.capabilities", {})),
+         "pss-restricted-drop-all-capabilities", WEB, reason="container init:"),
+    Case("init-host-port", "staging",
+         edit(WORKER, init_container("ports.0.hostPort", 9000)),
+         "pss-baseline-no-host-namespaces-or-ports", WORKER, reason="container init: remove hostPort 9000"),
+    Case("pod-host-pid", "prod", edit(WEB, at("pod.hostPID", True)), "pss-baseline-no-host-namespaces-or-ports", WEB),
+    Case("pod-host-ipc", "staging", edit(JOB, at("pod.hostIPC", True)),
+         "pss-baseline-no-host-namespaces-or-ports", JOB),
+    Case("init-seccomp-unconfined", "prod",
+         edit(WEB, init_container("securityContext.seccompProfile", {"type": "Unconfined"})),
+         "pss-restricted-seccomp", WEB, reason="container init:"),
+    Case("pod-seccomp-unconfined-overridden", "staging",
+         edit(WEB, at("pod.securityContext.seccompProfile.type", "Unconfined"),
+              at("container.securityContext.seccompProfile", {"type": "RuntimeDefault"})),
+         "pss-restricted-seccomp", WEB, reason="pod: seccompProfile.type Unconfined"),
+    Case("init-unmasked-proc", "prod", edit(WORKER, init_container("securityContext.procMount", "Unmasked")),
+         "pss-baseline-misc", WORKER, reason="container init: procMount"),
+    Case("pod-selinux-user", "staging", edit(WEB, at("pod.securityContext.seLinuxOptions", {"user": "system_u"})),
+         "pss-baseline-misc", WEB, reason="pod: remove seLinuxOptions"),
+    Case("init-selinux-type", "prod", edit(WEB, init_container("securityContext.seLinuxOptions", {"type": "spc_t"})),
+         "pss-baseline-misc", WEB, reason="container init: seLinuxOptions.type spc_t"),
+    Case("pod-apparmor-unconfined", "staging",
+         edit(WORKER, at("pod.securityContext.appArmorProfile", {"type": "Unconfined"})),
+         "pss-baseline-misc", WORKER, reason="pod: appArmorProfile.type Unconfined"),
+    Case("init-apparmor-unconfined", "prod",
+         edit(WORKER, init_container("securityContext.appArmorProfile", {"type": "Unconfined"})),
+         "pss-baseline-misc", WORKER, reason="container init: appArmorProfile"),
+    Case("apparmor-annotation-not-runtime-default", "staging", edit(WEB, with_pod_annotation(APPARMOR, "custom")),
+         "pss-baseline-misc", WEB, reason="AppArmor profile 'custom' is not allowed"),
+    Case("pod-unsafe-sysctl", "prod",
+         edit(WEB, at("pod.securityContext.sysctls", [{"name": "kernel.msgmax", "value": "65536"}])),
+         "pss-baseline-misc", WEB, reason="remove sysctl kernel.msgmax"),
+    Case("pod-host-process", "staging", edit(WEB, at("pod.securityContext.windowsOptions", {"hostProcess": True})),
+         "pss-baseline-misc", WEB, reason="pod: windowsOptions.hostProcess"),
+    Case("init-host-process", "prod",
+         edit(WEB, init_container("securityContext.windowsOptions", {"hostProcess": True})),
+         "pss-baseline-misc", WEB, reason="container init: windowsOptions.hostProcess"),
     Case("namespace-without-pss", "prod", edit("notes-namespace", without_label("pod-security.kubernetes.io/enforce")),
          "pss-restricted-namespace-enforced", "notes-namespace"),
     Case("default-service-account", "staging", edit(WORKER, at("pod.serviceAccountName", "default")),
@@ -192,6 +277,11 @@ CASES = [
     Case("foreign-registry", "staging", edit(WORKER, at("container.image", "ghcr.io/someone/notes:1.0.0")),
          "image-allowed-registries", WORKER),
     Case("no-memory-limit", "prod", edit(WEB, drop("container.resources.limits.memory")), "hardening-resources", WEB),
+    Case("request-above-limit", "prod", edit(WEB, at("container.resources.requests.memory", "64Gi")),
+         "hardening-requests-within-limits", WEB, reason="requests.memory 64Gi is above its limit"),
+    Case("init-request-above-limit", "staging",
+         edit(WORKER, init_container("resources.requests.ephemeral-storage", "1Ei")),
+         "hardening-requests-within-limits", WORKER, reason="container init: requests.ephemeral-storage 1Ei"),
     Case("no-default-deny", "staging", edit("notes-network-default-deny", at("spec.policyTypes", ["Ingress"])),
          "network-default-deny", WEB),
     Case("postgres-open-to-world", "prod",
@@ -305,6 +395,73 @@ CASES = [
          "edge-request-limits", WEB_INGRESS),
     Case("readiness-routed-publicly", "prod", edit(WEB_INGRESS, with_public_path("/readyz")),
          "edge-internal-paths", WEB_INGRESS),
+    Case("metrics-routed-publicly", "staging", edit(WEB_INGRESS, with_public_path("/metrics")),
+         "edge-internal-paths", WEB_INGRESS, reason="routes /metrics to the internet"),
+    # Waivers: one rule, one resource, a written reason; reported, never silent.
+    Case("waiver-without-reason", "staging", edit(WEB, with_annotation(f"{WAIVE}hardening-read-only-root-fs", " ")),
+         "waiver-reasons", WEB, reason="give a written reason"),
+    Case("waiver-of-an-unknown-policy", "prod", edit(WEB, with_annotation(f"{WAIVE}k8s-read-only-root-fs", "why")),
+         "waiver-reasons", WEB, reason="no policy 'k8s-read-only-root-fs' in this pack"),
+    Case("waiver-of-a-waiver-rule", "staging", edit(WORKER, with_annotation(f"{WAIVE}waiver-reasons", "why")),
+         "waiver-reasons", WORKER, reason="waiver-reasons cannot be waived"),
+    Case("waived-writable-root-fs", "prod",
+         edit(WEB, at("container.securityContext.readOnlyRootFilesystem", False),
+              with_annotation(f"{WAIVE}hardening-read-only-root-fs", "vendor agent writes /opt/agent; ticket SEC-12")),
+         "waiver-report", WEB, "advisory", reason="waived hardening-read-only-root-fs: vendor agent writes"),
+]
+# fmt: on
+
+
+@dataclass(frozen=True)
+class Compliant:
+    """A variant that changes a field the new rules judge, within what they allow: `policy` must not blame it."""
+
+    id: str
+    stack: str
+    change: Edit
+    policy: str
+    resource: str
+
+
+def request_at_limit(resource: str) -> Change:
+    def change(props: dict[str, Any]) -> None:
+        resources = first_container(props)["resources"]
+        resources["requests"][resource] = resources["limits"][resource]
+
+    return change
+
+
+# fmt: off
+COMPLIANT = [
+    Compliant("init-container-as-hardened-as-the-app", "staging", edit(WEB, init_container("name", "init")),
+              "pss-restricted-run-as-non-root", WEB),
+    Compliant("init-container-drops-all", "prod", edit(WORKER, init_container("name", "init")),
+              "pss-restricted-drop-all-capabilities", WORKER),
+    Compliant("init-container-baseline", "prod", edit(WORKER, init_container("name", "init")), "pss-baseline-misc",
+              WORKER),
+    Compliant("pod-and-container-run-as-non-root", "staging",
+              edit(WEB, at("pod.securityContext.runAsNonRoot", True),
+                   at("container.securityContext.runAsNonRoot", True)),
+              "pss-restricted-run-as-non-root", WEB),
+    Compliant("container-seccomp-over-pod-runtime-default", "prod",
+              edit(WEB, at("container.securityContext.seccompProfile", {"type": "Localhost", "localhostProfile": "a"})),
+              "pss-restricted-seccomp", WEB),
+    Compliant("apparmor-runtime-default", "staging",
+              edit(WEB, at("pod.securityContext.appArmorProfile", {"type": "RuntimeDefault"}),
+                   with_pod_annotation(APPARMOR, "localhost/notes")), "pss-baseline-misc", WEB),
+    Compliant("safe-sysctl", "prod",
+              edit(WEB, at("pod.securityContext.sysctls", [{"name": "net.ipv4.tcp_syncookies", "value": "1"}])),
+              "pss-baseline-misc", WEB),
+    Compliant("request-equal-to-limit", "prod", edit(WEB, request_at_limit("memory")),
+              "hardening-requests-within-limits", WEB),
+    Compliant("request-in-another-unit-below-limit", "staging",
+              edit(WORKER, at("container.resources.requests.memory", "1k")),
+              "hardening-requests-within-limits", WORKER),
+    Compliant("public-path-beside-metrics", "staging", edit(WEB_INGRESS, with_public_path("/metricsboard")),
+              "edge-internal-paths", WEB_INGRESS),
+    Compliant("waiver-with-a-reason", "prod",
+              edit(WEB, with_annotation(f"{WAIVE}hardening-read-only-root-fs", "vendor agent writes; ticket SEC-12")),
+              "waiver-reasons", WEB),
 ]
 # fmt: on
 
@@ -411,6 +568,16 @@ def test_bad_variant_is_caught_by_its_policy(
         new = [v for v in report.violations if (v.policy, v.resource, v.message) not in before]
         assert {v.policy for v in new} == {case.policy}, f"{case.id}: also caught by {[v.policy for v in new]}"
         assert all(case.reason in v.message for v in new), f"{case.id}: {[v.message for v in new]}"
+
+
+@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("case", COMPLIANT, ids=[c.id for c in COMPLIANT])
+def test_compliant_variant_passes_its_policy(
+    case: Compliant, phase: str, compliant: dict[str, Recording], analyze: Analyze
+) -> None:
+    report = analyze(in_phase(phase, case.change(compliant[case.stack])))
+    found = [v for v in report.violations if v.policy == case.policy and v.resource == case.resource]
+    assert not found, f"{case.id}: {[v.message for v in found]}"
 
 
 def test_the_catalogue_has_twenty_mandatory_variants() -> None:

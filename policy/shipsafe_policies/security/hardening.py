@@ -35,12 +35,19 @@ def check_read_only_root_fs(res: HasProps, config: Config, item: Item) -> Iterat
     level=ADVISORY,
     fields=("pod.securityContext",),
     minId=Setting("number", 10000, "Lowest acceptable runAsUser/runAsGroup.", platform=True),
-    **k8s.APP_SETTINGS,
+    imageUidComponents=Setting(
+        "array",
+        ["database", "cache"],
+        "Exception, recorded: app.kubernetes.io/component values that keep their official image's UID (Postgres and "
+        "Redis run as 999, which owns their data directories; Postgres refuses a data directory owned by another "
+        "user, and fsGroup changes only the group, so existing volumes need the migration in docs/policies.md).",
+        {"type": "string"},
+    ),
 )
 @item_by_item
 def check_high_uid_gid(res: HasProps, config: Config, item: Item) -> Iterator[str]:
-    if k8s.labels(res).get(k8s.COMPONENT) in list(config["backingComponents"]):
-        return  # upstream Postgres/Redis images own their data directories as their own UID (999)
+    if k8s.labels(res).get(k8s.COMPONENT) in list(config["imageUidComponents"]):
+        return  # the recorded exception above: the image's own UID owns the data directory
     minimum = float(config["minId"])
     spec = k8s.pod_spec(res)
     with item():
@@ -72,10 +79,18 @@ def check_high_uid_gid(res: HasProps, config: Config, item: Item) -> Iterator[st
         platform=True,
     ),
     limits=Setting("array", ["memory", "ephemeral-storage"], "Required limits.", {"type": "string"}, platform=True),
+    requireCpuLimits=Setting(
+        "boolean",
+        False,
+        "Decision: no CPU limits. A CPU limit makes the kernel's CFS quota throttle a latency-sensitive pod even on an "
+        "idle node; the CPU request already guarantees each pod its share under contention. True requires limits.cpu.",
+        platform=True,
+    ),
 )
 @item_by_item
 def check_resources(res: HasProps, config: Config, item: Item) -> Iterator[str]:
-    required = [("requests", r) for r in config["requests"]] + [("limits", r) for r in config["limits"]]
+    limits = [*config["limits"], *(["cpu"] if config["requireCpuLimits"] else [])]
+    required = [("requests", r) for r in config["requests"]] + [("limits", r) for r in dict.fromkeys(limits)]
     for label, container in workload_containers(res):
         missing = []
         for kind, name in required:
@@ -110,3 +125,47 @@ def check_secrets_as_files(res: HasProps, config: Config, item: Item) -> Iterato
                 with item():
                     if dig(variable, "valueFrom", "secretKeyRef"):
                         yield f"{label}: mount Secret {variable.get('name')} as a file and pass its *_FILE path instead"
+
+
+_SUFFIXES = {
+    **{s: 1000.0**i for i, s in enumerate(("", "k", "M", "G", "T", "P", "E"))},
+    **{s: 1024.0**i for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), start=1)},
+    "m": 0.001,
+}
+
+
+def quantity(value: object) -> float | None:
+    """A Kubernetes resource quantity (`250m`, `1.5Gi`, `2e3`, 3) as a number; None when it is not one
+    (kubernetes/apimachinery `pkg/api/resource/quantity.go` `ParseQuantity`: decimal SI, binary SI, exponent)."""
+    if (plain := number(value)) is not None:
+        return plain
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    suffix = next((s for s in sorted(_SUFFIXES, key=len, reverse=True) if s and text.endswith(s)), "")
+    try:
+        return float(text[: len(text) - len(suffix)]) * _SUFFIXES[suffix]
+    except ValueError:
+        return None
+
+
+@SECTION.resource(
+    "hardening-requests-within-limits",
+    "No container requests more of a resource than its limit (the API server refuses such a pod at `up`).",
+    "Lower the request or raise the limit so that requests <= limits for each resource.",
+    types=k8s.WORKLOADS,
+    topic="Sec; VIII Concurrency",
+    fields=("container.resources",),
+)
+@item_by_item
+def check_requests_within_limits(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    # kubernetes `pkg/apis/core/validation/validation.go` (container resource requirements): a request "must be less
+    # than or equal to" its limit; the API server refuses the object at `up`, long after a passing preview.
+    for label, container in workload_containers(res):
+        limits = dig(container, "resources", "limits") or {}
+        for name in limits:
+            with item():
+                asked = dig(container, "resources", "requests", name)
+                request, limit = quantity(asked), quantity(limits[name])
+                if request is not None and limit is not None and request > limit:
+                    yield f"{label}: requests.{name} {asked} is above its limit {limits[name]}"

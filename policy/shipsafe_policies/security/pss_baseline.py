@@ -77,6 +77,15 @@ _SAFE_SYSCTLS = (
     "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes",
 )
+_APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+
+
+def _allowed_apparmor(value: object) -> bool:
+    """pod-security-admission `check_appArmorProfile.go` `allowedAnnotationValue`: empty, runtime/default or a
+    localhost/ profile (unconfined and anything else are refused)."""
+    return isinstance(value, str) and (value in ("", "runtime/default") or value.startswith("localhost/"))
+
+
 _SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
 
 
@@ -92,8 +101,9 @@ def _context_findings(label: str, context: Mapping[str, Any], item: Item) -> Ite
         if dig(context, "seLinuxOptions", "user") or dig(context, "seLinuxOptions", "role"):
             yield f"{label}: remove seLinuxOptions.user/role"
     with item():
-        if dig(context, "appArmorProfile", "type") == "Unconfined":
-            yield f"{label}: appArmorProfile must not be Unconfined"
+        kind = dig(context, "appArmorProfile", "type")  # `allowedProfileType`: only these two
+        if dig(context, "appArmorProfile") is not None and kind not in ("RuntimeDefault", "Localhost"):
+            yield f"{label}: appArmorProfile.type {kind} is not allowed; use RuntimeDefault"
     with item():
         if dig(context, "windowsOptions", "hostProcess") is True:
             yield f"{label}: windowsOptions.hostProcess is not allowed"
@@ -117,10 +127,9 @@ def check_pss_baseline_misc(res: HasProps, config: Config, item: Item) -> Iterat
         annotations = dig(k8s.pod_template(res), "metadata", "annotations") or {}
         for key in annotations:
             with item():
-                if key.startswith("container.apparmor.security.beta.kubernetes.io/") and (
-                    annotations[key] == "unconfined"
-                ):
-                    yield f"annotation {key}: AppArmor must not be unconfined"
+                value = annotations[key]
+                if key.startswith(_APPARMOR_ANNOTATION) and not _allowed_apparmor(value):
+                    yield f"annotation {key}: AppArmor profile {value!r} is not allowed; use runtime/default"
     with item():
         yield from _context_findings("pod", dig(spec, "securityContext") or {}, item)
     for label, container in workload_containers(res):

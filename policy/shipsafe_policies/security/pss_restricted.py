@@ -24,6 +24,14 @@ def check_run_as_non_root(res: HasProps, config: Config, item: Item) -> Iterator
     with item():
         if dig(spec, "securityContext") is None:
             yield "set spec.template.spec.securityContext with runAsNonRoot: true and a numeric runAsUser"
+    # pod-security-admission `check_runAsNonRoot.go`/`check_runAsUser.go`: the pod-level field is judged on its own,
+    # so runAsNonRoot: false or runAsUser: 0 on the pod is refused even when every container overrides it.
+    with item():
+        if dig(spec, "securityContext", "runAsNonRoot") is False:
+            yield "pod: runAsNonRoot is false; set it true (refused even when every container sets true)"
+    with item():
+        if number(dig(spec, "securityContext", "runAsUser")) == 0:
+            yield "pod: runAsUser is 0 (root); use the image's numeric non-root UID (refused even when overridden)"
     for label, container in workload_containers(res):
         with item():
             if dig(spec, "securityContext") is not None and not own_context(container):
@@ -74,6 +82,10 @@ def check_drop_all_capabilities(res: HasProps, config: Config, item: Item) -> It
 def check_seccomp(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     good = {"RuntimeDefault", "Localhost"}
     spec = k8s.pod_spec(res)
+    with item():  # `check_seccompProfile_restricted.go`: a bad pod-level type is refused even when containers override
+        pod_profile = dig(spec, "securityContext", "seccompProfile")
+        if pod_profile is not None and dig(pod_profile, "type") not in good:
+            yield f"pod: seccompProfile.type {dig(pod_profile, 'type')} is not allowed; use RuntimeDefault"
     for label, container in workload_containers(res):
         with item():
             profile = dig(own_context(container), "seccompProfile", "type") or dig(
