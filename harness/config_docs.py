@@ -6,13 +6,13 @@ Every `shipsafe:` key with what it allows, its default and its meaning (the fiel
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
 from components.config_keys import ANY_NAME, CONFIG_NAMESPACE, SECRET_KEYS
 from components.settings import Settings
+from harness.generated_page import write_or_check
 from harness.runtime import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "docs" / "configuration.md"
@@ -129,19 +129,8 @@ def render_reference() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.config_docs", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help=f"exit 1 when {REFERENCE.name} is stale")
-    args = parser.parse_args(argv)
-    reference = render_reference()
-    if args.check:
-        if not REFERENCE.exists() or REFERENCE.read_text() != reference:
-            print(f"{REFERENCE} is stale: run python -m harness.config_docs", file=sys.stderr)
-            return 1
-        return 0
-    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    REFERENCE.write_text(reference)
-    print(f"wrote {REFERENCE}")
-    return 0
+    doc = __doc__.splitlines()[0]
+    return write_or_check("harness.config_docs", doc, REFERENCE, lambda _current: render_reference(), argv)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ exits 1 when it has drifted.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
 from harness.apiserver import NOT_MODELLED
+from harness.generated_page import write_or_check
 from harness.runtime import REPO_ROOT
 
 PAGE = REPO_ROOT / "docs" / "offline-preview.md"
@@ -34,19 +34,10 @@ def with_not_modelled(page: str, section: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.offline_preview_docs", description=__doc__)
-    parser.add_argument("--check", action="store_true", help=f"exit 1 when {PAGE.name}'s list is stale")
-    args = parser.parse_args(argv)
-    current = PAGE.read_text()
-    updated = with_not_modelled(current, render_not_modelled())
-    if args.check:
-        if updated != current:
-            print(f"{PAGE} is stale: run python -m harness.offline_preview_docs", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(updated)
-    print(f"updated the list of what is not modelled in {PAGE}")
-    return 0
+    def render(current: str) -> str:
+        return with_not_modelled(current, render_not_modelled())
+
+    return write_or_check("harness.offline_preview_docs", __doc__ or "", PAGE, render, argv)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ fails when it has drifted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from harness.analyzer import POLICY_DIR, PolicyInfo, PolicyPackProcess, load_policy_config, reconcile_config
+from harness.generated_page import write_or_check
 from harness.manifests import whole_numbers
 from harness.policy_link import pack_registry
 from harness.runtime import REPO_ROOT
@@ -88,21 +88,11 @@ def with_reference(readme: str, reference: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.policy_docs", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when docs/policies.md's policy reference is stale")
-    args = parser.parse_args(argv)
-    with PolicyPackProcess() as pack:
-        reference = render_policy_docs(pack.policies, stack_levels(pack.policies))
-    current = PAGE.read_text()
-    updated = with_reference(current, reference)
-    if args.check:
-        if updated != current:
-            print(f"{PAGE} policy reference is stale: run python -m harness.policy_docs", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(updated)
-    print(f"updated the policy reference in {PAGE}")
-    return 0
+    def render(current: str) -> str:
+        with PolicyPackProcess() as pack:
+            return with_reference(current, render_policy_docs(pack.policies, stack_levels(pack.policies)))
+
+    return write_or_check("harness.policy_docs", __doc__.splitlines()[0], PAGE, render, argv)
 
 
 if __name__ == "__main__":
