@@ -98,9 +98,17 @@ def with_pod_annotation(key: str, value: str) -> Change:
     return lambda props: props["spec"]["template"]["metadata"].setdefault("annotations", {}).__setitem__(key, value)
 
 
+def sidecar_without_ports(props: dict[str, Any]) -> None:
+    """A second regular container that serves nothing (a log shipper, say): only the app container declares the port."""
+    sidecar = copy.deepcopy(pod(props)["containers"][0])
+    sidecar["name"] = "sidecar"
+    for key in ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle"):
+        sidecar.pop(key, None)
+    pod(props)["containers"].append(sidecar)
+
+
 def init_container(path: str, value: object) -> Change:
-    """Adds an init container (the first container without probes and hooks) with `path` set to `value`.
-    It keeps the named port: 12f-port-binding asks it of every container of an app Deployment."""
+    """Adds an init container (the first container without probes and hooks) with `path` set to `value`."""
 
     def change(props: dict[str, Any]) -> None:
         spec = pod(props)
@@ -459,6 +467,9 @@ COMPLIANT = [
               "hardening-requests-within-limits", WORKER),
     Compliant("public-path-beside-metrics", "staging", edit(WEB_INGRESS, with_public_path("/metricsboard")),
               "edge-internal-paths", WEB_INGRESS),
+    Compliant("init-container-and-sidecar-serve-no-port", "staging",
+              edit(WEB, init_container("name", "init"), drop("pod.initContainers.0.ports"), sidecar_without_ports),
+              "12f-port-binding", WEB),
     Compliant("waiver-with-a-reason", "prod",
               edit(WEB, with_annotation(f"{WAIVE}hardening-read-only-root-fs", "vendor agent writes; ticket SEC-12")),
               "waiver-reasons", WEB),

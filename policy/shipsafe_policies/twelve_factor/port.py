@@ -9,7 +9,7 @@ from pulumi_policy import PolicyResource
 from .. import k8s
 from ..framework import Config, Finding, Item, Section, Setting, item_by_item
 from ..indexes import LabelIndex
-from ..k8s import Lookup, dig, items, number, workload_containers
+from ..k8s import Lookup, dig, items, number
 
 SECTION = Section(__name__, "12f-port", topic="VII Port binding")
 
@@ -38,14 +38,16 @@ def check_port_binding(resources: list[PolicyResource], config: Config, item: It
             numbers = k8s.named_ports([deployment]).get(port_name, set())
             by_labels.add(None, k8s.pod_labels(deployment), numbers)
             app_pods.entries[deployment.urn] = deployment
-        for label, container in workload_containers(deployment):
-            where = f"{k8s.display(deployment)} {label}"
-            with item():
+        # The app container declares the port; init containers and sidecars serve nothing and need not.
+        serving, containers = 0, Item()  # its own Item: an unknown container leaves "no port" undecided
+        for container in items(dig(k8s.pod_spec(deployment), "containers")):
+            with containers():
+                where = f"{k8s.display(deployment)} container {dig(container, 'name') or '?'}"
                 declared = [p for p in items(container.get("ports")) if p.get("name") == port_name]
                 port = number(declared[0].get("containerPort")) if declared else None
                 if port is None:
-                    yield Finding(f"{where}: declare the app's containerPort named {port_name}", ports), deployment.urn
                     continue
+                serving += 1
                 values = [e.get("value") for e in items(container.get("env")) if e.get("name") == "PORT"]
                 for source in items(container.get("envFrom")):
                     values.append(config_maps.get(dig(source, "configMapRef", "name"), {}).get("PORT"))
@@ -59,6 +61,13 @@ def check_port_binding(resources: list[PolicyResource], config: Config, item: It
                         ),
                         deployment.urn,
                     )
+        item.unknown = item.unknown or containers.unknown
+        with item():
+            if not serving and containers.unknown is None and items(dig(k8s.pod_spec(deployment), "containers")):
+                yield (
+                    Finding(f"{k8s.display(deployment)}: declare the app's containerPort named {port_name}", ports),
+                    deployment.urn,
+                )
     for service in k8s.of_type(resources, k8s.SERVICE):
         with item():
             selector = dig(service.props, "spec", "selector")
