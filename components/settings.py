@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Self, get_args
 
@@ -750,21 +750,29 @@ def _key(path: tuple[str | int, ...]) -> str:
     return f"{CONFIG_NAMESPACE}:{'.'.join(str(part) for part in path)}"
 
 
-def describe_errors(error: ValidationError, at: tuple[str, ...] = ()) -> list[str]:
-    """One line per problem naming the full `shipsafe:` key(s); `at` is where the validated model sits in the config."""
-    return [_describe(e, at) for e in error.errors(include_url=False)]
+def describe_errors(error: ValidationError, at: tuple[str, ...] = (), secret_keys: Collection[str] = ()) -> list[str]:
+    """One line per problem naming the full `shipsafe:` key(s); `at` is where the validated model sits in the config.
+    A value under a top-level key in `secret_keys` (stored with `--secret`) is never shown."""
+    return [_describe(e, at, secret_keys) for e in error.errors(include_url=False)]
 
 
-def _describe(error: ErrorDetails, at: tuple[str, ...] = ()) -> str:
+def _describe(error: ErrorDetails, at: tuple[str, ...] = (), secret_keys: Collection[str] = ()) -> str:
     loc = (*at, *error["loc"])
     key = _key(loc) if loc else f"{CONFIG_NAMESPACE} config"
+    hidden = bool(loc) and _key(loc[:1]) in secret_keys
+
+    def shown(value: object) -> str:
+        return "[secret]" if hidden else _shown(value)
+
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, RuleError):
         named = ", ".join(
-            _key((*loc, name)) + ("" if value is None else f" = {_shown(value)}") for name, value in cause.keys.items()
+            _key((*loc, name)) + ("" if value is None else f" = {shown(value)}") for name, value in cause.keys.items()
         )
         return f"{named}: {cause.message}"
     message = error["msg"].removeprefix("Value error, ")
+    if hidden and isinstance(error.get("input"), str) and error["input"]:
+        message = message.replace(error["input"], "[secret]")  # validators quote the value they refuse
     if error["type"] == "missing":
         return f"{key} is required"
     if error["type"] == "extra_forbidden":
@@ -774,15 +782,16 @@ def _describe(error: ErrorDetails, at: tuple[str, ...] = ()) -> str:
         return f"{key} is not a known setting{did_you_mean(str(loc[-1]), prefix, siblings, Settings)}"
     if isinstance(error.get("input"), dict):  # a rule across several keys of this object
         return f"{key}: {message}"
-    return f"{key} = {error.get('input')!r}: {message}"
+    return f"{key} = {'[secret]' if hidden else repr(error.get('input'))}: {message}"
 
 
-def parse_settings(raw: dict[str, Any]) -> Settings:
-    """Validates raw config (camelCase keys as in Pulumi.<stack>.yaml, without the namespace)."""
+def parse_settings(raw: dict[str, Any], secret_keys: Collection[str] = ()) -> Settings:
+    """Validates raw config (camelCase keys as in Pulumi.<stack>.yaml, without the namespace); the values of
+    `secret_keys` never appear in the errors."""
     try:
         return Settings.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(describe_errors(error)) from None
+        raise ConfigError(describe_errors(error, secret_keys=secret_keys)) from None
 
 
 def settings_from_config(config: Mapping[str, str], is_secret: Callable[[str], bool]) -> Settings:
@@ -797,7 +806,7 @@ def settings_from_config(config: Mapping[str, str], is_secret: Callable[[str], b
         if (name := key.removeprefix(prefix)) in known and key.startswith(prefix)
     }
     try:
-        settings = parse_settings(raw)
+        settings = parse_settings(raw, secret_keys=[key for key in config if is_secret(key)])
     except ConfigError as error:
         problems += error.problems
     if problems:

@@ -13,8 +13,10 @@ from typing import TypeVar
 
 from pulumi import automation as auto
 
+from components.config_keys import CONFIG_NAMESPACE
 from deploy.backend import OnOutput, PolicyPack, PreviewSummary, UpdateRecord
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.restore import SECRET_SENTINEL
 from deploy.stack_file import overlaid_stack_file
 
 T = TypeVar("T")
@@ -66,8 +68,14 @@ class AutomationStack:
             return call()
 
     def get_config(self) -> dict[str, str]:
+        # `get_all_config` decrypts (`pulumi config --show-secrets`, automation `_local_workspace.py`). The tool never
+        # needs a shipsafe: secret's value (the program reads those itself), so they come back as the sentinel the
+        # history shows, and nothing can print or restore them; provider config (`kubernetes:kubeconfig`) stays.
         config = self._run(self._stack.get_all_config)
-        return {key: value.value for key, value in config.items()}
+        return {
+            key: SECRET_SENTINEL if value.secret and key.startswith(f"{CONFIG_NAMESPACE}:") else value.value
+            for key, value in config.items()
+        }
 
     def set_config(self, values: Mapping[str, str]) -> None:
         config = {key: auto.ConfigValue(value=value, secret=False) for key, value in values.items()}

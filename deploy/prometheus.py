@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,6 +49,8 @@ class PrometheusClient:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Basic-auth credentials in the URL are the client's only way to authenticate: never print them.
+        self.shown_url = re.sub(r"(?<=://)[^/@]*@", "***@", self.base_url)
         self._deadline_seconds = deadline_seconds
         self._max_answer_bytes = max_answer_bytes
         self._tls = httpx.create_ssl_context()  # once: loading the CA bundle per query costs ~60 ms
@@ -61,7 +64,7 @@ class PrometheusClient:
         except (httpx.HTTPError, httpx.InvalidURL, OSError, AnswerError) as error:
             reason = f"{type(error).__name__}: {error}"
         shown = promql if len(promql) <= _QUERY_SHOWN_CHARS else promql[:_QUERY_SHOWN_CHARS] + "…"
-        message = f"Prometheus at {self.base_url} did not answer properly ({reason}) to {shown}"
+        message = f"Prometheus at {self.shown_url} did not answer properly ({reason}) to {shown}"
         raise ShipsafeError(" ".join(message.split()), ExitCode.PROMETHEUS_UNAVAILABLE) from None
 
     async def _fetch(self, promql: str, at: float) -> tuple[int, bytes]:

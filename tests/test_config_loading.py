@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from components.config_keys import CONFIG_NAMESPACE
-from components.settings import ConfigError, load_settings
+from components.settings import ConfigError, load_settings, settings_from_config
 from harness import config_docs, preview
 from harness.runtime import REPO_ROOT, ProgramFailed, read_stack_config, run_stack
 from harness.stack_config import StackFileError, coerce, parse_path, set_path
@@ -256,3 +256,19 @@ def test_the_readme_links_the_reference_instead_of_keeping_a_table() -> None:
     section = readme.split("## Config reference", 1)[1].split("\n## ", 1)[0]
     assert "docs/configuration.md" in section and "| key |" not in section
     assert yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["name"] == CONFIG_NAMESPACE
+
+
+def test_a_value_stored_as_a_secret_never_appears_in_an_error() -> None:
+    # Any key may be stored with `pulumi config set --secret`; its value must not reach the engine's output or CI logs.
+    _, config = read_stack_config("staging")
+    engine = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+    app = json.loads(engine["shipsafe:app"])
+    engine["shipsafe:app"] = json.dumps({**app, "host": "https://user:hunter2@x"})
+    engine["shipsafe:registryPassword"] = "pw"
+    with pytest.raises(ConfigError) as refused:
+        settings_from_config(engine, lambda key: key in ("shipsafe:app", "shipsafe:registryPassword"))
+    assert "shipsafe:app.host = [secret]" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+    with pytest.raises(ConfigError) as plain:
+        settings_from_config(engine, lambda key: key == "shipsafe:registryPassword")
+    assert "hunter2" in str(plain.value), "a plain value is shown, so the user sees what is wrong"

@@ -162,3 +162,28 @@ def test_real_cli_history_and_unknown_stack(project):
     assert history.exit_code == 0, history.output
     missing = CliRunner().invoke(cli, ["--project-dir", str(project), "history", "qa"])
     assert missing.exit_code == ExitCode.STACK_NOT_FOUND
+
+
+class _StackWithSecrets:
+    """What `auto.Stack.get_all_config` returns: every value decrypted, with its secret flag."""
+
+    name = "prod"
+
+    class workspace:  # mirrors the attribute the adapter reads
+        work_dir = "."
+
+    def get_all_config(self) -> dict[str, auto.ConfigValue]:
+        return {
+            "shipsafe:registryPassword": auto.ConfigValue("hunter2", secret=True),
+            "shipsafe:app": auto.ConfigValue('{"host": "https://user:pw@x"}', secret=True),
+            "shipsafe:gitSha": auto.ConfigValue("0123abc"),
+            "kubernetes:kubeconfig": auto.ConfigValue("apiVersion: v1", secret=True),
+        }
+
+
+def test_secret_config_never_leaves_the_adapter_in_plain_text():
+    config = AutomationStack(_StackWithSecrets()).get_config()  # type: ignore[arg-type]
+    # A shipsafe: secret comes back as the history's sentinel: no rollback can print or restore it.
+    assert config["shipsafe:registryPassword"] == config["shipsafe:app"] == "[secret]"
+    assert config["shipsafe:gitSha"] == "0123abc"
+    assert config["kubernetes:kubeconfig"] == "apiVersion: v1", "provider config stays usable (prerequisites)"

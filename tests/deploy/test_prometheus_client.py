@@ -194,3 +194,10 @@ def test_broken_answers_end_verify_with_one_line_and_exit_12(reply, why, tmp_pat
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: Prometheus at http://127.0.0.1:"), errors
     assert why in errors[0]
+
+
+def test_credentials_in_the_prometheus_url_are_never_printed():
+    with fake_prometheus(lambda query: Body(b"not json")) as prometheus, pytest.raises(ShipsafeError) as error:
+        url = prometheus.url.replace("://", "://verify:hunter2@")
+        PrometheusClient(url).query("up", 1700000000.0)
+    assert "hunter2" not in error.value.message and "://***@127.0.0.1" in error.value.message
