@@ -533,7 +533,7 @@ class Migration(_Model):
 class Verification(_Model):
     """How `deploy verify` judges a new version: per-interval measurements decided like Argo Rollouts' analysis.
 
-    Every bound below closes a way a bad release could pass (README "How verification decides").
+    Every bound below closes a way a bad release could pass (docs/deploy.md "How verification decides").
     """
 
     prometheus_url: str = Field(pattern=r"^https?://")

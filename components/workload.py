@@ -288,7 +288,7 @@ class AppWorkload(pulumi.ComponentResource):
                 port_name=PORT_NAME,
                 paths=app.public_paths,
             ),
-            # The provider waits for the ingress controller to publish the address (README: an ingress
+            # The provider waits for the ingress controller to publish the address (docs/prerequisites.md: an ingress
             # controller serving `app.ingressClassName` is required).
             opts=self._child(custom_timeouts=_timeouts(self._args.awaits.ingress_seconds, "ingress")),
         )

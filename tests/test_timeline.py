@@ -294,7 +294,8 @@ def test_rollback_job_timeout_covers_the_slowest_stacks_rollback() -> None:
 # e2e.yml's steps that the deploy jobs do not have. The cluster: `kind create cluster --wait 120s`, `helm install
 # --wait --timeout 10m`, `kubectl wait --timeout=300s`, plus the applies and image pulls around them.
 E2E_CLUSTER_SECONDS = 20 * 60
-# Two docker builds of the app (a cold build takes about a minute, README) and their pushes to the local registry.
+# Two docker builds of the app (a cold build takes about a minute, docs/development.md) and their pushes to the
+# local registry.
 E2E_IMAGES_SECONDS = 10 * 60
 # `pulumi destroy` deletes in parallel within each dependency level; counted as one provider default delete await
 # (`provider/pkg/await/await.go` `Deletion`: 10 minutes), the namespace's, which waits for everything in it.

@@ -1,4 +1,4 @@
-"""One registry of rule families: the pack, the README's reference and the config files all follow it.
+"""One registry of rule families: the pack, the policy reference (docs/policies.md) and the config files all follow it.
 
 A rule is declared in its section's module with its name, description, fix, level, settings and check together;
 its name carries the section's prefix, so a name says which module holds it. The engine ignores config for a policy
