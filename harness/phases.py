@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,24 +228,41 @@ def model_phases(
     config_overrides: Mapping[str, Any] | None = None,
     project_dir: Path = REPO_ROOT,
     phases: Iterable[Phase] = ALL_PHASES,
+    on_phase: Callable[[PhaseRecording], object] | None = None,
 ) -> list[PhaseRecording]:
-    """Run the program once per phase it needs and model each requested phase, in the order a stack lives them."""
+    """Run the program once per phase it needs and model each requested phase, in the order a stack lives them.
+    `on_phase` gets each phase as soon as it is modelled (the preview hands it to the policy pack, another process,
+    while the program runs for the next)."""
     wanted = set(phases)
     overrides = dict(config_overrides or {})
-    result = []
+    result: list[PhaseRecording] = []
+
+    def modelled(phase: PhaseRecording) -> None:
+        result.append(phase)
+        if on_phase is not None:
+            on_phase(phase)
+
+    missing: Sequence[str] = ()  # secrets an earlier run found unset: later runs need not fail to find them
+
     if Phase.FIRST_PREVIEW in wanted:
-        result.append(
-            first_preview(run_stack(stack, config_overrides=overrides, project_dir=project_dir, preview=True))
-        )
+        preview = run_stack(stack, config_overrides=overrides, project_dir=project_dir, preview=True)
+        missing = preview.placeholder_secrets
+        modelled(first_preview(preview))
     if wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW}:
-        state = after_up(run_stack(stack, config_overrides=overrides, project_dir=project_dir))
+        state = after_up(run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=missing))
+        missing = state.recording.placeholder_secrets
         if Phase.AFTER_UP in wanted:
-            result.append(state)
+            modelled(state)
         if Phase.LATER_PREVIEW in wanted:
             _, file_config = read_stack_config(stack, project_dir)
             next_overrides = {**overrides, **next_release_overrides({**file_config, **overrides})}
             preview = run_stack(
-                stack, config_overrides=next_overrides, project_dir=project_dir, preview=True, prior=state.recording
+                stack,
+                config_overrides=next_overrides,
+                project_dir=project_dir,
+                preview=True,
+                prior=state.recording,
+                missing_secrets=missing,
             )
-            result.append(later_preview(state, preview))
+            modelled(later_preview(state, preview))
     return result

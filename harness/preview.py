@@ -19,7 +19,8 @@ import gc
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -135,18 +136,45 @@ def policy_conflicts(
     return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
 
 
+class PhaseAnalyses:
+    """Hands each phase to the policy pack as soon as it is modelled: the pack is another process, so it analyzes
+    one phase while the program runs for the next. Without a pack (`--no-policy`) nothing is analyzed."""
+
+    def __init__(self, analyze: Callable[[Recording], analyzer.AnalysisReport] | None, worker: Executor) -> None:
+        self.enabled = analyze is not None
+        self._analyze, self._worker = analyze, worker
+        self._reports: list[Future[analyzer.AnalysisReport]] = []
+
+    def submit(self, phase: PhaseRecording) -> None:
+        if self._analyze is not None:
+            self._reports.append(self._worker.submit(self._analyze, phase.recording))
+
+    def reports(self) -> Iterator[analyzer.AnalysisReport]:
+        """The reports in the order the phases were submitted, each once the pack has it."""
+        return (report.result() for report in self._reports)
+
+
 def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.AnalysisReport] | None) -> int:
+    with ThreadPoolExecutor(max_workers=1) as pack_worker:
+        return _preview_phases(args, PhaseAnalyses(analyze, pack_worker))
+
+
+def _preview_phases(args: argparse.Namespace, analyses: PhaseAnalyses) -> int:
     try:
         overrides = parse_overrides(args.stack, args.overrides, args.project_dir)
         conflicts = (
-            [] if analyze is None else policy_conflicts(args.stack, overrides, args.policy_config, args.project_dir)
+            policy_conflicts(args.stack, overrides, args.policy_config, args.project_dir) if analyses.enabled else []
         )
         if conflicts:
             print("error: the stack's settings conflict with its policy config:", file=sys.stderr)
             print("\n".join(f"  - {conflict}" for conflict in conflicts), file=sys.stderr)
             return EXIT_BAD_CONFIG
         phases = model_phases(
-            args.stack, config_overrides=overrides, phases=args.phases or ALL_PHASES, project_dir=args.project_dir
+            args.stack,
+            config_overrides=overrides,
+            phases=args.phases or ALL_PHASES,
+            project_dir=args.project_dir,
+            on_phase=analyses.submit,
         )
     except StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -179,11 +207,10 @@ def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.A
             f"note: secret {key} is not in Pulumi.{args.stack}.yaml in plain text (set it with "
             f"`pulumi config set --secret {key}`); the offline preview used a placeholder"
         )
-    if analyze is None:
+    if not analyses.enabled:
         return 0 if release_plan_safe else EXIT_POLICY_VIOLATION
     failed = not release_plan_safe
-    for phase in phases:
-        report = analyze(phase.recording)
+    for phase, report in zip(phases, analyses.reports(), strict=True):
         print(f"\n== phase {phase.phase} ==")
         print(analyzer.format_report(report))
         failed = failed or bool(report.mandatory_violations)

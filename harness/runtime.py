@@ -14,7 +14,7 @@ import json
 import os
 import runpy
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -301,6 +301,7 @@ def run_stack(
     project_dir: Path = REPO_ROOT,
     preview: bool = False,
     prior: Recording | None = None,
+    missing_secrets: Sequence[str] = (),
 ) -> Recording:
     """Runs the stack program offline with the stack file's config (plus overrides) and records it.
 
@@ -309,10 +310,15 @@ def run_stack(
 
     Secret config that the stack file does not hold in plain text (unset, or `secure:` ciphertext only the
     CLI can decrypt) is filled with a placeholder, marked secret, and listed in `placeholder_secrets`.
+    `missing_secrets` (an earlier run's `placeholder_secrets`) are filled up front rather than found by a failed run.
     """
     project, values = read_stack_config(stack, project_dir, config_overrides)
     config, secret_keys = engine_config(values)
     placeholders = list(secret_keys)
+    for key in missing_secrets:
+        if key not in config:
+            config[key] = PLACEHOLDER_SECRET
+            placeholders.append(key)
     while True:
         monitor = RecordingMonitor(OfflineMocks(preview=preview, prior=prior))
         recording = Recording(

@@ -19,9 +19,11 @@ import yaml
 
 from harness.diff import Change, ObjectKey, diff_renders, object_changes
 from harness.manifests import (
+    _DUMPER,
     APPLY_ORDER,
     HELM_INSTALL_ORDER,
     SECRET_PLACEHOLDER,
+    _dump,
     apply_order_key,
     documents_in_apply_order,
     is_kubernetes,
@@ -57,6 +59,14 @@ def test_two_renders_in_separate_processes_are_byte_identical(tmp_path: Path) ->
     manifests = [(tmp_path / run / "staging" / "manifests.yaml").read_bytes() for run in ("a", "b")]
     assert manifests[0] == manifests[1]
     assert f"image digests beginning {MODELLED_DIGEST_PREFIX} are modelled" in first.stdout
+
+
+def test_libyaml_writes_the_same_bytes_as_the_pure_python_dumper(recordings: dict[str, Recording]) -> None:
+    # The render uses libyaml's emitter for speed; it must not change a byte of what the pure-Python one writes.
+    assert _DUMPER is yaml.CSafeDumper, "PyYAML without libyaml: the render falls back to the slow pure-Python dumper"
+    for recording in recordings.values():
+        documents = documents_in_apply_order(recording)
+        assert _dump(documents) == _dump(documents, yaml.SafeDumper)
 
 
 def test_render_does_not_depend_on_registration_order(recording: Recording) -> None:

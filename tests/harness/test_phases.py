@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from harness import phases, runtime
 from harness.phases import (
     NEXT_RELEASE_SHA,
     Phase,
@@ -16,7 +17,7 @@ from harness.phases import (
     next_release_overrides,
 )
 from harness.preview import check_release_plan
-from harness.recording import UNKNOWN, RecordedResource
+from harness.recording import UNKNOWN, RecordedResource, Recording
 from tests.policy.stack_edits import at, edit
 
 WEB, JOB, NAMESPACE = "notes-web-deployment", "notes-migrate-job", "notes-namespace"
@@ -167,3 +168,39 @@ def test_the_preview_refuses_a_release_that_would_replace_data(
     phases[-1] = dataclasses.replace(later, recording=grown(later.recording))
     assert not check_release_plan(phases)
     assert "error: the next release would replace notes-postgres-statefulset" in capsys.readouterr().out
+
+
+def test_each_phase_is_handed_on_as_soon_as_it_is_modelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The preview gives each phase to the policy pack while the program runs for the next one.
+    events: list[str] = []
+    real_run_stack = phases.run_stack
+
+    def run_stack(*args: object, **kwargs: object) -> Recording:
+        events.append("run")
+        return real_run_stack(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(phases, "run_stack", run_stack)
+    modelled = phases.model_phases("staging", on_phase=lambda phase: events.append(str(phase.phase)))
+    assert events == ["run", "first-preview", "run", "after-up", "run", "later-preview"]
+    assert [str(p.phase) for p in modelled] == events[1::2]
+
+
+def test_a_secret_found_unset_is_filled_up_front_in_later_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # staging reads `registryPassword`, which Pulumi.staging.yaml does not hold: the first run fails to find it
+    # and runs again with a placeholder; a run told of it up front runs once and records the same stack.
+    runs: list[int] = []
+    real_run_once = runtime._run_once
+
+    def run_once(*args: object, **kwargs: object) -> None:
+        runs.append(1)
+        real_run_once(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime, "_run_once", run_once)
+    found = runtime.run_stack("staging")
+    assert (len(runs), found.placeholder_secrets) == (2, ["shipsafe:registryPassword"])
+    told = runtime.run_stack("staging", missing_secrets=found.placeholder_secrets)
+    assert len(runs) == 3
+    assert told.placeholder_secrets == found.placeholder_secrets
+    assert [(r.urn, r.inputs, r.secret_paths) for r in sorted(told, key=lambda r: r.urn)] == [
+        (r.urn, r.inputs, r.secret_paths) for r in sorted(found, key=lambda r: r.urn)
+    ]
