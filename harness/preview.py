@@ -3,7 +3,8 @@
 Runs the real program under the mock runtime with `Pulumi.<STACK>.yaml` once per phase of the stack's life that
 the engine shows the policy pack (`harness.phases`: the first preview, the state after `up`, the preview of the
 next release), prints the resource tree and the stack outputs, writes the Kubernetes objects to
-`out/<STACK>/manifests.yaml`, then runs the policy pack over every phase through the analyzer protocol. Before the
+`out/<STACK>/manifests.yaml`, and runs the policy pack over every phase through the analyzer protocol (each phase
+as soon as it is modelled: the pack, another process, works while the program runs for the next). Before the
 program runs, the stack's settings are checked against its policy config (`harness.policy_link`). Exits with the
 project's exit codes (`harness.exit_codes`): POLICY_VIOLATION on a mandatory policy violation in any phase,
 CONFIG_ERROR on invalid config (or config the stack's policies refuse), POLICY_PACK_FAILED when the policy pack
