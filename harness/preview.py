@@ -139,25 +139,41 @@ def policy_conflicts(
 
 class PhaseAnalyses:
     """Hands each phase to the policy pack as soon as it is modelled: the pack is another process, so it analyzes
-    one phase while the program runs for the next. Without a pack (`--no-policy`) nothing is analyzed."""
+    one phase while the program runs for the next. Without a pack (`--no-policy`) nothing is analyzed. A report
+    counts (`kept`) only once the preview reads it, in phase order: analyses still queued when the preview stops
+    early (a program failure, a failed analysis) are cancelled and never reported."""
 
-    def __init__(self, analyze: Callable[[Recording], analyzer.AnalysisReport] | None, worker: Executor) -> None:
+    def __init__(
+        self,
+        analyze: Callable[[Recording], analyzer.AnalysisReport] | None,
+        worker: Executor,
+        kept: list[analyzer.AnalysisReport],
+    ) -> None:
         self.enabled = analyze is not None
-        self._analyze, self._worker = analyze, worker
-        self._reports: list[Future[analyzer.AnalysisReport]] = []
+        self._analyze, self._worker, self._kept = analyze, worker, kept
+        self._pending: list[Future[analyzer.AnalysisReport]] = []
 
     def submit(self, phase: PhaseRecording) -> None:
         if self._analyze is not None:
-            self._reports.append(self._worker.submit(self._analyze, phase.recording))
+            self._pending.append(self._worker.submit(self._analyze, phase.recording))
 
     def reports(self) -> Iterator[analyzer.AnalysisReport]:
-        """The reports in the order the phases were submitted, each once the pack has it."""
-        return (report.result() for report in self._reports)
+        """Each phase's report in phase order, once the pack has it; a failed analysis raises here."""
+        for pending in self._pending:
+            self._kept.append(pending.result())
+            yield self._kept[-1]
 
 
-def _preview(args: argparse.Namespace, analyze: Callable[[Recording], analyzer.AnalysisReport] | None) -> int:
-    with ThreadPoolExecutor(max_workers=1) as pack_worker:
-        return _preview_phases(args, PhaseAnalyses(analyze, pack_worker))
+def _preview(
+    args: argparse.Namespace,
+    analyze: Callable[[Recording], analyzer.AnalysisReport] | None,
+    analyzed: list[analyzer.AnalysisReport],
+) -> int:
+    pack_worker = ThreadPoolExecutor(max_workers=1)
+    try:
+        return _preview_phases(args, PhaseAnalyses(analyze, pack_worker, analyzed))
+    finally:
+        pack_worker.shutdown(wait=True, cancel_futures=True)  # the running analysis finishes; queued ones never start
 
 
 def _preview_phases(args: argparse.Namespace, analyses: PhaseAnalyses) -> int:
@@ -258,6 +274,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.stack = args.stack or args.stack_option
     if not args.stack:
         parser.error("the stack is required: STACK or -s/--stack STACK")
+    # Absolute: the pack boots in the background while the program runs from the project directory.
+    args.project_dir = args.project_dir.resolve()
     args.out = args.out or args.project_dir / "out"
     return args
 
@@ -269,27 +287,22 @@ def _run(args: argparse.Namespace, analyzed: list[analyzer.AnalysisReport]) -> i
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     if args.no_policy:
-        return _preview(args, None)
+        return _preview(args, None, analyzed)
     args.policy_config = args.policy_config or args.project_dir / "policy" / "config" / f"{args.stack}.json"
     pack_dir = args.project_dir / "policy"
     try:
         with analyzer.booted_in_background(
             args.policy_config, project=project, stack=args.stack, pack_dir=pack_dir
         ) as analyze:
-
-            def analyze_and_keep(recording: Recording) -> analyzer.AnalysisReport:
-                analyzed.append(analyze(recording))
-                return analyzed[-1]
-
-            return _preview(args, analyze_and_keep)
+            return _preview(args, analyze, analyzed)
     except analyzer.PolicyPackError as error:
         print(f"error: the policy pack failed: {error}", file=sys.stderr)
         return EXIT_POLICY_PACK_FAILED
 
 
 def json_report(args: argparse.Namespace, status: int, analyzed: list[analyzer.AnalysisReport], started: float) -> str:
-    """The `--output json` report (`docs/schemas/preview.schema.json`). The pack analyzes the phases in the order a
-    stack lives them (`model_phases`), so the n-th report is the n-th phase asked for."""
+    """The `--output json` report (`docs/schemas/preview.schema.json`). The preview reads the reports in the order a
+    stack lives its phases (`model_phases`), so the n-th report is the n-th phase asked for."""
     code = exit_code_of(status)
     asked = set(args.phases or ALL_PHASES)
     manifests = args.out / args.stack / "manifests.yaml"

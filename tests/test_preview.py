@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from components.settings import ConfigError
+from harness import phases as phases_module
+from harness import preview
+from harness.analyzer import AnalysisReport, PolicyPackError
 from harness.exit_codes import ExitCode
 from harness.manifests import SECRET_PLACEHOLDER, render
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.runtime import REPO_ROOT, ProgramFailed
 
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 # Custom resources have no schema in kubernetes-validate; test_workloads.py checks the PodMonitors' content.
@@ -134,3 +142,51 @@ def test_offline_preview_exits_pack_failed_when_the_policy_pack_rejects_its_conf
     result = _preview("staging", tmp_path, "--policy-config", str(bad_config))
     assert result.returncode == ExitCode.POLICY_PACK_FAILED, result.stdout + result.stderr
     assert "no-such-policy" in result.stderr
+
+
+def _fake_pack(monkeypatch: pytest.MonkeyPatch, fail_on: int | None) -> None:
+    """The pack replaced by one that reports nothing, or fails on its `fail_on`-th analysis."""
+    given: list[str] = []
+
+    @contextmanager
+    def booted(*_args: object, **_kwargs: object) -> Iterator[Callable[[Recording], AnalysisReport]]:
+        def analyze(recording: Recording) -> AnalysisReport:
+            given.append(recording.stack)
+            if len(given) == fail_on:
+                raise PolicyPackError("a policy crashed")
+            return AnalysisReport("fake", recording.stack, [], {}, resources=len(recording.resources))
+
+        yield analyze
+
+    monkeypatch.setattr(preview.analyzer, "booted_in_background", booted)
+
+
+def _json_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    status = preview.main(["staging", "--output", "json", "--out", str(tmp_path)])
+    return status, [phase["phase"] for phase in json.loads(capsys.readouterr().out)["phases"]]
+
+
+def test_a_failed_analysis_reports_only_the_phases_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Phases go to the pack while the program runs for the next; a report must never land on another phase.
+    _fake_pack(monkeypatch, fail_on=2)
+    status, phases = _json_run(tmp_path, capsys)
+    assert (status, phases) == (ExitCode.POLICY_PACK_FAILED, ["first-preview"])
+
+
+def test_a_program_failure_in_a_later_phase_reports_no_phase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_pack(monkeypatch, fail_on=None)
+    real_run_stack, runs = phases_module.run_stack, []
+
+    def run_stack(*args: Any, **kwargs: Any) -> Recording:
+        runs.append(1)
+        if len(runs) == 3:
+            raise ProgramFailed(ConfigError(["shipsafe:gitSha: invalid"]), Recording("shipsafe", "staging", []))
+        return real_run_stack(*args, **kwargs)
+
+    monkeypatch.setattr(phases_module, "run_stack", run_stack)
+    status, phases = _json_run(tmp_path, capsys)
+    assert (status, phases) == (ExitCode.CONFIG_ERROR, []), "analyses of a preview that failed are not its result"
