@@ -152,13 +152,15 @@ class EdgeController(StrEnum):
     ENVOY_GATEWAY = "envoy-gateway"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_attribute_docstrings=True
-    )
+class SettingsModel(BaseModel):
+    """The base of every settings model: camelCase keys, unknown keys refused, values frozen."""
+
+    # A field's docstring documents it (`harness.config_docs` reads them into docs/configuration.md); pydantic's
+    # `use_attribute_docstrings` would parse this module's source at every import, on every program run.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
-class Resources(_Model):
+class Resources(SettingsModel):
     cpu_request: Quantity = "100m"
     """CPU the scheduler reserves per container, e.g. `100m` (a tenth of a core)."""
     memory_request: Quantity = "128Mi"
@@ -213,7 +215,7 @@ BodySize = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}(Ki|Mi)$"), _allowed("
 SectionName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=253)]
 
 
-class Edge(_Model):
+class Edge(SettingsModel):
     """What stands between the internet and `web`, and the limits it enforces before a request reaches a pod."""
 
     controller: EdgeController = EdgeController.INGRESS_NGINX
@@ -276,7 +278,7 @@ def routes_path(prefix: str, path: str) -> bool:
     return path.startswith(prefix) or target[: len(elements)] == elements or elements[: len(target)] == target
 
 
-class AppSettings(_Model):
+class AppSettings(SettingsModel):
     name: DnsLabel
     """The app's name: the prefix of every object name and the `app.kubernetes.io/name` label."""
     namespace: DnsLabel
@@ -370,7 +372,7 @@ class AppSettings(_Model):
         return self
 
 
-class RegistrySettings(_Model):
+class RegistrySettings(SettingsModel):
     mode: RegistryMode
     """`external`: an existing registry (set the `registryPassword` secret); `in-cluster`: the stack runs one."""
     server: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?$")
@@ -400,7 +402,7 @@ class RegistrySettings(_Model):
         return f"{self.server}/{self.repository}"
 
 
-class BackingService(_Model):
+class BackingService(SettingsModel):
     mode: ServiceMode
     """`in-cluster`: a StatefulSet the stack runs; `external`: a managed service (set the `<role>Url` secret)."""
     version: str = Field(pattern=r"^[0-9]+(\.[0-9]+)+$")
@@ -439,7 +441,7 @@ class BackingService(_Model):
         return self
 
 
-class Autoscaling(_Model):
+class Autoscaling(SettingsModel):
     min_replicas: int = Field(ge=2)
     """Fewest pods the HorizontalPodAutoscaler keeps (at least 2, so one can always be disrupted)."""
     max_replicas: int = Field(ge=2, le=100)
@@ -457,7 +459,7 @@ class Autoscaling(_Model):
         return self
 
 
-class Workload(_Model):
+class Workload(SettingsModel):
     replicas: int = Field(2, ge=1, le=100)
     """Pods when there is no autoscaling."""
     command: list[str] | None = Field(None, min_length=1)
@@ -470,7 +472,7 @@ class Workload(_Model):
     """A HorizontalPodAutoscaler instead of fixed replicas."""
 
 
-class Rollout(_Model):
+class Rollout(SettingsModel):
     max_surge: int = Field(1, ge=1)
     """Extra pods a rolling update may start above the desired count."""
     max_unavailable: int = Field(0, ge=0, le=0)
@@ -516,7 +518,7 @@ class Rollout(_Model):
         return self
 
 
-class Migration(_Model):
+class Migration(SettingsModel):
     command: list[str] | None = Field(None, min_length=1)
     """The migration Job's command, run once per release before the new pods start; None: the app has no
     migrations and no Job runs."""
@@ -530,7 +532,7 @@ class Migration(_Model):
     """Requests and limits of the migration container."""
 
 
-class Verification(_Model):
+class Verification(SettingsModel):
     """How `deploy verify` judges a new version: per-interval measurements decided like Argo Rollouts' analysis.
 
     Every bound below closes a way a bad release could pass (docs/deploy.md "How verification decides").
@@ -580,7 +582,7 @@ class Verification(_Model):
         return self
 
 
-class Settings(_Model):
+class Settings(SettingsModel):
     environment: Environment
     """`staging` or `production`: production never builds and refuses a dirty release."""
     app: AppSettings

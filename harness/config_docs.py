@@ -6,12 +6,17 @@ Every `shipsafe:` key with what it allows, its default and its meaning (the fiel
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import sys
+import textwrap
 from typing import Any
 
+from pydantic import BaseModel
+
 from components.config_keys import ANY_NAME, CONFIG_NAMESPACE, SECRET_KEYS
-from components.settings import Settings
+from components.settings import Settings, SettingsModel
 from harness.generated_page import write_or_check
 from harness.runtime import REPO_ROOT
 
@@ -121,8 +126,43 @@ def _rows(schema: dict[str, Any], definitions: dict[str, Any], prefix: str) -> l
     return rows
 
 
+def model_classes(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """The model and every model class below it."""
+    return [model, *(found for sub in model.__subclasses__() for found in model_classes(sub))]
+
+
+def attribute_docstrings(model: type[BaseModel]) -> dict[str, str]:
+    """A model's own field docstrings, read as pydantic's `use_attribute_docstrings` reads them: the string right
+    after an annotated field, `inspect.cleandoc`-ed."""
+    docs: dict[str, str] = {}
+    previous: ast.stmt | None = None
+    definition = ast.parse(textwrap.dedent(inspect.getsource(model))).body[0]
+    assert isinstance(definition, ast.ClassDef)
+    for node in definition.body:
+        text = node.value.value if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) else None
+        if isinstance(text, str) and isinstance(previous, ast.AnnAssign) and isinstance(previous.target, ast.Name):
+            docs[previous.target.id] = inspect.cleandoc(text)
+        previous = node
+    return docs
+
+
+def documented_schema() -> dict[str, Any]:
+    """The settings' JSON schema with each field's docstring as its description. The models are rebuilt with the
+    descriptions set, twice over, so a model that holds another is rebuilt after it (the settings model leaves
+    pydantic's `use_attribute_docstrings` off: it reads the source at import)."""
+    models = model_classes(SettingsModel)
+    for model in models:
+        for name, doc in attribute_docstrings(model).items():
+            field = model.model_fields[name]
+            field.description = field.description or doc
+    for _ in range(2):
+        for model in models:
+            model.model_rebuild(force=True)
+    return Settings.model_json_schema(by_alias=True)
+
+
 def render_reference() -> str:
-    schema = Settings.model_json_schema(by_alias=True)
+    schema = documented_schema()
     table = ["## Settings", "", "| key | allowed | default | meaning |", "|---|---|---|---|"]
     table += _rows(schema, schema.get("$defs", {}), "")
     return INTRO + "\n" + "\n".join(table) + "\n"

@@ -18,6 +18,7 @@ pulumi/pulumi sources this follows:
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -62,8 +63,15 @@ def _where(path: Path, mark: yaml.Mark | None) -> str:
 
 
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    """The document and its node tree; a YAML error becomes one `file:line:column: message` line."""
-    loader = StrictLoader(path.read_text())
+    """The document and its node tree; a YAML error becomes one `file:line:column: message` line. A file is parsed
+    once per content (a preview reads the stack files for every phase); each caller gets its own document."""
+    document, node = _parse(path, path.read_text())
+    return copy.deepcopy(document), node
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
+    loader = StrictLoader(text)
     try:
         node = loader.get_single_node()
         return (loader.construct_document(node) if node is not None else None), node

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from components.config_keys import CONFIG_NAMESPACE
-from components.settings import ConfigError, load_settings, settings_from_config
+from components.settings import ConfigError, SettingsModel, load_settings, settings_from_config
 from harness import config_docs, preview
 from harness.runtime import REPO_ROOT, ProgramFailed, read_stack_config, run_stack
-from harness.stack_config import StackFileError, coerce, parse_path, set_path
+from harness.stack_config import StackFileError, coerce, parse_path, read_stack_file, set_path
 from tests.conftest import STAGING_SHA
 
 STAGING = (REPO_ROOT / "Pulumi.staging.yaml").read_text()
@@ -244,6 +244,15 @@ def test_the_config_reference_is_generated_from_the_model() -> None:
     assert "`registryPassword`" in reference
 
 
+def test_field_docstrings_are_read_as_pydantic_reads_them() -> None:
+    # The settings leave `use_attribute_docstrings` off (it parses the source at every import); the reference reads
+    # the docstrings itself and must find exactly what pydantic's own reader finds, for every model.
+    from pydantic._internal._docs_extraction import extract_docstrings_from_cls
+
+    for model in config_docs.model_classes(SettingsModel):
+        assert config_docs.attribute_docstrings(model) == extract_docstrings_from_cls(model, use_inspect=True), model
+
+
 def test_the_config_reference_check_fails_when_it_drifts(tmp_path: Path, monkeypatch) -> None:
     stale = tmp_path / "configuration.md"
     stale.write_text(config_docs.render_reference().replace("maxSurge", "maxSurges"))
@@ -272,3 +281,15 @@ def test_a_value_stored_as_a_secret_never_appears_in_an_error() -> None:
     with pytest.raises(ConfigError) as plain:
         settings_from_config(engine, lambda key: key == "shipsafe:registryPassword")
     assert "hunter2" in str(plain.value), "a plain value is shown, so the user sees what is wrong"
+
+
+def test_a_stack_file_is_reparsed_when_it_changes_and_each_reader_owns_its_copy(tmp_path: Path) -> None:
+    # The parse is kept per content (a preview reads the same files for every phase).
+    (tmp_path / "Pulumi.yaml").write_text("name: shipsafe\nruntime: python\n")
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text("config:\n  shipsafe:rollout:\n    maxSurge: 1\n")
+    first = read_stack_file("dev", tmp_path)
+    first.config["shipsafe:rollout"]["maxSurge"] = 9  # as `--set` edits a copy of the config in place
+    assert read_stack_file("dev", tmp_path).config["shipsafe:rollout"] == {"maxSurge": 1}
+    stack_file.write_text("config:\n  shipsafe:rollout:\n    maxSurge: 2\n")  # same size, within the same tick
+    assert read_stack_file("dev", tmp_path).config["shipsafe:rollout"] == {"maxSurge": 2}
