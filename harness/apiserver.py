@@ -27,6 +27,18 @@ unset) the manager is `pulumi-kubernetes-` plus 8 random hex characters (`resour
 unless the `pulumi.com/patchFieldManager` annotation or earlier state names one. Random per resource in reality;
 this fixed stand-in keeps the model deterministic."""
 
+CREATE_FIELD_MANAGER = "pulumi-kubernetes"
+"""pulumi-kubernetes 4.29+ `provider/pkg/await/await.go` `Creation`: without `upsertExistingObjects` a create is a
+plain Create with this static manager (its managedFields entry has operation `Update`), so that a later update's
+`fixCSAFieldManagers` can hand the fields to the server-side-apply manager (`FIELD_MANAGER`). An object that already
+exists fails that Create ("already exists"; the preview's dry run shows the inputs)."""
+
+ServerVersion = tuple[int, int]
+SERVER_VERSIONS: tuple[ServerVersion, ...] = ((1, 30), (1, 35))
+"""The API servers every phase is modelled against: the oldest the prerequisites accept (`deploy/prerequisites.py`
+`MIN_KUBERNETES`, a test holds them equal) and the newest modelled. What differs between them: `_by_version`."""
+NEWEST_SERVER = SERVER_VERSIONS[-1]
+
 CREATION_TIMESTAMP = "2026-01-01T00:00:00Z"
 """Every server-set timestamp (creation, managedFields, conditions): fixed so output is byte-identical per input."""
 
@@ -42,8 +54,7 @@ NOT_MODELLED: tuple[str, ...] = (
     "CRD schema defaults and CRD status, except the Gateway API HTTPRoute's; other custom resources (PodMonitor, "
     "Envoy Gateway's BackendTrafficPolicy) get server metadata only.",
     "Dual-stack clusters: Services get a single IPv4 family and a clusterIP hashed into 10.96.0.0/12.",
-    "Feature gates off by default (e.g. MaxUnavailableStatefulSet) and per-version differences between servers.",
-    "`creationTimestamp: null` that older servers print in pod and PVC templates.",
+    "Feature gates off by default in the modelled versions, and version differences other than `_by_version`'s.",
     "managedFields fieldsV1 is derived with a simplified list-key table, not the server's OpenAPI schema.",
     "Status counts that depend on other objects (PDB healthy pods, HPA current metrics); PDBs report no pods.",
 )
@@ -80,11 +91,20 @@ _GENERATION_KINDS = frozenset(
 )
 
 
-def server_object(manifest: Mapping[str, Any], *, dry_run: bool, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+def server_object(
+    manifest: Mapping[str, Any],
+    *,
+    dry_run: bool,
+    field_manager: str = FIELD_MANAGER,
+    operation: str = "Apply",
+    server: ServerVersion = NEWEST_SERVER,
+) -> dict[str, Any]:
     """The object the API server returns for a create/apply of `manifest` (camelCase Kubernetes JSON, as the
     program's inputs arrive: numbers may be int or float). dry_run=True: a server-side dry run (defaults, conversion,
     server metadata, no status); dry_run=False: the live object after `pulumi up` finished awaiting it, with a
-    plausible status of a ready/complete object. `field_manager` names the Apply entry in managedFields.
+    plausible status of a ready/complete object. `field_manager` and `operation` name the entry of the request in
+    managedFields (`Apply` for a server-side apply, `Update` for pulumi-kubernetes' plain Create). `server` is the
+    API server's version (`SERVER_VERSIONS`).
 
     Raises ValueError when apiVersion, kind or metadata.name is missing. Kinds outside `_KINDS` (custom resources
     included) get server metadata only."""
@@ -98,6 +118,7 @@ def server_object(manifest: Mapping[str, Any], *, dry_run: bool, field_manager: 
     kind_rules = _KINDS.get((api_version, kind))
     if kind_rules is not None:
         kind_rules.prepare(obj, uid)
+        _by_version(obj, server)
     # staging/src/k8s.io/apiserver/pkg/registry/rest/meta.go `FillObjectMetaSystemFields` (via `BeforeCreate`)
     # runs for dry runs too; a dry-run create never reaches etcd, so it has no resourceVersion
     # (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/dryrun.go `DryRunnableStorage.Create`).
@@ -107,7 +128,7 @@ def server_object(manifest: Mapping[str, Any], *, dry_run: bool, field_manager: 
     if (api_version, kind) in _GENERATION_KINDS or _group(api_version) not in _BUILT_IN_GROUPS:
         server_metadata["generation"] = 1
     metadata.update(server_metadata)
-    managed = [_apply_entry(manifest, field_manager)]
+    managed = [_request_entry(manifest, field_manager, operation)]
     if not dry_run and kind_rules is not None and kind_rules.status is not None:
         obj["status"] = kind_rules.status(obj)
         managed.extend(_controller_entries(obj, kind_rules.status_manager))
@@ -171,6 +192,11 @@ def _required_string(key: str, value: Any) -> str:
 
 def _group(api_version: str) -> str:
     return api_version.rpartition("/")[0]
+
+
+def is_built_in(api_version: str) -> bool:
+    """Served by kube-apiserver itself (pulumi-kubernetes `kinds.KnownGroupVersions`), not a custom resource."""
+    return _group(api_version) in _BUILT_IN_GROUPS
 
 
 def _hash_int(*parts: str) -> int:
@@ -328,6 +354,34 @@ def _default_pod_template(template: dict[str, Any]) -> None:
 def _default_claim_spec(spec: dict[str, Any]) -> None:
     if _unset(spec, "volumeMode"):
         spec["volumeMode"] = "Filesystem"  # defaults.go `SetDefaults_PersistentVolumeClaimSpec`
+
+
+def _templates(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod templates (and a StatefulSet's claim templates) an object embeds."""
+    spec = obj.get("spec") or {}
+    found = [spec["template"]] if isinstance(spec.get("template"), dict) else []
+    job_template = (spec.get("jobTemplate") or {}).get("spec") or {}
+    if isinstance(job_template.get("template"), dict):
+        found.append(job_template["template"])
+    return found + [claim for claim in spec.get("volumeClaimTemplates") or [] if isinstance(claim, dict)]
+
+
+def _by_version(obj: dict[str, Any], server: ServerVersion) -> None:
+    """What the modelled API server versions do differently.
+
+    - Before 1.33 an embedded template's `metadata.creationTimestamp` (a non-pointer `metav1.Time` without
+      omitzero) comes back as `null`; from 1.33 the apimachinery JSON encoder omits the zero time.
+    - From 1.35 the `MaxUnavailableStatefulSet` gate is on by default (`pkg/features/kube_features.go`), and
+      `SetDefaults_StatefulSet` defaults a RollingUpdate's `maxUnavailable` to 1 (`pkg/apis/apps/v1/defaults.go`).
+    """
+    if server < (1, 33):
+        for template in _templates(obj):
+            template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+    if server >= (1, 35) and obj.get("kind") == "StatefulSet" and obj.get("apiVersion") == "apps/v1":
+        strategy = (obj.get("spec") or {}).get("updateStrategy") or {}
+        rolling = strategy.get("rollingUpdate")
+        if strategy.get("type") == "RollingUpdate" and isinstance(rolling, dict) and _unset(rolling, "maxUnavailable"):
+            rolling["maxUnavailable"] = 1
 
 
 # --- kinds -----------------------------------------------------------------------------------------------------------
@@ -839,14 +893,14 @@ def _managed_entry(manager: str, operation: str, api_version: str, fields: dict[
     }
 
 
-def _apply_entry(manifest: Mapping[str, Any], field_manager: str) -> dict[str, Any]:
+def _request_entry(manifest: Mapping[str, Any], field_manager: str, operation: str) -> dict[str, Any]:
     applied = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "status")}
     metadata = {k: v for k, v in (manifest.get("metadata") or {}).items() if k not in _STRIPPED_METADATA}
     if metadata:
         applied["metadata"] = metadata
     else:
         applied.pop("metadata", None)
-    return _managed_entry(field_manager, "Apply", manifest["apiVersion"], _field_set(applied))
+    return _managed_entry(field_manager, operation, manifest["apiVersion"], _field_set(applied))
 
 
 def _controller_entries(obj: Mapping[str, Any], manager: str) -> list[dict[str, Any]]:

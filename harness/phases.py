@@ -28,9 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.apiserver import checkpoint, server_object
+from harness.apiserver import (
+    CREATE_FIELD_MANAGER,
+    NEWEST_SERVER,
+    SERVER_VERSIONS,
+    ServerVersion,
+    checkpoint,
+    server_object,
+)
 from harness.manifests import is_kubernetes
-from harness.recording import UNKNOWN, RecordedResource, Recording
+from harness.recording import RecordedResource, Recording, contains_unknown
 from harness.replacement import plan_update
 from harness.runtime import REPO_ROOT, read_stack_config, run_stack
 
@@ -68,18 +75,17 @@ class PhaseRecording:
     """Inputs as the program registered them in this phase (Analyze), outputs as the phase holds them (AnalyzeStack)."""
     sources: Mapping[str, Source]
     """Per URN, where its outputs come from."""
+    server: ServerVersion = NEWEST_SERVER
+    """The Kubernetes API server version the outputs are modelled for."""
+
+    @property
+    def label(self) -> str:
+        """The phase and the server, as reports name them: `after-up (Kubernetes 1.30)`."""
+        return f"{self.phase} (Kubernetes {server_name(self.server)})"
 
     def summary(self) -> str:
         counts = Counter(self.sources.values())
         return ", ".join(f"{n} {source}" for source, n in sorted(counts.items(), key=lambda item: -item[1]))
-
-
-def contains_unknown(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_unknown(v) for v in value)
-    return value == UNKNOWN
 
 
 def _namespace(resource: RecordedResource) -> str | None:
@@ -108,50 +114,67 @@ def _with(recording: Recording, resources: Iterable[RecordedResource]) -> Record
     return dataclasses.replace(recording, resources=list(resources))
 
 
-def _preview_create(resource: RecordedResource, *, dry_run_fails: Source | None) -> tuple[Source, RecordedResource]:
+def server_name(server: ServerVersion) -> str:
+    return ".".join(str(part) for part in server)
+
+
+def _created(resource: RecordedResource, *, dry_run: bool, server: ServerVersion) -> dict[str, Any]:
+    # pulumi-kubernetes creates with a plain Create under its static field manager (`apiserver.CREATE_FIELD_MANAGER`).
+    return server_object(
+        resource.inputs, dry_run=dry_run, field_manager=CREATE_FIELD_MANAGER, operation="Update", server=server
+    )
+
+
+def _preview_create(
+    resource: RecordedResource, *, dry_run_fails: Source | None, server: ServerVersion
+) -> tuple[Source, RecordedResource]:
     """What a preview's `Create` returns (provider.go `Create`): the inputs when they hold unknowns or the server dry
     run fails (`dry_run_fails` says why), else the dry-run object checkpointed."""
     if contains_unknown(resource.inputs):
         return Source.INPUTS_UNKNOWN, _as_inputs(resource)
     if dry_run_fails is not None:
         return dry_run_fails, _as_inputs(resource)
-    return Source.DRY_RUN, _checkpointed(resource, server_object(resource.inputs, dry_run=True))
+    return Source.DRY_RUN, _checkpointed(resource, _created(resource, dry_run=True, server=server))
 
 
 def _modelled(
-    preview: Recording, phase: Phase, model: Callable[[RecordedResource], tuple[Source, RecordedResource]]
+    preview: Recording,
+    phase: Phase,
+    server: ServerVersion,
+    model: Callable[[RecordedResource], tuple[Source, RecordedResource]],
 ) -> PhaseRecording:
     sources: dict[str, Source] = {}
     resources = []
     for resource in preview:
         sources[resource.urn], modelled = model(resource) if is_kubernetes(resource) else (Source.PROVIDER, resource)
         resources.append(modelled)
-    return PhaseRecording(phase, _with(preview, resources), sources)
+    return PhaseRecording(phase, _with(preview, resources), sources, server)
 
 
-def first_preview(preview: Recording) -> PhaseRecording:
+def first_preview(preview: Recording, server: ServerVersion = NEWEST_SERVER) -> PhaseRecording:
     """`pulumi preview` of a stack never deployed: `preview` is the program run in preview mode."""
     created_namespaces = {r.inputs["metadata"]["name"] for r in preview if r.inputs.get("kind") == "Namespace"}
 
     def model(resource: RecordedResource) -> tuple[Source, RecordedResource]:
         no_namespace = _namespace(resource) in created_namespaces
-        return _preview_create(resource, dry_run_fails=Source.INPUTS_NO_NAMESPACE if no_namespace else None)
+        fails = Source.INPUTS_NO_NAMESPACE if no_namespace else None
+        return _preview_create(resource, dry_run_fails=fails, server=server)
 
-    return _modelled(preview, Phase.FIRST_PREVIEW, model)
+    return _modelled(preview, Phase.FIRST_PREVIEW, server, model)
 
 
-def after_up(up: Recording) -> PhaseRecording:
+def after_up(up: Recording, server: ServerVersion = NEWEST_SERVER) -> PhaseRecording:
     """The state `pulumi up` leaves: `up` is the program run in update mode (every value known)."""
     sources: dict[str, Source] = {}
     resources = []
     for resource in up:
         if is_kubernetes(resource):
             sources[resource.urn] = Source.LIVE
-            resources.append(_checkpointed(resource, server_object(resource.inputs, dry_run=False)))
+            resources.append(_checkpointed(resource, _created(resource, dry_run=False, server=server)))
         else:
             sources[resource.urn] = Source.PROVIDER
             resources.append(resource)
-    return PhaseRecording(Phase.AFTER_UP, _with(up, resources), sources)
+    return PhaseRecording(Phase.AFTER_UP, _with(up, resources), sources, server)
 
 
 def _identity(live: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -159,10 +182,10 @@ def _identity(live: Mapping[str, Any]) -> tuple[Any, Any]:
     return metadata.get("name"), metadata.get("namespace")
 
 
-def _update_dry_run(new_inputs: dict[str, Any], old_live: Mapping[str, Any]) -> dict[str, Any]:
+def _update_dry_run(new_inputs: dict[str, Any], old_live: Mapping[str, Any], server: ServerVersion) -> dict[str, Any]:
     """A server-side apply dry run of changed inputs over the live object: the new spec, defaulted, with the live
     object's identity and status, and the generation bumped (provider.go `Update` keeps `status` in preview)."""
-    merged = server_object(new_inputs, dry_run=True)
+    merged = server_object(new_inputs, dry_run=True, server=server)
     old_metadata = old_live.get("metadata") or {}
     metadata = merged.setdefault("metadata", {})
     for key in ("uid", "creationTimestamp", "resourceVersion"):
@@ -185,7 +208,7 @@ def later_preview(state: PhaseRecording, preview: Recording) -> PhaseRecording:
     def model(resource: RecordedResource) -> tuple[Source, RecordedResource]:
         before, op = old.get(resource.urn), ops.get(resource.urn, "create")
         if before is None or op == "create":
-            return _preview_create(resource, dry_run_fails=None)
+            return _preview_create(resource, dry_run_fails=None, server=state.server)
         if op == "same":
             return Source.UNCHANGED, dataclasses.replace(
                 resource, outputs=before.outputs, output_secret_paths=before.output_secret_paths
@@ -194,13 +217,14 @@ def later_preview(state: PhaseRecording, preview: Recording) -> PhaseRecording:
             # A replacement under the same name deletes first; its preview Create meets the old object and the
             # provider returns the inputs (provider.go `Create`: IsAlreadyExists under server-side apply).
             same_name = _identity(before.inputs) == _identity(resource.inputs)
-            return _preview_create(resource, dry_run_fails=Source.INPUTS_ALREADY_EXISTS if same_name else None)
+            fails = Source.INPUTS_ALREADY_EXISTS if same_name else None
+            return _preview_create(resource, dry_run_fails=fails, server=state.server)
         if contains_unknown(resource.inputs):  # provider.go `Update`: unknowns skip the dry run
             return Source.INPUTS_UNKNOWN, _as_inputs(resource)
         live = {k: v for k, v in before.outputs.items() if not k.startswith("__")}
-        return Source.DRY_RUN, _checkpointed(resource, _update_dry_run(resource.inputs, live))
+        return Source.DRY_RUN, _checkpointed(resource, _update_dry_run(resource.inputs, live, state.server))
 
-    modelled = _modelled(preview, Phase.LATER_PREVIEW, model)
+    modelled = _modelled(preview, Phase.LATER_PREVIEW, state.server, model)
     # Other providers' unchanged resources keep their state too (a "same" step returns the old outputs).
     resources = [
         dataclasses.replace(r, outputs=old[r.urn].outputs, output_secret_paths=old[r.urn].output_secret_paths)
@@ -209,7 +233,7 @@ def later_preview(state: PhaseRecording, preview: Recording) -> PhaseRecording:
         for r in modelled.recording
     ]
     sources = {urn: Source.UNCHANGED if ops.get(urn) == "same" else source for urn, source in modelled.sources.items()}
-    return PhaseRecording(Phase.LATER_PREVIEW, _with(preview, resources), sources)
+    return PhaseRecording(Phase.LATER_PREVIEW, _with(preview, resources), sources, state.server)
 
 
 def next_release_overrides(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,11 +252,13 @@ def model_phases(
     config_overrides: Mapping[str, Any] | None = None,
     project_dir: Path = REPO_ROOT,
     phases: Iterable[Phase] = ALL_PHASES,
+    servers: Sequence[ServerVersion] = SERVER_VERSIONS,
     on_phase: Callable[[PhaseRecording], object] | None = None,
 ) -> list[PhaseRecording]:
-    """Run the program once per phase it needs and model each requested phase, in the order a stack lives them.
-    `on_phase` gets each phase as soon as it is modelled (the preview hands it to the policy pack, another process,
-    while the program runs for the next)."""
+    """Run the program once per phase it needs and model each requested phase for each API server version, in the
+    order a stack lives them (phase by phase, each for every server). The program's runs do not depend on the
+    server, only the outputs do. `on_phase` gets each phase as soon as it is modelled (the preview hands it to the
+    policy pack, another process, while the program runs for the next)."""
     wanted = set(phases)
     overrides = dict(config_overrides or {})
     result: list[PhaseRecording] = []
@@ -247,12 +273,15 @@ def model_phases(
     if Phase.FIRST_PREVIEW in wanted:
         preview = run_stack(stack, config_overrides=overrides, project_dir=project_dir, preview=True)
         missing = preview.placeholder_secrets
-        modelled(first_preview(preview))
+        for server in servers:
+            modelled(first_preview(preview, server))
     if wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW}:
-        state = after_up(run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=missing))
-        missing = state.recording.placeholder_secrets
+        up = run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=missing)
+        states = [after_up(up, server) for server in servers]
+        missing = up.placeholder_secrets
         if Phase.AFTER_UP in wanted:
-            modelled(state)
+            for state in states:
+                modelled(state)
         if Phase.LATER_PREVIEW in wanted:
             _, file_config = read_stack_config(stack, project_dir)
             next_overrides = {**overrides, **next_release_overrides({**file_config, **overrides})}
@@ -261,8 +290,9 @@ def model_phases(
                 config_overrides=next_overrides,
                 project_dir=project_dir,
                 preview=True,
-                prior=state.recording,
+                prior=up,  # "same" steps are decided on inputs, which no server changes
                 missing_secrets=missing,
             )
-            modelled(later_preview(state, preview))
+            for state in states:
+                modelled(later_preview(state, preview))
     return result

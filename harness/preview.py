@@ -31,7 +31,7 @@ from components.settings import ConfigError, settings_from_config
 from harness import analyzer, policy_link
 from harness.exit_codes import ExitCode, exit_code_of
 from harness.manifests import is_kubernetes, modelled_values_note, render
-from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
+from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases, server_name
 from harness.recording import Recording
 from harness.replacement import blocked_by_protect, is_data_bearing, plan_update
 from harness.runtime import REPO_ROOT, ProgramFailed, engine_config, read_stack_config
@@ -147,27 +147,27 @@ class PhaseAnalyses:
         self,
         analyze: Callable[[Recording], analyzer.AnalysisReport] | None,
         worker: Executor,
-        kept: list[analyzer.AnalysisReport],
+        kept: list[tuple[PhaseRecording, analyzer.AnalysisReport]],
     ) -> None:
         self.enabled = analyze is not None
         self._analyze, self._worker, self._kept = analyze, worker, kept
-        self._pending: list[Future[analyzer.AnalysisReport]] = []
+        self._pending: list[tuple[PhaseRecording, Future[analyzer.AnalysisReport]]] = []
 
     def submit(self, phase: PhaseRecording) -> None:
         if self._analyze is not None:
-            self._pending.append(self._worker.submit(self._analyze, phase.recording))
+            self._pending.append((phase, self._worker.submit(self._analyze, phase.recording)))
 
-    def reports(self) -> Iterator[analyzer.AnalysisReport]:
-        """Each phase's report in phase order, once the pack has it; a failed analysis raises here."""
-        for pending in self._pending:
-            self._kept.append(pending.result())
+    def reports(self) -> Iterator[tuple[PhaseRecording, analyzer.AnalysisReport]]:
+        """Each phase with its report in phase order, once the pack has it; a failed analysis raises here."""
+        for phase, pending in self._pending:
+            self._kept.append((phase, pending.result()))
             yield self._kept[-1]
 
 
 def _preview(
     args: argparse.Namespace,
     analyze: Callable[[Recording], analyzer.AnalysisReport] | None,
-    analyzed: list[analyzer.AnalysisReport],
+    analyzed: list[tuple[PhaseRecording, analyzer.AnalysisReport]],
 ) -> int:
     pack_worker = ThreadPoolExecutor(max_workers=1)
     try:
@@ -217,7 +217,7 @@ def _preview_phases(args: argparse.Namespace, analyses: PhaseAnalyses) -> int:
     print(modelled_values_note(recording))
     print("Phases modelled (what the policy pack sees as outputs):")
     for phase in phases:
-        print(f"    {phase.phase:<14}: {phase.summary()}")
+        print(f"    {phase.label:<34}: {phase.summary()}")
     release_plan_safe = check_release_plan(phases)
     for key in recording.placeholder_secrets:
         print(
@@ -227,8 +227,8 @@ def _preview_phases(args: argparse.Namespace, analyses: PhaseAnalyses) -> int:
     if not analyses.enabled:
         return 0 if release_plan_safe else EXIT_POLICY_VIOLATION
     failed = not release_plan_safe
-    for phase, report in zip(phases, analyses.reports(), strict=True):
-        print(f"\n== phase {phase.phase} ==")
+    for phase, report in analyses.reports():
+        print(f"\n== phase {phase.label} ==")
         print(analyzer.format_report(report))
         failed = failed or bool(report.mandatory_violations)
     return EXIT_POLICY_VIOLATION if failed else 0
@@ -280,7 +280,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _run(args: argparse.Namespace, analyzed: list[analyzer.AnalysisReport]) -> int:
+def _run(args: argparse.Namespace, analyzed: list[tuple[PhaseRecording, analyzer.AnalysisReport]]) -> int:
     try:
         project, _ = read_stack_config(args.stack, args.project_dir)
     except StackFileError as error:
@@ -300,11 +300,14 @@ def _run(args: argparse.Namespace, analyzed: list[analyzer.AnalysisReport]) -> i
         return EXIT_POLICY_PACK_FAILED
 
 
-def json_report(args: argparse.Namespace, status: int, analyzed: list[analyzer.AnalysisReport], started: float) -> str:
-    """The `--output json` report (`docs/schemas/preview.schema.json`). The preview reads the reports in the order a
-    stack lives its phases (`model_phases`), so the n-th report is the n-th phase asked for."""
+def json_report(
+    args: argparse.Namespace,
+    status: int,
+    analyzed: list[tuple[PhaseRecording, analyzer.AnalysisReport]],
+    started: float,
+) -> str:
+    """The `--output json` report (`docs/schemas/preview.schema.json`): each phase the preview read a report of."""
     code = exit_code_of(status)
-    asked = set(args.phases or ALL_PHASES)
     manifests = args.out / args.stack / "manifests.yaml"
     fresh = manifests.is_file() and manifests.stat().st_mtime >= started
     report = {
@@ -319,7 +322,8 @@ def json_report(args: argparse.Namespace, status: int, analyzed: list[analyzer.A
         "changes": None,
         "phases": [
             {
-                "phase": str(phase),
+                "phase": str(phase.phase),
+                "kubernetes": server_name(phase.server),
                 "mandatory": len(analysis.mandatory_violations),
                 "advisory": len(analysis.advisory_violations),
                 "violations": [
@@ -327,7 +331,7 @@ def json_report(args: argparse.Namespace, status: int, analyzed: list[analyzer.A
                     for v in analysis.violations
                 ],
             }
-            for phase, analysis in zip([p for p in ALL_PHASES if p in asked], analyzed, strict=False)
+            for phase, analysis in analyzed
         ],
     }
     return json.dumps(report, indent=2)
@@ -335,7 +339,7 @@ def json_report(args: argparse.Namespace, status: int, analyzed: list[analyzer.A
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    analyzed: list[analyzer.AnalysisReport] = []
+    analyzed: list[tuple[PhaseRecording, analyzer.AnalysisReport]] = []
     if args.output == "text":
         return _run(args, analyzed)
     started = time.time() - 1  # file systems keep modification times coarser than the clock

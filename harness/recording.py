@@ -11,6 +11,15 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 recorded inputs and outputs carry it as this string, exactly as it travels to the policy pack."""
 
 
+def contains_unknown(value: Any) -> bool:
+    """Whether the value holds the unknown marker anywhere (pulumi-kubernetes `util.go` `hasComputedValue`)."""
+    if isinstance(value, dict):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_unknown(v) for v in value)
+    return value == UNKNOWN
+
+
 @dataclass(frozen=True)
 class RecordedResource:
     """One RegisterResource call as the engine would have received it."""

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import os
+import posixpath
 import runpy
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -107,9 +108,13 @@ def _image_state(inputs: dict[str, Any]) -> dict[str, Any]:
     (`provider.go` `checkpointObject`)."""
     build = inputs.get("build") or {}
     name = inputs["imageName"]
+    context = build.get("context", ".")
+    # `marshalBuildAndApplyDefaults` defaults the Dockerfile to `<context>/Dockerfile`; docker's
+    # `GetContextFromLocalDir` then makes it relative to the context, and that is the `dockerfile` output.
+    dockerfile = build.get("dockerfile") or posixpath.join(context, "Dockerfile")
     return {
-        "dockerfile": build.get("dockerfile", "Dockerfile"),
-        "context": build.get("context", "."),
+        "dockerfile": posixpath.relpath(posixpath.normpath(dockerfile), posixpath.normpath(context)),
+        "context": context,
         "baseImageName": name,
         "registryServer": (inputs.get("registry") or {}).get("server"),
         "imageName": name,

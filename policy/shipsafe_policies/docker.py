@@ -88,10 +88,19 @@ def load_build(res: HasProps, config: Config) -> Build:
         context_dir = dig(props, "context", "location") or "."
         file_name = dig(props, "dockerfile", "location")
         build_args, target = dig(props, "buildArgs") or {}, dig(props, "target")
-    else:
+    elif "build" in props or "context" not in props:
+        # The inputs (Analyze: the provider's Check output), and a preview's outputs where pulumi-docker cannot
+        # build (provider.go `Create`/`Update` without `canPreview` return the request's properties).
         context_dir = dig(props, "build", "context") or "."
         file_name = dig(props, "build", "dockerfile")
         build_args, target = dig(props, "build", "args") or {}, dig(props, "build", "target")
+    else:
+        # The outputs of a build (pulumi-docker `image.go` `dockerBuild`): `context` as given and `dockerfile`
+        # relative to it (docker's `GetContextFromLocalDir`); no build args or target, so the Dockerfile is read
+        # as `docker build` without them reads it (the preview, which gates `up`, saw them).
+        context_dir = props.get("context") or "."
+        file_name = str(Path(str(context_dir)) / str(props.get("dockerfile") or "Dockerfile"))
+        build_args, target = {}, None
     context = project / str(context_dir)
     path = project / str(file_name) if file_name else context / "Dockerfile"
     try:

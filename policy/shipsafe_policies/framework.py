@@ -147,7 +147,8 @@ class Rule:
     fix: str
     check: ResourceCheck | StackCheck
     kind: str
-    """`resource` (Analyze: each resource's inputs) or `stack` (AnalyzeStack: every resource's declared inputs)."""
+    """`resource` (Analyze: each resource's inputs as the provider's Check returns them) or `stack` (AnalyzeStack:
+    every resource's outputs, which for Kubernetes are the live objects; see `Section.stack`)."""
     section: Section
     types: frozenset[str] | None = None
     settings: Mapping[str, Setting] = field(default_factory=dict)
@@ -268,7 +269,12 @@ class Section:
         fields: tuple[str, ...] = (),
         **settings: Setting,
     ) -> Callable[[StackCheck], StackCheck]:
-        """Declares a stack rule (AnalyzeStack: the whole stack as the program declared it)."""
+        """Declares a stack rule (AnalyzeStack: every resource's outputs). The engine sends outputs without the
+        provider's internal keys (pulumi/pulumi `analyzer_plugin.go` `AnalyzeStack`: `SkipInternalKeys`, so no
+        `__inputs`): for Kubernetes the object the API server returned, with its defaults, the deprecated
+        `serviceAccount` mirror, controller labels, status and an HPA's `replicas`. A stack rule judges relations
+        between resources and must find the same on any object the server may return
+        (tests/policy/test_live_objects.py); what the user declared is judged by a resource rule."""
         return self._declare("stack", name, description, fix, None, topic, level, fields, settings)
 
     def _declare(
@@ -328,42 +334,11 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
     return validate
 
 
-INPUTS_KEY = "__inputs"
-"""Where pulumi-kubernetes keeps the inputs in a resource's state (`provider.go` `checkpointObject`)."""
-
-
-def declared(resources: list[PolicyResource]) -> list[PolicyResource]:
-    """The stack as the program declared it, with the graph (parent, dependencies) rebuilt over the new objects.
-
-    Stack policies get each resource's *outputs* (pulumi/pulumi `step_generator.go` `AnalyzeResources`), and for
-    Kubernetes those are the API server's object: defaults filled in (`spec.replicas` of an autoscaled
-    Deployment), deprecated fields mirrored (`serviceAccount` from `serviceAccountName`), controller labels, status.
-    A rule about what the stack declares must not trip over what the server added, so every stack policy reads the
-    declared inputs: `__inputs` where the provider checkpointed the object, the outputs themselves where it
-    returned the inputs unchanged (a preview whose server dry run was skipped) and for other providers.
-    """
-    copies = {
-        r.urn: PolicyResource(
-            r.resource_type, r.props.get(INPUTS_KEY, r.props), r.urn, r.name, r.opts, r.provider, None, [], {}
-        )
-        for r in resources
-    }
-    for original in resources:
-        copy = copies[original.urn]
-        copy.parent = copies.get(original.parent.urn) if original.parent is not None else None
-        copy.dependencies = [copies[d.urn] for d in original.dependencies if d.urn in copies]
-        copy.property_dependencies = {
-            key: [copies[d.urn] for d in deps if d.urn in copies]
-            for key, deps in original.property_dependencies.items()
-        }
-    return [copies[r.urn] for r in resources]
-
-
 def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolation], None]:
     check = cast(StackCheck, rule.check)
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        resources = declared(args.resources)
+        resources = args.resources
         props = {r.urn: r.props for r in resources}
         for finding, urn in check(resources, rule.config(args.get_config())):
             if rule.section.waivable and urn is not None and waived(props.get(urn), rule.name):

@@ -36,10 +36,7 @@ def check_dedicated_service_account(
     for workload in k8s.of_type(resources, *k8s.WORKLOADS):
         where = k8s.display(workload)
         with item():
-            if dig(k8s.pod_spec(workload), "serviceAccount"):
-                yield f"{where}: replace the deprecated serviceAccount field by serviceAccountName", workload.urn
-        with item():
-            name = dig(k8s.pod_spec(workload), "serviceAccountName")
+            name = _service_account(k8s.pod_spec(workload))
             if not name or name == "default":
                 yield f"{where}: set serviceAccountName to a ServiceAccount of its own", workload.urn
                 continue
@@ -51,6 +48,26 @@ def check_dedicated_service_account(
         if len(components) > 1:
             listed = ", ".join(sorted(str(c) for c in components))
             yield f"ServiceAccount {name} is shared by components {listed}; give each its own", None
+
+
+def _service_account(spec: Any) -> Any:
+    """The account the pods run as, read as the API server reads it: kubernetes `pkg/apis/core/v1/conversion.go`
+    takes the deprecated `serviceAccount` when `serviceAccountName` is empty, and on the way out always mirrors
+    `serviceAccountName` into `serviceAccount`. So a live object carries both, equal, whichever was declared."""
+    return dig(spec, "serviceAccountName") or dig(spec, "serviceAccount")
+
+
+@SECTION.resource(
+    "identity-service-account-name",
+    "Pod templates name their ServiceAccount with serviceAccountName, never the deprecated serviceAccount field.",
+    "Replace serviceAccount by serviceAccountName in the pod spec.",
+    types=k8s.WORKLOADS,
+)
+def check_service_account_name(res: HasProps, config: Config) -> Iterator[str]:
+    # What the user declared (the provider's Check output): on a live object the server has mirrored
+    # serviceAccountName into serviceAccount, so this can only be judged here, never in a stack rule.
+    if dig(k8s.pod_spec(res), "serviceAccount"):
+        yield "replace the deprecated serviceAccount field by serviceAccountName"
 
 
 @SECTION.resource(

@@ -34,6 +34,9 @@ def check_concurrency(resources: list[PolicyResource], config: Config, item: Ite
         where = k8s.display(deployment)
         with item():
             hpa = autoscalers.get(dig(deployment.props, "metadata", "name"))
+            # An autoscaled Deployment's spec.replicas is the HPA's business: the live object holds whatever the
+            # HPA last set (or the server's default of 1), never what the program declared, so only the
+            # autoscaler's range is judged. The program leaves replicas out under an HPA (components/workload.py).
             if hpa is None:
                 replicas = number(dig(deployment.props, "spec", "replicas"))
                 replicas = 1.0 if replicas is None else replicas
@@ -59,7 +62,3 @@ def check_concurrency(resources: list[PolicyResource], config: Config, item: Ite
                         ),
                         hpa.urn,
                     )
-            with item():
-                if dig(deployment.props, "spec", "replicas") is not None:
-                    message = f"{where}: drop spec.replicas; the autoscaler owns the count"
-                    yield Finding(message, ("spec.replicas",)), deployment.urn
