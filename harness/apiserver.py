@@ -46,7 +46,7 @@ NOT_MODELLED: tuple[str, ...] = (
     "Mutating and validating admission webhooks (sidecar injectors, policy engines such as Kyverno/Gatekeeper).",
     "ResourceQuota rejection and LimitRange defaults (default requests/limits injected into pod templates' pods).",
     "PodSecurity admission (warnings or rejections for the namespace's pod-security.kubernetes.io levels).",
-    "The provider's own Check step: autonaming, default namespace, OpenAPI validation, managed-by label for CSA.",
+    "The provider's own Check step beyond `harness.provider_check` (what it leaves out: its `LEFT_OUT`).",
     "Controllers that mutate later: HPA rescaling spec.replicas, pods/ReplicaSets/PVCs created by workloads.",
     "Server-side validation: invalid objects are returned defaulted instead of rejected with 422.",
     "Resource quantity canonicalisation (SetDefaults_ResourceList: e.g. 0.5 -> 500m, 1024Mi -> 1Gi); kept as written.",

@@ -268,7 +268,7 @@ def test_stateful_set_defaults_and_claim_templates() -> None:
     claim = {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}
     manifest = deployment(serviceName="db", volumeClaimTemplates=[claim])
     manifest["kind"] = "StatefulSet"
-    spec = live(manifest)["spec"]
+    spec = server_object(manifest, dry_run=False, server=(1, 30))["spec"]
     assert spec["podManagementPolicy"] == "OrderedReady"
     assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
@@ -278,6 +278,35 @@ def test_stateful_set_defaults_and_claim_templates() -> None:
     assert template["spec"]["volumeMode"] == "Filesystem"
     assert template["status"] == {"phase": "Pending"}
     assert template_spec({"spec": spec})["dnsPolicy"] == "ClusterFirst"
+
+
+def test_from_1_35_a_stateful_set_rolls_one_pod_at_a_time_by_default() -> None:
+    """MaxUnavailableStatefulSet is on by default from 1.35: SetDefaults_StatefulSet sets maxUnavailable to 1 on a
+    RollingUpdate strategy that has rollingUpdate, and leaves a given value or an OnDelete strategy alone."""
+    manifest = deployment(serviceName="db")
+    manifest["kind"] = "StatefulSet"
+    assert server_object(manifest, dry_run=True, server=(1, 35))["spec"]["updateStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"partition": 0, "maxUnavailable": 1},
+    }
+    manifest["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}}
+    assert server_object(manifest, dry_run=True, server=(1, 35))["spec"]["updateStrategy"]["rollingUpdate"] == {
+        "maxUnavailable": 2,
+        "partition": 0,
+    }
+    manifest["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    assert server_object(manifest, dry_run=True, server=(1, 35))["spec"]["updateStrategy"] == {"type": "OnDelete"}
+
+
+@pytest.mark.parametrize(("server", "printed"), [((1, 30), True), ((1, 32), True), ((1, 33), False), ((1, 35), False)])
+def test_servers_before_1_33_print_a_null_template_creation_timestamp(server: tuple[int, int], printed: bool) -> None:
+    claim = {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}
+    manifest = deployment(serviceName="db", volumeClaimTemplates=[claim])
+    manifest["kind"] = "StatefulSet"
+    spec = server_object(manifest, dry_run=False, server=server)["spec"]
+    for template in (spec["template"], spec["volumeClaimTemplates"][0]):
+        assert ("creationTimestamp" in template["metadata"]) is printed
+        assert template["metadata"].get("creationTimestamp") is None
 
 
 def test_job_defaults_follow_set_defaults_job() -> None:

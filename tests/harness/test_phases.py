@@ -6,18 +6,20 @@ import dataclasses
 
 import pytest
 
+from deploy.prerequisites import MIN_KUBERNETES
 from harness import phases, runtime
+from harness.analyzer import analyze_request, stack_resource
+from harness.apiserver import SERVER_VERSIONS
 from harness.phases import (
     NEXT_RELEASE_SHA,
     Phase,
     PhaseRecording,
     Source,
-    contains_unknown,
     later_preview,
     next_release_overrides,
 )
 from harness.preview import check_release_plan
-from harness.recording import UNKNOWN, RecordedResource, Recording
+from harness.recording import UNKNOWN, RecordedResource, Recording, contains_unknown
 from tests.policy.stack_edits import at, edit
 
 WEB, JOB, NAMESPACE = "notes-web-deployment", "notes-migrate-job", "notes-namespace"
@@ -180,9 +182,11 @@ def test_each_phase_is_handed_on_as_soon_as_it_is_modelled(monkeypatch: pytest.M
         return real_run_stack(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(phases, "run_stack", run_stack)
-    modelled = phases.model_phases("staging", on_phase=lambda phase: events.append(str(phase.phase)))
-    assert events == ["run", "first-preview", "run", "after-up", "run", "later-preview"]
-    assert [str(p.phase) for p in modelled] == events[1::2]
+    modelled = phases.model_phases("staging", on_phase=lambda phase: events.append(phase.label))
+    each = [f"{phase} (Kubernetes {major}.{minor})" for phase in Phase for major, minor in SERVER_VERSIONS]
+    assert events == ["run", *each[0:2], "run", *each[2:4], "run", *each[4:6]], "one program run per phase"
+    assert [p.label for p in modelled] == [e for e in events if e != "run"]
+    assert SERVER_VERSIONS[0] == MIN_KUBERNETES, "the oldest modelled server is the oldest the prerequisites accept"
 
 
 def test_a_secret_found_unset_is_filled_up_front_in_later_runs(monkeypatch: pytest.MonkeyPatch) -> None:
