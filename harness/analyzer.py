@@ -429,11 +429,14 @@ class PolicyPackProcess:
         self._stub.Configure(request, timeout=_RPC_TIMEOUT)
         self.levels = {name: settings["enforcementLevel"] for name, settings in reconciled.items()}
 
-    def analyze(self, recording: Recording) -> AnalysisReport:
+    def analyze(self, recording: Recording, *, resources: bool = True) -> AnalysisReport:
+        """Analyze every resource (unless `resources` is False) and then the stack, as the engine does in a preview
+        or an update; `resources=False` sends only AnalyzeStack (tests of stack policies)."""
         stub = self._stub
         # Futures keep the pack busy while the next request is being serialised.
         by_urn = {r.urn: r for r in recording}
-        calls = [stub.Analyze.future(analyze_request(r, by_urn), timeout=_RPC_TIMEOUT) for r in recording]
+        analyzed = list(recording) if resources else []
+        calls = [stub.Analyze.future(analyze_request(r, by_urn), timeout=_RPC_TIMEOUT) for r in analyzed]
         stack_request = analyzer_pb2.AnalyzeStackRequest(resources=[stack_resource(r, by_urn) for r in recording])
         stack_call = stub.AnalyzeStack.future(stack_request, timeout=_RPC_TIMEOUT)
         try:
@@ -445,7 +448,7 @@ class PolicyPackProcess:
         )
         names = {urn: r.name for urn, r in by_urn.items()}
         fixes = {p.name: p.remediation for p in self.policies}
-        for request_resource, response in zip([*recording, None], responses, strict=True):
+        for request_resource, response in zip([*analyzed, None], responses, strict=True):
             for diagnostic in response.diagnostics:
                 urn = diagnostic.urn or (request_resource.urn if request_resource else "")
                 if diagnostic.message.startswith(_UNKNOWN_AT_PREVIEW):
