@@ -46,7 +46,8 @@ class RecordedResource:
     outputs: dict[str, Any]
     """What the resource's state holds: what the mocks returned (inputs plus stand-ins for computed values), or,
     once `harness.phases` modelled a phase, what the provider would return in it (for Kubernetes, the API server's
-    object checkpointed with `__inputs`). Stack policies see this."""
+    object checkpointed with `__inputs`). Stack policies see this without its top-level `__` keys, as the engine
+    sends it (`harness.analyzer.engine_outputs`)."""
     output_secret_paths: frozenset[str]
     """Dotted paths into ``outputs`` whose values are secrets."""
 

@@ -1,8 +1,8 @@
 """Bad variants of the real stacks: each must be caught, through the analyzer protocol, by the policy for its fault.
 
 Each variant runs twice: as recorded (outputs = inputs, as in a preview whose dry run was skipped) and as the
-state after `up` (outputs = the API server's objects with `__inputs`, `harness.phases.after_up`), where stack
-policies must still find the fault in what the program declared.
+state after `up` (outputs = the API server's objects, `harness.phases.after_up`, sent as the engine sends them:
+without `__inputs`), where stack policies must find the fault in the live objects themselves.
 
 Every policy of the pack has at least one violating case here (test_every_policy_has_a_violating_case); the
 compliant cases are the real stacks themselves and the fixes in test_stacks.py.
@@ -276,6 +276,13 @@ CASES = [
          "pss-restricted-namespace-enforced", "notes-namespace"),
     Case("default-service-account", "staging", edit(WORKER, at("pod.serviceAccountName", "default")),
          "identity-dedicated-service-account", WORKER),
+    Case("undefined-service-account", "prod", edit(WEB, at("pod.serviceAccountName", "notes-elsewhere")),
+         "identity-dedicated-service-account", WEB, reason="is not defined in this stack"),
+    # Only the deprecated field declared: the server reads it as serviceAccountName (and mirrors it back), so the
+    # account is right and only the resource rule, which sees what was declared, can say so.
+    Case("deprecated-service-account-field", "prod",
+         edit(WORKER, drop("pod.serviceAccountName"), at("pod.serviceAccount", "notes-worker")),
+         "identity-service-account-name", WORKER, reason="deprecated serviceAccount field"),
     Case("token-automount", "prod", edit("notes-web-serviceaccount", at("automountServiceAccountToken", True)),
          "identity-no-token-automount", "notes-web-serviceaccount"),
     Case("cluster-admin-binding", "staging",

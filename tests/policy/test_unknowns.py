@@ -109,15 +109,15 @@ def test_an_unknown_namespace_is_skipped_not_passed(recordings: dict[str, Record
         pytest.param(
             "identity-dedicated-service-account",
             edit("notes-web-serviceaccount", at("metadata.namespace", UNKNOWN)),
-            edit(WORKER, at("pod.serviceAccount", "notes-worker")),
-            "replace the deprecated serviceAccount field",
+            edit(WORKER, at("pod.serviceAccountName", "default")),
+            "set serviceAccountName to a ServiceAccount of its own",
             id="service-account-namespace",
         ),
         pytest.param(
             "identity-dedicated-service-account",
             edit(WEB, at("pod.serviceAccountName", UNKNOWN)),
-            edit(WEB, at("pod.serviceAccount", "notes-web")),
-            "replace the deprecated serviceAccount field",
+            edit(WORKER, at("pod.serviceAccountName", "default")),
+            "set serviceAccountName to a ServiceAccount of its own",
             id="service-account-name",
         ),
         pytest.param(
