@@ -109,18 +109,20 @@ def test_a_bad_set_exits_with_config_error_naming_the_key(tmp_path: Path, settin
 def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation(tmp_path: Path) -> None:
     passing = _preview("prod", tmp_path)
     assert passing.returncode == 0, passing.stdout + passing.stderr
-    # Every phase of the offline engine is named, modelled and checked.
+    # Every phase of the offline engine is named, modelled and checked, against every modelled API server.
     for phase in ("first-preview", "after-up", "later-preview"):
-        assert f"    {phase:<14}: " in passing.stdout, f"{phase} not modelled"
-        assert f"== phase {phase} ==" in passing.stdout, f"{phase} not checked"
-    assert passing.stdout.count("Policy check passed: 0 mandatory") == 3
+        for server in ("1.30", "1.35"):
+            label = f"{phase} (Kubernetes {server})"
+            assert f"    {label:<34}: " in passing.stdout, f"{label} not modelled"
+            assert f"== phase {label} ==" in passing.stdout, f"{label} not checked"
+    assert passing.stdout.count("Policy check passed: 0 mandatory") == 6
     assert "Deploy timeline (worst case, one `up`): backingServices" in passing.stdout
     assert "Next release (modelled second up): replace notes-migrate-job" in passing.stdout
     # Config the program accepts but the pack forbids: the prebuilt image without its digest.
     failing = _preview("prod", tmp_path, "--set", "imageRef=registry.example.com/shipsafe/notes:3f9c2a1b7d4e")
     assert failing.returncode == ExitCode.POLICY_VIOLATION, failing.stdout + failing.stderr
     # The first preview and the state after `up`; the modelled next release is promoted with its digest.
-    assert failing.stdout.count("Policy check FAILED") == 2, failing.stdout
+    assert failing.stdout.count("Policy check FAILED") == 4, failing.stdout
     assert "lacks @sha256:<digest>" in failing.stdout and "(set by shipsafe:imageRef" in failing.stdout
     # A setting outside the platform's bounds is refused before the program runs, naming both sides.
     refused = _preview("prod", tmp_path, "--set", 'workloads={"worker": {"replicas": 1, "expose": false}}')
@@ -132,7 +134,8 @@ def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation
 def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> None:
     result = _preview("prod", tmp_path, "--phase", "after-up")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "== phase after-up ==" in result.stdout
+    assert "== phase after-up (Kubernetes 1.30) ==" in result.stdout
+    assert "== phase after-up (Kubernetes 1.35) ==" in result.stdout
     assert "first-preview" not in result.stdout and "later-preview" not in result.stdout
 
 

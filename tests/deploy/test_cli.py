@@ -535,7 +535,9 @@ def test_offline_preview_json_of_the_real_stack_follows_its_schema(tmp_path):
     assert result.exit_code == 0, result.output
     document = schema_checked("preview", result.stdout)
     assert document["mode"] == "offline" and document["exitName"] == "OK"
-    assert [phase["phase"] for phase in document["phases"]] == ["first-preview", "after-up", "later-preview"]
+    assert [(phase["phase"], phase["kubernetes"]) for phase in document["phases"]] == [
+        (phase, server) for phase in ("first-preview", "after-up", "later-preview") for server in ("1.30", "1.35")
+    ]
     assert all(phase["mandatory"] == 0 for phase in document["phases"])
     assert Path(document["manifests"]) == REPO / "out" / "prod" / "manifests.yaml"
     assert "Policy pack shipsafe on stack prod" in result.stderr

@@ -20,7 +20,7 @@ from harness.analyzer import PolicyPackProcess
 from harness.phases import Phase, PhaseRecording
 from harness.recording import UNKNOWN, Recording
 
-ECHO_PACK = '''
+ECHO_PACK = """
 import json
 from pulumi_policy import PolicyPack, ResourceValidationPolicy, StackValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
@@ -52,7 +52,7 @@ PolicyPack("echo", [
     StackValidationPolicy("stack-view", "what AnalyzeStack sends", stack),
     ResourceValidationPolicy("resource-view", "what Analyze sends", resource),
 ])
-'''
+"""
 
 IMAGE, WEB, POSTGRES_URL = "notes-image-build", "notes-web-deployment", "notes-postgres-url"
 View = dict[tuple[str, str], dict[str, Any]]

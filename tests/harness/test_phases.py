@@ -8,7 +8,6 @@ import pytest
 
 from deploy.prerequisites import MIN_KUBERNETES
 from harness import phases, runtime
-from harness.analyzer import analyze_request, stack_resource
 from harness.apiserver import SERVER_VERSIONS
 from harness.phases import (
     NEXT_RELEASE_SHA,

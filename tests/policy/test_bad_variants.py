@@ -276,6 +276,9 @@ CASES = [
          "pss-restricted-namespace-enforced", "notes-namespace"),
     Case("default-service-account", "staging", edit(WORKER, at("pod.serviceAccountName", "default")),
          "identity-dedicated-service-account", WORKER),
+    Case("claims-deleted-with-the-database", "prod",
+         edit(POSTGRES, at("spec.persistentVolumeClaimRetentionPolicy.whenDeleted", "Delete")),
+         "12f-backing-stateful", POSTGRES, reason="Retain"),
     Case("undefined-service-account", "prod", edit(WEB, at("pod.serviceAccountName", "notes-elsewhere")),
          "identity-dedicated-service-account", WEB, reason="is not defined in this stack"),
     # Only the deprecated field declared: the server reads it as serviceAccountName (and mirrors it back), so the

@@ -21,8 +21,7 @@ from pulumi.runtime.proto import analyzer_pb2
 
 from harness.analyzer import POLICY_DIR, AnalysisReport, analyze_request, stack_resource
 from harness.phases import Phase, PhaseRecording
-from harness.recording import contains_unknown
-from harness.recording import UNKNOWN, RecordedResource, Recording
+from harness.recording import UNKNOWN, RecordedResource, Recording, contains_unknown
 from tests.policy.conftest import Analyze
 from tests.policy.stack_edits import Props, at, chain, edit, first_container, pod, replace_resource
 from tests.policy.test_sdk_speedup import SDK_CONVERSIONS

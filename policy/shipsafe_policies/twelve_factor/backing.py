@@ -110,8 +110,10 @@ def check_stateful_backing(resources: list[PolicyResource], config: Config, item
             if not headless.has(dig(sts.props, "spec", "serviceName")):
                 yield f"{where}: serviceName must name a headless Service (clusterIP: None) of the stack", sts.urn
         with item():
+            # Unset is Retain: `SetDefaults_StatefulSet` fills both in (StatefulSetAutoDeletePVC, on by default
+            # from 1.27), so a live object always carries them and the inputs may leave them out.
             retention = dig(sts.props, "spec", "persistentVolumeClaimRetentionPolicy") or {}
-            if retention.get("whenDeleted") != "Retain" or retention.get("whenScaled") != "Retain":
+            if any((retention.get(key) or "Retain") != "Retain" for key in ("whenDeleted", "whenScaled")):
                 yield f"{where}: set persistentVolumeClaimRetentionPolicy whenDeleted/whenScaled: Retain", sts.urn
         if config["requireProtect"] and not sts.opts.protect:
             yield f"{where}: set protect=True on the data-bearing StatefulSet", sts.urn
