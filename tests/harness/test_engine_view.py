@@ -92,7 +92,7 @@ def test_stack_policies_never_see_internal_keys(
         assert any("__inputs" in r.outputs for r in recording), "the state holds __inputs; the wire must not"
 
 
-def test_a_built_image_reaches_stack_policies_as_pulumi_docker_outputs_it(
+def test_a_built_image_reaches_stack_policies_as_pulumi_docker_returns_it(
     phase_recordings: dict[tuple[str, Phase], PhaseRecording], echo: Any
 ) -> None:
     # pulumi-docker `image.go` `dockerBuild`: `context` as given, `dockerfile` relative to it; no `build`.
