@@ -131,11 +131,7 @@ def omit_defaults(recording: Recording, rng: random.Random, per_object: int = 4)
         if not is_kubernetes(resource):
             return resource
         inputs = resource.inputs
-        candidates = [
-            p
-            for p in _leaf_paths(inputs)
-            if p[0] not in IDENTITY and isinstance(p[-1], str) and not isinstance(_get(inputs, p), dict | list)
-        ]
+        candidates = [p for p in _leaf_paths(inputs) if p[0] not in IDENTITY and len(p) > 1 and isinstance(p[-1], str)]
         for path in rng.sample(candidates, min(per_object, len(candidates))):
             try:
                 fewer = _without(inputs, path)
