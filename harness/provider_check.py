@@ -47,8 +47,8 @@ LEFT_OUT: tuple[str, ...] = (
     "reaches a resource policy offline, not under the engine: policies read only real fields).",
     "Resource quantities are kept as written; the round trip canonicalises them (0.5 -> 500m, 1024Mi -> 1Gi): "
     "the pack compares quantities by value, never by spelling.",
-    "Zero values of non-pointer `omitempty` fields (hostNetwork: false, minReadySeconds: 0) are kept; the round "
-    "trip drops them: the pack treats an absent field as its zero value.",
+    "Zero values of non-pointer `omitempty` fields (hostNetwork: false, minReadySeconds: 0, an empty labels map or "
+    "ports list) are kept; the round trip drops them: the pack treats an absent field as its zero value.",
     "Autonaming (`metadata.name` left out), the provider's default namespace, and the `managed-by: pulumi` label of "
     "client-side apply: every object of the program names itself, and the provider runs server-side apply.",
     "OpenAPI validation failures, which the engine reports as Check failures before any policy runs.",
