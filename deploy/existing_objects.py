@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from deploy.backend import StateResource
 
@@ -27,13 +27,13 @@ ObjectKey = tuple[str, str, str, str]
 """(API group, kind, namespace or "", name): one object, whichever version of its group reads it."""
 
 
-@dataclass(frozen=True)
-class Registration:
+class Registration(NamedTuple):
     """A resource as the program registers it: what its URN, and so a `pulumi import` of it, is made of."""
 
     urn: str
     type: str
     name: str
+    """The program's name for it (the first argument of the resource's constructor), not the object's name."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,11 @@ def managed_objects(resources: Iterable[StateResource]) -> frozenset[ObjectKey]:
     return frozenset(keys)
 
 
-@dataclass(frozen=True)
-class ServedKind:
+class ServedKind(NamedTuple):
     """A kind as the API server's discovery lists it (`APIResourceList`): its REST name and scope."""
 
     plural: str
+    """The resource in REST paths and for kubectl (`networkpolicies`)."""
     namespaced: bool
 
 
