@@ -14,7 +14,7 @@ from typing import TypeVar
 from pulumi import automation as auto
 
 from components.config_keys import CONFIG_NAMESPACE
-from deploy.backend import OnOutput, PolicyPack, PreviewSummary, UpdateRecord
+from deploy.backend import OnOutput, PolicyPack, PreviewSummary, StateResource, UpdateRecord
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.restore import SECRET_SENTINEL
 from deploy.stack_file import overlaid_stack_file
@@ -86,6 +86,20 @@ class AutomationStack:
 
     def outputs(self) -> dict[str, object]:
         return {key: output.value for key, output in self._run(self._stack.outputs).items()}
+
+    def resources(self) -> list[StateResource]:
+        # `pulumi stack export` (automation `export_stack`); the fields are pulumi `apitype.ResourceV3`'s JSON names.
+        deployment = self._run(self._stack.export_stack).deployment or {}
+        return [
+            StateResource(
+                urn=str(resource.get("urn", "")),
+                type=str(resource.get("type", "")),
+                id=str(resource.get("id", "")),
+                pending_delete=bool(resource.get("delete")),
+                external=bool(resource.get("external")),
+            )
+            for resource in deployment.get("resources") or []
+        ]
 
     def history(self) -> list[UpdateRecord]:
         # show_secrets=False: history is for display and decisions; secret config stays masked.

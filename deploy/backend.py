@@ -41,6 +41,21 @@ class UpdateRecord:
 
 
 @dataclass(frozen=True)
+class StateResource:
+    """One resource of the stack's state (`pulumi stack export`, pulumi `apitype.ResourceV3`)."""
+
+    urn: str
+    type: str
+    """The type token, e.g. `kubernetes:core/v1:Namespace`."""
+    id: str
+    """The provider's ID; pulumi-kubernetes uses `<namespace>/<name>`, or `<name>` for a cluster-scoped object."""
+    pending_delete: bool = False
+    """`delete: true`: an old copy the engine still has to delete."""
+    external: bool = False
+    """`external: true`: read with `get`, not created by the program."""
+
+
+@dataclass(frozen=True)
 class PreviewSummary:
     change_summary: Mapping[str, int]
 
@@ -64,6 +79,10 @@ class StackBackend(Protocol):
         ...
 
     def outputs(self) -> dict[str, object]: ...
+
+    def resources(self) -> list[StateResource]:
+        """The resources the stack's state holds (empty before the first update)."""
+        ...
 
     def history(self) -> list[UpdateRecord]:
         """Past updates, newest first."""

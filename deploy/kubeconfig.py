@@ -183,7 +183,8 @@ class KubernetesApi:
         if response.status_code in (401, 403):
             raise _unavailable(
                 f"the Kubernetes API server refused GET {where} with HTTP {response.status_code}: the credentials "
-                "must be allowed to read /version, CustomResourceDefinitions and StorageClasses"
+                "must be allowed to read what docs/prerequisites.md lists (/version, CustomResourceDefinitions, "
+                "StorageClasses, API discovery and the objects the stack creates)"
             )
         if response.status_code != 200:
             raise _unavailable(f"GET {where} answered HTTP {response.status_code}: {response.text[:200]}")

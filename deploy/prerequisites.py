@@ -17,7 +17,9 @@ Each prerequisite is one a failed `up` would otherwise reveal late and half-appl
 - with `app.edge.controller: envoy-gateway`, the Gateway API and Envoy Gateway CRDs (a missing CRD fails `up`, as
   above) and the named Gateway with its HTTPS listener: pulumi-kubernetes does not wait for an HTTPRoute
   (`provider/pkg/metadata/overrides.go` `ReadyCondition`: no await without `pulumi.com/waitFor`), so a route on a
-  Gateway that does not exist would be applied, and `up` would succeed, with nothing serving it.
+  Gateway that does not exist would be applied, and `up` would succeed, with nothing serving it;
+- no object the stack would create may already exist outside its state: pulumi-kubernetes fails `up` on it with
+  "already exists" (`deploy.existing_objects`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from components.settings import (
     Workload,
 )
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.existing_objects import ExistingObjects, StackObjects, existing_objects
 from deploy.release import object_config
 
 MIN_KUBERNETES = (1, 30)
@@ -233,10 +236,13 @@ def _missing_ingress_prerequisites(requirements: Requirements, api: ClusterApi) 
     return problems
 
 
-def require_prerequisites(config: Mapping[str, str], open_cluster: ClusterOpener) -> str:
+def require_prerequisites(config: Mapping[str, str], open_cluster: ClusterOpener, objects: StackObjects) -> str:
     """Fails with PREREQUISITES_MISSING listing every gap; returns a one-line summary of what was checked."""
     requirements = requirements_for(config)
-    problems = missing_prerequisites(requirements, open_cluster(config))
+    api = open_cluster(config)
+    problems = missing_prerequisites(requirements, api)
+    existing = existing_objects(objects, api)
+    problems += existing.problems
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise ShipsafeError(
@@ -256,4 +262,15 @@ def require_prerequisites(config: Mapping[str, str], open_cluster: ClusterOpener
     if requirements.gateway:
         namespace, name, listener = requirements.gateway
         checked.append(f"CRDs {', '.join(GATEWAY_CRDS)}, Gateway {namespace}/{name} listener {listener}")
-    return ", ".join(checked)
+    return "; ".join([", ".join(checked), _objects_summary(objects, existing)])
+
+
+def _objects_summary(objects: StackObjects, existing: ExistingObjects) -> str:
+    if objects.upsert:
+        return "objects to create not looked up (kubernetes:upsertExistingObjects: the provider adopts them)"
+    summary = f"none of the {len(objects.planned)} objects to create exists outside the state"
+    if existing.not_served:
+        summary += f" (not served yet, so none exists: {', '.join(sorted(existing.not_served))})"
+    if existing.unchecked:
+        summary += f"; not looked up: {'; '.join(existing.unchecked)}"
+    return summary

@@ -103,6 +103,28 @@ def preview_stack(
     return summary
 
 
+def named_release_config(
+    config: Mapping[str, str], image: ImageRef | None, git_sha: str | None
+) -> dict[str, str] | None:
+    """The config keys a deploy of `image` / `git_sha` sets before its preview; None when a prebuilt stack redeploys
+    the release it runs (`pin_deployed_release`, which reads the state)."""
+    if image is not None:
+        sha = git_sha or image.tag
+        if sha is None:
+            raise ShipsafeError("the image reference has no SHA tag: pass --git-sha", ExitCode.FAILED)
+        return release_config(image, sha, rollback=False)
+    if config.get(IMAGE_SOURCE) == "prebuilt":
+        if git_sha is not None:
+            raise ShipsafeError(
+                "--git-sha without --image-ref only applies to stacks that build their image", ExitCode.FAILED
+            )
+        return None
+    changes = {ROLLBACK: "false"}  # the stack builds a new image from the tree: migrations run
+    if git_sha is not None:
+        changes[GIT_SHA_KEY] = check_git_sha(git_sha)
+    return changes
+
+
 def deploy_release(
     ctx: DeployContext,
     backend: StackBackend,
@@ -117,21 +139,10 @@ def deploy_release(
     config-only change; see `pin_deployed_release`) and `rollback` stays as it was deployed: after a
     rollback, the old image must not run migrations.
     """
-    if image is not None:
-        sha = git_sha or image.tag
-        if sha is None:
-            raise ShipsafeError("the image reference has no SHA tag: pass --git-sha", ExitCode.FAILED)
-        backend.set_config(release_config(image, sha, rollback=False))
-    elif backend.get_config().get(IMAGE_SOURCE) == "prebuilt":
-        if git_sha is not None:
-            raise ShipsafeError(
-                "--git-sha without --image-ref only applies to stacks that build their image", ExitCode.FAILED
-            )
+    changes = named_release_config(backend.get_config(), image, git_sha)
+    if changes is None:
         pin_deployed_release(ctx, backend)
     else:
-        changes = {ROLLBACK: "false"}  # the stack builds a new image from the tree: migrations run
-        if git_sha is not None:
-            changes[GIT_SHA_KEY] = check_git_sha(git_sha)
         backend.set_config(changes)
     preview_stack(ctx, backend)
     wait = up_wait(f"pulumi up {backend.name} (policy pack on, migration Job first)", expected_timeline(backend))

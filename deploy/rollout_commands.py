@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import click
 from rich.markup import escape
 
@@ -10,12 +12,20 @@ from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.offline import offline_preview
 from deploy.options import OUTPUT, SKIP_PREREQUISITES, emit_json, pass_deploy, quiet_console_for_json, stack_argument
+from deploy.planned_objects import stack_objects
 from deploy.prerequisites import require_prerequisites
 from deploy.promote import check_health, promote
 from deploy.release import ImageRef
 from deploy.reports import verify_document
 from deploy.rollback import RollbackScope, apply_rollback, describe_plan, plan_rollback, show_rendered_diff
-from deploy.rollout import deploy_release, deployed_target, require_pass, verify_or_roll_back, verify_stack
+from deploy.rollout import (
+    deploy_release,
+    deployed_target,
+    named_release_config,
+    require_pass,
+    verify_or_roll_back,
+    verify_stack,
+)
 from deploy.status import recorded_verification
 from deploy.verify import Outcome
 
@@ -26,12 +36,18 @@ VERDICT_CODES = {
 }
 
 
-def _check_prerequisites(deploy: DeployContext, backend: StackBackend, skip: bool) -> None:
+def _check_prerequisites(
+    deploy: DeployContext, backend: StackBackend, skip: bool, release: Mapping[str, str] | None = None
+) -> None:
+    """`release`: the release keys the deploy will set (`named_release_config`): what it creates is rendered with
+    them (the migration Job's name carries the release's SHA)."""
     if skip:
         deploy.console.print(f"[yellow]![/yellow] prerequisites of {backend.name} not checked (--skip-prerequisites)")
         return
     with deploy.step(f"check the cluster's prerequisites for {backend.name}"):
-        checked = require_prerequisites(backend.get_config(), deploy.open_cluster)
+        config = {**backend.get_config(), **(release or {})}
+        objects = stack_objects(deploy.project_dir, backend, config)
+        checked = require_prerequisites(config, deploy.open_cluster, objects)
     deploy.console.print(f"  present: {escape(checked)}", highlight=False)
 
 
@@ -65,7 +81,9 @@ def up_command(
         return
     image = ImageRef.parse(image_ref) if image_ref else None
     backend = deploy.open_stack(stack)
-    _check_prerequisites(deploy, backend, skip_prerequisites)
+    _check_prerequisites(
+        deploy, backend, skip_prerequisites, named_release_config(backend.get_config(), image, git_sha)
+    )
     release = git_sha or (image.tag if image else None)
     default_message = f"deploy {release[:12]}" if release else "deploy"
     deploy_release(deploy, backend, image=image, git_sha=git_sha, message=message or default_message)

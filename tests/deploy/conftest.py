@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from deploy.context import DeployContext
 from deploy.prometheus import Sample
 from deploy.smoke import Check, SmokeReport
 from tests.deploy.fake_apiserver import InProcessCluster
-from tests.deploy.memory_stack import MemoryStack, MemoryStacks
+from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks
 
 
 @dataclass
@@ -69,7 +70,12 @@ class FakeApp:
 
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
-    """A project with the policy pack layout the tool requires (pack dir + per-stack config)."""
+    """A project with this repository's program and stack files (`up` renders what it creates) and the policy pack
+    layout the tool requires (pack dir + per-stack config)."""
+    # Copies, never links: commands write stack files, and the repository's must stay as committed.
+    shutil.copytree(REPO / "components", tmp_path / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    for program_file in [REPO / "__main__.py", *REPO.glob("Pulumi*.yaml")]:
+        shutil.copy(program_file, tmp_path)
     config = tmp_path / "policy" / "config"
     config.mkdir(parents=True)
     (tmp_path / "policy" / "PulumiPolicy.yaml").write_text("runtime: python\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from deploy.backend import OnOutput, PolicyPack, PreviewSummary, UpdateRecord
+from deploy.backend import OnOutput, PolicyPack, PreviewSummary, StateResource, UpdateRecord
 from deploy.errors import ExitCode, ShipsafeError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,6 +79,8 @@ class MemoryStack:
     """What `deploy init` created the stack with (None: the backend's default)."""
     secret_keys: set[str] = field(default_factory=set)
     """Keys held as `secure:` values; `get_config` shows them decrypted, like `get_all_config`."""
+    state: list[StateResource] = field(default_factory=list)
+    """What `resources()` reports the state holds; set by the tests that are about it."""
     _outputs: dict[str, object] = field(default_factory=dict)
 
     def get_config(self) -> dict[str, str]:
@@ -99,6 +101,9 @@ class MemoryStack:
 
     def outputs(self) -> dict[str, object]:
         return dict(self._outputs)
+
+    def resources(self) -> list[StateResource]:
+        return list(self.state)
 
     def discard_local_config(self, committed: Mapping[str, str]) -> None:
         """A fresh CI checkout: local config is the committed file again; outputs and history stay deployed."""

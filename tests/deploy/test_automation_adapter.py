@@ -13,6 +13,8 @@ import sys
 import textwrap
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from click.testing import CliRunner
@@ -21,6 +23,7 @@ from pulumi.automation._cmd import CommandResult
 from rich.console import Console
 
 from deploy.automation import AutomationStack, _pulumi_errors, _record, open_stack
+from deploy.backend import StateResource
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
@@ -75,6 +78,33 @@ def test_update_summaries_become_records_with_their_config():
     assert (record.version, record.result, record.message) == (7, "succeeded", "deploy abc")
     assert record.config == {"shipsafe:imageRef": image(1), "shipsafe:registryPassword": "[secret]"}
     assert record.environment == {"git.author": "Dev"}
+
+
+def test_the_state_s_resources_come_from_the_stack_export():
+    """`pulumi stack export` JSON (pulumi `apitype.ResourceV3`): the fields the existing-objects check reads."""
+    namespace = "urn:pulumi:staging::shipsafe::shipsafe:components:AppNamespace$kubernetes:core/v1:Namespace::ns"
+    exported = auto.Deployment(
+        version=3,
+        deployment={
+            "resources": [
+                {"urn": "urn:pulumi:staging::shipsafe::pulumi:pulumi:Stack::shipsafe-staging", "custom": False,
+                 "type": "pulumi:pulumi:Stack"},
+                {"urn": namespace, "custom": True, "id": "notes-staging", "type": "kubernetes:core/v1:Namespace",
+                 "outputs": {"metadata": {"name": "notes-staging"}}},
+                {"urn": "urn:x", "custom": True, "id": "notes-staging/old", "type": "kubernetes:batch/v1:Job",
+                 "delete": True},
+                {"urn": "urn:y", "custom": True, "id": "kube-system", "type": "kubernetes:core/v1:Namespace",
+                 "external": True},
+            ]
+        },
+    )  # fmt: skip
+    stack = SimpleNamespace(name="staging", workspace=SimpleNamespace(work_dir="."), export_stack=lambda: exported)
+    assert AutomationStack(cast(auto.Stack, stack)).resources() == [
+        StateResource("urn:pulumi:staging::shipsafe::pulumi:pulumi:Stack::shipsafe-staging", "pulumi:pulumi:Stack", ""),
+        StateResource(namespace, "kubernetes:core/v1:Namespace", "notes-staging"),
+        StateResource("urn:x", "kubernetes:batch/v1:Job", "notes-staging/old", pending_delete=True),
+        StateResource("urn:y", "kubernetes:core/v1:Namespace", "kube-system", external=True),
+    ]
 
 
 def test_without_a_cli_the_tool_says_so(monkeypatch, tmp_path):

@@ -236,6 +236,7 @@ def test_promote_refuses_an_unhealthy_staging(run_cli, stacks, app):
 def test_promote_refuses_a_dirty_build(run_cli, stacks):
     staging = stacks["staging"]
     staging.set_config({"shipsafe:imageSource": "build", "shipsafe:gitSha": sha(3)[:12] + "-dirty"})
+    staging.remove_config(["shipsafe:imageRef"])  # the program refuses an imageRef on a stack that builds
     assert run_cli("up", "staging", "--git-sha", sha(3)[:12] + "-dirty").exit_code == 0
     result = run_cli("promote")
     assert result.exit_code == ExitCode.REFUSED

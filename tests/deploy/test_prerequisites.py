@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -18,9 +19,11 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.console import Console
 
+from deploy.backend import StateResource
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.existing_objects import PlannedObject, Registration, StackObjects, existing_objects, managed_objects
 from deploy.kubeconfig import cluster_access
 from deploy.prerequisites import requirements_for
 from tests.deploy.fake_apiserver import (
@@ -29,11 +32,14 @@ from tests.deploy.fake_apiserver import (
     PODMONITOR_PATH,
     STORAGE_CLASSES_PATH,
     ClusterState,
+    InProcessCluster,
     fake_api_server,
+    k8s_object,
+    prerequisite_paths,
     storage_class,
     write_kubeconfig,
 )
-from tests.deploy.memory_stack import MemoryStack, MemoryStacks, cluster_shape, image
+from tests.deploy.memory_stack import MemoryStack, MemoryStacks, cluster_shape, image, sha
 
 Runner = Callable[..., Result]
 # Every GET the check sends for the committed staging settings.
@@ -79,7 +85,7 @@ def test_a_cluster_with_every_prerequisite_is_deployed_to(run_up, staging, tmp_p
         in result.output
     )
     assert [kind for kind, _ in staging.policy_runs] == ["preview", "up"]
-    assert {path for path, _ in state.requests} == STAGING_CHECKS
+    assert prerequisite_paths(state) == STAGING_CHECKS
     assert all(headers.get("Authorization") == "Bearer test-token" for _, headers in state.requests)
 
 
@@ -278,7 +284,7 @@ def test_ca_data_and_client_certificate_authenticate(run_up, pki, tmp_path, monk
         assert run_up().exit_code == 0
         write_kubeconfig(kubeconfig, server, user={}, cluster={"certificate-authority-data": _data(pki / "ca.crt")})
         without_client_certificate = run_up()
-    assert {path for path, _ in state.requests} == STAGING_CHECKS
+    assert prerequisite_paths(state) == STAGING_CHECKS
     assert without_client_certificate.exit_code == ExitCode.CLUSTER_UNAVAILABLE
 
 
@@ -290,3 +296,188 @@ def test_an_untrusted_server_certificate_is_not_accepted(run_up, pki, tmp_path, 
         result = run_up()
     assert result.exit_code == ExitCode.CLUSTER_UNAVAILABLE
     assert "CERTIFICATE_VERIFY_FAILED" in result.stderr
+
+
+# ── objects the stack would create that exist outside its state ────────────────────────────────────────────
+
+
+STAGING_NAMESPACE = "notes-staging"
+URN = "urn:pulumi:staging::shipsafe::"
+
+
+def problems_of(result: Result) -> list[str]:
+    """The listed problems, one per line (the error is printed without wrapping)."""
+    return result.stderr.split("\n  - ")[1:]
+
+
+def test_a_namespace_made_by_hand_is_refused_naming_both_fixes(run_up, staging, project_dir, tmp_path, monkeypatch):
+    state = ClusterState(objects=[k8s_object("v1", "Namespace", STAGING_NAMESPACE)])
+    result = up_against(state, run_up, tmp_path, monkeypatch)
+    assert result.exit_code == ExitCode.PREREQUISITES_MISSING, result.output
+    import_file = project_dir / "out" / "import" / "staging.json"
+    [problem] = problems_of(result)
+    assert problem.strip() == (
+        "Namespace notes-staging already exists in the cluster but is not in the state of stack staging: `up` would "
+        'fail to create it ("already exists"). Adopt it with '
+        f"`pulumi import --stack staging --file {import_file}` (written now: every object listed here, with the "
+        "components the state lacks), or delete it with `kubectl delete namespaces notes-staging` (this deletes "
+        "everything in the namespace)"
+    )
+    component = f"{URN}shipsafe:components:AppNamespace::notes"
+    assert json.loads(import_file.read_text()) == {
+        "nameTable": {},
+        "resources": [
+            {"type": "shipsafe:components:AppNamespace", "name": component, "logicalName": "notes", "component": True},
+            {
+                "type": "kubernetes:core/v1:Namespace",
+                "name": f"{URN}shipsafe:components:AppNamespace$kubernetes:core/v1:Namespace::notes-namespace",
+                "logicalName": "notes-namespace",
+                "id": "notes-staging",
+                "parent": component,
+            },
+        ],
+    }
+    assert "/api/v1/namespaces/notes-staging" in {path for path, _ in state.requests}
+    assert staging.policy_runs == [] and staging.records == []
+
+
+def test_with_its_component_in_the_state_one_import_command_adopts_it(run_up, staging, tmp_path, monkeypatch):
+    """The form pulumi documents (`pulumi import [type] [name] [id] --parent 'parent=<urn>'`, `import.go`)."""
+    component = f"{URN}shipsafe:components:AppNamespace::notes"
+    staging.state = [StateResource(component, "shipsafe:components:AppNamespace", "")]
+    state = ClusterState(objects=[k8s_object("v1", "Namespace", STAGING_NAMESPACE)])
+    result = up_against(state, run_up, tmp_path, monkeypatch)
+    assert result.exit_code == ExitCode.PREREQUISITES_MISSING, result.output
+    [problem] = problems_of(result)
+    assert (
+        "Adopt it with `pulumi import --stack staging kubernetes:core/v1:Namespace notes-namespace notes-staging "
+        f"--parent 'parent={component}'`, or delete it with `kubectl delete namespaces notes-staging`"
+    ) in problem
+
+
+def test_what_a_half_deleted_install_left_behind_is_named_object_by_object(
+    run_up, staging, project_dir, tmp_path, monkeypatch
+):
+    leftovers = [
+        k8s_object("v1", "Secret", "notes-redis-auth", STAGING_NAMESPACE),
+        k8s_object("v1", "ConfigMap", "notes-config", STAGING_NAMESPACE),
+        k8s_object("monitoring.coreos.com/v1", "PodMonitor", "notes-web", STAGING_NAMESPACE),
+    ]
+    result = up_against(ClusterState(objects=leftovers), run_up, tmp_path, monkeypatch)
+    assert result.exit_code == ExitCode.PREREQUISITES_MISSING, result.output
+    problems = problems_of(result)
+    assert len(problems) == 3, result.stderr
+    expected = [
+        ("Secret notes-staging/notes-redis-auth", "kubectl delete secrets notes-redis-auth --namespace notes-staging"),
+        ("ConfigMap notes-staging/notes-config", "kubectl delete configmaps notes-config --namespace notes-staging"),
+        (
+            "PodMonitor notes-staging/notes-web",
+            "kubectl delete podmonitors.monitoring.coreos.com notes-web --namespace notes-staging",
+        ),
+    ]
+    for (named, delete), problem in zip(expected, problems, strict=True):
+        assert problem.startswith(f"{named} already exists in the cluster but is not in the state"), problem
+        assert f"`{delete}`" in problem and "pulumi import --stack staging --file" in problem
+    adopted = json.loads((project_dir / "out" / "import" / "staging.json").read_text())["resources"]
+    assert [(r["logicalName"], r.get("id")) for r in adopted] == [
+        ("notes-redis", None),
+        ("notes-redis-auth", "notes-staging/notes-redis-auth"),
+        ("notes-config", None),
+        ("notes-config-configmap", "notes-staging/notes-config"),
+        ("notes-web", None),
+        ("notes-web-podmonitor", "notes-staging/notes-web"),
+    ]
+    assert staging.policy_runs == [] and staging.records == []
+
+
+def test_objects_already_in_the_state_are_a_normal_update(run_up, staging, project_dir, tmp_path, monkeypatch):
+    managed = [
+        ("kubernetes:core/v1:Namespace", "notes-staging"),
+        ("kubernetes:core/v1:Secret", "notes-staging/notes-redis-auth"),
+        ("kubernetes:monitoring.coreos.com/v1:PodMonitor", "notes-staging/notes-web"),
+    ]
+    staging.state = [StateResource(f"{URN}{type_}::{id_}", type_, id_) for type_, id_ in managed]
+    objects = [
+        k8s_object("v1", "Namespace", STAGING_NAMESPACE),
+        k8s_object("v1", "Secret", "notes-redis-auth", STAGING_NAMESPACE),
+        k8s_object("monitoring.coreos.com/v1", "PodMonitor", "notes-web", STAGING_NAMESPACE),
+    ]
+    state = ClusterState(objects=objects)
+    stale_import_file = project_dir / "out" / "import" / "staging.json"
+    stale_import_file.parent.mkdir(parents=True)
+    stale_import_file.write_text('{"resources": []}')
+    result = up_against(state, run_up, tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert not stale_import_file.exists()
+    assert re.search(r"none of the \d+ objects to create exists outside the state", result.output)
+    paths = {path for path, _ in state.requests}
+    assert "/api/v1/namespaces/notes-staging" not in paths  # what the state holds is not looked up
+    assert "/api/v1/namespaces/notes-staging/configmaps/notes-config" in paths
+    assert [kind for kind, _ in staging.policy_runs] == ["preview", "up"]
+
+
+def test_an_object_pending_deletion_in_the_state_does_not_count_as_managed(run_up, staging, tmp_path, monkeypatch):
+    staging.state = [StateResource(f"{URN}ns", "kubernetes:core/v1:Namespace", "notes-staging", pending_delete=True)]
+    state = ClusterState(objects=[k8s_object("v1", "Namespace", STAGING_NAMESPACE)])
+    result = up_against(state, run_up, tmp_path, monkeypatch)
+    assert result.exit_code == ExitCode.PREREQUISITES_MISSING, result.output
+
+
+def test_the_release_the_command_names_is_the_one_rendered(run_up, staging, tmp_path, monkeypatch):
+    """`up --image-ref` sets the release keys before `pulumi up`: its migration Job carries that SHA."""
+    job = f"notes-migrate-{sha(1)[:12]}"
+    state = ClusterState(objects=[k8s_object("batch/v1", "Job", job, STAGING_NAMESPACE)])
+    result = up_against(state, run_up, tmp_path, monkeypatch)
+    assert result.exit_code == ExitCode.PREREQUISITES_MISSING, result.output
+    [problem] = problems_of(result)
+    assert problem.startswith(f"Job notes-staging/{job} already exists in the cluster")
+    assert f"`kubectl delete jobs.batch {job} --namespace notes-staging`" in problem
+
+
+def test_a_provider_that_upserts_adopts_existing_objects(run_up, staging, tmp_path, monkeypatch):
+    staging.config = {**staging.config, "kubernetes:upsertExistingObjects": "true"}
+    state = ClusterState(objects=[k8s_object("v1", "Namespace", STAGING_NAMESPACE)])
+    result = up_against(state, run_up, tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "objects to create not looked up (kubernetes:upsertExistingObjects" in result.output
+    assert "/api/v1/namespaces/notes-staging" not in {path for path, _ in state.requests}
+
+
+def _planned(api_version: str, kind: str, name: str, namespace: str = "") -> PlannedObject:
+    return PlannedObject(api_version, kind, namespace, name, Registration(f"{URN}{kind}::{name}", kind, name))
+
+
+def test_kinds_the_cluster_does_not_serve_and_objects_without_a_namespace_are_stated(tmp_path):
+    objects = StackObjects(
+        "staging",
+        (
+            _planned("example.com/v1", "Widget", "w", STAGING_NAMESPACE),  # a CRD not installed
+            _planned("v1", "ConfigMap", "no-namespace"),
+            _planned("v1", "Namespace", STAGING_NAMESPACE),
+        ),
+        managed=frozenset(),
+        state_urns=frozenset(),
+        import_file=tmp_path / "staging.json",
+    )
+    found = existing_objects(objects, InProcessCluster())
+    assert found.problems == []
+    assert found.not_served == {"Widget (example.com/v1)"}
+    assert found.unchecked == [
+        "ConfigMap no-namespace: names no namespace, so the provider's default namespace decides"
+    ]
+    assert not (tmp_path / "staging.json").exists()
+
+
+def test_the_state_is_read_by_type_token_and_id():
+    resources = [
+        StateResource("urn:a", "kubernetes:core/v1:Namespace", "notes-staging"),
+        StateResource("urn:b", "kubernetes:apps/v1:Deployment", "notes-staging/notes-web"),
+        StateResource("urn:c", "kubernetes:core/v1:Secret", "notes-staging/gone", pending_delete=True),
+        StateResource("urn:d", "kubernetes:core/v1:Namespace", "kube-system", external=True),
+        StateResource("urn:e", "random:index/randomPassword:RandomPassword", "x"),
+        StateResource("urn:f", "shipsafe:components:AppNamespace", ""),
+    ]
+    assert managed_objects(resources) == {
+        ("", "Namespace", "", "notes-staging"),
+        ("apps", "Deployment", "notes-staging", "notes-web"),
+    }

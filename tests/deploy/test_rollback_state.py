@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from deploy.cli import cli
 from deploy.errors import ExitCode
+from deploy.release import ImageRef, release_config
 from tests.deploy.memory_stack import NO_POLICY, REPO, SECRET, MemoryStack, image, sha
 
 WORKLOADS = "shipsafe:workloads"
@@ -113,9 +114,12 @@ def test_rollback_after_a_failed_config_change_goes_to_the_last_good_state(run_c
 
 def test_a_config_todays_schema_refuses_is_reported_and_changes_nothing(run_cli, stacks):
     stack = stacks["staging"]
-    # Update 2 ran with a setting an older program knew and today's schema does not.
-    stack.set_config({"shipsafe:legacyTimeout": "30"})
-    assert run_cli("up", "staging", "--image-ref", image(2)).exit_code == 0
+    # Update 2 ran with a setting an older program knew and today's schema does not (today's `up`, which renders the
+    # program first, would refuse it).
+    stack.set_config(
+        {"shipsafe:legacyTimeout": "30", **release_config(ImageRef.parse(image(2)), sha(2), rollback=False)}
+    )
+    stack.up(message=f"deploy {sha(2)[:12]}", policy=NO_POLICY, on_output=lambda _: None)
     stack.remove_config(["shipsafe:legacyTimeout"])
     assert run_cli("up", "staging", "--image-ref", image(3)).exit_code == 0
     before, updates = stack.get_config(), len(stack.records)

@@ -118,13 +118,10 @@ def verification_config(prometheus: PrometheusServer, **changes: object) -> str:
 
 
 @pytest.fixture
-def run_cli(staging: MemoryStack, tmp_path: Path) -> Callable[..., Result]:
-    (tmp_path / "policy" / "config").mkdir(parents=True)
-    (tmp_path / "policy" / "PulumiPolicy.yaml").write_text("runtime: python\n")
-    (tmp_path / "policy" / "config" / "staging.json").write_text("{}\n")
+def run_cli(staging: MemoryStack, project_dir: Path) -> Callable[..., Result]:
     context = DeployContext(
         open_stack=MemoryStacks(staging=staging),
-        project_dir=tmp_path,
+        project_dir=project_dir,
         open_cluster=lambda config: InProcessCluster(),  # a cluster with every prerequisite
         console=Console(width=200),
     )
