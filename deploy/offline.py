@@ -18,6 +18,7 @@ from components.settings import ConfigError, settings_from_config
 from components.timeline import deploy_timeline
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.options import json_printed_elsewhere
 from harness import policy_link
 from harness.analyzer import PolicyPackError
 from harness.diff import ObjectChange, diff_renders, object_changes
@@ -34,6 +35,8 @@ def offline_preview(deploy: DeployContext, stack: str, settings: Sequence[str], 
     """The offline preview of every phase with the policy pack (`harness.preview`); fails with its exit code."""
     argv = [stack, "--project-dir", str(deploy.project_dir), *(f"--set={pair}" for pair in settings)]
     status = deploy.offline_preview([*argv, *(["--output", "json"] if output == "json" else [])])
+    if output == "json":
+        json_printed_elsewhere()
     if status != 0:
         code = exit_code_of(status)
         raise ShipsafeError(f"offline preview of {stack} failed: {code.name} (see the report above)", code)
@@ -44,7 +47,7 @@ def config_overrides(project_dir: Path, stack: str, settings: Sequence[str]) -> 
     try:
         return parse_overrides(stack, settings, project_dir)
     except StackFileError as error:
-        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR) from None
+        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR, [str(error)]) from None
 
 
 def run_program(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> Recording:
@@ -52,11 +55,12 @@ def run_program(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> 
     try:
         return run_stack(stack, config_overrides=overrides, project_dir=project_dir)
     except StackFileError as error:
-        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR) from None
+        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR, [str(error)]) from None
     except ProgramFailed as failure:
         refused = isinstance(failure.error, (ConfigError, pulumi.RunError))
         code = ExitCode.CONFIG_ERROR if refused else ExitCode.FAILED
-        raise ShipsafeError(f"the program failed for {stack}: {failure.error}", code) from None
+        problems = failure.error.problems if isinstance(failure.error, ConfigError) else [str(failure.error)]
+        raise ShipsafeError(f"the program failed for {stack}: {failure.error}", code, problems) from None
 
 
 def render_working_tree(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> str:

@@ -57,7 +57,7 @@ def pulumi_preview(deploy: DeployContext, stack: str, output: str) -> None:
         changes = preview_stack(deploy, backend, config_overlay=pinned).change_summary
     except ShipsafeError as error:
         if output == "json":
-            emit_json(preview_document(stack, changes, error.exit_code))
+            emit_json(preview_document(stack, changes, error.exit_code, error))
         raise
     if output == "json":
         emit_json(preview_document(stack, changes, ExitCode.OK))

@@ -1,0 +1,57 @@
+"""What the deploy tool keeps or reads locally (verification records) never crashes it, never turns into a
+misleading exit code and never costs more than its bound."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deploy.errors import ExitCode
+from harness.exit_codes import Aftermath
+from tests.deploy.memory_stack import sha
+
+CORRUPTED_RECORDS = {
+    "not JSON": b"{truncated",
+    "not an object": b"[1, 2]",
+    "a field missing": b'{"version": "abc", "outcome": "passed"}',
+    "a number for a string": b'{"version": 1, "outcome": "passed", "reason": "", "at": "now"}',
+    "not UTF-8": b'{"version": "\xff"}',
+    "5,000 deep": b"[" * 5000 + b"]" * 5000,
+}
+
+
+@pytest.mark.parametrize("content", CORRUPTED_RECORDS.values(), ids=CORRUPTED_RECORDS.keys())
+def test_status_names_a_corrupted_verification_record_and_shows_the_rest(run_cli, deploy_ctx, content):
+    assert run_cli("verify", "prod").exit_code == 0
+    record = deploy_ctx.verification_dir / "staging.json"
+    record.write_bytes(content)
+    table = run_cli("status", "staging")
+    assert table.exit_code == 0 and sha(2)[:12] in table.stdout
+    [warning] = [line for line in table.output.splitlines() if str(record) in line]
+    assert warning.startswith(f"! {record}")
+    result = run_cli("status", "--output", "json", "staging", "prod")
+    assert result.exit_code == 0, result.output
+    staging, prod = json.loads(result.stdout)["stacks"]
+    assert staging["release"] == sha(2) and staging["lastVerification"] is None
+    assert staging["lastVerificationUnreadable"].startswith(f"{record}")
+    assert prod["lastVerification"]["outcome"] == "passed" and prod["lastVerificationUnreadable"] is None
+    assert "Traceback" not in result.output
+
+
+def test_verify_that_cannot_record_its_pass_exits_local_write_failed_not_failed(run_cli, deploy_ctx):
+    out = deploy_ctx.project_dir / "out"
+    out.write_text("a file where the directory should be\n")  # mkdir raises FileExistsError
+    result = run_cli("verify", "staging")
+    assert result.exit_code == ExitCode.LOCAL_WRITE_FAILED, result.output
+    assert ExitCode.LOCAL_WRITE_FAILED.aftermath is not Aftermath.MAYBE_BAD, "a pipeline must not roll back for it"
+    assert f"was not recorded in {out / 'verifications' / 'staging.json'}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_failed_verification_keeps_its_code_when_it_cannot_be_recorded(run_cli, deploy_ctx, metrics):
+    (deploy_ctx.project_dir / "out").write_text("")
+    metrics.error_ratio = 0.25
+    result = run_cli("verify", "staging")
+    assert result.exit_code == ExitCode.VERIFICATION_FAILED
+    assert "the verification (failed) was not recorded" in result.output
