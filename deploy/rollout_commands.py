@@ -14,7 +14,14 @@ from deploy.prerequisites import require_prerequisites
 from deploy.promote import check_health, promote
 from deploy.release import ImageRef
 from deploy.reports import verify_document
-from deploy.rollback import RollbackScope, apply_rollback, describe_plan, plan_rollback, show_rendered_diff
+from deploy.rollback import (
+    RollbackScope,
+    apply_rollback,
+    check_reason,
+    describe_plan,
+    plan_rollback,
+    show_rendered_diff,
+)
 from deploy.rollout import deploy_release, deployed_target, require_pass, verify_or_roll_back, verify_stack
 from deploy.status import recorded_verification
 from deploy.verify import Outcome
@@ -168,6 +175,7 @@ def rollback_command(
     """
     if image_only and fallback_image_only:
         raise ShipsafeError("--fallback-image-only only applies without --image-only", ExitCode.USAGE)
+    check_reason(reason)
     backend = deploy.open_stack(stack)
     scope = RollbackScope.IMAGE if image_only else RollbackScope.CONFIG
     plan = plan_rollback(

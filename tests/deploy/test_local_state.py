@@ -1,15 +1,21 @@
-"""What the deploy tool keeps or reads locally (verification records) never crashes it, never turns into a
-misleading exit code and never costs more than its bound."""
+"""What the deploy tool keeps or reads locally (verification records, history messages, rollback markers) never
+crashes it, never turns into a misleading exit code and never costs more than its bound."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+from click.testing import CliRunner
 
+from deploy.cli import cli
+from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from deploy.history import MESSAGE_CHARS
+from deploy.rollback import RollbackScope, release_key
 from harness.exit_codes import Aftermath
-from tests.deploy.memory_stack import sha
+from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks, image, sha
 
 CORRUPTED_RECORDS = {
     "not JSON": b"{truncated",
@@ -55,3 +61,40 @@ def test_a_failed_verification_keeps_its_code_when_it_cannot_be_recorded(run_cli
     result = run_cli("verify", "staging")
     assert result.exit_code == ExitCode.VERIFICATION_FAILED
     assert "the verification (failed) was not recorded" in result.output
+
+
+def test_history_of_a_ten_megabyte_message_shows_a_bounded_part(run_cli, stacks):
+    staging = stacks["staging"]
+    huge = "[rolled back from " * 600_000  # 10.8 MB, and every position starts a marker
+    staging.records[-1] = dataclasses.replace(staging.records[-1], message=huge)
+    for output in ("text", "json"):
+        result = run_cli("history", "staging", "--output", output)
+        assert result.exit_code == 0, result.output
+        assert len(result.stdout) < 20_000
+    [newest, _] = json.loads(result.stdout)["updates"]
+    assert newest["message"].endswith(f"… ({len(huge)} characters)")
+    assert len(newest["message"]) < MESSAGE_CHARS + 40
+
+
+def test_a_reason_holding_the_rollback_marker_is_refused(run_cli, stacks):
+    staging = stacks["staging"]
+    forged = f"[rolled back from {release_key(staging.records[0].config, RollbackScope.CONFIG)}]"
+    result = run_cli("rollback", "staging", "--reason", f"oops {forged}")
+    assert result.exit_code == ExitCode.USAGE
+    assert "--reason must not contain '[rolled back from'" in result.stderr
+    assert len(staging.records) == 2, "nothing was changed"
+
+
+def test_only_the_marker_shipsafe_wrote_blocks_a_release(run_cli):
+    """A marker inside a message's text (an older --reason, `pulumi up -m`) is the user's, not shipsafe's."""
+    staging = MemoryStack.deployed("staging", [1, 2, 3])
+    context = DeployContext(open_stack=MemoryStacks(staging=staging), project_dir=REPO)
+    assert CliRunner().invoke(cli, ["rollback", "staging"], obj=context).exit_code == 0  # to 2, away from 3
+    first = release_key(staging.records[0].config, RollbackScope.CONFIG)
+    rollback = staging.records[-1]
+    text, marker = rollback.message.rsplit(" [rolled back from ", 1)
+    forged = f"{text} [rolled back from {first}] [rolled back from {marker}"
+    staging.records[-1] = dataclasses.replace(rollback, message=forged)
+    result = CliRunner().invoke(cli, ["rollback", "staging"], obj=context)
+    assert result.exit_code == 0, result.output
+    assert staging.outputs()["imageRef"] == image(1), "release 1 was never rolled back from"
