@@ -23,7 +23,8 @@ from harness import policy_link
 from harness.analyzer import PolicyPackError
 from harness.diff import ObjectChange, diff_renders, object_changes
 from harness.exit_codes import exit_code_of
-from harness.manifests import render
+from harness.local_files import LocalFileError, read_text
+from harness.manifests import render, rendered_files
 from harness.preview import parse_overrides
 from harness.recording import RecordedResource, Recording
 from harness.render import RenderFailed, render_at_ref, resolve_commit
@@ -81,11 +82,21 @@ def render_ref(project_dir: Path, stack: str, ref: str, overrides: Mapping[str, 
         raise ShipsafeError(str(error), ExitCode.FAILED) from None
 
 
+RENDER_BYTES = 64 * 1024 * 1024
+"""A saved render may hold thousands of objects; its size is still bounded (`harness.local_files`)."""
+
+
 def read_render(path: Path) -> str:
-    """A render saved earlier: one manifests file, or a directory `shipsafe render --output-dir` wrote."""
-    if path.is_dir():
-        return "---\n".join(file.read_text() for file in sorted(path.glob("*.yaml")))
-    return path.read_text()
+    """A render saved earlier: one manifests file, or a directory `shipsafe render --output-dir` wrote (the files its
+    list names; any *.yaml in a directory without one)."""
+    try:
+        if path.is_dir():
+            files = rendered_files(path)
+            files = sorted(path.glob("*.yaml")) if files is None else files
+            return "---\n".join(read_text(file, RENDER_BYTES) for file in files)
+        return read_text(path, RENDER_BYTES)
+    except LocalFileError as error:
+        raise ShipsafeError(str(error), ExitCode.USAGE) from None
 
 
 @dataclass(frozen=True)

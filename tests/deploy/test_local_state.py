@@ -1,10 +1,13 @@
-"""What the deploy tool keeps or reads locally (verification records, history messages, rollback markers) never
-crashes it, never turns into a misleading exit code and never costs more than its bound."""
+"""What the deploy tool keeps or reads locally (verification records, history messages, rollback markers, render
+directories) never crashes it, never turns into a misleading exit code and never costs more than its bound."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +18,7 @@ from deploy.errors import ExitCode
 from deploy.history import MESSAGE_CHARS
 from deploy.rollback import RollbackScope, release_key
 from harness.exit_codes import Aftermath
+from harness.manifests import RENDER_LIST
 from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks, image, sha
 
 CORRUPTED_RECORDS = {
@@ -98,3 +102,74 @@ def test_only_the_marker_shipsafe_wrote_blocks_a_release(run_cli):
     result = CliRunner().invoke(cli, ["rollback", "staging"], obj=context)
     assert result.exit_code == 0, result.output
     assert staging.outputs()["imageRef"] == image(1), "release 1 was never rolled back from"
+
+
+# ── render --output-dir ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _render(*args: str, project_dir: Path = REPO):
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=project_dir)
+    return CliRunner().invoke(cli, ["render", "staging", *args], obj=context)
+
+
+def test_render_never_removes_or_overwrites_a_file_it_did_not_write(tmp_path):
+    assert _render("--output-dir", str(tmp_path)).exit_code == 0
+    written = sorted(path.name for path in tmp_path.iterdir())
+    mine = {"99-deployment-gone.yaml": "mine\n", "notes.yaml": "mine too\n"}
+    for name, text in mine.items():
+        (tmp_path / name).write_text(text)
+    assert _render("--output-dir", str(tmp_path)).exit_code == 0
+    assert {name: (tmp_path / name).read_text() for name in mine} == mine
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*written, *mine])
+    taken = tmp_path / "other"
+    taken.mkdir()
+    (taken / "00-namespace-notes-staging.yaml").write_text("mine\n")
+    result = _render("--output-dir", str(taken))
+    assert result.exit_code == ExitCode.REFUSED
+    assert "00-namespace-notes-staging.yaml, which no render wrote" in result.stderr
+    assert [path.name for path in taken.iterdir()] == ["00-namespace-notes-staging.yaml"]
+    assert (taken / "00-namespace-notes-staging.yaml").read_text() == "mine\n"
+
+
+def test_render_removes_the_files_of_its_own_earlier_render(tmp_path):
+    assert _render("--output-dir", str(tmp_path)).exit_code == 0
+    listed = (tmp_path / RENDER_LIST).read_text().split()
+    (tmp_path / RENDER_LIST).write_text("\n".join([*listed, "99-deployment-gone.yaml"]) + "\n")
+    (tmp_path / "99-deployment-gone.yaml").write_text("an object the last render had\n")
+    assert _render("--output-dir", str(tmp_path)).exit_code == 0
+    assert not (tmp_path / "99-deployment-gone.yaml").exists()
+    assert (tmp_path / RENDER_LIST).read_text().split() == listed
+
+
+def test_an_empty_output_dir_is_refused_and_the_current_directory_untouched(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "00-namespace-mine.yaml").write_text("mine\n")
+    result = _render("--output-dir", "")
+    assert result.exit_code == ExitCode.USAGE
+    assert "--output-dir is empty" in result.stderr
+    assert [path.name for path in tmp_path.iterdir()] == ["00-namespace-mine.yaml"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory; the not-a-directory case runs")
+def test_render_into_a_read_only_directory_is_one_line(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        result = _render("--output-dir", str(tmp_path / "render"))
+    finally:
+        tmp_path.chmod(0o700)
+    assert result.exit_code == ExitCode.LOCAL_WRITE_FAILED
+    assert "Permission denied" in result.stderr
+
+
+def test_render_under_a_file_is_one_line_naming_the_path(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = _render("--output-dir", str(tmp_path / "file" / "render"))
+    assert result.exit_code == ExitCode.LOCAL_WRITE_FAILED
+    assert result.stderr.strip() == f"error: {tmp_path / 'file' / 'render'}: cannot write the render: Not a directory"
+
+
+def test_a_project_dir_without_pulumi_yaml_is_one_line(tmp_path):
+    shutil.copytree(REPO / "policy" / "config", tmp_path / "policy" / "config")
+    result = _render(project_dir=tmp_path)
+    assert result.exit_code == ExitCode.CONFIG_ERROR
+    assert result.stderr.strip() == f"error: {tmp_path}: no Pulumi.yaml, so not a Pulumi project directory"
