@@ -157,7 +157,8 @@ def config_problems(project_dir: Path, stack: str) -> list[str]:
     try:
         return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
     except (PolicyPackError, ValueError) as error:
-        return [f"{policy_config}: {error}"]
+        named = str(error).startswith(str(policy_config))  # the pack's reader names the file itself
+        return [str(error) if named else f"{policy_config}: {error}"]
 
 
 def protected_resources(project_dir: Path, stack: str) -> list[RecordedResource]:

@@ -130,7 +130,8 @@ def test_a_hostile_policy_config_is_one_line_in_config_validate(tmp_path):
     (project_dir / "policy" / "config" / "staging.json").write_bytes(b"[" * 5000 + b"]" * 5000)
     result = _validate(project_dir)
     assert result.exit_code == ExitCode.CONFIG_ERROR
-    assert "staging.json: nested deeper than" in result.stdout
+    [problem] = [line.strip() for line in result.stdout.splitlines() if "staging.json" in line]
+    assert problem == f"- {project_dir / 'policy' / 'config' / 'staging.json'}: nested deeper than {MAX_DEPTH} levels"
     assert "Traceback" not in result.output
 
 
