@@ -19,8 +19,9 @@ from rich.markup import escape
 
 from deploy.config_commands import config_group
 from deploy.context import DeployContext
-from deploy.errors import ShipsafeError
+from deploy.errors import ExitCode, ShipsafeError
 from deploy.mirror import mirror_command
+from deploy.options import JSON_PRINTED, JSON_WANTED, emit_json, error_document
 from deploy.preview_commands import diff_command, preview_command, render_command
 from deploy.project_modules import needs_own_process, run_in_project
 from deploy.rollout_commands import promote_command, rollback_command, smoke_command, up_command, verify_command
@@ -29,8 +30,26 @@ from deploy.tool_commands import completion_command, exit_codes_command
 from deploy.version import VERSION
 
 
+def _json_context(ctx: click.Context, error: click.UsageError | None = None) -> click.Context | None:
+    """The context of the command run with `--output json`, also when its options failed to parse."""
+    wanted: click.Context | None = ctx.meta.get(JSON_WANTED)
+    if wanted is None and error is not None and error.ctx is not None:
+        argv = ctx.meta.get("shipsafe.argv", [])
+        pairs = zip(argv, [*argv[1:], None], strict=True)
+        if "--output=json" in argv or ("--output", "json") in pairs:
+            return error.ctx
+    return wanted
+
+
+def _os_error_line(error: OSError) -> str:
+    paths = " -> ".join(str(path) for path in (error.filename, error.filename2) if path is not None)
+    return f"{paths}: {error.strerror or error}" if paths else str(error)
+
+
 class _Cli(click.Group):
-    """Renders every ShipsafeError in one place, as a red message on stderr with its exit code."""
+    """Renders every failure in one place: a ShipsafeError (or an OSError: a path, a permission) as one red line on
+    stderr with its exit code, and with `--output json` the command's error document on stdout unless it printed
+    its own."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order of a stack's life, as registered below
@@ -42,10 +61,29 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort):
+            raise
         except ShipsafeError as error:
-            stderr = Console(stderr=True)
-            stderr.print(f"[bold red]error:[/bold red] {escape(error.message)}", highlight=False, soft_wrap=True)
-            ctx.exit(int(error.exit_code))
+            self._fail(ctx, error.exit_code, error.message, error.problems)
+        except click.UsageError as error:  # click prints it and exits USAGE
+            self._json_failure(_json_context(ctx, error), ExitCode.USAGE, error.format_message(), [])
+            raise
+        except OSError as error:
+            self._fail(ctx, ExitCode.FAILED, _os_error_line(error), [])
+        except Exception as error:  # a crash: its traceback follows, the document still says it failed
+            self._json_failure(_json_context(ctx), ExitCode.FAILED, f"unexpected {type(error).__name__}: {error}", [])
+            raise
+
+    def _fail(self, ctx: click.Context, code: ExitCode, message: str, problems: list[str]) -> None:
+        self._json_failure(_json_context(ctx), code, message, problems)
+        stderr = Console(stderr=True)
+        stderr.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+        ctx.exit(int(code))
+
+    @staticmethod
+    def _json_failure(ctx: click.Context | None, code: ExitCode, message: str, problems: list[str]) -> None:
+        if ctx is not None and not ctx.meta.get(JSON_PRINTED):
+            emit_json(error_document(ctx, code, message, problems))
 
 
 def _default_context(project_dir: Path) -> DeployContext:

@@ -13,7 +13,6 @@ from harness.exit_codes import markdown_table
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 HELP_WIDTH = 100
-SCHEMAS = ("preview", "diff", "history", "status", "verify")
 
 INTRO = """\
 # The `shipsafe` command
@@ -37,10 +36,12 @@ its stack in, which is what a pipeline decides on: `eval "$(shipsafe exit-codes 
 JSON = """
 ## JSON output
 
-`preview`, `diff`, `history`, `status` and `verify` take `--output json`: one JSON document on stdout, everything
-else on stderr. Each document has a `schemaVersion`, and its JSON Schema is in `docs/schemas/` (tests validate
-every document against it). Fields are only ever added (consumers ignore fields they do not know); a removed,
-renamed or redefined field raises that document's `schemaVersion`.
+These commands take `--output json`: one JSON document on stdout on every exit, everything else on stderr. A
+command that fails before it has a result prints `result`, `exitCode`, `exitName` and an `error` object (`message`,
+and `problems`: each refused key or file line on its own; [docs/schemas/error.schema.json](schemas/error.schema.json)).
+Each document has a `schemaVersion`, and its JSON Schema is in `docs/schemas/` (tests validate every document
+against it, the error documents included). Fields are only ever added (consumers ignore fields they do not know);
+a removed, renamed or redefined field raises that document's `schemaVersion`.
 
 """
 
@@ -74,10 +75,25 @@ def _commands(group: click.Group, parent: click.Context) -> list[tuple[str, clic
     return found
 
 
+def json_commands() -> dict[str, str]:
+    """Each command that takes `--output json` (`shipsafe config validate` as `config validate`), with the name of
+    its schema file in docs/schemas/ (`config-validate`)."""
+    root = _context(cli, "shipsafe")
+    found = {}
+    for path, command, _ in _commands(cli, root):
+        if any(param.name == "output" for param in command.params):
+            name = path.split(" ", 1)[1]
+            found[name] = name.replace(" ", "-")
+    return found
+
+
 def reference() -> str:
     root = _context(cli, "shipsafe")
     sections = [INTRO, markdown_table(), JSON]
-    sections += [f"- `{name}`: [docs/schemas/{name}.schema.json](schemas/{name}.schema.json)\n" for name in SCHEMAS]
+    sections += [
+        f"- `{name}`: [docs/schemas/{schema}.schema.json](schemas/{schema}.schema.json)\n"
+        for name, schema in json_commands().items()
+    ]
     sections += [DESTROY, "## Commands\n\n", f"```text\n{cli.get_help(root)}\n```\n"]
     for path, command, context in _commands(cli, root):
         sections.append(f"\n### `{path}`\n\n```text\n{command.get_help(context)}\n```\n")

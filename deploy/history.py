@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from deploy.backend import UpdateRecord
 from deploy.release import ROLLBACK, git_sha_of, image_of
-from deploy.rollback import CONFIG_PART, ROLLED_BACK_FROM
+from deploy.rollback import CONFIG_PART, MARKER, rolled_back_from
 
 
 @dataclass(frozen=True)
@@ -27,10 +26,22 @@ def who(record: UpdateRecord) -> str:
     return env.get("git.author") or env.get("ci.system") or env.get("exec.kind") or "-"
 
 
-def _short_marker(match: re.Match[str]) -> str:
-    """The marker carries a full digest (and settings fingerprint) for the rollback logic; a table needs less."""
-    image, _, settings = match.group(1).partition(CONFIG_PART)
-    return f"[rolled back from {image[:19]}{f' settings {settings}' if settings else ''}]"
+MESSAGE_CHARS = 500
+"""How much of an update message (and its author) a row shows: a message is any text `pulumi up -m` was given."""
+
+
+def _shortened(text: str, limit: int = MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def shown_message(message: str) -> str:
+    """The message cut to MESSAGE_CHARS, with a rollback's marker kept and shortened: it carries a full digest (and
+    settings fingerprint) for the rollback logic; a table needs less."""
+    text, marker = rolled_back_from(message)
+    if marker is None:
+        return _shortened(text)
+    image, _, settings = marker.partition(CONFIG_PART)
+    return f"{_shortened(text)} {MARKER}{image[:19]}{f' settings {settings}' if settings else ''}]"
 
 
 def history_rows(records: list[UpdateRecord]) -> list[HistoryRow]:
@@ -48,8 +59,8 @@ def history_rows(records: list[UpdateRecord]) -> list[HistoryRow]:
                 kind=record.kind,
                 result=record.result,
                 image=described,
-                by=who(record),
-                message=ROLLED_BACK_FROM.sub(_short_marker, record.message),
+                by=_shortened(who(record)),
+                message=shown_message(record.message),
             )
         )
     return rows

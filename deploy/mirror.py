@@ -36,6 +36,7 @@ from components.settings import (
 )
 from deploy.context import DeployContext
 from deploy.errors import ShipsafeError
+from deploy.stack_file import stack_document
 from deploy.stacks import stack_names
 
 MIRROR_FOLDER = "mirror"
@@ -187,7 +188,7 @@ def _plan(project_dir: Path, stack: str, prefix: str | None) -> list[MirrorStep]
     if not path.is_file():
         known = ", ".join(stack_names(project_dir)) or "none"
         raise ShipsafeError(f"no stack file {path.name} (stacks with a file: {known})")
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    config = stack_document(path).get("config") or {}
     registry = _section(config, "registry", RegistrySettings, path)
     folder = prefix or _default_prefix(registry.repository)
     if not re.fullmatch(r"[a-z0-9._-]+(/[a-z0-9._-]+)*", folder):

@@ -18,11 +18,13 @@ from components.settings import ConfigError, settings_from_config
 from components.timeline import deploy_timeline
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.options import json_printed_elsewhere
 from harness import policy_link
 from harness.analyzer import PolicyPackError
 from harness.diff import ObjectChange, diff_renders, object_changes
 from harness.exit_codes import exit_code_of
-from harness.manifests import render
+from harness.local_files import LocalFileError, read_text
+from harness.manifests import render, rendered_files
 from harness.preview import parse_overrides
 from harness.recording import RecordedResource, Recording
 from harness.render import RenderFailed, render_at_ref, resolve_commit
@@ -34,6 +36,8 @@ def offline_preview(deploy: DeployContext, stack: str, settings: Sequence[str], 
     """The offline preview of every phase with the policy pack (`harness.preview`); fails with its exit code."""
     argv = [stack, "--project-dir", str(deploy.project_dir), *(f"--set={pair}" for pair in settings)]
     status = deploy.offline_preview([*argv, *(["--output", "json"] if output == "json" else [])])
+    if output == "json":
+        json_printed_elsewhere()
     if status != 0:
         code = exit_code_of(status)
         raise ShipsafeError(f"offline preview of {stack} failed: {code.name} (see the report above)", code)
@@ -44,7 +48,7 @@ def config_overrides(project_dir: Path, stack: str, settings: Sequence[str]) -> 
     try:
         return parse_overrides(stack, settings, project_dir)
     except StackFileError as error:
-        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR) from None
+        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR, [str(error)]) from None
 
 
 def run_program(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> Recording:
@@ -52,11 +56,12 @@ def run_program(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> 
     try:
         return run_stack(stack, config_overrides=overrides, project_dir=project_dir)
     except StackFileError as error:
-        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR) from None
+        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR, [str(error)]) from None
     except ProgramFailed as failure:
         refused = isinstance(failure.error, (ConfigError, pulumi.RunError))
         code = ExitCode.CONFIG_ERROR if refused else ExitCode.FAILED
-        raise ShipsafeError(f"the program failed for {stack}: {failure.error}", code) from None
+        problems = failure.error.problems if isinstance(failure.error, ConfigError) else [str(failure.error)]
+        raise ShipsafeError(f"the program failed for {stack}: {failure.error}", code, problems) from None
 
 
 def render_working_tree(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> str:
@@ -77,11 +82,21 @@ def render_ref(project_dir: Path, stack: str, ref: str, overrides: Mapping[str, 
         raise ShipsafeError(str(error), ExitCode.FAILED) from None
 
 
+RENDER_BYTES = 64 * 1024 * 1024
+"""A saved render may hold thousands of objects; its size is still bounded (`harness.local_files`)."""
+
+
 def read_render(path: Path) -> str:
-    """A render saved earlier: one manifests file, or a directory `shipsafe render --output-dir` wrote."""
-    if path.is_dir():
-        return "---\n".join(file.read_text() for file in sorted(path.glob("*.yaml")))
-    return path.read_text()
+    """A render saved earlier: one manifests file, or a directory `shipsafe render --output-dir` wrote (the files its
+    list names; any *.yaml in a directory without one)."""
+    try:
+        if path.is_dir():
+            files = rendered_files(path)
+            files = sorted(path.glob("*.yaml")) if files is None else files
+            return "---\n".join(read_text(file, RENDER_BYTES) for file in files)
+        return read_text(path, RENDER_BYTES)
+    except LocalFileError as error:
+        raise ShipsafeError(str(error), ExitCode.USAGE) from None
 
 
 @dataclass(frozen=True)
@@ -142,7 +157,8 @@ def config_problems(project_dir: Path, stack: str) -> list[str]:
     try:
         return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
     except (PolicyPackError, ValueError) as error:
-        return [f"{policy_config}: {error}"]
+        named = str(error).startswith(str(policy_config))  # the pack's reader names the file itself
+        return [str(error) if named else f"{policy_config}: {error}"]
 
 
 def protected_resources(project_dir: Path, stack: str) -> list[RecordedResource]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
 
 from deploy.context import DeployContext
+from deploy.errors import ExitCode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,13 +21,27 @@ SKIP_PREREQUISITES = click.option(
     is_flag=True,
     help="Do not check the cluster's prerequisites first (e.g. a kubeconfig with an exec plugin); see the docs.",
 )
+JSON_WANTED = "shipsafe.json"
+"""`ctx.meta` key: the context of a command run with `--output json` (set as soon as the option is parsed)."""
+JSON_PRINTED = "shipsafe.json-printed"
+
+
+def _remember_json(ctx: click.Context, _: click.Parameter, value: str) -> str:
+    if value == "json":
+        ctx.meta[JSON_WANTED] = ctx
+    return value
+
+
 OUTPUT = click.option(
     "--output",
     "output",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="json: one document on stdout in the schema docs/schemas/<command>.schema.json names; progress on stderr.",
+    is_eager=True,
+    callback=_remember_json,
+    help="json: one document on stdout in the schema docs/schemas/<command>.schema.json names (an `error` object "
+    "when it fails before it has a result); progress on stderr.",
 )
 SETTINGS = click.option(
     "--set",
@@ -75,4 +90,34 @@ def quiet_console_for_json(deploy: DeployContext, output: str) -> None:
 
 
 def emit_json(document: dict[str, Any]) -> None:
+    """Prints the command's one JSON document; the CLI adds an error document only when none was printed."""
+    click.get_current_context().meta[JSON_PRINTED] = True
     click.echo(json.dumps(document, indent=2))
+
+
+def json_printed_elsewhere() -> None:
+    """The command's document was printed by what it ran (the offline preview prints its own report)."""
+    click.get_current_context().meta[JSON_PRINTED] = True
+
+
+def command_name(ctx: click.Context) -> str:
+    """The command as its document names it: `history`, `config validate` (the root left out)."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
+def error_document(ctx: click.Context, code: ExitCode, message: str, problems: Sequence[str]) -> dict[str, Any]:
+    """The document of a command that failed before it had a result (`$defs/error` of every schema)."""
+    stack = ctx.params.get("stack") or ctx.params.get("stack_option")
+    return {
+        "schemaVersion": 1,
+        "command": command_name(ctx),
+        **({"stack": stack} if isinstance(stack, str) else {}),
+        "result": "failed",
+        "exitCode": code.value,
+        "exitName": code.name,
+        "error": {"message": message, "problems": list(problems)},
+    }

@@ -24,7 +24,8 @@ from deploy.options import OUTPUT, SETTINGS, emit_json, pass_deploy, quiet_conso
 from deploy.release import NOT_BUILT_DIGEST, not_yet_built, release_config, stack_file_registry
 from deploy.reports import diff_document, preview_document
 from deploy.rollout import deployed_release_config, preview_stack
-from harness.manifests import render_to_directory
+from harness.local_files import LocalFileError
+from harness.manifests import RENDER_LIST, RenderDirectoryError, render_to_directory
 
 
 def _head_sha(project_dir: Path) -> str:
@@ -57,7 +58,7 @@ def pulumi_preview(deploy: DeployContext, stack: str, output: str) -> None:
         changes = preview_stack(deploy, backend, config_overlay=pinned).change_summary
     except ShipsafeError as error:
         if output == "json":
-            emit_json(preview_document(stack, changes, error.exit_code))
+            emit_json(preview_document(stack, changes, error.exit_code, error))
         raise
     if output == "json":
         emit_json(preview_document(stack, changes, ExitCode.OK))
@@ -108,15 +109,17 @@ def preview_command(
 @click.option("--ref", help="Render the program and stack file at this git ref instead of the working tree.")
 @click.option(
     "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write one file per object (NN-kind-name.yaml, apply order) here instead of one stream on stdout.",
+    help="Write one file per object (NN-kind-name.yaml, apply order) here instead of one stream on stdout; only "
+    f"the files an earlier render listed in {RENDER_LIST} are ever removed or overwritten.",
 )
 @pass_deploy
 def render_command(
-    deploy: DeployContext, stack: str, settings: tuple[str, ...], ref: str | None, output_dir: Path | None
+    deploy: DeployContext, stack: str, settings: tuple[str, ...], ref: str | None, output_dir: str | None
 ) -> None:
     """Render STACK's Kubernetes objects offline, like `helm template`: byte-identical for the same inputs, in the
     order a deploy applies them, Secret values as placeholders."""
+    if output_dir is not None and not output_dir.strip():
+        raise ShipsafeError("--output-dir is empty: name the directory to write into", ExitCode.USAGE)
     overrides = config_overrides(deploy.project_dir, stack, settings)
     if ref is not None:
         if output_dir is not None:
@@ -126,8 +129,19 @@ def render_command(
     if output_dir is None:
         click.echo(render_working_tree(deploy.project_dir, stack, overrides), nl=False)
         return
-    written = render_to_directory(run_program(deploy.project_dir, stack, overrides), output_dir)
-    deploy.console.print(f"{len(written)} objects written to {escape(str(output_dir))}", highlight=False)
+    recording = run_program(deploy.project_dir, stack, overrides)
+    try:
+        written = render_to_directory(recording, Path(output_dir))
+    except RenderDirectoryError as error:
+        raise ShipsafeError(str(error), ExitCode.REFUSED) from None
+    except LocalFileError as error:
+        raise ShipsafeError(str(error), ExitCode.REFUSED) from None
+    except OSError as error:
+        where = error.filename or output_dir
+        raise ShipsafeError(
+            f"{where}: cannot write the render: {error.strerror}", ExitCode.LOCAL_WRITE_FAILED
+        ) from None
+    deploy.console.print(f"{len(written)} objects written to {escape(output_dir)}", highlight=False)
 
 
 @click.command("diff")

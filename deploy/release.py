@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from components.settings import CONFIG_NAMESPACE, GIT_SHA, IMAGE_REF, RegistrySettings
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.stack_file import stack_document
 
 IMAGE_SOURCE = f"{CONFIG_NAMESPACE}:imageSource"
 IMAGE_REF_KEY = f"{CONFIG_NAMESPACE}:imageRef"
@@ -63,11 +63,11 @@ def stack_file_registry(project_dir: Path, stack: str) -> str:
     """`<server>/<repository>` of the project's images, as `Pulumi.<stack>.yaml` commits it."""
     path = project_dir / f"Pulumi.{stack}.yaml"
     key = f"{CONFIG_NAMESPACE}:registry"
+    if not path.is_file():
+        raise ShipsafeError(f"no stack file {path.name}", ExitCode.FAILED)
     try:
-        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        config = stack_document(path).get("config") or {}
         return RegistrySettings.model_validate(config[key]).image_repository
-    except FileNotFoundError:
-        raise ShipsafeError(f"no stack file {path.name}", ExitCode.FAILED) from None
     except (KeyError, ValidationError) as error:
         raise ShipsafeError(f"{path.name}: {key} is missing or invalid ({error})", ExitCode.FAILED) from None
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploy.backend import UpdateRecord
-from deploy.errors import ExitCode
+from deploy.errors import ExitCode, ShipsafeError
 from deploy.history import history_rows
 from deploy.release import ROLLBACK, git_sha_of, image_of
 from deploy.verify import Measurement, Verdict
@@ -22,14 +22,17 @@ HISTORY_SCHEMA_VERSION = 1
 STATUS_SCHEMA_VERSION = 1
 VERIFY_SCHEMA_VERSION = 1
 DIFF_SCHEMA_VERSION = 1
+CONFIG_VALIDATE_SCHEMA_VERSION = 1
 
 
 def outcome(code: ExitCode) -> dict[str, Any]:
     return {"result": "passed" if code is ExitCode.OK else "failed", "exitCode": code.value, "exitName": code.name}
 
 
-def preview_document(stack: str, changes: Mapping[str, int] | None, code: ExitCode) -> dict[str, Any]:
-    """A real `pulumi preview`: the engine's change summary (None when it did not get that far)."""
+def preview_document(
+    stack: str, changes: Mapping[str, int] | None, code: ExitCode, error: ShipsafeError | None = None
+) -> dict[str, Any]:
+    """A real `pulumi preview`: the engine's change summary (None when it did not get that far), and why it failed."""
     return {
         "schemaVersion": PREVIEW_SCHEMA_VERSION,
         "command": "preview",
@@ -39,6 +42,7 @@ def preview_document(stack: str, changes: Mapping[str, int] | None, code: ExitCo
         "manifests": None,
         "changes": dict(changes) if changes is not None else None,
         "phases": [],
+        **({"error": {"message": error.message, "problems": error.problems}} if error else {}),
     }
 
 
@@ -91,6 +95,15 @@ def verify_document(stack: str, version: str, verdict: Verdict, code: ExitCode) 
         "reasons": list(verdict.reasons),
         **outcome(code),
         "measurements": [_measurement(m) for m in verdict.measurements],
+    }
+
+
+def config_validate_document(problems: Mapping[str, list[str]], code: ExitCode) -> dict[str, Any]:
+    return {
+        "schemaVersion": CONFIG_VALIDATE_SCHEMA_VERSION,
+        "command": "config validate",
+        **outcome(code),
+        "stacks": [{"stack": stack, "valid": not found, "problems": found} for stack, found in problems.items()],
     }
 
 

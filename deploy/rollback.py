@@ -45,11 +45,14 @@ from deploy.restore import (
 )
 
 SUCCEEDED = "succeeded"
-# Recorded in every rollback's update message: the release it moved away from (`release_key`). The default target
-# skips releases that an earlier rollback already abandoned, so two rollbacks in a row never bring a bad one back.
-ROLLED_BACK_FROM = re.compile(r"\[rolled back from (\S+)\]")
 # How every rollback's update message starts (`rollback_message`).
 ROLLBACK_UPDATE = re.compile(r"^rollback to update (\d+) ")
+# How every rollback's update message ends: the release it moved away from (`release_key`). The default target
+# skips releases that an earlier rollback already abandoned, so two rollbacks in a row never bring a bad one back.
+# Read only there (`rolled_back_from`), so text a user typed (--reason, `pulumi up -m`) never counts as a marker.
+MARKER = "[rolled back from "
+_MARKER_AT_END = re.compile(r" \[rolled back from (\S{1,2000})\]\Z")
+_MARKER_TAIL = 2100
 CONFIG_PART = "+config:"
 RELEASE_KEYS = (IMAGE_SOURCE, IMAGE_REF_KEY, GIT_SHA_KEY, ROLLBACK)
 
@@ -187,7 +190,9 @@ def _default(history: list[UpdateRecord], current: str | None, scope: RollbackSc
         key = release_key(record.config, scope)
         if target is not None and key != current and not _abandoned(key, markers, scope):
             return target
-        markers.update(ROLLED_BACK_FROM.findall(record.message))
+        marker = rolled_back_from(record.message)[1]
+        if marker:
+            markers.add(marker)
     what = "image" if scope is RollbackScope.IMAGE else "image or settings"
     raise ShipsafeError(
         f"nothing to roll back to: no earlier successful update of a pushed image differs in {what} from what runs "
@@ -196,9 +201,31 @@ def _default(history: list[UpdateRecord], current: str | None, scope: RollbackSc
     )
 
 
+def rolled_back_from(message: str) -> tuple[str, str | None]:
+    """The message without its marker, and the release the marker names (None when it has none). Only the marker
+    `rollback_message` writes counts: at the end of a message that starts as a rollback's does. Work is bounded by
+    the marker's length, whatever the message's."""
+    if not ROLLBACK_UPDATE.match(message):
+        return message, None
+    match = _MARKER_AT_END.search(message, max(0, len(message) - _MARKER_TAIL))
+    return (message[: match.start()], match.group(1)) if match else (message, None)
+
+
+def check_reason(reason: str) -> str:
+    """A --reason is the user's text, recorded as it is; the marker is shipsafe's own, so a reason holding it (which
+    would make the next rollback skip a good release) is refused."""
+    if MARKER in reason:
+        raise ShipsafeError(
+            f"--reason must not contain {MARKER.strip()!r}: shipsafe writes that marker itself to record which "
+            "release a rollback moved away from",
+            ExitCode.USAGE,
+        )
+    return reason
+
+
 def rollback_message(target: RollbackTarget, current: str | None, reason: str, scope: RollbackScope) -> str:
     only = " [image only]" if scope is RollbackScope.IMAGE else ""
-    moved_from = f" [rolled back from {current}]" if current else ""
+    moved_from = f" {MARKER}{current}]" if current else ""
     return f"rollback to update {target.record.version} ({target.git_sha[:12]}): {reason}{only}{moved_from}"
 
 

@@ -17,7 +17,14 @@ from deploy.prerequisites import require_prerequisites
 from deploy.promote import check_health, promote
 from deploy.release import ImageRef
 from deploy.reports import verify_document
-from deploy.rollback import RollbackScope, apply_rollback, describe_plan, plan_rollback, show_rendered_diff
+from deploy.rollback import (
+    RollbackScope,
+    apply_rollback,
+    check_reason,
+    describe_plan,
+    plan_rollback,
+    show_rendered_diff,
+)
 from deploy.rollout import (
     deploy_release,
     deployed_target,
@@ -186,6 +193,7 @@ def rollback_command(
     """
     if image_only and fallback_image_only:
         raise ShipsafeError("--fallback-image-only only applies without --image-only", ExitCode.USAGE)
+    check_reason(reason)
     backend = deploy.open_stack(stack)
     scope = RollbackScope.IMAGE if image_only else RollbackScope.CONFIG
     plan = plan_rollback(

@@ -7,8 +7,22 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from deploy.errors import ExitCode, ShipsafeError
+from harness.stack_config import StackFileError, load_yaml
+
+
+def stack_document(path: Path) -> dict[str, Any]:
+    """A stack or project file as the Pulumi CLI reads it (`harness.stack_config`: duplicate keys refused, and the
+    bounds of `harness.local_files`); anything refused is a CONFIG_ERROR naming the file."""
+    try:
+        document, _ = load_yaml(path)
+    except StackFileError as error:
+        raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR) from None
+    return document if isinstance(document, dict) else {}
 
 
 @contextmanager
@@ -20,8 +34,7 @@ def overlaid_stack_file(stack_file: Path, overlay: Mapping[str, str]) -> Iterato
     if not overlay:
         yield None
         return
-    document = yaml.safe_load(stack_file.read_text()) if stack_file.is_file() else None
-    document = document or {}
+    document = stack_document(stack_file) if stack_file.is_file() else {}
     document["config"] = {**(document.get("config") or {}), **overlay}
     with tempfile.TemporaryDirectory(prefix="shipsafe-preview-") as directory:
         copy = Path(directory) / stack_file.name

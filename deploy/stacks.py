@@ -15,9 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.stack_file import stack_document
 
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 SERVICE_BACKEND_SCHEME = "https://"  # Pulumi Cloud (or a self-hosted Pulumi Cloud); everything else is self-managed
@@ -44,7 +43,7 @@ def secrets_provider_of(project_dir: Path, stack: str) -> str | None:
     if not path.is_file():
         known = ", ".join(stack_names(project_dir)) or "none"
         raise ShipsafeError(f"no stack file {path.name} (stacks with a file: {known})", ExitCode.FAILED)
-    document = yaml.safe_load(path.read_text()) or {}
+    document = stack_document(path)
     provider = document.get("secretsprovider")
     return str(provider) if provider else None
 
@@ -53,7 +52,7 @@ def backend_url(project_dir: Path, environ: Mapping[str, str]) -> str | None:
     """The backend `pulumi` will use when it is pinned (env or Pulumi.yaml); None when it comes from `pulumi login`."""
     if environ.get("PULUMI_BACKEND_URL"):
         return environ["PULUMI_BACKEND_URL"]
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
+    project = stack_document(project_dir / "Pulumi.yaml")
     url = (project.get("backend") or {}).get("url")
     return str(url) if url else None
 

@@ -7,6 +7,7 @@ log goes with the runner).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,11 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from deploy.backend import StackBackend
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.reports import STATUS_SCHEMA_VERSION, update_entry
 from deploy.rollback import SUCCEEDED
+from harness.local_files import LocalFileError, load_json
 
 # How each verification exit leaves the record; other failures (a bad config, a failed `up`) verified nothing.
 VERDICTS = {
@@ -48,12 +52,30 @@ class VerificationLog:
         return self.directory / f"{stack.replace('/', '_')}.json"
 
     def record(self, stack: str, record: VerificationRecord) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._path(stack).write_text(json.dumps(asdict(record), indent=2) + "\n")
+        """Writes the record; a file system that refuses it is LOCAL_WRITE_FAILED, never a crash (exit FAILED reads
+        as "the stack may be bad" to a pipeline)."""
+        path = self._path(stack)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(asdict(record), indent=2) + "\n")
+        except OSError as error:
+            raise ShipsafeError(
+                f"the verification ({record.outcome}) was not recorded in {path}: {error.strerror or error}",
+                ExitCode.LOCAL_WRITE_FAILED,
+            ) from None
 
     def last(self, stack: str) -> VerificationRecord | None:
+        """The stack's last record; a file that is not one (corrupted, edited, too large) is a LocalFileError."""
         path = self._path(stack)
-        return VerificationRecord(**json.loads(path.read_text())) if path.is_file() else None
+        if not path.exists():
+            return None
+        document = load_json(path)
+        fields = [field.name for field in dataclasses.fields(VerificationRecord)]
+        if not isinstance(document, dict) or sorted(document) != sorted(fields):
+            raise LocalFileError(f"{path}: not a verification record (an object with exactly {', '.join(fields)})")
+        if not all(isinstance(value, str) for value in document.values()):
+            raise LocalFileError(f"{path}: not a verification record ({', '.join(fields)} are strings)")
+        return VerificationRecord(**document)
 
 
 def _running_version(backend: StackBackend) -> str:
@@ -75,7 +97,10 @@ def recorded_verification(ctx: DeployContext, backend: StackBackend) -> Iterator
         yield
     except ShipsafeError as error:
         if error.exit_code in VERDICTS:
-            log(VERDICTS[error.exit_code], error.message)
+            try:
+                log(VERDICTS[error.exit_code], error.message)
+            except ShipsafeError as unrecorded:  # the verdict's own code decides what a pipeline does
+                ctx.console.print(f"[yellow]![/yellow] {escape(unrecorded.message)}", highlight=False, soft_wrap=True)
         raise
     log("passed", "")
 
@@ -97,11 +122,17 @@ def stack_status(ctx: DeployContext, stack: str) -> dict[str, Any]:
             "lastUpdate": None,
             "lastSuccessfulUpdate": None,
             "lastVerification": None,
+            "lastVerificationUnreadable": None,
         }
     outputs = backend.outputs()
     updates = sorted((r for r in backend.history() if r.kind == "update"), key=lambda r: r.version, reverse=True)
     last_good = next((r for r in updates if r.result == SUCCEEDED), None)
-    verification = VerificationLog(ctx.verification_dir).last(backend.name)
+    verification, unreadable = None, None
+    try:
+        verification = VerificationLog(ctx.verification_dir).last(backend.name)
+    except LocalFileError as error:  # one line; the rest of the status stands and the next verification rewrites it
+        unreadable = str(error)
+        ctx.console.print(f"[yellow]![/yellow] {escape(unreadable)}", highlight=False, soft_wrap=True)
 
     def text(key: str) -> str | None:
         value = outputs.get(key)
@@ -117,6 +148,7 @@ def stack_status(ctx: DeployContext, stack: str) -> dict[str, Any]:
         "lastUpdate": update_entry(updates[0]) if updates else None,
         "lastSuccessfulUpdate": update_entry(last_good) if last_good else None,
         "lastVerification": asdict(verification) if verification else None,
+        "lastVerificationUnreadable": unreadable,
     }
 
 

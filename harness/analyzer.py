@@ -14,7 +14,6 @@ No engine runs offline: the engine address is a placeholder the pack only parses
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import selectors
@@ -35,6 +34,7 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from harness.local_files import LocalFileError, load_json, read_text
 from harness.provider_check import checked_inputs
 from harness.recording import RecordedResource, Recording
 from harness.runtime import REPO_ROOT
@@ -120,11 +120,14 @@ class AnalysisReport:
 
 def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
     """Parse a `--policy-pack-config` file: {policy: level} or {policy: {enforcementLevel?, ...props}}."""
-    text = path.read_text()
-    if not text.strip():
-        return {}
+    try:  # within the bounds of every local file (size, UTF-8, depth)
+        document = load_json(path) if read_text(path).strip() else {}
+    except LocalFileError as error:
+        raise PolicyPackError(str(error)) from None
+    if not isinstance(document, dict):
+        raise PolicyPackError(f"{path}: must be a JSON object of policy names")
     parsed: dict[str, dict[str, Any]] = {}
-    for name, value in json.loads(text).items():
+    for name, value in document.items():
         if isinstance(value, str):
             value = {"enforcementLevel": value}
         if not isinstance(value, dict):

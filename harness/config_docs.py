@@ -45,11 +45,15 @@ Invalid config stops the program before any resource is registered, with one lin
 | every value and every rule across keys, including what the API server would refuse | yes | yes |
 | key without a namespace, YAML syntax | the CLI refuses the file itself | yes, as `file:line:column: message` |
 | a key written twice in one mapping | the CLI's YAML reader refuses it | yes, with file and line |
+| a "billion laughs", deep nesting, not UTF-8; a huge file or value | the first three (go-yaml v3) | all, stricter |
 
 The program sees only the config the engine hands it, one string per top-level key, so a duplicate key (PyYAML
 would keep the last one) or a YAML syntax error can only be caught by whoever reads the file: the CLI, or the
 offline preview. Keys of other namespaces (such as `kubernetes:context`) and the stack file's own keys
 (`secretsprovider`, `encryptedkey`, `encryptionsalt`, `environment`) are left alone.
+Every stack file (and the policy config and `out/` files) is read within bounds at least as strict as the CLI's
+go-yaml v3 (`harness/local_files.py`): its alias-expansion rule, nesting of at most 64 levels (go-yaml: 10,000),
+at most 1 MiB a file and 64 KiB a value, UTF-8; anything else is one line naming the file, never echoing the value.
 
 ## Secrets
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from harness.local_files import BoundedLoader
 from harness.manifests import apply_order_key
 
 CONTEXT_LINES = 3
@@ -42,7 +43,11 @@ class ObjectChange:
 
 def _objects(render: str, label: str) -> dict[ObjectKey, dict[str, Any]]:
     objects: dict[ObjectKey, dict[str, Any]] = {}
-    for document in yaml.safe_load_all(render):
+    try:
+        documents = list(yaml.load_all(render, Loader=BoundedLoader))
+    except yaml.YAMLError as error:
+        raise ValueError(f"the {label} render is not YAML: {' '.join(str(error).split())}") from None
+    for document in documents:
         if document is None:
             continue
         if not isinstance(document, dict) or "kind" not in document or "metadata" not in document:

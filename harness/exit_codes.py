@@ -73,6 +73,12 @@ class ExitCode(IntEnum):
     )
     POLICY_PACK_FAILED = 17, "the policy pack did not start, rejected its config or crashed", Aftermath.UNCHANGED
     CHANGES_FOUND = 18, "`diff --exit-code`: the rendered objects differ", Aftermath.UNCHANGED
+    LOCAL_WRITE_FAILED = (
+        19,
+        "a local file could not be written (a verification record under out/, render --output-dir); what the "
+        "command did to a stack stands, a passed verification included",
+        (Aftermath.UNVERIFIED),
+    )
 
 
 def exit_code_of(status: int) -> ExitCode:

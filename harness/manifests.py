@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from harness.local_files import read_text
 from harness.recording import RecordedResource, Recording
 from harness.runtime import MODELLED_DIGEST_PREFIX
 
@@ -220,20 +221,47 @@ def render(recording: Recording) -> str:
 
 
 _RENDERED_FILE = re.compile(r"^\d+-[a-z0-9]+-[a-z0-9.-]+\.yaml$")
+RENDER_LIST = ".shipsafe-render"
+"""In a `render --output-dir` directory: the files the last render wrote, one name a line. Only these are ever
+removed or overwritten by the next render, and a saved render is read from them (`rendered_files`)."""
+
+
+class RenderDirectoryError(Exception):
+    """The directory holds a file of the render's name that no render wrote: it is not overwritten."""
+
+
+def rendered_files(directory: Path) -> list[Path] | None:
+    """The files the last render wrote into `directory` (as RENDER_LIST names them), or None without a list."""
+    listed = directory / RENDER_LIST
+    if not listed.is_file():
+        return None
+    names = read_text(listed).splitlines()
+    return [directory / name for name in names if _RENDERED_FILE.match(name)]
 
 
 def render_to_directory(recording: Recording, directory: Path) -> list[Path]:
-    """One file per object, `NN-kind-name.yaml` in apply order, like `helm template --output-dir`. Files of an
-    earlier render are removed first (a stale file would read as an object still deployed); others are kept."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.iterdir():
-        if stale.is_file() and _RENDERED_FILE.match(stale.name):
-            stale.unlink()
+    """One file per object, `NN-kind-name.yaml` in apply order, like `helm template --output-dir`. The earlier
+    render's files are removed first (a stale file would read as an object still deployed); a file no render wrote
+    is never removed or overwritten (RenderDirectoryError when the render would need its name)."""
     documents = documents_in_apply_order(recording)
     width = max(2, len(str(len(documents) - 1)))
+    names = [f"{i:0{width}d}-{d['kind'].lower()}-{d['metadata']['name']}.yaml" for i, d in enumerate(documents)]
+    directory.mkdir(parents=True, exist_ok=True)
+    earlier = {path.name for path in rendered_files(directory) or []}
+    taken = [name for name in names if name not in earlier and (directory / name).exists()]
+    if taken:
+        raise RenderDirectoryError(
+            f"{directory}: the render would overwrite {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''}, "
+            f"which no render wrote ({RENDER_LIST} does not list it); left alone: render into another directory"
+        )
+    listed = directory / RENDER_LIST
+    listed.write_text("".join(f"{name}\n" for name in sorted(earlier | set(names))))  # holds even if cut short
+    for stale in sorted(earlier - set(names)):
+        if (directory / stale).is_file():
+            (directory / stale).unlink()
     written = []
-    for index, document in enumerate(documents):
-        target = directory / f"{index:0{width}d}-{document['kind'].lower()}-{document['metadata']['name']}.yaml"
-        target.write_text("\n".join(RENDER_NOTES) + "\n" + _dump([document]))
-        written.append(target)
+    for name, document in zip(names, documents, strict=True):
+        (directory / name).write_text("\n".join(RENDER_NOTES) + "\n" + _dump([document]))
+        written.append(directory / name)
+    listed.write_text("".join(f"{name}\n" for name in names))
     return written

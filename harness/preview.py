@@ -183,9 +183,7 @@ def _preview_phases(args: argparse.Namespace, analyses: PhaseAnalyses) -> int:
             policy_conflicts(args.stack, overrides, args.policy_config, args.project_dir) if analyses.enabled else []
         )
         if conflicts:
-            print("error: the stack's settings conflict with its policy config:", file=sys.stderr)
-            print("\n".join(f"  - {conflict}" for conflict in conflicts), file=sys.stderr)
-            return EXIT_BAD_CONFIG
+            return _refused(args, "the stack's settings conflict with its policy config", conflicts, EXIT_BAD_CONFIG)
         phases = model_phases(
             args.stack,
             config_overrides=overrides,
@@ -194,13 +192,13 @@ def _preview_phases(args: argparse.Namespace, analyses: PhaseAnalyses) -> int:
             on_phase=analyses.submit,
         )
     except StackFileError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+        return _refused(args, str(error), [str(error)], EXIT_BAD_CONFIG)
     except ProgramFailed as failure:
-        if not isinstance(failure.error, (ConfigError, pulumi.RunError)):
+        if isinstance(failure.error, ConfigError):
+            return _refused(args, "invalid stack configuration", failure.error.problems, EXIT_BAD_CONFIG)
+        if not isinstance(failure.error, pulumi.RunError):
             raise
-        print(f"error: {failure.error}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+        return _refused(args, str(failure.error), [str(failure.error)], EXIT_BAD_CONFIG)
     # The tree, outputs and manifests are those of the deploy itself (after `up`: every value known).
     recording = _deployed(phases).recording
     if not args.quiet:
@@ -280,12 +278,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _refused(args: argparse.Namespace, message: str, problems: Sequence[str], status: int) -> int:
+    """Prints why the preview stopped and keeps it for the JSON report's `error`; returns `status`."""
+    print(f"error: {message}", file=sys.stderr)
+    if list(problems) != [message]:
+        print("\n".join(f"  - {problem}" for problem in problems), file=sys.stderr)
+    args.error = {"message": message, "problems": list(problems)}
+    return status
+
+
 def _run(args: argparse.Namespace, analyzed: list[tuple[PhaseRecording, analyzer.AnalysisReport]]) -> int:
     try:
         project, _ = read_stack_config(args.stack, args.project_dir)
     except StackFileError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+        return _refused(args, str(error), [str(error)], EXIT_BAD_CONFIG)
     if args.no_policy:
         return _preview(args, None, analyzed)
     args.policy_config = args.policy_config or args.project_dir / "policy" / "config" / f"{args.stack}.json"
@@ -296,8 +302,7 @@ def _run(args: argparse.Namespace, analyzed: list[tuple[PhaseRecording, analyzer
         ) as analyze:
             return _preview(args, analyze, analyzed)
     except analyzer.PolicyPackError as error:
-        print(f"error: the policy pack failed: {error}", file=sys.stderr)
-        return EXIT_POLICY_PACK_FAILED
+        return _refused(args, f"the policy pack failed: {error}", [str(error)], EXIT_POLICY_PACK_FAILED)
 
 
 def json_report(
@@ -333,6 +338,7 @@ def json_report(
             }
             for phase, analysis in analyzed
         ],
+        **({"error": args.error} if getattr(args, "error", None) else {}),
     }
     return json.dumps(report, indent=2)
 

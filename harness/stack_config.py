@@ -27,6 +27,9 @@ from typing import Any
 
 import yaml
 
+from harness.local_files import BoundedLoader, LocalFileError, parse_yaml, read_text
+from harness.local_files import where as _where
+
 SECURE = "secure"
 # `ProjectConfigType` attributes (`project.go`).
 _PROJECT_CONFIG_ATTRIBUTES = frozenset({"type", "description", "items", "default", "value", "secret"})
@@ -36,8 +39,9 @@ class StackFileError(Exception):
     """A stack or project file the CLI would refuse to load; the message is one line naming file, line and key."""
 
 
-class StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping key defined twice as gopkg.in/yaml.v3 does."""
+class StrictLoader(BoundedLoader):
+    """PyYAML's safe loader with the bounds of `harness.local_files`, refusing a mapping key defined twice as
+    gopkg.in/yaml.v3 does."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         first_lines: dict[Any, int] = {}
@@ -57,29 +61,20 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _where(path: Path, mark: yaml.Mark | None) -> str:
-    shown = path.name if path.parent == Path.cwd() else str(path)
-    return f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
-
-
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    """The document and its node tree; a YAML error becomes one `file:line:column: message` line. A file is parsed
-    once per content (a preview reads the stack files for every phase); each caller gets its own document."""
-    document, node = _parse(path, path.read_text())
+    """The document and its node tree, read within the bounds of `harness.local_files`; anything refused becomes
+    one `file:line:column: message` line. A file is parsed once per content (a preview reads the stack files for
+    every phase); each caller gets its own document."""
+    try:
+        document, node = _parse(path, read_text(path))
+    except LocalFileError as error:
+        raise StackFileError(str(error)) from None
     return copy.deepcopy(document), node
 
 
 @functools.lru_cache(maxsize=64)
 def _parse(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
-    loader = StrictLoader(text)
-    try:
-        node = loader.get_single_node()
-        return (loader.construct_document(node) if node is not None else None), node
-    except yaml.MarkedYAMLError as error:
-        context = f" ({error.context} at line {error.context_mark.line + 1})" if error.context_mark else ""
-        raise StackFileError(f"{_where(path, error.problem_mark)}: {error.problem}{context}") from None
-    finally:
-        loader.dispose()
+    return parse_yaml(path, text, StrictLoader)
 
 
 def _value_of(mapping: dict[Any, Any], key_node: yaml.Node) -> Any:
@@ -196,6 +191,8 @@ def _of_type(type_name: str, items: dict[str, Any] | None, value: Any) -> bool:
 def read_stack_file(stack: str, project_dir: Path) -> StackFile:
     """`Pulumi.yaml` and `Pulumi.<stack>.yaml`, loaded with the CLI's rules; StackFileError names what it refuses."""
     project_path = project_dir / "Pulumi.yaml"
+    if not project_path.is_file():
+        raise StackFileError(f"{project_dir}: no Pulumi.yaml, so not a Pulumi project directory")
     project_data, project_node = load_yaml(project_path)
     if not isinstance(project_data, dict) or not isinstance(project_data.get("name"), str):
         raise StackFileError(f"{_where(project_path, None)}: project is missing a 'name' attribute")

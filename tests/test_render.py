@@ -22,6 +22,7 @@ from harness.manifests import (
     _DUMPER,
     APPLY_ORDER,
     HELM_INSTALL_ORDER,
+    RENDER_LIST,
     SECRET_PLACEHOLDER,
     _dump,
     apply_order_key,
@@ -29,6 +30,7 @@ from harness.manifests import (
     is_kubernetes,
     render,
     render_to_directory,
+    rendered_files,
     to_manifest,
 )
 from harness.recording import Recording
@@ -211,11 +213,11 @@ def test_the_in_stack_image_has_a_visibly_modelled_digest(recordings: dict[str, 
 
 
 def test_render_to_directory_writes_one_file_per_object_in_apply_order(recording: Recording, tmp_path: Path) -> None:
-    (tmp_path / "99-deployment-gone.yaml").write_text("stale")
     (tmp_path / "README").write_text("kept")
     written = render_to_directory(recording, tmp_path)
     documents = documents_in_apply_order(recording)
-    assert sorted(tmp_path.iterdir()) == sorted([*written, tmp_path / "README"])
+    assert sorted(tmp_path.iterdir()) == sorted([*written, tmp_path / "README", tmp_path / RENDER_LIST])
+    assert rendered_files(tmp_path) == written
     assert [p.name for p in written] == sorted(p.name for p in written)
     for path, document in zip(written, documents, strict=True):
         assert path.name.endswith(f"-{document['kind'].lower()}-{document['metadata']['name']}.yaml")

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from deploy import errors
 from deploy.cli import cli
-from deploy.cli_docs import PAGE, SCHEMAS, reference
+from deploy.cli_docs import PAGE, json_commands, reference
 from deploy.context import DeployContext
 from deploy.version import VERSION
 from harness.exit_codes import Aftermath, ExitCode, shell_variables
@@ -106,13 +106,24 @@ def test_the_reference_page_is_generated_from_the_commands_and_the_table():
         assert f"| {code.value} | `{code.name}` |" in PAGE.read_text()
 
 
-@pytest.mark.parametrize("name", SCHEMAS)
-def test_every_json_schema_is_valid_and_knows_every_exit_code(name):
-    schema = json.loads((REPO / "docs" / "schemas" / f"{name}.schema.json").read_text())
+SCHEMA_DIR = REPO / "docs" / "schemas"
+
+
+@pytest.mark.parametrize("name", json_commands().values())
+def test_every_json_schema_is_valid_and_knows_every_exit_code_and_the_error_document(name):
+    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["properties"]["schemaVersion"] == {"const": 1}
-    if "exitName" in schema["properties"]:
-        assert schema["properties"]["exitName"]["enum"] == [code.name for code in ExitCode]
+    assert schema["properties"]["exitName"]["enum"] == [code.name for code in ExitCode]
+    error = json.loads((SCHEMA_DIR / "error.schema.json").read_text())
+    shared = {key: value for key, value in error.items() if key not in ("$schema", "title", "description")}
+    assert schema["$defs"]["error"] == shared, "every schema's $defs/error is docs/schemas/error.schema.json"
+
+
+def test_every_command_with_json_output_has_a_schema_and_every_schema_a_command():
+    on_disk = {path.name.removesuffix(".schema.json") for path in SCHEMA_DIR.glob("*.schema.json")}
+    assert on_disk == {*json_commands().values(), "error"}
+    assert json_commands()["config validate"] == "config-validate"
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -16,6 +17,7 @@ from rich.console import Console
 from components.settings import settings_from_config
 from components.timeline import deploy_timeline
 from deploy.cli import cli
+from deploy.cli_docs import json_commands
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
 from deploy.progress import duration
@@ -528,6 +530,68 @@ def test_a_failed_preview_still_prints_its_json_document(run_cli, project_dir):
     assert result.exit_code == ExitCode.FAILED
     document = schema_checked("preview", result.stdout)
     assert (document["result"], document["exitName"], document["changes"]) == ("failed", "FAILED", None)
+
+
+# A run of each `--output json` command that fails before it has a result.
+FAILING_JSON_RUNS = {
+    "preview": ["preview", "qa"],
+    "diff": ["diff", "staging"],
+    "verify": ["verify", "qa"],
+    "history": ["history", "qa"],
+    "status": ["status", "--no-such-option"],
+    "config validate": ["config", "validate", "--no-such-option"],
+}
+
+
+def test_every_json_command_has_a_failing_run_below():
+    assert set(FAILING_JSON_RUNS) == set(json_commands())
+
+
+@pytest.mark.parametrize("name", FAILING_JSON_RUNS)
+def test_a_json_command_that_fails_prints_one_error_document_in_its_schema(run_cli, name):
+    args = FAILING_JSON_RUNS[name]
+    result = run_cli(*args[:-1], "--output", "json", args[-1])
+    assert result.exit_code not in (0, None), result.output
+    document = schema_checked(json_commands()[name], result.stdout)  # exactly one document: json.loads takes one
+    assert (document["command"], document["result"], document["exitCode"]) == (name, "failed", result.exit_code)
+    assert document["error"]["message"] in result.stderr
+
+
+def test_a_config_error_document_names_every_bad_key():
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
+    settings = ["--set", "workloads.web.replicas=abc", "--set", "rollout.maxSurge=-1"]
+    result = CliRunner().invoke(cli, ["diff", "staging", *settings, "--output", "json"], obj=context)
+    assert result.exit_code == ExitCode.CONFIG_ERROR, result.output
+    problems = schema_checked("diff", result.stdout)["error"]["problems"]
+    named = sorted(problem.split(" ")[0] for problem in problems)
+    assert named == ["shipsafe:rollout.maxSurge", "shipsafe:workloads.web.replicas"]
+
+
+def test_config_validate_json_lists_each_stack_and_its_bad_keys(tmp_path):
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml", "__main__.py"):
+        shutil.copy(REPO / name, tmp_path)
+    shutil.copytree(REPO / "policy" / "config", tmp_path / "policy" / "config")
+    with (tmp_path / "Pulumi.staging.yaml").open("a") as stack_file:
+        stack_file.write("  shipsafe:replicaz: 3\n")
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=tmp_path)
+    result = CliRunner().invoke(cli, ["config", "validate", "--output", "json"], obj=context)
+    assert result.exit_code == ExitCode.CONFIG_ERROR, result.output
+    document = schema_checked("config-validate", result.stdout)
+    assert document["exitName"] == "CONFIG_ERROR"
+    prod, staging = document["stacks"]
+    assert prod == {"stack": "prod", "valid": True, "problems": []}
+    assert staging["valid"] is False and staging["problems"][0].startswith("shipsafe:replicaz is not a known setting")
+
+
+def test_offline_preview_json_of_a_config_error_names_the_key():
+    context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
+    args = ["preview", "staging", "--offline", "--set", "workloads.web.replicas=abc", "--output", "json"]
+    result = CliRunner().invoke(cli, args, obj=context)
+    assert result.exit_code == ExitCode.CONFIG_ERROR
+    document = schema_checked("preview", result.stdout)
+    assert document["phases"] == [] and document["exitName"] == "CONFIG_ERROR"
+    [problem] = document["error"]["problems"]
+    assert problem.startswith("shipsafe:workloads.web.replicas = 'abc'")
 
 
 def test_offline_preview_json_of_the_real_stack_follows_its_schema(tmp_path):
