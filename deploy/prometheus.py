@@ -30,6 +30,17 @@ class Sample:
     """As Prometheus sent it: NaN, infinities and negative values included; the verifier judges them."""
 
 
+# Everything after the scheme up to the last "@" before any query or fragment: a userinfo may hold "/" and "@"
+# unencoded as users type them, and masking a path that holds "@" too is the safe mistake.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?[^?#]*@")
+
+
+def without_credentials(url: str) -> str:
+    """`url` with its userinfo (basic-auth user and password, the client's only way to authenticate) as `***`:
+    the only form in which a Prometheus URL is printed, in text, JSON and errors alike."""
+    return _USERINFO.sub(lambda match: f"{match.group('scheme') or ''}***@", url, count=1)
+
+
 class MetricsSource(Protocol):
     def query(self, promql: str, at: float) -> list[Sample]:
         """The instant vector `promql` evaluates to at Unix time `at`."""
@@ -49,8 +60,7 @@ class PrometheusClient:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        # Basic-auth credentials in the URL are the client's only way to authenticate: never print them.
-        self.shown_url = re.sub(r"(?<=://)[^/@]*@", "***@", self.base_url)
+        self.shown_url = without_credentials(self.base_url)
         self._deadline_seconds = deadline_seconds
         self._max_answer_bytes = max_answer_bytes
         self._tls = httpx.create_ssl_context()  # once: loading the CA bundle per query costs ~60 ms
@@ -62,7 +72,7 @@ class PrometheusClient:
         except TimeoutError:
             reason = f"no complete answer within {self._deadline_seconds:g}s"
         except (httpx.HTTPError, httpx.InvalidURL, OSError, AnswerError) as error:
-            reason = f"{type(error).__name__}: {error}"
+            reason = f"{type(error).__name__}: {error}".replace(self.base_url, self.shown_url)
         shown = promql if len(promql) <= _QUERY_SHOWN_CHARS else promql[:_QUERY_SHOWN_CHARS] + "…"
         message = f"Prometheus at {self.shown_url} did not answer properly ({reason}) to {shown}"
         raise ShipsafeError(" ".join(message.split()), ExitCode.PROMETHEUS_UNAVAILABLE) from None

@@ -11,6 +11,7 @@ from deploy.backend import PreviewSummary, StackBackend, UpdateRecord
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.progress import UpTimeline, Wait, duration, up_wait, waiting
+from deploy.prometheus import without_credentials
 from deploy.release import (
     GIT_SHA_KEY,
     IMAGE_REF_KEY,
@@ -176,7 +177,7 @@ def verify_stack(ctx: DeployContext, backend: StackBackend) -> Verdict:
         f"Verifying version [bold]{target.version}[/bold] in namespace {target.namespace or '(any)'} of "
         f"{backend.name} for {settings.window_seconds}s "
         f"(error ratio ≤ {settings.max_error_ratio:.2%}, p99 ≤ {settings.max_p99_latency_seconds}s, "
-        f"at least {settings.min_requests} requests) via {prometheus_url}"
+        f"at least {settings.min_requests} requests) via {escape(without_credentials(prometheus_url))}"
     )
     measurements = settings.window_seconds // settings.interval_seconds
     wait = Wait(

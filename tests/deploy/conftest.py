@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from rich.console import Console
 
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.prometheus import Sample
 from deploy.smoke import Check, SmokeReport
+from deploy.terminal import TerminalConsole
 from tests.deploy.fake_apiserver import InProcessCluster
 from tests.deploy.memory_stack import MemoryStack, MemoryStacks
 
@@ -134,7 +134,7 @@ def deploy_ctx(
         offline_preview=offline_preview,
         open_cluster=lambda config: cluster,
         create_stack=stacks.create,
-        console=Console(width=200, force_terminal=False),
+        console=TerminalConsole(width=200, force_terminal=False),
         clock=clock,
         sleep=clock.sleep,
     )

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from rich.console import Console
 
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.prometheus import MAX_ANSWER_BYTES, PrometheusClient
+from deploy.terminal import TerminalConsole
 from tests.deploy.conftest import FakeClock
 from tests.deploy.fake_prometheus import Body, Drip, Endless, Reply, fake_prometheus, vector
 from tests.deploy.memory_stack import MemoryStack, MemoryStacks
@@ -136,21 +136,29 @@ def healthy_with(**bad: str | Reply) -> Callable[[str], Reply]:
     return answer
 
 
-def verify_against(answer: Callable[[str], Reply], tmp_path: Path, deadline_seconds: float = 10.0) -> Result:
+def verify_against(
+    answer: Callable[[str], Reply],
+    tmp_path: Path,
+    deadline_seconds: float = 10.0,
+    *,
+    userinfo: str | None = None,
+    args: tuple[str, ...] = (),
+) -> Result:
     stack = MemoryStack.deployed("staging", [1])
     with fake_prometheus(answer) as prometheus:
-        verification = {"prometheusUrl": prometheus.url, "windowSeconds": 10, "intervalSeconds": 2, "minRequests": 50}
+        url = prometheus.url.replace("://", f"://{userinfo}@") if userinfo else prometheus.url
+        verification = {"prometheusUrl": url, "windowSeconds": 10, "intervalSeconds": 2, "minRequests": 50}
         stack.set_config({"shipsafe:verification": json.dumps(verification)})
         clock = FakeClock()
         context = DeployContext(
             open_stack=MemoryStacks(staging=stack),
             project_dir=tmp_path,
             open_metrics=lambda url: PrometheusClient(url, deadline_seconds=deadline_seconds),
-            console=Console(width=200),
+            console=TerminalConsole(width=200),
             clock=clock,
             sleep=clock.sleep,
         )
-        return CliRunner().invoke(cli, ["verify", "staging"], obj=context)
+        return CliRunner().invoke(cli, ["verify", "staging", *args], obj=context)
 
 
 def test_healthy_answers_pass(tmp_path):
