@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from rich.markup import escape
 
 from components.settings import ConfigError
+from components.timeline import verification_seconds
 from deploy.backend import PreviewSummary, StackBackend, UpdateRecord
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
@@ -23,7 +24,7 @@ from deploy.release import (
 )
 from deploy.restore import check_settings
 from deploy.rollback import SUCCEEDED, reverted_by_rollback, rollback_stack
-from deploy.verify import SETTLE_SECONDS, Measurement, Outcome, Target, Verdict, settings_from_config, watch
+from deploy.verify import Measurement, Outcome, Target, Verdict, settings_from_config, watch
 
 
 def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
@@ -183,7 +184,7 @@ def verify_stack(ctx: DeployContext, backend: StackBackend) -> Verdict:
     wait = Wait(
         f"verify {target.version} on {backend.name}",
         f"{measurements} measurements, one every {duration(settings.interval_seconds)}",
-        settings.window_seconds + SETTLE_SECONDS,  # the last interval is queried once its last scrape is stored
+        verification_seconds(settings),  # the watch's own deadline: it has failed by then
     )
     with waiting(ctx.console, ctx.clock, wait) as display:
 

@@ -40,7 +40,7 @@ class FakeMetrics:
     p99: float | None = 0.05
     queries: list[str] = field(default_factory=list)
 
-    def query(self, promql: str, at: float) -> list[Sample]:
+    def query(self, promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
         self.queries.append(promql)
         route = {"method": "GET", "route": "/notes"}
         if promql.startswith("histogram_quantile"):
@@ -50,7 +50,8 @@ class FakeMetrics:
         if "_count" in promql:
             return [Sample(route, self.requests)]
         if 'status=~"5' in promql:
-            return [] if self.error_ratio is None else [Sample({}, self.requests * self.error_ratio)]
+            labels = route if promql.startswith("sum by") else {}
+            return [] if self.error_ratio is None else [Sample(labels, self.requests * self.error_ratio)]
         if 'status=~"4' in promql:
             return [Sample({}, 0.0)]
         return [Sample({}, self.requests)]

@@ -61,8 +61,9 @@ def test_history_shows_a_hostile_author_and_message_inert(run_cli, stacks: Memor
 def test_verify_shows_a_hostile_prometheus_label_inert(run_cli, metrics: FakeMetrics, monkeypatch):
     original = metrics.query
 
-    def hostile_route(promql: str, at: float) -> list[Sample]:
-        return [replace(s, labels={**s.labels, "route": HOSTILE} if s.labels else {}) for s in original(promql, at)]
+    def hostile_route(promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
+        samples = original(promql, at, timeout_seconds=timeout_seconds)
+        return [replace(s, labels={**s.labels, "route": HOSTILE} if s.labels else {}) for s in samples]
 
     monkeypatch.setattr(metrics, "query", hostile_route)
     metrics.p99 = 2.0  # a breach: the route is named in every measurement and in the verdict
