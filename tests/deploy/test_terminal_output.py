@@ -35,6 +35,23 @@ def test_printable_shows_every_control_as_its_escape_and_keeps_the_layout():
     assert printable("Zoë → ✓ 日本") == "Zoë → ✓ 日本"  # printable Unicode stays
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("deploy\n::error title=x::Verification PASSED", "deploy\n\\x3a:error title=x::Verification PASSED"),
+        ("  ::add-mask::x\n\u00a0::stop-commands::t", "  \\x3a:add-mask::x\n\u00a0\\x3a:stop-commands::t"),
+        ("##[error]spoofed", "\\x23#[error]spoofed"),
+        (
+            "urn:pulumi:prod::notes::kubernetes:apps/v1:Deployment::web",
+            "urn:pulumi:prod::notes::kubernetes:apps/v1:Deployment::web",
+        ),
+    ],
+)
+def test_a_line_from_outside_is_never_a_github_workflow_command(text: str, shown: str):
+    # A CI log is read by the runner too: a line starting with "::" (after white space) is a workflow command.
+    assert printable(text) == shown
+
+
 def test_the_console_renders_every_string_it_prints_inert_tables_included():
     screen = io.StringIO()
     console = TerminalConsole(file=screen, width=200, force_terminal=False)
