@@ -49,9 +49,11 @@ test: setup-app
 test-fast: setup-app
 	$(PY) -m pytest -m "not image and not services"
 
+# zizmor audits the workflows and dependabot.yml offline with its most thorough persona: no finding above low.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/zizmor --offline --persona=auditor --min-severity=medium --no-progress .
 
 # Lints the SQL alembic generates for every migration with squawk (PostgreSQL migration linter).
 migration-lint: setup-app

@@ -14,6 +14,10 @@ The stages run one after another: backing services (the Job `depends_on` them), 
 Deployment `depends_on` it), the Deployments' rolling updates (in parallel), and the web Ingress (it waits for its
 Service, whose await may last until the web rollout ends). An in-stack image build is not bounded here:
 pulumi-docker has no await timeout, and CI deploys prebuilt images.
+
+After `up`, `shipsafe up --verify` and `promote --verify` watch the release for the verification window; the watch
+has one deadline, `verification_seconds`, after which it has failed (`deploy/verify.py` `watch`), so a job
+timeout sized from this timeline always leaves the rollback its time.
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from components.probes import (
     REGISTRY,
     PodTiming,
 )
-from components.settings import INGRESS_WORKLOAD, ConfigError, RegistryMode, ServiceMode, Settings, Workload
+from components.settings import (
+    INGRESS_WORKLOAD,
+    ConfigError,
+    RegistryMode,
+    ServiceMode,
+    Settings,
+    Verification,
+    Workload,
+)
 
 # Added to each stage's worst case: API server, controller and watch latency the probes do not measure.
 AWAIT_MARGIN_SECONDS = 60
@@ -54,6 +66,15 @@ INGRESS_STATUS_SECONDS = 60
 # The engine takes that timeout from the *previous* state (pulumi `pkg/resource/deploy/step.go` `DeleteStep.Apply`:
 # `s.old.CustomTimeouts.Delete`), so a Job recorded before this timeout existed is still deleted within 10 minutes.
 JOB_DELETE_AWAIT_SECONDS = DEFAULT_TERMINATION_GRACE_SECONDS + AWAIT_MARGIN_SECONDS
+# What verification may take past its window: the last interval is queried a second after it ends, with its six
+# queries (requests, 5xx, 4xx, and per route requests, 5xx and p99), each within the Prometheus client's 10 s.
+# Measurements that ran late take from the same allowance: the watch has failed once it is used up.
+VERIFICATION_OVERRUN_SECONDS = 60
+
+
+def verification_seconds(verification: Verification) -> int:
+    """The deadline of one verification watch: its window, then at most `VERIFICATION_OVERRUN_SECONDS`."""
+    return verification.window_seconds + VERIFICATION_OVERRUN_SECONDS
 
 
 def _await(worst_case_seconds: int) -> int:
@@ -111,6 +132,8 @@ class DeployTimeline:
     migration_job_delete_seconds: int
     """The previous release's Job's delete await: before the new Job, or at the end of a rollback."""
     workloads: dict[str, WorkloadAwaits]
+    verification_seconds: int
+    """The verification watch's deadline, after `up` (`--verify`); a failed watch is followed by a rollback `up`."""
 
     @property
     def total_seconds(self) -> int:
@@ -138,6 +161,7 @@ class DeployTimeline:
             "stages": dict(self.stages),
             "totalSeconds": self.total_seconds,
             "longestUpSeconds": self.longest_up_seconds,
+            "verificationSeconds": self.verification_seconds,
             "awaitTimeoutSeconds": awaits,
         }
 
@@ -279,4 +303,5 @@ def deploy_timeline(settings: Settings) -> DeployTimeline:
         migration_job_seconds=job_await,
         migration_job_delete_seconds=JOB_DELETE_AWAIT_SECONDS,
         workloads=workloads,
+        verification_seconds=verification_seconds(settings.verification),
     )

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from deploy.config_commands import config_group
@@ -26,6 +25,7 @@ from deploy.preview_commands import diff_command, preview_command, render_comman
 from deploy.project_modules import needs_own_process, run_in_project
 from deploy.rollout_commands import promote_command, rollback_command, smoke_command, up_command, verify_command
 from deploy.stack_commands import destroy_command, history_command, init_command, status_command
+from deploy.terminal import TerminalConsole
 from deploy.tool_commands import completion_command, exit_codes_command
 from deploy.version import VERSION
 
@@ -76,7 +76,7 @@ class _Cli(click.Group):
 
     def _fail(self, ctx: click.Context, code: ExitCode, message: str, problems: list[str]) -> None:
         self._json_failure(_json_context(ctx), code, message, problems)
-        stderr = Console(stderr=True)
+        stderr = TerminalConsole(stderr=True)
         stderr.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
         ctx.exit(int(code))
 

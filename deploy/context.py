@@ -18,6 +18,7 @@ from deploy.prerequisites import ClusterOpener
 from deploy.prometheus import MetricsSource, PrometheusClient
 from deploy.smoke import SmokeReport, smoke
 from deploy.stacks import StackCreator
+from deploy.terminal import TerminalConsole
 
 
 def run_offline_preview(argv: list[str]) -> int:
@@ -41,7 +42,7 @@ class DeployContext:
     """The cluster a stack deploys to, for the prerequisite check before `up` (from the kubeconfig)."""
     create_stack: StackCreator | None = None
     """`deploy init`'s `pulumi stack init`; None in contexts that only operate on existing stacks."""
-    console: Console = field(default_factory=Console)
+    console: Console = field(default_factory=TerminalConsole)
     prometheus_url: str | None = None
     """Overrides `shipsafe:verification.prometheusUrl`, e.g. a port-forward from a CI runner."""
     clock: Callable[[], float] = time.monotonic

@@ -30,9 +30,21 @@ class Sample:
     """As Prometheus sent it: NaN, infinities and negative values included; the verifier judges them."""
 
 
+# Everything after the scheme up to the last "@" before any query or fragment: a userinfo may hold "/" and "@"
+# unencoded as users type them, and masking a path that holds "@" too is the safe mistake.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?[^?#]*@")
+
+
+def without_credentials(url: str) -> str:
+    """`url` with its userinfo (basic-auth user and password, the client's only way to authenticate) as `***`:
+    the only form in which a Prometheus URL is printed, in text, JSON and errors alike."""
+    return _USERINFO.sub(lambda match: f"{match.group('scheme') or ''}***@", url, count=1)
+
+
 class MetricsSource(Protocol):
-    def query(self, promql: str, at: float) -> list[Sample]:
-        """The instant vector `promql` evaluates to at Unix time `at`."""
+    def query(self, promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
+        """The instant vector `promql` evaluates to at Unix time `at`, answered within `timeout_seconds` (when given
+        and shorter than the source's own deadline)."""
         ...
 
 
@@ -49,32 +61,34 @@ class PrometheusClient:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        # Basic-auth credentials in the URL are the client's only way to authenticate: never print them.
-        self.shown_url = re.sub(r"(?<=://)[^/@]*@", "***@", self.base_url)
+        self.shown_url = without_credentials(self.base_url)
         self._deadline_seconds = deadline_seconds
         self._max_answer_bytes = max_answer_bytes
         self._tls = httpx.create_ssl_context()  # once: loading the CA bundle per query costs ~60 ms
 
-    def query(self, promql: str, at: float) -> list[Sample]:
+    def query(self, promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
+        deadline = self._deadline_seconds if timeout_seconds is None else min(self._deadline_seconds, timeout_seconds)
         try:
-            status, body = asyncio.run(self._fetch(promql, at))
+            status, body = asyncio.run(self._fetch(promql, at, max(deadline, 0.0)))
             return parse_vector(status, body)
         except TimeoutError:
-            reason = f"no complete answer within {self._deadline_seconds:g}s"
+            reason = f"no complete answer within {deadline:g}s"
         except (httpx.HTTPError, httpx.InvalidURL, OSError, AnswerError) as error:
-            reason = f"{type(error).__name__}: {error}"
+            reason = f"{type(error).__name__}: {error}".replace(self.base_url, self.shown_url)
         shown = promql if len(promql) <= _QUERY_SHOWN_CHARS else promql[:_QUERY_SHOWN_CHARS] + "…"
         message = f"Prometheus at {self.shown_url} did not answer properly ({reason}) to {shown}"
         raise ShipsafeError(" ".join(message.split()), ExitCode.PROMETHEUS_UNAVAILABLE) from None
 
-    async def _fetch(self, promql: str, at: float) -> tuple[int, bytes]:
-        params = {"query": promql, "time": f"{at:.3f}", "timeout": f"{self._deadline_seconds:g}s"}
+    async def _fetch(self, promql: str, at: float, deadline: float) -> tuple[int, bytes]:
+        # Seconds as a plain number: the API reads a float first (prometheus `web/api/v1/api.go` `parseDuration`),
+        # and its duration syntax would refuse a fraction such as "2.5s".
+        params = {"query": promql, "time": f"{at:.3f}", "timeout": f"{deadline:.3f}"}
         # identity: a compressed answer could expand far beyond the cap in one decoded chunk.
         headers = {"Accept-Encoding": "identity"}
         url = f"{self.base_url}/api/v1/query"
         async with (
-            asyncio.timeout(self._deadline_seconds),
-            httpx.AsyncClient(timeout=self._deadline_seconds, verify=self._tls) as client,
+            asyncio.timeout(deadline),
+            httpx.AsyncClient(timeout=deadline, verify=self._tls) as client,
             client.stream("GET", url, params=params, headers=headers) as response,
         ):
             encoding = response.headers.get("content-encoding", "identity")

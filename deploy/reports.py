@@ -81,6 +81,8 @@ def _measurement(measurement: Measurement) -> dict[str, Any]:
         "clientErrorRatio": measurement.client_error_ratio,
         "p99LatencySeconds": measurement.p99_latency_seconds,
         "slowestRoute": measurement.slowest_route,
+        "worstRouteErrorRatio": measurement.worst_route_error_ratio,
+        "worstErrorRoute": measurement.worst_error_route,
         "reasons": list(measurement.reasons),
     }
 

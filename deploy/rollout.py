@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from rich.markup import escape
 
 from components.settings import ConfigError
+from components.timeline import verification_seconds
 from deploy.backend import PreviewSummary, StackBackend, UpdateRecord
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.progress import UpTimeline, Wait, duration, up_wait, waiting
+from deploy.prometheus import without_credentials
 from deploy.release import (
     GIT_SHA_KEY,
     IMAGE_REF_KEY,
@@ -22,7 +24,7 @@ from deploy.release import (
 )
 from deploy.restore import check_settings
 from deploy.rollback import SUCCEEDED, reverted_by_rollback, rollback_stack
-from deploy.verify import SETTLE_SECONDS, Measurement, Outcome, Target, Verdict, settings_from_config, watch
+from deploy.verify import Measurement, Outcome, Target, Verdict, settings_from_config, watch
 
 
 def pin_deployed_release(ctx: DeployContext, backend: StackBackend) -> None:
@@ -187,13 +189,13 @@ def verify_stack(ctx: DeployContext, backend: StackBackend) -> Verdict:
         f"Verifying version [bold]{target.version}[/bold] in namespace {target.namespace or '(any)'} of "
         f"{backend.name} for {settings.window_seconds}s "
         f"(error ratio ≤ {settings.max_error_ratio:.2%}, p99 ≤ {settings.max_p99_latency_seconds}s, "
-        f"at least {settings.min_requests} requests) via {prometheus_url}"
+        f"at least {settings.min_requests} requests) via {escape(without_credentials(prometheus_url))}"
     )
     measurements = settings.window_seconds // settings.interval_seconds
     wait = Wait(
         f"verify {target.version} on {backend.name}",
         f"{measurements} measurements, one every {duration(settings.interval_seconds)}",
-        settings.window_seconds + SETTLE_SECONDS,  # the last interval is queried once its last scrape is stored
+        verification_seconds(settings),  # the watch's own deadline: it has failed by then
     )
     with waiting(ctx.console, ctx.clock, wait) as display:
 

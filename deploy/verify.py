@@ -6,13 +6,18 @@ probes and scrapes would make an idle or slow release look busy and fast. A meas
 
 - inconclusive with too little served traffic in its interval,
 - an error when a value it needs is missing, NaN, infinite or negative, or a query has the wrong series shape,
-- failed when a threshold is breached, successful otherwise.
+- failed when a threshold is breached, successful otherwise. Errors are judged per route as latency is, besides the
+  whole: a route whose every request fails is a broken release even when its traffic is a small share of the whole.
 
 The verdict follows Argo Rollouts' analysis (argoproj/argo-rollouts `analysis/analysis.go`, `runMeasurements`
 and `assessMetricFailureInconclusiveOrError`): more failed measurements than `failureLimit` fail it; more errors
 in a row than `consecutiveErrorLimit` end it (Argo's Error phase: here inconclusive). Argo does not count an
 error towards the measurements it needs, so a window with any error or quiet interval is inconclusive, never a
 pass.
+
+The whole watch has one deadline (`components.timeline.verification_seconds`, which the deploy timeline and the
+workflows' job timeouts count): every query gets only what is left of it, and a watch that reaches it has failed,
+never passed, so the pipeline rolls back before its job timeout could kill it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from components.settings import CONFIG_NAMESPACE, Verification, describe_errors
+from components.timeline import verification_seconds
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.prometheus import MetricsSource, Sample
 from deploy.release import VERIFICATION, object_config
@@ -63,6 +69,9 @@ class Measurement:
     client_error_ratio: float | None = None
     p99_latency_seconds: float | None = None
     slowest_route: str | None = None
+    worst_route_error_ratio: float | None = None
+    """The highest server error ratio among the routes with enough requests to be judged."""
+    worst_error_route: str | None = None
 
     def describe(self) -> str:
         def show(value: float | None, fmt: str, unit: str = "") -> str:
@@ -70,8 +79,11 @@ class Measurement:
 
         text = (
             f"t={self.elapsed_seconds:>5.1f}s requests={show(self.requests, '.0f')} "
-            f"error_ratio={show(self.error_ratio, '.2%')} p99={show(self.p99_latency_seconds, '.3f', 's')}"
+            f"error_ratio={show(self.error_ratio, '.2%')}"
         )
+        if self.worst_route_error_ratio:
+            text += f" ({self.worst_error_route} {self.worst_route_error_ratio:.2%})"
+        text += f" p99={show(self.p99_latency_seconds, '.3f', 's')}"
         if self.slowest_route:
             text += f" ({self.slowest_route})"
         if self.client_error_ratio is not None:
@@ -113,6 +125,7 @@ class Queries:
     server_errors: str
     client_errors: str
     route_requests: str
+    route_server_errors: str
     route_p99: str
 
     @classmethod
@@ -130,6 +143,9 @@ class Queries:
             server_errors=total(',status=~"5.."'),
             client_errors=total(',status=~"4.."'),
             route_requests=f"sum by ({by_route}) (increase(http_request_duration_seconds_count{{{selector}}}{window}))",
+            route_server_errors=(
+                f'sum by ({by_route}) (increase(http_requests_total{{{selector},status=~"5.."}}{window}))'
+            ),
             # Per route, never max() over routes: PromQL's max() skips NaN, so a broken route would vanish.
             route_p99=(
                 f"histogram_quantile(0.99, sum by ({by_route}, le) "
@@ -188,6 +204,8 @@ class _Read:
     client_error_ratio: float | None = None
     p99_latency_seconds: float | None = None
     slowest_route: str | None = None
+    worst_route_error_ratio: float | None = None
+    worst_error_route: str | None = None
 
 
 def measure(
@@ -211,34 +229,39 @@ def measure(
         if settings.max_client_error_ratio is not None:
             client_errors = _single(metrics.query(queries.client_errors, at), "client errors (4xx)")
             read.client_error_ratio = client_errors / requests
-        read.slowest_route, read.p99_latency_seconds = _slowest_route(metrics, queries, settings, at)
+        _judge_routes(metrics, queries, settings, at, read)
     except _BadData as bad:
         return result(Phase.ERROR, str(bad))
     if read.slowest_route is None:
         return result(
             Phase.INCONCLUSIVE,
-            f"no route served {settings.min_route_requests} requests in {settings.interval_seconds}s to judge p99",
+            f"no route served {settings.min_route_requests} requests in {settings.interval_seconds}s to judge "
+            "its p99 and error ratio",
         )
     found = breaches(result(Phase.SUCCESSFUL), settings)
     return result(Phase.FAILED, *found) if found else result(Phase.SUCCESSFUL)
 
 
-def _slowest_route(
-    metrics: MetricsSource, queries: Queries, settings: Verification, at: float
-) -> tuple[str | None, float | None]:
-    """The judged route (enough requests) with the highest p99; a judged route without a p99 is bad data."""
+def _judge_routes(metrics: MetricsSource, queries: Queries, settings: Verification, at: float, read: _Read) -> None:
+    """Among the routes with enough requests to be judged: the one with the highest p99 and the one with the highest
+    server error ratio. A judged route without a p99 or a 5xx series (the app creates them at 0) is bad data."""
     counts = _per_route(metrics.query(queries.route_requests, at), "requests per route")
     p99s = _per_route(metrics.query(queries.route_p99, at), "p99 per route")
+    errors = _per_route(metrics.query(queries.route_server_errors, at), "server errors (5xx) per route")
     if counts.keys() != p99s.keys():
         raise _BadData(f"p99 per route: series for {sorted(p99s)}, requests for {sorted(counts)}")
     judged = {route: _count(n, f"requests of {route}") for route, n in counts.items()}
     judged = {route: n for route, n in judged.items() if n >= settings.min_route_requests}
-    slowest: tuple[str | None, float | None] = (None, None)
     for route, requests in sorted(judged.items()):
-        p99 = _count(p99s[route], f"p99 of {route} (which served {requests:.0f} requests)")
-        if slowest[1] is None or p99 > slowest[1]:
-            slowest = (route, p99)
-    return slowest
+        served = f"(which served {requests:.0f} requests)"
+        p99 = _count(p99s[route], f"p99 of {route} {served}")
+        if route not in errors:
+            raise _BadData(f"server errors (5xx) per route: no series for {route} {served}")
+        error_ratio = _count(errors[route], f"server errors (5xx) of {route} {served}") / requests
+        if read.p99_latency_seconds is None or p99 > read.p99_latency_seconds:
+            read.slowest_route, read.p99_latency_seconds = route, p99
+        if read.worst_route_error_ratio is None or error_ratio > read.worst_route_error_ratio:
+            read.worst_error_route, read.worst_route_error_ratio = route, error_ratio
 
 
 def breaches(measurement: Measurement, settings: Verification) -> list[str]:
@@ -246,6 +269,11 @@ def breaches(measurement: Measurement, settings: Verification) -> list[str]:
     found = []
     if measurement.error_ratio is not None and measurement.error_ratio > settings.max_error_ratio:
         found.append(f"error ratio {measurement.error_ratio:.2%} > {settings.max_error_ratio:.2%}")
+    route_ratio = measurement.worst_route_error_ratio
+    if route_ratio is not None and route_ratio > settings.max_error_ratio:
+        found.append(
+            f"error ratio {route_ratio:.2%} > {settings.max_error_ratio:.2%} on {measurement.worst_error_route}"
+        )
     limit = settings.max_client_error_ratio
     if limit is not None and measurement.client_error_ratio is not None and measurement.client_error_ratio > limit:
         found.append(f"client error ratio {measurement.client_error_ratio:.2%} > {limit:.2%}")
@@ -294,7 +322,10 @@ class Tally:
         if unjudged:
             summary = f"{len(unjudged)} of {len(self.measurements)} measurements could not be judged"
             return self._verdict(Outcome.INCONCLUSIVE, *unjudged[0].reasons, summary)
-        passed = f"{len(self.measurements)} measurements, error ratio and p99 latency within thresholds"
+        passed = (
+            f"{len(self.measurements)} measurements, error ratio (overall and per route) and p99 latency "
+            "within thresholds"
+        )
         failed = self.of(Phase.FAILED)
         if not failed:
             return self._verdict(Outcome.PASSED, passed)
@@ -302,8 +333,46 @@ class Tally:
         limit = self.settings.failure_limit
         return self._verdict(Outcome.PASSED, passed, f"{len(failed)} failed within failureLimit {limit}: {shown}")
 
+    def deadline_verdict(self, deadline_seconds: float) -> Verdict:
+        """The watch reached its deadline: failed, since a pass needs every measurement and the pipeline must still
+        have the time to roll back."""
+        count = self.settings.window_seconds // self.settings.interval_seconds
+        summary = (
+            f"no verdict within the verification deadline of {deadline_seconds:g}s (window "
+            f"{self.settings.window_seconds}s and the time its last queries may take): {len(self.measurements)} of "
+            f"{count} measurements were taken, Prometheus answered too slowly to judge the rest; failing closed"
+        )
+        return self._verdict(Outcome.FAILED, summary)
+
     def _verdict(self, outcome: Outcome, *reasons: str) -> Verdict:
         return Verdict(outcome, reasons, tuple(self.measurements))
+
+
+class _DeadlineReached(Exception):
+    pass
+
+
+@dataclass
+class _Bounded:
+    """The metrics source, each query given only what is left until the deadline (a monotonic time)."""
+
+    metrics: MetricsSource
+    clock: Callable[[], float]
+    deadline: float
+
+    def left(self) -> float:
+        return self.deadline - self.clock()
+
+    def query(self, promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
+        left = self.left()
+        if left <= 0:
+            raise _DeadlineReached
+        try:
+            return self.metrics.query(promql, at, timeout_seconds=left)
+        except ShipsafeError:
+            if self.left() <= 0:  # the query timed out because the watch's own deadline came
+                raise _DeadlineReached from None
+            raise
 
 
 def watch(
@@ -315,20 +384,27 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
+    deadline_seconds: float | None = None,
 ) -> Verdict:
     """One measurement at the end of each interval of the window, each covering exactly that interval.
 
     The intervals tile the window from the start of the watch: a version that ran before (the target of a
-    rollback) is never judged on its pods' traffic from before this deploy.
+    rollback) is never judged on its pods' traffic from before this deploy. The watch ends by `deadline_seconds`
+    after its start (default: `verification_seconds` of the settings), failed if it has no verdict by then.
     """
     started, wall_started = clock(), wall_clock()
+    deadline_seconds = verification_seconds(settings) if deadline_seconds is None else deadline_seconds
+    bounded = _Bounded(metrics, clock, started + deadline_seconds)
     queries = Queries.for_target(target, settings.interval_seconds)
     count = settings.window_seconds // settings.interval_seconds
     tally = Tally(settings)
     for number in range(1, count + 1):
         ends = number * settings.interval_seconds
-        sleep(max(started + ends + SETTLE_SECONDS - clock(), 0.0))
-        measurement = measure(metrics, queries, settings, elapsed_seconds=ends, at=wall_started + ends)
+        sleep(min(max(started + ends + SETTLE_SECONDS - clock(), 0.0), max(bounded.left(), 0.0)))
+        try:
+            measurement = measure(bounded, queries, settings, elapsed_seconds=ends, at=wall_started + ends)
+        except _DeadlineReached:
+            return tally.deadline_verdict(deadline_seconds)
         tally.add(measurement)
         on_measurement(measurement)
         verdict = tally.early_verdict()

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,7 +19,10 @@ LATENCY_BUCKETS = (
 UNMATCHED_ROUTE = "unmatched"
 # Created at 0 for every route at start: a counter that first appears at N loses those N to increase() and rate()
 # (they need two samples), so a first burst of errors would be invisible to deploy verification.
-USUAL_STATUSES = ("200", "201", "400", "404", "405", "413", "422", "500", "503")
+USUAL_STATUSES = ("200", "201", "400", "404", "405", "408", "413", "422", "499", "500", "503")
+# nginx's status for a request its client closed before the answer: a client's abort, never a server error (a 5xx
+# rolls a release back). Starlette raises ClientDisconnect when the body read meets the client's `http.disconnect`.
+CLIENT_CLOSED_REQUEST = 499
 
 
 # RFC 9110's methods plus PATCH; any other token a client sends is one label, so it cannot multiply the series.
@@ -103,6 +107,10 @@ class MetricsMiddleware:
         in_progress.inc()
         try:
             await self.app(scope, receive, send_and_record_status)
+        except ClientDisconnect:
+            # Nothing can be sent on a closed connection, and nothing is wrong with the server: no error, no log
+            # line (a client could flood the logs with aborts); the 499 series counts them.
+            status = CLIENT_CLOSED_REQUEST
         finally:
             in_progress.dec()
             labels = {

@@ -96,7 +96,8 @@ def create_app(settings: Settings, lifecycle: Lifecycle, *, role: str = "serve")
 
     async def bad_input(request: Request, error: Exception) -> Response:
         assert isinstance(error, BadInput)
-        return JSONResponse({"error": error.message}, status_code=error.status)
+        headers = {"connection": "close"} if error.close_connection else None
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
 
     async def postgres_unavailable(request: Request, error: Exception) -> Response:
         # psycopg_pool.PoolTimeout (no connection in time) and broken connections are both OperationalError.

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import select
+import socket
 import string
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from notes_app.payloads import BODY_READ_TIMEOUT_SECONDS
+from notes_app.server import HEADER_READ_TIMEOUT_SECONDS
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.services import AppProcess, PostgresServer, RedisServer, app_env
@@ -195,3 +201,79 @@ def _rss_bytes(app: AppProcess) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+ABORTED_UPLOADS = 200
+HEADLESS_CONNECTIONS = 300
+SLOW_BODIES = 50
+
+
+def _post_counts(client: httpx.Client) -> Counter[str]:
+    """POST /notes requests by status, as the metrics count them."""
+    counts: Counter[str] = Counter()
+    for labels, value in _samples(client.get("/metrics").text, "http_requests_total"):
+        if labels["method"] == "POST" and labels["route"] == "/notes":
+            counts[labels["status"]] += int(value)
+    return counts
+
+
+def test_uploads_the_client_aborts_are_client_aborts_never_server_errors(app: AppProcess, client: httpx.Client) -> None:
+    # Issue 17: 200 aborted uploads took the 500 series from 50 to 250, enough to roll a healthy release back.
+    before = _post_counts(client)
+    head = b"POST /notes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    for _ in range(ABORTED_UPLOADS):
+        with socket.create_connection(("127.0.0.1", app.port), timeout=5) as connection:
+            connection.sendall(head + b'{"title": "cut off mid-bo')
+    deadline = time.monotonic() + 10
+    while _post_counts(client)["499"] - before["499"] < ABORTED_UPLOADS and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = _post_counts(client)
+    print(f"\n{ABORTED_UPLOADS} aborted uploads: POST /notes {dict(before)} -> {dict(after)}")
+    assert after["499"] - before["499"] == ABORTED_UPLOADS
+    assert not server_errors(client)
+    logged = [line for line in app.log_lines() if line.get("level") in ("error", "critical")]
+    assert not logged, logged[:3]
+
+
+def test_slow_heads_and_slow_bodies_are_closed_at_their_deadlines(app: AppProcess, client: httpx.Client) -> None:
+    # Issue 17: 300 connections that never finished their heads stayed open 40 s, 50 slow bodies 30 s.
+    def connect(first_bytes: bytes) -> socket.socket:
+        connection = socket.create_connection(("127.0.0.1", app.port), timeout=5)
+        connection.sendall(first_bytes)
+        return connection
+
+    head = b"POST /notes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n"
+    heads = [connect(b"") for _ in range(HEADLESS_CONNECTIONS // 2)]  # not a byte
+    heads += [connect(b"GET /notes HTTP/1.1\r\nHost: 127.0") for _ in range(HEADLESS_CONNECTIONS // 2)]  # never ends
+    bodies = [connect(head + b'{"title": "') for _ in range(SLOW_BODIES)]
+    opened = time.monotonic()
+    closed_after: dict[socket.socket, float] = {}
+    answers: dict[socket.socket, bytes] = {connection: b"" for connection in bodies}
+    bound = opened + HEADER_READ_TIMEOUT_SECONDS + BODY_READ_TIMEOUT_SECONDS + 10
+    while len(closed_after) < len(heads) + len(bodies) and time.monotonic() < bound:
+        for connection in [c for c in heads + bodies if c not in closed_after]:
+            try:
+                if connection in answers:
+                    connection.sendall(b"x")  # a byte every 0.2 s: a per-read timeout would never fire
+                if select.select([connection], [], [], 0)[0]:
+                    data = connection.recv(65536)
+                    if data:
+                        answers[connection] += data
+                        continue
+                    closed_after[connection] = time.monotonic() - opened
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after[connection] = time.monotonic() - opened
+        time.sleep(0.2)
+    for connection in heads + bodies:
+        connection.close()
+    head_times = [closed_after.get(c, float("inf")) for c in heads]
+    body_times = [closed_after.get(c, float("inf")) for c in bodies]
+    print(
+        f"\n{len(heads)} unfinished heads closed after {min(head_times):.1f}-{max(head_times):.1f} s;"
+        f" {len(bodies)} slow bodies answered 408 and closed after {min(body_times):.1f}-{max(body_times):.1f} s"
+    )
+    assert max(head_times) <= HEADER_READ_TIMEOUT_SECONDS + 2
+    assert all(BODY_READ_TIMEOUT_SECONDS <= t <= BODY_READ_TIMEOUT_SECONDS + 2 for t in body_times), body_times
+    assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers.values()), list(answers.values())[:2]
+    assert _post_counts(client)["408"] == SLOW_BODIES and not server_errors(client)
+    assert client.get("/healthz").status_code == 200

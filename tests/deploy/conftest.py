@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from rich.console import Console
 
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.prometheus import Sample
 from deploy.smoke import Check, SmokeReport
+from deploy.terminal import TerminalConsole
 from tests.deploy.fake_apiserver import InProcessCluster
 from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks
 
@@ -41,7 +41,7 @@ class FakeMetrics:
     p99: float | None = 0.05
     queries: list[str] = field(default_factory=list)
 
-    def query(self, promql: str, at: float) -> list[Sample]:
+    def query(self, promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
         self.queries.append(promql)
         route = {"method": "GET", "route": "/notes"}
         if promql.startswith("histogram_quantile"):
@@ -51,7 +51,8 @@ class FakeMetrics:
         if "_count" in promql:
             return [Sample(route, self.requests)]
         if 'status=~"5' in promql:
-            return [] if self.error_ratio is None else [Sample({}, self.requests * self.error_ratio)]
+            labels = route if promql.startswith("sum by") else {}
+            return [] if self.error_ratio is None else [Sample(labels, self.requests * self.error_ratio)]
         if 'status=~"4' in promql:
             return [Sample({}, 0.0)]
         return [Sample({}, self.requests)]
@@ -140,7 +141,7 @@ def deploy_ctx(
         offline_preview=offline_preview,
         open_cluster=lambda config: cluster,
         create_stack=stacks.create,
-        console=Console(width=200, force_terminal=False),
+        console=TerminalConsole(width=200, force_terminal=False),
         clock=clock,
         sleep=clock.sleep,
     )

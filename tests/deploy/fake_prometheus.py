@@ -95,6 +95,18 @@ class Drip(Reply):
                 return
 
 
+@dataclass(frozen=True)
+class Late(Reply):
+    """`reply`, after `seconds` (issue 17: every answer 9 s late)."""
+
+    reply: Reply
+    seconds: float
+
+    def send(self, handler: BaseHTTPRequestHandler, sent: Sent, stop: threading.Event) -> None:
+        if not stop.wait(self.seconds):
+            self.reply.send(handler, sent, stop)
+
+
 @dataclass
 class FakePrometheus:
     url: str

@@ -15,13 +15,17 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from components.settings import settings_from_config
-from components.timeline import deploy_timeline
+from components.timeline import deploy_timeline, verification_seconds
 from deploy.cli import cli
 from deploy.cli_docs import json_commands
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
 from deploy.progress import duration
+from deploy.prometheus import Sample
 from deploy.stack_file import overlaid_stack_file
+from deploy.verify import SETTLE_SECONDS
+from deploy.verify import settings_from_config as verification_of
+from harness.exit_codes import Aftermath
 from tests.deploy.conftest import FakeClock
 from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks, image, sha
 
@@ -343,13 +347,40 @@ def test_plain_output_says_how_long_is_left_while_the_engine_runs(run_cli, stack
     assert "✓ pulumi up staging (policy pack on, migration Job first) (2m00s)" in result.output
 
 
-def test_verify_lines_say_how_much_of_the_window_is_left(run_cli):
+def test_verify_lines_say_how_much_is_left_until_the_watchs_deadline(run_cli, stacks):
     result = run_cli("verify", "staging")
     assert result.exit_code == 0, result.output
-    assert "verify " + sha(2) + " on staging: waiting for 3 measurements, one every 10s; 31s at most" in result.output
-    measured = re.findall(r"t=\s*([\d.]+)s .*\(at most (\d+)s left\)", result.output)
+    deadline = verification_seconds(verification_of(stacks["staging"].get_config()))
+    assert deadline > 30, "the 30 s window, then its last queries"
+    waiting = f"verify {sha(2)} on staging: waiting for 3 measurements, one every 10s; {duration(deadline)} at most"
+    assert waiting in result.output
+    measured = re.findall(r"t=\s*([\d.]+)s .*\(at most (\S+) left\)", result.output)
     assert len(measured) == 3
-    assert all(int(left) == round(30 - float(t)) for t, left in measured)
+    assert all(left == duration(deadline - float(t) - SETTLE_SECONDS) for t, left in measured)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["verify", "staging"], ExitCode.VERIFICATION_FAILED), (["up", "staging", "--verify"], ExitCode.ROLLED_BACK)],
+)
+def test_a_prometheus_too_slow_to_verify_within_the_deadline_fails_closed(
+    run_cli, stacks, metrics, clock, monkeypatch, args, code
+):
+    answer = metrics.query
+
+    def nine_seconds_late(promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
+        assert timeout_seconds is not None
+        clock.now += min(9.0, timeout_seconds)
+        return answer(promql, at)
+
+    monkeypatch.setattr(metrics, "query", nine_seconds_late)
+    started = clock.now
+    result = run_cli(*args)
+    assert result.exit_code == code, result.output  # both make the pipeline (or the tool itself) roll back
+    assert code.aftermath in (Aftermath.MAYBE_BAD, Aftermath.ROLLED_BACK)
+    assert "no verdict within the verification deadline of 90s" in result.stderr
+    assert "PASSED" not in result.output
+    assert clock.now - started <= 90, "the 30 s window and its 60 s overrun, on the fake clock"
 
 
 def _colours(output: str) -> set[str]:

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from rich.console import Console
 
+from components.settings import Verification
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.prometheus import MAX_ANSWER_BYTES, PrometheusClient
+from deploy.terminal import TerminalConsole
+from deploy.verify import Outcome, Target, watch
 from tests.deploy.conftest import FakeClock
-from tests.deploy.fake_prometheus import Body, Drip, Endless, Reply, fake_prometheus, vector
+from tests.deploy.fake_prometheus import Body, Drip, Endless, Late, Reply, fake_prometheus, vector
 from tests.deploy.memory_stack import MemoryStack, MemoryStacks
 
 MIB = 1 << 20
@@ -127,7 +129,7 @@ def healthy_with(**bad: str | Reply) -> Callable[[str], Reply]:
         elif "_count" in query:
             key, labels = "count", route
         elif 'status=~"5' in query:
-            key, labels = "5..", {}
+            key, labels = "5..", route if query.startswith("sum by") else {}
         else:
             key, labels = "requests", {}
         value = values[key]
@@ -136,21 +138,29 @@ def healthy_with(**bad: str | Reply) -> Callable[[str], Reply]:
     return answer
 
 
-def verify_against(answer: Callable[[str], Reply], tmp_path: Path, deadline_seconds: float = 10.0) -> Result:
+def verify_against(
+    answer: Callable[[str], Reply],
+    tmp_path: Path,
+    deadline_seconds: float = 10.0,
+    *,
+    userinfo: str | None = None,
+    args: tuple[str, ...] = (),
+) -> Result:
     stack = MemoryStack.deployed("staging", [1])
     with fake_prometheus(answer) as prometheus:
-        verification = {"prometheusUrl": prometheus.url, "windowSeconds": 10, "intervalSeconds": 2, "minRequests": 50}
+        url = prometheus.url.replace("://", f"://{userinfo}@") if userinfo else prometheus.url
+        verification = {"prometheusUrl": url, "windowSeconds": 10, "intervalSeconds": 2, "minRequests": 50}
         stack.set_config({"shipsafe:verification": json.dumps(verification)})
         clock = FakeClock()
         context = DeployContext(
             open_stack=MemoryStacks(staging=stack),
             project_dir=tmp_path,
             open_metrics=lambda url: PrometheusClient(url, deadline_seconds=deadline_seconds),
-            console=Console(width=200),
+            console=TerminalConsole(width=200),
             clock=clock,
             sleep=clock.sleep,
         )
-        return CliRunner().invoke(cli, ["verify", "staging"], obj=context)
+        return CliRunner().invoke(cli, ["verify", "staging", *args], obj=context)
 
 
 def test_healthy_answers_pass(tmp_path):
@@ -201,3 +211,17 @@ def test_credentials_in_the_prometheus_url_are_never_printed():
         url = prometheus.url.replace("://", "://verify:hunter2@")
         PrometheusClient(url).query("up", 1700000000.0)
     assert "hunter2" not in error.value.message and "://***@127.0.0.1" in error.value.message
+
+
+def test_late_answers_end_the_watch_failed_at_its_deadline_over_real_sockets():
+    """Each answer 1.5 s late (issue 17: 9 s): a 10 s window's watch given a 5 s deadline ends failed by then."""
+    answer = healthy_with()
+    settings = Verification(prometheus_url="http://unused", window_seconds=10, interval_seconds=2, min_requests=50)
+    with fake_prometheus(lambda query: Late(answer(query), 1.5)) as prometheus:
+        client = PrometheusClient(prometheus.url)  # its own 10 s per query: the watch's deadline binds first
+        started = time.monotonic()
+        verdict = watch(client, Target("v1"), settings, on_measurement=lambda _: None, deadline_seconds=5)
+        took = time.monotonic() - started
+    assert verdict.outcome is Outcome.FAILED
+    assert "no verdict within the verification deadline of 5s" in verdict.reasons[-1]
+    assert 5 <= took < 6.5, took

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from components.settings import Verification
+from components.settings import Settings, Verification, parse_settings
+from components.timeline import deploy_timeline, verification_seconds
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.prometheus import Sample
 from deploy.verify import (
@@ -24,6 +25,7 @@ from deploy.verify import (
     settings_from_config,
     watch,
 )
+from harness.runtime import read_stack_config
 from tests.deploy.conftest import FakeClock
 from tests.support.services import APP_DIR
 
@@ -50,6 +52,8 @@ class Interval:
     routes: Mapping[tuple[str, str], tuple[float, float]] = field(
         default_factory=lambda: {("GET", "/notes"): (400, 0.05), ("POST", "/notes"): (100, 0.1)}
     )
+    route_server_errors: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    """Server errors (5xx) per route; 0 for a route not named."""
     raw: dict[str, list[Sample]] = field(default_factory=dict)
     """Answers that replace the consistent ones, by Queries field name."""
 
@@ -58,6 +62,8 @@ class Interval:
             return self.raw[name]
         if name in ("requests", "server_errors", "client_errors"):
             return [Sample({}, getattr(self, name))]
+        if name == "route_server_errors":
+            return [Sample({"method": m, "route": r}, self.route_server_errors.get((m, r), 0)) for m, r in self.routes]
         index = 0 if name == "route_requests" else 1
         return [Sample({"method": m, "route": r}, values[index]) for (m, r), values in self.routes.items()]
 
@@ -70,7 +76,7 @@ class ScriptedMetrics:
     interval_seconds: int = SETTINGS.interval_seconds
     asked: list[tuple[str, float]] = field(default_factory=list)
 
-    def query(self, promql: str, at: float) -> list[Sample]:
+    def query(self, promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
         self.asked.append((promql, at))
         queries = Queries.for_target(TARGET, self.interval_seconds)
         name = next(f.name for f in fields(queries) if getattr(queries, f.name) == promql)
@@ -86,6 +92,11 @@ def run(*intervals: Interval, settings: Verification = SETTINGS) -> tuple[Verdic
         metrics, TARGET, settings, on_measurement=seen.append, clock=clock, sleep=clock.sleep, wall_clock=lambda: 5000.0
     )
     return verdict, seen, clock
+
+
+def parse_stack_settings(stack: str) -> Settings:
+    _, config = read_stack_config(stack)
+    return parse_settings({key.removeprefix("shipsafe:"): value for key, value in config.items()})
 
 
 def settings(**changes: Any) -> Verification:
@@ -145,6 +156,49 @@ def test_p99_is_judged_on_the_slowest_route_with_enough_requests():
     verdict, _, _ = run(Interval(routes=routes), settings=settings(failure_limit=0))
     assert verdict.outcome is Outcome.FAILED
     assert verdict.reasons[0] == "p99 latency 0.810s > 0.500s on POST /notes"
+
+
+# Issue 17: every POST failed, posts 5 % of the traffic, and the global ratio (5.00 %) passed a 5 % threshold.
+WRITES_ALL_FAIL = Interval(
+    requests=1000,
+    server_errors=50,
+    routes={("GET", "/notes"): (950, 0.02), ("POST", "/notes"): (50, 0.02)},
+    route_server_errors={("POST", "/notes"): 50},
+)
+
+
+def test_a_route_whose_every_request_fails_fails_even_at_five_percent_of_the_traffic():
+    verdict, seen, _ = run(WRITES_ALL_FAIL, settings=settings(max_error_ratio=0.05))
+    assert seen[0].error_ratio == 0.05, "within the threshold overall"
+    assert seen[0].phase is Phase.FAILED
+    assert (seen[0].worst_error_route, seen[0].worst_route_error_ratio) == ("POST /notes", 1.0)
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.reasons[0] == "error ratio 100.00% > 5.00% on POST /notes"
+    assert "error_ratio=5.00% (POST /notes 100.00%)" in seen[0].describe()
+
+
+def test_a_route_is_judged_on_its_errors_with_the_same_minimum_as_its_p99():
+    # 10 POSTs in the interval: below minRouteRequests, like a p99 of 10 requests; the whole still judges them.
+    routes = {("GET", "/notes"): (490, 0.02), ("POST", "/notes"): (10, 0.02)}
+    few = Interval(requests=500, server_errors=10, routes=routes, route_server_errors={("POST", "/notes"): 10})
+    verdict, seen, _ = run(few, settings=settings(max_error_ratio=0.05))
+    assert verdict.outcome is Outcome.PASSED, verdict.reasons
+    assert seen[0].worst_route_error_ratio == 0.0 and seen[0].worst_error_route == "GET /notes"
+    assert run(few, settings=settings(max_error_ratio=0.01, failure_limit=0))[0].outcome is Outcome.FAILED
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ([Sample({"method": "GET", "route": "/notes"}, 0)], "no series for POST /notes (which served 100 requests)"),
+        ([Sample({"method": "GET", "route": "/notes"}, 0), Sample({"method": "POST", "route": "/notes"}, NAN)], "nan"),
+    ],
+)
+def test_a_judged_route_without_its_server_error_series_is_bad_data(answer, why):
+    # The app creates every route's 500 and 503 series at 0: a missing one is broken data, never "no errors".
+    verdict, seen, _ = run(Interval(raw={"route_server_errors": answer}))
+    assert seen[0].phase is Phase.ERROR and why in seen[0].reasons[0]
+    assert verdict.outcome is Outcome.INCONCLUSIVE
 
 
 @pytest.mark.parametrize(
@@ -232,6 +286,8 @@ def test_queries_count_only_served_routes_of_the_version_per_interval():
     assert 'status=~"5.."' in queries.server_errors and 'status=~"4.."' in queries.client_errors
     assert queries.route_p99.startswith("histogram_quantile(0.99, sum by (method, route, le) ")
     assert queries.route_requests.startswith("sum by (method, route) (increase(http_request_duration_seconds_count")
+    assert queries.route_server_errors.startswith("sum by (method, route) (increase(http_requests_total{")
+    assert 'status=~"5.."' in queries.route_server_errors
     assert "namespace" not in Queries.for_target(Target("v1"), 60).requests
 
 
@@ -285,3 +341,49 @@ def test_the_bounds_themselves_are_allowed():
     bounds = {"maxErrorRatio": 0.5, "maxClientErrorRatio": 0.5, "maxP99LatencySeconds": 30, "failureLimit": 3}
     settings = settings_from_config({"shipsafe:verification": json.dumps(VALID | bounds)})
     assert settings.max_p99_latency_seconds == 30
+
+
+@dataclass
+class SlowMetrics(ScriptedMetrics):
+    """Every answer takes `answer_seconds` on the fake clock (issue 17: 9 s each); a query given less time than
+    that times out at its timeout, as the Prometheus client does."""
+
+    clock: FakeClock = field(default_factory=FakeClock)
+    answer_seconds: float = 9.0
+    timeouts: list[float] = field(default_factory=list)
+
+    def query(self, promql: str, at: float, *, timeout_seconds: float | None = None) -> list[Sample]:
+        assert timeout_seconds is not None and timeout_seconds > 0, "every query is bounded by the watch's deadline"
+        self.timeouts.append(timeout_seconds)
+        if timeout_seconds < self.answer_seconds:
+            self.clock.now += timeout_seconds
+            raise ShipsafeError("no complete answer", ExitCode.PROMETHEUS_UNAVAILABLE)
+        self.clock.now += self.answer_seconds
+        return super().query(promql, at)
+
+
+def test_slow_answers_end_the_watch_failed_at_its_deadline_which_the_deploy_timeline_counts():
+    stack = parse_stack_settings("prod")
+    prod = stack.verification
+    clock = FakeClock()
+    metrics = SlowMetrics([Interval()], prod.interval_seconds, clock=clock)
+    started = clock.now
+    verdict = watch(
+        metrics, TARGET, prod, on_measurement=lambda _: None, clock=clock, sleep=clock.sleep, wall_clock=lambda: 5.0
+    )
+    budget = deploy_timeline(stack).verification_seconds
+    assert budget == verification_seconds(prod) < 700, "issue 17: up to 700 s before"
+    assert clock.now - started <= budget
+    assert verdict.outcome is Outcome.FAILED, "fails closed: the pipeline rolls back"
+    assert f"no verdict within the verification deadline of {budget}s" in verdict.reasons[-1]
+    assert "Prometheus answered too slowly" in verdict.reasons[-1]
+
+
+def test_a_healthy_prometheus_is_never_cut_short_by_the_deadline():
+    clock = FakeClock()
+    metrics = SlowMetrics([Interval()], SETTINGS.interval_seconds, clock=clock, answer_seconds=0.05)
+    verdict = watch(
+        metrics, TARGET, SETTINGS, on_measurement=lambda _: None, clock=clock, sleep=clock.sleep, wall_clock=lambda: 5
+    )
+    assert verdict.outcome is Outcome.PASSED, verdict.reasons
+    assert max(metrics.timeouts) <= verification_seconds(SETTINGS)

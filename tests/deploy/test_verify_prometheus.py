@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -331,3 +332,25 @@ def test_one_burst_of_ten_errors_is_seen_but_does_not_roll_back(
     assert result.exit_code == 0, result.output
     assert "1 failed within failureLimit 1: t=6s error ratio" in result.output
     assert result.output.count(" failed: error ratio") == 1
+
+
+def test_a_release_whose_every_write_fails_is_caught_at_five_percent_of_the_traffic(
+    run_cli, fleet, staging, prometheus, postgres_server, migrated_database
+):
+    """Issue 17: every POST /notes a 5xx, posts 5 % of the traffic: the global ratio (5.00 %) passed. Per route,
+    POST /notes is 100 % errors and fails verification, whatever the global ratio says."""
+    verify_with(staging, prometheus, windowSeconds=12, intervalSeconds=6, maxErrorRatio=0.1, minRouteRequests=10)
+    assert fleet.current is not None
+    write = lambda client: client.post("/notes", json={"title": "t", "body": "b"})  # noqa: E731
+    with (
+        load(fleet, threads=4, pause_seconds=0.05, work=read_one_note(fleet)) as reads,
+        insert_trigger(postgres_server, migrated_database, "RAISE EXCEPTION 'every write fails'"),
+        load(fleet, threads=1, pause_seconds=0.25, work=write) as writes,
+    ):
+        result = run_cli("verify", "staging")
+    print(f"reads {dict(reads)}, writes {dict(writes)}\n{result.output}")
+    assert set(writes) == {500} and writes[500] * 10 < reads[200], "writes fail, and are under 10 % of the traffic"
+    ratios = [float(r) for r in re.findall(r"error_ratio=([\d.]+)%", result.output)]
+    assert ratios and max(ratios) < 10, "within maxErrorRatio overall"
+    assert result.exit_code == ExitCode.VERIFICATION_FAILED, result.output
+    assert "> 10.00% on POST /notes" in result.stderr
