@@ -143,7 +143,7 @@ class AppWorkload(pulumi.ComponentResource):
                 "container.image": self._args.image_keys,
                 "container.command": [f"{workload}.command"],
                 "container.ports": ["app.port"],
-                "container.env": ["app.postgresUrlEnv", "app.redisUrlEnv"],
+                "container.env": self._args.app_config.env_keys,
                 "container.resources": [f"{workload}.resources"],
                 "container.startupProbe": ["app.livenessPath"],
                 "container.livenessProbe": ["app.livenessPath"],
