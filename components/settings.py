@@ -871,9 +871,24 @@ def settings_from_config(config: Mapping[str, str], is_secret: Callable[[str], b
         settings = parse_settings(raw, secret_keys=[key for key in config if is_secret(key)])
     except ConfigError as error:
         problems += error.problems
+    else:
+        problems += _unused_service_urls(config, settings)
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _unused_service_urls(config: Mapping[str, str], settings: Settings) -> list[str]:
+    """A `<role>Url` secret only an external service reads; under any other mode it would be silently ignored."""
+    problems = []
+    for role, service in (("postgres", settings.postgres), ("redis", settings.redis)):
+        key = _key((f"{role}Url",))
+        if key in config and service.mode is not ServiceMode.EXTERNAL:
+            problems.append(
+                f"{key} is set, but {_key((role, 'mode'))} is {service.mode}: only an external {role} reads it; "
+                f"remove it (`pulumi config rm {key}`) or set the mode to external"
+            )
+    return problems
 
 
 def load_settings(config: pulumi.Config | None = None) -> Settings:

@@ -4,13 +4,14 @@ tests/test_bring_your_own_app.py)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import yaml
 
 from components.config_keys import CONFIG_NAMESPACE
-from components.settings import ConfigError, ServiceMode, Settings, parse_settings
+from components.settings import ConfigError, ServiceMode, Settings, parse_settings, settings_from_config
 from components.timeline import deploy_timeline
 from deploy.prerequisites import requirements_for
 from harness.runtime import REPO_ROOT
@@ -168,3 +169,23 @@ def test_the_notes_stacks_declare_both_services_and_their_migrations() -> None:
         )
         assert settings.postgres.present and settings.redis.present, path.name
         assert settings.migration.command is not None, f"{path.name}: the notes app's migrations are explicit"
+
+
+@pytest.mark.parametrize("mode", ["none", "in-cluster"])
+def test_a_connection_url_secret_only_an_external_service_reads_is_refused(mode: str) -> None:
+    raw = _staging(postgres=_staging()["postgres"] if mode == "in-cluster" else {"mode": "none"}, migration=None)
+    engine = {
+        f"{CONFIG_NAMESPACE}:{key}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in raw.items()
+    }
+    url = {f"{CONFIG_NAMESPACE}:postgresUrl": "postgresql://app:hunter2@db.example.com:5432/app"}
+    settings_from_config(engine, is_secret=lambda key: True)  # without the URL: valid
+    with pytest.raises(ConfigError) as caught:
+        settings_from_config({**engine, **url}, is_secret=lambda key: True)
+    assert caught.value.problems == [
+        f"shipsafe:postgresUrl is set, but shipsafe:postgres.mode is {mode}: only an external postgres reads it; "
+        "remove it (`pulumi config rm shipsafe:postgresUrl`) or set the mode to external"
+    ]
+    assert "hunter2" not in str(caught.value)
+    external = {f"{CONFIG_NAMESPACE}:postgres": json.dumps(EXTERNAL), f"{CONFIG_NAMESPACE}:migration": "{}"}
+    assert settings_from_config({**engine, **url, **external}, is_secret=lambda key: True).postgres.present
