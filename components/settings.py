@@ -645,8 +645,7 @@ class Settings(SettingsModel):
     rollout: Rollout = Rollout()
     """How a new release replaces the running pods."""
     migration: Migration = Migration()
-    """The schema migration Job of each release: only when the app declares a migration command (it needs
-    postgres)."""
+    """The schema migration Job of each release, when the app declares `command` (which needs a postgres)."""
     verification: Verification
     """How `deploy verify` judges a new release from Prometheus."""
 

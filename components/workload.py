@@ -59,7 +59,7 @@ class AppWorkloadArgs:
     pull_secret_name: str
     app_config: AppConfig
     migration_job: pulumi.Resource | None
-    """The release's migration Job; None only for a rollback, which runs no migration."""
+    """The release's migration Job; None for a rollback or an app without migrations, which run none."""
     depends_on: list[pulumi.Resource]
     """What must exist before pods start: config, connection Secrets, backing services."""
     awaits: WorkloadAwaits
