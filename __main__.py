@@ -54,8 +54,9 @@ image = AppImage(
         registry=registry,
     ),
 )
-postgres, redis = (
-    BackingServiceComponent(
+# Only the backing services the app has (mode in-cluster or external); mode none declares nothing for one.
+services = {
+    kind.role: BackingServiceComponent(
         f"{app}-{kind.role}",
         BackingServiceArgs(
             app=app,
@@ -71,7 +72,8 @@ postgres, redis = (
         (POSTGRES, settings.postgres, timeline.postgres),
         (REDIS, settings.redis, timeline.redis),
     )
-)
+    if service.present
+}
 app_config = AppConfig(
     f"{app}-config",
     AppConfigArgs(
@@ -81,15 +83,15 @@ app_config = AppConfig(
         version=release.sha,
         log_level=settings.app.log_level,
         shutdown_timeout_seconds=settings.rollout.app_shutdown_timeout_seconds,
-        database_secret=postgres.url_secret_name,
-        redis_secret=redis.url_secret_name,
+        database_secret=services[POSTGRES.role].url_secret_name if POSTGRES.role in services else None,
+        redis_secret=services[REDIS.role].url_secret_name if REDIS.role in services else None,
         database_url_env=settings.app.postgres_url_env,
         redis_url_env=settings.app.redis_url_env,
         allowed_hosts_env=settings.app.allowed_hosts_env,
         allowed_hosts=allowed_hosts(settings.app, [name for name, w in settings.workloads.items() if w.expose]),
     ),
 )
-prerequisites: list[pulumi.Resource] = [registry, app_config, postgres, redis]
+prerequisites: list[pulumi.Resource] = [registry, app_config, *services.values()]
 # A rollback runs the previous image on the current schema: migrations are forward-only, so none runs (and the
 # timeline has no Job await); neither does one for an app without migrations.
 migration = (
@@ -139,6 +141,7 @@ NetworkPolicies(
         app=app,
         namespace=ns,
         workloads=list(settings.workloads),
+        migrates=settings.migration.command is not None,
         exposed_workloads=[name for name, w in settings.workloads.items() if w.expose],
         postgres=settings.postgres,
         redis=settings.redis,

@@ -84,13 +84,18 @@ def derived_fields(settings: Settings) -> Iterator[DerivedField]:
     app = settings.app.name
     name: Mapping[str, object] = {"app.name": app}
     yield DerivedField(name, "label app.kubernetes.io/name", app, LABEL_VALUE)
-    yield DerivedField(
-        name,
-        "migration Job name <app>-migrate-<release> (also its job-name label)",
-        f"{app}-migrate-{'f' * RELEASE_SUFFIX_MAX}",
-        LABEL_VALUE,
-    )
-    for role in ("postgres", "redis", "registry"):
+    if settings.migration.command is not None:
+        yield DerivedField(
+            name,
+            "migration Job name <app>-migrate-<release> (also its job-name label)",
+            f"{app}-migrate-{'f' * RELEASE_SUFFIX_MAX}",
+            LABEL_VALUE,
+        )
+    # A service with mode none has no objects, so no names to check.
+    servers = [
+        role for role, service in (("postgres", settings.postgres), ("redis", settings.redis)) if service.present
+    ]
+    for role in (*servers, "registry"):
         yield DerivedField(name, f"Service name <app>-{role}", f"{app}-{role}", DNS1035_LABEL)
         yield DerivedField(name, f"StatefulSet name <app>-{role}", f"{app}-{role}", STATEFULSET_NAME)
     for workload in settings.workloads:

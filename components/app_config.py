@@ -27,8 +27,10 @@ class AppConfigArgs:
     version: str
     log_level: str
     shutdown_timeout_seconds: int
-    database_secret: str
-    redis_secret: str
+    database_secret: str | None
+    """The Secret holding the Postgres URL; None: the app has no Postgres, and no variable carries one."""
+    redis_secret: str | None
+    """The Secret holding the Redis URL; None: the app has no Redis, and no variable carries one."""
     database_url_env: str
     """The variable the app reads the Postgres URL from (`shipsafe:app.postgresUrlEnv`)."""
     redis_url_env: str
@@ -94,10 +96,23 @@ class AppConfig(pulumi.ComponentResource):
             "env_from": [{"config_map_ref": {"name": self.config_map_name}}],
             "env": [
                 {"name": "APP_VERSION", "value": self._args.version},
-                _secret_env(self._args.database_url_env, self._args.database_secret),
-                _secret_env(self._args.redis_url_env, self._args.redis_secret),
+                *(_secret_env(variable, secret) for variable, secret, _ in self._service_urls()),
             ],
         }
+
+    @property
+    def env_keys(self) -> list[str]:
+        """The settings that name the service URL variables of `container_env` (`components/config_link.py`)."""
+        return [key for _, _, key in self._service_urls()]
+
+    def _service_urls(self) -> list[tuple[str, str, str]]:
+        """(variable, Secret, setting) of each backing service the app has."""
+        args = self._args
+        services = (
+            (args.database_url_env, args.database_secret, "app.postgresUrlEnv"),
+            (args.redis_url_env, args.redis_secret, "app.redisUrlEnv"),
+        )
+        return [(variable, secret, key) for variable, secret, key in services if secret is not None]
 
 
 def _secret_env(variable: str, secret: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """Postgres or Redis, either in the cluster (StatefulSet + headless Service + generated password) or external.
+A service with mode `none` gets no component at all (`__main__.py`).
 
 Either way the app sees one Secret, `<app>-<database|redis>` with key `url`, so swapping an in-cluster server
 for a managed one is a config change only (twelve-factor IV).
@@ -72,6 +73,9 @@ class BackingServiceComponent(pulumi.ComponentResource):
         super().__init__("shipsafe:components:BackingService", name, None, opts)
         self._name, self._args = name, args
         self.url_secret_name = f"{args.app}-{args.kind.secret_suffix}"
+        if args.settings.image is None:  # the settings require an image unless mode is none
+            raise ValueError(f"{args.kind.role} has mode none: the stack declares nothing for it")
+        self._image = args.settings.image
         if args.settings.mode is ServiceMode.EXTERNAL:
             if args.external_url is None:
                 raise ValueError(f"{args.kind.role} is external but no connection URL was given")
@@ -203,8 +207,8 @@ class BackingServiceComponent(pulumi.ComponentResource):
         kind, settings = self._args.kind, self._args.settings
         common: dict[str, Any] = {
             "name": kind.role,
-            "image": settings.image,
-            "image_pull_policy": pull_policy(settings.image),
+            "image": self._image,
+            "image_pull_policy": pull_policy(self._image),
             "ports": [{"name": kind.role, "container_port": kind.port, "protocol": "TCP"}],
             "resources": settings.resources.to_kubernetes(),
             "security_context": container_security_context(),

@@ -80,7 +80,7 @@ class MigrationJob(pulumi.ComponentResource):
                             "pod.securityContext": ["app.runAsUser"],
                             "container.image": args.image_keys,
                             "container.command": ["migration.command"],
-                            "container.env": ["app.postgresUrlEnv", "app.redisUrlEnv"],
+                            "container.env": args.app_config.env_keys,
                             "container.resources": ["migration.resources"],
                         }
                     ),

@@ -1,8 +1,8 @@
 """NetworkPolicies: deny everything in the namespace, then allow exactly the paths the app needs.
 
-Postgres accepts only the app workloads and the migration Job; Redis only the app workloads; the served
-workloads' port only the ingress controller, and every workload's port the monitoring namespace (Prometheus
-scrapes /metrics); DNS only to kube-dns.
+Postgres accepts only the app workloads and the migration Job (when the app has migrations); Redis only the app
+workloads; the served workloads' port only the ingress controller, and every workload's port the monitoring
+namespace (Prometheus scrapes /metrics); DNS only to kube-dns. A backing service with mode none gets no policy.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class NetworkPoliciesArgs:
     app: str
     namespace: pulumi.Input[str]
     workloads: list[str]
+    migrates: bool
+    """Whether the app declares migrations (a migration Job reaches Postgres)."""
     exposed_workloads: list[str]
     postgres: BackingService
     redis: BackingService
@@ -53,7 +55,7 @@ class NetworkPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shipsafe:components:NetworkPolicies", name, None, opts)
         self._name, self._args = name, args
-        app_and_migration = [*args.workloads, MIGRATION_COMPONENT]
+        app_and_migration = [*args.workloads, *([MIGRATION_COMPONENT] if args.migrates else [])]
         self._policy("default-deny", {"pod_selector": {}, "policy_types": ["Ingress", "Egress"]})
         self._policy(
             "allow-dns",
@@ -130,6 +132,8 @@ class NetworkPolicies(pulumi.ComponentResource):
         )
 
     def _backing_service(self, kind: ServiceKind, settings: BackingService, clients: list[str]) -> None:
+        if not settings.present:
+            return
         args = self._args
         port = {"protocol": "TCP", "port": kind.port}
         if settings.mode is ServiceMode.EXTERNAL:

@@ -143,6 +143,7 @@ class RegistryMode(StrEnum):
 
 
 class ServiceMode(StrEnum):
+    NONE = "none"
     IN_CLUSTER = "in-cluster"
     EXTERNAL = "external"
 
@@ -403,12 +404,15 @@ class RegistrySettings(SettingsModel):
 
 
 class BackingService(SettingsModel):
-    mode: ServiceMode
-    """`in-cluster`: a StatefulSet the stack runs; `external`: a managed service (set the `<role>Url` secret)."""
-    version: str = Field(pattern=r"^[0-9]+(\.[0-9]+)+$")
-    """Full server version, e.g. 15.18; must equal the image tag's version and match across stacks."""
-    image: str
-    """Server image `<registry>/<repository>:<version tag>[@sha256:...]`; the tag carries `version`."""
+    mode: ServiceMode = ServiceMode.NONE
+    """`none` (the default): the app has no such service, and the stack creates nothing for it; `in-cluster`: a
+    StatefulSet the stack runs; `external`: a managed service (set the `<role>Url` secret)."""
+    version: str | None = Field(None, pattern=r"^[0-9]+(\.[0-9]+)+$")
+    """Full server version, e.g. 15.18; must equal the image tag's version and match across stacks. Required unless
+    mode is none."""
+    image: str | None = None
+    """Server image `<registry>/<repository>:<version tag>[@sha256:...]`; the tag carries `version`. Required unless
+    mode is none."""
     storage_size: StorageSize = "10Gi"
     """Volume size of the in-cluster server (a change after creation replaces nothing: volumes only grow by hand)."""
     storage_class_name: DnsSubdomain | None = None
@@ -418,12 +422,33 @@ class BackingService(SettingsModel):
     protect: bool = True
     """Pulumi `protect` on data-bearing resources, so `pulumi destroy` or a rename cannot drop the data."""
     external_cidr: str | None = Field(None, pattern=r"^[0-9.]+/[0-9]{1,2}$")
-    """Network of an external service; the app's egress NetworkPolicy allows only it. Required when external."""
+    """Network of an external service; the app's egress NetworkPolicy allows only it. Required when external, refused
+    otherwise."""
     max_connections: int = Field(200, ge=20, le=5000)
     """Postgres `max_connections` (in-cluster); must cover every app pod's pool at the autoscaler's maximum."""
 
+    @property
+    def present(self) -> bool:
+        """Whether the app has this service at all (mode in-cluster or external)."""
+        return self.mode is not ServiceMode.NONE
+
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if not self.present:
+            # Nothing is created for an absent service, so any other key would be silently ignored.
+            given = {to_camel(name): getattr(self, name) for name in sorted(self.model_fields_set - {"mode"})}
+            if given:
+                raise RuleError(
+                    {"mode": self.mode, **given},
+                    "mode none creates nothing for this service, so these keys would be ignored: remove them, or "
+                    "set mode to in-cluster or external",
+                )
+            return self
+        if self.version is None or self.image is None:
+            raise RuleError(
+                {"mode": self.mode, "version": self.version, "image": self.image},
+                f"mode {self.mode} needs both version and image (mode none: the app has no such service)",
+            )
         match = IMAGE_REF.match(self.image)
         tag = match.group("tag") if match else None
         if not match or not tag:
@@ -433,10 +458,13 @@ class BackingService(SettingsModel):
                 {"image": self.image, "version": self.version},
                 f"image tag {tag!r} does not carry version {self.version!r}",
             )
-        if self.mode is ServiceMode.EXTERNAL and not self.external_cidr:
+        external = self.mode is ServiceMode.EXTERNAL
+        if external != bool(self.external_cidr):
             raise RuleError(
                 {"mode": self.mode, "externalCidr": self.external_cidr},
-                "externalCidr is required when mode is external (the app's egress allows only it)",
+                "externalCidr is required when mode is external (the app's egress allows only it)"
+                if external
+                else "externalCidr is only used when mode is external (an in-cluster server is reached by its pods)",
             )
         return self
 
@@ -531,6 +559,17 @@ class Migration(SettingsModel):
     resources: Resources = Resources()
     """Requests and limits of the migration container."""
 
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        given = {to_camel(name): getattr(self, name) for name in sorted(self.model_fields_set - {"command"})}
+        if self.command is None and given:
+            raise RuleError(
+                {"command": None, **given},
+                "these keys shape the migration Job, which runs only when command is set: set command (the app's "
+                "migration command) or remove them",
+            )
+        return self
+
 
 class Verification(SettingsModel):
     """How `deploy verify` judges a new version: per-interval measurements decided like Argo Rollouts' analysis.
@@ -597,16 +636,16 @@ class Settings(SettingsModel):
     """The release's commit (7-40 lowercase hex, optionally `-dirty`); default: `git rev-parse HEAD` of the tree."""
     rollback: bool = False
     """A rollback redeploys an earlier image and skips the migration Job (migrations are forward-only)."""
-    postgres: BackingService
-    """The Postgres the app stores notes in."""
-    redis: BackingService
-    """The Redis the app caches in."""
+    postgres: BackingService = BackingService()
+    """The app's Postgres; default mode none: no database, and nothing created for one."""
+    redis: BackingService = BackingService()
+    """The app's Redis; default mode none: no cache, and nothing created for one."""
     workloads: dict[str, Workload]
     """One Deployment per entry, all running the same image; `web` also gets the public Ingress."""
     rollout: Rollout = Rollout()
     """How a new release replaces the running pods."""
     migration: Migration = Migration()
-    """The schema migration Job of each release."""
+    """The schema migration Job of each release, when the app declares `command` (which needs a postgres)."""
     verification: Verification
     """How `deploy verify` judges a new release from Prometheus."""
 
@@ -650,9 +689,29 @@ class Settings(SettingsModel):
                 {"environment": self.environment, self._release_key: self.release_sha},
                 f"production refuses a dirty build ({self.release_sha})",
             )
+        self._check_backing_services_used()
         self._check_connection_budget()
         self._check_derived_names()
         return self
+
+    def _check_backing_services_used(self) -> None:
+        """Settings that only mean something for a service the app has are refused when it has none."""
+        for role, service, env_field in (
+            ("postgres", self.postgres, "postgres_url_env"),
+            ("redis", self.redis, "redis_url_env"),
+        ):
+            if not service.present and env_field in self.app.model_fields_set:
+                key = f"app.{to_camel(env_field)}"
+                raise RuleError(
+                    {key: getattr(self.app, env_field), f"{role}.mode": service.mode},
+                    f"{role}.mode is none, so no variable carries its URL: remove {key} or declare {role}",
+                )
+        if self.migration.command is not None and not self.postgres.present:
+            raise RuleError(
+                {"migration.command": self.migration.command, "postgres.mode": self.postgres.mode},
+                "the migration Job migrates the app's Postgres schema, and postgres.mode is none: remove "
+                "migration.command, or declare postgres (in-cluster or external)",
+            )
 
     def _check_derived_names(self) -> None:
         for derived in api_rules.derived_fields(self):
@@ -811,9 +870,24 @@ def settings_from_config(config: Mapping[str, str], is_secret: Callable[[str], b
         settings = parse_settings(raw, secret_keys=[key for key in config if is_secret(key)])
     except ConfigError as error:
         problems += error.problems
+    else:
+        problems += _unused_service_urls(config, settings)
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _unused_service_urls(config: Mapping[str, str], settings: Settings) -> list[str]:
+    """A `<role>Url` secret only an external service reads; under any other mode it would be silently ignored."""
+    problems = []
+    for role, service in (("postgres", settings.postgres), ("redis", settings.redis)):
+        key = _key((f"{role}Url",))
+        if key in config and service.mode is not ServiceMode.EXTERNAL:
+            problems.append(
+                f"{key} is set, but {_key((role, 'mode'))} is {service.mode}: only an external {role} reads it; "
+                f"remove it (`pulumi config rm {key}`) or set the mode to external"
+            )
+    return problems
 
 
 def load_settings(config: pulumi.Config | None = None) -> Settings:

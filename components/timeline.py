@@ -120,15 +120,16 @@ class WorkloadAwaits:
 @dataclass(frozen=True)
 class DeployTimeline:
     stages: dict[str, int]
-    """Worst-case seconds of each stage of a healthy deploy, in the order they run."""
+    """Worst-case seconds of each stage of a healthy deploy, in the order they run; a stage the deploy does not
+    have (no in-cluster server, no migration Job, no Ingress) is left out."""
     longest_up_seconds: int
     """The longest `pulumi up` runs before every await has succeeded or timed out."""
     postgres: ServerAwaits | None
     redis: ServerAwaits | None
     registry: RegistryAwaits | None
-    """None where the server is external."""
+    """None where the server is external (or, for Postgres and Redis, absent: mode none)."""
     migration_job_seconds: int | None
-    """None for a rollback, which runs no Job."""
+    """None for a rollback or an app without migrations, which run no Job."""
     migration_job_delete_seconds: int
     """The previous release's Job's delete await: before the new Job, or at the end of a rollback."""
     workloads: dict[str, WorkloadAwaits]
@@ -284,13 +285,16 @@ def deploy_timeline(settings: Settings) -> DeployTimeline:
         )
 
     serves_ingress = any(w.ingress_seconds is not None for w in workloads.values())
-    stages = {
+    # Only the stages this deploy has: no in-cluster server (a stack without a database, with an external
+    # registry), no Job (an app without migrations, a rollback), no Ingress.
+    all_stages = {
         "backingServices": backing,
         "migration": migration,
         "rollout": max(rollout.seconds for rollout in rollouts.values()),
         # The web Service's last endpoints settle, then the Ingress's, and the controller publishes its address.
         "ingress": 2 * ENDPOINTS_SETTLE_SECONDS + INGRESS_STATUS_SECONDS if serves_ingress else 0,
     }
+    stages = {name: seconds for name, seconds in all_stages.items() if seconds > 0}
     # The Ingress names its Service, so it starts when the Service's await ends.
     service_paths = [(w.service_seconds or 0) + (w.ingress_seconds or 0) for w in workloads.values()]
     deployments = backing_await + migration_await + max(w.deployment_seconds for w in workloads.values())

@@ -59,7 +59,7 @@ class AppWorkloadArgs:
     pull_secret_name: str
     app_config: AppConfig
     migration_job: pulumi.Resource | None
-    """The release's migration Job; None only for a rollback, which runs no migration."""
+    """The release's migration Job; None for a rollback or an app without migrations, which run none."""
     depends_on: list[pulumi.Resource]
     """What must exist before pods start: config, connection Secrets, backing services."""
     awaits: WorkloadAwaits
@@ -143,7 +143,7 @@ class AppWorkload(pulumi.ComponentResource):
                 "container.image": self._args.image_keys,
                 "container.command": [f"{workload}.command"],
                 "container.ports": ["app.port"],
-                "container.env": ["app.postgresUrlEnv", "app.redisUrlEnv"],
+                "container.env": self._args.app_config.env_keys,
                 "container.resources": [f"{workload}.resources"],
                 "container.startupProbe": ["app.livenessPath"],
                 "container.livenessProbe": ["app.livenessPath"],

@@ -195,8 +195,11 @@ def _plan(project_dir: Path, stack: str, prefix: str | None) -> list[MirrorStep]
         raise ShipsafeError(f"--prefix {folder!r} must be a registry path: lowercase letters, digits, . _ - and /")
     steps = []
     for role in ("postgres", "redis"):
-        service = _section(config, role, BackingService, path)
+        given = f"{CONFIG_NAMESPACE}:{role}" in config
+        service = _section(config, role, BackingService, path) if given else BackingService()
         key = f"{CONFIG_NAMESPACE}:{role}.image"
+        if service.image is None:  # mode none (the default): the app has no such server, so no image to mirror
+            continue
         if service.mode is ServiceMode.EXTERNAL:
             steps.append(MirrorStep(stack, key, Action.SKIP, service.image, note=f"{role}.mode is external"))
             continue

@@ -107,7 +107,8 @@ def requirements_for(config: Mapping[str, str]) -> Requirements:
     explicit: dict[str, str] = {}
     for role in ("postgres", "redis"):
         key = f"{CONFIG_NAMESPACE}:{role}"
-        service = _model(config, key, BackingService)
+        # Unset is mode none, as in the program's settings: no server, no claim.
+        service = _model(config, key, BackingService) if key in config else BackingService()
         if service.mode is not ServiceMode.IN_CLUSTER:
             continue
         if service.storage_class_name:

@@ -87,7 +87,7 @@ def release_config(image: ImageRef, git_sha: str, *, rollback: bool) -> dict[str
     """The flat config keys that pin a stack to one prebuilt image.
 
     `rollback=true` makes the program skip the migration Job: schema changes are forward-only and the old
-    code runs on the new schema. Every normal deploy writes `false` so migrations run again.
+    code runs on the new schema. Every normal deploy writes `false` so migrations (if the app has any) run again.
     """
     return {
         IMAGE_SOURCE: "prebuilt",

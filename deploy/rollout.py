@@ -147,7 +147,10 @@ def deploy_release(
     else:
         backend.set_config(changes)
     preview_stack(ctx, backend)
-    wait = up_wait(f"pulumi up {backend.name} (policy pack on, migration Job first)", expected_timeline(backend))
+    timeline = expected_timeline(backend)
+    # An app without migrations (or a rollback) has no Job stage; an unknown timeline keeps the usual promise.
+    job_first = ", migration Job first" if timeline is None or "migration" in timeline.stages else ""
+    wait = up_wait(f"pulumi up {backend.name} (policy pack on{job_first})", timeline)
     with waiting(ctx.console, ctx.clock, wait) as display:
 
         def on_output(line: str) -> None:

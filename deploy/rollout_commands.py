@@ -82,7 +82,7 @@ def up_command(
     offline: bool,
     skip_prerequisites: bool,
 ) -> None:
-    """Check the cluster's prerequisites, preview, then update STACK with the policy pack (migration Job first)."""
+    """Check the cluster's prerequisites, preview, then update STACK with the pack (migration Job, if any, first)."""
     if offline:
         offline_preview(deploy, stack, [], "text")
         return

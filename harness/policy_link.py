@@ -101,7 +101,7 @@ def _registries(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
     third_party = [
         (_key(f"{role}.image"), service.image, _image_name(service.image))
         for role, service in (("postgres", settings.postgres), ("redis", settings.redis))
-        if service.mode is ServiceMode.IN_CLUSTER
+        if service.mode is ServiceMode.IN_CLUSTER and service.image is not None  # set unless mode is none
     ]
     if registry.mode is RegistryMode.IN_CLUSTER:
         third_party.append((_key("registry.image"), registry.image, _image_name(registry.image)))
@@ -203,7 +203,8 @@ def _release(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
         where = policy.where("12f-build-once", "allowImageBuild")
         yield f"{_key('imageSource')} = build, but this stack may not build images {where}"
     hygiene = policy.enforced("12f-admin-migration-job-hygiene")
-    if hygiene is not None and settings.migration.backoff_limit > hygiene["maxBackoffLimit"]:
+    migrates = settings.migration.command is not None
+    if hygiene is not None and migrates and settings.migration.backoff_limit > hygiene["maxBackoffLimit"]:
         where = policy.where("12f-admin-migration-job-hygiene", "maxBackoffLimit")
         yield f"{_key('migration.backoffLimit')} = {settings.migration.backoff_limit} exceeds {where}"
 
@@ -219,7 +220,8 @@ def _uid_and_resources(settings: Settings, policy: PolicyConfig) -> Iterator[str
     declared: list[tuple[str, Resources]] = [
         (f"workloads.{n}.resources", w.resources) for n, w in settings.workloads.items()
     ]
-    declared.append(("migration.resources", settings.migration.resources))
+    if settings.migration.command is not None:  # no migration Job otherwise
+        declared.append(("migration.resources", settings.migration.resources))
     for prefix, given in declared:
         kubernetes = given.to_kubernetes()
         for kind in ("requests", "limits"):

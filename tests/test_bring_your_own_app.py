@@ -1,5 +1,6 @@
-"""Bring your own app: a second, tiny app (tests/example_app) goes through the same components and both policy
-phases with no violation; its port, probe and metrics paths, UID, build and URL variables are only settings."""
+"""Bring your own app: a second, tiny app (tests/example_app) goes through the same components and every policy
+phase with no violation; its port, probe and metrics paths, UID, build and URL variables are only settings. Its
+`stateless` stack has no database, cache or migrations: none of their objects exist, and the pack passes it."""
 
 from __future__ import annotations
 
@@ -10,24 +11,26 @@ from pathlib import Path
 import pytest
 
 from harness import analyzer, policy_link
-from harness.phases import Phase, PhaseRecording, model_phases
+from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.preview import policy_conflicts
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
 EXAMPLE = Path(__file__).parent / "example_app"
 STACK = "tiny"
+STATELESS = "stateless"
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project holding the real program and components, the tiny app as its build context, and its stack file."""
+    """A project holding the real program and components, the tiny app as its build context, and its stack files."""
     root = tmp_path_factory.mktemp("byo")
     shutil.copy(REPO_ROOT / "__main__.py", root)
     shutil.copy(REPO_ROOT / "Pulumi.yaml", root)
     shutil.copytree(REPO_ROOT / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(EXAMPLE, root / "hello", ignore=shutil.ignore_patterns("Pulumi.*.yaml", "__pycache__"))
-    shutil.copy(EXAMPLE / f"Pulumi.{STACK}.yaml", root)
+    for stack_file in EXAMPLE.glob("Pulumi.*.yaml"):
+        shutil.copy(stack_file, root)
     return root
 
 
@@ -58,7 +61,12 @@ def policy_config(project: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def phases(project: Path) -> list[PhaseRecording]:
-    return model_phases(STACK, project_dir=project, phases=(Phase.FIRST_PREVIEW, Phase.AFTER_UP))
+    return model_phases(STACK, project_dir=project, phases=ALL_PHASES)
+
+
+@pytest.fixture(scope="module")
+def stateless_phases(project: Path) -> list[PhaseRecording]:
+    return model_phases(STATELESS, project_dir=project, phases=ALL_PHASES)
 
 
 def _inputs(recording: Recording, name: str) -> dict[str, object]:
@@ -88,13 +96,13 @@ def test_the_tiny_app_is_deployed_with_its_own_contract(phases: list[PhaseRecord
     assert not any(r.name.startswith("hello-migrate") for r in recording), "an app without migrations runs no Job"
 
 
-def test_the_tiny_app_passes_every_policy_in_both_phases(phases: list[PhaseRecording], policy_config: Path) -> None:
+def test_the_tiny_app_passes_every_policy_in_every_phase(phases: list[PhaseRecording], policy_config: Path) -> None:
     for phase in phases:
         report = analyzer.analyze(phase.recording, policy_config)
         assert report.mandatory_violations == [], f"{phase.phase}: {analyzer.format_report(report)}"
         # Only the advisory digests of the public Postgres/Redis images remain; the Dockerfile rules ran.
         assert {v.policy for v in report.violations} <= {"12f-build-third-party-digest", "docker-base-image-digest"}
-    after_up = analyzer.analyze(phases[-1].recording, policy_config)
+    after_up = analyzer.analyze(next(p for p in phases if p.phase is Phase.AFTER_UP).recording, policy_config)
     assert not any("docker-user-matches-pods" in skipped for skipped in after_up.skipped)
 
 
@@ -108,3 +116,43 @@ def test_the_tiny_app_agrees_with_its_policy_config(project: Path, policy_config
         and "image-allowed-registries.allowedRegistries" in p
         for p in problems
     ), problems
+
+
+def test_an_app_without_database_cache_or_migrations_gets_none_of_their_objects(
+    stateless_phases: list[PhaseRecording],
+) -> None:
+    for phase in stateless_phases:
+        recording = phase.recording
+        types = {r.type for r in recording}
+        assert not types & {
+            "kubernetes:apps/v1:StatefulSet",
+            "kubernetes:batch/v1:Job",
+            "shipsafe:components:BackingService",
+            "shipsafe:components:MigrationJob",
+            "random:index/randomPassword:RandomPassword",
+        }, f"{phase.label}: {sorted(types)}"
+        secrets = {r.inputs["metadata"]["name"] for r in recording if r.type == "kubernetes:core/v1:Secret"}
+        assert secrets == {"hello-registry"}, f"{phase.label}: only the registry's pull Secret, not {secrets}"
+        policies = {
+            r.inputs["metadata"]["name"] for r in recording if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+        }
+        assert policies == {"hello-default-deny", "hello-allow-dns", "hello-app-ingress", "hello-metrics-ingress"}, (
+            f"{phase.label}: {sorted(policies)}"
+        )
+        deployment = _inputs(recording, "hello-web-deployment")
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]  # type: ignore[index]
+        assert [e["name"] for e in env] == ["APP_VERSION"], f"{phase.label}: no service URL variable, got {env}"
+
+
+def test_an_app_without_database_passes_every_policy_in_every_phase(
+    stateless_phases: list[PhaseRecording], policy_config: Path
+) -> None:
+    for phase in stateless_phases:
+        report = analyzer.analyze(phase.recording, policy_config)
+        assert report.mandatory_violations == [], f"{phase.label}: {analyzer.format_report(report)}"
+        # No third-party server image is left to pin by digest: only the Dockerfile's base image remains.
+        assert {v.policy for v in report.violations} <= {"docker-base-image-digest"}, analyzer.format_report(report)
+
+
+def test_an_app_without_database_agrees_with_its_policy_config(project: Path, policy_config: Path) -> None:
+    assert policy_conflicts(STATELESS, {}, policy_config, project) == []

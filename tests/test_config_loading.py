@@ -165,17 +165,17 @@ def test_the_program_checks_the_config_the_engine_hands_it(monkeypatch) -> None:
     """Under the CLI the language host passes config through PULUMI_CONFIG (pulumi-language-python-exec)."""
     _, config = read_stack_config("staging")
     engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    engine |= {"shipsafe:gitSha": STAGING_SHA, "shipsafe:redisUrl": "redis://plain", "shipsafe:rolout": "{}"}
+    engine |= {"shipsafe:gitSha": STAGING_SHA, "shipsafe:registryPassword": "plain", "shipsafe:rolout": "{}"}
     pulumi.runtime.set_all_config({}, [])
     monkeypatch.setitem(os.environ, "PULUMI_CONFIG", json.dumps(engine))
     monkeypatch.setitem(os.environ, "PULUMI_CONFIG_SECRET_KEYS", "[]")
     with pytest.raises(ConfigError) as error:
         load_settings()
-    assert error.value.problems[0].startswith("shipsafe:redisUrl is written in plain text")
+    assert error.value.problems[0].startswith("shipsafe:registryPassword is written in plain text")
     assert error.value.problems[1].startswith("shipsafe:rolout is not a known setting")
     monkeypatch.delenv("PULUMI_CONFIG")
     engine.pop("shipsafe:rolout")
-    pulumi.runtime.set_all_config(engine, ["shipsafe:redisUrl"])
+    pulumi.runtime.set_all_config(engine, ["shipsafe:registryPassword"])
     assert load_settings().rollout.max_surge == 1
 
 

@@ -311,6 +311,16 @@ def test_up_says_what_it_waits_for_and_the_await_limit_in_plain_lines(run_cli, s
     assert "\x1b[" not in result.output  # not a terminal: no live display, no escape codes
 
 
+def test_up_of_an_app_without_database_or_migrations_promises_no_server_or_job(run_cli, stacks):
+    none = json.dumps({"mode": "none"})
+    stacks["staging"].set_config({"shipsafe:postgres": none, "shipsafe:redis": none, "shipsafe:migration": "{}"})
+    result = run_cli("up", "staging", "--image-ref", image(3))
+    assert result.exit_code == 0, result.output
+    waiting = next(line for line in result.output.splitlines() if "waiting for" in line)
+    assert waiting.startswith("pulumi up staging (policy pack on): waiting for rolling updates ≤"), waiting
+    assert "backing services" not in waiting and "migration" not in waiting, waiting
+
+
 def test_a_rollback_waits_for_no_migration_job(run_cli):
     result = run_cli("rollback", "staging")
     assert result.exit_code == 0, result.output

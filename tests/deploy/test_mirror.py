@@ -128,6 +128,20 @@ def test_dry_run_plans_a_copy_next_to_the_app_repository_and_changes_nothing(pro
     assert {path.name: path.read_bytes() for path in project.iterdir()} == before
 
 
+def test_a_service_the_app_does_not_have_has_no_image_to_mirror(project: Path) -> None:
+    path = project / "Pulumi.prod.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["config"][POSTGRES] = {"mode": "none"}  # written out
+    del config["config"][REDIS]  # left out: mode none by default
+    path.write_text(yaml.safe_dump(config))
+    copier = RecordingCopier()
+
+    steps = mirror_images(project, ["prod"], dry_run=True, copier=copier)
+
+    assert [step.key for step in steps] == [f"{REGISTRY}.image"], steps
+    assert copier.calls == []
+
+
 def test_pinning_writes_digests_the_settings_model_accepts_and_a_second_run_changes_nothing(project: Path) -> None:
     copier = RecordingCopier()
 
@@ -141,8 +155,8 @@ def test_pinning_writes_digests_the_settings_model_accepts_and_a_second_run_chan
     for stack in ("staging", "prod"):
         config = config_of(project / f"Pulumi.{stack}.yaml")
         for section in (POSTGRES, REDIS):
-            service = BackingService.model_validate(config[section])
-            assert "/mirror/" in service.image and "@sha256:" in service.image, service.image
+            image = BackingService.model_validate(config[section]).image or ""
+            assert "/mirror/" in image and "@sha256:" in image, image
     assert not any(step.changed for step in second)
     assert {path.name: path.read_bytes() for path in project.iterdir()} == after_first
 

@@ -45,7 +45,7 @@ def check_migration_release_image(
         if k8s.labels(j).get(k8s.COMPONENT) == config["migrationComponent"] and k8s.is_app_workload(j, config)
     ]
     if not jobs:
-        return  # a rollback runs no migration (shipsafe:rollback)
+        return  # no Job to judge: a rollback (shipsafe:rollback) or an app without migrations runs none
     deployments = k8s.app_deployments(resources, config)
     for job in jobs:
         with item():  # the image is unknown in preview until it is built; the dependency checks below still run
