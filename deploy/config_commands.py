@@ -9,7 +9,7 @@ from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.offline import config_problems
 from deploy.options import pass_deploy, stacks_argument
-from deploy.stacks import stack_names
+from harness.stack_config import stack_names
 
 
 @click.group("config")

@@ -36,7 +36,7 @@ from components.settings import (
 )
 from deploy.context import DeployContext
 from deploy.errors import ShipsafeError
-from deploy.stacks import stack_names
+from harness.stack_config import stack_names
 
 MIRROR_FOLDER = "mirror"
 """Default mirror path next to the app's repository (`shipsafe/notes` -> `shipsafe/mirror`), so the registry

@@ -14,6 +14,7 @@ from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.prometheus import Sample
 from deploy.smoke import Check, SmokeReport
+from tests.conftest import STACKS
 from tests.deploy.fake_apiserver import InProcessCluster
 from tests.deploy.memory_stack import MemoryStack, MemoryStacks
 
@@ -73,7 +74,7 @@ def project_dir(tmp_path: Path) -> Path:
     config = tmp_path / "policy" / "config"
     config.mkdir(parents=True)
     (tmp_path / "policy" / "PulumiPolicy.yaml").write_text("runtime: python\n")
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         (config / f"{stack}.json").write_text("{}\n")
     return tmp_path
 

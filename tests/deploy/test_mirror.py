@@ -26,6 +26,7 @@ from harness.analyzer import PolicyPackProcess, format_report, load_policy_confi
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT, run_stack
 from tests.app.images import build, ensure_stand_in_base
+from tests.conftest import STACKS
 from tests.support.services import docker
 
 THIRD_PARTY_DIGEST = "12f-build-third-party-digest"
@@ -67,7 +68,7 @@ class RecordingCopier:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the committed stack files."""
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         shutil.copy(REPO_ROOT / f"Pulumi.{stack}.yaml", tmp_path)
     return tmp_path
 
@@ -138,7 +139,7 @@ def test_pinning_writes_digests_the_settings_model_accepts_and_a_second_run_chan
     assert {step.key for step in first if step.changed} == {f"{POSTGRES}.image", f"{REDIS}.image"}
     # Both stacks share each upstream image: copied once per run.
     assert sorted(copier.calls) == sorted({call for call in copier.calls})
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         config = config_of(project / f"Pulumi.{stack}.yaml")
         for section in (POSTGRES, REDIS):
             service = BackingService.model_validate(config[section])
@@ -155,7 +156,7 @@ def test_an_unknown_stack_and_a_bad_prefix_are_refused_by_name(project: Path) ->
 
 
 def test_the_command_prints_the_plan_of_the_selected_stack(deploy_ctx, run_cli) -> None:
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         shutil.copy(REPO_ROOT / f"Pulumi.{stack}.yaml", deploy_ctx.project_dir)
     before = (deploy_ctx.project_dir / "Pulumi.prod.yaml").read_bytes()
 
