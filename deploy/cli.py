@@ -24,7 +24,7 @@ from deploy.mirror import mirror_command
 from deploy.preview_commands import diff_command, preview_command, render_command
 from deploy.project_modules import needs_own_process, run_in_project
 from deploy.rollout_commands import promote_command, rollback_command, smoke_command, up_command, verify_command
-from deploy.stack_commands import destroy_command, history_command, init_command, status_command
+from deploy.stack_commands import destroy_command, history_command, init_command, stack_group, status_command
 from deploy.tool_commands import completion_command, exit_codes_command
 from deploy.version import VERSION
 
@@ -97,6 +97,7 @@ for command in (
     verify_command,
     history_command,
     rollback_command,
+    stack_group,
     init_command,
     mirror_command,
     status_command,
