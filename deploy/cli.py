@@ -20,6 +20,7 @@ from rich.markup import escape
 from deploy.config_commands import config_group
 from deploy.context import DeployContext
 from deploy.errors import ShipsafeError
+from deploy.image_commands import image_group
 from deploy.mirror import mirror_command
 from deploy.preview_commands import diff_command, preview_command, render_command
 from deploy.project_modules import needs_own_process, run_in_project
@@ -100,6 +101,7 @@ for command in (
     stack_group,
     init_command,
     mirror_command,
+    image_group,
     status_command,
     destroy_command,
     config_group,
