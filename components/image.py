@@ -28,9 +28,8 @@ class AppImageArgs:
     platform: str
     context: str
     """The build context, relative to the project directory (`shipsafe:app.buildContext`)."""
-    dockerfile: str | None
-    """The Dockerfile, relative to the project directory (`shipsafe:app.dockerfile`); None: `<context>/Dockerfile`,
-    pulumi-docker's default."""
+    dockerfile: str
+    """The Dockerfile, relative to the project directory (`shipsafe:app.dockerfile`)."""
     target: str | None
     """The Dockerfile stage to build; None: the last one."""
     registry: pulumi.Resource

@@ -7,6 +7,7 @@ field's docstring is its entry in `docs/configuration.md` (`python -m harness.co
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
@@ -378,6 +379,11 @@ class AppSettings(SettingsModel):
                 f"the URL and host variables must differ from each other and from the app's own {sorted(APP_ENV)}",
             )
         return self
+
+    @property
+    def dockerfile_path(self) -> str:
+        """`dockerfile`, or `<buildContext>/Dockerfile` where docker looks without one."""
+        return self.dockerfile or posixpath.join(self.build_context, "Dockerfile")
 
 
 class RegistrySettings(SettingsModel):
