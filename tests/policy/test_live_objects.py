@@ -105,9 +105,9 @@ IDENTITY = {"apiVersion", "kind", "metadata"}
 
 def _leaf_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     if isinstance(value, dict):
-        return [p for key, child in value.items() for p in [path + (key,), *_leaf_paths(child, path + (key,))]]
+        return [p for key, child in value.items() for p in [(*path, key), *_leaf_paths(child, (*path, key))]]
     if isinstance(value, list):
-        return [p for index, child in enumerate(value) for p in _leaf_paths(child, path + (index,))]
+        return [p for index, child in enumerate(value) for p in _leaf_paths(child, (*path, index))]
     return []
 
 
