@@ -1,27 +1,32 @@
-"""`shipsafe image check`: an app's Dockerfile judged by the pack's Dockerfile rules, offline, before its CI hands the
-pushed image's digest to a stack (`imageSource: prebuilt`).
+"""`shipsafe image check`: an app's Dockerfile and pushed image judged by the pack's image rules, offline, before its
+CI hands the image's digest to a stack (`imageSource: prebuilt`).
 
 The rules run as in a preview: the stack's own program builds from the given context and Dockerfile (so rules that
-compare the image with the pods, like `docker-user-matches-pods`, see that stack's pods), the real policy pack reads
-the Dockerfile, with the stack's policy config. Only the Dockerfile rules' findings count: the rest of the pack judges
-the stack, which `shipsafe preview` checks.
+compare the image with the pods, like `docker-user-matches-pods`, see that stack's pods), or runs the given image
+reference (its settings refuse a reference without a digest, naming the key), and the real policy pack judges it with
+the stack's policy config. Only the findings about the image count: the Dockerfile rules', and the image and build
+rules' on the objects that run the reference. The rest of the pack judges the stack, which `shipsafe preview` checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from components.settings import CONFIG_NAMESPACE
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.offline import config_overrides, run_program
 from harness.analyzer import AnalysisReport, PolicyPackError, analyze
+from harness.recording import Recording
 from harness.stack_config import policy_config_path
 
 DOCKERFILE_RULES = "docker-"
 """The prefix of the pack's Dockerfile rules (`policy/shipsafe_policies/docker.py`, section `docker`)."""
+IMAGE_RULES = ("image-", "12f-build-")
+"""The prefixes of the rules on image references (`security/image.py`, `twelve_factor/build.py`)."""
 RELEASE_PLACEHOLDER = "0" * 40
 """The check needs no git history: the release only names objects."""
 
@@ -44,17 +49,28 @@ def check_dockerfile(
         *([f"app.buildTarget={target}"] if target else []),
     ]
     overrides = {**config_overrides(project_dir, stack, settings), f"{CONFIG_NAMESPACE}:imageRef": None}
-    recording = run_program(project_dir, stack, overrides)
+    report = _analyze(project_dir, stack, run_program(project_dir, stack, overrides))
+    return _only(report, lambda policy, _: policy.startswith(DOCKERFILE_RULES))
+
+
+def check_image(project_dir: Path, stack: str, image: str, git_sha: str) -> AnalysisReport:
+    """The image and build rules' findings on the objects of `stack` that run `image` (built from `git_sha`)."""
+    settings = ["imageSource=prebuilt", f"imageRef={image}", f"gitSha={git_sha}"]
+    recording = run_program(project_dir, stack, config_overrides(project_dir, stack, settings))
+    running = {resource.name for resource in recording if image in json.dumps(resource.inputs)}
+    report = _analyze(project_dir, stack, recording)
+    return _only(report, lambda policy, resource: policy.startswith(IMAGE_RULES) and resource in running)
+
+
+def _analyze(project_dir: Path, stack: str, recording: Recording) -> AnalysisReport:
     try:
-        report = analyze(recording, policy_config_path(project_dir, stack), pack_dir=project_dir / "policy")
+        return analyze(recording, policy_config_path(project_dir, stack), pack_dir=project_dir / "policy")
     except PolicyPackError as error:
         raise ShipsafeError(f"the policy pack failed: {error}", ExitCode.POLICY_PACK_FAILED) from None
-    found = [v for v in report.violations if v.policy.startswith(DOCKERFILE_RULES)]
-    skipped = [entry for entry in report.skipped if entry.startswith(DOCKERFILE_RULES)]
+
+
+def _only(report: AnalysisReport, keep: Callable[[str, str], bool]) -> AnalysisReport:
+    """The report with only the findings `keep(policy, resource)` selects, and the checks skipped among them."""
+    found = [v for v in report.violations if keep(v.policy, v.resource)]
+    skipped = [entry for entry in report.skipped if keep(*entry.rsplit(" on ", 1))]
     return dataclasses.replace(report, violations=found, skipped=skipped)
-
-
-def check_dockerfile_for_stacks(
-    project_dir: Path, stacks: Sequence[str], dockerfile: Path, context: Path | None, target: str | None
-) -> list[AnalysisReport]:
-    return [check_dockerfile(project_dir, stack, dockerfile, context or dockerfile.parent, target) for stack in stacks]

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
-from harness.runtime import REPO_ROOT
+from harness.runtime import REPO_ROOT, read_stack_config
 from tests.deploy.memory_stack import MemoryStacks
 from tests.support.project_copy import copy_project
 
@@ -104,5 +104,29 @@ def test_image_check_catches_a_bad_dockerfile_with_the_policy_exit_code(tmp_path
     code, output = _image_check("--dockerfile", str(dockerfile), "-s", "prod")
     assert code == ExitCode.POLICY_VIOLATION, output
     assert "[docker-non-root-user]" in output
-    assert "breaks mandatory Dockerfile rules for prod" in output.replace("\n", " ")
+    assert "the image breaks mandatory image rules for prod" in output.replace("\n", " ")
     assert "[12f-" not in output and "[hardening-" not in output, "only the Dockerfile rules are reported"
+
+
+def _committed_image_ref() -> str:
+    _, config = read_stack_config("prod")
+    return str(config["shipsafe:imageRef"])
+
+
+def test_image_check_passes_a_pushed_image_pinned_by_digest() -> None:
+    code, output = _image_check("--image", _committed_image_ref())
+    assert code == 0, output
+    assert output.count("Policy check passed: 0 mandatory") == len(list(REPO_ROOT.glob("Pulumi.*.yaml")))
+
+
+def test_image_check_catches_an_image_without_a_digest() -> None:
+    tag_only = _committed_image_ref().split("@", 1)[0]
+    code, output = _image_check("--image", tag_only, "-s", "staging")
+    assert code == ExitCode.POLICY_VIOLATION, output
+    assert "[12f-build-immutable-image]" in output and "notes-web-deployment" in output
+    assert "notes-postgres-statefulset" not in output, "only the objects that run the image are judged"
+
+
+def test_image_check_needs_something_to_check() -> None:
+    code, output = _image_check()
+    assert code == ExitCode.USAGE and "give --dockerfile, --image or both" in output
