@@ -18,6 +18,8 @@ from deploy.options import OUTPUT, emit_json, pass_deploy, quiet_console_for_jso
 from deploy.reports import history_document
 from deploy.stacks import init_stacks
 from deploy.status import status_document
+from harness.analyzer import PolicyPackError
+from harness.policy_docs import update_page
 from harness.stack_config import stack_names
 
 RESULT_COLOURS = {"succeeded": "green", "failed": "red"}
@@ -55,6 +57,16 @@ def add_command(deploy: DeployContext, name: str, source: str) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    try:
+        page = update_page(deploy.project_dir)
+    except PolicyPackError as error:
+        raise ShipsafeError(
+            f"stack {name} written, but the policy reference could not be regenerated: {error}; run "
+            "`python -m harness.policy_docs`",
+            ExitCode.POLICY_PACK_FAILED,
+        ) from None
+    if page is not None:
+        deploy.console.print(f"  updated {page.relative_to(deploy.project_dir)} (a column for {escape(name)})")
     for key in created.secrets_to_set:
         deploy.console.print(f"  secret left out: pulumi config set --secret -s {escape(name)} {escape(key)}")
     for line in created.mentions_of_source:

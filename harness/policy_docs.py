@@ -92,12 +92,23 @@ def with_reference(readme: str, reference: str) -> str:
     return f"{head}{BEGIN}\n{reference}{END}{tail}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    def render(current: str) -> str:
-        with PolicyPackProcess() as pack:
-            return with_reference(current, render_policy_docs(pack.policies, stack_levels(pack.policies)))
+def page_text(current: str, project_dir: Path = REPO_ROOT) -> str:
+    """The page with the reference of `project_dir`'s pack and stacks."""
+    with PolicyPackProcess(project_dir / POLICY_DIR.name) as pack:
+        return with_reference(current, render_policy_docs(pack.policies, stack_levels(pack.policies, project_dir)))
 
-    return write_or_check("harness.policy_docs", __doc__.splitlines()[0], PAGE, render, argv)
+
+def update_page(project_dir: Path) -> Path | None:
+    """Rewrites `project_dir`'s page, if it has one, after its stacks changed (`shipsafe stack add`)."""
+    page = project_dir / PAGE.relative_to(REPO_ROOT)
+    if not page.is_file():
+        return None
+    page.write_text(page_text(page.read_text(), project_dir))
+    return page
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_or_check("harness.policy_docs", __doc__.splitlines()[0], PAGE, page_text, argv)
 
 
 if __name__ == "__main__":

@@ -70,14 +70,12 @@ def test_make_policy_check_checks_the_new_stack(project: Path) -> None:
         assert f"-m harness.preview {stack} --quiet" in result.stdout
 
 
-def test_the_policy_reference_has_a_column_for_the_new_stack(project: Path) -> None:
-    stale = subprocess.run(
-        [PYTHON, "-m", "harness.policy_docs", "--check"], cwd=project, capture_output=True, text=True, check=False
-    )
-    assert stale.returncode != 0, "the page must name every stack, so a new one makes it stale"
-    subprocess.run([PYTHON, "-m", "harness.policy_docs"], cwd=project, capture_output=True, check=True)
+def test_the_stack_command_regenerates_the_policy_reference_with_a_column_for_the_new_stack(project: Path) -> None:
+    check = [PYTHON, "-m", "harness.policy_docs", "--check"]
+    fresh = subprocess.run(check, cwd=project, capture_output=True, text=True, check=False)
+    assert fresh.returncode == 0, fresh.stderr
     header = next(line for line in (project / "docs" / "policies.md").read_text().splitlines() if "| Policy |" in line)
-    assert f"| {NEW} |" in header and "| staging |" in header and "| prod |" in header
+    assert all(f"| {stack} |" in header for stack in stack_names(project)), header
 
 
 def test_render_and_offline_preview_work_on_the_uncommitted_stack(project: Path) -> None:
