@@ -21,7 +21,8 @@ from tests.deploy.memory_stack import MemoryStacks
 from tests.support.project_copy import copy_project
 
 PYTHON = sys.executable
-NEW = "dev"
+NEW = next(name for name in ("dev", "qa", "third", "extra-stack") if name not in stack_names(REPO_ROOT))
+"""A stack the project does not have yet, so the tests also hold in a project that added one."""
 
 
 def shipsafe(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
