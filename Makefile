@@ -39,9 +39,14 @@ system-packages:
 preview: setup
 	$(PY) -m harness.preview $(STACK)
 
+# Every stack the project has (`shipsafe stack list`: one per Pulumi.<stack>.yaml), each with its own policy config;
+# all are checked, and the target exits with the code of the last one that failed.
 policy-check: setup
-	$(PY) -m harness.preview staging --quiet
-	$(PY) -m harness.preview prod --quiet
+	@stacks=$$($(PY) -m deploy stack list) && [ -n "$$stacks" ] || { echo "no stacks found" >&2; exit 1; }; \
+	status=0; for stack in $$stacks; do \
+	  echo "$(PY) -m harness.preview $$stack --quiet"; \
+	  $(PY) -m harness.preview "$$stack" --quiet || { status=$$?; echo "policy check of $$stack failed" >&2; }; \
+	done; exit $$status
 
 test: setup-app
 	$(PY) -m pytest

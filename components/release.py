@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import ConfigError, Settings
+from components.settings import ConfigError, ImageSource, Settings
 
 
 @dataclass(frozen=True)
@@ -43,5 +43,11 @@ def working_tree_sha(repo: Path) -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
-def resolve_release(settings: Settings, repo: Path) -> Release:
-    return Release(settings.release_sha or working_tree_sha(repo))
+def resolve_release(settings: Settings, project_dir: Path) -> Release:
+    """The release is the commit of the code the image is built from: the project's, or for a build context
+    outside the project (the app's own repository checked out beside it) that repository's."""
+    if settings.release_sha:
+        return Release(settings.release_sha)
+    context = (project_dir / settings.app.build_context).resolve()
+    builds_elsewhere = settings.image_source is ImageSource.BUILD and not context.is_relative_to(project_dir.resolve())
+    return Release(working_tree_sha(context if builds_elsewhere else project_dir))

@@ -7,6 +7,7 @@ field's docstring is its entry in `docs/configuration.md` (`python -m harness.co
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
@@ -92,15 +93,21 @@ HttpPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._~/-]*$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
-def _inside_project(value: str) -> str:
-    # `pulumi up` builds from the project directory; a path leaving it would make the build depend on the machine.
-    if value.startswith("/") or ".." in value.split("/") or not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
-        raise ValueError(f"{value!r} must be a relative path inside the project (letters, digits, . _ / -; no '..')")
+def _relative_to_project(value: str) -> str:
+    # `pulumi up` runs the program in the project directory, and pulumi-docker hands the context and Dockerfile to
+    # the build as given, so a relative path resolves against it (the pack reads it the same way:
+    # `policy/shipsafe_policies/docker.py` `load_build`). A relative path means the same on every checkout laid out
+    # alike (the app's own repository beside this one: `../greeter`); an absolute one names one machine's disk.
+    if value.startswith("/") or not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
+        raise ValueError(
+            f"{value!r} must be a path relative to the project directory (letters, digits, . _ / -), inside it "
+            "(app) or beside it (../greeter: the app's repository checked out next to this one); not absolute"
+        )
     return value
 
 
-# A path inside the project directory (the build context, the Dockerfile).
-ProjectPath = Annotated[str, AfterValidator(_inside_project)]
+# A path relative to the project directory (the build context, the Dockerfile), possibly outside it.
+ProjectPath = Annotated[str, AfterValidator(_relative_to_project)]
 DnsLabel = Annotated[str, _allowed(DNS1123_LABEL.description), _follows(DNS1123_LABEL)]
 DnsSubdomain = Annotated[str, _allowed(DNS1123_SUBDOMAIN.description), _follows(DNS1123_SUBDOMAIN)]
 # A quantity may be written as a number (`--set ...cpuRequest=1` or YAML `1`), as the API accepts it in JSON.
@@ -287,9 +294,11 @@ class AppSettings(SettingsModel):
     port: Port = 3002
     """The container's port (named `http`), declared once: probes, Service, NetworkPolicies and `PORT` all use it."""
     build_context: ProjectPath = "app"
-    """Directory (relative to the project) the image is built from when imageSource is build."""
-    dockerfile: ProjectPath = "app/Dockerfile"
-    """The Dockerfile (relative to the project) of that build; its final USER is `runAsUser`, it EXPOSEs `port`."""
+    """Directory the image is built from when imageSource is build, relative to the project: inside it (`app`) or
+    the app's own repository checked out beside it (`../greeter`)."""
+    dockerfile: ProjectPath | None = None
+    """The Dockerfile (relative to the project) of that build, by default `<buildContext>/Dockerfile`; its final USER
+    is `runAsUser`, it EXPOSEs `port`."""
     build_target: str | None = Field("production", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """Stage of the Dockerfile to build; None: its last stage."""
     liveness_path: HttpPath = "/healthz"
@@ -371,6 +380,11 @@ class AppSettings(SettingsModel):
                 f"the URL and host variables must differ from each other and from the app's own {sorted(APP_ENV)}",
             )
         return self
+
+    @property
+    def dockerfile_path(self) -> str:
+        """`dockerfile`, or `<buildContext>/Dockerfile` where docker looks without one."""
+        return self.dockerfile or posixpath.join(self.build_context, "Dockerfile")
 
 
 class RegistrySettings(SettingsModel):

@@ -19,12 +19,13 @@ from rich.markup import escape
 from deploy.config_commands import config_group
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.image_commands import image_group
 from deploy.mirror import mirror_command
 from deploy.options import JSON_PRINTED, JSON_WANTED, emit_json, error_document
 from deploy.preview_commands import diff_command, preview_command, render_command
 from deploy.project_modules import needs_own_process, run_in_project
 from deploy.rollout_commands import promote_command, rollback_command, smoke_command, up_command, verify_command
-from deploy.stack_commands import destroy_command, history_command, init_command, status_command
+from deploy.stack_commands import destroy_command, history_command, init_command, stack_group, status_command
 from deploy.terminal import TerminalConsole
 from deploy.tool_commands import completion_command, exit_codes_command
 from deploy.version import VERSION
@@ -135,8 +136,10 @@ for command in (
     verify_command,
     history_command,
     rollback_command,
+    stack_group,
     init_command,
     mirror_command,
+    image_group,
     status_command,
     destroy_command,
     config_group,

@@ -10,7 +10,7 @@ from deploy.errors import ExitCode, ShipsafeError
 from deploy.offline import config_problems
 from deploy.options import OUTPUT, emit_json, pass_deploy, quiet_console_for_json, stacks_argument
 from deploy.reports import config_validate_document
-from deploy.stacks import stack_names
+from harness.stack_config import stack_names
 
 
 @click.group("config")

@@ -19,6 +19,7 @@ from deploy.prometheus import MetricsSource, PrometheusClient
 from deploy.smoke import SmokeReport, smoke
 from deploy.stacks import StackCreator
 from deploy.terminal import TerminalConsole
+from harness.stack_config import policy_config_path
 
 
 def run_offline_preview(argv: list[str]) -> int:
@@ -57,7 +58,7 @@ class DeployContext:
         """The policy pack runs on every preview and update, with the stack's own enforcement config."""
         short_name = stack.rsplit("/", 1)[-1]  # "org/project/prod" -> "prod"
         policy_dir = self.project_dir / "policy"
-        pack = PolicyPack(policy_dir, policy_dir / "config" / f"{short_name}.json")
+        pack = PolicyPack(policy_dir, policy_config_path(self.project_dir, short_name))
         for path in (pack.path / "PulumiPolicy.yaml", pack.config):
             if not path.is_file():
                 raise ShipsafeError(f"policy pack file {path} is missing", ExitCode.FAILED)

@@ -37,7 +37,7 @@ from components.settings import (
 from deploy.context import DeployContext
 from deploy.errors import ShipsafeError
 from deploy.stack_file import stack_document
-from deploy.stacks import stack_names
+from harness.stack_config import stack_names
 
 MIRROR_FOLDER = "mirror"
 """Default mirror path next to the app's repository (`shipsafe/notes` -> `shipsafe/mirror`), so the registry

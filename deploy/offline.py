@@ -29,7 +29,7 @@ from harness.preview import parse_overrides
 from harness.recording import RecordedResource, Recording
 from harness.render import RenderFailed, render_at_ref, resolve_commit
 from harness.runtime import ProgramFailed, engine_config, read_stack_config, run_stack
-from harness.stack_config import StackFileError
+from harness.stack_config import StackFileError, policy_config_path
 
 
 def offline_preview(deploy: DeployContext, stack: str, settings: Sequence[str], output: str) -> None:
@@ -151,7 +151,7 @@ def config_problems(project_dir: Path, stack: str) -> list[str]:
         deploy_timeline(settings)
     except ConfigError as error:
         return error.problems
-    policy_config = project_dir / "policy" / "config" / f"{stack}.json"
+    policy_config = policy_config_path(project_dir, stack)
     if not policy_config.is_file():
         return [f"{policy_config} is missing: every stack needs its policy config"]
     try:

@@ -1,7 +1,8 @@
-"""`shipsafe init`, `history`, `status` and `destroy`: the stacks themselves."""
+"""`shipsafe stack`, `init`, `history`, `status` and `destroy`: the stacks themselves."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import click
@@ -11,13 +12,66 @@ from rich.table import Table
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.history import history_rows
+from deploy.new_stack import add_stack
 from deploy.offline import protected_resources
 from deploy.options import OUTPUT, emit_json, pass_deploy, quiet_console_for_json, stack_argument, stacks_argument
 from deploy.reports import history_document
-from deploy.stacks import init_stacks, stack_names
+from deploy.stacks import init_stacks
 from deploy.status import status_document
+from harness.analyzer import PolicyPackError
+from harness.policy_docs import update_page
+from harness.stack_config import stack_names
 
 RESULT_COLOURS = {"succeeded": "green", "failed": "red"}
+
+
+@click.group("stack")
+def stack_group() -> None:
+    """The project's stacks: one per Pulumi.<stack>.yaml, each with its policy/config/<stack>.json."""
+
+
+@stack_group.command("list")
+@OUTPUT
+@pass_deploy
+def list_command(deploy: DeployContext, output: str) -> None:
+    """Every stack of the project, one per line (json: a list), as tests, `make policy-check` and CI find them."""
+    names = stack_names(deploy.project_dir)
+    if output == "json":
+        click.echo(json.dumps(names))
+        return
+    for name in names:
+        click.echo(name)
+
+
+@stack_group.command("add")
+@click.argument("name")
+@click.option("--from", "source", required=True, help="The stack to copy: its stack file and its policy config.")
+@pass_deploy
+def add_command(deploy: DeployContext, name: str, source: str) -> None:
+    """Create stack NAME from a copy of stack SOURCE: Pulumi.NAME.yaml (with its own namespace) and
+    policy/config/NAME.json. Writes files only; `shipsafe init NAME` creates the stack in the backend."""
+    created = add_stack(deploy.project_dir, name, source)
+    deploy.console.print(
+        f"stack {escape(name)}: wrote {created.stack_file.name} (namespace {escape(created.namespace)}) and "
+        f"{created.policy_config.relative_to(deploy.project_dir)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        page = update_page(deploy.project_dir)
+    except PolicyPackError as error:
+        raise ShipsafeError(
+            f"stack {name} written, but the policy reference could not be regenerated: {error}; run "
+            "`python -m harness.policy_docs`",
+            ExitCode.POLICY_PACK_FAILED,
+        ) from None
+    if page is not None:
+        deploy.console.print(f"  updated {page.relative_to(deploy.project_dir)} (a column for {escape(name)})")
+    for key in created.secrets_to_set:
+        deploy.console.print(f"  secret left out: pulumi config set --secret -s {escape(name)} {escape(key)}")
+    for line in created.mentions_of_source:
+        deploy.console.print(f"  still names {escape(source)}, review: {escape(line)}", highlight=False, soft_wrap=True)
+    deploy.console.print(f"next: shipsafe config validate {escape(name)}; shipsafe preview {escape(name)} --offline")
 
 
 @click.command("init")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.stack_file import stack_document
+from harness.stack_config import stack_names
 
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 SERVICE_BACKEND_SCHEME = "https://"  # Pulumi Cloud (or a self-hosted Pulumi Cloud); everything else is self-managed
@@ -31,11 +32,6 @@ class StackInit:
     name: str
     secrets_provider: str | None
     created: bool
-
-
-def stack_names(project_dir: Path) -> list[str]:
-    """Every stack the project commits a `Pulumi.<stack>.yaml` for."""
-    return sorted(path.name.split(".")[1] for path in project_dir.glob("Pulumi.*.yaml"))
 
 
 def secrets_provider_of(project_dir: Path, stack: str) -> str | None:

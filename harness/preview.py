@@ -35,7 +35,7 @@ from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases, serv
 from harness.recording import Recording
 from harness.replacement import blocked_by_protect, is_data_bearing, plan_update
 from harness.runtime import REPO_ROOT, ProgramFailed, engine_config, read_stack_config
-from harness.stack_config import StackFileError, read_stack_file, set_path
+from harness.stack_config import StackFileError, policy_config_path, read_stack_file, set_path
 
 EXIT_POLICY_VIOLATION = ExitCode.POLICY_VIOLATION
 EXIT_BAD_CONFIG = ExitCode.CONFIG_ERROR
@@ -294,7 +294,7 @@ def _run(args: argparse.Namespace, analyzed: list[tuple[PhaseRecording, analyzer
         return _refused(args, str(error), [str(error)], EXIT_BAD_CONFIG)
     if args.no_policy:
         return _preview(args, None, analyzed)
-    args.policy_config = args.policy_config or args.project_dir / "policy" / "config" / f"{args.stack}.json"
+    args.policy_config = args.policy_config or policy_config_path(args.project_dir, args.stack)
     pack_dir = args.project_dir / "policy"
     try:
         with analyzer.booted_in_background(

@@ -66,8 +66,17 @@ def render_at_ref(
     with tempfile.TemporaryDirectory(prefix="shipsafe-render-") as temporary:
         project_dir = Path(temporary)
         _export(commit, repo, project_dir)
+        if not (project_dir / f"Pulumi.{stack}.yaml").is_file():
+            raise RenderFailed(
+                f"stack {stack} has no Pulumi.{stack}.yaml at {ref} ({commit[:12]}): a stack added since has nothing "
+                f"there to compare with; commit its stack file first, or see all of its objects with "
+                f"`shipsafe render {stack}`"
+            )
         overrides = dict(config_overrides or {})
-        project, config = read_stack_config(stack, project_dir, overrides)
+        try:
+            project, config = read_stack_config(stack, project_dir, overrides)
+        except StackFileError as error:
+            raise RenderFailed(f"Pulumi.{stack}.yaml at {ref} ({commit[:12]}): {error}") from None
         overrides.setdefault(f"{project}:gitSha", config.get(f"{project}:gitSha", commit))
         command = [
             *(sys.executable, "-m", "harness.render", stack),

@@ -188,6 +188,19 @@ def _of_type(type_name: str, items: dict[str, Any] | None, value: Any) -> bool:
     return all(_of_type(items.get("type", ""), items.get("items"), item) for item in value)
 
 
+def stack_names(project_dir: Path) -> list[str]:
+    """Every stack of the project, one per `Pulumi.<stack>.yaml` (committed or not): the only list of stacks there
+    is. The name is everything between `Pulumi.` and `.yaml`, as the CLI names the file after the stack's last part
+    (`workspace.DetectProjectStackPath`)."""
+    files = project_dir.glob("Pulumi.*.yaml")
+    return sorted(path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in files)
+
+
+def policy_config_path(project_dir: Path, stack: str) -> Path:
+    """The stack's own policy config, which every stack file needs beside it (`--policy-pack-config`)."""
+    return project_dir / "policy" / "config" / f"{stack}.json"
+
+
 def read_stack_file(stack: str, project_dir: Path) -> StackFile:
     """`Pulumi.yaml` and `Pulumi.<stack>.yaml`, loaded with the CLI's rules; StackFileError names what it refuses."""
     project_path = project_dir / "Pulumi.yaml"
@@ -199,8 +212,8 @@ def read_stack_file(stack: str, project_dir: Path) -> StackFile:
     project = project_data["name"]
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        known = sorted(p.name.split(".")[1] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise StackFileError(f"no stack file {path.name}; known stacks: {', '.join(known)}")
+        known = ", ".join(stack_names(project_dir)) or "none"
+        raise StackFileError(f"no stack file {path.name}; known stacks: {known}")
     data, node = load_yaml(path)
     config: dict[str, Any] = {}
     for key_node, value_node in _entries(node, "config"):

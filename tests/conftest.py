@@ -6,23 +6,27 @@ import pytest
 
 from harness.phases import Phase, PhaseRecording, model_phases
 from harness.recording import Recording
-from harness.runtime import run_stack
+from harness.runtime import REPO_ROOT, read_stack_config, run_stack
+from harness.stack_config import stack_names
 
 # Real-server fixtures (Postgres, Redis, app processes, Docker engine, registry), shared by every test directory so
 # one session starts each server at most once.
 pytest_plugins = ["tests.support.services"]
 
-STACKS = ("staging", "prod")
-# Staging takes its SHA from the working tree by default; pin it so results don't depend on local edits.
+STACKS = tuple(stack_names(REPO_ROOT))
+"""Every stack the project has a `Pulumi.<stack>.yaml` for: a new stack file is tested like the committed ones."""
+# A stack without a pinned release takes its SHA from the working tree; pin it so results don't depend on local
+# edits.
 STAGING_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-def _pinned(stack: str) -> dict[str, object]:
-    return {"shipsafe:gitSha": STAGING_SHA} if stack == "staging" else {}
+def pinned(stack: str) -> dict[str, object]:
+    project, config = read_stack_config(stack, REPO_ROOT)
+    return {} if f"{project}:gitSha" in config else {"shipsafe:gitSha": STAGING_SHA}
 
 
 def record(stack: str, **overrides: object) -> Recording:
-    return run_stack(stack, config_overrides={**_pinned(stack), **overrides})
+    return run_stack(stack, config_overrides={**pinned(stack), **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +41,7 @@ def recording(request: pytest.FixtureRequest, recordings: dict[str, Recording]) 
 
 @pytest.fixture(scope="session")
 def phase_recordings() -> dict[tuple[str, Phase], PhaseRecording]:
-    """Every phase of the offline engine for both stacks, as the preview and `make policy-check` model them."""
+    """Every phase of the offline engine for every stack, as the preview and `make policy-check` model them."""
     return {
-        (stack, phase.phase): phase
-        for stack in STACKS
-        for phase in model_phases(stack, config_overrides=_pinned(stack))
+        (stack, phase.phase): phase for stack in STACKS for phase in model_phases(stack, config_overrides=pinned(stack))
     }

@@ -18,7 +18,7 @@ from harness.apiserver import server_object
 from harness.phases import model_phases
 from harness.recording import RecordedResource, Recording
 from harness.runtime import REPO_ROOT, read_stack_config
-from tests.conftest import record
+from tests.conftest import STACKS, record
 from tests.deploy.fake_apiserver import ClusterState, InProcessCluster, gateway
 from tests.deploy.memory_stack import cluster_shape
 from tests.policy.stack_edits import add_resource, at, drop, edit, new_resource
@@ -126,7 +126,7 @@ def test_the_ingress_carries_the_nginx_limits_from_the_settings() -> None:
     )
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_the_real_stacks_route_only_public_paths(recordings: dict[str, Recording], stack: str) -> None:
     ingress = by_name(recordings[stack], "notes-web-ingress")
     paths = [p["path"] for rule in ingress.inputs["spec"]["rules"] for p in rule["http"]["paths"]]

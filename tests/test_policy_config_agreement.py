@@ -15,6 +15,7 @@ from harness.analyzer import AnalysisReport, PolicyPackProcess, load_policy_conf
 from harness.phases import after_up
 from harness.preview import policy_conflicts
 from harness.runtime import REPO_ROOT, read_stack_config, run_stack
+from tests.conftest import STACKS
 
 CONFIG_DIR = REPO_ROOT / "policy" / "config"
 
@@ -60,7 +61,7 @@ def test_a_setting_the_platform_forbids_is_refused_naming_both_sides(
 
 
 def test_the_unchanged_stacks_agree_with_their_policy_config() -> None:
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         assert policy_conflicts(stack, {}, CONFIG_DIR / f"{stack}.json") == []
 
 

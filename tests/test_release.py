@@ -12,7 +12,7 @@ import yaml
 from components.release import working_tree_sha
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
-from tests.conftest import STAGING_SHA, record
+from tests.conftest import STACKS, STAGING_SHA, record
 from tests.stack_queries import DEPLOYMENT, JOB, containers, only, pod_spec
 
 PINNED = re.compile(r"^registry\.example\.com/shipsafe/notes:[0-9a-f]{7,40}@sha256:[0-9a-f]{64}$")
@@ -110,6 +110,6 @@ def test_working_tree_sha_marks_uncommitted_changes_dirty(tmp_path: Path) -> Non
     assert working_tree_sha(tmp_path) == f"{head}-dirty"
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_without_rollback_the_next_deploy_runs_migrations_again(stack: str) -> None:
     assert only(record(stack, **{"shipsafe:rollback": False}), JOB)

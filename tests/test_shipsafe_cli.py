@@ -131,8 +131,8 @@ def other_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project whose `components` differ from this checkout's: the migration Job is named with 10
     characters of the release instead of 12."""
     root = tmp_path_factory.mktemp("other-project")
-    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
-        shutil.copy(REPO / name, root)
+    for path in (REPO / "__main__.py", *REPO.glob("Pulumi*.yaml")):
+        shutil.copy(path, root)
     for directory in ("components", "policy"):
         shutil.copytree(REPO / directory, root / directory, ignore=shutil.ignore_patterns("__pycache__"))
     release = root / "components" / "release.py"

@@ -15,6 +15,7 @@ from deploy.context import DeployContext
 from deploy.prometheus import Sample
 from deploy.smoke import Check, SmokeReport
 from deploy.terminal import TerminalConsole
+from tests.conftest import STACKS
 from tests.deploy.fake_apiserver import InProcessCluster
 from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks
 
@@ -80,7 +81,7 @@ def project_dir(tmp_path: Path) -> Path:
     config = tmp_path / "policy" / "config"
     config.mkdir(parents=True)
     (tmp_path / "policy" / "PulumiPolicy.yaml").write_text("runtime: python\n")
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         (config / f"{stack}.json").write_text("{}\n")
     return tmp_path
 

@@ -8,6 +8,7 @@ stack files with a copier that records instead of pushing.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from harness.analyzer import PolicyPackProcess, format_report, load_policy_confi
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT, run_stack
 from tests.app.images import build, ensure_stand_in_base
+from tests.conftest import STACKS
 from tests.support.services import docker
 
 THIRD_PARTY_DIGEST = "12f-build-third-party-digest"
@@ -67,7 +69,7 @@ class RecordingCopier:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the committed stack files."""
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         shutil.copy(REPO_ROOT / f"Pulumi.{stack}.yaml", tmp_path)
     return tmp_path
 
@@ -152,7 +154,7 @@ def test_pinning_writes_digests_the_settings_model_accepts_and_a_second_run_chan
     assert {step.key for step in first if step.changed} == {f"{POSTGRES}.image", f"{REDIS}.image"}
     # Both stacks share each upstream image: copied once per run.
     assert sorted(copier.calls) == sorted({call for call in copier.calls})
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         config = config_of(project / f"Pulumi.{stack}.yaml")
         for section in (POSTGRES, REDIS):
             image = BackingService.model_validate(config[section]).image or ""
@@ -162,14 +164,15 @@ def test_pinning_writes_digests_the_settings_model_accepts_and_a_second_run_chan
 
 
 def test_an_unknown_stack_and_a_bad_prefix_are_refused_by_name(project: Path) -> None:
-    with pytest.raises(ShipsafeError, match=r"no stack file Pulumi.qa.yaml \(stacks with a file: prod, staging\)"):
+    known = re.escape(", ".join(STACKS))
+    with pytest.raises(ShipsafeError, match=rf"no stack file Pulumi.qa.yaml \(stacks with a file: {known}\)"):
         mirror_images(project, ["qa"], dry_run=True)
     with pytest.raises(ShipsafeError, match="--prefix 'Mirror/' must be a registry path"):
         mirror_images(project, ["prod"], prefix="Mirror/", dry_run=True)
 
 
 def test_the_command_prints_the_plan_of_the_selected_stack(deploy_ctx, run_cli) -> None:
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         shutil.copy(REPO_ROOT / f"Pulumi.{stack}.yaml", deploy_ctx.project_dir)
     before = (deploy_ctx.project_dir / "Pulumi.prod.yaml").read_bytes()
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from tests.conftest import STACKS
 from tests.deploy.memory_stack import MemoryStacks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +21,7 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args), obj=context)
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_offline_preview_of_the_real_stacks_passes_the_policy_pack(stack):
     result = run("preview", stack, "--offline")
     assert result.exit_code == 0, result.output

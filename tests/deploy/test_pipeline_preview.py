@@ -16,6 +16,7 @@ from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
 from deploy.release import NOT_BUILT_DIGEST
+from tests.conftest import STACKS
 from tests.deploy.memory_stack import MemoryStacks, sha
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,12 +25,12 @@ REPOSITORY = "registry.example.com/shipsafe/notes"  # shipsafe:registry of both 
 
 @pytest.fixture
 def with_stack_files(project_dir: Path) -> Path:
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         shutil.copy(REPO / f"Pulumi.{stack}.yaml", project_dir)
     return project_dir
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_as_pipeline_previews_a_prebuilt_placeholder_of_this_commit(run_cli, with_stack_files, offline_calls, stack):
     result = run_cli("preview", stack, "--offline", "--as-pipeline", "--git-sha", sha(7))
     assert result.exit_code == 0, result.output

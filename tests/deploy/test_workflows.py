@@ -41,7 +41,8 @@ def pulumi_operation(step: dict[str, Any]) -> bool:
     """A step that runs the stack program (preview/up/rollback/history), as opposed to installing the CLI."""
     run = str(step.get("run", ""))
     uses_command = str(step.get("uses", "")).startswith("pulumi/actions@") and "command" in step.get("with", {})
-    return uses_command or ("-m deploy" in run and "--offline" not in run)
+    offline = "--offline" in run or "-m deploy stack list" in run  # `stack list` reads file names only
+    return uses_command or ("-m deploy" in run and not offline)
 
 
 def runs_pulumi(step: dict[str, Any]) -> bool:
@@ -99,14 +100,19 @@ def test_workflows_match_githubs_vendored_schema():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_pull_requests_run_every_check_for_both_stacks():
+def test_pull_requests_run_every_check_for_every_stack():
     pr = load("pr.yml")
     assert "pull_request" in pr["on"]
     text = "\n".join(steps_text(job) for job in pr["jobs"].values())
     for command in ("make lint", "make typecheck", "make test", "make migration-lint"):
         assert command in text
     policy = pr["jobs"]["policy"]
-    assert policy["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    # Every stack, as `shipsafe stack list` discovers them: none is listed by hand.
+    assert policy["needs"] == "stacks"
+    assert policy["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.stacks.outputs.stacks) }}"
+    listing = next(step for step in pr["jobs"]["stacks"]["steps"] if step.get("id") == "list")
+    assert "-m deploy stack list --output json" in listing["run"]
+    assert pr["jobs"]["stacks"]["outputs"]["stacks"] == "${{ steps.list.outputs.stacks }}"
     previews = [step for step in policy["steps"] if "-m deploy preview" in str(step.get("run", ""))]
     assert [step["run"] for step in previews] == [
         # What the pipeline will deploy (a prebuilt image of the PR's head, marked not yet built) ...

@@ -17,6 +17,7 @@ import pytest
 from harness.apiserver import _BUILT_IN_GROUPS, _KINDS, FIELD_MANAGER, NOT_MODELLED, checkpoint, server_object
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
+from tests.conftest import STACKS
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 
@@ -519,7 +520,7 @@ def test_not_modelled_lists_the_known_gaps() -> None:
         assert gap in text
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_every_kubernetes_object_of_the_stacks_goes_through(recordings: dict[str, Recording], stack: str) -> None:
     resources = [r for r in recordings[stack] if r.type.startswith("kubernetes:")]
     assert resources

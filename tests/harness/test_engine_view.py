@@ -19,6 +19,7 @@ import pytest
 from harness.analyzer import PolicyPackProcess
 from harness.phases import Phase, PhaseRecording
 from harness.recording import UNKNOWN, Recording
+from tests.conftest import STACKS
 
 ECHO_PACK = """
 import json
@@ -77,7 +78,7 @@ def _phase(phase_recordings: dict[tuple[str, Phase], PhaseRecording], stack: str
     return phase_recordings[stack, phase].recording
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("phase", list(Phase))
 def test_stack_policies_never_see_internal_keys(
     stack: str, phase: Phase, phase_recordings: dict[tuple[str, Phase], PhaseRecording], echo: Any

@@ -19,6 +19,7 @@ from harness.phases import (
 )
 from harness.preview import check_release_plan
 from harness.recording import UNKNOWN, RecordedResource, Recording, contains_unknown
+from tests.conftest import STACKS
 from tests.policy.stack_edits import at, edit
 
 WEB, JOB, NAMESPACE = "notes-web-deployment", "notes-migrate-job", "notes-namespace"
@@ -46,7 +47,7 @@ def test_first_preview_runs_the_program_in_preview_mode(
     assert not contains_unknown(_container(prod.named(WEB))["image"]), "a prebuilt image is known in preview"
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_first_preview_dry_runs_only_what_can_be_dry_run(
     stack: str, phase_recordings: dict[tuple[str, Phase], PhaseRecording]
 ) -> None:
@@ -60,7 +61,7 @@ def test_first_preview_dry_runs_only_what_can_be_dry_run(
     assert config_map.outputs == config_map.inputs and "__inputs" not in config_map.outputs
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_after_up_every_kubernetes_object_is_the_live_checkpoint(
     stack: str, phase_recordings: dict[tuple[str, Phase], PhaseRecording]
 ) -> None:

@@ -12,7 +12,6 @@ from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 from tests.policy.stack_edits import (
     COMPLIANT_DOCKERFILE,
-    chain,
     use_build_context,
     write_build_context,
 )
@@ -46,13 +45,16 @@ def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_build_context(tmp_path_factory.mktemp("context"), COMPLIANT_DOCKERFILE)
 
 
+def with_compliant_build(recording: Recording, build_context: Path) -> Recording:
+    """The stack with its in-stack image build, if it has one, pointed at the compliant Dockerfile."""
+    builds = any(resource.name == IMAGE_BUILD for resource in recording)
+    return use_build_context(IMAGE_BUILD, build_context)(recording) if builds else recording
+
+
 @pytest.fixture(scope="session")
 def compliant(recordings: dict[str, Recording], build_context: Path) -> dict[str, Recording]:
-    """The real stacks, staging's image build pointed at the compliant Dockerfile."""
-    return {
-        "staging": chain(use_build_context(IMAGE_BUILD, build_context))(recordings["staging"]),
-        "prod": recordings["prod"],
-    }
+    """The real stacks, each image build pointed at the compliant Dockerfile."""
+    return {stack: with_compliant_build(recording, build_context) for stack, recording in recordings.items()}
 
 
 @pytest.fixture(scope="session")

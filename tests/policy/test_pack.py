@@ -12,7 +12,8 @@ from harness.analyzer import POLICY_DIR, PolicyPackError, PolicyPackProcess, pac
 from harness.policy_docs import PAGE, render_policy_docs, stack_levels, with_reference
 from harness.policy_link import pack_registry
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.runtime import REPO_ROOT, read_stack_config
+from tests.conftest import STACKS
 
 FACTORS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 RANK = {"disabled": 0, "advisory": 1, "mandatory": 2}
@@ -40,11 +41,21 @@ def test_every_factor_is_named_by_some_policy(pack: PolicyPackProcess) -> None:
     assert numerals >= set(FACTORS)
 
 
-def test_prod_is_at_least_as_strict_as_staging(pack: PolicyPackProcess) -> None:
+def _runs_promoted_images(stack: str) -> bool:
+    """A stack that never builds runs an image another stack built and ran first (`shipsafe promote`)."""
+    project, config = read_stack_config(stack)
+    return config.get(f"{project}:imageSource") == "prebuilt"
+
+
+def test_a_stack_of_promoted_images_is_at_least_as_strict_as_every_stack_that_builds(pack: PolicyPackProcess) -> None:
     levels = stack_levels(pack.policies)
-    assert set(levels) == {"staging", "prod"}
-    assert all(RANK[levels["prod"][n]] >= RANK[levels["staging"][n]] for n in levels["staging"])
-    assert any(RANK[levels["prod"][n]] > RANK[levels["staging"][n]] for n in levels["staging"])
+    assert set(levels) == set(STACKS)
+    promoted = [stack for stack in STACKS if _runs_promoted_images(stack)]
+    building = [stack for stack in STACKS if stack not in promoted]
+    assert promoted and building, "a stack that builds and one its images are promoted to"
+    for target, source in ((target, source) for target in promoted for source in building):
+        assert all(RANK[levels[target][n]] >= RANK[levels[source][n]] for n in levels[source]), (target, source)
+        assert any(RANK[levels[target][n]] > RANK[levels[source][n]] for n in levels[source]), (target, source)
 
 
 def test_config_is_reconciled_and_validated_like_the_engine(pack: PolicyPackProcess) -> None:

@@ -17,36 +17,28 @@ from harness.analyzer import AnalysisReport
 from harness.phases import after_up, first_preview, later_preview, next_release_overrides
 from harness.recording import Recording
 from harness.runtime import read_stack_config, run_stack
-from tests.conftest import STAGING_SHA
-from tests.policy.conftest import IMAGE_BUILD, Analyze
+from tests.conftest import STACKS, pinned
+from tests.policy.conftest import IMAGE_BUILD, Analyze, with_compliant_build
 from tests.policy.stack_edits import use_build_context, write_build_context
 from tests.policy.test_bad_variants import CASES, Case
 
 PREVIEW_PHASES = ("first-preview", "later-preview")
 
 
-def _pinned(stack: str) -> dict[str, object]:
-    return {"shipsafe:gitSha": STAGING_SHA} if stack == "staging" else {}
-
-
-def _compliant(recording: Recording, build_context: Path) -> Recording:
-    return use_build_context(IMAGE_BUILD, build_context)(recording) if recording.stack == "staging" else recording
-
-
 @pytest.fixture(scope="session")
 def preview_runs(build_context: Path) -> dict[tuple[str, str], tuple[Recording, Recording | None]]:
     """Per stack and phase: the compliant preview run to inject faults into, and the after-up state it diffs with."""
     runs: dict[tuple[str, str], tuple[Recording, Recording | None]] = {}
-    for stack in ("staging", "prod"):
+    for stack in STACKS:
         runs[stack, "first-preview"] = (
-            _compliant(run_stack(stack, config_overrides=_pinned(stack), preview=True), build_context),
+            with_compliant_build(run_stack(stack, config_overrides=pinned(stack), preview=True), build_context),
             None,
         )
-        state = _compliant(run_stack(stack, config_overrides=_pinned(stack)), build_context)
+        state = with_compliant_build(run_stack(stack, config_overrides=pinned(stack)), build_context)
         _, config = read_stack_config(stack)
-        overrides = {**_pinned(stack), **next_release_overrides({**config, **_pinned(stack)})}
+        overrides = {**pinned(stack), **next_release_overrides({**config, **pinned(stack)})}
         following = run_stack(stack, config_overrides=overrides, preview=True, prior=state)
-        runs[stack, "later-preview"] = (_compliant(following, build_context), state)
+        runs[stack, "later-preview"] = (with_compliant_build(following, build_context), state)
     return runs
 
 

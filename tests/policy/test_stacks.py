@@ -9,6 +9,7 @@ import pytest
 from harness.analyzer import AnalysisReport, PolicyPackProcess, analyze, format_report
 from harness.phases import Phase, PhaseRecording
 from harness.recording import Recording
+from tests.conftest import STACKS
 from tests.policy.conftest import CONFIG_DIR, Analyze
 from tests.policy.stack_edits import Edit, Props, add_resource, at, chain, edit, first_container, new_resource
 
@@ -18,7 +19,7 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """Pulumi's wire sentinel for a string unknown during preview."""
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_real_stack_passes_with_zero_mandatory_violations(stack: str, recordings: dict[str, Recording]) -> None:
     # The public API harness.preview uses: one pack process, the stack's own config file, app/Dockerfile as is.
     report = analyze(recordings[stack], CONFIG_DIR / f"{stack}.json")
@@ -28,7 +29,7 @@ def test_real_stack_passes_with_zero_mandatory_violations(stack: str, recordings
 
 
 @pytest.mark.parametrize("phase", list(Phase))
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_real_stack_passes_every_phase_of_the_offline_engine(
     stack: str, phase: Phase, phase_recordings: dict[tuple[str, Phase], PhaseRecording], analyze: Analyze
 ) -> None:
@@ -65,7 +66,7 @@ COMPLIANT_VARIANTS: dict[str, Edit] = {
 }
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_compliant_stacks_show_only_the_documented_advisories(
     stack: str, compliant_reports: dict[str, AnalysisReport]
 ) -> None:

@@ -22,6 +22,7 @@ from pulumi.runtime.proto import analyzer_pb2
 from harness.analyzer import POLICY_DIR, AnalysisReport, analyze_request, stack_resource
 from harness.phases import Phase, PhaseRecording
 from harness.recording import UNKNOWN, RecordedResource, Recording, contains_unknown
+from tests.conftest import STACKS
 from tests.policy.conftest import Analyze
 from tests.policy.stack_edits import Props, at, chain, edit, first_container, pod, replace_resource
 from tests.policy.test_sdk_speedup import SDK_CONVERSIONS
@@ -153,7 +154,7 @@ def test_another_resources_unknown_name_causes_no_violation_and_hides_none(
     assert f"{policy} on {STACK}" in report.skipped
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_first_preview_lists_every_policy_that_met_an_unknown(
     stack: str, phase_recordings: dict[tuple[str, Phase], PhaseRecording], analyze: Analyze
 ) -> None:

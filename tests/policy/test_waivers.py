@@ -10,6 +10,7 @@ import pytest
 
 from harness.analyzer import AnalysisReport, PolicyPackProcess, format_report, load_policy_config
 from harness.recording import Recording
+from tests.conftest import STACKS
 from tests.policy.conftest import CONFIG_DIR, Analyze
 from tests.policy.stack_edits import at, chain, edit
 from tests.policy.test_bad_variants import PHASES, WAIVE, WEB, WORKER, in_phase, with_annotation
@@ -64,7 +65,7 @@ def test_a_waiver_without_a_reason_waives_nothing(
     assert not _found(report, "waiver-report")
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_no_cpu_limits_is_the_default_decision_and_the_platform_may_require_them(
     stack: str, compliant: dict[str, Recording], pack: PolicyPackProcess
 ) -> None:
