@@ -36,3 +36,55 @@ def is_file_reference(name: str, value: str) -> bool:
 def secret_by_name(name: str, value: str) -> bool:
     """A literal value under a secret-looking name (empty values and file paths are harmless)."""
     return bool(value) and SECRET_NAME.search(name) is not None and not is_file_reference(name, value)
+
+
+_REFERENCE = re.compile(r"^[\"']?(\$|/)")
+"""A value that is not the secret itself: an env expansion (`$(VAR)`, `${VAR}`, `"$(cat /run/secrets/x)"`) or a
+file path."""
+_NOT_A_SECRET_NAME = re.compile(r"(?i)(file|path|stdin|dir|env|length|policy|min|max)$")
+"""Option names that carry a secret's name or shape, never the secret (`--password-file`, `--password-stdin`)."""
+_OPTION = re.compile(r"^--?([A-Za-z][A-Za-z0-9_.-]*)$")
+_ASSIGNMENT = re.compile(r"^(?:--?)?([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$")
+
+
+def _literal(value: str) -> bool:
+    return bool(value.strip("\"'")) and not _REFERENCE.match(value)
+
+
+def _secret_option(name: str) -> bool:
+    return SECRET_NAME.search(name) is not None and _NOT_A_SECRET_NAME.search(name) is None
+
+
+def secret_on_command_line(words: list[str]) -> bool:
+    """A command line (its words, each maybe a shell script) that carries a secret: a credential-looking value, or a
+    literal given to a secret-named option or variable (`--requirepass x`, `--password=x`, `PGPASSWORD=x psql`).
+    Env expansions and file paths are the accepted ways and pass."""
+    tokens = [token for word in words for token in word.split()]
+    for index, token in enumerate(tokens):
+        if looks_secret(token):
+            return True
+        assignment = _ASSIGNMENT.match(token)
+        if assignment and _secret_option(assignment.group(1)) and _literal(assignment.group(2)):
+            return True
+        option = _OPTION.match(token)
+        following = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if option and _secret_option(option.group(1)) and not following.startswith("-") and _literal(following):
+            return True
+    return False
+
+
+_SECRET_KEY = re.compile(
+    r"(?i)(pass(word|wd)?|passphrase|token|api[-_]?key|private[-_]?key|credentials?|dsn|database[-_]?url)$"
+)
+"""Annotation or label keys (their name part) whose value would be the secret itself; a key ending in `secret`
+usually names a Secret object (`nginx.ingress.kubernetes.io/auth-secret`) and is judged by its value only."""
+_CHECKSUM = re.compile(r"(?i)^(sha(1|256|512):)?[0-9a-f]{32,}$")
+
+
+def secret_in_metadata(key: str, value: str) -> bool:
+    """An annotation or label that carries a credential: a credential-looking value, or a literal value under a
+    secret-named key (checksums of a Secret, which force a rollout when it changes, are fine)."""
+    if looks_secret(value):
+        return True
+    name = key.rsplit("/", 1)[-1]
+    return _SECRET_KEY.search(name) is not None and _literal(value) and not _CHECKSUM.match(value)

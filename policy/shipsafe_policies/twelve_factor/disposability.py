@@ -22,7 +22,8 @@ _PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 
 @SECTION.resource(
     "12f-disposability-probes",
-    "Long-running containers have readiness and liveness probes (app also startup), sensibly tuned.",
+    "Long-running containers have readiness and liveness probes (app also startup), sensibly tuned, on ports "
+    "they declare.",
     "Add httpGet probes on the named port: startup and liveness on app.livenessPath, readiness on app.readinessPath.",
     types=k8s.WORKLOADS,
     fields=("container.startupProbe", "container.livenessProbe", "container.readinessProbe"),
@@ -50,9 +51,19 @@ def check_probes(res: HasProps, config: Config, item: Item) -> Iterator[str]:
                     yield f"{label}: liveness must tolerate failure longer than readiness"
             for kind in _PROBES:
                 with item():
-                    port = dig(container, kind, "httpGet", "port") or dig(container, kind, "tcpSocket", "port")
-                    if isinstance(port, str) and port not in {p.get("name") for p in items(container.get("ports"))}:
-                        yield f"{label}: {kind} port {port} is not a declared port name"
+                    yield from _undeclared_probe_port(label, kind, container)
+
+
+def _undeclared_probe_port(label: str, kind: str, container: Mapping[str, Any]) -> Iterator[str]:
+    """A probe's port (httpGet, tcpSocket or grpc; a name or a number) is one the container declares: one it does
+    not serve fails the probe forever."""
+    probe = dig(container, kind) or {}
+    port = dig(probe, "httpGet", "port") or dig(probe, "tcpSocket", "port") or dig(probe, "grpc", "port")
+    declared = items(container.get("ports"))
+    if isinstance(port, str) and port not in {p.get("name") for p in declared}:
+        yield f"{label}: {kind} port {port} is not a declared port name"
+    elif (wanted := number(port)) is not None and wanted not in {number(p.get("containerPort")) for p in declared}:
+        yield f"{label}: {kind} port {wanted:.0f} is not a declared containerPort; probe the named port"
 
 
 def _pre_stop_seconds(container: Mapping[str, Any]) -> float | None:
