@@ -41,18 +41,27 @@ def secret_by_name(name: str, value: str) -> bool:
 _REFERENCE = re.compile(r"^[\"']?(\$|/)")
 """A value that is not the secret itself: an env expansion (`$(VAR)`, `${VAR}`, `"$(cat /run/secrets/x)"`) or a
 file path."""
-_NOT_A_SECRET_NAME = re.compile(r"(?i)(file|path|stdin|dir|env|length|policy|min|max)$")
-"""Option names that carry a secret's name or shape, never the secret (`--password-file`, `--password-stdin`)."""
+_SECRET_NOUN = (
+    r"(pass(word|wd)?|passphrase|token|auth|api[-_]?key|private[-_]?key|credentials?|dsn|(database|redis)[-_]?url)"
+)
+_SECRET_OPTION = re.compile(rf"(?i)({_SECRET_NOUN}|secret)$")
+"""Option and variable names whose value is the secret: they end in a secret noun (`--requirepass`,
+`--db-password`, `PGPASSWORD`, `--client-secret`); `--password-file`, `--tls-secret-name` or `--private-registry`
+end in something else and pass."""
+_SECRET_KEY = re.compile(rf"(?i){_SECRET_NOUN}$")
+"""Annotation and label keys (their name part) whose value would be the secret itself; a key ending in `secret`
+usually names a Secret object (`nginx.ingress.kubernetes.io/auth-secret`), so only its value is judged."""
 _OPTION = re.compile(r"^--?([A-Za-z][A-Za-z0-9_.-]*)$")
 _ASSIGNMENT = re.compile(r"^(?:--?)?([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$")
+_NOT_A_VALUE = re.compile(r"(?i)^(true|false|yes|no|on|off|enabled|disabled|none|null)$")
+_CHECKSUM = re.compile(r"(?i)^(sha(1|256|512):)?[0-9a-f]{32,}$")
 
 
 def _literal(value: str) -> bool:
-    return bool(value.strip("\"'")) and not _REFERENCE.match(value)
-
-
-def _secret_option(name: str) -> bool:
-    return SECRET_NAME.search(name) is not None and _NOT_A_SECRET_NAME.search(name) is None
+    """A value that would be the secret itself: not empty, no expansion or path, no switch, no checksum (a Secret's
+    hash, which rolls the pods when it changes)."""
+    bare = value.strip("\"'")
+    return bool(bare) and not _REFERENCE.match(value) and not _NOT_A_VALUE.match(bare) and not _CHECKSUM.match(bare)
 
 
 def secret_on_command_line(words: list[str]) -> bool:
@@ -64,27 +73,16 @@ def secret_on_command_line(words: list[str]) -> bool:
         if looks_secret(token):
             return True
         assignment = _ASSIGNMENT.match(token)
-        if assignment and _secret_option(assignment.group(1)) and _literal(assignment.group(2)):
+        if assignment and _SECRET_OPTION.search(assignment.group(1)) and _literal(assignment.group(2)):
             return True
         option = _OPTION.match(token)
         following = tokens[index + 1] if index + 1 < len(tokens) else ""
-        if option and _secret_option(option.group(1)) and not following.startswith("-") and _literal(following):
+        if option and _SECRET_OPTION.search(option.group(1)) and not following.startswith("-") and _literal(following):
             return True
     return False
 
 
-_SECRET_KEY = re.compile(
-    r"(?i)(pass(word|wd)?|passphrase|token|api[-_]?key|private[-_]?key|credentials?|dsn|database[-_]?url)$"
-)
-"""Annotation or label keys (their name part) whose value would be the secret itself; a key ending in `secret`
-usually names a Secret object (`nginx.ingress.kubernetes.io/auth-secret`) and is judged by its value only."""
-_CHECKSUM = re.compile(r"(?i)^(sha(1|256|512):)?[0-9a-f]{32,}$")
-
-
 def secret_in_metadata(key: str, value: str) -> bool:
     """An annotation or label that carries a credential: a credential-looking value, or a literal value under a
-    secret-named key (checksums of a Secret, which force a rollout when it changes, are fine)."""
-    if looks_secret(value):
-        return True
-    name = key.rsplit("/", 1)[-1]
-    return _SECRET_KEY.search(name) is not None and _literal(value) and not _CHECKSUM.match(value)
+    secret-named key."""
+    return looks_secret(value) or (_SECRET_KEY.search(key.rsplit("/", 1)[-1]) is not None and _literal(value))

@@ -153,6 +153,8 @@ def _references(spec: Mapping[str, Any] | None) -> Iterator[tuple[str, str, Any,
                 ref = source.get(field)
                 if ref is not None and ref.get("optional") is not True:
                     yield f"{label} envFrom", kind, ref.get("name"), None
+    for pull in items(dig(spec, "imagePullSecrets")):
+        yield "imagePullSecrets", k8s.SECRET, pull.get("name"), None
     for volume in items(dig(spec, "volumes")):
         sources = [volume] + [s for s in items(dig(volume, "projected", "sources"))]
         for source in sources:
@@ -169,8 +171,8 @@ def _references(spec: Mapping[str, Any] | None) -> Iterator[tuple[str, str, Any,
 
 @SECTION.stack(
     "refs-config-keys",
-    "Every Secret and ConfigMap a pod reads (env secretKeyRef/configMapKeyRef, envFrom, volumes and their items) "
-    "is one of the stack, in the pod's namespace, holding the key named.",
+    "Every Secret and ConfigMap a pod reads (env secretKeyRef/configMapKeyRef, envFrom, volumes and their items, "
+    "imagePullSecrets) is one of the stack, in the pod's namespace, holding the key named.",
     "Reference the stack's Secret/ConfigMap by its name and an existing key, or mark the reference optional: true "
     "when the pod copes without it.",
     topic="Correctness; III Config",
@@ -254,3 +256,24 @@ def check_spread_selects_own_pods(res: HasProps, config: Config, item: Item) -> 
             with item():
                 if not k8s.selector_matches(selector, labels):
                     yield f"{where}: its labelSelector does not select this pod's own labels, so it spreads nothing"
+
+
+@SECTION.resource(
+    "refs-volume-mounts",
+    "Every volumeMount names a volume of the pod (or a StatefulSet's volumeClaimTemplate); the API server refuses "
+    "the pod at `up` otherwise, long after a passing preview.",
+    "Declare the volume in the pod spec (or the claim template) under the name the mount uses.",
+    types=k8s.WORKLOADS,
+    fields=("container.volumeMounts", "pod.volumes"),
+)
+@item_by_item
+def check_volume_mounts(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    # kubernetes pkg/apis/core/validation/validation.go `ValidateVolumeMounts`: a name no volume has is NotFound.
+    with item():
+        claims = [dig(c, "metadata", "name") for c in items(dig(res.props, "spec", "volumeClaimTemplates"))]
+        volumes = {v.get("name") for v in items(dig(k8s.pod_spec(res), "volumes"))} | set(claims)
+        for label, container in k8s.workload_containers(res):
+            for mount in [*items(container.get("volumeMounts")), *items(container.get("volumeDevices"))]:
+                with item():
+                    if mount.get("name") not in volumes:
+                        yield f"{label}: mount {mount.get('name')} names no volume of the pod; declare it"
