@@ -105,6 +105,7 @@ def _backends(route: PolicyResource) -> Iterator[tuple[Any, Any, Any]]:
     "Every Ingress and HTTPRoute backend names a Service of the stack and a port that Service exposes.",
     "Route to the app's Service by its name and its port name (http); both come from shipsafe:app.",
     fields=("spec.rules",),
+    topic="Correctness; VII Port binding",
 )
 @item_by_item
 def check_route_backends(
@@ -245,8 +246,8 @@ def _own_selectors(spec: Mapping[str, Any] | None) -> Iterator[tuple[str, Mappin
     "Topology spread constraints and pod anti-affinity select the pod's own labels (else they spread nothing).",
     "Use the workload's selector labels (app.kubernetes.io/name and instance) as the labelSelector.",
     types=k8s.WORKLOADS,
-    topic="Correctness; Availability",
     fields=("pod.topologySpreadConstraints", "pod.affinity"),
+    topic="Correctness; Availability",
 )
 @item_by_item
 def check_spread_selects_own_pods(res: HasProps, config: Config, item: Item) -> Iterator[str]:

@@ -173,15 +173,16 @@ TOLERATE_UNREADY = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
     "and every container a Service targets has a readinessProbe (a Job's pods have none).",
     "Remove publishNotReadyAddresses / the tolerate-unready annotation, give the serving container a readinessProbe, "
     "and never select a Job's pods with a Service.",
-    topic="IX Disposability; Availability",
     fields=("spec.publishNotReadyAddresses", "spec.selector"),
+    topic="IX Disposability; Availability",
 )
 @item_by_item
 def check_ready_traffic_only(
     resources: list[PolicyResource], config: Config, item: Item
 ) -> Iterator[tuple[str, str | None]]:
+    services = k8s.of_type(resources, k8s.SERVICE)
     pods, index = workloads_by_pod_labels(resources)
-    for service in k8s.of_type(resources, k8s.SERVICE):
+    for service in services:
         where = k8s.display(service)
         with item():
             # kubernetes staging/src/k8s.io/endpointslice/utils.go `podToEndpoint`: ready is

@@ -153,6 +153,12 @@ def namespace(name: str) -> dict[str, object]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
+def database_budget(**budget: int) -> Edit:
+    """A PodDisruptionBudget for the single Postgres pod of prod."""
+    spec = {**budget, "selector": {"matchLabels": DATABASE_PODS}, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+    return added(PDB_TYPE, "notes-postgres-pdb", {"metadata": {"namespace": "notes-prod"}, "spec": spec})
+
+
 def dockerfile(old: str, new: str) -> str:
     assert old in COMPLIANT_DOCKERFILE
     return COMPLIANT_DOCKERFILE.replace(old, new)
@@ -428,11 +434,7 @@ CASES = [
              {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
                                                  "labelSelector": {"matchLabels": {"app": "worker"}}}}])),
          "refs-spread-selects-own-pods", WORKER, reason="podAntiAffinity term 1: its labelSelector does not"),
-    Case("pdb-blocks-the-single-database-pod", "prod",
-         added(PDB_TYPE, "notes-postgres-pdb",
-               {"metadata": {"namespace": "notes-prod"},
-                "spec": {"minAvailable": 1, "selector": {"matchLabels": DATABASE_PODS},
-                         "unhealthyPodEvictionPolicy": "AlwaysAllow"}}),
+    Case("pdb-blocks-the-single-database-pod", "prod", database_budget(minAvailable=1),
          "rollout-pdb-coverage", "notes-postgres-pdb"),
     # Credentials reach a pod only through Secrets: never a command line, a label or annotation, or a token volume.
     Case("redis-password-on-command-line", "prod",
@@ -590,11 +592,7 @@ COMPLIANT = [
               edit(WORKER, at("pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution", [
                   {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": WORKER_PODS}}])),
               "refs-spread-selects-own-pods", WORKER),
-    Compliant("pdb-allows-the-single-database-pod-to-move", "prod",
-              added(PDB_TYPE, "notes-postgres-pdb",
-                    {"metadata": {"namespace": "notes-prod"},
-                     "spec": {"maxUnavailable": 1, "selector": {"matchLabels": DATABASE_PODS},
-                              "unhealthyPodEvictionPolicy": "AlwaysAllow"}}),
+    Compliant("pdb-allows-the-single-database-pod-to-move", "prod", database_budget(maxUnavailable=1),
               "rollout-pdb-coverage", "notes-postgres-pdb"),
     Compliant("password-from-file-or-env-expansion", "staging",
               edit(WORKER, at("container.args", ["--password-file", "/run/secrets/db/password",
