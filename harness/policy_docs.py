@@ -92,7 +92,7 @@ def _peer_comparison() -> list[str]:
         "| Check | What it checks | Made by | Decision |",
         "|---|---|---|---|",
     ]
-    for check, entry in sorted(decisions["checks"].items(), key=lambda item: int(item[0].rsplit("_", 1)[1])):
+    for check, entry in decisions["checks"].items():  # in the order the table keeps them
         rules = ", ".join(f"`{rule}`" for rule in entry.get("rules", [])) or "-"
         lines.append(f"| {check} | {entry['name']} | {rules} | {entry.get('decision', '')} |")
     return lines

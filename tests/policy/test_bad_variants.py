@@ -470,6 +470,13 @@ CASES = [
     # Stateful services keep one server per data set.
     Case("postgres-scaled-to-three", "prod", edit(POSTGRES, at("spec.replicas", 3)),
          "12f-backing-single-instance", POSTGRES),
+    Case("database-in-a-rolling-deployment", "prod",
+         added("kubernetes:apps/v1:Deployment", "notes-pg",
+               {"metadata": {"namespace": "notes-prod"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "pg"}},
+                         "template": {"metadata": {"labels": {"app": "pg"}}, "spec": {"containers": [
+                             {"name": "postgres", "image": "docker.io/library/postgres:15.18-bookworm"}]}}}}),
+         "12f-backing-single-instance", "notes-pg"),
     Case("redis-parallel-pod-management", "staging", edit(REDIS, at("spec.podManagementPolicy", "Parallel")),
          "12f-backing-single-instance", REDIS, reason="podManagementPolicy Parallel may run two servers at once"),
     # Advisory rules report without blocking, still for the right reason.
@@ -501,6 +508,9 @@ CASES = [
     Case("ingress-without-body-limit", "staging",
          edit(WEB_INGRESS, without_annotation("nginx.ingress.kubernetes.io/proxy-body-size")),
          "edge-request-limits", WEB_INGRESS),
+    Case("ingress-configuration-snippet", "staging",
+         edit(WEB_INGRESS, with_annotation("nginx.ingress.kubernetes.io/configuration-snippet", "more_set_headers x;")),
+         "edge-no-nginx-snippets", WEB_INGRESS, reason="remove nginx.ingress.kubernetes.io/configuration-snippet"),
     Case("readiness-routed-publicly", "prod", edit(WEB_INGRESS, with_public_path("/readyz")),
          "edge-internal-paths", WEB_INGRESS),
     Case("metrics-routed-publicly", "staging", edit(WEB_INGRESS, with_public_path("/metrics")),
