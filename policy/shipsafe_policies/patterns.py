@@ -6,6 +6,18 @@ import re
 
 SECRET_NAME = re.compile(r"(?i)pass|secret|token|api_?key|private|credential|dsn|database_url|redis_url")
 """Names whose literal value would be a credential (env vars, ConfigMap keys, Dockerfile ENV/ARG)."""
+_ABOUT_A_SECRET = re.compile(
+    r"(?i)[-_.](file|path|dir|min|max|length|ttl|seconds|timeout|header|enabled|required|policy|algorithm|"
+    r"expiry|expires|rotation|name|id|type|mode)$"
+)
+"""Names that say something about a secret, not the secret: PASSWORD_MIN_LENGTH, TOKEN_TTL, JWT_ALGORITHM,
+DB_SECRET_NAME (which Secret to read)."""
+
+
+def names_a_secret(name: str) -> bool:
+    """A name whose literal value would be the credential itself."""
+    return SECRET_NAME.search(name) is not None and _ABOUT_A_SECRET.search(name) is None
+
 
 _SECRET_VALUES = (
     re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@"),  # URL carrying user:password
@@ -35,7 +47,7 @@ def is_file_reference(name: str, value: str) -> bool:
 
 def secret_by_name(name: str, value: str) -> bool:
     """A literal value under a secret-looking name (empty values and file paths are harmless)."""
-    return bool(value) and SECRET_NAME.search(name) is not None and not is_file_reference(name, value)
+    return bool(value) and names_a_secret(name) and not is_file_reference(name, value)
 
 
 _REFERENCE = re.compile(r"^[\"']?(\$|/)")

@@ -9,7 +9,14 @@ from typing import Any
 from .. import k8s
 from ..framework import ADVISORY, WAIVER_ANNOTATION, Config, HasProps, Item, Section, item_by_item
 from ..k8s import dig, items, workload_containers
-from ..patterns import HOST, SECRET_NAME, looks_secret, secret_by_name, secret_in_metadata, secret_on_command_line
+from ..patterns import (
+    HOST,
+    looks_secret,
+    names_a_secret,
+    secret_by_name,
+    secret_in_metadata,
+    secret_on_command_line,
+)
 
 SECTION = Section(__name__, "12f-config", topic="III Config; Sec")
 
@@ -123,7 +130,7 @@ def _entries(res: HasProps, field: str, item: Item) -> Iterator[tuple[str, Any]]
 def check_no_sensitive_configmap(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     for field in ("data", "binaryData"):
         for key, value in _entries(res, field, item):
-            if (value and SECRET_NAME.search(key)) or looks_secret(str(value)):
+            if (value and names_a_secret(key)) or looks_secret(str(value)):
                 yield f"{field}.{key} looks like a credential; move it to a Secret and use secretKeyRef"
 
 

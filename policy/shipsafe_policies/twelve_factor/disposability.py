@@ -44,14 +44,25 @@ def check_probes(res: HasProps, config: Config, item: Item) -> Iterator[str]:
                 if k8s.is_app_workload(res, config) and not container.get("startupProbe"):
                     yield f"{label}: add a startupProbe so slow boots are not killed by liveness"
             with item():
-                if readiness == liveness:
-                    yield f"{label}: liveness must differ from readiness (a busy dependency must not restart the pod)"
+                if _handler(readiness) == _handler(liveness):
+                    yield (
+                        f"{label}: liveness must differ from readiness (the same check with other timings still "
+                        "restarts the pod when a dependency is down, and takes it out of traffic no sooner)"
+                    )
             with item():
                 if _probe_budget(liveness) < _probe_budget(readiness):
                     yield f"{label}: liveness must tolerate failure longer than readiness"
             for kind in _PROBES:
                 with item():
                     yield from _undeclared_probe_port(label, kind, container)
+
+
+_HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
+
+
+def _handler(probe: Mapping[str, Any]) -> dict[str, Any]:
+    """What a probe checks, without its timings (kube-score `pod-probes-identical` compares the same)."""
+    return {kind: probe.get(kind) for kind in _HANDLERS if probe.get(kind) is not None}
 
 
 def _undeclared_probe_port(label: str, kind: str, container: Mapping[str, Any]) -> Iterator[str]:
