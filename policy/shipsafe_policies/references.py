@@ -228,6 +228,54 @@ def check_hpa_target(resources: list[PolicyResource], config: Config, item: Item
                 yield f"{k8s.display(hpa)}: scaleTargetRef {shown} is no workload of the stack in {namespace}", hpa.urn
 
 
+def _policed_containers(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[PolicyResource, list[Mapping[str, Any]], Lookup]]:
+    """Each NetworkPolicy that selects no backing service, with the serving containers of the pods it selects (and
+    the lookup that says whether every workload could be read). Which ports may reach a backing service is
+    network-least-access's to judge."""
+    pods, index = workloads_by_pod_labels(resources)
+    backing = list(config["backingComponents"])
+    for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
+        with item():
+            selector = dig(policy.props, "spec", "podSelector")
+            selected = list(index.selected_by(dig(policy.props, "metadata", "namespace"), selector))
+            if not any(k8s.pod_labels(workload).get(k8s.COMPONENT) in backing for workload in selected):
+                yield policy, [c for workload in selected for c in k8s.serving_containers(workload)], pods
+
+
+@SECTION.stack(
+    "refs-network-policy-ports",
+    "Every port a NetworkPolicy ingress rule admits (a name or a number) is one its selected pods declare: any "
+    "other admits nothing, and the traffic meant for the pods is dropped (backing services: network-least-access).",
+    "Admit the pods' named port (http, postgres, redis) rather than a number copied by hand.",
+    topic="Correctness; Sec",
+    fields=("spec.ingress",),
+    **k8s.APP_SETTINGS,
+)
+@item_by_item
+def check_network_policy_ports(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[str, str | None]]:
+    for policy, containers, pods in _policed_containers(resources, config, item):
+        if not containers:
+            continue  # a policy selecting no pod is rollout-selector-integrity's finding
+        for number_of_rule, rule in enumerate(items(dig(policy.props, "spec", "ingress")), start=1):
+            for entry in items(rule.get("ports")):
+                with item():
+                    port = entry.get("port")
+                    if port is None or entry.get("endPort") is not None:
+                        continue  # every port, or a range
+                    if not any(k8s.declares_port(c, port) for c in containers):
+                        yield (
+                            f"{k8s.display(policy)}: ingress rule {number_of_rule} admits port {_shown(port)}, "
+                            "which none of its pods declares",
+                            policy.urn,
+                        )
+                    else:
+                        pods.ensure_complete()  # a workload read as unknown might be selected and lack it
+
+
 def _own_selectors(spec: Mapping[str, Any] | None) -> Iterator[tuple[str, Mapping[str, Any] | None]]:
     """(where, labelSelector) of each constraint that spreads the pod away from its own replicas: topology spread
     constraints and pod anti-affinity terms that look in the pod's own namespace (podAffinity means other pods)."""

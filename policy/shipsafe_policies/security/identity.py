@@ -55,14 +55,19 @@ def check_dedicated_service_account(
 
 @SECTION.resource(
     "identity-no-token-automount",
-    "No API token reaches pods: ServiceAccounts and pod specs disable automount, and no projected volume mounts a "
-    "service-account token by hand.",
+    "No API token reaches pods: ServiceAccounts and pod specs disable automount, no projected volume mounts a "
+    "service-account token by hand, and no Secret holds a long-lived one.",
     "Set automountServiceAccountToken: false on the pod spec and the ServiceAccount; remove serviceAccountToken "
     "projections.",
-    types={*k8s.WORKLOADS, k8s.SERVICE_ACCOUNT},
+    types={*k8s.WORKLOADS, k8s.SERVICE_ACCOUNT, k8s.SECRET},
 )
 @item_by_item
 def check_no_token_automount(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    if res.resource_type == k8s.SECRET:
+        # The token controller fills such a Secret with a token that never expires, for any pod that mounts it.
+        if res.props.get("type") == "kubernetes.io/service-account-token":
+            yield "remove the kubernetes.io/service-account-token Secret: it holds a ServiceAccount token forever"
+        return
     if res.resource_type == k8s.SERVICE_ACCOUNT:
         if res.props.get("automountServiceAccountToken") is not False:
             yield "set automountServiceAccountToken: false on the ServiceAccount"
