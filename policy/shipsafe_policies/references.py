@@ -228,52 +228,61 @@ def check_hpa_target(resources: list[PolicyResource], config: Config, item: Item
                 yield f"{k8s.display(hpa)}: scaleTargetRef {shown} is no workload of the stack in {namespace}", hpa.urn
 
 
-def _policed_containers(
+def _undeclared(ports: list[Any], workloads: list[PolicyResource]) -> Iterator[Any]:
+    """The single ports (name or number; ranges and `every port` aside) that no serving container of `workloads`
+    declares."""
+    containers = [c for workload in workloads for c in k8s.serving_containers(workload)]
+    for entry in ports:
+        port = entry.get("port")
+        if (
+            port is not None
+            and entry.get("endPort") is None
+            and not any(k8s.declares_port(c, port) for c in containers)
+        ):
+            yield port
+
+
+@SECTION.stack(
+    "refs-network-policy-rules",
+    "NetworkPolicy rules name what exists: each pod peer (podSelector in the policy's namespace) selects pods of the "
+    "stack, each ingress port is one the selected pods declare, and each egress port one the peer pods declare; "
+    "anything else admits nothing and drops the traffic it was written for (backing services' ingress: "
+    "network-least-access).",
+    "Select peers and ports with the labels and port names the workloads carry (http, postgres, redis).",
+    topic="Correctness; Sec",
+    fields=("spec.ingress", "spec.egress"),
+    **k8s.APP_SETTINGS,
+)
+@item_by_item
+def check_network_policy_rules(
     resources: list[PolicyResource], config: Config, item: Item
-) -> Iterator[tuple[PolicyResource, list[Mapping[str, Any]], Lookup]]:
-    """Each NetworkPolicy that selects no backing service, with the serving containers of the pods it selects (and
-    the lookup that says whether every workload could be read). Which ports may reach a backing service is
-    network-least-access's to judge."""
+) -> Iterator[tuple[str, str | None]]:
     pods, index = workloads_by_pod_labels(resources)
     backing = list(config["backingComponents"])
     for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
         with item():
-            selector = dig(policy.props, "spec", "podSelector")
-            selected = list(index.selected_by(dig(policy.props, "metadata", "namespace"), selector))
-            if not any(k8s.pod_labels(workload).get(k8s.COMPONENT) in backing for workload in selected):
-                yield policy, [c for workload in selected for c in k8s.serving_containers(workload)], pods
-
-
-@SECTION.stack(
-    "refs-network-policy-ports",
-    "Every port a NetworkPolicy ingress rule admits (a name or a number) is one its selected pods declare: any "
-    "other admits nothing, and the traffic meant for the pods is dropped (backing services: network-least-access).",
-    "Admit the pods' named port (http, postgres, redis) rather than a number copied by hand.",
-    topic="Correctness; Sec",
-    fields=("spec.ingress",),
-    **k8s.APP_SETTINGS,
-)
-@item_by_item
-def check_network_policy_ports(
-    resources: list[PolicyResource], config: Config, item: Item
-) -> Iterator[tuple[str, str | None]]:
-    for policy, containers, pods in _policed_containers(resources, config, item):
-        if not containers:
-            continue  # a policy selecting no pod is rollout-selector-integrity's finding
-        for number_of_rule, rule in enumerate(items(dig(policy.props, "spec", "ingress")), start=1):
-            for entry in items(rule.get("ports")):
-                with item():
-                    port = entry.get("port")
-                    if port is None or entry.get("endPort") is not None:
-                        continue  # every port, or a range
-                    if not any(k8s.declares_port(c, port) for c in containers):
-                        yield (
-                            f"{k8s.display(policy)}: ingress rule {number_of_rule} admits port {_shown(port)}, "
-                            "which none of its pods declares",
-                            policy.urn,
-                        )
-                    else:
-                        pods.ensure_complete()  # a workload read as unknown might be selected and lack it
+            where, namespace = k8s.display(policy), dig(policy.props, "metadata", "namespace")
+            selected = list(index.selected_by(namespace, dig(policy.props, "spec", "podSelector")))
+            guards_backing = any(k8s.pod_labels(w).get(k8s.COMPONENT) in backing for w in selected)
+            for direction, key in (("ingress", "from"), ("egress", "to")):
+                if direction == "ingress" and guards_backing:
+                    continue  # who and which ports may reach a backing service is network-least-access's
+                for number_of_rule, rule in enumerate(items(dig(policy.props, "spec", direction)), start=1):
+                    with item():
+                        named = f"{where}: {direction} rule {number_of_rule}"
+                        peers = [p for p in items(rule.get(key)) if p.get("namespaceSelector") is None]
+                        peer_pods = [list(index.selected_by(namespace, p.get("podSelector"))) for p in peers]
+                        for peer, found in zip(peers, peer_pods, strict=True):
+                            if peer.get("podSelector") is not None and not found:
+                                pods.ensure_complete()  # a workload read as unknown might be the peer
+                                yield f"{named}: its podSelector peer selects no pod of the stack", policy.urn
+                        # Ingress ports are the selected pods'; egress ports those of pod peers (when all are).
+                        owners = selected if direction == "ingress" else [w for found in peer_pods for w in found]
+                        judged = direction == "ingress" or (peers and len(peers) == len(items(rule.get(key))))
+                        for port in _undeclared(items(rule.get("ports")), owners) if owners and judged else ():
+                            yield f"{named} names port {_shown(port)}, which none of its pods declares", policy.urn
+                        if owners and judged:
+                            pods.ensure_complete()  # a workload read as unknown might change the verdict
 
 
 def _own_selectors(spec: Mapping[str, Any] | None) -> Iterator[tuple[str, Mapping[str, Any] | None]]:

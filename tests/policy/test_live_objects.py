@@ -30,7 +30,7 @@ RULES = (
     "refs-route-backends",
     "refs-config-keys",
     "refs-hpa-target",
-    "refs-network-policy-ports",
+    "refs-network-policy-rules",
 )
 _CATALOGUE: list[Any] = [*CASES, *COMPLIANT]
 SCENARIOS: list[tuple[str, Any]] = [("staging", None), ("prod", None)]
