@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= staging
 
-.PHONY: setup setup-app system-packages preview policy-check test test-fast lint typecheck bench clean \
+.PHONY: setup setup-app system-packages preview policy-check peer-check test test-fast lint typecheck bench clean \
   migration-lint lock app-lock
 
 # Enough for preview, policy-check and lint: wheels only, no compiler or system packages. Every file is hash-locked
@@ -48,6 +48,20 @@ policy-check: setup
 	  $(PY) -m harness.preview "$$stack" --quiet || { status=$$?; echo "policy check of $$stack failed" >&2; }; \
 	done; exit $$status
 
+# The peer tool the pack is compared with (checkov) lives in its own venv: its dependency tree would fight the
+# project's pins. Hash-locked like every other lock, so the check set it runs is fixed.
+PEER_VENV := .venv-peer
+$(PEER_VENV)/.installed: requirements-pip.txt requirements-peer.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q --require-hashes -r requirements-pip.txt
+	$(PEER_VENV)/bin/python -m pip install -q --require-hashes -r requirements-peer.txt
+	touch $@
+
+# checkov on every stack's render and the bad-variant catalogue: exits 1 on a peer finding the pack neither makes
+# nor documents in docs/peer-decisions.json.
+peer-check: setup $(PEER_VENV)/.installed
+	$(PY) -m harness.peer_check --checkov $(PEER_VENV)/bin/checkov
+
 test: setup-app
 	$(PY) -m pytest
 
@@ -76,12 +90,14 @@ app-lock: setup
 	$(PIP_COMPILE) app/requirements.in -o app/requirements.txt
 
 # Re-locks every requirements file with hashes after editing a *.in file. Order matters: each lock is constrained by
-# the ones before it (see the -c lines), so the one .venv holds one version of each package.
+# the ones before it (see the -c lines), so the one .venv holds one version of each package; requirements-peer.txt
+# is for .venv-peer alone and constrained by nothing.
 lock: app-lock
 	$(PIP_COMPILE) requirements-pip.in -o requirements-pip.txt
 	$(PIP_COMPILE) policy/requirements.in -o policy/requirements.txt
 	$(PIP_COMPILE) requirements.in -o requirements.txt
 	$(PIP_COMPILE) requirements-dev.in -o requirements-dev.txt
+	$(PIP_COMPILE) requirements-peer.in -o requirements-peer.txt
 
 # mypy follows the app's imports (uvicorn, psycopg, ...): without them it reports errors in app/.
 typecheck: setup-app

@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.analyzer import POLICY_DIR, PolicyInfo, PolicyPackProcess, load_policy_config, reconcile_config
 from harness.generated_page import write_or_check
 from harness.manifests import whole_numbers
+from harness.peer_check import DECISIONS, load_decisions
 from harness.policy_link import pack_registry
 from harness.runtime import REPO_ROOT
 from harness.stack_config import policy_config_path, stack_names
@@ -80,7 +81,26 @@ def render_policy_docs(policies: list[PolicyInfo], levels: Mapping[str, Mapping[
         for key, schema in sorted((p.config_schema.get("properties") or {}).items()):
             default = json.dumps(whole_numbers(schema.get("default")))
             lines.append(f"| `{p.name}` | `{key}` | `{default}` | {schema.get('description', '')} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *_peer_comparison()]) + "\n"
+
+
+def _peer_comparison() -> list[str]:
+    """The peer tool's findings and how the pack answers each (`make peer-check` enforces the table)."""
+    decisions = load_decisions()
+    lines = [
+        f"#### Peer comparison: {decisions['tool']}",
+        "",
+        "`make peer-check` runs it on every stack's render and on the bad-variant catalogue. Each check it reported is "
+        "either made by a pack rule listed here on the same object, or passed by the pack for the decision given; "
+        f"a finding of any other check fails the target (the table is `{DECISIONS.relative_to(REPO_ROOT)}`).",
+        "",
+        "| Check | What it checks | Made by | Decision |",
+        "|---|---|---|---|",
+    ]
+    for check, entry in decisions["checks"].items():  # in the order the table keeps them
+        rules = ", ".join(f"`{rule}`" for rule in entry.get("rules", [])) or "-"
+        lines.append(f"| {check} | {entry['name']} | {rules} | {entry.get('decision', '')} |")
+    return lines
 
 
 def with_reference(readme: str, reference: str) -> str:

@@ -35,6 +35,8 @@ INSTALLERS = [
 # The locks that end up in the one .venv (`make setup`, then `make setup-app`): one version of each package.
 VENV_LOCKS = ["requirements-pip.txt", "requirements.txt", "policy/requirements.txt", "requirements-dev.txt"]
 APP_LOCK = "app/requirements.txt"
+PEER_LOCK = "requirements-peer.txt"
+"""checkov for `make peer-check`, in its own .venv-peer: it shares no package versions with the other locks."""
 SHA256 = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
 
@@ -69,7 +71,7 @@ def pip_installs(path: Path) -> list[list[str]]:
 
 
 def test_there_is_a_lock_for_every_virtualenv_and_image():
-    assert {str(lock.relative_to(REPO)) for lock in LOCKS} == {*VENV_LOCKS, APP_LOCK}
+    assert {str(lock.relative_to(REPO)) for lock in LOCKS} == {*VENV_LOCKS, APP_LOCK, PEER_LOCK}
 
 
 @pytest.mark.parametrize("lock", LOCKS, ids=lambda p: str(p.relative_to(REPO)))

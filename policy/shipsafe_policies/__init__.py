@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
-from . import docker, edge, rollout, security, twelve_factor, waivers
+from . import docker, edge, references, rollout, security, twelve_factor, waivers
 from .framework import Family, Rule, Section
 
 FAMILIES: tuple[Family, ...] = (
     twelve_factor.FAMILY,
     security.FAMILY,
     Family("rollout", "Rollout safety", (rollout.SECTION,)),
+    Family("references", "References that resolve", (references.SECTION,)),
     Family("edge", "Edge protection (the public Ingress or HTTPRoute)", (edge.SECTION,)),
     Family("dockerfile", "Dockerfile (read from the file the image build names)", (docker.SECTION,)),
     Family("waivers", "Waivers (one rule, one resource, a written reason)", (waivers.SECTION,)),

@@ -21,7 +21,7 @@ from . import k8s
 from .framework import ADVISORY, Config, Finding, HasProps, Item, Section, Setting, item_by_item
 from .images import IMAGE_BUILDS, parse_image
 from .k8s import dig, items, number
-from .patterns import SECRET_NAME, looks_secret
+from .patterns import looks_secret, names_a_secret
 
 SECTION = Section(__name__, "docker", topic="Sec")
 PACK_DIR = Path(__file__).resolve().parent.parent
@@ -365,7 +365,7 @@ def check_runtime_contract(build: Build, config: Config) -> Iterator[str]:
                 else [(v.partition("=")[0], v.partition("=")[2]) for v in command.value]
             )
             for name, value in pairs:
-                if (SECRET_NAME.search(name) and (value or command.cmd == "ARG")) or looks_secret(value):
+                if (names_a_secret(name) and (value or command.cmd == "ARG")) or looks_secret(value):
                     yield (
                         f"line {command.start_line}: {command.cmd} {name} bakes a secret into the image history; "
                         "use RUN --mount=type=secret or runtime env"

@@ -235,3 +235,24 @@ def check_internal_paths(res: HasProps, config: Config, item: Item) -> Iterator[
             for internal in config["internalPaths"]:
                 if _routes((kind, value), internal):
                     yield f"path {value!r} routes {internal} to the internet; list only public paths"
+
+
+_SNIPPET = re.compile(r"-snippets?$")
+
+
+@SECTION.resource(
+    "edge-no-nginx-snippets",
+    "No ingress-nginx snippet annotation (configuration-, server-, auth-, stream-snippet): raw nginx config runs in "
+    "the controller, which can read every Secret it may (CVE-2021-25742); controllers from 1.9 ignore them by default.",
+    "Use the controller's dedicated annotations (rate limits, body size, headers) instead of a snippet.",
+    types=(INGRESS,),
+    fields=_ANNOTATIONS,
+    topic="Sec",
+)
+@item_by_item
+def check_no_nginx_snippets(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    with item():
+        annotations = dig(res.props, "metadata", "annotations") or {}
+        for key in annotations:  # keys are always known
+            if key.startswith(NGINX) and _SNIPPET.search(key):
+                yield f"remove {key}: snippets inject raw nginx config into the shared controller (CVE-2021-25742)"

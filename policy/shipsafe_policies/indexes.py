@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 
 from pulumi_policy.proxy import UnknownValueError
 
-from .k8s import dig, selector_matches, service_selects
+from . import k8s
+from .k8s import Lookup, dig, selector_matches, service_selects
 
 Value = TypeVar("Value")
 Entry = tuple[int, Mapping[str, Any], Any]
@@ -121,3 +122,15 @@ class SelectorIndex(Generic[Value]):
         else:
             groups = [self._buckets.filed.get((scope, key, label), []) for key, label in pairs]
         return [value for _, (read, value) in self._buckets.merged(scope, *groups) if selector_matches(read(), labels)]
+
+
+def workloads_by_pod_labels(resources: list[Any]) -> tuple[Lookup, LabelIndex[Any]]:
+    """Every workload of the stack filed by namespace and pod labels, and a lookup that is complete only if every
+    workload's namespace and labels were known (so "selects nothing" is a verdict only then)."""
+    pods, index = Lookup(), LabelIndex[Any]()
+    for workload in k8s.of_type(resources, *k8s.WORKLOADS):
+        with pods.adding():
+            namespace, labels = dig(workload.props, "metadata", "namespace"), k8s.pod_labels(workload)
+            pods.entries[workload.urn] = workload
+            index.add(namespace, labels, workload)
+    return pods, index

@@ -172,6 +172,22 @@ def containers(spec: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
         yield from items(dig(spec, key))
 
 
+def serving_containers(res: HasProps) -> list[Mapping[str, Any]]:
+    """The containers that serve while the pod runs: regular containers and sidecars (init containers that keep
+    running, restartPolicy Always); a plain init container has exited before the pod is ready."""
+    spec = pod_spec(res)
+    sidecars = [c for c in items(dig(spec, "initContainers")) if c.get("restartPolicy") == "Always"]
+    return [*items(dig(spec, "containers")), *sidecars]
+
+
+def declares_port(container: Mapping[str, Any], port: Any) -> bool:
+    """The container declares `port`: a port name, or a containerPort number."""
+    declared = items(container.get("ports"))
+    if isinstance(port, str):
+        return any(p.get("name") == port for p in declared)
+    return number(port) is not None and any(number(p.get("containerPort")) == number(port) for p in declared)
+
+
 def workload_containers(res: HasProps) -> Iterator[tuple[str, Mapping[str, Any]]]:
     for container in containers(pod_spec(res)):
         yield f"container {dig(container, 'name') or '?'}", container

@@ -10,7 +10,7 @@ from pulumi_policy import PolicyResource
 
 from . import k8s
 from .framework import ADVISORY, Config, Finding, HasProps, Item, Section, Setting, item_by_item
-from .indexes import LabelIndex, SelectorIndex
+from .indexes import SelectorIndex, workloads_by_pod_labels
 from .k8s import Lookup, dig, items, number
 
 SECTION = Section(__name__, "rollout", topic="Availability")
@@ -89,7 +89,8 @@ def _allows_disruption(budget_spec: Any, replicas: float) -> bool:
 
 @SECTION.stack(
     "rollout-pdb-coverage",
-    "Every replicated workload has a PodDisruptionBudget that still allows one eviction.",
+    "Every replicated workload has a PodDisruptionBudget, and every budget still allows one eviction at the "
+    "replicas of each workload it selects.",
     "Add a PDB with maxUnavailable: 1 and unhealthyPodEvictionPolicy: AlwaysAllow.",
 )
 @item_by_item
@@ -108,20 +109,22 @@ def check_pdb_coverage(resources: list[PolicyResource], config: Config, item: It
     for workload in k8s.of_type(resources, k8s.DEPLOYMENT, k8s.STATEFUL_SET):
         with item():
             replicas = _replicas(workload, autoscaled)
-            if replicas < 2:
-                continue
             namespace = dig(workload.props, "metadata", "namespace")
-            pod_labels = k8s.pod_labels(workload)
-            covering = by_selector.matching(namespace, pod_labels)
-            if not covering:
+            covering = by_selector.matching(namespace, k8s.pod_labels(workload))
+            if replicas >= 2 and not covering:
                 budgets.ensure_complete()  # a budget in an unknown namespace might be the one
                 where = k8s.display(workload)
                 yield f"{where}: add a PodDisruptionBudget selecting its pods (maxUnavailable: 1)", workload.urn
+            # Any budget, single-replica workloads included: one that allows no eviction blocks every node drain.
             for budget in covering:
                 with item():
                     spec = budget.props.get("spec") or {}
                     if not _allows_disruption(spec, replicas):
-                        yield f"{k8s.display(budget)}: allow at least one disruption (maxUnavailable: 1)", budget.urn
+                        yield (
+                            f"{k8s.display(budget)}: allows no disruption of the {replicas:.0f} pod(s) of "
+                            f"{k8s.display(workload)}, so a node drain never finishes; allow one (maxUnavailable: 1)",
+                            budget.urn,
+                        )
                 with item():
                     if dig(budget.props, "spec", "unhealthyPodEvictionPolicy") != "AlwaysAllow":
                         yield f"{k8s.display(budget)}: set unhealthyPodEvictionPolicy: AlwaysAllow", budget.urn
@@ -129,47 +132,26 @@ def check_pdb_coverage(resources: list[PolicyResource], config: Config, item: It
 
 @SECTION.stack(
     "rollout-selector-integrity",
-    "Selectors match: workloads their templates, Services/PDBs/NetworkPolicies real pods and ports.",
-    "Build selectors and labels from one helper; name targetPorts after declared container ports.",
+    "Selectors match: workloads their templates; Services, PDBs and NetworkPolicies select pods of the stack.",
+    "Build selectors and labels from one helper (a selector's labels must be a subset of the pod labels).",
     topic="Correctness",
 )
 @item_by_item
 def check_selector_integrity(
     resources: list[PolicyResource], config: Config, item: Item
 ) -> Iterator[tuple[str, str | None]]:
-    pods = Lookup()  # complete only if every workload's namespace, pod labels and port names are known
-    by_labels: LabelIndex[set[Any]] = LabelIndex()  # each workload's container port names by namespace and labels
-    for workload in k8s.of_type(resources, *k8s.WORKLOADS):
-        with pods.adding():
-            names = {p.get("name") for c in k8s.containers(k8s.pod_spec(workload)) for p in items(c.get("ports"))}
-            namespace, pod_labels = dig(workload.props, "metadata", "namespace"), k8s.pod_labels(workload)
-            pods.entries[workload.urn] = workload
-            by_labels.add(namespace, pod_labels, names)
+    # The ports a Service targets are refs-service-target-ports' to check.
+    pods, by_labels = workloads_by_pod_labels(resources)
+    for workload in k8s.of_type(resources, k8s.DEPLOYMENT, k8s.STATEFUL_SET):
         with item():
-            selector = dig(workload.props, "spec", "selector")
-            if workload.resource_type in (k8s.DEPLOYMENT, k8s.STATEFUL_SET) and not k8s.selector_matches(
-                selector, k8s.pod_labels(workload)
-            ):
+            if not k8s.selector_matches(dig(workload.props, "spec", "selector"), k8s.pod_labels(workload)):
                 yield f"{k8s.display(workload)}: spec.selector does not match its pod template labels", workload.urn
     for service in k8s.of_type(resources, k8s.SERVICE):
         with item():
             namespace = dig(service.props, "metadata", "namespace")
-            selector = dig(service.props, "spec", "selector")
-            targets = by_labels.served_by(namespace, selector)
-            if not targets:
+            if not by_labels.served_by(namespace, dig(service.props, "spec", "selector")):
                 pods.ensure_complete()  # a workload read as unknown might be the one it selects
                 yield f"{k8s.display(service)}: its selector matches no pod of the stack", service.urn
-                continue
-            for port in items(dig(service.props, "spec", "ports")):
-                with item():
-                    target = port.get("targetPort")
-                    if isinstance(target, str) and not all(target in names for names in targets):
-                        yield (
-                            f"{k8s.display(service)}: targetPort {target} is not a port name of the selected pods",
-                            (service.urn),
-                        )
-                    elif isinstance(target, str):
-                        pods.ensure_complete()  # an unknown selected workload might lack the port name
     for other in k8s.of_type(resources, k8s.PDB, k8s.NETWORK_POLICY):
         with item():
             key = "selector" if other.resource_type == k8s.PDB else "podSelector"
@@ -178,6 +160,57 @@ def check_selector_integrity(
             if not any(by_labels.selected_by(namespace, selector)):
                 pods.ensure_complete()
                 yield f"{k8s.display(other)}: spec.{key} matches no pod of the stack", other.urn
+
+
+TOLERATE_UNREADY = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
+"""The deprecated annotation form of publishNotReadyAddresses (`endpoints_controller.go`
+`TolerateUnreadyEndpointsAnnotation`, honoured by the endpoints controllers of older clusters)."""
+
+
+@SECTION.stack(
+    "rollout-ready-traffic-only",
+    "Services send traffic only to ready pods: no publishNotReadyAddresses (or its tolerate-unready annotation), "
+    "and every container a Service targets has a readinessProbe (a Job's pods have none).",
+    "Remove publishNotReadyAddresses / the tolerate-unready annotation, give the serving container a readinessProbe, "
+    "and never select a Job's pods with a Service.",
+    fields=("spec.publishNotReadyAddresses", "spec.selector"),
+    topic="IX Disposability; Availability",
+)
+@item_by_item
+def check_ready_traffic_only(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[str, str | None]]:
+    services = k8s.of_type(resources, k8s.SERVICE)
+    pods, index = workloads_by_pod_labels(resources)
+    for service in services:
+        where = k8s.display(service)
+        with item():
+            # kubernetes staging/src/k8s.io/endpointslice/utils.go `podToEndpoint`: ready is
+            # `PublishNotReadyAddresses || (serving && !terminating)`, so a starting pod gets traffic and a
+            # terminating one keeps it through the preStop drain.
+            if dig(service.props, "spec", "publishNotReadyAddresses") is True:
+                yield (
+                    f"{where}: publishNotReadyAddresses sends traffic to unready pods; remove it",
+                    service.urn,
+                )
+        with item():
+            if str(dig(service.props, "metadata", "annotations", TOLERATE_UNREADY)).lower() == "true":
+                yield f"{where}: {TOLERATE_UNREADY} sends traffic to unready pods; remove it", service.urn
+        with item():
+            namespace = dig(service.props, "metadata", "namespace")
+            for workload in index.served_by(namespace, dig(service.props, "spec", "selector")):
+                for port in items(dig(service.props, "spec", "ports")):
+                    with item():
+                        target = port.get("targetPort")
+                        target = port.get("port") if target is None else target  # SetDefaults_Service
+                        for container in k8s.serving_containers(workload):
+                            if k8s.declares_port(container, target) and not container.get("readinessProbe"):
+                                yield (
+                                    f"{where}: {k8s.display(workload)} container {container.get('name')} has no "
+                                    "readinessProbe, so it gets traffic as soon as it starts; add one",
+                                    service.urn,
+                                )
+            pods.ensure_complete()  # a workload read as unknown might be selected and unprobed
 
 
 @SECTION.resource(

@@ -72,17 +72,34 @@ def check_service_account_name(res: HasProps, config: Config) -> Iterator[str]:
 
 @SECTION.resource(
     "identity-no-token-automount",
-    "No API token is mounted into pods; ServiceAccounts disable automount.",
-    "Set automountServiceAccountToken: false on the pod spec and the ServiceAccount.",
-    types={*k8s.WORKLOADS, k8s.SERVICE_ACCOUNT},
+    "No API token reaches pods: ServiceAccounts and pod specs disable automount, no projected volume mounts a "
+    "service-account token by hand, and no Secret holds a long-lived one.",
+    "Set automountServiceAccountToken: false on the pod spec and the ServiceAccount; remove serviceAccountToken "
+    "projections.",
+    types={*k8s.WORKLOADS, k8s.SERVICE_ACCOUNT, k8s.SECRET},
 )
-def check_no_token_automount(res: HasProps, config: Config) -> Iterator[str]:
-    # One value decides: an unknown one leaves the policy to the SDK, which reports it as not run.
+@item_by_item
+def check_no_token_automount(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    if res.resource_type == k8s.SECRET:
+        # The token controller fills such a Secret with a token that never expires, for any pod that mounts it.
+        if res.props.get("type") == "kubernetes.io/service-account-token":
+            yield "remove the kubernetes.io/service-account-token Secret: it holds a ServiceAccount token forever"
+        return
     if res.resource_type == k8s.SERVICE_ACCOUNT:
         if res.props.get("automountServiceAccountToken") is not False:
             yield "set automountServiceAccountToken: false on the ServiceAccount"
-    elif dig(k8s.pod_spec(res), "automountServiceAccountToken") is not False:
-        yield "set automountServiceAccountToken: false in the pod spec (the app never calls the API server)"
+        return
+    spec = k8s.pod_spec(res)
+    with item():
+        if dig(spec, "automountServiceAccountToken") is not False:
+            yield "set automountServiceAccountToken: false in the pod spec (the app never calls the API server)"
+    with item():
+        # A projected serviceAccountToken source is the same token (kube-api-access-* is built this way), mounted
+        # whatever automountServiceAccountToken says.
+        for volume in items(dig(spec, "volumes")):
+            with item():
+                if any(s.get("serviceAccountToken") is not None for s in items(dig(volume, "projected", "sources"))):
+                    yield f"volume {volume.get('name')}: remove the serviceAccountToken projection (an API token)"
 
 
 @SECTION.resource(

@@ -9,8 +9,9 @@ from typing import Any
 from pulumi_policy import PolicyResource
 
 from .. import k8s
-from ..framework import Config, Finding, Item, Section, Setting, item_by_item
-from ..k8s import Lookup, dig, items, workload_containers
+from ..framework import Config, Finding, HasProps, Item, Section, Setting, item_by_item
+from ..images import parse_image
+from ..k8s import Lookup, dig, items, number, workload_containers
 
 SECTION = Section(__name__, "12f-backing", topic="IV Backing services")
 
@@ -34,21 +35,21 @@ _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 def check_backing_services_attached(
     resources: list[PolicyResource], config: Config, item: Item
 ) -> Iterator[tuple[Finding, str]]:
-    secrets = Lookup()
-    for secret in k8s.of_type(resources, k8s.SECRET):
-        with secrets.adding():
-            secrets.entries[dig(secret.props, "metadata", "name")] = secret
+    # That the Secret and its key exist is refs-config-keys' to check, for every workload.
     required = list(config["serviceEnv"])
     for workload in k8s.of_type(resources, *k8s.WORKLOADS):
         if not k8s.is_app_workload(workload, config):
             continue
+        regular = {id(c) for c in items(dig(k8s.pod_spec(workload), "containers"))}
         for label, container in workload_containers(workload):
             where = f"{k8s.display(workload)} {label}"
+            # An init container attaches what it uses; only the app's processes must attach every service.
+            needed = required if id(container) in regular else []
             with item():
                 env = {str(e.get("name")): e for e in items(container.get("env"))}
-                for name in [*required, *(n for n in env if n not in required)]:
+                for name in [*needed, *(n for n in env if n not in needed)]:
                     with item():
-                        yield from _attachment_findings(where, name, env.get(name), name in required, workload, secrets)
+                        yield from _attachment_findings(where, name, env.get(name), name in needed, workload)
 
 
 def _attachment_findings(
@@ -57,10 +58,9 @@ def _attachment_findings(
     variable: Mapping[str, Any] | None,
     required: bool,
     workload: PolicyResource,
-    secrets: Lookup,
 ) -> Iterator[tuple[Finding, str]]:
-    """A required variable must be attached from a Secret of the stack; any variable holding a URL (a service's
-    address, maybe with credentials) must too; a Secret a variable references must exist."""
+    """A required variable must be attached from a Secret; any variable holding a URL (a service's address, maybe
+    with credentials) must too."""
     env = ("container.env",)
     if variable is None:
         if workload.resource_type == k8s.DEPLOYMENT:
@@ -71,11 +71,6 @@ def _attachment_findings(
     if ref is None and (required or (isinstance(value, str) and _URL.match(value))):
         message = f"{where}: {name} attaches a service, so it must come from a Secret (secretKeyRef), not a literal"
         yield Finding(message, env), workload.urn
-    elif ref is not None and not secrets.has(ref.get("name")):
-        yield (
-            Finding(f"{where}: {name} references Secret {ref.get('name')} not defined in the stack", env),
-            workload.urn,
-        )
 
 
 @SECTION.stack(
@@ -117,3 +112,52 @@ def check_stateful_backing(resources: list[PolicyResource], config: Config, item
                 yield f"{where}: set persistentVolumeClaimRetentionPolicy whenDeleted/whenScaled: Retain", sts.urn
         if config["requireProtect"] and not sts.opts.protect:
             yield f"{where}: set protect=True on the data-bearing StatefulSet", sts.urn
+
+
+@SECTION.resource(
+    "12f-backing-single-instance",
+    "A single-instance database image runs as one pod: more replicas, parallel pod management or a surging "
+    "Deployment rollout start separate databases (or two servers on one volume), not a cluster.",
+    "Keep replicas: 1 on a StatefulSet with OrderedReady pod management; for more, deploy a replicated setup "
+    "(an operator or an image listed in replicatedImages) instead.",
+    types={k8s.STATEFUL_SET, k8s.DEPLOYMENT, "kubernetes:apps/v1:ReplicaSet"},
+    topic="IV Backing services; Data safety",
+    fields=("spec.replicas", "spec.podManagementPolicy", "spec.strategy"),
+    singleInstanceImages=Setting(
+        type="array",
+        default=["postgres", "mysql", "mariadb", "mongo", "redis", "valkey"],
+        description="Repositories (last path segment) of database images that run one independent server per pod.",
+        items={"type": "string"},
+    ),
+    replicatedImages=Setting(
+        type="array",
+        default=["bitnami/postgresql-repmgr", "bitnami/redis-cluster", "bitnami/valkey-cluster"],
+        description="Repositories (a suffix of the image name) that form a replicated cluster themselves.",
+        items={"type": "string"},
+        platform=True,
+    ),
+)
+@item_by_item
+def check_single_instance(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    single, replicated = set(config["singleInstanceImages"]), list(config["replicatedImages"])
+    databases = []
+    for label, container in workload_containers(res):
+        with item():
+            image = parse_image(str(container.get("image") or ""))
+            is_replicated = any(image.repository.endswith(r) for r in replicated)
+            if image.repository.rsplit("/", 1)[-1] in single and not is_replicated:
+                databases.append(f"{label} ({image.repository})")
+    if not databases:
+        return
+    spec = res.props.get("spec") or {}
+    what = ", ".join(databases)
+    with item():
+        replicas = number(spec.get("replicas"))
+        if replicas is not None and replicas > 1:
+            yield f"{what}: {replicas:.0f} replicas are {replicas:.0f} separate databases, not a cluster; use 1"
+    with item():
+        if res.resource_type == k8s.STATEFUL_SET and spec.get("podManagementPolicy") == "Parallel":
+            yield f"{what}: podManagementPolicy Parallel may run two servers at once; use OrderedReady"
+    with item():
+        if res.resource_type == k8s.DEPLOYMENT and dig(spec, "strategy", "type") != "Recreate":
+            yield f"{what}: a rolling Deployment starts the new server beside the old one; use a StatefulSet"

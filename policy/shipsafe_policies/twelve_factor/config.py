@@ -9,9 +9,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .. import k8s
-from ..framework import ADVISORY, Config, HasProps, Item, Section, item_by_item
+from ..framework import ADVISORY, WAIVER_ANNOTATION, Config, HasProps, Item, Section, item_by_item
 from ..k8s import dig, items, workload_containers
-from ..patterns import HOST, SECRET_NAME, looks_secret, secret_by_name
+from ..patterns import (
+    HOST,
+    looks_secret,
+    names_a_secret,
+    secret_by_name,
+    secret_in_metadata,
+    secret_on_command_line,
+)
 
 SECTION = Section(__name__, "12f-config", topic="III Config; Sec")
 
@@ -39,6 +46,73 @@ def check_no_plaintext_secret_env(res: HasProps, config: Config, item: Item) -> 
                 yield f"{label}: env {name} holds a literal secret; use valueFrom.secretKeyRef (or a *_FILE mount)"
 
 
+_HANDLERS = ("livenessProbe", "readinessProbe", "startupProbe", "lifecycle.postStart", "lifecycle.preStop")
+
+
+def _command_lines(container: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(where, words) of every command line the container runs: its command with args, and each exec handler."""
+    yield "command/args", [*items(container.get("command")), *items(container.get("args"))]
+    for handler in _HANDLERS:
+        words = dig(container, *handler.split("."), "exec", "command")
+        if words is not None:
+            yield f"{handler} exec", items(words)
+
+
+@SECTION.resource(
+    "12f-config-no-secret-on-command-line",
+    "No secret on a command line (command, args, probe and hook exec), for the app and backing services alike: "
+    "every process and every `ps` on the node shows it.",
+    "Pass the secret as a file (*_FILE, --password-file, a config file in a Secret volume) or through env from "
+    "valueFrom.secretKeyRef, expanded as $(VAR) only where the program cannot read a file.",
+    types=k8s.WORKLOADS,
+    topic="Sec; III Config",
+    fields=("container.command", "container.args"),
+)
+@item_by_item
+def check_no_secret_on_command_line(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    # Messages name the place, never the value: reports end up in CI logs.
+    for label, container in workload_containers(res):
+        for where, words in _command_lines(container):
+            with item():
+                if secret_on_command_line([w for w in words if isinstance(w, str)]):
+                    yield f"{label}: {where} carries a literal secret; read it from a mounted Secret file instead"
+
+
+def _metadata_maps(res: HasProps) -> Iterator[tuple[str, Any]]:
+    """(where, map) of the object's labels and annotations and its pod template's."""
+    template = k8s.pod_template(res)
+    for owner, metadata in (("", dig(res.props, "metadata")), ("pod template ", dig(template, "metadata"))):
+        if template is res.props and owner:
+            continue  # a bare Pod is its own template
+        for field in ("labels", "annotations"):
+            yield f"{owner}{field}", dig(metadata, field) or {}
+
+
+@SECTION.resource(
+    "12f-config-no-secret-in-metadata",
+    "No secret in a label or annotation: anyone who may list the object (or its pods) reads them, and they are "
+    "logged, copied to events and to every pod.",
+    "Keep the credential in a Secret; annotate with its checksum (sha256) if a change must roll the pods.",
+    types=None,
+    topic="Sec; III Config",
+    fields=("metadata.labels", "metadata.annotations"),
+)
+@item_by_item
+def check_no_secret_in_metadata(res: HasProps, config: Config, item: Item) -> Iterator[str]:
+    for where, mapping in _metadata_maps(res):
+        with item():
+            for key in mapping:
+                with item():
+                    value = mapping[key]
+                    # A waiver's key names the rule it waives (often a secret rule) and its value is prose.
+                    if (
+                        not key.startswith(WAIVER_ANNOTATION)
+                        and isinstance(value, str)
+                        and secret_in_metadata(key, value)
+                    ):
+                        yield f"{where} {key} carries a credential; keep it in a Secret"
+
+
 def _entries(res: HasProps, field: str, item: Item) -> Iterator[tuple[str, Any]]:
     """(key, value) of a map field (ConfigMap/Secret data): an unknown value skips just its key."""
     with item():  # stringData built from a generated password is unknown in preview, often as a whole
@@ -58,7 +132,7 @@ def _entries(res: HasProps, field: str, item: Item) -> Iterator[tuple[str, Any]]
 def check_no_sensitive_configmap(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     for field in ("data", "binaryData"):
         for key, value in _entries(res, field, item):
-            if (value and SECRET_NAME.search(key)) or looks_secret(str(value)):
+            if (value and names_a_secret(key)) or looks_secret(str(value)):
                 yield f"{field}.{key} looks like a credential; move it to a Secret and use secretKeyRef"
 
 
@@ -106,12 +180,16 @@ def check_secret_hygiene(res: HasProps, config: Config, item: Item) -> Iterator[
 def check_config_from_env(res: HasProps, config: Config, item: Item) -> Iterator[str]:
     if not k8s.is_app_workload(res, config):
         return
+    long_running = {id(c) for c in items(dig(k8s.pod_spec(res), "containers"))}
     for label, container in workload_containers(res):
         with item():
+            # A one-off init container (a file copy, a wait) may need no config at all; the processes that
+            # serve and work (regular containers and sidecars, which keep running) read theirs from the ConfigMap.
+            serving = id(container) in long_running or container.get("restartPolicy") == "Always"
             from_config_map = any(dig(e, "configMapRef", "name") for e in items(container.get("envFrom"))) or any(
                 dig(e, "valueFrom", "configMapKeyRef") for e in items(container.get("env"))
             )
-            if not from_config_map:
+            if serving and not from_config_map:
                 yield f"{label}: take non-secret config from the app ConfigMap (envFrom.configMapRef)"
         with item():
             names = [str(e.get("name")) for e in items(container.get("env"))]

@@ -22,7 +22,8 @@ _PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 
 @SECTION.resource(
     "12f-disposability-probes",
-    "Long-running containers have readiness and liveness probes (app also startup), sensibly tuned.",
+    "Long-running containers have readiness and liveness probes (app also startup), sensibly tuned, on ports "
+    "they declare.",
     "Add httpGet probes on the named port: startup and liveness on app.livenessPath, readiness on app.readinessPath.",
     types=k8s.WORKLOADS,
     fields=("container.startupProbe", "container.livenessProbe", "container.readinessProbe"),
@@ -43,16 +44,37 @@ def check_probes(res: HasProps, config: Config, item: Item) -> Iterator[str]:
                 if k8s.is_app_workload(res, config) and not container.get("startupProbe"):
                     yield f"{label}: add a startupProbe so slow boots are not killed by liveness"
             with item():
-                if readiness == liveness:
-                    yield f"{label}: liveness must differ from readiness (a busy dependency must not restart the pod)"
+                if _handler(readiness) == _handler(liveness):
+                    yield (
+                        f"{label}: liveness must differ from readiness (the same check with other timings still "
+                        "restarts the pod when a dependency is down, and takes it out of traffic no sooner)"
+                    )
             with item():
                 if _probe_budget(liveness) < _probe_budget(readiness):
                     yield f"{label}: liveness must tolerate failure longer than readiness"
             for kind in _PROBES:
                 with item():
-                    port = dig(container, kind, "httpGet", "port") or dig(container, kind, "tcpSocket", "port")
-                    if isinstance(port, str) and port not in {p.get("name") for p in items(container.get("ports"))}:
-                        yield f"{label}: {kind} port {port} is not a declared port name"
+                    yield from _undeclared_probe_port(label, kind, container)
+
+
+_HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
+
+
+def _handler(probe: Mapping[str, Any]) -> dict[str, Any]:
+    """What a probe checks, without its timings (kube-score `pod-probes-identical` compares the same)."""
+    return {kind: probe.get(kind) for kind in _HANDLERS if probe.get(kind) is not None}
+
+
+def _undeclared_probe_port(label: str, kind: str, container: Mapping[str, Any]) -> Iterator[str]:
+    """A probe's port (httpGet, tcpSocket or grpc; a name or a number) is one the container declares: one it does
+    not serve fails the probe forever."""
+    probe = dig(container, kind) or {}
+    port = dig(probe, "httpGet", "port") or dig(probe, "tcpSocket", "port") or dig(probe, "grpc", "port")
+    declared = items(container.get("ports"))
+    if isinstance(port, str) and port not in {p.get("name") for p in declared}:
+        yield f"{label}: {kind} port {port} is not a declared port name"
+    elif (wanted := number(port)) is not None and wanted not in {number(p.get("containerPort")) for p in declared}:
+        yield f"{label}: {kind} port {wanted:.0f} is not a declared containerPort; probe the named port"
 
 
 def _pre_stop_seconds(container: Mapping[str, Any]) -> float | None:
