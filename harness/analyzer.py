@@ -36,7 +36,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from harness.local_files import LocalFileError, load_json, read_text
 from harness.provider_check import checked_inputs
-from harness.recording import RecordedResource, Recording
+from harness.recording import INTERNAL_KEY_PREFIX, RecordedResource, Recording, engine_outputs
 from harness.runtime import REPO_ROOT
 
 POLICY_DIR = REPO_ROOT / "policy"
@@ -57,8 +57,6 @@ _LEVEL_VALUES = {
     "disabled": analyzer_pb2.DISABLED,
 }
 _UNKNOWN_AT_PREVIEW = "can't run policy"
-INTERNAL_KEY_PREFIX = "__"
-"""pulumi/pulumi `sdk/go/common/resource/properties.go` `IsInternalPropertyKey`."""
 _RPC_TIMEOUT = 60.0
 
 
@@ -249,14 +247,6 @@ def analyze_request(resource: RecordedResource, by_urn: Mapping[str, RecordedRes
     # Analyze sees a resource's inputs as the provider's Check returned them, before the step runs.
     checked, secret_paths = checked_inputs(resource)
     return analyzer_pb2.AnalyzeRequest(properties=to_struct(checked, secret_paths), **_common_fields(resource, by_urn))
-
-
-def engine_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The outputs as the engine sends them to a stack policy: pulumi/pulumi `pkg/resource/plugin/analyzer_plugin.go`
-    `AnalyzeStack` marshals them with `SkipInternalKeys: true`, and `sdk/go/common/resource/plugin/rpc.go`
-    `MarshalProperties` drops every top-level key `resource.IsInternalPropertyKey` holds for (a `__` prefix:
-    pulumi-kubernetes' `__inputs`, `__initialApiVersion`, `__fieldManager`; pulumi-docker's `__inputs`)."""
-    return {key: value for key, value in outputs.items() if not key.startswith(INTERNAL_KEY_PREFIX)}
 
 
 def stack_resource(resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> analyzer_pb2.AnalyzerResource:

@@ -37,7 +37,8 @@ from harness.apiserver import (
     server_object,
 )
 from harness.manifests import is_kubernetes
-from harness.recording import RecordedResource, Recording, contains_unknown
+from harness.provider_check import checked_inputs
+from harness.recording import RecordedResource, Recording, contains_unknown, engine_outputs
 from harness.replacement import plan_update
 from harness.runtime import REPO_ROOT, read_stack_config, run_stack
 
@@ -106,8 +107,10 @@ def _checkpointed(resource: RecordedResource, live: dict[str, Any]) -> RecordedR
 
 
 def _as_inputs(resource: RecordedResource) -> RecordedResource:
-    # The provider returns the request's properties as they came: no `__inputs`.
-    return dataclasses.replace(resource, outputs=resource.inputs, output_secret_paths=resource.secret_paths)
+    # The provider returns the request's properties as they came, no `__inputs`; the request holds what its
+    # Check returned (provider.go `Create`/`Update` in preview), not the program's raw inputs.
+    checked, secret_paths = checked_inputs(resource)
+    return dataclasses.replace(resource, outputs=checked, output_secret_paths=secret_paths)
 
 
 def _with(recording: Recording, resources: Iterable[RecordedResource]) -> Recording:
@@ -221,7 +224,7 @@ def later_preview(state: PhaseRecording, preview: Recording) -> PhaseRecording:
             return _preview_create(resource, dry_run_fails=fails, server=state.server)
         if contains_unknown(resource.inputs):  # provider.go `Update`: unknowns skip the dry run
             return Source.INPUTS_UNKNOWN, _as_inputs(resource)
-        live = {k: v for k, v in before.outputs.items() if not k.startswith("__")}
+        live = engine_outputs(before.outputs)
         return Source.DRY_RUN, _checkpointed(resource, _update_dry_run(resource.inputs, live, state.server))
 
     modelled = _modelled(preview, Phase.LATER_PREVIEW, state.server, model)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,18 @@ def contains_unknown(value: Any) -> bool:
     if isinstance(value, list):
         return any(contains_unknown(v) for v in value)
     return value == UNKNOWN
+
+
+INTERNAL_KEY_PREFIX = "__"
+"""pulumi/pulumi `sdk/go/common/resource/properties.go` `IsInternalPropertyKey`."""
+
+
+def engine_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The outputs as the engine sends them to a stack policy: pulumi/pulumi `pkg/resource/plugin/analyzer_plugin.go`
+    `AnalyzeStack` marshals them with `SkipInternalKeys: true`, and `sdk/go/common/resource/plugin/rpc.go`
+    `MarshalProperties` drops every top-level key `resource.IsInternalPropertyKey` holds for (a `__` prefix:
+    pulumi-kubernetes' `__inputs`, `__initialApiVersion`, `__fieldManager`; pulumi-docker's `__inputs`)."""
+    return {key: value for key, value in outputs.items() if not key.startswith(INTERNAL_KEY_PREFIX)}
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,7 @@ class RecordedResource:
     """What the resource's state holds: what the mocks returned (inputs plus stand-ins for computed values), or,
     once `harness.phases` modelled a phase, what the provider would return in it (for Kubernetes, the API server's
     object checkpointed with `__inputs`). Stack policies see this without its top-level `__` keys, as the engine
-    sends it (`harness.analyzer.engine_outputs`)."""
+    sends it (`engine_outputs`)."""
     output_secret_paths: frozenset[str]
     """Dotted paths into ``outputs`` whose values are secrets."""
 

@@ -7,6 +7,7 @@ the Pulumi project directory, which is `projectDir` relative to this pack (the p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterator, Mapping
@@ -61,6 +62,9 @@ class Build:
     stages: tuple[Stage, ...]
     final: Stage
     global_args: tuple[Any, ...]
+    target_known: bool = True
+    """False for a build read from its outputs, which carry no target or build args: `final` is then the last
+    stage, though the build may have stopped at another."""
 
 
 class DockerfileError(Exception):
@@ -84,6 +88,7 @@ def load_build(res: HasProps, config: Config) -> Build:
     """The build an image resource describes: Dockerfile stages with build args applied, and the target."""
     props = res.props
     project = (PACK_DIR / str(config["projectDir"])).resolve()
+    target_known = True
     if res.resource_type == "docker-build:index:Image":
         context_dir = dig(props, "context", "location") or "."
         file_name = dig(props, "dockerfile", "location")
@@ -100,7 +105,7 @@ def load_build(res: HasProps, config: Config) -> Build:
         # as `docker build` without them reads it (the preview, which gates `up`, saw them).
         context_dir = props.get("context") or "."
         file_name = str(Path(str(context_dir)) / str(props.get("dockerfile") or "Dockerfile"))
-        build_args, target = {}, None
+        build_args, target, target_known = {}, None, False
     context = project / str(context_dir)
     path = project / str(file_name) if file_name else context / "Dockerfile"
     try:
@@ -132,7 +137,7 @@ def load_build(res: HasProps, config: Config) -> Build:
         raise DockerfileError(f"{path} has no FROM instruction")
     stages.append(Stage(current[0], current[1], tuple(body), current[2]))
     final = next((s for s in stages if s.alias == target), stages[-1]) if target else stages[-1]
-    return Build(path, context, tuple(stages), final, tuple(global_args))
+    return Build(path, context, tuple(stages), final, tuple(global_args), target_known)
 
 
 def _with_build(check: Any) -> Any:
@@ -203,6 +208,9 @@ def check_image_matches_pods(
         user = _NUMERIC_USER.match(_final_user(build))
         if user is None:
             continue  # docker-non-root-user reports a USER that is not numeric
+        # Without the target, the build may have stopped at any stage: pods running as one of the stages' USER
+        # agree with some build of this Dockerfile (the preview, which saw the target, judged the exact one).
+        others = [] if build.target_known else _stage_users(build)
         name = _built_image_name(image)
         for workload in k8s.of_type(resources, *k8s.WORKLOADS):
             spec = k8s.pod_spec(workload)
@@ -211,7 +219,15 @@ def check_image_matches_pods(
                     if parse_image(str(container.get("image") or "")).name != name:
                         continue
                     where = f"{k8s.display(workload)} {label}"
-                    yield from _agreement(where, container, spec, user, workload.urn)
+                    findings = list(_agreement(where, container, spec, user, workload.urn))
+                    if not any(not list(_agreement(where, container, spec, o, workload.urn)) for o in others):
+                        yield from findings
+
+
+def _stage_users(build: Build) -> list[re.Match[str]]:
+    """The numeric USER each stage of the Dockerfile ends with."""
+    users = [_NUMERIC_USER.match(_final_user(dataclasses.replace(build, final=stage))) for stage in build.stages]
+    return [u for u in users if u is not None]
 
 
 def _agreement(where: str, container: Any, spec: Any, user: re.Match[str], urn: str) -> Iterator[tuple[Finding, str]]:

@@ -135,7 +135,12 @@ def metadata(res: HasProps) -> Mapping[str, Any]:
 
 
 def labels(res: HasProps) -> Mapping[str, Any]:
-    return dig(res.props, "metadata", "labels") or {}
+    """The object's labels as the API server keeps them: a Job declared without labels takes its template's
+    (kubernetes `pkg/apis/batch/v1/defaults.go` `SetDefaults_Job`), so live and declared read the same."""
+    own = dig(res.props, "metadata", "labels") or {}
+    if not own and res.resource_type == JOB:
+        return dig(pod_template(res), "metadata", "labels") or {}
+    return own
 
 
 def display(res: HasProps) -> str:
@@ -162,8 +167,19 @@ def pod_spec(res: HasProps) -> Mapping[str, Any] | None:
     return dig(pod_template(res), "spec")
 
 
+JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
+"""Labels the API server gives every pod of a Job with a generated selector (`pkg/registry/batch/job/strategy.go`
+`generateSelector`), equal to the Job's name; its `controller-uid` labels hold the uid, unknown until created."""
+
+
 def pod_labels(res: HasProps) -> Mapping[str, Any]:
-    return dig(pod_template(res), "metadata", "labels") or {}
+    """The labels of the workload's pods, with those the API server adds to a Job's template, so a selector that
+    names them matches on the declared object as on the live one."""
+    declared = dig(pod_template(res), "metadata", "labels") or {}
+    if res.resource_type != JOB or dig(res.props, "spec", "manualSelector") is True:
+        return declared
+    name = dig(res.props, "metadata", "name")
+    return {**dict.fromkeys(JOB_NAME_LABELS, name), **declared}
 
 
 def containers(spec: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:

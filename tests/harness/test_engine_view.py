@@ -9,6 +9,7 @@ hold the wire itself, not what the offline engine stores.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ import pytest
 
 from harness.analyzer import PolicyPackProcess
 from harness.phases import Phase, PhaseRecording
-from harness.recording import UNKNOWN, Recording
+from harness.recording import UNKNOWN, RecordedResource, Recording
 from tests.conftest import STACKS
+from tests.policy.stack_edits import at, edit, replace_resource
 
 ECHO_PACK = """
 import json
@@ -56,6 +58,7 @@ PolicyPack("echo", [
 """
 
 IMAGE, WEB, POSTGRES_URL = "notes-image-build", "notes-web-deployment", "notes-postgres-url"
+CONFIG_MAP = "notes-config-configmap"
 View = dict[tuple[str, str], dict[str, Any]]
 
 
@@ -136,3 +139,20 @@ def test_check_leaves_inputs_with_unknowns_unnormalised(
     view = echo(recording)
     assert all("stringData" in view["resource", r.name] for r in unknown)
     assert all("stringData" not in view["resource", r.name] and "data" in view["resource", r.name] for r in known)
+
+
+def test_only_top_level_keys_are_internal_and_check_drops_read_only_metadata(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording], echo: Any
+) -> None:
+    # `IsInternalPropertyKey` is asked of top-level keys only; Check removes the metadata the server owns.
+    recording = _phase(phase_recordings, "staging", Phase.AFTER_UP)
+    marked = edit(CONFIG_MAP, at("data.__kept", "yes"), at("metadata.uid", "u-1"), at("metadata.generation", 3))
+
+    def live_with_nested_key(resource: RecordedResource) -> RecordedResource:
+        outputs = {**resource.outputs, "data": {**resource.outputs["data"], "__kept": "yes"}}
+        return dataclasses.replace(resource, outputs=outputs)
+
+    view = echo(replace_resource(CONFIG_MAP, live_with_nested_key)(marked(recording)))
+    assert view["stack", CONFIG_MAP]["data"]["__kept"] == "yes"
+    assert view["resource", CONFIG_MAP]["data"]["__kept"] == "yes"
+    assert not {"uid", "generation"} & set(view["resource", CONFIG_MAP]["metadata"])

@@ -175,4 +175,11 @@ def use_build_context(image_resource: str, directory: Path) -> Edit:
         props["build"]["context"] = str(directory)
         props["build"]["dockerfile"] = str(directory / "Dockerfile")
 
-    return edit(image_resource, change)
+    def built(resource: RecordedResource) -> RecordedResource:
+        # A build's own outputs (pulumi-docker `image.go`): the context as given, the Dockerfile relative to it.
+        if "build" in resource.outputs or "context" not in resource.outputs:
+            return resource
+        outputs = {**resource.outputs, "context": str(directory), "dockerfile": "Dockerfile"}
+        return dataclasses.replace(resource, outputs=outputs)
+
+    return chain(edit(image_resource, change), replace_resource(image_resource, built))

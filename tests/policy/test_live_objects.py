@@ -100,7 +100,7 @@ def live_view(recording: Recording, rng: random.Random) -> Recording:
     return dataclasses.replace(state, resources=[with_extras(r) for r in state])
 
 
-IDENTITY = {"apiVersion", "kind", "metadata"}
+IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
 
 
 def _leaf_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -131,7 +131,7 @@ def omit_defaults(recording: Recording, rng: random.Random, per_object: int = 4)
         if not is_kubernetes(resource):
             return resource
         inputs = resource.inputs
-        candidates = [p for p in _leaf_paths(inputs) if p[0] not in IDENTITY and len(p) > 1 and isinstance(p[-1], str)]
+        candidates = [p for p in _leaf_paths(inputs) if p[:2] not in IDENTITY and len(p) > 1 and isinstance(p[-1], str)]
         for path in rng.sample(candidates, min(per_object, len(candidates))):
             try:
                 fewer = _without(inputs, path)

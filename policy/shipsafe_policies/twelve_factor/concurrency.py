@@ -8,7 +8,7 @@ from pulumi_policy import PolicyResource
 
 from .. import k8s
 from ..framework import Config, Finding, Item, Section, Setting, item_by_item
-from ..k8s import Lookup, dig, number
+from ..k8s import Lookup, dig, items, number
 
 SECTION = Section(__name__, "12f-concurrency", topic="VIII Concurrency")
 
@@ -34,9 +34,9 @@ def check_concurrency(resources: list[PolicyResource], config: Config, item: Ite
         where = k8s.display(deployment)
         with item():
             hpa = autoscalers.get(dig(deployment.props, "metadata", "name"))
-            # An autoscaled Deployment's spec.replicas is the HPA's business: the live object holds whatever the
-            # HPA last set (or the server's default of 1), never what the program declared, so only the
-            # autoscaler's range is judged. The program leaves replicas out under an HPA (components/workload.py).
+            # An autoscaled Deployment's live spec.replicas is the HPA's business (whatever it last set, or the
+            # server's default of 1): only the autoscaler's range is judged, and whether the program declared a
+            # count too (`_declares_replicas`).
             if hpa is None:
                 replicas = number(dig(deployment.props, "spec", "replicas"))
                 replicas = 1.0 if replicas is None else replicas
@@ -62,3 +62,27 @@ def check_concurrency(resources: list[PolicyResource], config: Config, item: Ite
                         ),
                         hpa.urn,
                     )
+            with item():
+                if _declares_replicas(deployment):
+                    message = f"{where}: drop spec.replicas; the autoscaler owns the count"
+                    yield Finding(message, ("spec.replicas",)), deployment.urn
+
+
+PULUMI_MANAGERS = "pulumi-kubernetes"
+"""pulumi-kubernetes' field managers: `pulumi-kubernetes` for its plain Create, `pulumi-kubernetes-<hex>` for a
+server-side apply (`provider/pkg/await/await.go` `Creation`, `provider.go` `fieldManagerName`)."""
+
+
+def _declares_replicas(deployment: PolicyResource) -> bool:
+    """Whether the program sets spec.replicas. A live object always has it (defaulted, or set by the HPA through
+    the scale subresource), so there it is read from who owns the field: the managed fields of pulumi-kubernetes'
+    own requests, which the outputs keep (`provider.go` `checkpointObject`: the live object as returned). An
+    object without managed fields is what the program sent (a preview whose dry run was skipped)."""
+    managed = dig(deployment.props, "metadata", "managedFields")
+    if not items(managed):
+        return dig(deployment.props, "spec", "replicas") is not None
+    return any(
+        str(entry.get("manager") or "").startswith(PULUMI_MANAGERS)
+        and "f:replicas" in (dig(entry, "fieldsV1", "f:spec") or {})
+        for entry in items(managed)
+    )

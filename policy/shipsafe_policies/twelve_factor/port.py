@@ -78,6 +78,7 @@ def check_port_binding(resources: list[PolicyResource], config: Config, item: It
             for service_port in items(dig(service.props, "spec", "ports")):
                 with item():
                     target = service_port.get("targetPort")
+                    target = service_port.get("port") if target is None else target  # SetDefaults_Service
                     if target != port_name and not all(number(target) in n for n in selected):
                         message = f"{k8s.display(service)}: targetPort must be the named port {port_name}"
                         yield Finding(message, ("spec.ports",)), service.urn
