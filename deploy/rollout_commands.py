@@ -153,9 +153,11 @@ def verify_command(deploy: DeployContext, stack: str, output: str) -> None:
     with recorded_verification(deploy, backend):
         version = deployed_target(backend).version
         verdict = verify_stack(deploy, backend)
-        if output == "json":
+        if output == "json" and verdict.outcome is not Outcome.PASSED:
             emit_json(verify_document(stack, version, verdict, VERDICT_CODES[verdict.outcome]))
         require_pass(verdict)
+    if output == "json":  # a pass is printed once its record is written: a failed write's document is the error
+        emit_json(verify_document(stack, version, verdict, VERDICT_CODES[verdict.outcome]))
 
 
 @click.command("rollback")

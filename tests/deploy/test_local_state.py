@@ -57,6 +57,8 @@ def test_verify_that_cannot_record_its_pass_exits_local_write_failed_not_failed(
     assert ExitCode.LOCAL_WRITE_FAILED.aftermath is not Aftermath.MAYBE_BAD, "a pipeline must not roll back for it"
     assert f"was not recorded in {out / 'verifications' / 'staging.json'}" in result.stderr
     assert "Traceback" not in result.output
+    document = json.loads(run_cli("verify", "staging", "--output", "json").stdout)
+    assert (document["exitName"], document["result"]) == ("LOCAL_WRITE_FAILED", "failed"), "one document, its code"
 
 
 def test_a_failed_verification_keeps_its_code_when_it_cannot_be_recorded(run_cli, deploy_ctx, metrics):
