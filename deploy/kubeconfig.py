@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from deploy.errors import ExitCode, ShipsafeError
+from harness.local_files import LocalFileError, parse_yaml, read_text
 
 KUBECONFIG_KEY = "kubernetes:kubeconfig"
 CONTEXT_KEY = "kubernetes:context"
@@ -75,7 +75,7 @@ def _load(stack_config: Mapping[str, str]) -> tuple[_Kubeconfig, str]:
     if path_or_contents:
         path = Path(path_or_contents).expanduser()
         if "\n" not in path_or_contents and path.is_file():
-            kubeconfig.merge(_parse(path.read_text(), str(path)), path.parent)
+            kubeconfig.merge(_parse(_read(path), str(path)), path.parent)
             return kubeconfig, str(path)
         kubeconfig.merge(_parse(path_or_contents, KUBECONFIG_KEY), Path.cwd())
         return kubeconfig, f"stack config {KUBECONFIG_KEY}"
@@ -85,15 +85,27 @@ def _load(stack_config: Mapping[str, str]) -> tuple[_Kubeconfig, str]:
         where = ", ".join(map(str, paths))
         raise _unavailable(f"no kubeconfig at {where}: set KUBECONFIG or {KUBECONFIG_KEY} to reach the cluster")
     for path in found:
-        kubeconfig.merge(_parse(path.read_text(), str(path)), path.parent)
+        kubeconfig.merge(_parse(_read(path), str(path)), path.parent)
     return kubeconfig, ":".join(map(str, found))
 
 
-def _parse(text: str, source: str) -> Mapping[str, Any]:
+KUBECONFIG_BYTES = 16 * 1024 * 1024
+"""Larger than any kubeconfig with embedded certificates for many clusters; the local-file bounds do the rest."""
+
+
+def _read(path: Path) -> str:
     try:
-        document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise _unavailable(f"kubeconfig {source} is not valid YAML: {error}") from None
+        return read_text(path, KUBECONFIG_BYTES)
+    except LocalFileError as error:
+        raise _unavailable(f"kubeconfig {error}") from None
+
+
+def _parse(text: str, source: str) -> Mapping[str, Any]:
+    # Aliases, depth and value size bounded like every local file the tool reads (`harness/local_files.py`).
+    try:
+        document = parse_yaml(Path(source), text)[0] or {}
+    except LocalFileError as error:
+        raise _unavailable(f"kubeconfig {error}") from None
     if not isinstance(document, dict):
         raise _unavailable(f"kubeconfig {source} is not a mapping")
     return document

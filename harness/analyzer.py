@@ -30,11 +30,10 @@ from typing import Any
 
 import grpc
 import jsonschema
-import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from harness.local_files import LocalFileError, load_json, read_text
+from harness.local_files import LocalFileError, load_json, load_yaml, read_text
 from harness.provider_check import checked_inputs
 from harness.recording import INTERNAL_KEY_PREFIX, RecordedResource, Recording, engine_outputs
 from harness.runtime import REPO_ROOT
@@ -273,7 +272,11 @@ def pack_python(pack_dir: Path) -> Path:
     manifest = pack_dir / "PulumiPolicy.yaml"
     if not manifest.is_file():
         raise PolicyPackError(f"failed to load the policy pack at {pack_dir}: no PulumiPolicy.yaml")
-    runtime = (yaml.safe_load(manifest.read_text()) or {}).get("runtime")
+    try:
+        document = load_yaml(manifest) or {}
+    except LocalFileError as error:
+        raise PolicyPackError(f"failed to load the policy pack at {pack_dir}: {error}") from None
+    runtime = document.get("runtime") if isinstance(document, dict) else None
     virtualenv = (runtime.get("options") or {}).get("virtualenv") if isinstance(runtime, dict) else None
     if not virtualenv:
         return Path("python3")

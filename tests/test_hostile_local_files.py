@@ -12,8 +12,10 @@ from click.testing import CliRunner
 
 from deploy.cli import cli
 from deploy.context import DeployContext
-from deploy.errors import ExitCode
+from deploy.errors import ExitCode, ShipsafeError
+from deploy.kubeconfig import KUBECONFIG_KEY, cluster_access
 from harness import local_files
+from harness.analyzer import PolicyPackError, pack_python
 from harness.local_files import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUE_CHARS, LocalFileError, load_json
 from harness.runtime import REPO_ROOT, read_stack_config
 from harness.stack_config import StackFileError
@@ -140,3 +142,17 @@ def test_the_yaml_bounds_are_at_least_as_strict_as_yaml_v3():
     assert local_files._allowed_alias_ratio(1_000) == 0.99
     assert local_files._allowed_alias_ratio(4_000_000) == 0.10
     assert local_files.MAX_NODES <= 400_000 and MAX_DEPTH <= 10_000
+
+
+@pytest.mark.parametrize("name", ["billion laughs", "5,000-deep flow nesting"])
+def test_a_hostile_kubeconfig_or_pack_manifest_is_one_line_naming_it(tmp_path, name):
+    content = HOSTILE[name][0]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(content)
+    with pytest.raises(ShipsafeError) as refused:
+        cluster_access({KUBECONFIG_KEY: str(kubeconfig)})
+    assert str(kubeconfig) in refused.value.message and "\n" not in refused.value.message
+    (tmp_path / "PulumiPolicy.yaml").write_text(content)
+    with pytest.raises(PolicyPackError, match=r"PulumiPolicy\.yaml") as failed:
+        pack_python(tmp_path)
+    assert "\n" not in str(failed.value)
