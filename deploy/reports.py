@@ -1,4 +1,5 @@
-"""The `--output json` documents of preview (Pulumi mode), diff, history, status and verify.
+"""The `--output json` documents of preview (Pulumi mode), diff, history, status, verify, config validate and
+stack list.
 
 Each has a `schemaVersion` and a JSON Schema in `docs/schemas/<command>.schema.json` (tests validate every document
 against it). A change that removes or renames a field, or changes its meaning, raises that command's version;
@@ -23,6 +24,7 @@ STATUS_SCHEMA_VERSION = 1
 VERIFY_SCHEMA_VERSION = 1
 DIFF_SCHEMA_VERSION = 1
 CONFIG_VALIDATE_SCHEMA_VERSION = 1
+STACK_LIST_SCHEMA_VERSION = 1
 
 
 def outcome(code: ExitCode) -> dict[str, Any]:
@@ -106,6 +108,15 @@ def config_validate_document(problems: Mapping[str, list[str]], code: ExitCode) 
         "command": "config validate",
         **outcome(code),
         "stacks": [{"stack": stack, "valid": not found, "problems": found} for stack, found in problems.items()],
+    }
+
+
+def stack_list_document(names: list[str]) -> dict[str, Any]:
+    return {
+        "schemaVersion": STACK_LIST_SCHEMA_VERSION,
+        "command": "stack list",
+        **outcome(ExitCode.OK),
+        "stacks": names,
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import click
@@ -15,7 +14,7 @@ from deploy.history import history_rows
 from deploy.new_stack import add_stack
 from deploy.offline import protected_resources
 from deploy.options import OUTPUT, emit_json, pass_deploy, quiet_console_for_json, stack_argument, stacks_argument
-from deploy.reports import history_document
+from deploy.reports import history_document, stack_list_document
 from deploy.stacks import init_stacks
 from deploy.status import status_document
 from harness.analyzer import PolicyPackError
@@ -34,10 +33,11 @@ def stack_group() -> None:
 @OUTPUT
 @pass_deploy
 def list_command(deploy: DeployContext, output: str) -> None:
-    """Every stack of the project, one per line (json: a list), as tests, `make policy-check` and CI find them."""
+    """Every stack of the project, one per line (json: the document's `stacks`), as the tests, `make policy-check`
+    and CI find them."""
     names = stack_names(deploy.project_dir)
     if output == "json":
-        click.echo(json.dumps(names))
+        emit_json(stack_list_document(names))
         return
     for name in names:
         click.echo(name)

@@ -46,7 +46,7 @@ def test_the_stack_command_writes_a_stack_file_and_its_policy_config(project: Pa
     assert "namespace: notes-staging\n" in staging
     assert new == staging.replace("namespace: notes-staging\n", f"namespace: notes-{NEW}\n")
     listed = shipsafe(project, "stack", "list", "--output", "json")
-    assert json.loads(listed.stdout) == stack_names(project)
+    assert json.loads(listed.stdout)["stacks"] == stack_names(project)
 
 
 def test_the_test_suite_parametrises_over_the_new_stack(project: Path) -> None:

@@ -581,6 +581,7 @@ FAILING_JSON_RUNS = {
     "history": ["history", "qa"],
     "status": ["status", "--no-such-option"],
     "config validate": ["config", "validate", "--no-such-option"],
+    "stack list": ["stack", "list", "--no-such-option"],
 }
 
 
