@@ -29,7 +29,7 @@ from typing import Any
 
 from harness.apiserver import is_built_in
 from harness.manifests import is_kubernetes
-from harness.recording import RecordedResource, contains_unknown
+from harness.recording import DOCKER_IMAGE, RecordedResource, contains_unknown
 
 READ_ONLY_METADATA = (
     "creationTimestamp",
@@ -40,7 +40,6 @@ READ_ONLY_METADATA = (
     "resourceVersion",
     "uid",
 )
-DOCKER_IMAGE = "docker:index/image:Image"
 
 LEFT_OUT: tuple[str, ...] = (
     "Fields the Kubernetes Go types do not know are kept; the typed round trip drops them (a misspelt field "
@@ -120,10 +119,13 @@ def _docker_image_check(inputs: dict[str, Any]) -> dict[str, Any]:
         checked["build"] = {"dockerfile": "Dockerfile", "context": "."}
     elif isinstance(build, dict):
         filled = dict(build)
-        if not contains_unknown(build.get("context")):
-            filled["context"] = build.get("context") or "."
-        if not contains_unknown(build.get("dockerfile")) and not contains_unknown(build.get("context")):
-            filled["dockerfile"] = build.get("dockerfile") or posixpath.join(filled["context"], "Dockerfile")
+        # `marshalBuildAndApplyDefaults` leaves an unknown context empty, so a known Dockerfile left out is then
+        # `Dockerfile` (path.Join("", ...)).
+        context = "" if contains_unknown(build.get("context")) else build.get("context") or "."
+        if context:
+            filled["context"] = context
+        if not contains_unknown(build.get("dockerfile")):
+            filled["dockerfile"] = build.get("dockerfile") or posixpath.join(context, "Dockerfile")
         checked["build"] = filled
     return checked
 

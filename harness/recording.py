@@ -20,6 +20,9 @@ def contains_unknown(value: Any) -> bool:
     return value == UNKNOWN
 
 
+DOCKER_IMAGE = "docker:index/image:Image"
+"""pulumi-docker's `Image`, the one non-Kubernetes resource whose state the engine model shapes itself."""
+
 INTERNAL_KEY_PREFIX = "__"
 """pulumi/pulumi `sdk/go/common/resource/properties.go` `IsInternalPropertyKey`."""
 

@@ -37,7 +37,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.recording import UNKNOWN, RecordedResource, Recording
+from harness.recording import DOCKER_IMAGE, UNKNOWN, RecordedResource, Recording
 
 Op = Literal["same", "update", "replace", "create", "delete"]
 Path = tuple[str | int, ...]
@@ -313,7 +313,7 @@ def _provider_changes(
     resource: RecordedResource, old_inputs: Mapping[str, Any], new_inputs: Mapping[str, Any]
 ) -> list[tuple[Path, Any]]:
     changes = _changes(dict(old_inputs), dict(new_inputs))
-    if resource.type == _DOCKER_IMAGE:
+    if resource.type == DOCKER_IMAGE:
         # pulumi-docker provider.go `diffUpdates`: of `registry`, only `server` counts; a new username or password
         # is not a change at all ("should not trigger a rebuild").
         changes = [(p, v) for p, v in changes if not (len(p) > 1 and p[0] == "registry" and p[1] != "server")]
@@ -321,7 +321,7 @@ def _provider_changes(
 
 
 def _replace_rule(resource: RecordedResource) -> ReplaceRule:
-    if resource.type == _DOCKER_IMAGE:
+    if resource.type == DOCKER_IMAGE:
         # pulumi-docker provider.go `Diff`: every change is an UPDATE (rebuild and push); it never asks to replace.
         return lambda path, value: ""
     if resource.type.startswith("random:"):
@@ -458,7 +458,6 @@ _FORCE_NEW: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "batch": {"v1beta1": {"Job": _JOB}, "v1": {"Job": _JOB}, "v2alpha1": {"Job": _JOB}},
 }
 
-_DOCKER_IMAGE = "docker:index/image:Image"
 _REPLACE_UNREADY = "pulumi.com/replaceUnready"
 _REPLACE_UNREADY_PATH = f'.metadata.annotations["{_REPLACE_UNREADY}"]'
 

@@ -27,7 +27,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from harness.recording import UNKNOWN, RecordedResource, Recording
+from harness.recording import DOCKER_IMAGE, UNKNOWN, RecordedResource, Recording
 from harness.stack_config import effective_config, is_secure, read_stack_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -175,7 +175,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         unknown = self._unknown(args)
-        if args.typ == "docker:index/image:Image":
+        if args.typ == DOCKER_IMAGE:
             state = _image_preview_state(state) if unknown else _image_state(state)
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state = _password_preview_state(state) if unknown else _password_state(args.name, state)

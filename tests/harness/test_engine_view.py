@@ -19,6 +19,7 @@ import pytest
 
 from harness.analyzer import PolicyPackProcess
 from harness.phases import Phase, PhaseRecording
+from harness.provider_check import checked_inputs
 from harness.recording import UNKNOWN, RecordedResource, Recording
 from tests.conftest import STACKS
 from tests.policy.stack_edits import at, edit, replace_resource
@@ -156,3 +157,15 @@ def test_only_top_level_keys_are_internal_and_check_drops_read_only_metadata(
     assert view["stack", CONFIG_MAP]["data"]["__kept"] == "yes"
     assert view["resource", CONFIG_MAP]["data"]["__kept"] == "yes"
     assert not {"uid", "generation"} & set(view["resource", CONFIG_MAP]["metadata"])
+
+
+def test_docker_check_fills_a_known_dockerfile_even_beside_an_unknown_context(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording],
+) -> None:
+    # pulumi-docker `marshalBuildAndApplyDefaults`: an unknown context stays empty, the Dockerfile defaults anyway.
+    image = _phase(phase_recordings, "staging", Phase.FIRST_PREVIEW).named(IMAGE)
+    unknown_context = dataclasses.replace(image, inputs={**image.inputs, "build": {"context": UNKNOWN}})
+    checked, _ = checked_inputs(unknown_context)
+    assert checked["build"] == {"context": UNKNOWN, "dockerfile": "Dockerfile"}
+    known = dataclasses.replace(image, inputs={**image.inputs, "build": {"context": "app"}})
+    assert checked_inputs(known)[0]["build"] == {"context": "app", "dockerfile": "app/Dockerfile"}
