@@ -7,7 +7,7 @@ from rich.markup import escape
 
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.offline import config_problems
+from deploy.offline.commands import config_problems
 from deploy.options import OUTPUT, emit_json, pass_deploy, quiet_console_for_json, stacks_argument
 from deploy.reports import config_validate_document
 from harness.stack_config import stack_names

@@ -26,9 +26,9 @@ def run_offline_preview(argv: list[str]) -> int:
     """The foundation's offline preview (mock runtime + the real policy pack); needs no Pulumi CLI. Returns its exit
     code (`harness.exit_codes`)."""
     try:
-        from harness.preview import main
+        from deploy.offline.preview import main
     except ImportError as error:
-        raise ShipsafeError(f"the offline preview (harness.preview) is not available: {error}") from error
+        raise ShipsafeError(f"the offline preview (deploy.offline.preview) is not available: {error}") from error
     return main(argv)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from components.settings import CONFIG_NAMESPACE
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.offline import config_overrides, run_program
+from deploy.offline.commands import config_overrides, run_program
 from harness.analyzer import AnalysisReport, PolicyPackError, analyze
 from harness.recording import Recording
 from harness.stack_config import policy_config_path

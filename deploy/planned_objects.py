@@ -9,7 +9,7 @@ from pathlib import Path
 
 from deploy.backend import StackBackend
 from deploy.existing_objects import PlannedObject, Registration, StackObjects, managed_objects
-from deploy.offline import run_program
+from deploy.offline.commands import run_program
 from deploy.restore import SECRET_SENTINEL
 from harness.manifests import apply_order_key, is_kubernetes
 from harness.recording import RecordedResource

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.offline import (
+from deploy.offline.commands import (
     commit_of,
     config_overrides,
     diff_against_ref,

@@ -136,7 +136,7 @@ def check_settings(config: Mapping[str, str]) -> DeployTimeline:
 def rendered_diff(project_dir: Path, stack: str, before: Mapping[str, str], after: Mapping[str, str]) -> str:
     """The diff of the Kubernetes objects both configs render to (per object, helm-diff's shape), offline (the
     program under the harness's mock runtime, secrets as placeholders), with the stack file's other values."""
-    from harness.diff import diff_renders  # the offline harness is only needed for a dry run
+    from deploy.offline.diff import diff_renders  # the offline harness is only needed for a dry run
     from harness.manifests import render
     from harness.runtime import ProgramFailed, run_stack
     from harness.stack_config import StackFileError

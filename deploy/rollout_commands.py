@@ -10,7 +10,7 @@ from rich.markup import escape
 from deploy.backend import StackBackend
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.offline import offline_preview
+from deploy.offline.commands import offline_preview
 from deploy.options import OUTPUT, SKIP_PREREQUISITES, emit_json, pass_deploy, quiet_console_for_json, stack_argument
 from deploy.planned_objects import stack_objects
 from deploy.prerequisites import require_prerequisites

@@ -12,7 +12,7 @@ from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.history import history_rows
 from deploy.new_stack import add_stack
-from deploy.offline import protected_resources
+from deploy.offline.commands import protected_resources
 from deploy.options import OUTPUT, emit_json, pass_deploy, quiet_console_for_json, stack_argument, stacks_argument
 from deploy.reports import history_document, stack_list_document
 from deploy.stacks import init_stacks

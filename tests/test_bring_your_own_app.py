@@ -12,7 +12,7 @@ import pytest
 
 from harness import analyzer, policy_link
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
-from harness.preview import policy_conflicts
+from deploy.offline.preview import policy_conflicts
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 

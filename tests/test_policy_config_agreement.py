@@ -13,7 +13,7 @@ import pytest
 
 from harness.analyzer import AnalysisReport, PolicyPackProcess, load_policy_config
 from harness.phases import after_up
-from harness.preview import policy_conflicts
+from deploy.offline.preview import policy_conflicts
 from harness.runtime import REPO_ROOT, read_stack_config, run_stack
 from tests.conftest import STACKS
 

@@ -16,7 +16,7 @@ import yaml
 
 from components.settings import ConfigError
 from harness import phases as phases_module
-from harness import preview
+from deploy.offline import preview
 from harness.analyzer import AnalysisReport, PolicyPackError
 from harness.exit_codes import ExitCode
 from harness.manifests import SECRET_PLACEHOLDER, render
@@ -53,7 +53,7 @@ def test_secret_values_are_placeholders_in_manifests(recording: Recording) -> No
 
 
 def _preview(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "harness.preview", stack, "--out", str(out), *extra]
+    command = [sys.executable, "-m", "deploy.offline.preview", stack, "--out", str(out), *extra]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -1,4 +1,4 @@
-"""The render (`harness.manifests`, `harness.render`) and the diff of two renders (`harness.diff`): byte-identical
+"""The render (`harness.manifests`, `deploy.offline.render`) and the diff of two renders (`deploy.offline.diff`): byte-identical
 across processes, in the order a deploy applies objects, Secrets valid with placeholders, diffs per object."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from harness.diff import Change, ObjectKey, diff_renders, object_changes
+from deploy.offline.diff import Change, ObjectKey, diff_renders, object_changes
 from harness.manifests import (
     _DUMPER,
     APPLY_ORDER,
@@ -34,7 +34,7 @@ from harness.manifests import (
     to_manifest,
 )
 from harness.recording import Recording
-from harness.render import RenderFailed, render_at_ref
+from deploy.offline.render import RenderFailed, render_at_ref
 from harness.runtime import MODELLED_DIGEST_PREFIX, REPO_ROOT, read_stack_config
 from tests.conftest import record
 
@@ -47,7 +47,7 @@ def _key(document: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _preview(out: Path, hash_seed: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "harness.preview", "staging", "--no-policy", "--out", str(out)]
+    command = [sys.executable, "-m", "deploy.offline.preview", "staging", "--no-policy", "--out", str(out)]
     environment = {**os.environ, "PYTHONHASHSEED": hash_seed}
     return subprocess.run(
         command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False, env=environment

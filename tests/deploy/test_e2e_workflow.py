@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import preview
+from deploy.offline import preview
 from tests.deploy.memory_stack import sha
 from tests.deploy.test_workflows import REPO, load
 

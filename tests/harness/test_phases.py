@@ -17,7 +17,7 @@ from harness.phases import (
     later_preview,
     next_release_overrides,
 )
-from harness.preview import check_release_plan
+from deploy.offline.preview import check_release_plan
 from harness.recording import UNKNOWN, RecordedResource, Recording, contains_unknown
 from tests.conftest import STACKS
 from tests.policy.stack_edits import at, edit

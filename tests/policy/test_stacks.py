@@ -21,7 +21,7 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_real_stack_passes_with_zero_mandatory_violations(stack: str, recordings: dict[str, Recording]) -> None:
-    # The public API harness.preview uses: one pack process, the stack's own config file, app/Dockerfile as is.
+    # The public API deploy.offline.preview uses: one pack process, the stack's own config file, app/Dockerfile as is.
     report = analyze(recordings[stack], CONFIG_DIR / f"{stack}.json")
     assert not report.mandatory_violations, format_report(report)
     assert report.resources == len(recordings[stack].resources)

@@ -2,7 +2,7 @@
 
 Every function takes the project directory; a process runs one project's program modules (`components`), so a
 command for another directory re-executes itself there first (`deploy.project_modules`), and the other side of a
-diff at a git ref renders in a child process (`harness.render.render_at_ref`).
+diff at a git ref renders in a child process (`deploy.offline.render.render_at_ref`).
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from deploy.errors import ExitCode, ShipsafeError
 from deploy.options import json_printed_elsewhere
 from harness import policy_link
 from harness.analyzer import PolicyPackError
-from harness.diff import ObjectChange, diff_renders, object_changes
+from deploy.offline.diff import ObjectChange, diff_renders, object_changes
 from harness.exit_codes import exit_code_of
 from harness.local_files import LocalFileError, read_text
 from harness.manifests import render, rendered_files
-from harness.preview import parse_overrides
+from deploy.offline.preview import parse_overrides
 from harness.recording import RecordedResource, Recording
-from harness.render import RenderFailed, render_at_ref, resolve_commit
+from deploy.offline.render import RenderFailed, render_at_ref, resolve_commit
 from harness.runtime import ProgramFailed, engine_config, read_stack_config, run_stack
 from harness.stack_config import StackFileError, policy_config_path
 
 
 def offline_preview(deploy: DeployContext, stack: str, settings: Sequence[str], output: str) -> None:
-    """The offline preview of every phase with the policy pack (`harness.preview`); fails with its exit code."""
+    """The offline preview of every phase with the policy pack (`deploy.offline.preview`); fails with its exit code."""
     argv = [stack, "--project-dir", str(deploy.project_dir), *(f"--set={pair}" for pair in settings)]
     status = deploy.offline_preview([*argv, *(["--output", "json"] if output == "json" else [])])
     if output == "json":
@@ -44,7 +44,7 @@ def offline_preview(deploy: DeployContext, stack: str, settings: Sequence[str], 
 
 
 def config_overrides(project_dir: Path, stack: str, settings: Sequence[str]) -> dict[str, Any]:
-    """`--set KEY=VALUE` pairs as the offline preview applies them (`harness.preview.parse_overrides`)."""
+    """`--set KEY=VALUE` pairs as the offline preview applies them (`deploy.offline.preview.parse_overrides`)."""
     try:
         return parse_overrides(stack, settings, project_dir)
     except StackFileError as error:

@@ -1,6 +1,6 @@
 """A stack's Kubernetes objects rendered offline (like `helm template`), from the working tree or from a git commit.
 
-`python -m harness.render STACK [--project-dir DIR] [--config JSON]` prints the render of the program in DIR.
+`python -m deploy.offline.render STACK [--project-dir DIR] [--config JSON]` prints the render of the program in DIR.
 `render_at_ref` runs that in a child process over an export of the commit: a process imports the program's modules
 (`components`) once, so a second program run in the same process would silently reuse the first one's.
 """
@@ -79,7 +79,7 @@ def render_at_ref(
             raise RenderFailed(f"Pulumi.{stack}.yaml at {ref} ({commit[:12]}): {error}") from None
         overrides.setdefault(f"{project}:gitSha", config.get(f"{project}:gitSha", commit))
         command = [
-            *(sys.executable, "-m", "harness.render", stack),
+            *(sys.executable, "-m", "deploy.offline.render", stack),
             *("--project-dir", str(project_dir), "--config", json.dumps(overrides)),
         ]
         result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
@@ -90,7 +90,7 @@ def render_at_ref(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.render", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m deploy.offline.render", description=__doc__.splitlines()[0])
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--project-dir", type=Path, default=REPO_ROOT, help="the Pulumi project (default: this one)")
     parser.add_argument("--config", default="{}", help='config overrides as JSON, e.g. {"shipsafe:gitSha": "abc"}')

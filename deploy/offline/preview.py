@@ -1,4 +1,4 @@
-"""Offline preview: `python -m harness.preview STACK` shows what `pulumi preview` would create, without a cluster.
+"""Offline preview: `python -m deploy.offline.preview STACK` shows what `pulumi preview` would create, without a cluster.
 
 Runs the real program under the mock runtime with `Pulumi.<STACK>.yaml` once per phase of the stack's life that
 the engine shows the policy pack (`harness.phases`: the first preview, the state after `up`, the preview of the
@@ -87,7 +87,7 @@ def parse_overrides(stack: str, pairs: Sequence[str], project_dir: Path = REPO_R
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness.preview", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m deploy.offline.preview", description=__doc__.splitlines()[0])
     parser.add_argument("stack", nargs="?", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument(
         "-s", "--stack", dest="stack_option", metavar="STACK", help="the stack, as `pulumi -s` takes it"
