@@ -37,15 +37,15 @@ system-packages:
 	scripts/install-system-packages.sh
 
 preview: setup
-	$(PY) -m deploy.offline.preview $(STACK)
+	$(PY) -m deploy preview $(STACK) --offline
 
 # Every stack the project has (`shipsafe stack list`: one per Pulumi.<stack>.yaml), each with its own policy config;
 # all are checked, and the target exits with the code of the last one that failed.
 policy-check: setup
 	@stacks=$$($(PY) -m deploy stack list) && [ -n "$$stacks" ] || { echo "no stacks found" >&2; exit 1; }; \
 	status=0; for stack in $$stacks; do \
-	  echo "$(PY) -m deploy.offline.preview $$stack --quiet"; \
-	  $(PY) -m deploy.offline.preview "$$stack" --quiet || { status=$$?; echo "policy check of $$stack failed" >&2; }; \
+	  echo "$(PY) -m deploy preview $$stack --offline --quiet"; \
+	  $(PY) -m deploy preview "$$stack" --offline --quiet || { status=$$?; echo "policy check of $$stack failed" >&2; }; \
 	done; exit $$status
 
 # The peer tool the pack is compared with (checkov) lives in its own venv: its dependency tree would fight the

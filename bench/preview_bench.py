@@ -5,7 +5,7 @@
 - baseline: a fresh process that only imports the SDK classes the staging program uses (`pulumi`,
   `pulumi_kubernetes.apps.v1.Deployment`, ... as its resource types name them);
 - the whole offline preview of staging and of prod, every phase of the offline engine, policies included
-  (`python -m deploy.offline.preview STACK --quiet`, a fresh process) - goal for staging: within 1.5x the baseline;
+  (`python -m deploy preview STACK --offline --quiet`, a fresh process) - goal for staging: within 1.5x the baseline;
 - the same for staging with 50, 100 and 200 app workloads (`--set workloads=...`) - goal at 200: at most 3 s;
 - policy evaluation alone: one booted pack analyzing the three phases (Analyze of every resource and AnalyzeStack,
   over gRPC as the engine calls it) at 50, 100 and 200 workloads, per resource and phase - goal: at most 1 ms at
@@ -172,7 +172,7 @@ def sdk_program_floor(config: Mapping[str, Any] | None, repeat: int) -> float:
             for preview in (True, False, True):
                 runtime.run_stack("staging", config_overrides=config, preview=preview, missing_secrets=unset)
 
-        # As in the preview's process (`deploy/offline/preview.py`): no cyclic collections over this larger heap.
+        # As in `shipsafe preview --offline` (`deploy.offline.commands`): no cyclic collections over this larger heap.
         gc.collect()
         gc.disable()
         try:
@@ -261,7 +261,7 @@ def measure(repeat: int) -> list[Row]:
     baseline = median_seconds(lambda: run_python("-c", baseline_program(staging[-1].recording)), repeat)
     rows = [Row("import the SDK classes the program uses (baseline)", "-", f"{baseline:.2f} s")]
     for stack in ("staging", "prod"):
-        seconds = median_seconds(lambda: run_python("-m", "deploy.offline.preview", stack, "--quiet"), repeat)  # noqa: B023
+        seconds = median_seconds(lambda: run_python("-m", "deploy", "preview", stack, "--offline", "--quiet"), repeat)  # noqa: B023
         goal, met, bound = "-", True, BASELINE_FACTOR * baseline
         if stack == "staging":
             goal, met = f"<= {bound:.2f} s ({BASELINE_FACTOR}x)", seconds <= bound
@@ -274,7 +274,7 @@ def measure(repeat: int) -> list[Row]:
     for size in SIZES:
         phases = model_phases("staging", config_overrides=overrides(size))
         seconds = median_seconds(
-            lambda: run_python("-m", "deploy.offline.preview", "staging", "--quiet", *set_arguments(size)),  # noqa: B023
+            lambda: run_python("-m", "deploy", "preview", "staging", "--offline", "--quiet", *set_arguments(size)),  # noqa: B023
             repeat,
         )
         goal, met, goal_bound = "-", True, None

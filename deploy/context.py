@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,15 +22,24 @@ from deploy.stacks import StackCreator
 from deploy.terminal import TerminalConsole
 from harness.stack_config import policy_config_path
 
+if TYPE_CHECKING:
+    from deploy.offline.preview import Progress, Report
 
-def run_offline_preview(argv: list[str]) -> int:
-    """The foundation's offline preview (mock runtime + the real policy pack); needs no Pulumi CLI. Returns its exit
-    code (`harness.exit_codes`)."""
-    try:
-        from deploy.offline.preview import main
-    except ImportError as error:
-        raise ShipsafeError(f"the offline preview (deploy.offline.preview) is not available: {error}") from error
-    return main(argv)
+
+class OfflinePreview(Protocol):
+    def __call__(
+        self, stack: str, overrides: Mapping[str, object], *, project_dir: Path, progress: Progress
+    ) -> Report: ...
+
+
+def run_offline_preview(
+    stack: str, overrides: Mapping[str, object], *, project_dir: Path, progress: Progress
+) -> Report:
+    """The offline preview (mock runtime + the real policy pack, `deploy.offline.preview`); needs no Pulumi CLI.
+    Imported when run: the commands that need the CLI never load the program's modules."""
+    from deploy.offline.preview import offline_preview
+
+    return offline_preview(stack, overrides, project_dir=project_dir, progress=progress)
 
 
 @dataclass
@@ -38,7 +48,7 @@ class DeployContext:
     project_dir: Path
     open_metrics: Callable[[str], MetricsSource] = PrometheusClient
     check_app: Callable[[str], SmokeReport] = smoke
-    offline_preview: Callable[[list[str]], int] = run_offline_preview
+    offline_preview: OfflinePreview = run_offline_preview
     open_cluster: ClusterOpener = open_cluster
     """The cluster a stack deploys to, for the prerequisite check before `up` (from the kubeconfig)."""
     create_stack: StackCreator | None = None

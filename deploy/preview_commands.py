@@ -35,7 +35,7 @@ def _head_sha(project_dir: Path) -> str:
         raise ShipsafeError(f"{error.message}; pass --git-sha", ExitCode.FAILED) from None
 
 
-def _as_pipeline(deploy: DeployContext, stack: str, git_sha: str | None) -> list[str]:
+def _as_pipeline(deploy: DeployContext, stack: str, git_sha: str | None) -> dict[str, str]:
     """What the deploy pipeline will set: this commit as a prebuilt image, which is not built yet."""
     sha = git_sha or _head_sha(deploy.project_dir)
     image = not_yet_built(stack_file_registry(deploy.project_dir, stack), sha)
@@ -46,7 +46,7 @@ def _as_pipeline(deploy: DeployContext, stack: str, git_sha: str | None) -> list
         highlight=False,
         soft_wrap=True,
     )
-    return [f"{key}={value}" for key, value in release_config(image, sha, rollback=False).items()]
+    return release_config(image, sha, rollback=False)
 
 
 def pulumi_preview(deploy: DeployContext, stack: str, output: str) -> None:
@@ -73,6 +73,9 @@ def pulumi_preview(deploy: DeployContext, stack: str, output: str) -> None:
     help="With --offline: preview this commit as the deploy pipeline ships it, a prebuilt image marked not yet built.",
 )
 @click.option("--git-sha", help="With --as-pipeline: the commit the image will be built from (default: git HEAD).")
+@click.option(
+    "--quiet", is_flag=True, help="With --offline: no tree, outputs or progress; the findings and the verdict."
+)
 @SETTINGS
 @OUTPUT
 @pass_deploy
@@ -82,6 +85,7 @@ def preview_command(
     offline: bool,
     as_pipeline: bool,
     git_sha: str | None,
+    quiet: bool,
     settings: tuple[str, ...],
     output: str,
 ) -> None:
@@ -91,14 +95,14 @@ def preview_command(
     state); the stack file is put back afterwards. --offline: every phase of the stack's life under the mock
     runtime, manifests written to out/<stack>/manifests.yaml. Tracked files are never changed.
     """
-    if (as_pipeline or git_sha or settings) and not offline:
-        raise ShipsafeError("--as-pipeline, --git-sha and --set only apply to --offline", ExitCode.USAGE)
+    if (as_pipeline or git_sha or settings or quiet) and not offline:
+        raise ShipsafeError("--as-pipeline, --git-sha, --quiet and --set only apply to --offline", ExitCode.USAGE)
     if git_sha and not as_pipeline:
         raise ShipsafeError("--git-sha needs --as-pipeline", ExitCode.USAGE)
     quiet_console_for_json(deploy, output)
     if offline:
-        pinned = _as_pipeline(deploy, stack, git_sha) if as_pipeline else []
-        offline_preview(deploy, stack, [*pinned, *settings], output)
+        release = _as_pipeline(deploy, stack, git_sha) if as_pipeline else None
+        offline_preview(deploy, stack, settings, output, quiet=quiet, release=release)
         return
     pulumi_preview(deploy, stack, output)
 

@@ -27,11 +27,17 @@ def needs_own_process(project_dir: Path) -> bool:
     return elsewhere and os.environ.get(MARKER) != str(resolved)
 
 
-def run_in_project(project_dir: Path, argv: Sequence[str]) -> int:
+def command_in_project(project_dir: Path, argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run `shipsafe --project-dir PROJECT_DIR ARGV` with that project's modules."""
     resolved = project_dir.resolve()
     python_path = os.pathsep.join(filter(None, [str(TOOL_ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, MARKER: str(resolved), "PYTHONPATH": python_path}
     command = [sys.executable, "-P", "-m", "deploy.project_modules", str(resolved), *argv]
+    return command, env
+
+
+def run_in_project(project_dir: Path, argv: Sequence[str]) -> int:
+    command, env = command_in_project(project_dir, argv)
     return subprocess.run(command, env=env, check=False).returncode
 
 

@@ -3,7 +3,7 @@ stack list.
 
 Each has a `schemaVersion` and a JSON Schema in `docs/schemas/<command>.schema.json` (tests validate every document
 against it). A change that removes or renames a field, or changes its meaning, raises that command's version;
-adding an optional field does not. The offline preview writes its own document (`deploy.offline.preview`, same schema).
+adding an optional field does not. The offline preview writes its own document (`deploy.offline.report`, same schema).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 from deploy.backend import UpdateRecord
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.history import history_rows
+from deploy.offline.diff import ObjectChange
+from deploy.offline.report import PREVIEW_SCHEMA_VERSION
 from deploy.release import ROLLBACK, git_sha_of, image_of
 from deploy.verify import Measurement, Verdict
-from deploy.offline.diff import ObjectChange
-from deploy.offline.preview import PREVIEW_SCHEMA_VERSION
 
 HISTORY_SCHEMA_VERSION = 1
 STATUS_SCHEMA_VERSION = 1

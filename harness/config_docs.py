@@ -29,7 +29,7 @@ INTRO = f"""# Configuration reference
 Every key lives in the `{CONFIG_NAMESPACE}` namespace of `Pulumi.<stack>.yaml` (or of `config:` in `Pulumi.yaml`,
 whose values a stack's value replaces whole). Nested keys are written as objects, or set one at a time with
 `pulumi config set --path {CONFIG_NAMESPACE}:rollout.maxSurge 2`; the offline preview takes the same paths:
-`python -m deploy.offline.preview staging --set rollout.maxSurge=2 --set workloads.web.replicas=3` (as with `--path`,
+`shipsafe preview staging --offline --set rollout.maxSurge=2 --set workloads.web.replicas=3` (as with `--path`,
 `true`/`false` become booleans, integers without a leading 0 become numbers, everything else stays a string; a
 one-segment key such as `--set gitSha=...` or `--set 'workloads={{"web": {{}}}}'` sets the whole top-level value).
 
@@ -38,7 +38,7 @@ Invalid config stops the program before any resource is registered, with one lin
 
 ## Which checks run where
 
-| check | `pulumi preview`/`up` (the program) | offline preview (`deploy.offline.preview`) |
+| check | `pulumi preview`/`up` (the program) | offline preview (`shipsafe preview --offline`) |
 |---|---|---|
 | unknown `{CONFIG_NAMESPACE}:` key, top level or nested, with a "did you mean" | yes | yes |
 | secret written in plain text | yes (`pulumi.runtime.is_config_secret`) | yes |

@@ -257,11 +257,13 @@ def model_phases(
     phases: Iterable[Phase] = ALL_PHASES,
     servers: Sequence[ServerVersion] = SERVER_VERSIONS,
     on_phase: Callable[[PhaseRecording], object] | None = None,
+    on_run: Callable[[str], object] | None = None,
 ) -> list[PhaseRecording]:
     """Run the program once per phase it needs and model each requested phase for each API server version, in the
     order a stack lives them (phase by phase, each for every server). The program's runs do not depend on the
     server, only the outputs do. `on_phase` gets each phase as soon as it is modelled (the preview hands it to the
-    policy pack, another process, while the program runs for the next)."""
+    policy pack, another process, while the program runs for the next); `on_run` is told before each program run
+    which run it is (`before up`, `up`, `next release`), for a progress display."""
     wanted = set(phases)
     overrides = dict(config_overrides or {})
     result: list[PhaseRecording] = []
@@ -273,12 +275,18 @@ def model_phases(
 
     missing: Sequence[str] = ()  # secrets an earlier run found unset: later runs need not fail to find them
 
+    def running(what: str) -> None:
+        if on_run is not None:
+            on_run(what)
+
     if Phase.FIRST_PREVIEW in wanted:
+        running("before up")
         preview = run_stack(stack, config_overrides=overrides, project_dir=project_dir, preview=True)
         missing = preview.placeholder_secrets
         for server in servers:
             modelled(first_preview(preview, server))
     if wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW}:
+        running("up")
         up = run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=missing)
         states = [after_up(up, server) for server in servers]
         missing = up.placeholder_secrets
@@ -288,6 +296,7 @@ def model_phases(
         if Phase.LATER_PREVIEW in wanted:
             _, file_config = read_stack_config(stack, project_dir)
             next_overrides = {**overrides, **next_release_overrides({**file_config, **overrides})}
+            running("next release")
             preview = run_stack(
                 stack,
                 config_overrides=next_overrides,

@@ -68,7 +68,7 @@ def test_make_policy_check_checks_the_new_stack(project: Path) -> None:
     result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for stack in stack_names(project):
-        assert f"-m deploy.offline.preview {stack} --quiet" in result.stdout
+        assert f"-m deploy preview {stack} --offline --quiet" in result.stdout
 
 
 def test_the_stack_command_regenerates_the_policy_reference_with_a_column_for_the_new_stack(project: Path) -> None:

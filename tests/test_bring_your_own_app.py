@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy.offline.preview import policy_conflicts
 from harness import analyzer, policy_link
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
-from deploy.offline.preview import policy_conflicts
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 

@@ -14,7 +14,9 @@ import yaml
 
 from components.config_keys import CONFIG_NAMESPACE
 from components.settings import ConfigError, SettingsModel, load_settings, settings_from_config
-from harness import config_docs, preview
+from deploy.offline import preview
+from harness import config_docs
+from harness.exit_codes import ExitCode
 from harness.runtime import REPO_ROOT, ProgramFailed, read_stack_config, run_stack
 from harness.stack_config import StackFileError, coerce, parse_path, read_stack_file, set_path
 from tests.conftest import STAGING_SHA
@@ -102,15 +104,16 @@ def test_a_secure_secret_is_accepted_as_a_placeholder(tmp_path: Path) -> None:
     assert recording.placeholder_secrets == ["shipsafe:registryPassword"]
 
 
-def test_a_yaml_syntax_error_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+def test_a_yaml_syntax_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
     text = STAGING.replace("    maxSurge: 1\n", "    maxSurge: [1\n")
     project = _project(tmp_path, text)
     message = _file_refused(project)
     assert message.startswith(f"{tmp_path / 'Pulumi.staging.yaml'}:"), message
     line, column = message.split(":")[1:3]
     assert line.isdigit() and column.isdigit()
-    assert preview.main(["staging", "--no-policy", "--project-dir", str(project)]) == preview.EXIT_BAD_CONFIG
-    assert capsys.readouterr().err.strip() == f"error: {message}"
+    report = preview.offline_preview("staging", {}, project_dir=project, policy=False)
+    assert report.exit_code == ExitCode.CONFIG_ERROR
+    assert report.error == preview.Refusal(message, [message])
 
 
 def test_a_key_without_a_namespace_is_refused(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from deploy.offline.preview import policy_conflicts
 from harness.analyzer import AnalysisReport, PolicyPackProcess, load_policy_config
 from harness.phases import after_up
-from deploy.offline.preview import policy_conflicts
 from harness.runtime import REPO_ROOT, read_stack_config, run_stack
 from tests.conftest import STACKS
 

@@ -1,12 +1,14 @@
-"""What the commands do offline, with the harness: render, diff, validate config, list what `destroy` protects.
+"""What the commands do offline, over the engine model: preview, render, diff, validate config, list what `destroy`
+protects.
 
 Every function takes the project directory; a process runs one project's program modules (`components`), so a
 command for another directory re-executes itself there first (`deploy.project_modules`), and the other side of a
-diff at a git ref renders in a child process (`deploy.offline.render.render_at_ref`).
+diff at a git ref renders in such a process too (`deploy.offline.render.render_at_ref`).
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,29 +20,53 @@ from components.settings import ConfigError, settings_from_config
 from components.timeline import deploy_timeline
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.options import json_printed_elsewhere
+from deploy.offline.diff import ObjectChange, diff_renders, object_changes
+from deploy.offline.preview import Refusal, Report, parse_overrides
+from deploy.offline.render import RenderFailed, render_at_ref, resolve_commit
+from deploy.offline.report import json_document, print_report, progress_display
+from deploy.options import emit_json
+from deploy.terminal import TerminalConsole
 from harness import policy_link
 from harness.analyzer import PolicyPackError
-from deploy.offline.diff import ObjectChange, diff_renders, object_changes
-from harness.exit_codes import exit_code_of
 from harness.local_files import LocalFileError, read_text
 from harness.manifests import render, rendered_files
-from deploy.offline.preview import parse_overrides
 from harness.recording import RecordedResource, Recording
-from deploy.offline.render import RenderFailed, render_at_ref, resolve_commit
 from harness.runtime import ProgramFailed, engine_config, read_stack_config, run_stack
 from harness.stack_config import StackFileError, policy_config_path
 
 
-def offline_preview(deploy: DeployContext, stack: str, settings: Sequence[str], output: str) -> None:
-    """The offline preview of every phase with the policy pack (`deploy.offline.preview`); fails with its exit code."""
-    argv = [stack, "--project-dir", str(deploy.project_dir), *(f"--set={pair}" for pair in settings)]
-    status = deploy.offline_preview([*argv, *(["--output", "json"] if output == "json" else [])])
+def offline_preview(
+    deploy: DeployContext,
+    stack: str,
+    settings: Sequence[str],
+    output: str,
+    *,
+    quiet: bool = False,
+    release: Mapping[str, str] | None = None,
+) -> None:
+    """The offline preview of every phase with the policy pack (`deploy.offline.preview`), `--set` pairs applied on
+    top of `release` (flat config keys); its one report printed (`deploy.offline.report`), and with `--output json`
+    its document; fails with its exit code."""
+    try:
+        overrides = parse_overrides(stack, settings, deploy.project_dir, base=release)
+    except StackFileError as error:
+        report = Report(stack, ExitCode.CONFIG_ERROR, Refusal(str(error), [str(error)]))
+    else:
+        # No cyclic collections over the SDKs' large object graph while the program runs (together with the
+        # final sweep at exit, which freezing skips, about a quarter of the wall time); the command ends soon after.
+        gc.disable()
+        try:
+            with progress_display(deploy.console, quiet=quiet) as progress:
+                report = deploy.offline_preview(stack, overrides, project_dir=deploy.project_dir, progress=progress)
+        finally:
+            gc.freeze()
+            gc.enable()
+    print_report(report, deploy.console, TerminalConsole(stderr=True), quiet=quiet)
     if output == "json":
-        json_printed_elsewhere()
-    if status != 0:
-        code = exit_code_of(status)
-        raise ShipsafeError(f"offline preview of {stack} failed: {code.name} (see the report above)", code)
+        emit_json(json_document(report))
+    if not report.passed:
+        message = f"offline preview of {stack} failed: {report.exit_code.name} (see the report above)"
+        raise ShipsafeError(message, report.exit_code)
 
 
 def config_overrides(project_dir: Path, stack: str, settings: Sequence[str]) -> dict[str, Any]:

@@ -1,39 +1,29 @@
-"""A stack's Kubernetes objects rendered offline (like `helm template`), from the working tree or from a git commit.
+"""A stack's Kubernetes objects rendered offline (like `helm template`) from a git commit.
 
-`python -m deploy.offline.render STACK [--project-dir DIR] [--config JSON]` prints the render of the program in DIR.
-`render_at_ref` runs that in a child process over an export of the commit: a process imports the program's modules
+`render_at_ref` runs `shipsafe render` over an export of the commit in a process of its own, by the one mechanism
+that runs another project's program modules (`deploy.project_modules`): a process imports the program's modules
 (`components`) once, so a second program run in the same process would silently reuse the first one's.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import subprocess
-import sys
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.manifests import render
-from harness.runtime import REPO_ROOT, ProgramFailed, read_stack_config, run_stack
-from harness.stack_config import StackFileError
+import yaml
 
-EXIT_RENDER_FAILED = 2
+from deploy.project_modules import command_in_project
+from harness.runtime import REPO_ROOT, read_stack_config
+from harness.stack_config import StackFileError, load_yaml
 
 
 class RenderFailed(Exception):
     """A ref that names no commit, or a program that failed to run at it; the message says which and why."""
-
-
-def render_stack(
-    stack: str, *, project_dir: Path = REPO_ROOT, config_overrides: Mapping[str, Any] | None = None
-) -> str:
-    """The objects `pulumi up` of this stack would apply (every value known), rendered."""
-    return render(run_stack(stack, config_overrides=config_overrides, project_dir=project_dir))
 
 
 def resolve_commit(ref: str, repo: Path = REPO_ROOT) -> str:
@@ -54,6 +44,14 @@ def _export(commit: str, repo: Path, target: Path) -> None:
     archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(target, filter="data")
+
+
+def _set_config(stack_file: Path, overrides: Mapping[str, Any]) -> None:
+    """`overrides` written into the export's stack file, as `pulumi config set` would (the export is a copy)."""
+    document, _ = load_yaml(stack_file)
+    document = document if isinstance(document, dict) else {}
+    document["config"] = {**(document.get("config") or {}), **overrides}
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def render_at_ref(
@@ -78,33 +76,14 @@ def render_at_ref(
         except StackFileError as error:
             raise RenderFailed(f"Pulumi.{stack}.yaml at {ref} ({commit[:12]}): {error}") from None
         overrides.setdefault(f"{project}:gitSha", config.get(f"{project}:gitSha", commit))
-        command = [
-            *(sys.executable, "-m", "deploy.offline.render", stack),
-            *("--project-dir", str(project_dir), "--config", json.dumps(overrides)),
-        ]
-        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+        try:
+            _set_config(project_dir / f"Pulumi.{stack}.yaml", overrides)
+        except StackFileError as error:
+            raise RenderFailed(f"Pulumi.{stack}.yaml at {ref} ({commit[:12]}): {error}") from None
+        command, environment = command_in_project(project_dir, ["--project-dir", str(project_dir), "render", stack])
+        result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300, check=False)
     if result.returncode != 0:
-        why = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.returncode}"]
-        raise RenderFailed(f"rendering {stack} at {ref} ({commit[:12]}) failed: {why[0]}")
+        # The child's one error line, unwrapped (its console wraps at the terminal's width).
+        why = " ".join(result.stderr.split()).removeprefix("error: ") or f"exit code {result.returncode}"
+        raise RenderFailed(f"rendering {stack} at {ref} ({commit[:12]}) failed: {why}")
     return result.stdout
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.offline.render", description=__doc__.splitlines()[0])
-    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
-    parser.add_argument("--project-dir", type=Path, default=REPO_ROOT, help="the Pulumi project (default: this one)")
-    parser.add_argument("--config", default="{}", help='config overrides as JSON, e.g. {"shipsafe:gitSha": "abc"}')
-    args = parser.parse_args(argv)
-    try:
-        overrides = json.loads(args.config)
-        if not isinstance(overrides, dict):
-            raise ValueError(f"--config must be a JSON object of config keys, got {args.config!r}")
-        sys.stdout.write(render_stack(args.stack, project_dir=args.project_dir, config_overrides=overrides))
-    except (StackFileError, ProgramFailed, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_RENDER_FAILED
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from deploy.cli import cli
 from deploy.context import DeployContext
+from deploy.offline.preview import Progress, Report
 from deploy.prometheus import Sample
 from deploy.smoke import Check, SmokeReport
 from deploy.terminal import TerminalConsole
@@ -116,7 +117,8 @@ def cluster() -> InProcessCluster:
 
 
 @pytest.fixture
-def offline_calls() -> list[list[str]]:
+def offline_calls() -> list[tuple[str, dict[str, object], Path]]:
+    """Each offline preview a command asked for: the stack, the config overrides, the project directory."""
     return []
 
 
@@ -127,12 +129,14 @@ def deploy_ctx(
     metrics: FakeMetrics,
     app: FakeApp,
     clock: FakeClock,
-    offline_calls: list[list[str]],
+    offline_calls: list[tuple[str, dict[str, object], Path]],
     cluster: InProcessCluster,
 ) -> DeployContext:
-    def offline_preview(argv: list[str]) -> int:
-        offline_calls.append(argv)
-        return 0
+    def offline_preview(
+        stack: str, overrides: Mapping[str, object], *, project_dir: Path, progress: Progress
+    ) -> Report:
+        offline_calls.append((stack, dict(overrides), project_dir))
+        return Report(stack)
 
     return DeployContext(
         open_stack=stacks,

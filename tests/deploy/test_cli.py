@@ -20,6 +20,7 @@ from deploy.cli import cli
 from deploy.cli_docs import json_commands
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from deploy.offline.preview import Report
 from deploy.progress import duration
 from deploy.prometheus import Sample
 from deploy.stack_file import overlaid_stack_file
@@ -43,12 +44,12 @@ def test_preview_runs_the_policy_pack_with_the_stack_config(run_cli, stacks, pro
 def test_preview_offline_delegates_to_the_offline_preview(run_cli, stacks, offline_calls, project_dir):
     result = run_cli("preview", "prod", "--offline")
     assert result.exit_code == 0, result.output
-    assert offline_calls == [["prod", "--project-dir", str(project_dir)]]
+    assert offline_calls == [("prod", {}, project_dir)]
     assert stacks["prod"].policy_runs == []
 
 
 def test_failing_offline_preview_fails_the_command(run_cli, deploy_ctx):
-    deploy_ctx.offline_preview = lambda argv: 1
+    deploy_ctx.offline_preview = lambda stack, overrides, **_: Report(stack, ExitCode.FAILED)
     result = run_cli("up", "staging", "--offline")
     assert result.exit_code == ExitCode.FAILED
     assert "offline preview of staging failed" in result.stderr

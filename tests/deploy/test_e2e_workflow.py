@@ -4,6 +4,7 @@ are checked by the offline model (linting and the workflow schema run in test_wo
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shlex
@@ -14,8 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from deploy.offline import preview
+from deploy.offline.report import print_report
 from tests.deploy.memory_stack import sha
 from tests.deploy.test_workflows import REPO, load
 
@@ -122,17 +125,19 @@ def _stack_config_overrides() -> list[str]:
             node = node[part]
         node[rest[-1]] = int(value) if value.isdigit() else value
         changed.add(top)
-    return [f"--set={key}={json.dumps(config[key])}" for key in sorted(changed)]
+    return [f"{key}={json.dumps(config[key])}" for key in sorted(changed)]
 
 
-def test_the_e2e_config_passes_settings_and_the_policy_pack_offline(tmp_path, capsys):
+def test_the_e2e_config_passes_settings_and_the_policy_pack_offline(tmp_path):
     image_ref = f"{E2E['env']['REGISTRY']}/shipsafe/notes:{sha(1)}@sha256:{'1' * 64}"
     overrides = _stack_config_overrides()
     assert any("localhost:5001" in override for override in overrides)
-    release = ["--set=imageSource=prebuilt", f"--set=imageRef={image_ref}", f"--set=gitSha={sha(1)}"]
-    argv = ["staging", "--out", str(tmp_path), "--policy-config", str(_policy_config(tmp_path)), *overrides, *release]
-    status = preview.main(argv)
-    output = capsys.readouterr()
-    assert status == 0, output.out + output.err
-    assert "MANDATORY violations: 0" in output.out
-    assert '"notes-e2e"' in output.out  # the namespace output: the e2e settings were really applied
+    release = ["imageSource=prebuilt", f"imageRef={image_ref}", f"gitSha={sha(1)}"]
+    config = preview.parse_overrides("staging", [*overrides, *release])
+    report = preview.offline_preview("staging", config, out=tmp_path, policy_config=_policy_config(tmp_path))
+    console = Console(width=200, record=True, file=io.StringIO())
+    print_report(report, console, console)
+    output = console.export_text()
+    assert report.passed, output
+    assert "MANDATORY violations: 0" in output
+    assert '"notes-e2e"' in output  # the namespace output: the e2e settings were really applied

@@ -36,16 +36,27 @@ def test_as_pipeline_previews_a_prebuilt_placeholder_of_this_commit(run_cli, wit
     assert result.exit_code == 0, result.output
     placeholder = f"{REPOSITORY}:{sha(7)}@{NOT_BUILT_DIGEST}"
     assert offline_calls == [
-        [
+        (
             stack,
-            *("--project-dir", str(with_stack_files)),
-            "--set=shipsafe:imageSource=prebuilt",
-            f"--set=shipsafe:imageRef={placeholder}",
-            f"--set=shipsafe:gitSha={sha(7)}",
-            "--set=shipsafe:rollback=false",  # a normal deploy migrates
-        ]
+            {
+                "shipsafe:imageSource": "prebuilt",
+                "shipsafe:imageRef": placeholder,
+                "shipsafe:gitSha": sha(7),
+                "shipsafe:rollback": "false",  # a normal deploy migrates
+            },
+            with_stack_files,
+        )
     ]
     assert "NOT YET BUILT" in result.output and placeholder in result.output.replace("\n", "")
+
+
+def test_a_set_value_goes_on_top_of_the_pipeline_release(run_cli, with_stack_files, offline_calls):
+    args = ["--as-pipeline", "--git-sha", sha(7), "--set", "gitSha=0123456789ab", "--set", "workloads.web.replicas=3"]
+    result = run_cli("preview", "staging", "--offline", *args)
+    assert result.exit_code == 0, result.output
+    [(_, overrides, _)] = offline_calls
+    assert overrides["shipsafe:gitSha"] == "0123456789ab" and overrides["shipsafe:imageSource"] == "prebuilt"
+    assert overrides["shipsafe:workloads"]["web"]["replicas"] == 3
 
 
 def test_the_placeholder_is_all_zeros():
@@ -80,6 +91,6 @@ def test_the_real_offline_preview_of_staging_as_the_pipeline_builds_nothing():
     )
     assert result.exit_code == 0, result.output
     assert "docker:index/image:Image" not in result.output  # the pipeline's image comes from the build job
-    assert f'"{REPOSITORY}:{sha(7)}@{NOT_BUILT_DIGEST}"' in result.output  # the imageRef output
+    assert f'"{REPOSITORY}:{sha(7)}@{NOT_BUILT_DIGEST}"' in result.output.replace("\n", "")  # the imageRef output
     assert f"notes-migrate-{sha(7)[:12]}" in result.output  # the migration Job of this release
     assert "MANDATORY violations: 0" in result.output

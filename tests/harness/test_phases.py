@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from deploy.offline.preview import ReleaseStep, release_plan
 from deploy.prerequisites import MIN_KUBERNETES
 from harness import phases, runtime
 from harness.apiserver import SERVER_VERSIONS
@@ -17,7 +18,6 @@ from harness.phases import (
     later_preview,
     next_release_overrides,
 )
-from deploy.offline.preview import check_release_plan
 from harness.recording import UNKNOWN, RecordedResource, Recording, contains_unknown
 from tests.conftest import STACKS
 from tests.policy.stack_edits import at, edit
@@ -159,17 +159,18 @@ def test_other_providers_keep_their_real_state_shape(phase_recordings: dict[tupl
 
 
 def test_the_preview_refuses_a_release_that_would_replace_data(
-    phase_recordings: dict[tuple[str, Phase], PhaseRecording], capsys: pytest.CaptureFixture[str]
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording],
 ) -> None:
     phases = [phase_recordings["prod", phase] for phase in Phase]
-    assert check_release_plan(phases), capsys.readouterr().out
-    assert "replace notes-migrate-job" in capsys.readouterr().out
+    steps = release_plan(phases)
+    assert steps is not None and not any(step.unsafe for step in steps), steps
+    assert ReleaseStep("replace", "notes-migrate-job") in steps
 
     later = phases[-1]
     grown = edit(POSTGRES, at("spec.volumeClaimTemplates.0.spec.resources.requests.storage", "500Gi"))
     phases[-1] = dataclasses.replace(later, recording=grown(later.recording))
-    assert not check_release_plan(phases)
-    assert "error: the next release would replace notes-postgres-statefulset" in capsys.readouterr().out
+    unsafe = [(step.op, step.name) for step in release_plan(phases) or [] if step.unsafe]
+    assert unsafe == [("replace", "notes-postgres-statefulset")]
 
 
 def test_each_phase_is_handed_on_as_soon_as_it_is_modelled(monkeypatch: pytest.MonkeyPatch) -> None:
