@@ -262,7 +262,7 @@ def verdict(report: Report) -> str:
     if report.error is not None:
         return f"Preview of {report.stack} stopped ({report.exit_code.name}): {report.error.message}"
     unsafe = [s for s in report.next_release or [] if s.unsafe]
-    release = f"; next release UNSAFE ({len(unsafe)} steps)" if unsafe else ""
+    release = f"; next release UNSAFE ({_some(f'{s.op} {s.name}' for s in unsafe)})" if unsafe else ""
     if not report.policy:
         return f"Preview of {report.stack} {'passed' if report.passed else 'FAILED'}, policy pack not run{release}"
     findings = _findings(report)
