@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import click
 from pulumi import automation as auto
 
 from components.config_keys import CONFIG_NAMESPACE
@@ -135,10 +136,18 @@ class AutomationStack:
         return _record(result.summary)
 
 
+def _without_the_cli() -> str:
+    """What the running command can do instead: its own --offline when it has one, else the offline commands."""
+    command = click.get_current_context(silent=True)
+    if command is not None and any("--offline" in getattr(p, "opts", ()) for p in command.command.params):
+        return "or use --offline"
+    return "or work offline: `shipsafe preview STACK --offline`, `shipsafe render STACK`, `shipsafe diff STACK`"
+
+
 def _require_cli() -> None:
     if shutil.which("pulumi") is None:
         raise ShipsafeError(
-            "no pulumi CLI on PATH: install it (https://www.pulumi.com/docs/install/) or use --offline",
+            f"no pulumi CLI on PATH: install it (https://www.pulumi.com/docs/install/) {_without_the_cli()}",
             ExitCode.PULUMI_MISSING,
         )
 
