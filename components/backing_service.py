@@ -26,7 +26,7 @@ from components.pods import (
     tmp_mount,
 )
 from components.probes import BACKING_SERVICE, BACKING_SERVICE_STARTUP, BACKING_SERVICE_TERMINATION_GRACE_SECONDS
-from components.settings import BackingService, ServiceMode
+from components.settings import BackingService, PostgresService, ServiceMode
 from components.timeline import ServerAwaits, await_timeouts
 
 
@@ -227,6 +227,8 @@ class BackingServiceComponent(pulumi.ComponentResource):
                 {"name": "PGDATA", "value": f"{kind.data_path}/pgdata"},
             ]
             common["volume_mounts"].append({"name": "run", "mount_path": "/var/run/postgresql"})
+            if not isinstance(settings, PostgresService):
+                raise TypeError(f"Postgres needs PostgresService settings, got {type(settings).__name__}")
             common["args"] = ["-c", f"max_connections={settings.max_connections}"]
         else:
             ready_check = ["sh", "-c", 'REDISCLI_AUTH="$(cat /run/secrets/auth/password)" redis-cli ping']

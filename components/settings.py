@@ -422,8 +422,8 @@ class BackingService(SettingsModel):
     """`none` (the default): the app has no such service, and the stack creates nothing for it; `in-cluster`: a
     StatefulSet the stack runs; `external`: a managed service (set the `<role>Url` secret)."""
     version: str | None = Field(None, pattern=r"^[0-9]+(\.[0-9]+)+$")
-    """Full server version, e.g. 15.18; must equal the image tag's version and match across stacks. Required unless
-    mode is none."""
+    """Full server version, dot-separated numbers as the image tag starts with them; must equal the image tag's
+    version and match across stacks. Required unless mode is none."""
     image: str | None = None
     """Server image `<registry>/<repository>:<version tag>[@sha256:...]`; the tag carries `version`. Required unless
     mode is none."""
@@ -438,8 +438,6 @@ class BackingService(SettingsModel):
     external_cidr: str | None = Field(None, pattern=r"^[0-9.]+/[0-9]{1,2}$")
     """Network of an external service; the app's egress NetworkPolicy allows only it. Required when external, refused
     otherwise."""
-    max_connections: int = Field(200, ge=20, le=5000)
-    """Postgres `max_connections` (in-cluster); must cover every app pod's pool at the autoscaler's maximum."""
 
     @property
     def present(self) -> bool:
@@ -479,6 +477,21 @@ class BackingService(SettingsModel):
                 "externalCidr is required when mode is external (the app's egress allows only it)"
                 if external
                 else "externalCidr is only used when mode is external (an in-cluster server is reached by its pods)",
+            )
+        return self
+
+
+class PostgresService(BackingService):
+    max_connections: int = Field(200, ge=20, le=5000)
+    """The in-cluster server's `max_connections`; must cover every app pod's pool at the autoscaler's maximum. An
+    external server's is set where it runs, so it is refused with mode external."""
+
+    @model_validator(mode="after")
+    def _check_connections(self) -> Self:
+        if self.mode is ServiceMode.EXTERNAL and "max_connections" in self.model_fields_set:
+            raise RuleError(
+                {"mode": self.mode, "maxConnections": self.max_connections},
+                "maxConnections configures the in-cluster server; an external server's is set where it runs",
             )
         return self
 
@@ -592,7 +605,10 @@ class Verification(SettingsModel):
     """
 
     prometheus_url: str = Field(pattern=r"^https?://")
+    """The Prometheus `shipsafe verify` queries for the new version's request metrics (its HTTP API base URL);
+    `--prometheus-url` overrides it, e.g. for a port-forward from a CI runner."""
     window_seconds: int = Field(300, ge=10, le=3600)
+    """How long verification watches the new version; a whole number of intervals."""
     interval_seconds: int = Field(30, ge=1)
     """Each measurement covers its own interval; it must span at least two scrapes of the pods (PodMonitor: 15 s)."""
     max_error_ratio: float = Field(0.01, ge=0, le=0.5, allow_inf_nan=False)
@@ -650,7 +666,7 @@ class Settings(SettingsModel):
     """The release's commit (7-40 lowercase hex, optionally `-dirty`); default: `git rev-parse HEAD` of the tree."""
     rollback: bool = False
     """A rollback redeploys an earlier image and skips the migration Job (migrations are forward-only)."""
-    postgres: BackingService = BackingService()
+    postgres: PostgresService = PostgresService()
     """The app's Postgres; default mode none: no database, and nothing created for one."""
     redis: BackingService = BackingService()
     """The app's Redis; default mode none: no cache, and nothing created for one."""

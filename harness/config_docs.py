@@ -156,9 +156,12 @@ def documented_schema() -> dict[str, Any]:
     pydantic's `use_attribute_docstrings` off: it reads the source at import)."""
     models = model_classes(SettingsModel)
     for model in models:
-        for name, doc in attribute_docstrings(model).items():
-            field = model.model_fields[name]
-            field.description = field.description or doc
+        # A subclass's fields are copies of its bases' (`PostgresService` of `BackingService`): each takes the
+        # docstring of the class that declares it last.
+        for declaring in reversed([base for base in model.__mro__ if base in models]):
+            for name, doc in attribute_docstrings(declaring).items():
+                field = model.model_fields[name]
+                field.description = field.description or doc
     for _ in range(2):
         for model in models:
             model.model_rebuild(force=True)
