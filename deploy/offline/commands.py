@@ -9,12 +9,14 @@ diff at a git ref renders in such a process too (`deploy.offline.render.render_a
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
+from rich.markup import escape
 
 from components.settings import ConfigError, settings_from_config
 from components.timeline import deploy_timeline
@@ -77,10 +79,23 @@ def config_overrides(project_dir: Path, stack: str, settings: Sequence[str]) -> 
         raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR, [str(error)]) from None
 
 
+@contextmanager
+def _live(what: str) -> Iterator[None]:
+    """A step of `render` or `diff` (seconds: the program runs), shown live on a terminal only: their stdout is
+    the render or the diff, and their stderr in a log holds only what went wrong."""
+    console = TerminalConsole(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(f"{escape(what)}…"):
+        yield
+
+
 def run_program(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> Recording:
     """The program as `pulumi up` would run it (every value known), under the harness's mock runtime."""
     try:
-        return run_stack(stack, config_overrides=overrides, project_dir=project_dir)
+        with _live(f"running program ({stack}, up)"):
+            return run_stack(stack, config_overrides=overrides, project_dir=project_dir)
     except StackFileError as error:
         raise ShipsafeError(str(error), ExitCode.CONFIG_ERROR, [str(error)]) from None
     except ProgramFailed as failure:
@@ -103,7 +118,8 @@ def commit_of(project_dir: Path, ref: str) -> str:
 
 def render_ref(project_dir: Path, stack: str, ref: str, overrides: Mapping[str, Any]) -> str:
     try:
-        return render_at_ref(stack, ref, repo=project_dir, config_overrides=overrides)
+        with _live(f"rendering {stack} at {ref}"):
+            return render_at_ref(stack, ref, repo=project_dir, config_overrides=overrides)
     except RenderFailed as error:
         raise ShipsafeError(str(error), ExitCode.FAILED) from None
 
