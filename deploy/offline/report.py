@@ -254,7 +254,8 @@ def _print_skipped(report: Report, out: _Console) -> None:
         f"{len(skipped)} policies"
     )
     for policy in sorted(skipped):
-        out.line(f"  {policy}: {len(skipped[policy])} ({_some(sorted(skipped[policy]))})")
+        names = sorted(skipped[policy])
+        out.line(f"  {policy}: " + ("stack-wide" if names == ["(stack)"] else f"{len(names)} ({_some(names)})"))
 
 
 def verdict(report: Report) -> str:
