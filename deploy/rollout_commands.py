@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import click
 from rich.markup import escape
 
+from components.settings import Environment
 from deploy.backend import StackBackend
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
@@ -33,6 +34,7 @@ from deploy.rollout import (
     verify_or_roll_back,
     verify_stack,
 )
+from deploy.stacks import stack_of_environment
 from deploy.status import recorded_verification
 from deploy.verify import Outcome
 
@@ -99,8 +101,10 @@ def up_command(
 
 
 @click.command("promote")
-@click.option("--from", "source", default="staging", show_default=True, help="Stack whose image is promoted.")
-@click.option("--to", "target", default="prod", show_default=True, help="Stack to deploy it to.")
+@click.option(
+    "--from", "source", help="Stack whose image is promoted (default: the one stack with environment staging)."
+)
+@click.option("--to", "target", help="Stack to deploy it to (default: the one stack with environment production).")
 @click.option("--staging-url", help="Where to smoke-test the source stack (default: its appUrl output).")
 @click.option("--expect-image-ref", help="Refuse unless the source stack runs exactly this image.")
 @click.option("--verify", is_flag=True, help="Verify prod after the update; roll back on failure.")
@@ -108,8 +112,8 @@ def up_command(
 @pass_deploy
 def promote_command(
     deploy: DeployContext,
-    source: str,
-    target: str,
+    source: str | None,
+    target: str | None,
     staging_url: str | None,
     expect_image_ref: str | None,
     verify: bool,
@@ -117,6 +121,8 @@ def promote_command(
 ) -> None:
     """Deploy to prod exactly the image digest staging runs (never a rebuild)."""
     expected = ImageRef.parse(expect_image_ref) if expect_image_ref else None
+    source = source or stack_of_environment(deploy.project_dir, Environment.STAGING, "--from")
+    target = target or stack_of_environment(deploy.project_dir, Environment.PRODUCTION, "--to")
     prod = deploy.open_stack(target)
     _check_prerequisites(deploy, prod, skip_prerequisites)
     promote(deploy, deploy.open_stack(source), prod, staging_url=staging_url, expect_image=expected)

@@ -44,6 +44,23 @@ def secrets_provider_of(project_dir: Path, stack: str) -> str | None:
     return str(provider) if provider else None
 
 
+def stack_of_environment(project_dir: Path, environment: str, option: str) -> str:
+    """The one stack whose file sets `<project>:environment` to `environment` (promote's default source and target);
+    refused, naming `option`, when no stack or several do, since guessing would deploy the wrong one."""
+    project = stack_document(project_dir / "Pulumi.yaml").get("name")
+    key = f"{project}:environment"
+    matches = [name for name in stack_names(project_dir) if _config_of(project_dir, name).get(key) == environment]
+    if len(matches) == 1:
+        return matches[0]
+    found = f"stacks {', '.join(matches)} all set" if matches else "no stack sets"
+    raise ShipsafeError(f"{found} {key}: {environment}; name the stack with {option}", ExitCode.USAGE)
+
+
+def _config_of(project_dir: Path, stack: str) -> dict[str, object]:
+    config = stack_document(project_dir / f"Pulumi.{stack}.yaml").get("config")
+    return config if isinstance(config, dict) else {}
+
+
 def backend_url(project_dir: Path, environ: Mapping[str, str]) -> str | None:
     """The backend `pulumi` will use when it is pinned (env or Pulumi.yaml); None when it comes from `pulumi login`."""
     if environ.get("PULUMI_BACKEND_URL"):

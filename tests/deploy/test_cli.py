@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -229,6 +230,32 @@ def test_promote_deploys_exactly_the_staging_digest(run_cli, stacks, app):
     assert [kind for kind, _ in prod.policy_runs] == ["preview", "up"]
     assert prod.policy_runs[1][1].config.name == "prod.json"
     assert image(2).split("@")[1] in prod.history()[0].message
+
+
+def test_promote_defaults_to_the_stacks_whose_environment_says_so(run_cli, stacks, project_dir):
+    # Renamed stacks: the defaults follow `shipsafe:environment`, not the names staging/prod.
+    for old, new in (("staging", "qa"), ("prod", "live")):
+        (project_dir / f"Pulumi.{old}.yaml").rename(project_dir / f"Pulumi.{new}.yaml")
+        (project_dir / "policy" / "config" / f"{old}.json").rename(project_dir / "policy" / "config" / f"{new}.json")
+        stacks[new] = dataclasses.replace(stacks.pop(old), name=new)
+    result = run_cli("promote")
+    assert result.exit_code == 0, result.output
+    assert stacks["live"].outputs()["imageRef"] == stacks["qa"].outputs()["imageRef"]
+
+
+def test_promote_without_from_refuses_when_two_stacks_are_staging(run_cli, stacks, project_dir):
+    shutil.copy(project_dir / "Pulumi.staging.yaml", project_dir / "Pulumi.qa.yaml")
+    result = run_cli("promote")
+    assert result.exit_code == ExitCode.USAGE
+    assert "stacks qa, staging all set shipsafe:environment: staging; name the stack with --from" in result.stderr
+    assert len(stacks["prod"].records) == 1
+
+
+def test_promote_without_to_refuses_when_no_stack_is_production(run_cli, stacks, project_dir):
+    (project_dir / "Pulumi.prod.yaml").unlink()
+    result = run_cli("promote")
+    assert result.exit_code == ExitCode.USAGE
+    assert "no stack sets shipsafe:environment: production; name the stack with --to" in result.stderr
 
 
 def test_promote_refuses_an_unhealthy_staging(run_cli, stacks, app):
