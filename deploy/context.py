@@ -24,7 +24,7 @@ from harness.stack_config import policy_config_path
 
 def run_offline_preview(argv: list[str]) -> int:
     """The foundation's offline preview (mock runtime + the real policy pack); needs no Pulumi CLI. Returns its exit
-    code (`harness.exit_codes`)."""
+    code (`deploy.exit_codes`)."""
     try:
         from harness.preview import main
     except ImportError as error:

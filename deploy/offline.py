@@ -16,13 +16,13 @@ import pulumi
 
 from components.settings import ConfigError, settings_from_config
 from components.timeline import deploy_timeline
+from deploy import policy_link
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
+from deploy.exit_codes import exit_code_of
 from deploy.options import json_printed_elsewhere
-from harness import policy_link
 from harness.analyzer import PolicyPackError
 from harness.diff import ObjectChange, diff_renders, object_changes
-from harness.exit_codes import exit_code_of
 from harness.local_files import LocalFileError, read_text
 from harness.manifests import render, rendered_files
 from harness.preview import parse_overrides

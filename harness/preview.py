@@ -5,8 +5,8 @@ the engine shows the policy pack (`harness.phases`: the first preview, the state
 next release), prints the resource tree and the stack outputs, writes the Kubernetes objects to
 `out/<STACK>/manifests.yaml`, and runs the policy pack over every phase through the analyzer protocol (each phase
 as soon as it is modelled: the pack, another process, works while the program runs for the next). Before the
-program runs, the stack's settings are checked against its policy config (`harness.policy_link`). Exits with the
-project's exit codes (`harness.exit_codes`): POLICY_VIOLATION on a mandatory policy violation in any phase,
+program runs, the stack's settings are checked against its policy config (`deploy.policy_link`). Exits with the
+project's exit codes (`deploy.exit_codes`): POLICY_VIOLATION on a mandatory policy violation in any phase,
 CONFIG_ERROR on invalid config (or config the stack's policies refuse), POLICY_PACK_FAILED when the policy pack
 itself fails (does not start, rejects its config, or a policy crashes). `--output json` prints one JSON report
 (`docs/schemas/preview.schema.json`) on stdout and the human report on stderr. `shipsafe preview --offline` runs this.
@@ -28,8 +28,9 @@ from typing import Any
 import pulumi
 
 from components.settings import ConfigError, settings_from_config
-from harness import analyzer, policy_link
-from harness.exit_codes import ExitCode, exit_code_of
+from deploy import policy_link
+from deploy.exit_codes import ExitCode, exit_code_of
+from harness import analyzer
 from harness.manifests import is_kubernetes, modelled_values_note, render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases, server_name
 from harness.recording import Recording
@@ -126,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
 def policy_conflicts(
     stack: str, overrides: dict[str, object], policy_config: Path, project_dir: Path = REPO_ROOT
 ) -> list[str]:
-    """The stack's settings against its policy config (`harness.policy_link`); config the program itself refuses
+    """The stack's settings against its policy config (`deploy.policy_link`); config the program itself refuses
     is left to the program, which names it."""
     _, values = read_stack_config(stack, project_dir, overrides)
     config, secret_keys = engine_config(values)

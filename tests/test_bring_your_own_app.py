@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import analyzer, policy_link
+from deploy import policy_link
+from harness import analyzer
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.preview import policy_conflicts
 from harness.recording import Recording

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from components.settings import ConfigError
+from deploy.exit_codes import ExitCode
 from harness import phases as phases_module
 from harness import preview
 from harness.analyzer import AnalysisReport, PolicyPackError
-from harness.exit_codes import ExitCode
 from harness.manifests import SECRET_PLACEHOLDER, render
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT, ProgramFailed

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.exit_codes import Aftermath, ExitCode, shell_variables
+from deploy.exit_codes import Aftermath, ExitCode, shell_variables
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
