@@ -56,3 +56,11 @@ def test_packages_lines_and_imports_are_read_from_the_source(tmp_path: Path) -> 
     table = report(project)
     assert "| engine | 2 | 5 | - | program, tool |" in table
     assert "| all | 6 | 10 | | |" in table
+
+
+def test_tests_are_laid_out_like_the_code() -> None:
+    tests = REPO_ROOT / "tests"
+    assert sorted(path.name for path in tests.glob("*.py")) == ["conftest.py"]
+    laid_out = {path.name for path in tests.iterdir() if path.is_dir() and any(path.glob("test_*.py"))}
+    # The program's entry point is tested with its components, the bench and these scripts beside what they measure.
+    assert laid_out == set(packages(REPO_ROOT)) - {PROGRAM, "tests", "bench", "scripts"}

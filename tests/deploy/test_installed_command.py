@@ -24,7 +24,7 @@ from deploy.exit_codes import Aftermath, ExitCode, shell_variables
 from deploy.version import VERSION
 from tests.deploy.memory_stack import MemoryStacks
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPSAFE = Path(sys.executable).parent / "shipsafe"  # what `make setup` installs next to the venv's python
 
 

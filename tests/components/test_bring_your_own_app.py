@@ -17,7 +17,7 @@ from harness.preview import policy_conflicts
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
-EXAMPLE = Path(__file__).parent / "example_app"
+EXAMPLE = Path(__file__).parents[1] / "example_app"
 STACK = "tiny"
 STATELESS = "stateless"
 

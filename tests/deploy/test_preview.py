@@ -48,7 +48,7 @@ def test_secret_values_are_placeholders_in_manifests(recording: Recording) -> No
     secrets = [d for d in yaml.safe_load_all(render(recording)) if d["kind"] == "Secret"]
     assert secrets
     for secret in secrets:
-        # tests/test_render.py checks that each placeholder is valid for its Secret type.
+        # tests/deploy/test_render.py checks that each placeholder is valid for its Secret type.
         assert all(SECRET_PLACEHOLDER in value for value in secret["stringData"].values()), secret["metadata"]["name"]
 
 
