@@ -130,6 +130,26 @@ def _dev_prod_parity(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
             yield f"{_key(f'{role}.image')} = {service.image} is not the image dev and CI pin, {pinned} {where}"
 
 
+def _service_env(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
+    attached = policy.enforced("12f-backing-attached")
+    if attached is None:
+        return
+    # What the program attaches from a Secret: each present service's URL variable (`components/app_config.py`).
+    named = {
+        key: variable
+        for key, variable, service in (
+            ("app.postgresUrlEnv", settings.app.postgres_url_env, settings.postgres),
+            ("app.redisUrlEnv", settings.app.redis_url_env, settings.redis),
+        )
+        if service.present
+    }
+    for required in attached["serviceEnv"]:
+        if required not in named.values():
+            given = ", ".join(f"{_key(key)} = {variable}" for key, variable in named.items()) or "no service"
+            where = policy.where("12f-backing-attached", "serviceEnv")
+            yield f"{required} is not attached from a Secret: the settings attach {given} {where}"
+
+
 def _namespaces(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
     access = policy.enforced("network-least-access")
     if access is None:
@@ -260,6 +280,7 @@ def _uid_and_resources(settings: Settings, policy: PolicyConfig) -> Iterator[str
 CHECKS: tuple[Check, ...] = (
     _registries,
     _dev_prod_parity,
+    _service_env,
     _namespaces,
     _edge,
     _rollout,
