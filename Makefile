@@ -60,7 +60,7 @@ $(PEER_VENV)/.installed: requirements-pip.txt requirements-peer.txt
 # checkov on every stack's render and the bad-variant catalogue: exits 1 on a peer finding the pack neither makes
 # nor documents in docs/peer-decisions.json.
 peer-check: setup $(PEER_VENV)/.installed
-	$(PY) -m harness.peer_check --checkov $(PEER_VENV)/bin/checkov
+	$(PY) -m deploy.peer_check --checkov $(PEER_VENV)/bin/checkov
 
 test: setup-app
 	$(PY) -m pytest

@@ -44,10 +44,10 @@ from pulumi_policy import StackValidationPolicy
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the harness importable
 
+from deploy.policy_link import pack_registry  # noqa: E402
 from harness import runtime  # noqa: E402
 from harness.analyzer import POLICY_DIR, PolicyPackProcess, load_policy_config  # noqa: E402
 from harness.phases import PhaseRecording, model_phases  # noqa: E402
-from harness.policy_link import pack_registry  # noqa: E402
 from harness.recording import Recording  # noqa: E402
 from harness.runtime import read_stack_config  # noqa: E402
 
@@ -210,7 +210,7 @@ def policy_config(pack_dir: Path) -> dict[str, dict[str, Any]]:
     """Staging's policy config; a copied pack reads the Dockerfiles of this project (`projectDir`)."""
     config = load_policy_config(CONFIG)
     if pack_dir != POLICY_DIR:
-        registry = importlib.import_module("harness.policy_link").pack_registry()
+        registry = importlib.import_module("deploy.policy_link").pack_registry()
         for rule in registry.all_rules():
             if "projectDir" in rule.settings:
                 config[rule.name] = {**config.get(rule.name, {}), "projectDir": str(REPO_ROOT)}

@@ -1,7 +1,7 @@
 """The stack's settings: one typed model read from `shipsafe:*` config and validated before any resource exists.
 
 Every per-environment difference lives in `Pulumi.<stack>.yaml`; nothing here branches on the stack name. Each
-field's docstring is its entry in `docs/configuration.md` (`python -m harness.config_docs`).
+field's docstring is its entry in `docs/configuration.md` (`python -m deploy.docs`).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ class EdgeController(StrEnum):
 class SettingsModel(BaseModel):
     """The base of every settings model: camelCase keys, unknown keys refused, values frozen."""
 
-    # A field's docstring documents it (`harness.config_docs` reads them into docs/configuration.md); pydantic's
+    # A field's docstring documents it (`deploy.docs.configuration` reads them into docs/configuration.md); pydantic's
     # `use_attribute_docstrings` would parse this module's source at every import, on every program run.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 

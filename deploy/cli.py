@@ -2,7 +2,7 @@
 
 The commands live one group per module (`deploy/*_commands.py`) and only parse arguments: they delegate to
 functions that get a `DeployContext`. Every failure is a `ShipsafeError` with a code of the project's one exit-code
-table (`harness.exit_codes`, `shipsafe exit-codes`), rendered here.
+table (`deploy.exit_codes`, `shipsafe exit-codes`), rendered here.
 """
 
 from __future__ import annotations

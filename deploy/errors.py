@@ -1,8 +1,8 @@
-"""The one error type of the deploy tool; its exit codes are the project-wide table in `harness.exit_codes`."""
+"""The one error type of the deploy tool; its exit codes are the project-wide table in `deploy.exit_codes`."""
 
 from collections.abc import Sequence
 
-from harness.exit_codes import ExitCode
+from deploy.exit_codes import ExitCode
 
 __all__ = ["ExitCode", "ShipsafeError"]
 

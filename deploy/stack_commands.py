@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from deploy.context import DeployContext
+from deploy.docs.policies import update_page
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.history import history_rows
 from deploy.new_stack import add_stack
@@ -18,7 +19,6 @@ from deploy.reports import history_document, stack_list_document
 from deploy.stacks import init_stacks
 from deploy.status import status_document
 from harness.analyzer import PolicyPackError
-from harness.policy_docs import update_page
 from harness.stack_config import stack_names
 
 RESULT_COLOURS = {"succeeded": "green", "failed": "red"}
@@ -62,7 +62,7 @@ def add_command(deploy: DeployContext, name: str, source: str) -> None:
     except PolicyPackError as error:
         raise ShipsafeError(
             f"stack {name} written, but the policy reference could not be regenerated: {error}; run "
-            "`python -m harness.policy_docs`",
+            "`python -m deploy.docs docs/policies.md`",
             ExitCode.POLICY_PACK_FAILED,
         ) from None
     if page is not None:

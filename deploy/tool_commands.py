@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click.shell_completion import get_completion_class
 
-from harness.exit_codes import ExitCode, markdown_table, shell_variables
+from deploy.exit_codes import ExitCode, markdown_table, shell_variables
 
 COMPLETION_VARIABLE = "_SHIPSAFE_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")

@@ -206,8 +206,8 @@ def modelled_values_note(recording: Recording) -> str:
 
 
 # libyaml's emitter, when PyYAML was built with it (its wheels are): five times faster at 200 workloads, the same
-# YAML always, and the same bytes as the pure-Python SafeDumper for both stacks (tests/test_render.py); it may fold
-# long non-ASCII strings elsewhere, which only `deploy.offline.diff` reads, after parsing.
+# YAML always, and the same bytes as the pure-Python SafeDumper for both stacks (tests/deploy/test_render.py); it
+# may fold long non-ASCII strings elsewhere, which only `deploy.offline.diff` reads, after parsing.
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 

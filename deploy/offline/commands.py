@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from components.settings import ConfigError, settings_from_config
 from components.timeline import deploy_timeline
+from deploy import policy_link
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.offline.diff import ObjectChange, diff_renders, object_changes
@@ -28,7 +29,6 @@ from deploy.offline.render import RenderFailed, render_at_ref, resolve_commit
 from deploy.offline.report import json_document, print_report, progress_display
 from deploy.options import emit_json
 from deploy.terminal import TerminalConsole
-from harness import policy_link
 from harness.analyzer import PolicyPackError
 from harness.local_files import LocalFileError, read_text
 from harness.manifests import render, rendered_files

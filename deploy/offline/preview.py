@@ -5,8 +5,8 @@ per phase of the stack's life that the engine shows the policy pack (`harness.ph
 after `up`, the preview of the next release), writes the Kubernetes objects to `out/<STACK>/manifests.yaml`, and
 runs the policy pack over every phase through the analyzer protocol (each phase as soon as it is modelled: the pack,
 another process, works while the program runs for the next). Before the program runs, the stack's settings are
-checked against its policy config (`harness.policy_link`). It returns a `Report` with the project's exit code
-(`harness.exit_codes`): POLICY_VIOLATION on a mandatory policy violation in any phase or an unsafe next release,
+checked against its policy config (`deploy.policy_link`). It returns a `Report` with the project's exit code
+(`deploy.exit_codes`): POLICY_VIOLATION on a mandatory policy violation in any phase or an unsafe next release,
 CONFIG_ERROR on invalid config (or config the stack's policies refuse), POLICY_PACK_FAILED when the policy pack
 itself fails (does not start, rejects its config, or a policy crashes). `deploy.offline.report` prints it once;
 `shipsafe preview STACK --offline` runs it.
@@ -22,8 +22,9 @@ from pathlib import Path
 import pulumi
 
 from components.settings import ConfigError, settings_from_config
-from harness import analyzer, policy_link
-from harness.exit_codes import ExitCode
+from deploy import policy_link
+from deploy.exit_codes import ExitCode
+from harness import analyzer
 from harness.manifests import render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
@@ -94,7 +95,7 @@ def parse_overrides(
 def policy_conflicts(
     stack: str, overrides: Mapping[str, object], policy_config: Path, project_dir: Path = REPO_ROOT
 ) -> list[str]:
-    """The stack's settings against its policy config (`harness.policy_link`); config the program itself refuses
+    """The stack's settings against its policy config (`deploy.policy_link`); config the program itself refuses
     is left to the program, which names it."""
     _, values = read_stack_config(stack, project_dir, dict(overrides))
     config, secret_keys = engine_config(values)

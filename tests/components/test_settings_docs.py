@@ -1,4 +1,4 @@
-"""The settings' meanings as docs/configuration.md prints them (`harness.config_docs`, from the settings models'
+"""The settings' meanings as docs/configuration.md prints them (`deploy.docs.configuration`, from the settings models'
 field docstrings): every key has one, and a backing service's key names no other service. And what those docstrings
 promise: `maxConnections` is the in-cluster Postgres server's, refused wherever it would be ignored."""
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components.settings import BackingService, ConfigError, Settings
-from harness import config_docs
+from deploy.docs import configuration as config_docs
 from harness.runtime import REPO_ROOT, ProgramFailed
 from tests.conftest import record
 

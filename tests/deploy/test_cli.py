@@ -18,16 +18,16 @@ from rich.console import Console
 from components.settings import settings_from_config
 from components.timeline import deploy_timeline, verification_seconds
 from deploy.cli import cli
-from deploy.cli_docs import json_commands
 from deploy.context import DeployContext
+from deploy.docs.cli import json_commands
 from deploy.errors import ExitCode
+from deploy.exit_codes import Aftermath
 from deploy.offline.preview import Report
 from deploy.progress import duration
 from deploy.prometheus import Sample
 from deploy.stack_file import overlaid_stack_file
 from deploy.verify import SETTLE_SECONDS
 from deploy.verify import settings_from_config as verification_of
-from harness.exit_codes import Aftermath
 from tests.deploy.conftest import FakeClock
 from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks, image, sha
 

@@ -20,8 +20,8 @@ from deploy import automation
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from deploy.exit_codes import exit_code_of
 from deploy.terminal import TerminalConsole
-from harness.exit_codes import exit_code_of
 from tests.deploy.memory_stack import MemoryStacks
 
 TOOL = Path(__file__).resolve().parents[2] / "deploy"

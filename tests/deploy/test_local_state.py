@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from deploy.exit_codes import Aftermath
 from deploy.history import MESSAGE_CHARS
 from deploy.rollback import RollbackScope, release_key
-from harness.exit_codes import Aftermath
 from harness.manifests import RENDER_LIST
 from tests.deploy.memory_stack import REPO, MemoryStack, MemoryStacks, image, sha
 

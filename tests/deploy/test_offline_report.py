@@ -15,11 +15,11 @@ from rich.console import Console
 
 from deploy.cli import cli
 from deploy.context import DeployContext
+from deploy.exit_codes import ExitCode
 from deploy.offline import preview
 from deploy.offline.preview import ReleaseStep, Report
 from deploy.offline.report import FINDINGS_SHOWN, print_report, progress_display, tree_lines
 from harness.analyzer import AnalysisReport, Violation
-from harness.exit_codes import ExitCode
 from harness.phases import ALL_PHASES, PhaseRecording
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT

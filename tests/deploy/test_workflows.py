@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.exit_codes import Aftermath, ExitCode, shell_variables
+from deploy.exit_codes import Aftermath, ExitCode, shell_variables
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -356,8 +356,8 @@ class PromoteStep:
 
 def run_promote_step(status: int) -> PromoteStep:
     """Runs the real promote script under bash (as Actions does) with a stand-in `.venv/bin/python`: it prints the
-    tool's table for `exit-codes --shell` (tests/test_shipsafe_cli.py checks the command prints exactly that) and
-    exits `status` for the promotion."""
+    tool's table for `exit-codes --shell` (tests/deploy/test_installed_command.py checks the command prints exactly
+    that) and exits `status` for the promotion."""
     production = load("deploy.yml")["jobs"]["production"]
     script = next(step for step in production["steps"] if step.get("id") == "promote")["run"]
     assert "exit-codes --shell" in script, "the step reads the tool's exit-code table"

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
+from deploy.policy_link import pack_registry
 from harness.analyzer import PolicyPackProcess, load_policy_config
 from harness.apiserver import SERVER_VERSIONS, server_object
 from harness.manifests import is_kubernetes
 from harness.phases import after_up
-from harness.policy_link import pack_registry
 from harness.recording import RecordedResource, Recording
 from tests.conftest import STACKS
 from tests.policy.conftest import CONFIG_DIR, IMAGE_BUILD

@@ -15,8 +15,8 @@ from types import ModuleType
 
 import pytest
 
+from deploy.policy_link import pack_registry, read_policy_config
 from harness.analyzer import PolicyPackProcess, load_policy_config
-from harness.policy_link import pack_registry, read_policy_config
 from tests.policy.conftest import CONFIG_DIR
 
 MAX_MODULE_LINES = 420

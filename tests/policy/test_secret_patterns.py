@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.policy_link import pack_registry
+from deploy.policy_link import pack_registry
 
 patterns = pack_registry().patterns
 

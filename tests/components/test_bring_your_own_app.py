@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from deploy import policy_link
 from deploy.offline.preview import policy_conflicts
-from harness import analyzer, policy_link
+from harness import analyzer
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
-EXAMPLE = Path(__file__).parent / "example_app"
+EXAMPLE = Path(__file__).parents[1] / "example_app"
 STACK = "tiny"
 STATELESS = "stateless"
 

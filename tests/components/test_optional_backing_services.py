@@ -1,6 +1,6 @@
 """Postgres and Redis are each `none`, `in-cluster` or `external`: every value is honoured or refused naming its key,
 and `none` leaves nothing behind in the timeline or the cluster's prerequisites (the program's objects:
-tests/test_bring_your_own_app.py)."""
+tests/components/test_bring_your_own_app.py)."""
 
 from __future__ import annotations
 

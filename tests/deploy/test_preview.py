@@ -20,12 +20,12 @@ from click.testing import CliRunner
 from components.settings import ConfigError
 from deploy.cli import cli
 from deploy.context import DeployContext
+from deploy.exit_codes import ExitCode
 from deploy.offline import preview
 from deploy.offline.report import json_document
 from deploy.terminal import TerminalConsole
 from harness import phases as phases_module
 from harness.analyzer import AnalysisReport, PolicyPackError
-from harness.exit_codes import ExitCode
 from harness.manifests import SECRET_PLACEHOLDER, render
 from harness.phases import ALL_PHASES, Phase
 from harness.recording import Recording
@@ -57,7 +57,7 @@ def test_secret_values_are_placeholders_in_manifests(recording: Recording) -> No
     secrets = [d for d in yaml.safe_load_all(render(recording)) if d["kind"] == "Secret"]
     assert secrets
     for secret in secrets:
-        # tests/test_render.py checks that each placeholder is valid for its Secret type.
+        # tests/deploy/test_render.py checks that each placeholder is valid for its Secret type.
         assert all(SECRET_PLACEHOLDER in value for value in secret["stringData"].values()), secret["metadata"]["name"]
 
 

@@ -72,7 +72,7 @@ def test_make_policy_check_checks_the_new_stack(project: Path) -> None:
 
 
 def test_the_stack_command_regenerates_the_policy_reference_with_a_column_for_the_new_stack(project: Path) -> None:
-    check = [PYTHON, "-m", "harness.policy_docs", "--check"]
+    check = [PYTHON, "-m", "deploy.docs", "--check", "docs/policies.md"]
     fresh = subprocess.run(check, cwd=project, capture_output=True, text=True, check=False)
     assert fresh.returncode == 0, fresh.stderr
     header = next(line for line in (project / "docs" / "policies.md").read_text().splitlines() if "| Policy |" in line)

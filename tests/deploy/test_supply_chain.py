@@ -19,7 +19,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # Every *.in is a lock source; its lock is the *.txt next to it.
 SOURCES = sorted(path for path in REPO.glob("**/requirements*.in") if ".venv" not in path.parts)

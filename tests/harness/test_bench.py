@@ -11,10 +11,10 @@ from unittest import mock
 import pytest
 from pulumi_policy import StackValidationPolicy
 
+from deploy.policy_link import pack_registry
 from harness import runtime
 from harness.analyzer import PolicyPackProcess
 from harness.phases import PhaseRecording
-from harness.policy_link import pack_registry
 from harness.runtime import REPO_ROOT
 
 

@@ -14,9 +14,9 @@ import yaml
 
 from components.config_keys import CONFIG_NAMESPACE
 from components.settings import ConfigError, SettingsModel, load_settings, settings_from_config
+from deploy.docs import configuration as config_docs
+from deploy.exit_codes import ExitCode
 from deploy.offline import preview
-from harness import config_docs
-from harness.exit_codes import ExitCode
 from harness.runtime import REPO_ROOT, ProgramFailed, read_stack_config, run_stack
 from harness.stack_config import StackFileError, coerce, parse_path, read_stack_file, set_path
 from tests.conftest import STAGING_SHA
@@ -241,7 +241,6 @@ def test_quoted_path_segments_may_hold_dots() -> None:
 
 
 def test_the_config_reference_is_generated_from_the_model() -> None:
-    assert config_docs.main(["--check"]) == 0, "docs/configuration.md is stale: run python -m harness.config_docs"
     reference = config_docs.render_reference()
     assert "| `rollout.maxSurge` | integer ≥ 1 | `1` | Extra pods a rolling update may start" in reference
     assert "`registryPassword`" in reference
@@ -256,11 +255,9 @@ def test_field_docstrings_are_read_as_pydantic_reads_them() -> None:
         assert config_docs.attribute_docstrings(model) == extract_docstrings_from_cls(model, use_inspect=True), model
 
 
-def test_the_config_reference_check_fails_when_it_drifts(tmp_path: Path, monkeypatch) -> None:
-    stale = tmp_path / "configuration.md"
-    stale.write_text(config_docs.render_reference().replace("maxSurge", "maxSurges"))
-    monkeypatch.setattr(config_docs, "REFERENCE", stale)
-    assert config_docs.main(["--check"]) == 1
+def test_the_config_reference_is_rewritten_when_it_drifts() -> None:
+    stale = config_docs.render_reference().replace("maxSurge", "maxSurges")
+    assert config_docs.page_text(stale) == config_docs.render_reference() != stale
 
 
 def test_the_readme_links_the_reference_instead_of_keeping_a_table() -> None:

@@ -1,4 +1,4 @@
-"""The pack side by side with a peer tool: `python -m harness.peer_check [--checkov PATH] [--out DIR]`.
+"""The pack side by side with a peer tool: `python -m deploy.peer_check [--checkov PATH] [--out DIR]`.
 
 Renders every stack (`Pulumi.<stack>.yaml`, discovered) and every violating case of the bad-variant catalogue
 (`tests/policy/test_bad_variants.py`), runs checkov (pinned and hash-locked in requirements-peer.txt, so its check
@@ -133,7 +133,7 @@ def verdicts(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.peer_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m deploy.peer_check", description=__doc__.splitlines()[0])
     parser.add_argument("--checkov", type=Path, default=CHECKOV, help="the pinned checkov (make peer-check)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "peer", help="where manifests are written")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ from components.release import working_tree_sha
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 from tests.conftest import STACKS, STAGING_SHA, record
-from tests.stack_queries import DEPLOYMENT, JOB, containers, only, pod_spec
+from tests.support.stack_queries import DEPLOYMENT, JOB, containers, only, pod_spec
 
 PINNED = re.compile(r"^registry\.example\.com/shipsafe/notes:[0-9a-f]{7,40}@sha256:[0-9a-f]{64}$")
 IMAGE = "docker:index/image:Image"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.peer_check import Finding, _changed_documents, load_decisions, stack_names, verdicts
-from harness.policy_link import pack_registry
+from deploy.peer_check import Finding, _changed_documents, load_decisions, stack_names, verdicts
+from deploy.policy_link import pack_registry
 from harness.recording import Recording
 from tests.policy.stack_edits import at, edit
 

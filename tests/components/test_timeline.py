@@ -22,7 +22,7 @@ from harness.replacement import plan_update
 from harness.runtime import REPO_ROOT, read_stack_config
 from tests.conftest import STACKS, record
 from tests.harness.test_replacement import next_release
-from tests.stack_queries import DEPLOYMENT, JOB, STATEFUL_SET, containers, only, pod_spec
+from tests.support.stack_queries import DEPLOYMENT, JOB, STATEFUL_SET, containers, only, pod_spec
 
 SERVICE = "kubernetes:core/v1:Service"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"

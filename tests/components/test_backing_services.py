@@ -11,7 +11,7 @@ import yaml
 from harness.recording import Recording
 from harness.runtime import PLACEHOLDER_SECRET, REPO_ROOT
 from tests.conftest import record
-from tests.stack_queries import DEPLOYMENT, JOB, SECRET, STATEFUL_SET, containers, env_var, only, pod_spec
+from tests.support.stack_queries import DEPLOYMENT, JOB, SECRET, STATEFUL_SET, containers, env_var, only, pod_spec
 
 SECRET_LOOKING = re.compile(r"(?i)pass|secret|token|api_?key|private|credential|dsn|_url$")
 BACKING = {"postgres": ("shipsafe:postgres", "notes-database"), "redis": ("shipsafe:redis", "notes-redis")}

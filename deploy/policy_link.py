@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from components.config_keys import CONFIG_NAMESPACE
-from components.settings import ImageSource, RegistryMode, Resources, ServiceMode, Settings
+from components.settings import INGRESS_WORKLOAD, ImageSource, RegistryMode, Resources, ServiceMode, Settings
 from harness.analyzer import POLICY_DIR, PolicyPackError, load_policy_config
 from harness.runtime import REPO_ROOT
 
@@ -130,6 +130,26 @@ def _dev_prod_parity(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
             yield f"{_key(f'{role}.image')} = {service.image} is not the image dev and CI pin, {pinned} {where}"
 
 
+def _service_env(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
+    attached = policy.enforced("12f-backing-attached")
+    if attached is None:
+        return
+    # What the program attaches from a Secret: each present service's URL variable (`components/app_config.py`).
+    named = {
+        key: variable
+        for key, variable, service in (
+            ("app.postgresUrlEnv", settings.app.postgres_url_env, settings.postgres),
+            ("app.redisUrlEnv", settings.app.redis_url_env, settings.redis),
+        )
+        if service.present
+    }
+    for required in attached["serviceEnv"]:
+        if required not in named.values():
+            given = ", ".join(f"{_key(key)} = {variable}" for key, variable in named.items()) or "no service"
+            where = policy.where("12f-backing-attached", "serviceEnv")
+            yield f"{required} is not attached from a Secret: the settings attach {given} {where}"
+
+
 def _namespaces(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
     access = policy.enforced("network-least-access")
     if access is None:
@@ -141,6 +161,26 @@ def _namespaces(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
         if value not in access[setting]:
             where = policy.where("network-least-access", setting)
             yield f"{_key(key)} = {value} is not a namespace allowed to reach the app's port {where}"
+
+
+def _edge(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
+    limits = policy.enforced("edge-request-limits")
+    web = settings.workloads.get(INGRESS_WORKLOAD)
+    if limits is None or web is None or not web.expose:  # no route, nothing for the rule to judge
+        return
+    edge = settings.app.edge
+    if edge.max_body_bytes > limits["maxBodyBytes"]:
+        where = policy.where("edge-request-limits", "maxBodyBytes")
+        yield (
+            f"{_key('app.edge.maxBodySize')} = {edge.max_body_size} ({edge.max_body_bytes} bytes) exceeds the "
+            f"platform's {limits['maxBodyBytes']:.0f} bytes {where}"
+        )
+    if edge.requests_per_second > limits["maxRequestsPerSecond"]:
+        where = policy.where("edge-request-limits", "maxRequestsPerSecond")
+        yield (
+            f"{_key('app.edge.requestsPerSecond')} = {edge.requests_per_second} exceeds the platform's "
+            f"{limits['maxRequestsPerSecond']:g} per client {where}"
+        )
 
 
 def _rollout(settings: Settings, policy: PolicyConfig) -> Iterator[str]:
@@ -222,10 +262,15 @@ def _uid_and_resources(settings: Settings, policy: PolicyConfig) -> Iterator[str
     ]
     if settings.migration.command is not None:  # no migration Job otherwise
         declared.append(("migration.resources", settings.migration.resources))
+    # As the pack reads them (`hardening.py`): `requireCpuLimits` adds cpu to the required limits.
+    required = {
+        "requests": resources["requests"],
+        "limits": [*resources["limits"], *(["cpu"] if resources["requireCpuLimits"] else [])],
+    }
     for prefix, given in declared:
         kubernetes = given.to_kubernetes()
         for kind in ("requests", "limits"):
-            for name in resources[kind]:
+            for name in required[kind]:
                 if name not in kubernetes[kind]:
                     field = "cpuLimit" if (kind, name) == ("limits", "cpu") else f"{kind}.{name}"
                     where = policy.where("hardening-resources", kind)
@@ -235,7 +280,9 @@ def _uid_and_resources(settings: Settings, policy: PolicyConfig) -> Iterator[str
 CHECKS: tuple[Check, ...] = (
     _registries,
     _dev_prod_parity,
+    _service_env,
     _namespaces,
+    _edge,
     _rollout,
     _replicas,
     _release,

@@ -6,9 +6,9 @@ import pytest
 
 from harness.recording import Recording
 from harness.replacement import plan_update
+from tests.components.test_settings_validation import _with
 from tests.conftest import record
-from tests.stack_queries import JOB, only
-from tests.test_settings_validation import _with
+from tests.support.stack_queries import JOB, only
 
 
 def test_the_job_is_replaced_on_any_change_and_deleted_first(recording: Recording) -> None:

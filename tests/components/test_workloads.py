@@ -10,7 +10,7 @@ import yaml
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 from tests.conftest import record
-from tests.stack_queries import DEPLOYMENT, containers, pod_owners, pod_spec
+from tests.support.stack_queries import DEPLOYMENT, containers, pod_owners, pod_spec
 
 RECOMMENDED_LABELS = {"name", "instance", "component", "part-of", "managed-by"}
 

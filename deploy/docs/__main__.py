@@ -1,0 +1,5 @@
+import sys
+
+from deploy.docs.pages import main
+
+sys.exit(main())
