@@ -1,0 +1,61 @@
+"""`shipsafe image check` end to end on a Node, a Go, a Python and a dependency-free app: the stack's program builds
+from the app's context and the real pack judges its Dockerfile; a good image passes, a bad one exits
+POLICY_VIOLATION with the fix in the app's own language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from deploy.cli import cli
+from deploy.context import DeployContext
+from deploy.errors import ExitCode
+from harness.runtime import REPO_ROOT
+from tests.deploy.memory_stack import MemoryStacks
+from tests.policy.test_dockerfile_languages import GOOD, write_context
+
+
+def image_check(context: Path) -> tuple[int, str]:
+    deploy = DeployContext(open_stack=MemoryStacks(), project_dir=REPO_ROOT)
+    arguments = ["image", "check", "--dockerfile", str(context / "Dockerfile"), "-s", "staging"]
+    result = CliRunner().invoke(cli, arguments, obj=deploy)
+    return result.exit_code, " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("variant", sorted(GOOD))
+def test_a_good_image_passes(variant: str, tmp_path: Path) -> None:
+    dockerfile, files = GOOD[variant]
+    code, output = image_check(write_context(tmp_path / variant, dockerfile, files))
+    assert code == 0, output
+    assert "Policy check passed: 0 mandatory" in output
+
+
+# (good variant, text replaced, replacement, rule, the language's fix in the message)
+BAD = {
+    "node": ("RUN npm ci\n", "RUN npm install\n", "docker-reproducible-deps", "use `npm ci` with the committed"),
+    "go": ("USER nonroot:nonroot\n", "", "docker-non-root-user", "`USER nonroot:nonroot` (distroless)"),
+    "single-script": (
+        "COPY app.py /app/app.py\n",
+        "COPY app.py /app/app.py\nENV API_TOKEN=abcdef123456\n",
+        "docker-no-baked-secrets",
+        "RUN --mount=type=secret,id=api_token,env=API_TOKEN",
+    ),
+    "static-binary": (
+        'CMD ["/app/server"]',
+        "CMD /app/server --port 8080",
+        "docker-runtime-contract",
+        'CMD ["/app/server",',
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(BAD))
+def test_a_bad_image_fails_with_the_language_fix(variant: str, tmp_path: Path) -> None:
+    dockerfile, files = GOOD[variant]
+    old, new, rule, fix = BAD[variant]
+    assert old in dockerfile
+    code, output = image_check(write_context(tmp_path / variant, dockerfile.replace(old, new, 1), files))
+    assert code == ExitCode.POLICY_VIOLATION, output
+    assert f"[{rule}]" in output and fix in output, output
