@@ -17,6 +17,7 @@ from .dockerfiles import (
     build_languages,
     build_steps,
     copies_from_a_stage,
+    copies_the_context,
     dockerignore_misses,
     env_and_args,
     exec_form,
@@ -24,6 +25,7 @@ from .dockerfiles import (
     external_toolchains,
     fix_for,
     load_build,
+    numeric_user,
     pairs,
     run_text,
     with_build,
@@ -41,8 +43,9 @@ _NUMERIC_USER = re.compile(r"^(\d+)(:(\d+))?$")
 
 
 def _final_user(build: Build) -> str:
+    """The final USER, with the IDs the Dockerfile gives the names it creates."""
     user = build.final.last("USER")
-    return str(user.value[0]) if user else "root (default)"
+    return numeric_user(build, str(user.value[0])) if user else "root (default)"
 
 
 @SECTION.resource(
@@ -67,7 +70,7 @@ def check_non_root_user(build: Build, config: Config) -> Iterator[str]:
         # (most bases, node and python among them, run as root).
         yield f"the final stage sets no USER, so it runs as its base image's user (root for most); end it with {way}"
         return
-    name, _, group = str(user.value[0]).partition(":")
+    name, _, group = _final_user(build).partition(":")
     if name in ("0", "root") or group in ("0", "root"):
         yield f"line {user.start_line}: final stage USER {user.value[0]} is root; end it with {way}"
 
@@ -80,7 +83,7 @@ def _built_image_name(res: HasProps) -> str:
 
 @SECTION.stack(
     "docker-user-matches-pods",
-    "Pods that run a built image run as its numeric USER (UID and GID).",
+    "Pods that run a built image run as its USER (UID and GID, a created user's by its useradd/adduser IDs).",
     "Set shipsafe:app.runAsUser to the Dockerfile's final USER, or change the Dockerfile.",
     projectDir=PROJECT_DIR,
 )
@@ -98,7 +101,9 @@ def check_image_matches_pods(
             continue  # docker-non-root-user reports the unreadable Dockerfile
         user = _NUMERIC_USER.match(_final_user(build))
         if user is None:
-            continue  # docker-non-root-user reports a USER that is not numeric
+            # A name the Dockerfile does not create (the base image's `node`, distroless `nonroot`) has a UID only
+            # the base image knows; the pods' numeric runAsUser is what the kubelet runs and verifies.
+            continue
         # Without the target, the build may have stopped at any stage: pods running as one of the stages' USER
         # agree with some build of this Dockerfile (the preview, which saw the target, judged the exact one).
         others = [] if build.target_known else _stage_users(build)
@@ -212,6 +217,12 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
         )
     for language in languages:
         yield from language.missing_lock(build.context)
+        host_installs = {name: (name,) for name in language.host_installs}
+        for name in dockerignore_misses(build.context, host_installs) if copies_the_context(build) else []:
+            yield (
+                f"the build copies the whole context, and {build.context / '.dockerignore'} lets the host's {name} "
+                f"through over the locked install; add a `{name}` line to .dockerignore"
+            )
     for stage in external_toolchains(build, languages):
         yield f"the final stage runs on {stage.base}, a build toolchain; {fix_for(build, 'builder', '')}"
     for stage in build.stages:
@@ -339,7 +350,7 @@ def check_no_baked_secrets(build: Build, config: Config) -> Iterator[str]:
 )
 @with_build
 def check_context_excludes_secrets(build: Build, config: Config) -> Iterator[str]:
-    missing = dockerignore_misses(build.context)
+    missing = dockerignore_misses(build.context, {".git": (".git",), ".env*": (".env", ".env*", ".env.*")})
     if missing:
         yield f"{build.context / '.dockerignore'} does not exclude {' or '.join(missing)}; add a line for each"
 

@@ -229,17 +229,96 @@ def exec_form(instruction: str, text: str) -> str:
         return ""
 
 
-def dockerignore_misses(context: Path) -> list[str]:
-    """What .dockerignore fails to exclude among .git and .env files."""
+def dockerignore_misses(context: Path, wanted: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Which of `wanted` ({shown name: the patterns that exclude it}) the context's .dockerignore fails to exclude."""
     path = context / ".dockerignore"
     if not path.is_file():
-        return [".git", ".env*"]
+        return list(wanted)
     patterns = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
     if patterns and patterns[0] in ("*", "**"):
         return []  # allow-list style: everything is excluded unless re-included
-    missing = []
-    if not any(p.strip("/").removeprefix("**/") in (".git", ".git/") for p in patterns):
-        missing.append(".git")
-    if not any(p.strip("/").removeprefix("**/") in (".env", ".env*", ".env.*") for p in patterns):
-        missing.append(".env*")
-    return missing
+    given = {p.strip("/").removeprefix("**/") for p in patterns}
+    return [name for name, excluding in wanted.items() if not given & set(excluding)]
+
+
+def copies_the_context(build: Build) -> bool:
+    """A COPY or ADD takes the whole build context (`COPY . .`), so whatever .dockerignore lets through."""
+    copies = [c for s in build.stages for c in s.commands if c.cmd in ("COPY", "ADD")]
+    local = [c for c in copies if not any(f.startswith("--from=") for f in c.flags)]
+    return any(source in (".", "./", "*", "./*") for c in local for source in c.value[:-1])
+
+
+_VALUE_OPTIONS = frozenset(
+    {
+        *("-u", "--uid", "-g", "--gid", "-G", "--groups", "--ingroup", "-d", "-h", "--home", "--home-dir"),
+        *("-s", "--shell", "-c", "--comment", "--gecos", "-k", "--skel", "-K", "--key", "-e", "-f", "-p", "-b"),
+    }
+)
+"""useradd/adduser/groupadd/addgroup options that take a value (shadow-utils, Debian adduser, BusyBox)."""
+
+
+def _options(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """A user or group command's options (`--uid=1` and `--uid 1` alike) and its positional words."""
+    options: dict[str, str] = {}
+    positional: list[str] = []
+    rest = iter(words[1:])
+    for word in rest:
+        name, equals, value = word.partition("=")
+        if word.startswith("-") and equals:
+            options[name] = value
+        elif word in _VALUE_OPTIONS:
+            options[word] = next(rest, "")
+        elif not word.startswith("-"):
+            positional.append(word)
+    return options, positional
+
+
+@dataclass(frozen=True)
+class CreatedIds:
+    """The numeric IDs of the users and groups a Dockerfile's final stage (with the stages it is built on) creates."""
+
+    uids: Mapping[str, str]
+    """user -> UID (`useradd -u`, `adduser --uid`)."""
+    primary_gids: Mapping[str, str]
+    """user -> the GID of its primary group, where the Dockerfile states it."""
+    gids: Mapping[str, str]
+    """group -> GID (`groupadd -g`, `addgroup --gid`)."""
+
+
+def created_ids(build: Build) -> CreatedIds:
+    runs = [c for stage in reversed(list(build.final.chain())) for c in stage.commands if c.cmd == "RUN"]
+    uids: dict[str, str] = {}
+    gids: dict[str, str] = {}
+    primary: dict[str, str] = {}
+    for words in (w for c in runs for w in simple_commands(run_text(c))):
+        tool = words[0].rsplit("/", 1)[-1]
+        options, positional = _options(words)
+        if not positional:
+            continue
+        name = positional[0]
+        if tool in ("groupadd", "addgroup") and (gid := options.get("-g") or options.get("--gid")):
+            gids[name] = gid
+        elif tool in ("useradd", "adduser"):
+            if uid := options.get("-u") or options.get("--uid"):
+                uids[name] = uid
+            # The primary group (useradd -g; Debian adduser --gid/--ingroup; BusyBox adduser -G); without one, the
+            # user's own group, whose GID only a groupadd in the Dockerfile states.
+            if tool == "useradd":
+                group = options.get("-g") or options.get("--gid")
+            else:
+                group = options.get("-G") or options.get("--gid") or options.get("--ingroup")
+            primary[name] = group or name
+    resolved = {user: gids.get(group, group) for user, group in primary.items()}
+    return CreatedIds(uids, {user: gid for user, gid in resolved.items() if gid.isdigit()}, gids)
+
+
+def numeric_user(build: Build, value: str) -> str:
+    """A USER value with the names the Dockerfile creates replaced by their IDs (`app` -> `10001:10001`); names it
+    does not create (the base image's `node`, `nonroot`) stay names."""
+    created = created_ids(build)
+    name, colon, group = value.partition(":")
+    uid = created.uids.get(name, name)
+    if colon:
+        return f"{uid}:{created.gids.get(group, group)}"
+    gid = created.primary_gids.get(name)
+    return f"{uid}:{gid}" if gid and uid.isdigit() else uid

@@ -89,6 +89,8 @@ class Language:
     """How its images set a non-root user."""
     toolchain_images: frozenset[str] = frozenset()
     """Base images that only build (a compiler): never the final stage's."""
+    host_installs: tuple[str, ...] = ()
+    """Directories a developer's machine installs dependencies into, which .dockerignore keeps out of the context."""
 
 
 def _read_json(path: Path) -> dict[str, object]:
@@ -174,6 +176,7 @@ NODE = Language(
     healthcheck='HEALTHCHECK CMD ["node", "-e", "fetch(\'http://127.0.0.1:\' + (process.env.PORT || 3002) + '
     "'/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))\"]",
     user="`USER node` (the node images' non-root user) or a numeric `USER <uid>:<gid>`",
+    host_installs=("node_modules",),
 )
 
 
@@ -274,6 +277,7 @@ PYTHON = Language(
     healthcheck='HEALTHCHECK CMD ["python", "-c", "import urllib.request; '
     "urllib.request.urlopen('http://127.0.0.1:3002/healthz', timeout=2)\"]",
     user="create the user (`RUN useradd --system --uid 10001 app`) and end with `USER 10001:10001`",
+    host_installs=(".venv",),
 )
 
 

@@ -51,6 +51,23 @@ BAD = {
 }
 
 
+CREATES_APP = "RUN groupadd --gid {gid} app && useradd --uid {uid} --gid {gid} app\nUSER app\n"
+
+
+def test_a_created_named_user_is_compared_with_the_pods_by_its_ids(tmp_path: Path) -> None:
+    """The staging pods run as 10001:10001 (shipsafe:app.runAsUser); `USER app` is whatever the useradd made it."""
+    dockerfile, files = GOOD["single-script"]
+    same = dockerfile.replace("USER 10001:10001\n", CREATES_APP.format(uid=10001, gid=10001))
+    code, output = image_check(write_context(tmp_path / "same", same, files))
+    assert code == 0, output
+    other = dockerfile.replace("USER 10001:10001\n", CREATES_APP.format(uid=10002, gid=10001))
+    code, output = image_check(write_context(tmp_path / "other", other, files))
+    assert code == ExitCode.POLICY_VIOLATION, output
+    assert (
+        "[docker-user-matches-pods]" in output and "runAsUser is 10001, but the image's USER is 10002:10001" in output
+    )
+
+
 @pytest.mark.parametrize("variant", sorted(BAD))
 def test_a_bad_image_fails_with_the_language_fix(variant: str, tmp_path: Path) -> None:
     dockerfile, files = GOOD[variant]

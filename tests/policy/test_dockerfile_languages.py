@@ -167,6 +167,8 @@ BAD = [
      "docker-runtime-contract", ['CMD ["node", "dist/main.js"]']),
     ("node-no-dockerignore-env", "node", "", "", {".dockerignore": ".git\n"}, "docker-context-excludes-secrets",
      [".dockerignore does not exclude .env*"]),
+    ("node-host-node-modules", "node", "", "", {".dockerignore": ".git\n.env*\n"}, "docker-reproducible-deps",
+     ["host's node_modules", "add a `node_modules` line to .dockerignore"]),
     ("go-no-go-sum", "go", "COPY go.mod go.sum ./", "COPY go.mod ./", {"go.sum": None}, "docker-reproducible-deps",
      ["no go.sum", "`COPY go.mod go.sum ./` and `RUN go mod download`"]),
     ("go-mod-mod", "go", "go build -trimpath", "go build -mod=mod -trimpath", {}, "docker-reproducible-deps",
@@ -202,6 +204,8 @@ BAD = [
      {"pyproject.toml": '[project]\nname = "a"\ndependencies = ["flask"]\n'}, "docker-reproducible-deps",
      ["no lockfile", "pip-compile --generate-hashes"]),
     ("script-no-user", "single-script", "USER 10001:10001\n", "", {}, "docker-non-root-user", ["useradd"]),
+    ("script-created-root", "single-script", "USER 10001:10001\n", "RUN useradd --non-unique --uid 0 app\nUSER app\n",
+     {}, "docker-non-root-user", ["USER app is root"]),
     ("unknown-language-build", "static-binary", "COPY server /app/server\n",
      "COPY . /src\nRUN cargo build --release\n", {}, "docker-package-manager-known",
      ["could not identify a package manager in `cargo build --release`"]),
@@ -231,6 +235,18 @@ def test_a_bad_variant_is_caught_with_the_language_fix(
     found = judge(rules[rule], context)
     assert found, f"{case}: {rule} did not fire; the others found {judge_all(rules, context)}"
     assert any(all(phrase in message for phrase in phrases) for message in found), found
+
+
+@pytest.mark.parametrize(
+    "creates",
+    [
+        "RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid 10001 --no-create-home app",
+        "RUN addgroup -S -g 10001 app && adduser -S -D -u 10001 -G app app",
+    ],
+)
+def test_a_created_named_user_passes(creates: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    dockerfile = SCRIPT_DOCKERFILE.replace("USER 10001:10001\n", f"{creates}\nUSER app\n")
+    assert judge_all(rules, write_context(tmp_path, dockerfile, SCRIPT_FILES)) == {}
 
 
 def test_an_unknown_language_does_not_fail_the_lock_rule(
