@@ -247,6 +247,12 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
         for name, value in pairs(command):
             if _VERIFICATION_OFF.search(f"{name}={value}"):
                 yield f"line {command.start_line}: {command.cmd} {name}={value} disables verification; remove it"
+    settings = [(c, " ".join(f"{n}={v}" for n, v in pairs(c))) for c in env_and_args(build)]
+    settings += [(c, run_text(c)) for stage in build.stages for c in stage.commands if c.cmd == "RUN"]
+    for command, text in settings:
+        for pattern, message in (setting for lang in LANGUAGES for setting in lang.unlocking_settings):
+            if pattern.search(text):
+                yield f"line {command.start_line}: {message}"
     for command in build.final.commands:
         text = run_text(command) if command.cmd == "RUN" else ""
         if re.search(r"\b(apt-get|apk)\b", text) and _TOOLCHAIN.search(text):
@@ -357,7 +363,8 @@ def check_context_excludes_secrets(build: Build, config: Config) -> Iterator[str
 
 @SECTION.resource(
     "docker-healthcheck",
-    "The image declares a HEALTHCHECK (for docker run/compose; Kubernetes uses probes).",
+    "The image declares a HEALTHCHECK it can run (exec form where there is no shell); docker run/compose use it, "
+    "Kubernetes uses probes.",
     'Add an exec-form HEALTHCHECK in the app\'s language, e.g. HEALTHCHECK CMD ["node", "-e", "fetch(...)"], '
     'HEALTHCHECK CMD ["python", "-c", "...urlopen(...)"], HEALTHCHECK CMD ["/app/server", "-healthcheck"].',
     types=IMAGE_BUILDS,
@@ -368,8 +375,14 @@ def check_context_excludes_secrets(build: Build, config: Config) -> Iterator[str
 @with_build
 def check_healthcheck(build: Build, config: Config) -> Iterator[str]:
     command = build.final.last("HEALTHCHECK")
+    way = fix_for(build, "healthcheck", GENERIC_HEALTHCHECK)
     if command is None or (command.value and command.value[0].upper() == "NONE"):
         yield (
             "the image has no HEALTHCHECK (used by `docker run` and compose; not Kubernetes); hit the liveness path: "
-            f"{fix_for(build, 'healthcheck', GENERIC_HEALTHCHECK)}"
+            f"{way}"
         )
+        return
+    base = list(build.final.chain())[-1].base
+    # Docker runs a shell-form HEALTHCHECK as `/bin/sh -c`: an image without a shell is never healthy.
+    if not command.json and (base == "scratch" or "distroless" in parse_image(base).repository):
+        yield f"line {command.start_line}: HEALTHCHECK in shell form needs /bin/sh, which {base} lacks; use {way}"

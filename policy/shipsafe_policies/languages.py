@@ -91,6 +91,8 @@ class Language:
     """Base images that only build (a compiler): never the final stage's."""
     host_installs: tuple[str, ...] = ()
     """Directories a developer's machine installs dependencies into, which .dockerignore keeps out of the context."""
+    unlocking_settings: tuple[tuple[re.Pattern[str], str], ...] = ()
+    """Environment settings (`NAME=value`, in ENV, ARG or before a RUN's command) that unlock its installs."""
 
 
 def _read_json(path: Path) -> dict[str, object]:
@@ -327,6 +329,12 @@ GO = Language(
     "the binary probes its own /healthz)",
     user="`USER nonroot:nonroot` (distroless) or a numeric `USER 65532:65532`",
     toolchain_images=frozenset({"golang"}),
+    unlocking_settings=(
+        (
+            re.compile(r"\bGOFLAGS=\S*-mod=mod\b"),
+            "GOFLAGS=-mod=mod lets every go command rewrite go.mod and go.sum; keep the default -mod=readonly",
+        ),
+    ),
 )
 
 LANGUAGES: tuple[Language, ...] = (NODE, PYTHON, GO)
