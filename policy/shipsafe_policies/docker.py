@@ -160,7 +160,9 @@ def check_pinned_base_images(build: Build, config: Config) -> Iterator[str]:
         if image.tag_is_mutable and not image.has_valid_digest:
             yield f"FROM {stage.base}: pin an explicit version tag (never latest or untagged)"
         elif image.tag is not None and not image.tag_is_full_version and not image.has_valid_digest:
-            yield f"FROM {stage.base}: the tag floats with upstream; pin a full version ({image.tag} -> <x.y.z>...)"
+            variant = image.tag.partition("-")[2]
+            pinned = f"{image.repository.rsplit('/', 1)[-1]}:<x.y.z>{'-' + variant if variant else ''}"
+            yield f"FROM {stage.base}: the tag {image.tag} floats with upstream; pin a full version such as {pinned}"
 
 
 @SECTION.resource(

@@ -88,6 +88,17 @@ CMD ["python", "/app/app.py"]
 """
 SCRIPT_FILES = {"app.py": "import http.server\n"}
 
+NODE_SCRIPT_DOCKERFILE = f"""\
+# A Node script with no dependencies: package.json names it, nothing to install or build.
+FROM node:20.18.1-alpine3.20{DIGEST}
+WORKDIR /app
+COPY package.json server.js ./
+USER node
+HEALTHCHECK CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r => process.exit(!r.ok))"]
+CMD ["node", "server.js"]
+"""
+NODE_SCRIPT_FILES = {"package.json": '{"name": "tiny", "main": "server.js"}', "server.js": "require('http')\n"}
+
 
 def write_context(directory: Path, dockerfile: str, files: Mapping[str, str]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
@@ -126,6 +137,7 @@ GOOD = {
     "go": (GO_DOCKERFILE, GO_FILES),
     "static-binary": (STATIC_DOCKERFILE, STATIC_FILES),
     "single-script": (SCRIPT_DOCKERFILE, SCRIPT_FILES),
+    "node-script": (NODE_SCRIPT_DOCKERFILE, NODE_SCRIPT_FILES),
 }
 
 
@@ -167,6 +179,9 @@ BAD = [
      "docker-runtime-contract", ['CMD ["node", "dist/main.js"]']),
     ("node-no-dockerignore-env", "node", "", "", {".dockerignore": ".git\n"}, "docker-context-excludes-secrets",
      [".dockerignore does not exclude .env*"]),
+    ("node-floating-base", "node", f"FROM node:20.18.1-alpine3.20{DIGEST} AS builder",
+     "FROM node:20-alpine3.20 AS builder", {}, "docker-pinned-base-images",
+     ["tag 20-alpine3.20 floats", "node:<x.y.z>-alpine3.20"]),
     ("node-host-node-modules", "node", "", "", {".dockerignore": ".git\n.env*\n"}, "docker-reproducible-deps",
      ["host's node_modules", "add a `node_modules` line to .dockerignore"]),
     ("go-no-go-sum", "go", "COPY go.mod go.sum ./", "COPY go.mod ./", {"go.sum": None}, "docker-reproducible-deps",
@@ -209,6 +224,9 @@ BAD = [
     ("script-pyproject-without-lock", "single-script", "", "",
      {"pyproject.toml": '[project]\nname = "a"\ndependencies = ["flask"]\n'}, "docker-reproducible-deps",
      ["no lockfile", "pip-compile --generate-hashes"]),
+    ("node-script-gains-dependencies", "node-script", "", "",
+     {"package.json": '{"name": "tiny", "dependencies": {"express": "4.21.2"}}'}, "docker-reproducible-deps",
+     ["no lockfile", "`npm ci`"]),
     ("script-no-user", "single-script", "USER 10001:10001\n", "", {}, "docker-non-root-user", ["useradd"]),
     ("script-created-root", "single-script", "USER 10001:10001\n", "RUN useradd --non-unique --uid 0 app\nUSER app\n",
      {}, "docker-non-root-user", ["USER app is root"]),
