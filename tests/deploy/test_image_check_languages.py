@@ -24,14 +24,6 @@ def image_check(context: Path) -> tuple[int, str]:
     return result.exit_code, " ".join(result.output.split())
 
 
-@pytest.mark.parametrize("variant", sorted(GOOD))
-def test_a_good_image_passes(variant: str, tmp_path: Path) -> None:
-    dockerfile, files = GOOD[variant]
-    code, output = image_check(write_context(tmp_path / variant, dockerfile, files))
-    assert code == 0, output
-    assert "Policy check passed: 0 mandatory" in output
-
-
 # (good variant, text replaced, replacement, rule, the language's fix in the message)
 BAD = {
     "node": ("RUN npm ci\n", "RUN npm install\n", "docker-reproducible-deps", "use `npm ci` with the committed"),
@@ -49,6 +41,14 @@ BAD = {
         'CMD ["/app/server",',
     ),
 }
+
+
+@pytest.mark.parametrize("variant", sorted(BAD))
+def test_a_good_image_passes(variant: str, tmp_path: Path) -> None:
+    dockerfile, files = GOOD[variant]
+    code, output = image_check(write_context(tmp_path / variant, dockerfile, files))
+    assert code == 0, output
+    assert "Policy check passed: 0 mandatory" in output
 
 
 CREATES_APP = "RUN groupadd --gid {gid} app && useradd --uid {uid} --gid {gid} app\nUSER app\n"

@@ -117,12 +117,24 @@ def rules() -> Iterator[dict[str, ResourceValidationPolicy]]:
         yield {p.name: p for p in policies if isinstance(p, ResourceValidationPolicy) and p.name.startswith("docker-")}
 
 
-def judge(rule: ResourceValidationPolicy, context: Path) -> list[str]:
+PULUMI_DOCKER, DOCKER_BUILD = "docker:index/image:Image", "docker-build:index:Image"
+
+
+def image_props(resource_type: str, context: Path) -> dict[str, object]:
+    """An image build's inputs as the provider's Check returns them (pulumi-docker `build`, docker-build's
+    `context.location`/`dockerfile.location`)."""
+    dockerfile = str(context / "Dockerfile")
+    if resource_type == DOCKER_BUILD:
+        return {"context": {"location": str(context)}, "dockerfile": {"location": dockerfile}, "tags": ["reg/app:x"]}
+    return {"build": {"context": str(context), "dockerfile": dockerfile}, "imageName": "reg/app:x"}
+
+
+def judge(rule: ResourceValidationPolicy, context: Path, resource_type: str = PULUMI_DOCKER) -> list[str]:
     """The rule's violations on one image build from `context`, as the pack reports them."""
-    props = {"build": {"context": str(context), "dockerfile": str(context / "Dockerfile")}, "imageName": "reg/app:x"}
     options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
-    urn = "urn:pulumi:staging::shipsafe::docker:index/image:Image::app-image"
-    args = ResourceValidationArgs("docker:index/image:Image", props, urn, "app-image", options, None, {})
+    urn = f"urn:pulumi:staging::shipsafe::{resource_type}::app-image"
+    props = image_props(resource_type, context)
+    args = ResourceValidationArgs(resource_type, props, urn, "app-image", options, None, {})
     found: list[str] = []
     rule.validate(args, lambda message, _urn: found.append(message))
     return found
@@ -259,6 +271,13 @@ def test_a_bad_variant_is_caught_with_the_language_fix(
     found = judge(rules[rule], context)
     assert found, f"{case}: {rule} did not fire; the others found {judge_all(rules, context)}"
     assert any(all(phrase in message for phrase in phrases) for message in found), found
+
+
+def test_docker_build_images_are_judged_alike(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    good = write_context(tmp_path / "good", NODE_DOCKERFILE, NODE_FILES)
+    assert {name: judge(rule, good, DOCKER_BUILD) for name, rule in rules.items()} == {name: [] for name in rules}
+    bad = write_context(tmp_path / "bad", NODE_DOCKERFILE.replace("RUN npm ci\n", "RUN npm install\n"), NODE_FILES)
+    assert any("use `npm ci`" in m for m in judge(rules["docker-reproducible-deps"], bad, DOCKER_BUILD))
 
 
 @pytest.mark.parametrize(
