@@ -45,10 +45,18 @@ def simple_commands(text: str) -> list[list[str]]:
     return [words for words in commands if words]
 
 
+_LAUNCHERS = frozenset({"-m", "npx", "exec", "corepack"})
+"""Words after which the next one is the command run (`python -m pip`, `npx tsc`, `corepack pnpm`)."""
+
+
 def _arguments(words: list[str], tool: str) -> list[str] | None:
-    """What follows `tool` (also `/path/tool`, `python -m tool`) in a simple command; None when it is not run."""
+    """What follows `tool` (also `/path/tool`, `python -m tool`) when the simple command runs it; None when it does
+    not (`apk add npm` installs npm, it does not run it)."""
     names = [w.rsplit("/", 1)[-1] for w in words]
-    return words[names.index(tool) + 1 :] if tool in names else None
+    for index, name in enumerate(names):
+        if name == tool and (index == 0 or names[index - 1] in _LAUNCHERS):
+            return words[index + 1 :]
+    return None
 
 
 def _invokes(words: list[str], tool: str, *subcommands: str) -> bool:

@@ -292,6 +292,12 @@ def test_a_created_named_user_passes(creates: str, rules: dict[str, ResourceVali
     assert judge_all(rules, write_context(tmp_path, dockerfile, SCRIPT_FILES)) == {}
 
 
+def test_installing_a_tool_is_not_running_it(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    """`apk add npm yarn` installs the tools; it does not run `yarn` (an unlocked install) or build anything."""
+    dockerfile = STATIC_DOCKERFILE.replace("COPY server", "RUN apk add --no-cache nodejs npm go yarn\nCOPY server")
+    assert judge_all(rules, write_context(tmp_path, dockerfile, STATIC_FILES)) == {}
+
+
 def test_an_unknown_language_does_not_fail_the_lock_rule(
     rules: dict[str, ResourceValidationPolicy], tmp_path: Path
 ) -> None:
