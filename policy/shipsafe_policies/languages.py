@@ -203,7 +203,7 @@ def _python_builds(context: Path) -> bool:
     requirements = any(
         line.strip() and not line.lstrip().startswith("#")
         for path in _requirements(context)
-        for line in path.read_text(errors="replace").splitlines()
+        for line in _read_text(path).splitlines()
     )
     return requirements or bool(_pyproject_dependencies(context)) or (context / "Pipfile").is_file()
 
@@ -306,8 +306,9 @@ def _go_unlocked(words: list[str]) -> Iterator[str]:
     if _invokes(words, "go", "get") or (_invokes(words, "go", "mod") and re.search(r"\bmod\s+(tidy|edit)\b", text)):
         yield f"`{text}` rewrites go.mod/go.sum during the build; run it before committing, then `go mod download`"
     if _invokes(words, "go", "install"):
-        remote = [w for w in (_arguments(words, "go") or [])[1:] if not w.startswith(("-", ".", "/"))]
-        if any(re.search(r"@v\d", module) is None for module in remote):
+        # Without @version, module mode installs the version go.mod and go.sum lock; @latest or a branch floats.
+        versions = [w.partition("@")[2] for w in (_arguments(words, "go") or [])[1:] if "@" in w]
+        if any(re.match(r"v\d", version) is None for version in versions):
             yield f"`{text}` installs a tool at a moving version; pin it as `go install <module>@v<version>`"
 
 
@@ -346,7 +347,7 @@ GO = Language(
 )
 
 LANGUAGES: tuple[Language, ...] = (NODE, PYTHON, GO)
-"""Every language the rules judge; a fix for a build in none of them is written for a plain binary (`GENERIC`)."""
+"""Every language the rules judge; a fix for a build in none of them is written for a plain binary (`GENERIC_*`)."""
 
 GENERIC_COMMAND = 'CMD ["/app/<binary>"]'
 GENERIC_HEALTHCHECK = 'HEALTHCHECK CMD ["/app/<binary>", "-healthcheck"] hitting the liveness path'

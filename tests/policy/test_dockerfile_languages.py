@@ -206,6 +206,8 @@ BAD = [
      "docker-reproducible-deps", ["GOFLAGS=-mod=mod"]),
     ("go-get-in-build", "go", "RUN go mod download\n", "RUN go get ./...\n", {}, "docker-reproducible-deps",
      ["rewrites go.mod/go.sum"]),
+    ("go-install-latest", "go", "RUN go mod download\n", "RUN go install github.com/a/b/cmd/gen@latest\n", {},
+     "docker-reproducible-deps", ["moving version", "go install <module>@v<version>"]),
     ("go-sumdb-off", "go", "RUN go mod download\n", "ENV GOSUMDB=off\nRUN go mod download\n", {},
      "docker-reproducible-deps", ["GOSUMDB=off"]),
     ("go-toolchain-final", "go", f"FROM gcr.io/distroless/static-debian12:nonroot{DIGEST}\n", "FROM builder\n", {},
