@@ -17,9 +17,9 @@ from tests.deploy.memory_stack import MemoryStacks
 from tests.policy.test_dockerfile_languages import GOOD, write_context
 
 
-def image_check(context: Path) -> tuple[int, str]:
+def image_check(context: Path, stack: str = "staging") -> tuple[int, str]:
     deploy = DeployContext(open_stack=MemoryStacks(), project_dir=REPO_ROOT)
-    arguments = ["image", "check", "--dockerfile", str(context / "Dockerfile"), "-s", "staging"]
+    arguments = ["image", "check", "--dockerfile", str(context / "Dockerfile"), "-s", stack]
     result = CliRunner().invoke(cli, arguments, obj=deploy)
     return result.exit_code, " ".join(result.output.split())
 
@@ -76,3 +76,14 @@ def test_a_bad_image_fails_with_the_language_fix(variant: str, tmp_path: Path) -
     code, output = image_check(write_context(tmp_path / variant, dockerfile.replace(old, new, 1), files))
     assert code == ExitCode.POLICY_VIOLATION, output
     assert f"[{rule}]" in output and fix in output, output
+
+
+def test_a_build_no_known_package_manager_runs_is_named_not_refused_even_in_prod(tmp_path: Path) -> None:
+    """prod sets every level to mandatory ("all"), but not this one: a tool the pack cannot judge is reported with
+    what it could not identify, never failed for it (policy/config/prod.json)."""
+    dockerfile, files = GOOD["static-binary"]
+    unknown = dockerfile.replace("COPY server /app/server\n", "COPY . /src\nRUN cargo build --release\n")
+    code, output = image_check(write_context(tmp_path, unknown, files), "prod")
+    assert code == 0, output
+    assert "[docker-package-manager-known]" in output
+    assert "could not identify a package manager in `cargo build --release`" in output
