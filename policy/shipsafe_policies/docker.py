@@ -212,7 +212,7 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
     languages = build_languages(build)
     # A dependency-free app (a static binary copied in, one script with no manifest) has nothing to build.
     built = [lang for lang in languages if lang.builds(build.context) or any(lang.build_step(w) for _, w in steps)]
-    if built and not copies_from_a_stage(build.final):
+    if built and not copies_from_a_stage(build):
         yield (
             f"the {built[0].name} build runs in the final stage (it copies nothing from a builder stage), so its "
             f"toolchain and dev dependencies ship; use a multi-stage build: {built[0].builder}"

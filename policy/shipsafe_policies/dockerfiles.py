@@ -172,7 +172,8 @@ def build_languages(build: Build) -> list[Language]:
     starts = [run_text(c) for s in build.stages for c in s.commands if c.cmd in ("CMD", "ENTRYPOINT")]
     found = identify(build.context, [s.base for s in build.stages], [w for _, w in build_steps(build)], starts)
     final_bases = {parse_image(s.base).repository.rsplit("/", 1)[-1] for s in build.final.chain()}
-    starts_final = {run_text(c).split()[0] for c in (build.final.last("CMD"), build.final.last("ENTRYPOINT")) if c}
+    final_commands = [build.final.last("CMD"), build.final.last("ENTRYPOINT")]
+    starts_final = {c.value[0].split()[0].rsplit("/", 1)[-1] for c in final_commands if c and c.value and c.value[0]}
     return sorted(found, key=lambda language: not (language.base_images & final_bases or language.tools & starts_final))
 
 
@@ -188,13 +189,17 @@ def external_bases(build: Build) -> Iterator[Stage]:
             yield stage
 
 
-def copies_from_a_stage(stage: Stage) -> bool:
-    """The stage (or a stage it is built FROM) copies a result out of a stage it is not built on: multi-stage."""
-    chain = list(stage.chain())
-    own = {s.alias for s in chain if s.alias}
+def copies_from_a_stage(build: Build) -> bool:
+    """The final stage (or a stage it is built FROM) copies a result out of another stage of the build, by name or
+    index: the build is multi-stage. `COPY --from=<an image>` takes files from an image, not from a builder."""
+    chain = list(build.final.chain())
+    stages = {
+        **{str(i): stage for i, stage in enumerate(build.stages)},
+        **{s.alias: s for s in build.stages if s.alias},
+    }
     copies = [c for s in chain for c in s.commands if c.cmd == "COPY"]
-    sources = {f.removeprefix("--from=") for c in copies for f in c.flags if f.startswith("--from=")}
-    return bool(sources - own)
+    sources = [f.removeprefix("--from=") for c in copies for f in c.flags if f.startswith("--from=")]
+    return any(source in stages and stages[source] not in chain for source in sources)
 
 
 def pairs(command: Any) -> list[tuple[str, str]]:

@@ -294,6 +294,16 @@ def test_a_created_named_user_passes(creates: str, rules: dict[str, ResourceVali
     assert judge_all(rules, write_context(tmp_path, dockerfile, SCRIPT_FILES)) == {}
 
 
+def test_copying_from_an_image_is_not_a_builder_stage(
+    rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """One stage that builds and copies a binary out of another image (`COPY --from=<image>`) is still one stage."""
+    single = NODE_DOCKERFILE.replace(f"FROM node:20.18.1-alpine3.20{DIGEST} AS production\n", "")
+    single = single.replace("COPY --from=builder /app/dist ./dist", "COPY --from=busybox:1.36.1 /bin/wget /bin/wget")
+    found = judge(rules["docker-reproducible-deps"], write_context(tmp_path, single, NODE_FILES))
+    assert any("use a multi-stage build" in message for message in found), found
+
+
 def test_installing_a_tool_is_not_running_it(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
     """`apk add npm yarn` installs the tools; it does not run `yarn` (an unlocked install) or build anything."""
     dockerfile = STATIC_DOCKERFILE.replace("COPY server", "RUN apk add --no-cache nodejs npm go yarn\nCOPY server")
