@@ -96,8 +96,9 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 def _relative_to_project(value: str) -> str:
     # `pulumi up` runs the program in the project directory, and pulumi-docker hands the context and Dockerfile to
     # the build as given, so a relative path resolves against it (the pack reads it the same way:
-    # `policy/shipsafe_policies/docker.py` `load_build`). A relative path means the same on every checkout laid out
-    # alike (the app's own repository beside this one: `../greeter`); an absolute one names one machine's disk.
+    # `policy/shipsafe_policies/dockerfiles.py` `load_build`). A relative path means the same on every checkout
+    # laid out alike (the app's own repository beside this one: `../greeter`); an absolute one names one machine's
+    # disk.
     if value.startswith("/") or not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
         raise ValueError(
             f"{value!r} must be a path relative to the project directory (letters, digits, . _ / -), inside it "

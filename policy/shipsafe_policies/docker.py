@@ -1,184 +1,78 @@
-"""Dockerfile family: the image resource names its Dockerfile; these policies read and parse it.
-
-Parsing uses the `dockerfile` package (BuildKit's own Go parser), so continuation lines, heredocs and exec
-form are understood exactly as `docker build` understands them. Paths in the image resource are relative to
-the Pulumi project directory, which is `projectDir` relative to this pack (the pack lives in `<project>/policy`).
-"""
+"""Dockerfile family: the image resource names its Dockerfile; these policies read it (`dockerfiles.load_build`) and
+judge the chapter's image rules in the build's own language (`languages`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import dockerfile
 from pulumi_policy import PolicyResource
 
 from . import k8s
+from .dockerfiles import (
+    Build,
+    DockerfileError,
+    build_languages,
+    build_steps,
+    copies_from_a_stage,
+    copies_the_context,
+    dockerignore_misses,
+    env_and_args,
+    exec_form,
+    external_bases,
+    external_toolchains,
+    fix_for,
+    load_build,
+    numeric_user,
+    pairs,
+    run_text,
+    with_build,
+)
 from .framework import ADVISORY, Config, Finding, HasProps, Item, Section, Setting, item_by_item
 from .images import IMAGE_BUILDS, parse_image
 from .k8s import dig, items, number
+from .languages import GENERIC_COMMAND, GENERIC_HEALTHCHECK, GENERIC_USER, LANGUAGES, unidentified_steps
 from .patterns import looks_secret, names_a_secret
 
 SECTION = Section(__name__, "docker", topic="Sec")
-PACK_DIR = Path(__file__).resolve().parent.parent
-
 PROJECT_DIR = Setting("string", "..", "The Pulumi project directory, relative to the policy pack directory.")
-_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::?[-+]([^}]*))?\}|(\w+))")
-
-
-@dataclass(frozen=True)
-class Stage:
-    base: str
-    """FROM argument with build args substituted."""
-    alias: str | None
-    commands: tuple[Any, ...]
-    parent: Stage | None
-    """The earlier stage this one is built FROM, if any."""
-
-    def chain(self) -> Iterator[Stage]:
-        stage: Stage | None = self
-        while stage is not None:
-            yield stage
-            stage = stage.parent
-
-    def last(self, instruction: str) -> Any | None:
-        """The effective instruction (USER, CMD, HEALTHCHECK...) including what the parent stage set."""
-        for stage in self.chain():
-            found = [c for c in stage.commands if c.cmd == instruction]
-            if found:
-                return found[-1]
-        return None
-
-
-@dataclass(frozen=True)
-class Build:
-    path: Path
-    context: Path
-    stages: tuple[Stage, ...]
-    final: Stage
-    global_args: tuple[Any, ...]
-    target_known: bool = True
-    """False for a build read from its outputs, which carry no target or build args: `final` is then the last
-    stage, though the build may have stopped at another."""
-
-
-class DockerfileError(Exception):
-    pass
-
-
-def _substitute(text: str, values: Mapping[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(3)
-        return values.get(name, match.group(2) or "")
-
-    return _VARIABLE.sub(replace, text)
-
-
-@functools.lru_cache(maxsize=16)
-def _parse(path: Path, mtime: float) -> tuple[Any, ...]:
-    return tuple(dockerfile.parse_file(str(path)))
-
-
-def load_build(res: HasProps, config: Config) -> Build:
-    """The build an image resource describes: Dockerfile stages with build args applied, and the target."""
-    props = res.props
-    project = (PACK_DIR / str(config["projectDir"])).resolve()
-    target_known = True
-    if res.resource_type == "docker-build:index:Image":
-        context_dir = dig(props, "context", "location") or "."
-        file_name = dig(props, "dockerfile", "location")
-        build_args, target = dig(props, "buildArgs") or {}, dig(props, "target")
-    elif "build" in props or "context" not in props:
-        # The inputs (Analyze: the provider's Check output), and a preview's outputs where pulumi-docker cannot
-        # build (provider.go `Create`/`Update` without `canPreview` return the request's properties).
-        context_dir = dig(props, "build", "context") or "."
-        file_name = dig(props, "build", "dockerfile")
-        build_args, target = dig(props, "build", "args") or {}, dig(props, "build", "target")
-    else:
-        # The outputs of a build (pulumi-docker `image.go` `dockerBuild`): `context` as given and `dockerfile`
-        # relative to it (docker's `GetContextFromLocalDir`); no build args or target, so the Dockerfile is read
-        # as `docker build` without them reads it (the preview, which gates `up`, saw them).
-        context_dir = props.get("context") or "."
-        file_name = str(Path(str(context_dir)) / str(props.get("dockerfile") or "Dockerfile"))
-        build_args, target, target_known = {}, None, False
-    context = project / str(context_dir)
-    path = project / str(file_name) if file_name else context / "Dockerfile"
-    try:
-        commands = _parse(path, path.stat().st_mtime)
-    except (OSError, dockerfile.GoParseError) as error:
-        raise DockerfileError(f"cannot read the Dockerfile {path}: {error}") from error
-    values: dict[str, str] = {}
-    global_args: list[Any] = []
-    stages: list[Stage] = []
-    current: tuple[str, str | None, Stage | None] | None = None
-    body: list[Any] = []
-    for command in commands:
-        if command.cmd == "FROM":
-            if current is not None:
-                stages.append(Stage(current[0], current[1], tuple(body), current[2]))
-            words = list(command.value)
-            base = _substitute(words[0], values)
-            alias = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            parent = next((s for s in stages if s.alias == base), None)
-            current, body = (base, alias, parent), []
-        elif current is None:
-            if command.cmd == "ARG":
-                global_args.append(command)
-                name, _, default = command.value[0].partition("=")
-                values[name] = str(build_args.get(name, default))
-        else:
-            body.append(command)
-    if current is None:
-        raise DockerfileError(f"{path} has no FROM instruction")
-    stages.append(Stage(current[0], current[1], tuple(body), current[2]))
-    final = next((s for s in stages if s.alias == target), stages[-1]) if target else stages[-1]
-    return Build(path, context, tuple(stages), final, tuple(global_args), target_known)
-
-
-def _with_build(check: Any) -> Any:
-    """Report an unreadable Dockerfile as the violation instead of crashing the policy."""
-
-    @functools.wraps(check)
-    def run(res: HasProps, config: Config) -> Iterator[str]:
-        try:
-            build = load_build(res, config)
-        except DockerfileError as error:
-            yield str(error)
-            return
-        yield from check(build, config)
-
-    return run
-
 
 _NUMERIC_USER = re.compile(r"^(\d+)(:(\d+))?$")
 
 
 def _final_user(build: Build) -> str:
+    """The final USER, with the IDs the Dockerfile gives the names it creates."""
     user = build.final.last("USER")
-    return str(user.value[0]) if user else "root (default)"
+    return numeric_user(build, str(user.value[0])) if user else "root (default)"
 
 
 @SECTION.resource(
     "docker-non-root-user",
-    "The image's final USER is a numeric non-root UID:GID.",
-    "End the final stage with a numeric `USER <uid>:<gid>` such as `USER 10001:10001`.",
+    "The image's final stage sets a non-root USER (a name other than root, or a non-zero UID and GID).",
+    "End the final stage with a non-root USER in the language's way: `USER node` (node images), "
+    "`USER nonroot:nonroot` (distroless), or a created `USER 10001:10001`.",
     types=IMAGE_BUILDS,
     projectDir=PROJECT_DIR,
 )
-@_with_build
+@with_build
 def check_non_root_user(build: Build, config: Config) -> Iterator[str]:
-    # The rule, not a copy of the app's UID: the pods run as the image's USER (docker-user-matches-pods).
-    value = _final_user(build)
-    match = _NUMERIC_USER.match(value)
-    if not match:
-        yield f"final stage USER is {value}; use a numeric `USER <uid>:<gid>` (kubelet checks runAsNonRoot on UIDs)"
-    elif match.group(1) == "0" or match.group(3) == "0":
-        yield f"final stage USER {value} is root; use a numeric non-root `USER <uid>:<gid>`"
+    # A named USER (the node images' `node`, distroless `nonroot`) is accepted as hadolint DL3002 and checkov
+    # CKV_DOCKER_8 accept it: the pods always set a numeric runAsUser (pss-run-as-non-root), which the kubelet
+    # verifies instead of the image's USER (kubernetes `pkg/kubelet/kuberuntime/security_context_others.go`
+    # `verifyRunAsNonRoot`: the effective runAsUser is checked first; only without one does a non-numeric image
+    # user fail with "cannot verify user is non-root").
+    user = build.final.last("USER")
+    way = fix_for(build, "user", GENERIC_USER)
+    if user is None:
+        # As checkov CKV_DOCKER_3: the user is stated where the image is reviewed, not inherited unseen from a base
+        # (most bases, node and python among them, run as root).
+        yield f"the final stage sets no USER, so it runs as its base image's user (root for most); end it with {way}"
+        return
+    name, _, group = _final_user(build).partition(":")
+    if name in ("0", "root") or group in ("0", "root"):
+        yield f"line {user.start_line}: final stage USER {user.value[0]} is root; end it with {way}"
 
 
 def _built_image_name(res: HasProps) -> str:
@@ -189,7 +83,7 @@ def _built_image_name(res: HasProps) -> str:
 
 @SECTION.stack(
     "docker-user-matches-pods",
-    "Pods that run a built image run as its numeric USER (UID and GID).",
+    "Pods that run a built image run as its USER (UID and GID, a created user's by its useradd/adduser IDs).",
     "Set shipsafe:app.runAsUser to the Dockerfile's final USER, or change the Dockerfile.",
     projectDir=PROJECT_DIR,
 )
@@ -207,7 +101,9 @@ def check_image_matches_pods(
             continue  # docker-non-root-user reports the unreadable Dockerfile
         user = _NUMERIC_USER.match(_final_user(build))
         if user is None:
-            continue  # docker-non-root-user reports a USER that is not numeric
+            # A name the Dockerfile does not create (the base image's `node`, distroless `nonroot`) has a UID only
+            # the base image knows; the pods' numeric runAsUser is what the kubelet runs and verifies.
+            continue
         # Without the target, the build may have stopped at any stage: pods running as one of the stages' USER
         # agree with some build of this Dockerfile (the preview, which saw the target, judged the exact one).
         others = [] if build.target_known else _stage_users(build)
@@ -245,31 +141,28 @@ def _agreement(where: str, container: Any, spec: Any, user: re.Match[str], urn: 
             )
 
 
-def _external_bases(build: Build) -> Iterator[Stage]:
-    for stage in build.stages:
-        if stage.parent is None and stage.base != "scratch":
-            yield stage
-
-
 @SECTION.resource(
     "docker-pinned-base-images",
     "Every external FROM pins a full version tag (never latest/untagged); stage names are unique.",
-    "Use e.g. python:3.11.14-slim-bookworm (plus @sha256 digest where it can be resolved).",
+    "Pin a full version tag such as node:20.18.1-alpine3.20, python:3.11.14-slim-bookworm or golang:1.23.4-bookworm "
+    "(plus an @sha256 digest where it can be resolved).",
     types=IMAGE_BUILDS,
     topic="II Dependencies; V Build/release/run; X Dev/prod parity",
     projectDir=PROJECT_DIR,
 )
-@_with_build
+@with_build
 def check_pinned_base_images(build: Build, config: Config) -> Iterator[str]:
     aliases = [s.alias for s in build.stages if s.alias]
     for alias in sorted({a for a in aliases if aliases.count(a) > 1}):
         yield f"stage alias {alias} is used twice; make stage names unique"
-    for stage in _external_bases(build):
+    for stage in external_bases(build):
         image = parse_image(stage.base)
         if image.tag_is_mutable and not image.has_valid_digest:
             yield f"FROM {stage.base}: pin an explicit version tag (never latest or untagged)"
         elif image.tag is not None and not image.tag_is_full_version and not image.has_valid_digest:
-            yield f"FROM {stage.base}: the tag floats; pin a full version such as python:3.11.14-slim-bookworm"
+            variant = image.tag.partition("-")[2]
+            pinned = f"{image.repository.rsplit('/', 1)[-1]}:<x.y.z>{'-' + variant if variant else ''}"
+            yield f"FROM {stage.base}: the tag {image.tag} floats with upstream; pin a full version such as {pinned}"
 
 
 @SECTION.resource(
@@ -281,126 +174,217 @@ def check_pinned_base_images(build: Build, config: Config) -> Iterator[str]:
     level=ADVISORY,
     projectDir=PROJECT_DIR,
 )
-@_with_build
+@with_build
 def check_base_image_digest(build: Build, config: Config) -> Iterator[str]:
-    for stage in _external_bases(build):
+    for stage in external_bases(build):
         if not parse_image(stage.base).has_valid_digest:
             yield f"FROM {stage.base}: add @sha256:<digest> (pass it through the BASE_IMAGE build arg)"
 
 
 _RUN_RULES = (
-    (re.compile(r"\bnpm\s+(install|i)\b"), "use `npm ci` (lockfile) instead of npm install"),
     (re.compile(r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z)?sh\b"), "do not pipe downloads into a shell"),
-    (
-        re.compile(r"--trusted-host|--no-check-certificate|--allow-unauthenticated|\bcurl\b[^;&|]*\s-k\b|--insecure"),
-        "do not disable TLS or signature checks",
-    ),
     (re.compile(r"\bsudo\b|\bchpasswd\b"), "no sudo or chpasswd in images"),
 )
-_PIP_INSTALL = re.compile(r"\bpip3?\s+install\b[^;&|]*")
-_LOCKED_PIP = re.compile(r"--require-hashes|--no-index")
+_VERIFICATION_OFF = re.compile(
+    r"--trusted-host|--no-check-certificate|--allow-unauthenticated|--allow-untrusted|--nogpgcheck|--nosignature"
+    r"|\bcurl\b[^;&|]*\s-k\b|--insecure|strict-ssl\s+false|sslVerify\s+false"
+    r"|\b(NODE_TLS_REJECT_UNAUTHORIZED|PYTHONHTTPSVERIFY)=0\b|\bGIT_SSL_NO_VERIFY=|\bGOSUMDB=off\b"
+    r"|\bGO(NOSUMDB|NOSUMCHECK|INSECURE)=|\bGOFLAGS=\S*-insecure|\bPIP_TRUSTED_HOST="
+)
+"""Switching off TLS, signature or checksum verification, in a RUN or an ENV/ARG (the family checkov's CKV2_DOCKER
+checks list one tool at a time: curl -k, wget, pip, apt, apk, yum, rpm, npm, git, Node, Python, Go's sum database)."""
 _TOOLCHAIN = re.compile(r"\b(build-essential|gcc|g\+\+|make|libpq-dev|python3-dev)\b")
-
-
-def _run_text(command: Any) -> str:
-    return " ".join(command.value)
 
 
 @SECTION.resource(
     "docker-reproducible-deps",
-    "Multi-stage build with locked installs (pip --require-hashes / npm ci), no unverified downloads.",
-    "Install from the lockfile with hashes in the builder stage; copy the result to the final stage.",
+    "Where the app is built, a multi-stage build installs from the committed lockfile (npm ci, yarn/pnpm "
+    "--frozen-lockfile, pip --require-hashes, uv sync --locked, go.sum with go mod download) with verification on.",
+    "Install from the committed lockfile in a builder stage (`npm ci`, `pip install --require-hashes -r "
+    "requirements.txt`, `go mod download` with go.sum) and copy only the result into the final stage.",
     types=IMAGE_BUILDS,
     topic="II Dependencies; Sec",
     projectDir=PROJECT_DIR,
 )
-@_with_build
+@with_build
 def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
-    if len(build.stages) < 2:
-        yield "use a multi-stage build: install with the toolchain in `builder`, copy only the result to the final one"
+    steps = build_steps(build)
+    languages = build_languages(build)
+    # A dependency-free app (a static binary copied in, one script with no manifest) has nothing to build.
+    built = [lang for lang in languages if lang.builds(build.context) or any(lang.build_step(w) for _, w in steps)]
+    if built and not copies_from_a_stage(build):
+        yield (
+            f"the {built[0].name} build runs in the final stage (it copies nothing from a builder stage), so its "
+            f"toolchain and dev dependencies ship; use a multi-stage build: {built[0].builder}"
+        )
+    for language in languages:
+        yield from language.missing_lock(build.context)
+        host_installs = {name: (name,) for name in language.host_installs}
+        for name in dockerignore_misses(build.context, host_installs) if copies_the_context(build) else []:
+            yield (
+                f"the build copies the whole context, and {build.context / '.dockerignore'} lets the host's {name} "
+                f"through over the locked install; add a `{name}` line to .dockerignore"
+            )
+    for stage in external_toolchains(build, languages):
+        yield f"the final stage runs on {stage.base}, a build toolchain; {fix_for(build, 'builder', '')}"
     for stage in build.stages:
         for command in stage.commands:
             if command.cmd == "ADD" and any(re.match(r"^[a-z]+://", v) for v in command.value[:-1]):
                 yield f"line {command.start_line}: ADD <url> is unverified; download with a checksum in RUN"
             if command.cmd != "RUN":
                 continue
-            text = _run_text(command)
+            text = run_text(command)
             for pattern, message in _RUN_RULES:
                 if pattern.search(text):
                     yield f"line {command.start_line}: {message}"
-            for install in _PIP_INSTALL.finditer(text):
-                if not _LOCKED_PIP.search(install.group(0)):
-                    yield f"line {command.start_line}: pip install without --require-hashes is not locked"
+            if _VERIFICATION_OFF.search(text):
+                yield f"line {command.start_line}: do not disable TLS, signature or checksum verification"
             if re.search(r"apt-get\s+update", text) and not re.search(r"apt-get\s+(-\S+\s+)*install", text):
                 yield f"line {command.start_line}: apt-get update alone caches stale lists; update and install together"
+    for command, words in steps:
+        for language in LANGUAGES:
+            for message in language.unlocked(words):
+                yield f"line {command.start_line}: {message}"
+    for command in env_and_args(build):
+        for name, value in pairs(command):
+            if _VERIFICATION_OFF.search(f"{name}={value}"):
+                yield f"line {command.start_line}: {command.cmd} {name}={value} disables verification; remove it"
+    settings = [(c, " ".join(f"{n}={v}" for n, v in pairs(c))) for c in env_and_args(build)]
+    settings += [(c, run_text(c)) for stage in build.stages for c in stage.commands if c.cmd == "RUN"]
+    for command, text in settings:
+        for pattern, message in (setting for lang in LANGUAGES for setting in lang.unlocking_settings):
+            if pattern.search(text):
+                yield f"line {command.start_line}: {message}"
     for command in build.final.commands:
-        text = _run_text(command) if command.cmd == "RUN" else ""
+        text = run_text(command) if command.cmd == "RUN" else ""
         if re.search(r"\b(apt-get|apk)\b", text) and _TOOLCHAIN.search(text):
             yield f"line {command.start_line}: the final stage installs a toolchain; build in the builder stage"
 
 
-def _dockerignore_covers(context: Path) -> list[str]:
-    """What .dockerignore fails to exclude among .git and .env files."""
-    path = context / ".dockerignore"
-    if not path.is_file():
-        return [".git", ".env*"]
-    patterns = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    if patterns and patterns[0] in ("*", "**"):
-        return []  # allow-list style: everything is excluded unless re-included
-    missing = []
-    if not any(p.strip("/").removeprefix("**/") in (".git", ".git/") for p in patterns):
-        missing.append(".git")
-    if not any(p.strip("/").removeprefix("**/") in (".env", ".env*", ".env.*") for p in patterns):
-        missing.append(".env*")
-    return missing
+@SECTION.resource(
+    "docker-package-manager-known",
+    "Every dependency install or build step in the Dockerfile uses a package manager the lock rule can judge.",
+    "Install with a locked tool the pack judges (npm ci, yarn/pnpm --frozen-lockfile, pip --require-hashes, uv sync "
+    "--locked, go mod download with go.sum), or review that your tool installs only from its committed lockfile.",
+    types=IMAGE_BUILDS,
+    topic="II Dependencies; Sec",
+    level=ADVISORY,
+    projectDir=PROJECT_DIR,
+)
+@with_build
+def check_package_manager_known(build: Build, config: Config) -> Iterator[str]:
+    # Neither a silent pass nor a false failure of docker-reproducible-deps: the steps it cannot judge are named.
+    for command, words in build_steps(build):
+        for step in unidentified_steps([words]):
+            yield (
+                f"line {command.start_line}: docker-reproducible-deps could not identify a package manager in "
+                f"`{step}` (it judges {', '.join(lang.name for lang in LANGUAGES)}: npm/yarn/pnpm, pip/uv/poetry/"
+                "pipenv, go modules); make sure it installs only from a committed lockfile"
+            )
 
 
 @SECTION.resource(
     "docker-runtime-contract",
-    "Exec-form CMD, no secret ENV/ARG, .dockerignore excludes .git/.env.",
-    'Use CMD ["python", "-m", ...], secrets at runtime only.',
+    "The final stage starts the app with an exec-form CMD or ENTRYPOINT, so the app is PID 1 and gets SIGTERM.",
+    'Start the app in exec form in its language: CMD ["node", "dist/main.js"], CMD ["python", "-m", "<package>"], '
+    'CMD ["/app/server"].',
     types=IMAGE_BUILDS,
-    topic="IX Disposability; III Config; Sec",
+    topic="IX Disposability",
     projectDir=PROJECT_DIR,
 )
-@_with_build
+@with_build
 def check_runtime_contract(build: Build, config: Config) -> Iterator[str]:
     for instruction in ("CMD", "ENTRYPOINT"):
         command = build.final.last(instruction)
         if command is not None and not command.json:
-            yield f"line {command.start_line}: {instruction} in shell form; use exec form so PID 1 gets SIGTERM"
+            way = exec_form(instruction, run_text(command)) or fix_for(build, "command", GENERIC_COMMAND)
+            yield f"line {command.start_line}: {instruction} in shell form; use exec form so PID 1 gets SIGTERM: {way}"
     if build.final.last("CMD") is None and build.final.last("ENTRYPOINT") is None:
-        yield "the final stage has no CMD or ENTRYPOINT"
-    for stage_commands in [build.global_args, *(s.commands for s in build.stages)]:
-        for command in stage_commands:
-            if command.cmd not in ("ENV", "ARG"):
+        way = fix_for(build, "command", GENERIC_COMMAND)
+        yield f"the final stage has no CMD or ENTRYPOINT; add one in exec form: {way}"
+
+
+_SECRET_FILES = re.compile(
+    r"(^|/)(\.env(\.(?!example$|sample$|template$|dist$)[^/]*)?|\.npmrc|\.yarnrc\.yml|\.pypirc|pip\.conf|\.netrc"
+    r"|\.git-credentials|id_(rsa|dsa|ecdsa|ed25519)|[^/]*\.key|credentials(\.json)?|kubeconfig|\.aws|\.docker/config\.json)/?$"
+)
+"""Files that hold credentials: env files, package-registry auth (npm, Yarn, PyPI, pip, netrc for Go modules), SSH
+and TLS keys, cloud and cluster credentials."""
+
+
+@SECTION.resource(
+    "docker-no-baked-secrets",
+    "No secret reaches an image layer or its history: no secret-named or secret-looking ENV/ARG, no COPY/ADD of "
+    "credential files (.env, .npmrc, .pypirc, .netrc, keys).",
+    "Give a build secret to the one RUN that needs it (`RUN --mount=type=secret,id=npmrc,target=/root/.npmrc npm "
+    "ci`) and the app's secrets at runtime (a Kubernetes Secret); never ENV, ARG or COPY them.",
+    types=IMAGE_BUILDS,
+    topic="III Config; Sec",
+    projectDir=PROJECT_DIR,
+)
+@with_build
+def check_no_baked_secrets(build: Build, config: Config) -> Iterator[str]:
+    install = fix_for(build, "install", "<install command>")
+    for command in env_and_args(build):
+        for name, value in pairs(command):
+            if (names_a_secret(name) and (value or command.cmd == "ARG")) or looks_secret(value):
+                yield (
+                    f"line {command.start_line}: {command.cmd} {name} bakes a secret into the image history; mount "
+                    f"it into the one step that needs it (`RUN --mount=type=secret,id={name.lower()},env={name} "
+                    f"{install}`) or give it at runtime"
+                )
+    for stage in build.stages:
+        for command in stage.commands:
+            if command.cmd not in ("COPY", "ADD"):
                 continue
-            pairs = (
-                list(zip(command.value[::2], command.value[1::2], strict=False))
-                if command.cmd == "ENV"
-                else [(v.partition("=")[0], v.partition("=")[2]) for v in command.value]
-            )
-            for name, value in pairs:
-                if (names_a_secret(name) and (value or command.cmd == "ARG")) or looks_secret(value):
+            for source in command.value[:-1]:
+                if _SECRET_FILES.search(source):
+                    target = f"/root/{source.rsplit('/', 1)[-1]}"
                     yield (
-                        f"line {command.start_line}: {command.cmd} {name} bakes a secret into the image history; "
-                        "use RUN --mount=type=secret or runtime env"
+                        f"line {command.start_line}: {command.cmd} {source} copies credentials into a layer; mount "
+                        f"it instead (`RUN --mount=type=secret,id={source.rsplit('/', 1)[-1].lstrip('.')},"
+                        f"target={target} {install}`) or give it at runtime"
                     )
-    for missing in _dockerignore_covers(build.context):
-        yield f".dockerignore in {build.context} must exclude {missing}"
+
+
+@SECTION.resource(
+    "docker-context-excludes-secrets",
+    "The build context's .dockerignore excludes .git and .env files, so `COPY . .` cannot bake them in.",
+    "List `.git` and `.env*` in the .dockerignore beside the build context (or start it with `*` and re-include "
+    "only what the build needs).",
+    types=IMAGE_BUILDS,
+    topic="III Config; Sec",
+    projectDir=PROJECT_DIR,
+)
+@with_build
+def check_context_excludes_secrets(build: Build, config: Config) -> Iterator[str]:
+    missing = dockerignore_misses(build.context, {".git": (".git",), ".env*": (".env", ".env*", ".env.*")})
+    if missing:
+        yield f"{build.context / '.dockerignore'} does not exclude {' or '.join(missing)}; add a line for each"
 
 
 @SECTION.resource(
     "docker-healthcheck",
-    "The image declares a HEALTHCHECK (for docker run/compose; Kubernetes uses probes).",
-    'Add HEALTHCHECK CMD ["python", "-c", "...GET /healthz..."].',
+    "The image declares a HEALTHCHECK it can run (exec form where there is no shell); docker run/compose use it, "
+    "Kubernetes uses probes.",
+    'Add an exec-form HEALTHCHECK in the app\'s language, e.g. HEALTHCHECK CMD ["node", "-e", "fetch(...)"], '
+    'HEALTHCHECK CMD ["python", "-c", "...urlopen(...)"], HEALTHCHECK CMD ["/app/server", "-healthcheck"].',
     types=IMAGE_BUILDS,
     topic="IX Disposability",
     level=ADVISORY,
     projectDir=PROJECT_DIR,
 )
-@_with_build
+@with_build
 def check_healthcheck(build: Build, config: Config) -> Iterator[str]:
     command = build.final.last("HEALTHCHECK")
+    way = fix_for(build, "healthcheck", GENERIC_HEALTHCHECK)
     if command is None or (command.value and command.value[0].upper() == "NONE"):
-        yield "add HEALTHCHECK CMD [...] hitting the liveness path (used by `docker run` and compose; not Kubernetes)"
+        yield (
+            "the image has no HEALTHCHECK (used by `docker run` and compose; not Kubernetes); hit the liveness path: "
+            f"{way}"
+        )
+        return
+    base = list(build.final.chain())[-1].base
+    # Docker runs a shell-form HEALTHCHECK as `/bin/sh -c`: an image without a shell is never healthy.
+    if not command.json and (base == "scratch" or "distroless" in parse_image(base).repository):
+        yield f"line {command.start_line}: HEALTHCHECK in shell form needs /bin/sh, which {base} lacks; use {way}"

@@ -26,6 +26,7 @@ from harness.runtime import read_stack_config, run_stack
 from tests.policy.conftest import IMAGE_BUILD, Analyze
 from tests.policy.stack_edits import (
     COMPLIANT_DOCKERFILE,
+    COMPLIANT_DOCKERIGNORE,
     Change,
     Edit,
     add_resource,
@@ -72,6 +73,8 @@ class Case:
     level: str = "mandatory"
     dockerfile: str | None = None
     """Replaces the Dockerfile the staging image build names."""
+    dockerignore: str = COMPLIANT_DOCKERIGNORE
+    """The .dockerignore beside that Dockerfile."""
     reason: str | None = None
     """When set, the fault must be caught for this reason (a phrase of each new message) and by this policy alone."""
 
@@ -530,11 +533,20 @@ CASES = [
     Case("dockerfile-unlocked-pip", "staging", unchanged, "docker-reproducible-deps", IMAGE_BUILD,
          dockerfile=dockerfile("--require-hashes ", "")),
     Case("dockerfile-single-stage", "staging", unchanged, "docker-reproducible-deps", IMAGE_BUILD,
-         dockerfile='FROM docker.io/library/python:3.11.14-slim-bookworm\nUSER 10001:10001\nCMD ["python"]\n'),
+         dockerfile="FROM docker.io/library/python:3.11.14-slim-bookworm\nCOPY requirements.txt .\n"
+         "RUN pip install --require-hashes -r requirements.txt\nUSER 10001:10001\nCMD [\"python\"]\n"),
+    Case("dockerfile-npm-install", "staging", unchanged, "docker-reproducible-deps", IMAGE_BUILD,
+         dockerfile=dockerfile("/venv/bin/pip install", "npm install && /venv/bin/pip install")),
+    Case("dockerfile-unknown-package-manager", "staging", unchanged, "docker-package-manager-known", IMAGE_BUILD,
+         "advisory", dockerfile=dockerfile("WORKDIR /app\n", "WORKDIR /app\nRUN cargo build --release\n")),
     Case("dockerfile-shell-form-cmd", "staging", unchanged, "docker-runtime-contract", IMAGE_BUILD,
          dockerfile=dockerfile('CMD ["python", "-m", "notes_app", "serve"]', "CMD python -m notes_app serve")),
-    Case("dockerfile-secret-arg", "staging", unchanged, "docker-runtime-contract", IMAGE_BUILD,
+    Case("dockerfile-secret-arg", "staging", unchanged, "docker-no-baked-secrets", IMAGE_BUILD,
          dockerfile=dockerfile("AS builder\n", "AS builder\nARG PIP_TOKEN\n")),
+    Case("dockerfile-copies-pypirc", "staging", unchanged, "docker-no-baked-secrets", IMAGE_BUILD,
+         dockerfile=dockerfile("COPY requirements.txt .", "COPY .pypirc requirements.txt .")),
+    Case("dockerignore-keeps-env", "staging", unchanged, "docker-context-excludes-secrets", IMAGE_BUILD,
+         dockerfile=COMPLIANT_DOCKERFILE, dockerignore=".git\n"),
     Case("dockerfile-no-healthcheck", "staging", unchanged, "docker-healthcheck", IMAGE_BUILD, "advisory",
          dockerfile=dockerfile("HEALTHCHECK CMD", "LABEL healthcheck=none\n# CMD")),
     Case("ingress-without-body-limit", "staging",
@@ -757,7 +769,8 @@ def test_bad_variant_is_caught_by_its_policy(
 ) -> None:
     recording = compliant[case.stack]
     if case.dockerfile is not None:
-        recording = use_build_context(IMAGE_BUILD, write_build_context(tmp_path, case.dockerfile))(recording)
+        context = write_build_context(tmp_path, case.dockerfile, case.dockerignore)
+        recording = use_build_context(IMAGE_BUILD, context)(recording)
     report = analyze(in_phase(phase, case.fault(recording)))
     found = [v for v in report.violations if v.policy == case.policy]
     assert found, f"{case.id}: {case.policy} did not fire; got {[v.policy for v in report.violations]}"

@@ -1,0 +1,387 @@
+"""The languages the Dockerfile rules judge: how each is recognised, installs from its lockfile, and writes its fixes.
+
+A language is recognised from the build context (its manifest files) and from the Dockerfile (a stage's base image,
+a RUN, CMD or ENTRYPOINT that runs its tools), never from a list of apps. A build whose RUN steps use a tool none of
+these languages owns is reported as such (`unidentified_steps`), so the dependency-lock rule neither passes it
+silently nor fails it for a tool it cannot judge.
+
+The lock rules follow each tool's own documentation of a reproducible install: `npm ci` ("can only install entire
+projects at a time", fails when package.json and package-lock.json disagree), `yarn install --frozen-lockfile` /
+`--immutable`, `pnpm install --frozen-lockfile`, pip's hash-checking mode (`--require-hashes`), `uv sync --locked`,
+`pipenv install --deploy`, and Go's default `-mod=readonly` (Go 1.16+) with go.sum verifying every module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .images import parse_image
+
+_OPERATORS = frozenset({"&&", "||", ";", "|", "&", ";;"})
+_ASSIGNMENT = re.compile(r"^\w+=")
+
+
+def simple_commands(text: str) -> list[list[str]]:
+    """A RUN's shell text as its simple commands (split on `&&`, `||`, `;`, `|` outside quotes), each without its
+    leading VAR=value assignments."""
+    lexer = shlex.shlex(text.replace("\\\n", " "), posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+    except ValueError:  # unbalanced quotes: `docker build` fails on them in the shell anyway
+        tokens = text.split()
+    commands: list[list[str]] = [[]]
+    for token in tokens:
+        if token in _OPERATORS:
+            commands.append([])
+        elif commands[-1] or not _ASSIGNMENT.match(token):
+            commands[-1].append(token)
+    return [words for words in commands if words]
+
+
+_LAUNCHERS = frozenset({"-m", "npx", "exec", "corepack"})
+"""Words after which the next one is the command run (`python -m pip`, `npx tsc`, `corepack pnpm`)."""
+
+
+def _arguments(words: list[str], tool: str) -> list[str] | None:
+    """What follows `tool` (also `/path/tool`, `python -m tool`) when the simple command runs it; None when it does
+    not (`apk add npm` installs npm, it does not run it)."""
+    names = [w.rsplit("/", 1)[-1] for w in words]
+    for index, name in enumerate(names):
+        if name == tool and (index == 0 or names[index - 1] in _LAUNCHERS):
+            return words[index + 1 :]
+    return None
+
+
+def _invokes(words: list[str], tool: str, *subcommands: str) -> bool:
+    """`words` run `tool` with one of `subcommands` as its first argument (any when none are given)."""
+    arguments = _arguments(words, tool)
+    if arguments is None:
+        return False
+    positional = [w for w in arguments if not w.startswith("-")]
+    return not subcommands or (bool(positional) and positional[0] in subcommands)
+
+
+@dataclass(frozen=True)
+class Language:
+    name: str
+    manifests: tuple[str, ...]
+    """Files in the context root (glob patterns) that say the app is in this language."""
+    base_images: frozenset[str]
+    """Last path part of the repositories of its official images (`node`, `python`, `golang`)."""
+    tools: frozenset[str]
+    """Commands that are its tooling: a RUN, CMD or ENTRYPOINT running one marks the language."""
+    install: str
+    """Its locked install command, as a fix names it."""
+    builds: Callable[[Path], bool]
+    """Whether the context's manifests need a build (dependencies to install, code to compile)."""
+    build_step: Callable[[list[str]], bool]
+    """Whether a simple command of a RUN installs dependencies or compiles."""
+    unlocked: Callable[[list[str]], Iterator[str]]
+    """What is unlocked about a simple command of a RUN (messages that name the locked way)."""
+    missing_lock: Callable[[Path], Iterator[str]]
+    """What the context lacks to install from a lockfile."""
+    builder: str
+    """How a builder stage of this language reads, for the multi-stage fix."""
+    command: str
+    """An exec-form CMD of this language."""
+    healthcheck: str
+    """An exec-form HEALTHCHECK that works in its usual runtime image."""
+    user: str
+    """How its images set a non-root user."""
+    toolchain_images: frozenset[str] = frozenset()
+    """Base images that only build (a compiler): never the final stage's."""
+    host_installs: tuple[str, ...] = ()
+    """Directories a developer's machine installs dependencies into, which .dockerignore keeps out of the context."""
+    unlocking_settings: tuple[tuple[re.Pattern[str], str], ...] = ()
+    """Environment settings (`NAME=value`, in ENV, ARG or before a RUN's command) that unlock its installs."""
+
+
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# ── Node ─────────────────────────────────────────────────────────────────────────────────────────────────────────────
+_NODE_LOCKS = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml")
+_NODE_DEPENDENCIES = ("dependencies", "devDependencies", "optionalDependencies")
+
+
+def _node_builds(context: Path) -> bool:
+    package = _read_json(context / "package.json")
+    scripts = package.get("scripts")
+    return any(package.get(key) for key in _NODE_DEPENDENCIES) or (isinstance(scripts, dict) and "build" in scripts)
+
+
+def _node_build_step(words: list[str]) -> bool:
+    return any(_invokes(words, tool) for tool in ("npm", "yarn", "pnpm", "tsc"))
+
+
+def _pinned_globals(words: list[str]) -> bool:
+    """`npm install -g tool@1.2.3`: a global tool at an exact version, which hadolint DL3016 accepts."""
+    packages = [w for w in _arguments(words, "npm") or [] if not w.startswith("-")][1:]
+    global_install = any(w in ("-g", "--global") for w in words)
+    return global_install and bool(packages) and all(re.search(r".@\d+\.\d+\.\d+$", p) for p in packages)
+
+
+def _node_unlocked(words: list[str]) -> Iterator[str]:
+    if _invokes(words, "npm", "install", "i", "add", "update", "upgrade", "up") and not _pinned_globals(words):
+        yield "npm install resolves versions anew; use `npm ci` with the committed package-lock.json"
+    yarn_install = _invokes(words, "yarn", "install") or _arguments(words, "yarn") in ([], ["--production"])
+    if _invokes(words, "yarn", "add", "upgrade", "up") or (
+        yarn_install and not {"--frozen-lockfile", "--immutable"} & set(words)
+    ):
+        yield "yarn may rewrite yarn.lock; use `yarn install --frozen-lockfile` (Yarn 2+: `--immutable`)"
+    if _invokes(words, "pnpm", "add", "update", "up") or (
+        _invokes(words, "pnpm", "install", "i") and "--frozen-lockfile" not in words
+    ):
+        yield "pnpm may rewrite pnpm-lock.yaml; use `pnpm install --frozen-lockfile`"
+
+
+def _node_missing_lock(context: Path) -> Iterator[str]:
+    package = _read_json(context / "package.json")
+    if any(package.get(key) for key in _NODE_DEPENDENCIES) and not any((context / n).is_file() for n in _NODE_LOCKS):
+        yield (
+            f"package.json in {context} declares dependencies but there is no lockfile beside it; commit "
+            "package-lock.json (`npm install --package-lock-only`) and install with `npm ci`"
+        )
+
+
+NODE = Language(
+    name="Node",
+    manifests=("package.json", *_NODE_LOCKS),
+    base_images=frozenset({"node"}),
+    tools=frozenset({"node", "npm", "npx", "yarn", "pnpm", "corepack", "tsc"}),
+    install="npm ci",
+    builds=_node_builds,
+    build_step=_node_build_step,
+    unlocked=_node_unlocked,
+    missing_lock=_node_missing_lock,
+    builder="`FROM node:20-alpine AS builder` with `COPY package*.json ./`, `RUN npm ci`, `RUN npm run build`, then "
+    "`COPY --from=builder /app/dist ./dist` in the runtime stage",
+    command='CMD ["node", "dist/main.js"]',
+    healthcheck='HEALTHCHECK CMD ["node", "-e", "fetch(\'http://127.0.0.1:\' + (process.env.PORT || 3002) + '
+    "'/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))\"]",
+    user="`USER node` (the node images' non-root user) or a numeric `USER <uid>:<gid>`",
+    host_installs=("node_modules",),
+)
+
+
+# ── Python ───────────────────────────────────────────────────────────────────────────────────────────────────────────
+PIP_LOCKED = "pip install --require-hashes -r requirements.txt"
+_PYTHON_LOCKS = ("uv.lock", "poetry.lock", "Pipfile.lock", "pdm.lock")
+
+
+def _requirements(context: Path) -> list[Path]:
+    return sorted(context.glob("requirements*.txt"))
+
+
+def _python_builds(context: Path) -> bool:
+    requirements = any(
+        line.strip() and not line.lstrip().startswith("#")
+        for path in _requirements(context)
+        for line in _read_text(path).splitlines()
+    )
+    return requirements or bool(_pyproject_dependencies(context)) or (context / "Pipfile").is_file()
+
+
+def _pyproject_dependencies(context: Path) -> set[str]:
+    """What pyproject.toml declares as dependencies (PEP 621 `[project]` or `[tool.poetry]`), without Python."""
+    project = _read_toml(context / "pyproject.toml")
+    declared: set[str] = set()
+    for table, key in ((project.get("project"), "dependencies"), (_poetry(project), "dependencies")):
+        if isinstance(table, dict):
+            value = table.get(key) or ()
+            declared |= {str(name) for name in value} - {"python"}
+    return declared
+
+
+def _poetry(project: dict[str, object]) -> object:
+    tool = project.get("tool")
+    return tool.get("poetry") if isinstance(tool, dict) else None
+
+
+def _python_build_step(words: list[str]) -> bool:
+    return (
+        _invokes(words, "pip", "install", "wheel", "download")
+        or _invokes(words, "pip3", "install", "wheel", "download")
+        or _invokes(words, "uv", "sync", "pip")
+        or _invokes(words, "poetry", "install", "sync")
+        or _invokes(words, "pipenv", "install", "sync")
+    )
+
+
+def _local_paths_only(words: list[str], after: str) -> bool:
+    """`pip install --no-deps .`: the app itself, no dependency resolved (hashes cannot cover a directory)."""
+    targets = [w for w in words[words.index(after) + 1 :] if not w.startswith("-")]
+    return "--no-deps" in words and bool(targets) and all(t.startswith((".", "/")) for t in targets)
+
+
+def _python_unlocked(words: list[str]) -> Iterator[str]:
+    names = [w.rsplit("/", 1)[-1] for w in words]
+    pip = _invokes(words, "pip", "install") or _invokes(words, "pip3", "install")
+    uv_pip = _invokes(words, "uv", "pip") and "install" in names
+    if (
+        (pip or uv_pip)
+        and not {"--require-hashes", "--no-index"} & set(words)
+        and not _local_paths_only(words, "install")
+    ):
+        yield f"pip install without --require-hashes is not locked; use `{PIP_LOCKED}`"
+    if _invokes(words, "uv", "sync") and not {"--locked", "--frozen"} & set(words):
+        yield "uv sync may re-resolve; use `uv sync --locked` with the committed uv.lock"
+    for tool, changes in (("uv", ("add", "lock")), ("poetry", ("add", "update", "lock")), ("pipenv", ("update",))):
+        if _invokes(words, tool, *changes) and "--check" not in words and "--locked" not in words:
+            yield f"`{' '.join(words[:3])}` rewrites the lockfile during the build; lock before committing"
+    if _invokes(words, "pipenv", "install") and "--deploy" not in words:
+        yield "pipenv install may re-lock; use `pipenv install --deploy` (fails on a stale Pipfile.lock)"
+
+
+def _python_missing_lock(context: Path) -> Iterator[str]:
+    if (
+        _pyproject_dependencies(context)
+        and not _requirements(context)
+        and not any((context / n).is_file() for n in _PYTHON_LOCKS)
+    ):
+        yield (
+            f"pyproject.toml in {context} declares dependencies but there is no lockfile beside it; commit a hashed "
+            "requirements.txt (`pip-compile --generate-hashes`) or uv.lock (`uv lock`)"
+        )
+
+
+PYTHON = Language(
+    name="Python",
+    manifests=("requirements*.txt", "pyproject.toml", "Pipfile", *_PYTHON_LOCKS, "setup.py"),
+    base_images=frozenset({"python"}),
+    tools=frozenset({"python", "python3", "pip", "pip3", "uv", "poetry", "pipenv", "gunicorn", "uvicorn"}),
+    install=PIP_LOCKED,
+    builds=_python_builds,
+    build_step=_python_build_step,
+    unlocked=_python_unlocked,
+    missing_lock=_python_missing_lock,
+    builder="`FROM python:3.12-slim AS builder` with `RUN python -m venv /venv && /venv/bin/pip install "
+    "--require-hashes -r requirements.txt`, then `COPY --from=builder /venv /venv` in the runtime stage",
+    command='CMD ["python", "-m", "<package>"]',
+    healthcheck='HEALTHCHECK CMD ["python", "-c", "import urllib.request; '
+    "urllib.request.urlopen('http://127.0.0.1:3002/healthz', timeout=2)\"]",
+    user="create the user (`RUN useradd --system --uid 10001 app`) and end with `USER 10001:10001`",
+    host_installs=(".venv",),
+)
+
+
+# ── Go ───────────────────────────────────────────────────────────────────────────────────────────────────────────────
+_GO_REQUIRE = re.compile(r"^\s*require\b", re.MULTILINE)
+
+
+def _go_build_step(words: list[str]) -> bool:
+    return _invokes(words, "go", "build", "install", "mod", "get", "generate")
+
+
+def _go_unlocked(words: list[str]) -> Iterator[str]:
+    text = " ".join(words)
+    if _invokes(words, "go") and re.search(r"-mod[= ]mod\b", text):
+        yield "-mod=mod lets the build rewrite go.mod and go.sum; keep the default -mod=readonly with go.sum committed"
+    if _invokes(words, "go", "get") or (_invokes(words, "go", "mod") and re.search(r"\bmod\s+(tidy|edit)\b", text)):
+        yield f"`{text}` rewrites go.mod/go.sum during the build; run it before committing, then `go mod download`"
+    if _invokes(words, "go", "install"):
+        # Without @version, module mode installs the version go.mod and go.sum lock; @latest or a branch floats.
+        versions = [w.partition("@")[2] for w in (_arguments(words, "go") or [])[1:] if "@" in w]
+        if any(re.match(r"v\d", version) is None for version in versions):
+            yield f"`{text}` installs a tool at a moving version; pin it as `go install <module>@v<version>`"
+
+
+def _go_missing_lock(context: Path) -> Iterator[str]:
+    if _GO_REQUIRE.search(_read_text(context / "go.mod")) and not (context / "go.sum").is_file():
+        yield (
+            f"go.mod in {context} requires modules but there is no go.sum beside it; commit go.sum (`go mod tidy`), "
+            "then `COPY go.mod go.sum ./` and `RUN go mod download` in the builder"
+        )
+
+
+GO = Language(
+    name="Go",
+    manifests=("go.mod", "go.sum"),
+    base_images=frozenset({"golang"}),
+    tools=frozenset({"go"}),
+    install="go mod download",
+    builds=lambda context: _GO_REQUIRE.search(_read_text(context / "go.mod")) is not None,
+    build_step=_go_build_step,
+    unlocked=_go_unlocked,
+    missing_lock=_go_missing_lock,
+    builder="`FROM golang:1.23-bookworm AS builder` with `COPY go.mod go.sum ./`, `RUN go mod download`, "
+    "`RUN CGO_ENABLED=0 go build -o /app/server .`, then `COPY --from=builder /app/server /app/server` in a "
+    "distroless or scratch stage",
+    command='CMD ["/app/server"]',
+    healthcheck='HEALTHCHECK CMD ["/app/server", "-healthcheck"] (distroless and scratch have no shell or curl: '
+    "the binary probes its own /healthz)",
+    user="`USER nonroot:nonroot` (distroless) or a numeric `USER 65532:65532`",
+    toolchain_images=frozenset({"golang"}),
+    unlocking_settings=(
+        (
+            re.compile(r"\bGOFLAGS=\S*-mod=mod\b"),
+            "GOFLAGS=-mod=mod lets every go command rewrite go.mod and go.sum; keep the default -mod=readonly",
+        ),
+    ),
+)
+
+LANGUAGES: tuple[Language, ...] = (NODE, PYTHON, GO)
+"""Every language the rules judge; a fix for a build in none of them is written for a plain binary (`GENERIC_*`)."""
+
+GENERIC_COMMAND = 'CMD ["/app/<binary>"]'
+GENERIC_HEALTHCHECK = 'HEALTHCHECK CMD ["/app/<binary>", "-healthcheck"] hitting the liveness path'
+GENERIC_USER = "a numeric `USER <uid>:<gid>` such as `USER 10001:10001`"
+
+SYSTEM_COMMANDS = frozenset(
+    {
+        *("apt-get", "apt", "apk", "dnf", "yum", "microdnf", "rpm", "dpkg", "update-ca-certificates"),
+        *("useradd", "adduser", "groupadd", "addgroup", "usermod", "chpasswd"),
+        *("set", "true", "false", "test", "[", "echo", "printf", "mkdir", "chmod", "chown", "ln", "rm", "cp", "mv"),
+        *("touch", "find", "strip", "tar", "gzip", "unzip", "sha256sum", "curl", "wget", "cd", "ls", "cat", "sed"),
+        *("export", "env", "id", "install", "xargs", "exit"),
+    }
+)
+"""Commands that set up the operating system or files, not an app's dependencies: a RUN of only these is no build
+(OS packages, downloads and users are judged by the language-independent rules)."""
+
+
+def identify(context: Path, bases: Iterable[str], runs: list[list[str]], commands: Iterable[str]) -> list[Language]:
+    """The languages of a build: by the context's manifest files, the stages' base images, and the tools its RUN,
+    CMD and ENTRYPOINT instructions run."""
+    repositories = {parse_image(base).repository.rsplit("/", 1)[-1] for base in bases}
+    words = {w.rsplit("/", 1)[-1] for step in runs for w in step[:1]}
+    words |= {c.split()[0].rsplit("/", 1)[-1] for c in commands if c.split()}
+    found = []
+    for language in LANGUAGES:
+        in_context = any(any(context.glob(pattern)) for pattern in language.manifests)
+        if in_context or language.base_images & repositories or language.tools & words:
+            found.append(language)
+    return found
+
+
+def unidentified_steps(runs: list[list[str]]) -> list[str]:
+    """RUN commands that are neither system setup nor any known language's tooling: the build of a language the
+    dependency-lock rule cannot judge."""
+    known = set(SYSTEM_COMMANDS).union(*(language.tools for language in LANGUAGES))
+    return [" ".join(step) for step in runs if step[0].rsplit("/", 1)[-1] not in known]

@@ -1,0 +1,320 @@
+"""The Dockerfile rules judge the chapter's image rules for Node, Python, Go and a dependency-free app, and each
+finding names the language's own fix.
+
+Each rule is called as pulumi-policy calls it: its `validate` with the `ResourceValidationArgs` of one
+`docker:index/image:Image`, whose properties are what pulumi-docker's Check returns (`harness/provider_check.py`:
+`build.context` and `build.dockerfile`); the rule reads the Dockerfile and the context from disk, as the pack does.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from pulumi_policy import EnforcementLevel, PolicyResourceOptions, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy.policy import PolicyCustomTimeouts
+
+from harness.analyzer import POLICY_DIR
+from harness.runtime import REPO_ROOT
+
+DOCKERIGNORE = ".git\n.env*\nnode_modules\n"
+DIGEST = "@sha256:" + "a" * 64
+"""Every base is pinned by digest, so docker-base-image-digest (advisory) has nothing to say about the good variants."""
+
+NODE_DOCKERFILE = f"""\
+# The chapter's NestJS image (deployment-pipeline-chapter.txt), port 3002.
+FROM node:20.18.1-alpine3.20{DIGEST} AS builder
+WORKDIR /app
+COPY package*.json ./
+RUN npm ci
+COPY . .
+RUN npm run build
+
+FROM node:20.18.1-alpine3.20{DIGEST} AS production
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package*.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+COPY --from=builder /app/dist ./dist
+USER node
+EXPOSE 3002
+HEALTHCHECK --interval=10s CMD ["node", "-e", "fetch('http://127.0.0.1:3002/healthz').then(r => process.exit(!r.ok))"]
+CMD ["node", "dist/main.js"]
+"""
+NODE_FILES = {
+    "package.json": '{"name": "api", "scripts": {"build": "nest build"}, "dependencies": {"@nestjs/core": "10.4.15"}}',
+    "package-lock.json": '{"name": "api", "lockfileVersion": 3, "packages": {}}',
+}
+
+GO_DOCKERFILE = f"""\
+FROM golang:1.23.4-bookworm{DIGEST} AS builder
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -o /app/server ./cmd/server
+
+FROM gcr.io/distroless/static-debian12:nonroot{DIGEST}
+COPY --from=builder /app/server /app/server
+USER nonroot:nonroot
+EXPOSE 8080
+HEALTHCHECK CMD ["/app/server", "-healthcheck"]
+CMD ["/app/server"]
+"""
+GO_FILES = {
+    "go.mod": "module example.com/server\n\ngo 1.23\n\nrequire github.com/go-chi/chi/v5 v5.1.0\n",
+    "go.sum": "github.com/go-chi/chi/v5 v5.1.0 h1:acVI1TYaD+hhedDJ3r54HyA6sExp3HfXq7QWEEY/xMw=\n",
+}
+
+STATIC_DOCKERFILE = f"""\
+# A binary built by the app's own CI, copied in: nothing to build or lock. USER is the stack's runAsUser.
+FROM gcr.io/distroless/static-debian12:nonroot{DIGEST}
+COPY server /app/server
+USER 10001:10001
+HEALTHCHECK CMD ["/app/server", "-healthcheck"]
+CMD ["/app/server"]
+"""
+STATIC_FILES = {"server": "\x7fELF"}
+
+SCRIPT_DOCKERFILE = f"""\
+# One script and the standard library: no requirements, no builder stage.
+FROM python:3.12.8-slim-bookworm{DIGEST}
+COPY app.py /app/app.py
+USER 10001:10001
+HEALTHCHECK CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"]
+CMD ["python", "/app/app.py"]
+"""
+SCRIPT_FILES = {"app.py": "import http.server\n"}
+
+NODE_SCRIPT_DOCKERFILE = f"""\
+# A Node script with no dependencies: package.json names it, nothing to install or build.
+FROM node:20.18.1-alpine3.20{DIGEST}
+WORKDIR /app
+COPY package.json server.js ./
+USER node
+HEALTHCHECK CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r => process.exit(!r.ok))"]
+CMD ["node", "server.js"]
+"""
+NODE_SCRIPT_FILES = {"package.json": '{"name": "tiny", "main": "server.js"}', "server.js": "require('http')\n"}
+
+
+def write_context(directory: Path, dockerfile: str, files: Mapping[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Dockerfile").write_text(dockerfile)
+    (directory / ".dockerignore").write_text(DOCKERIGNORE)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def rules() -> Iterator[dict[str, ResourceValidationPolicy]]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(POLICY_DIR))
+        policies = importlib.import_module("shipsafe_policies").all_policies()
+        yield {p.name: p for p in policies if isinstance(p, ResourceValidationPolicy) and p.name.startswith("docker-")}
+
+
+PULUMI_DOCKER, DOCKER_BUILD = "docker:index/image:Image", "docker-build:index:Image"
+
+
+def image_props(resource_type: str, context: Path) -> dict[str, object]:
+    """An image build's inputs as the provider's Check returns them (pulumi-docker `build`, docker-build's
+    `context.location`/`dockerfile.location`)."""
+    dockerfile = str(context / "Dockerfile")
+    if resource_type == DOCKER_BUILD:
+        return {"context": {"location": str(context)}, "dockerfile": {"location": dockerfile}, "tags": ["reg/app:x"]}
+    return {"build": {"context": str(context), "dockerfile": dockerfile}, "imageName": "reg/app:x"}
+
+
+def judge(rule: ResourceValidationPolicy, context: Path, resource_type: str = PULUMI_DOCKER) -> list[str]:
+    """The rule's violations on one image build from `context`, as the pack reports them."""
+    options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+    urn = f"urn:pulumi:staging::shipsafe::{resource_type}::app-image"
+    props = image_props(resource_type, context)
+    args = ResourceValidationArgs(resource_type, props, urn, "app-image", options, None, {})
+    found: list[str] = []
+    rule.validate(args, lambda message, _urn: found.append(message))
+    return found
+
+
+def judge_all(rules: Mapping[str, ResourceValidationPolicy], context: Path) -> dict[str, list[str]]:
+    return {name: found for name, rule in rules.items() if (found := judge(rule, context))}
+
+
+GOOD = {
+    "node": (NODE_DOCKERFILE, NODE_FILES),
+    "go": (GO_DOCKERFILE, GO_FILES),
+    "static-binary": (STATIC_DOCKERFILE, STATIC_FILES),
+    "single-script": (SCRIPT_DOCKERFILE, SCRIPT_FILES),
+    "node-script": (NODE_SCRIPT_DOCKERFILE, NODE_SCRIPT_FILES),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(GOOD))
+def test_a_good_image_of_each_kind_passes_every_dockerfile_rule(
+    variant: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile, files = GOOD[variant]
+    assert judge_all(rules, write_context(tmp_path, dockerfile, files)) == {}
+
+
+def test_the_reference_python_app_passes_every_dockerfile_rule(rules: dict[str, ResourceValidationPolicy]) -> None:
+    assert judge_all(rules, REPO_ROOT / "app") == {}
+
+
+# (id, good variant, text replaced, replacement, files changed (None deletes), rule, phrases of its message)
+BAD = [
+    ("node-npm-install", "node", "RUN npm ci\n", "RUN npm install\n", {}, "docker-reproducible-deps",
+     ["npm install", "use `npm ci` with the committed package-lock.json"]),
+    ("node-no-lockfile", "node", "", "", {"package-lock.json": None}, "docker-reproducible-deps",
+     ["no lockfile", "`npm ci`"]),
+    ("node-yarn-unfrozen", "node", "RUN npm ci\n", "RUN yarn install\n", {}, "docker-reproducible-deps",
+     ["yarn install --frozen-lockfile"]),
+    ("node-pnpm-unfrozen", "node", "RUN npm ci\n", "RUN pnpm install\n", {}, "docker-reproducible-deps",
+     ["pnpm install --frozen-lockfile"]),
+    ("node-single-stage", "node", "COPY --from=builder /app/dist ./dist\n", "COPY . .\nRUN npm run build\n", {},
+     "docker-reproducible-deps", ["multi-stage", "FROM node:20-alpine AS builder", "RUN npm ci"]),
+    ("node-no-user", "node", "USER node\n", "", {}, "docker-non-root-user", ["sets no USER", "`USER node`"]),
+    ("node-root-user", "node", "USER node\n", "USER root\n", {}, "docker-non-root-user", ["is root", "`USER node`"]),
+    ("node-no-healthcheck", "node", "HEALTHCHECK --interval=10s CMD", "LABEL x=y\n# ", {}, "docker-healthcheck",
+     ['HEALTHCHECK CMD ["node", "-e", "fetch(']),
+    ("node-secret-env", "node", "ENV NODE_ENV=production\n", "ENV NPM_TOKEN=npm_abcdefabcdef\n", {},
+     "docker-no-baked-secrets", ["NPM_TOKEN", "RUN --mount=type=secret,id=npm_token,env=NPM_TOKEN npm ci"]),
+    ("node-copied-npmrc", "node", "COPY package*.json ./\nRUN npm ci\n", "COPY .npmrc package*.json ./\nRUN npm ci\n",
+     {}, "docker-no-baked-secrets", [".npmrc", "target=/root/.npmrc npm ci"]),
+    ("node-tls-off", "node", "ENV NODE_ENV=production\n", "ENV NODE_TLS_REJECT_UNAUTHORIZED=0\n", {},
+     "docker-reproducible-deps", ["NODE_TLS_REJECT_UNAUTHORIZED=0", "disables verification"]),
+    ("node-shell-cmd", "node", 'CMD ["node", "dist/main.js"]', "CMD node dist/main.js", {},
+     "docker-runtime-contract", ['CMD ["node", "dist/main.js"]']),
+    ("node-no-dockerignore-env", "node", "", "", {".dockerignore": ".git\n"}, "docker-context-excludes-secrets",
+     [".dockerignore does not exclude .env*"]),
+    ("node-floating-base", "node", f"FROM node:20.18.1-alpine3.20{DIGEST} AS builder",
+     "FROM node:20-alpine3.20 AS builder", {}, "docker-pinned-base-images",
+     ["tag 20-alpine3.20 floats", "node:<x.y.z>-alpine3.20"]),
+    ("node-host-node-modules", "node", "", "", {".dockerignore": ".git\n.env*\n"}, "docker-reproducible-deps",
+     ["host's node_modules", "add a `node_modules` line to .dockerignore"]),
+    ("go-no-go-sum", "go", "COPY go.mod go.sum ./", "COPY go.mod ./", {"go.sum": None}, "docker-reproducible-deps",
+     ["no go.sum", "`COPY go.mod go.sum ./` and `RUN go mod download`"]),
+    ("go-mod-mod", "go", "go build -trimpath", "go build -mod=mod -trimpath", {}, "docker-reproducible-deps",
+     ["-mod=mod", "-mod=readonly"]),
+    ("go-goflags-mod", "go", "RUN go mod download\n", "ENV GOFLAGS=-mod=mod\nRUN go mod download\n", {},
+     "docker-reproducible-deps", ["GOFLAGS=-mod=mod", "-mod=readonly"]),
+    ("go-goflags-mod-in-run", "go", "RUN CGO_ENABLED=0 go build", "RUN GOFLAGS=-mod=mod CGO_ENABLED=0 go build", {},
+     "docker-reproducible-deps", ["GOFLAGS=-mod=mod"]),
+    ("go-get-in-build", "go", "RUN go mod download\n", "RUN go get ./...\n", {}, "docker-reproducible-deps",
+     ["rewrites go.mod/go.sum"]),
+    ("go-install-latest", "go", "RUN go mod download\n", "RUN go install github.com/a/b/cmd/gen@latest\n", {},
+     "docker-reproducible-deps", ["moving version", "go install <module>@v<version>"]),
+    ("go-sumdb-off", "go", "RUN go mod download\n", "ENV GOSUMDB=off\nRUN go mod download\n", {},
+     "docker-reproducible-deps", ["GOSUMDB=off"]),
+    ("go-toolchain-final", "go", f"FROM gcr.io/distroless/static-debian12:nonroot{DIGEST}\n", "FROM builder\n", {},
+     "docker-reproducible-deps", ["multi-stage", "distroless or scratch stage"]),
+    ("go-no-user", "go", "USER nonroot:nonroot\n", "", {}, "docker-non-root-user", ["`USER nonroot:nonroot`"]),
+    ("go-no-healthcheck", "go", 'HEALTHCHECK CMD ["/app/server", "-healthcheck"]\n', "", {}, "docker-healthcheck",
+     ['HEALTHCHECK CMD ["/app/server", "-healthcheck"]']),
+    ("go-shell-healthcheck", "go", 'HEALTHCHECK CMD ["/app/server", "-healthcheck"]', "HEALTHCHECK CMD /app/server -x",
+     {}, "docker-healthcheck", ["needs /bin/sh", 'HEALTHCHECK CMD ["/app/server", "-healthcheck"]']),
+    ("go-secret-arg", "go", "WORKDIR /src\n", "WORKDIR /src\nARG GITHUB_TOKEN\n", {}, "docker-no-baked-secrets",
+     ["GITHUB_TOKEN", "go mod download"]),
+    ("go-copied-netrc", "go", "COPY go.mod go.sum ./", "COPY .netrc go.mod go.sum ./", {}, "docker-no-baked-secrets",
+     ["target=/root/.netrc go mod download"]),
+    ("static-no-healthcheck", "static-binary", 'HEALTHCHECK CMD ["/app/server", "-healthcheck"]\n', "", {},
+     "docker-healthcheck", ['HEALTHCHECK CMD ["/app/<binary>", "-healthcheck"]']),
+    ("static-root", "static-binary", "USER 10001:10001\n", "USER 0:0\n", {}, "docker-non-root-user", ["is root"]),
+    ("static-copied-env", "static-binary", "COPY server /app/server\n", "COPY server .env /app/\n", {},
+     "docker-no-baked-secrets", [".env copies credentials"]),
+    ("script-unlocked-pip", "single-script", "COPY app.py /app/app.py\n",
+     "COPY app.py requirements.txt /app/\nRUN pip install -r /app/requirements.txt\n", {"requirements.txt": "flask\n"},
+     "docker-reproducible-deps", ["pip install --require-hashes -r requirements.txt"]),
+    ("script-single-stage-pip", "single-script", "COPY app.py /app/app.py\n",
+     "COPY . /app/\nRUN pip install --require-hashes -r /app/requirements.txt\n", {"requirements.txt": "flask\n"},
+     "docker-reproducible-deps", ["multi-stage", "FROM python:3.12-slim AS builder"]),
+    ("script-uv-unlocked", "single-script", "COPY app.py /app/app.py\n", "COPY . /app/\nRUN uv sync\n",
+     {"uv.lock": "", "pyproject.toml": '[project]\nname = "a"\ndependencies = ["flask"]\n'},
+     "docker-reproducible-deps", ["`uv sync --locked`"]),
+    ("script-pyproject-without-lock", "single-script", "", "",
+     {"pyproject.toml": '[project]\nname = "a"\ndependencies = ["flask"]\n'}, "docker-reproducible-deps",
+     ["no lockfile", "pip-compile --generate-hashes"]),
+    ("node-script-gains-dependencies", "node-script", "", "",
+     {"package.json": '{"name": "tiny", "dependencies": {"express": "4.21.2"}}'}, "docker-reproducible-deps",
+     ["no lockfile", "`npm ci`"]),
+    ("script-no-user", "single-script", "USER 10001:10001\n", "", {}, "docker-non-root-user", ["useradd"]),
+    ("script-created-root", "single-script", "USER 10001:10001\n", "RUN useradd --non-unique --uid 0 app\nUSER app\n",
+     {}, "docker-non-root-user", ["USER app is root"]),
+    ("unknown-language-build", "static-binary", "COPY server /app/server\n",
+     "COPY . /src\nRUN cargo build --release\n", {}, "docker-package-manager-known",
+     ["could not identify a package manager in `cargo build --release`"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "good", "old", "new", "files", "rule", "phrases"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_variant_is_caught_with_the_language_fix(
+    case: str,
+    good: str,
+    old: str,
+    new: str,
+    files: dict[str, str | None],
+    rule: str,
+    phrases: list[str],
+    rules: dict[str, ResourceValidationPolicy],
+    tmp_path: Path,
+) -> None:
+    dockerfile, good_files = GOOD[good]
+    assert old in dockerfile, f"{case}: the good variant has no {old!r}"
+    context = write_context(tmp_path, dockerfile.replace(old, new, 1), good_files)
+    for name, text in files.items():
+        if text is None:
+            (context / name).unlink()
+        else:
+            (context / name).write_text(text)
+    found = judge(rules[rule], context)
+    assert found, f"{case}: {rule} did not fire; the others found {judge_all(rules, context)}"
+    assert any(all(phrase in message for phrase in phrases) for message in found), found
+
+
+def test_docker_build_images_are_judged_alike(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    good = write_context(tmp_path / "good", NODE_DOCKERFILE, NODE_FILES)
+    assert {name: judge(rule, good, DOCKER_BUILD) for name, rule in rules.items()} == {name: [] for name in rules}
+    bad = write_context(tmp_path / "bad", NODE_DOCKERFILE.replace("RUN npm ci\n", "RUN npm install\n"), NODE_FILES)
+    assert any("use `npm ci`" in m for m in judge(rules["docker-reproducible-deps"], bad, DOCKER_BUILD))
+
+
+@pytest.mark.parametrize(
+    "creates",
+    [
+        "RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid 10001 --no-create-home app",
+        "RUN addgroup -S -g 10001 app && adduser -S -D -u 10001 -G app app",
+    ],
+)
+def test_a_created_named_user_passes(creates: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    dockerfile = SCRIPT_DOCKERFILE.replace("USER 10001:10001\n", f"{creates}\nUSER app\n")
+    assert judge_all(rules, write_context(tmp_path, dockerfile, SCRIPT_FILES)) == {}
+
+
+def test_copying_from_an_image_is_not_a_builder_stage(
+    rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """One stage that builds and copies a binary out of another image (`COPY --from=<image>`) is still one stage."""
+    single = NODE_DOCKERFILE.replace(f"FROM node:20.18.1-alpine3.20{DIGEST} AS production\n", "")
+    single = single.replace("COPY --from=builder /app/dist ./dist", "COPY --from=busybox:1.36.1 /bin/wget /bin/wget")
+    found = judge(rules["docker-reproducible-deps"], write_context(tmp_path, single, NODE_FILES))
+    assert any("use a multi-stage build" in message for message in found), found
+
+
+def test_installing_a_tool_is_not_running_it(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    """`apk add npm yarn` installs the tools; it does not run `yarn` (an unlocked install) or build anything."""
+    dockerfile = STATIC_DOCKERFILE.replace("COPY server", "RUN apk add --no-cache nodejs npm go yarn\nCOPY server")
+    assert judge_all(rules, write_context(tmp_path, dockerfile, STATIC_FILES)) == {}
+
+
+def test_an_unknown_language_does_not_fail_the_lock_rule(
+    rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = STATIC_DOCKERFILE.replace("COPY server /app/server\n", "COPY . /src\nRUN bundle install\n")
+    context = write_context(tmp_path, dockerfile, STATIC_FILES)
+    assert judge(rules["docker-reproducible-deps"], context) == []
+    assert rules["docker-package-manager-known"].enforcement_level == EnforcementLevel.ADVISORY
+    assert judge(rules["docker-package-manager-known"], context)
