@@ -73,9 +73,8 @@ class BackingServiceComponent(pulumi.ComponentResource):
         super().__init__("shipsafe:components:BackingService", name, None, opts)
         self._name, self._args = name, args
         self.url_secret_name = f"{args.app}-{args.kind.secret_suffix}"
-        if args.settings.image is None:  # the settings require an image unless mode is none
+        if not args.settings.present:
             raise ValueError(f"{args.kind.role} has mode none: the stack declares nothing for it")
-        self._image = args.settings.image
         if args.settings.mode is ServiceMode.EXTERNAL:
             if args.external_url is None:
                 raise ValueError(f"{args.kind.role} is external but no connection URL was given")
@@ -205,10 +204,12 @@ class BackingServiceComponent(pulumi.ComponentResource):
 
     def _container(self) -> dict[str, Any]:
         kind, settings = self._args.kind, self._args.settings
+        if settings.image is None:  # the settings require an image with mode in-cluster
+            raise ValueError(f"{kind.role} is in-cluster but has no image")
         common: dict[str, Any] = {
             "name": kind.role,
-            "image": self._image,
-            "image_pull_policy": pull_policy(self._image),
+            "image": settings.image,
+            "image_pull_policy": pull_policy(settings.image),
             "ports": [{"name": kind.role, "container_port": kind.port, "protocol": "TCP"}],
             "resources": settings.resources.to_kubernetes(),
             "security_context": container_security_context(),

@@ -11,7 +11,7 @@ import posixpath
 import re
 from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Self, get_args
+from typing import Annotated, Any, ClassVar, Self, get_args
 
 import pulumi
 from pydantic import (
@@ -388,6 +388,10 @@ class AppSettings(SettingsModel):
         return self.dockerfile or posixpath.join(self.build_context, "Dockerfile")
 
 
+IN_CLUSTER_ONLY = frozenset({"image", "storage_size", "storage_class_name", "resources", "protect"})
+"""Settings of a server the stack runs itself (registry, backing service): refused with mode external."""
+
+
 class RegistrySettings(SettingsModel):
     mode: RegistryMode
     """`external`: an existing registry (set the `registryPassword` secret); `in-cluster`: the stack runs one."""
@@ -411,6 +415,12 @@ class RegistrySettings(SettingsModel):
                     {"mode": self.mode, "server": self.server},
                     f"an in-cluster registry is reached through its TLS Ingress on 443: {problem}",
                 )
+        elif given := {to_camel(name): getattr(self, name) for name in sorted(self.model_fields_set & IN_CLUSTER_ONLY)}:
+            raise RuleError(
+                {"mode": self.mode, **given},
+                "these keys shape the in-cluster registry, and mode external runs none: remove them, or set mode to "
+                "in-cluster",
+            )
         return self
 
     @property
@@ -419,6 +429,8 @@ class RegistrySettings(SettingsModel):
 
 
 class BackingService(SettingsModel):
+    in_cluster_only: ClassVar[frozenset[str]] = IN_CLUSTER_ONLY
+
     mode: ServiceMode = ServiceMode.NONE
     """`none` (the default): the app has no such service, and the stack creates nothing for it; `in-cluster`: a
     StatefulSet the stack runs; `external`: a managed service (set the `<role>Url` secret)."""
@@ -426,8 +438,8 @@ class BackingService(SettingsModel):
     """Full server version, dot-separated numbers as the image tag starts with them; must equal the image tag's
     version and match across stacks. Required unless mode is none."""
     image: str | None = None
-    """Server image `<registry>/<repository>:<version tag>[@sha256:...]`; the tag carries `version`. Required unless
-    mode is none."""
+    """Server image `<registry>/<repository>:<version tag>[@sha256:...]`; the tag carries `version`. Required with mode
+    in-cluster, refused otherwise."""
     storage_size: StorageSize = "10Gi"
     """Volume size of the in-cluster server (a change after creation replaces nothing: volumes only grow by hand)."""
     storage_class_name: DnsSubdomain | None = None
@@ -457,11 +469,26 @@ class BackingService(SettingsModel):
                     "set mode to in-cluster or external",
                 )
             return self
-        if self.version is None or self.image is None:
+        if self.mode is ServiceMode.EXTERNAL:
+            # An external server runs elsewhere: the stack creates no pod, volume or protected resource for it, so
+            # keys that shape one would be silently ignored. Its version stays (declared, and held equal across stacks).
+            shaping = sorted(self.model_fields_set & self.in_cluster_only)
+            given = {to_camel(name): getattr(self, name) for name in shaping}
+            if given:
+                raise RuleError(
+                    {"mode": self.mode, **given},
+                    "these keys shape the in-cluster server, and mode external runs none (an external server's "
+                    "settings are made where it runs): remove them, or set mode to in-cluster",
+                )
+        in_cluster = self.mode is ServiceMode.IN_CLUSTER
+        if self.version is None or (in_cluster and self.image is None):
+            needed = {"version": self.version, **({"image": self.image} if in_cluster else {})}
             raise RuleError(
-                {"mode": self.mode, "version": self.version, "image": self.image},
-                f"mode {self.mode} needs both version and image (mode none: the app has no such service)",
+                {"mode": self.mode, **needed},
+                f"mode {self.mode} needs {' and '.join(needed)} (mode none: the app has no such service)",
             )
+        if self.image is None:
+            return self._check_cidr()
         match = IMAGE_REF.match(self.image)
         tag = match.group("tag") if match else None
         if not match or not tag:
@@ -471,6 +498,9 @@ class BackingService(SettingsModel):
                 {"image": self.image, "version": self.version},
                 f"image tag {tag!r} does not carry version {self.version!r}",
             )
+        return self._check_cidr()
+
+    def _check_cidr(self) -> Self:
         external = self.mode is ServiceMode.EXTERNAL
         if external != bool(self.external_cidr):
             raise RuleError(
@@ -487,14 +517,7 @@ class PostgresService(BackingService):
     """The in-cluster server's `max_connections`; must cover every app pod's pool at the autoscaler's maximum. An
     external server's is set where it runs, so it is refused with mode external."""
 
-    @model_validator(mode="after")
-    def _check_connections(self) -> Self:
-        if self.mode is ServiceMode.EXTERNAL and "max_connections" in self.model_fields_set:
-            raise RuleError(
-                {"mode": self.mode, "maxConnections": self.max_connections},
-                "maxConnections configures the in-cluster server; an external server's is set where it runs",
-            )
-        return self
+    in_cluster_only: ClassVar[frozenset[str]] = IN_CLUSTER_ONLY | {"max_connections"}
 
 
 class Autoscaling(SettingsModel):

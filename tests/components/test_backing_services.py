@@ -124,7 +124,6 @@ def test_external_backing_services_swap_in_through_config_only() -> None:
     external = {
         "mode": "external",
         "version": "15.18",
-        "image": "docker.io/library/postgres:15.18-bookworm",
         "externalCidr": "10.20.0.0/16",
     }
     stack = record("staging", **{"shipsafe:postgres": json.dumps(external)})

@@ -17,12 +17,7 @@ from deploy.prerequisites import requirements_for
 from harness.runtime import REPO_ROOT
 from tests.deploy.memory_stack import cluster_shape
 
-EXTERNAL = {
-    "mode": "external",
-    "version": "15.18",
-    "image": "docker.io/library/postgres:15.18-bookworm",
-    "externalCidr": "10.20.0.0/16",
-}
+EXTERNAL = {"mode": "external", "version": "15.18", "externalCidr": "10.20.0.0/16"}
 
 
 def _staging(**changes: Any) -> dict[str, Any]:
@@ -54,7 +49,7 @@ def test_each_mode_is_accepted_for_each_service(mode: ServiceMode) -> None:
     if mode is ServiceMode.IN_CLUSTER:
         service |= {"version": "7.0.15", "image": "docker.io/library/redis:7.0.15-bookworm"}
     elif mode is ServiceMode.EXTERNAL:
-        service |= {**EXTERNAL, "version": "7.0.15", "image": "docker.io/library/redis:7.0.15-bookworm"}
+        service |= {**EXTERNAL, "version": "7.0.15"}
     settings = parse_settings(_staging(redis=service))
     assert settings.redis.mode is mode
     assert settings.redis.present is (mode is not ServiceMode.NONE)
@@ -84,13 +79,31 @@ REFUSED = [
     ),
     pytest.param(
         _staging(postgres={"mode": "in-cluster"}),
-        ["shipsafe:postgres.mode = 'in-cluster'", "shipsafe:postgres.version", "needs both version and image"],
+        [
+            "shipsafe:postgres.mode = 'in-cluster'",
+            "shipsafe:postgres.version",
+            "mode in-cluster needs version and image",
+        ],
         id="in-cluster-without-image",
     ),
     pytest.param(
-        _staging(postgres={**EXTERNAL, "image": None}),
-        ["shipsafe:postgres.image", "mode external needs both version and image"],
-        id="external-without-image",
+        _staging(postgres={**EXTERNAL, "version": None}),
+        ["shipsafe:postgres.version", "mode external needs version (mode none"],
+        id="external-without-version",
+    ),
+    pytest.param(
+        _staging(postgres={**EXTERNAL, "image": "docker.io/library/postgres:15.18-bookworm", "storageSize": "5Gi"}),
+        [
+            "shipsafe:postgres.image = 'docker.io/library/postgres:15.18-bookworm'",
+            "shipsafe:postgres.storageSize = '5Gi'",
+            "mode external runs none",
+        ],
+        id="in-cluster-keys-of-an-external-server",
+    ),
+    pytest.param(
+        _staging(registry={**_staging()["registry"], "mode": "external", "storageSize": "50Gi"}),
+        ["shipsafe:registry.storageSize = '50Gi'", "shape the in-cluster registry"],
+        id="in-cluster-keys-of-an-external-registry",
     ),
     pytest.param(
         _staging(

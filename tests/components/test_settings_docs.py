@@ -73,8 +73,8 @@ def test_redis_has_no_max_connections_to_ignore() -> None:
 
 
 def test_an_external_postgres_max_connections_is_refused() -> None:
-    external = _with_service("staging", "postgres", mode="external", externalCidr="10.0.0.0/24", maxConnections=500)
-    problems = _problems("staging", external)
+    external = {"mode": "external", "version": "15.18", "externalCidr": "10.0.0.0/24", "maxConnections": 500}
+    problems = _problems("staging", {"shipsafe:postgres": json.dumps(external)})
     assert any("shipsafe:postgres.maxConnections = 500" in p and "in-cluster server" in p for p in problems), problems
 
 

@@ -218,15 +218,18 @@ def test_a_rollback_has_no_migration_stage_and_no_job_await() -> None:
 
 
 def test_external_servers_have_no_awaits_and_the_in_cluster_registry_is_awaited_through_its_ingress() -> None:
-    external = {"mode": "external", "externalCidr": "10.0.0.0/16"}
+    _, config = read_stack_config("staging")
+    raw = {key.removeprefix("shipsafe:"): value for key, value in config.items()}
+    for role in ("postgres", "redis"):  # replaced whole: an external server takes none of the in-cluster keys
+        raw[role] = {"mode": "external", "version": raw[role]["version"], "externalCidr": "10.0.0.0/16"}
     registry = {"mode": "in-cluster", "server": "registry.notes.example.com"}
-    timeline = _timeline("staging", postgres=external, redis=external, registry=registry)
+    raw["registry"] = {**raw["registry"], **registry}
+    timeline = deploy_timeline(parse_settings(raw))
     assert timeline.postgres is None and timeline.redis is None
     assert timeline.registry is not None and timeline.registry.ingress_seconds > 0
     # Its Service waits for the registry pod, whose StatefulSet may run to its own timeout; then endpoints settle.
     assert timeline.registry.service_seconds > timeline.registry.stateful_set_seconds + ENDPOINTS_SETTLE_SECONDS
     assert timeline.stages["backingServices"] > 0, "the Job depends on the registry component, Ingress included"
-    _, config = read_stack_config("staging")
     recorded = record("staging", **{"shipsafe:registry": json.dumps({**config["shipsafe:registry"], **registry})})
     registry_awaits = [r for r in recorded if r.name.startswith("notes-registry-") and r.type in AWAITED]
     assert {r.type for r in registry_awaits} == {STATEFUL_SET, SERVICE, INGRESS}
