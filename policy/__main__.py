@@ -1,12 +1,5 @@
 """The shipsafe policy pack: `pulumi preview --policy-pack policy` (or the offline harness) runs this file."""
 
-from pulumi_policy import EnforcementLevel, PolicyPack
-from shipsafe_policies import all_policies
-from shipsafe_policies.sdk_speedup import convert_requests_once
+from shipsafe_policies.pack import serve
 
-convert_requests_once()
-PolicyPack(
-    name="shipsafe",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    policies=all_policies(),
-)
+serve()
