@@ -139,8 +139,8 @@ def new_command(
     for path in new_app(directory, app):
         click.echo(f"created {directory / path}")
     click.echo(
-        f"next: cd {directory}, make venv/ and install shipsafe into it (README.md), then "
-        f"shipsafe config validate; shipsafe preview {app.stack} --offline"
+        f"next: in {directory}, install shipsafe into venv/ (its README.md), then shipsafe config validate; "
+        f"shipsafe preview {app.stack} --offline"
     )
 
 

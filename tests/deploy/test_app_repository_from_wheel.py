@@ -28,36 +28,8 @@ pytestmark = pytest.mark.package
 WHEEL_SOURCES = ("pyproject.toml", "deploy", "harness", "components", "policy/shipsafe_policies")
 """What `python -m pip wheel .` reads; copied so the build's own files (build/, *.egg-info) land outside the project."""
 PACKAGES = ("components", "deploy", "harness", "shipsafe_policies")
-GREETER = '''"""greeter: a database-free HTTP service on port 8080 with its own probe and metrics paths."""
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-ROUTES = {"/live": b"ok", "/ready": b"ok", "/stats": b"greeter_requests_total 0\\n", "/greet": b"hello"}
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ROUTES.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-
-ThreadingHTTPServer(("", 8080), Handler).serve_forever()
-'''
-DOCKERFILE = """# syntax=docker/dockerfile:1
-ARG BASE_IMAGE=docker.io/library/python:3.11.14-slim-bookworm
-FROM ${BASE_IMAGE} AS builder
-WORKDIR /src
-COPY greeter.py .
-RUN python -m compileall -q greeter.py
-FROM ${BASE_IMAGE} AS serve
-COPY --from=builder /src /srv
-WORKDIR /srv
-USER 20001:20001
-EXPOSE 8080
-HEALTHCHECK CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/live')"]
-CMD ["python", "/srv/greeter.py"]
-"""
+EXAMPLE_APP = REPO_ROOT / "tests" / "example_app"
+"""A database-free HTTP service with its own Dockerfile (stage `runtime`), port 8080, /live, /ready and /stats."""
 DOCKERIGNORE = "venv\nout\n.git\n.env*\n"
 
 
@@ -120,11 +92,13 @@ def app_repo(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "/greet",
             "--run-as-user",
             "20001",
+            "--build-target",
+            "runtime",
         ],
         repo.parent,
     )
-    (repo / "greeter.py").write_text(GREETER)
-    (repo / "Dockerfile").write_text(DOCKERFILE)
+    for name in ("Dockerfile", "hello.py"):
+        shutil.copy(EXAMPLE_APP / name, repo)
     (repo / ".dockerignore").write_text(DOCKERIGNORE)
     git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com"]
     _run(["git", "init", "-q"], repo)
