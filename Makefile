@@ -66,7 +66,7 @@ test: setup-app
 	$(PY) -m pytest
 
 test-fast: setup-app
-	$(PY) -m pytest -m "not image and not services"
+	$(PY) -m pytest -m "not image and not services and not package"
 
 # zizmor audits the workflows and dependabot.yml offline with its most thorough persona: no finding above low.
 lint: setup

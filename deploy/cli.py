@@ -25,7 +25,14 @@ from deploy.options import JSON_PRINTED, JSON_WANTED, emit_json, error_document
 from deploy.preview_commands import diff_command, preview_command, render_command
 from deploy.project_modules import needs_own_process, run_in_project
 from deploy.rollout_commands import promote_command, rollback_command, smoke_command, up_command, verify_command
-from deploy.stack_commands import destroy_command, history_command, init_command, stack_group, status_command
+from deploy.stack_commands import (
+    destroy_command,
+    history_command,
+    init_command,
+    new_command,
+    stack_group,
+    status_command,
+)
 from deploy.terminal import TerminalConsole
 from deploy.tool_commands import completion_command, exit_codes_command
 from deploy.version import VERSION
@@ -137,6 +144,7 @@ for command in (
     history_command,
     rollback_command,
     stack_group,
+    new_command,
     init_command,
     mirror_command,
     image_group,

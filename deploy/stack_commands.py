@@ -1,8 +1,10 @@
-"""`shipsafe stack`, `init`, `history`, `status` and `destroy`: the stacks themselves."""
+"""`shipsafe stack`, `new`, `init`, `history`, `status` and `destroy`: the stacks themselves."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -12,6 +14,7 @@ from deploy.context import DeployContext
 from deploy.docs.policies import update_page
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.history import history_rows
+from deploy.new_app import AppOptions, new_app
 from deploy.new_stack import add_stack
 from deploy.offline.commands import protected_resources
 from deploy.options import OUTPUT, emit_json, pass_deploy, quiet_console_for_json, stack_argument, stacks_argument
@@ -72,6 +75,73 @@ def add_command(deploy: DeployContext, name: str, source: str) -> None:
     for line in created.mentions_of_source:
         deploy.console.print(f"  still names {escape(source)}, review: {escape(line)}", highlight=False, soft_wrap=True)
     deploy.console.print(f"next: shipsafe config validate {escape(name)}; shipsafe preview {escape(name)} --offline")
+
+
+@click.command("new")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--name", help="The app's name (a DNS label): the project, namespace and object names.  [default: DIRECTORY's name]"
+)
+@click.option("--host", required=True, help="The public host name the app is served at.")
+@click.option(
+    "--registry", required=True, help="SERVER/REPOSITORY the app's image is pushed to; the policy config trusts it."
+)
+@click.option("--stack", default="staging", show_default=True, help="The first stack: Pulumi.<stack>.yaml.")
+@click.option(
+    "--environment",
+    type=click.Choice(["staging", "production"]),
+    default="staging",
+    show_default=True,
+    help="The stack's shipsafe:environment (production deploys a prebuilt image only).",
+)
+@click.option("--port", type=int, default=8080, show_default=True, help="The container port the app listens on.")
+@click.option("--liveness-path", default="/healthz", show_default=True, help="Path the liveness probe GETs.")
+@click.option("--readiness-path", default="/readyz", show_default=True, help="Path the readiness probe GETs.")
+@click.option("--metrics-path", default="/metrics", show_default=True, help="Path Prometheus scrapes.")
+@click.option(
+    "--public-path",
+    "public_paths",
+    multiple=True,
+    required=True,
+    help="Path prefix the Ingress routes to the app, e.g. /api (repeatable; never the metrics path).",
+)
+@click.option(
+    "--prometheus-url",
+    "verification_url",
+    default="http://prometheus-operated.monitoring.svc:9090",
+    show_default=True,
+    help="The Prometheus `shipsafe verify` judges a new release by.",
+)
+@click.option(
+    "--image-source",
+    type=click.Choice(["build", "prebuilt"]),
+    default="build",
+    show_default=True,
+    help="build: from this repository's Dockerfile; prebuilt: --image-ref, pushed by the app's CI.",
+)
+@click.option("--image-ref", help="With --image-source prebuilt: SERVER/REPOSITORY:SHA@sha256:DIGEST.")
+@click.option("--build-context", default=".", show_default=True, help="Directory the image is built from.")
+@click.option("--dockerfile", help="The Dockerfile, relative to the repository.  [default: BUILD_CONTEXT/Dockerfile]")
+@click.option("--build-target", help="The Dockerfile stage to build.  [default: its last stage]")
+@click.option("--run-as-user", type=int, default=10001, show_default=True, help="The UID the image's USER runs as.")
+@click.pass_context
+def new_command(
+    ctx: click.Context, directory: Path, name: str | None, public_paths: tuple[str, ...], **options: Any
+) -> None:
+    """Create an app repository in DIRECTORY that deploys with this shipsafe, as `pulumi new` would.
+
+    Writes Pulumi.yaml, a few-line __main__.py (the installed components' program), Pulumi.<stack>.yaml with the
+    app's port, probe paths and image, policy/ (the installed pack) with policy/config/<stack>.json,
+    requirements.txt, .gitignore and README.md. The stack is checked as `config validate` checks it first; an
+    existing file is never overwritten.
+    """
+    app = AppOptions(name=name or directory.resolve().name, public_paths=public_paths, **options)
+    for path in new_app(directory, app):
+        click.echo(f"created {directory / path}")
+    click.echo(
+        f"next: in {directory}, install shipsafe into venv/ (its README.md), then shipsafe config validate; "
+        f"shipsafe preview {app.stack} --offline"
+    )
 
 
 @click.command("init")

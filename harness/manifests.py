@@ -64,7 +64,7 @@ HELM_INSTALL_ORDER = (
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
 )
-# Our deploy differs from Helm's (`__main__.py`, `components/timeline.py`): the migration Job `depends_on` the
+# Our deploy differs from Helm's (`components/program.py`, `components/timeline.py`): the migration Job `depends_on` the
 # backing services' StatefulSets and every Deployment `depends_on` the Job, so both come before Deployments and HPAs.
 _BEFORE_DEPLOYMENTS = ("StatefulSet", "Job")
 

@@ -23,7 +23,15 @@ from .images import parse_image
 from .k8s import dig
 from .languages import Language, identify, simple_commands
 
-PACK_DIR = Path(__file__).resolve().parent.parent
+
+def pack_dir() -> Path:
+    """The pack directory (the one holding PulumiPolicy.yaml), which `projectDir` is relative to: the pack process's
+    working directory. pulumi/pulumi `sdk/go/common/resource/plugin/analyzer_plugin.go` `NewPolicyAnalyzer` starts a
+    Python pack with `pwd := policyPackPath` and the program `.`; the offline harness does the same
+    (`harness/analyzer.py` `PolicyPackProcess`). Not this module's location: installed from the wheel, these rules
+    live in site-packages, away from the app repository's `policy/` directory."""
+    return Path.cwd()
+
 
 _VARIABLE = re.compile(r"\$(?:\{(\w+)(?::?[-+]([^}]*))?\}|(\w+))")
 
@@ -84,7 +92,7 @@ def _parse(path: Path, mtime: float) -> tuple[Any, ...]:
 def load_build(res: HasProps, config: Config) -> Build:
     """The build an image resource describes: Dockerfile stages with build args applied, and the target."""
     props = res.props
-    project = (PACK_DIR / str(config["projectDir"])).resolve()
+    project = (pack_dir() / str(config["projectDir"])).resolve()
     target_known = True
     if res.resource_type == "docker-build:index:Image":
         context_dir = dig(props, "context", "location") or "."

@@ -129,3 +129,33 @@ def test_a_crashing_policy_fails_the_analysis_with_its_error(tmp_path: Path, com
     ):
         pack.analyze(compliant["prod"])
     assert pack.exit_code is not None
+
+
+def test_the_pack_imports_only_its_own_locked_dependencies() -> None:
+    """policy/ runs under the real CLI in a venv holding only policy/requirements.txt, and shipsafe_policies ships in
+    the wheel apart from the program: no module of the pack may import the program's, the tool's or the harness's
+    packages, or a distribution its lock does not pin."""
+    import ast
+    import re
+    from importlib.metadata import packages_distributions
+
+    locked = {
+        re.sub(r"[-_.]+", "-", m.group(1)).lower()
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", (POLICY_DIR / "requirements.txt").read_text(), re.MULTILINE)
+    }
+    distributions = packages_distributions()
+    outside = []
+    for path in sorted(POLICY_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for top in {name.split(".")[0] for name in names}:
+                if top in sys.stdlib_module_names or top == "shipsafe_policies":
+                    continue
+                dists = {re.sub(r"[-_.]+", "-", d).lower() for d in distributions.get(top, [])}
+                if not dists & locked:
+                    outside.append(
+                        f"{path.relative_to(REPO_ROOT)} imports {top} ({sorted(dists) or 'no distribution'})"
+                    )
+    assert not outside, outside
