@@ -155,10 +155,12 @@ def config_problems(project_dir: Path, stack: str) -> list[str]:
     if not policy_config.is_file():
         return [f"{policy_config} is missing: every stack needs its policy config"]
     try:
-        return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
+        production = policy_link.is_production_stack(stack, config)
+        return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config, production=production))
     except (PolicyPackError, ValueError) as error:
-        named = str(error).startswith(str(policy_config))  # the pack's reader names the file itself
-        return [str(error) if named else f"{policy_config}: {error}"]
+        problems = str(error).splitlines()  # one line per problem (e.g. each floor rule lowered)
+        named = all(policy_config.name in line.split(": ", 1)[0] for line in problems)  # the reader names the file
+        return problems if named else [f"{policy_config}: {line}" for line in problems]
 
 
 def protected_resources(project_dir: Path, stack: str) -> list[RecordedResource]:

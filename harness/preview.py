@@ -130,11 +130,13 @@ def policy_conflicts(
     is left to the program, which names it."""
     _, values = read_stack_config(stack, project_dir, overrides)
     config, secret_keys = engine_config(values)
+    production = policy_link.is_production_stack(stack, config)
+    policy = policy_link.read_policy_config(policy_config, production=production)
     try:
         settings = settings_from_config(config, lambda key: key in secret_keys)
     except ConfigError:
         return []
-    return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
+    return policy_link.conflicts(settings, policy)
 
 
 class PhaseAnalyses:
@@ -289,7 +291,7 @@ def _refused(args: argparse.Namespace, message: str, problems: Sequence[str], st
 
 def _run(args: argparse.Namespace, analyzed: list[tuple[PhaseRecording, analyzer.AnalysisReport]]) -> int:
     try:
-        project, _ = read_stack_config(args.stack, args.project_dir)
+        project, values = read_stack_config(args.stack, args.project_dir)
     except StackFileError as error:
         return _refused(args, str(error), [str(error)], EXIT_BAD_CONFIG)
     if args.no_policy:
@@ -298,7 +300,11 @@ def _run(args: argparse.Namespace, analyzed: list[tuple[PhaseRecording, analyzer
     pack_dir = args.project_dir / "policy"
     try:
         with analyzer.booted_in_background(
-            args.policy_config, project=project, stack=args.stack, pack_dir=pack_dir
+            args.policy_config,
+            project=project,
+            stack=args.stack,
+            pack_dir=pack_dir,
+            stack_config=engine_config(values)[0],
         ) as analyze:
             return _preview(args, analyze, analyzed)
     except analyzer.PolicyPackError as error:

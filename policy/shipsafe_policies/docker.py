@@ -19,6 +19,7 @@ import dockerfile
 from pulumi_policy import PolicyResource
 
 from . import k8s
+from .floor import NON_ROOT
 from .framework import ADVISORY, Config, Finding, HasProps, Item, Section, Setting, item_by_item
 from .images import IMAGE_BUILDS, parse_image
 from .k8s import dig, items, number
@@ -169,6 +170,7 @@ def _final_user(build: Build) -> str:
     "End the final stage with a numeric `USER <uid>:<gid>` such as `USER 10001:10001`.",
     types=IMAGE_BUILDS,
     projectDir=PROJECT_DIR,
+    floor=NON_ROOT,
 )
 @_with_build
 def check_non_root_user(build: Build, config: Config) -> Iterator[str]:
