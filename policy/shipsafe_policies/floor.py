@@ -45,7 +45,7 @@ NON_ROOT = Floor("a root process turns any app bug into control of the container
 NO_PRIVILEGE = Floor("privilege, its escalation or added capabilities undo the container boundary")
 SECRETS = Floor("a secret outside a Secret reaches logs, the API's readers and every copy of the manifests")
 MIGRATION_FIRST = Floor("new code on an old schema, or a migration that retries blindly, loses or corrupts data")
-ROLLOUT = Floor("without it a deploy or a node drain takes the service down or sends traffic to unready pods")
+ROLLOUT = Floor("a deploy or a node drain without these takes the service down or sends traffic to unready pods")
 
 
 def config_file(stack: str) -> str:

@@ -182,3 +182,14 @@ def test_an_unknown_policy_name_is_refused_with_the_nearest_real_name(tmp_path: 
         read_policy_config(path)
     assert "'rollout-zero-dowtime' (did you mean 'rollout-zero-downtime'?)" in str(refused.value)
     assert str(path) in str(refused.value)
+
+
+def test_the_policy_reference_lists_the_floor_from_the_rules(pack: PolicyPackProcess) -> None:
+    from harness.policy_docs import render_policy_docs, stack_levels
+
+    reference = render_policy_docs(pack.policies, stack_levels(pack.policies))
+    floor = reference.split("#### The platform floor", 1)[1].split("####", 1)[0]
+    assert all(f"`{rule.name}`" in floor for rule in FLOOR_RULES)
+    assert "`minReplicas` >= 2" in floor
+    rows = [line for line in reference.splitlines() if line.startswith("| `docker-healthcheck` ")]
+    assert rows and "| - |" in rows[0], "a rule without a floor says so in its row"
