@@ -14,12 +14,12 @@ from typing import Any
 
 import pulumi
 
-from components.settings import ConfigError, settings_from_config
+from components.settings import ConfigError, Settings, settings_from_config
 from components.timeline import deploy_timeline
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.options import json_printed_elsewhere
-from harness import policy_link
+from harness import app_contract, policy_link
 from harness.analyzer import PolicyPackError
 from harness.diff import ObjectChange, diff_renders, object_changes
 from harness.exit_codes import exit_code_of
@@ -140,7 +140,8 @@ def diff_against_render(project_dir: Path, stack: str, previous: Path, overrides
 
 def config_problems(project_dir: Path, stack: str) -> list[str]:
     """What `pulumi up` of this stack would refuse before registering anything: the stack file, the settings (and
-    the deploy timeline the program derives from them), and settings the stack's policy config forbids."""
+    the deploy timeline the program derives from them), what the project knows about the app that the settings
+    contradict (`harness.app_contract`), and settings the stack's policy config forbids."""
     try:
         _, values = read_stack_config(stack, project_dir)
     except StackFileError as error:
@@ -151,6 +152,12 @@ def config_problems(project_dir: Path, stack: str) -> list[str]:
         deploy_timeline(settings)
     except ConfigError as error:
         return error.problems
+    return app_contract.problems(project_dir, stack, settings) + _policy_config_problems(
+        project_dir, stack, config, settings
+    )
+
+
+def _policy_config_problems(project_dir: Path, stack: str, config: dict[str, str], settings: Settings) -> list[str]:
     policy_config = policy_config_path(project_dir, stack)
     if not policy_config.is_file():
         return [f"{policy_config} is missing: every stack needs its policy config"]

@@ -28,7 +28,7 @@ from typing import Any
 import pulumi
 
 from components.settings import ConfigError, settings_from_config
-from harness import analyzer, policy_link
+from harness import analyzer, app_contract, policy_link
 from harness.exit_codes import ExitCode, exit_code_of
 from harness.manifests import is_kubernetes, modelled_values_note, render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases, server_name
@@ -139,6 +139,18 @@ def policy_conflicts(
     return policy_link.conflicts(settings, policy)
 
 
+def app_contract_problems(stack: str, overrides: dict[str, object], project_dir: Path = REPO_ROOT) -> list[str]:
+    """The stack's settings against what the project knows about the app (`harness.app_contract`); config the
+    program itself refuses is left to the program, which names it."""
+    _, values = read_stack_config(stack, project_dir, overrides)
+    config, secret_keys = engine_config(values)
+    try:
+        settings = settings_from_config(config, lambda key: key in secret_keys)
+    except ConfigError:
+        return []
+    return app_contract.problems(project_dir, stack, settings)
+
+
 class PhaseAnalyses:
     """Hands each phase to the policy pack as soon as it is modelled: the pack is another process, so it analyzes
     one phase while the program runs for the next. Without a pack (`--no-policy`) nothing is analyzed. A report
@@ -186,6 +198,9 @@ def _preview_phases(args: argparse.Namespace, analyses: PhaseAnalyses) -> int:
         )
         if conflicts:
             return _refused(args, "the stack's settings conflict with its policy config", conflicts, EXIT_BAD_CONFIG)
+        contradicted = app_contract_problems(args.stack, overrides, args.project_dir)
+        if contradicted:
+            return _refused(args, "the stack contradicts what the project declares", contradicted, EXIT_BAD_CONFIG)
         phases = model_phases(
             args.stack,
             config_overrides=overrides,
