@@ -19,6 +19,8 @@ from deploy.prometheus import MetricsSource, PrometheusClient
 from deploy.smoke import SmokeReport, smoke
 from deploy.stacks import StackCreator
 from deploy.terminal import TerminalConsole
+from harness.analyzer import PolicyPackError
+from harness.policy_link import read_policy_config
 from harness.stack_config import policy_config_path
 
 
@@ -62,6 +64,10 @@ class DeployContext:
         for path in (pack.path / "PulumiPolicy.yaml", pack.config):
             if not path.is_file():
                 raise ShipsafeError(f"policy pack file {path} is missing", ExitCode.FAILED)
+        try:  # the engine reads the file itself: a duplicate key or an unknown policy name would pass it silently
+            read_policy_config(pack.config)
+        except PolicyPackError as error:
+            raise ShipsafeError(str(error), ExitCode.POLICY_PACK_FAILED) from None
         return pack
 
     def engine_line(self, line: str) -> None:

@@ -13,13 +13,17 @@ from typing import Any
 
 import pytest
 
+from deploy.context import DeployContext
+from deploy.errors import ShipsafeError
 from deploy.offline import config_problems
 from harness import preview
 from harness.analyzer import PolicyPackError, PolicyPackProcess, load_policy_config
 from harness.exit_codes import ExitCode
+from harness.policy_docs import render_policy_docs, stack_levels
 from harness.policy_link import pack_registry, read_policy_config
 from harness.runtime import REPO_ROOT
 from harness.stack_config import policy_config_path
+from tests.deploy.memory_stack import MemoryStacks
 from tests.support.project_copy import copy_project
 
 PROD_CONFIG = policy_config_path(REPO_ROOT, "prod")
@@ -175,6 +179,19 @@ def test_a_duplicate_key_in_a_policy_config_is_refused_with_file_and_key_path(tm
         policy_config_path(project, "staging").write_text(committed)
 
 
+def test_shipsafe_refuses_a_duplicate_key_before_handing_the_file_to_the_real_cli(project: Path) -> None:
+    path = policy_config_path(project, "prod")
+    committed = path.read_text()
+    path.write_text(committed.replace('"all": "mandatory",', '"all": "mandatory",\n  "all": "advisory",'))
+    try:
+        with pytest.raises(ShipsafeError) as refused:
+            DeployContext(open_stack=MemoryStacks(), project_dir=project).policy_for("organization/shipsafe/prod")
+    finally:
+        path.write_text(committed)
+    assert refused.value.exit_code is ExitCode.POLICY_PACK_FAILED
+    assert "prod.json: duplicate key all" in refused.value.message
+
+
 def test_an_unknown_policy_name_is_refused_with_the_nearest_real_name(tmp_path: Path) -> None:
     path = tmp_path / "staging.json"
     path.write_text(json.dumps({"rollout-zero-dowtime": "advisory"}))
@@ -185,11 +202,18 @@ def test_an_unknown_policy_name_is_refused_with_the_nearest_real_name(tmp_path: 
 
 
 def test_the_policy_reference_lists_the_floor_from_the_rules(pack: PolicyPackProcess) -> None:
-    from harness.policy_docs import render_policy_docs, stack_levels
-
     reference = render_policy_docs(pack.policies, stack_levels(pack.policies))
     floor = reference.split("#### The platform floor", 1)[1].split("####", 1)[0]
     assert all(f"`{rule.name}`" in floor for rule in FLOOR_RULES)
     assert "`minReplicas` >= 2" in floor
     rows = [line for line in reference.splitlines() if line.startswith("| `docker-healthcheck` ")]
     assert rows and "| - |" in rows[0], "a rule without a floor says so in its row"
+
+
+def test_the_offline_preview_refuses_a_duplicate_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "staging.json"
+    staging = policy_config_path(REPO_ROOT, "staging").read_text()
+    path.write_text(staging.replace("{\n", '{\n  "docker-healthcheck": "mandatory",\n', 1))
+    status = preview.main(["staging", "--quiet", "--policy-config", str(path), "--out", str(tmp_path / "out")])
+    assert status == ExitCode.POLICY_PACK_FAILED
+    assert f"{path}: duplicate key docker-healthcheck" in capsys.readouterr().err
