@@ -179,7 +179,9 @@ def test_a_duplicate_key_in_a_policy_config_is_refused_with_file_and_key_path(tm
         policy_config_path(project, "staging").write_text(committed)
 
 
-def test_shipsafe_refuses_a_duplicate_key_before_handing_the_file_to_the_real_cli(project: Path) -> None:
+def test_shipsafe_refuses_a_duplicate_key_or_lowered_floor_before_handing_the_file_to_the_real_cli(
+    project: Path,
+) -> None:
     path = policy_config_path(project, "prod")
     committed = path.read_text()
     path.write_text(committed.replace('"all": "mandatory",', '"all": "mandatory",\n  "all": "advisory",'))
@@ -190,6 +192,13 @@ def test_shipsafe_refuses_a_duplicate_key_before_handing_the_file_to_the_real_cl
         path.write_text(committed)
     assert refused.value.exit_code is ExitCode.POLICY_PACK_FAILED
     assert "prod.json: duplicate key all" in refused.value.message
+    path.write_text(json.dumps(_prod_config(**{"rollout-pdb-coverage": "disabled"})))
+    try:
+        with pytest.raises(ShipsafeError) as refused:
+            DeployContext(open_stack=MemoryStacks(), project_dir=project).policy_for("organization/shipsafe/prod")
+    finally:
+        path.write_text(committed)
+    assert "policy/config/prod.json: rollout-pdb-coverage is disabled" in refused.value.message
 
 
 def test_an_unknown_policy_name_is_refused_with_the_nearest_real_name(tmp_path: Path) -> None:
