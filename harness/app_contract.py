@@ -35,6 +35,7 @@ CONTRACT_KEYS = {"port": "app.port", "livenessPath": "app.livenessPath", "readin
 """Each key the contract file may declare, and the stack setting it must equal."""
 _URL_PATH = re.compile(r"https?://.*?(/[A-Za-z0-9._~-][A-Za-z0-9._~/-]*)")
 _URL_PORT = re.compile(r"https?://[^/:\s'\"]+:(\d+)/")
+_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
 def _key(path: str) -> str:
@@ -55,10 +56,30 @@ def _build(settings: Settings, project_dir: Path) -> Any:
     return _docker().load_build(image, {"projectDir": str(project_dir.resolve())})
 
 
-def _exposed_ports(stage: Any) -> list[int]:
-    """The literal ports the stage (with the stages it is built FROM) EXPOSEs; `8080/tcp` counts as 8080."""
-    words = [w for s in stage.chain() for c in s.commands if c.cmd == "EXPOSE" for w in c.value]
-    return sorted({int(w.split("/")[0]) for w in words if w.split("/")[0].isdigit()})
+def _expand(word: str, values: Mapping[str, str]) -> str:
+    return _VARIABLE.sub(lambda match: values.get(match.group(1) or match.group(2), ""), word)
+
+
+def _exposed_ports(build: Any) -> list[int]:
+    """The ports the final stage (with the stages it is built FROM) EXPOSEs; `8080/tcp` counts as 8080, and
+    `${PORT}` is the default of the stage's `ARG PORT` (a global ARG's default only once redeclared in the stage,
+    as docker scopes it) or an `ENV PORT` of the stage or one it is built FROM. A port left to a build arg without
+    a default is not known here and not compared."""
+    global_defaults = dict(arg.value[0].partition("=")[::2] for arg in build.global_args)
+    env: dict[str, str] = {}
+    ports: set[int] = set()
+    for stage in reversed(list(build.final.chain())):
+        args: dict[str, str] = {}
+        for command in stage.commands:
+            if command.cmd == "ARG":
+                name, given, default = command.value[0].partition("=")
+                args[name] = default if given else global_defaults.get(name, "")
+            elif command.cmd == "ENV":
+                env.update(zip(command.value[::2], command.value[1::2], strict=False))
+            elif command.cmd == "EXPOSE":
+                expanded = (_expand(word, {**env, **args}).split("/")[0] for word in command.value)
+                ports.update(int(port) for port in expanded if port.isdigit())
+    return sorted(ports)
 
 
 def _dockerfile_problems(settings: Settings, project_dir: Path) -> Iterator[str]:
@@ -68,7 +89,7 @@ def _dockerfile_problems(settings: Settings, project_dir: Path) -> Iterator[str]
     except docker.DockerfileError:
         return  # the pack's docker-* rules report an unreadable Dockerfile
     app, shown = settings.app, settings.app.dockerfile_path
-    ports = _exposed_ports(build.final)
+    ports = _exposed_ports(build)
     if ports and app.port not in ports:
         exposed = ", ".join(map(str, ports))
         yield (

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,11 +44,15 @@ def without(path: Path) -> Iterator[None]:
         path.write_text(committed)
 
 
-def offline_preview(project: Path, stack: str, *overrides: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def offline_preview(
+    project: Path, stack: str, *overrides: str, capsys: pytest.CaptureFixture[str], refused: bool = True
+) -> tuple[int, str]:
     capsys.readouterr()
-    args = [stack, "--quiet", "--project-dir", str(project), "--out", str(project / "out-contract")]
+    out = project / "out-contract"
+    shutil.rmtree(out, ignore_errors=True)
+    args = [stack, "--quiet", "--project-dir", str(project), "--out", str(out)]
     status = preview.main([*args, *(f"--set={pair}" for pair in overrides)])
-    assert not (project / "out-contract").exists(), "refused before the program ran"
+    assert out.exists() is not refused, "refused before the program ran" if refused else "the program ran"
     return status, capsys.readouterr().err
 
 
@@ -116,3 +121,33 @@ def test_a_password_inside_a_url_setting_is_refused_unless_secret(
     with edited(project / "Pulumi.staging.yaml", plain, "    prometheusUrl: http://prom:9090/api?access_token=abc\n"):
         problems = config_problems(project, "staging")
     assert any("prometheusUrl carries a credential (the query parameter 'access_token')" in p for p in problems)
+
+
+NODE_DOCKERFILE = """\
+ARG NODE_IMAGE=docker.io/library/node:20.18.0-bookworm-slim
+FROM ${NODE_IMAGE} AS build
+ENV PORT=8080
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+FROM build AS production
+ARG UNUSED
+USER 10001:10001
+EXPOSE ${PORT}/tcp
+HEALTHCHECK CMD wget -qO- http://localhost:${PORT}/health || exit 1
+CMD ["node", "dist/main.js"]
+"""
+
+
+def test_a_node_dockerfile_port_from_env_and_its_healthcheck(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    context = project / "service"
+    context.mkdir(exist_ok=True)
+    (context / "Dockerfile").write_text(NODE_DOCKERFILE)
+    settings = ("app.buildContext=service", "app.buildTarget=production")
+    status, err = offline_preview(project, "staging", *settings, capsys=capsys)
+    assert status == ExitCode.CONFIG_ERROR, err
+    assert "shipsafe:app.port = 3002, but service/Dockerfile EXPOSEs 8080" in err
+    assert "service/Dockerfile HEALTHCHECK requests /health, but shipsafe:app.livenessPath = /healthz" in err
+    agreeing = ("app.port=8080", "app.livenessPath=/health", "gitSha=0123456789ab")
+    status, err = offline_preview(project, "staging", *settings, *agreeing, capsys=capsys, refused=False)
+    assert status != ExitCode.CONFIG_ERROR and "EXPOSEs" not in err and "HEALTHCHECK requests" not in err, err
