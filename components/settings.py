@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self, get_args
+from urllib.parse import parse_qsl, urlsplit
 
 import pulumi
 from pydantic import (
@@ -926,6 +927,7 @@ def settings_from_config(config: Mapping[str, str], is_secret: Callable[[str], b
         problems += error.problems
     else:
         problems += _unused_service_urls(config, settings)
+        problems += _credentials_in_urls(settings, is_secret)
     if problems:
         raise ConfigError(problems)
     return settings
@@ -941,6 +943,55 @@ def _unused_service_urls(config: Mapping[str, str], settings: Settings) -> list[
                 f"{key} is set, but {_key((role, 'mode'))} is {service.mode}: only an external {role} reads it; "
                 f"remove it (`pulumi config rm {key}`) or set the mode to external"
             )
+    return problems
+
+
+_CREDENTIAL_PARAM = re.compile(
+    r"(?i)^(?:.*[_.-])?(?:token|access_?token|api_?key|apikey|key|secret|password|passwd|pwd|sig|signature|auth|"
+    r"authorization|credentials?|x-amz-(?:signature|security-token|credential))$"
+)
+"""A query parameter whose name says it carries a credential (`?token=`, `?api_key=`, `?X-Amz-Signature=`)."""
+
+
+def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, child in value.items():
+            yield from _strings(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _strings(child, (*path, index))
+
+
+def _credential_in(path: tuple[str | int, ...], text: str) -> str | None:
+    """What credential a URL value carries, if any: a password in its user info or a token-like query parameter.
+    A value is a URL when it parses with a scheme and a host, or when its setting's name ends in `Url`/`URL`."""
+    named_url = str(path[-1]).endswith(("Url", "URL"))
+    parts = urlsplit(text if "://" in text or not named_url else f"//{text}")
+    if not parts.netloc or not (parts.scheme or named_url):
+        return None
+    if parts.password:
+        return "a password in its user info"
+    params = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True) if _CREDENTIAL_PARAM.match(name)]
+    return f"the query parameter {params[0]!r}" if params else None
+
+
+def _credentials_in_urls(settings: Settings, is_secret: Callable[[str], bool]) -> list[str]:
+    """Every URL setting (found in the settings themselves, not listed) that carries a credential while its key is
+    not a secret: it would sit in plain text in the stack file, in git and in `pulumi config` output. The value is
+    never shown."""
+    problems = []
+    for name, value in settings.model_dump(by_alias=True, mode="json").items():
+        if is_secret(_key((name,))):
+            continue
+        for path, text in _strings(value, (name,)):
+            credential = _credential_in(path, text)
+            if credential:
+                problems.append(
+                    f"{_key(path)} carries a credential ({credential}) in plain text: remove it from the URL, or "
+                    f"store the whole setting as a secret (`pulumi config set --secret {_key((name,))} ...`)"
+                )
     return problems
 
 

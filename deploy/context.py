@@ -15,12 +15,15 @@ from rich.markup import escape
 from deploy.backend import PolicyPack, StackFactory
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.kubeconfig import open_cluster
+from deploy.policy_link import is_production_stack, read_policy_config
 from deploy.prerequisites import ClusterOpener
 from deploy.prometheus import MetricsSource, PrometheusClient
 from deploy.smoke import SmokeReport, smoke
 from deploy.stacks import StackCreator
 from deploy.terminal import TerminalConsole
-from harness.stack_config import policy_config_path
+from harness.analyzer import PolicyPackError
+from harness.runtime import engine_config, read_stack_config
+from harness.stack_config import StackFileError, policy_config_path
 
 if TYPE_CHECKING:
     from deploy.offline.preview import Progress, Report
@@ -72,6 +75,17 @@ class DeployContext:
         for path in (pack.path / "PulumiPolicy.yaml", pack.config):
             if not path.is_file():
                 raise ShipsafeError(f"policy pack file {path} is missing", ExitCode.FAILED)
+        # The engine reads the file itself: a duplicate key or an unknown policy name would pass it silently (the
+        # pack refuses a lowered floor too, but cannot name the file).
+        try:
+            _, values = read_stack_config(short_name, self.project_dir)
+            production = is_production_stack(short_name, engine_config(values)[0])
+        except StackFileError:
+            production = True  # the stack file's own check names it; meanwhile the strictest reading
+        try:
+            read_policy_config(pack.config, production=production)
+        except PolicyPackError as error:
+            raise ShipsafeError(str(error), ExitCode.POLICY_PACK_FAILED) from None
         return pack
 
     def engine_line(self, line: str) -> None:

@@ -63,7 +63,8 @@ class ExitCode(IntEnum):
     )
     CONFIG_ERROR = (
         15,
-        "invalid stack file or settings, or settings the stack's policy config refuses",
+        "invalid stack file or settings, settings the stack's policy config refuses, or settings that contradict "
+        "what the project knows (the Dockerfile, the app's shipsafe-app.yaml, the app's other stacks)",
         (Aftermath.UNCHANGED),
     )
     POLICY_VIOLATION = (

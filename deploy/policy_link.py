@@ -20,7 +20,7 @@ from typing import Any
 
 from components.config_keys import CONFIG_NAMESPACE
 from components.settings import INGRESS_WORKLOAD, ImageSource, RegistryMode, Resources, ServiceMode, Settings
-from harness.analyzer import POLICY_DIR, PolicyPackError, load_policy_config
+from harness.analyzer import POLICY_DIR, PolicyPackError, load_policy_config, refuse_unknown_policies
 from harness.runtime import REPO_ROOT
 
 
@@ -48,6 +48,12 @@ def pack_registry() -> ModuleType:
     return importlib.import_module("shipsafe_policies")  # the pack's package lives in policy/, not on the path
 
 
+def pack_floor() -> ModuleType:
+    """The pack's platform floor (`policy/shipsafe_policies/floor.py`): the same judgement the pack makes."""
+    pack_registry()
+    return importlib.import_module("shipsafe_policies.floor")
+
+
 def _pack_defaults() -> dict[str, tuple[str, dict[str, Any]]]:
     """Each policy's default level and settings, from the pack's own rules."""
     return {
@@ -56,21 +62,30 @@ def _pack_defaults() -> dict[str, tuple[str, dict[str, Any]]]:
     }
 
 
-def read_policy_config(path: Path) -> PolicyConfig:
-    """What the engine would configure from `path` (`harness.analyzer.reconcile_config` validates it fully)."""
+def read_policy_config(path: Path, *, production: bool = False) -> PolicyConfig:
+    """What the engine would configure from `path` (`harness.analyzer.reconcile_config` validates it fully); for
+    a `production` stack, a config that lowers the platform floor is refused as the pack refuses it
+    (`shipsafe_policies/floor.py`)."""
     given = load_policy_config(path)
     pack = _pack_defaults()
-    unknown = sorted(set(given) - set(pack) - {"all"})
-    if unknown:  # as `reconcile_config` refuses it: a typo would silently drop a constraint
-        raise PolicyPackError(f"policy config names unknown policies: {', '.join(unknown)}")
+    shown = path.resolve().relative_to(REPO_ROOT) if path.resolve().is_relative_to(REPO_ROOT) else path
+    refuse_unknown_policies(given, pack, str(shown))
     every = given.get("all", {}).get("enforcementLevel")
     settings, levels = {}, {}
     for name, (level, defaults) in pack.items():
         own = dict(given.get(name, {}))
         levels[name] = own.pop("enforcementLevel", None) or every or level
         settings[name] = {**defaults, **own}
-    shown = path.resolve().relative_to(REPO_ROOT) if path.resolve().is_relative_to(REPO_ROOT) else path
+    if production:
+        lowered = pack_floor().lowered(pack_registry().all_rules(), levels, settings, str(shown))
+        if lowered:
+            raise PolicyPackError("\n".join(lowered))
     return PolicyConfig(str(shown), settings, levels)
+
+
+def is_production_stack(stack: str, config: Mapping[str, str]) -> bool:
+    """Whether the platform floor holds this stack, decided as the pack decides it (`floor.is_production`)."""
+    return bool(pack_floor().is_production(stack, config, {}))
 
 
 def _key(path: str) -> str:

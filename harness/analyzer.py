@@ -14,6 +14,8 @@ No engine runs offline: the engine address is a placeholder the pack only parses
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import re
 import selectors
@@ -136,12 +138,26 @@ def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
     return parsed
 
 
-def reconcile_config(policies: Iterable[PolicyInfo], given: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def refuse_unknown_policies(given: Iterable[str], known: Iterable[str], source: str = "policy config") -> None:
+    """A name the pack has no policy for, with the nearest real name. The engine drops such names silently
+    (`pkg/resource/analyzer/config.go` `ReconcilePolicyPackConfig` walks the pack's policies only), so the pack never
+    sees them: a typo would silently leave the rule at its default, so only this offline check can refuse it."""
+    names = sorted(set(known))
+    unknown = sorted(set(given) - set(names) - {"all"})
+    if unknown:
+        problems = []
+        for name in unknown:
+            nearest = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            problems.append(f"{name!r}" + (f" (did you mean {nearest[0]!r}?)" if nearest else ""))
+        raise PolicyPackError(f"{source}: unknown policy names: {', '.join(problems)}")
+
+
+def reconcile_config(
+    policies: Iterable[PolicyInfo], given: Mapping[str, Mapping[str, Any]], source: str = "policy config"
+) -> dict[str, Any]:
     """Schema defaults, then `all`, then per-policy settings; validated against each policy's JSON schema."""
     infos = {p.name: p for p in policies}
-    unknown = sorted(set(given) - set(infos) - {"all"})
-    if unknown:  # the engine would pass these through silently; a typo here would silently disable a rule
-        raise PolicyPackError(f"policy config names unknown policies: {', '.join(unknown)}")
+    refuse_unknown_policies(given, infos, source)
     result: dict[str, Any] = {}
     for name, info in infos.items():
         properties = dict(info.config_schema.get("properties") or {})
@@ -297,9 +313,14 @@ class PolicyPackProcess:
         stack: str = "offline",
         python: Path | None = None,
         startup_timeout: float = 30.0,
+        stack_config: Mapping[str, str] | None = None,
+        stack_tags: Mapping[str, str] | None = None,
     ) -> None:
-        """`python` overrides the interpreter PulumiPolicy.yaml selects (tests of broken packs use it)."""
+        """`python` overrides the interpreter PulumiPolicy.yaml selects (tests of broken packs use it);
+        `stack_config` (`<namespace>:<key>` -> string) and `stack_tags` are what the engine tells the pack about
+        the stack (ConfigureStack and `PULUMI_CONFIG`)."""
         self.pack_dir, self.project, self.stack = pack_dir, project, stack
+        self.stack_config, self.stack_tags = dict(stack_config or {}), dict(stack_tags or {})
         self._python, self._startup_timeout = python, startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pack; closed in close()
@@ -334,6 +355,8 @@ class PolicyPackProcess:
             "PULUMI_STACK": self.stack,
             "PULUMI_DRY_RUN": "true",
             "PULUMI_ORGANIZATION": "organization",
+            # As `analyzer_plugin.go` `constructEnv`: the stack's config as one JSON object (unset when empty).
+            **({"PULUMI_CONFIG": json.dumps(self.stack_config)} if self.stack_config else {}),
         }
         self._process = subprocess.Popen(
             [str(python), "-u", "-m", "pulumi.policy", PLACEHOLDER_ENGINE, "."],
@@ -350,7 +373,14 @@ class PolicyPackProcess:
         grpc.channel_ready_future(self._channel).result(timeout=self._startup_timeout)
         self._handshake()
         self._stub.ConfigureStack(
-            analyzer_pb2.AnalyzerStackConfigureRequest(stack=self.stack, project=self.project, dry_run=True),
+            analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=self.stack,
+                project=self.project,
+                organization="organization",
+                dry_run=True,
+                config=self.stack_config,
+                tags=self.stack_tags,
+            ),
             timeout=_RPC_TIMEOUT,
         )
         self._load_analyzer_info()
@@ -413,16 +443,20 @@ class PolicyPackProcess:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")
 
-    def configure(self, config: Mapping[str, Mapping[str, Any]]) -> None:
-        """Apply a parsed policy config file (see `load_policy_config`) the way the engine does."""
-        reconciled = reconcile_config(self.policies, config)
+    def configure(self, config: Mapping[str, Mapping[str, Any]], source: str = "policy config") -> None:
+        """Apply a parsed policy config file (see `load_policy_config`) the way the engine does; a config the
+        pack refuses (`shipsafe_policies/floor.py`) stops here, as the engine stops before the program runs."""
+        reconciled = reconcile_config(self.policies, config, source)
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, settings in reconciled.items():
             properties = {k: v for k, v in settings.items() if k != "enforcementLevel"}
             entry = request.policyConfig[name]
             entry.enforcementLevel = _LEVEL_VALUES[settings["enforcementLevel"]]
             entry.properties.update(properties)
-        self._stub.Configure(request, timeout=_RPC_TIMEOUT)
+        try:
+            self._stub.Configure(request, timeout=_RPC_TIMEOUT)
+        except grpc.RpcError as error:  # update.go: "configuring policy pack ...: <the pack's message>"
+            raise PolicyPackError(f"configuring policy pack {self.name}: {error.details()}") from None
         self.levels = {name: settings["enforcementLevel"] for name, settings in reconciled.items()}
 
     def analyze(self, recording: Recording, *, resources: bool = True) -> AnalysisReport:
@@ -479,18 +513,23 @@ class PolicyPackProcess:
 
 @contextmanager
 def booted_in_background(
-    policy_config_path: Path, *, project: str, stack: str, pack_dir: Path = POLICY_DIR
+    policy_config_path: Path,
+    *,
+    project: str,
+    stack: str,
+    pack_dir: Path = POLICY_DIR,
+    stack_config: Mapping[str, str] | None = None,
 ) -> Iterator[Callable[[Recording], AnalysisReport]]:
     """Boots the pack on a worker thread while the caller runs the program (both take about as long), and
     yields `analyze(recording)`, which waits for the boot, applies the config and analyzes."""
     config = load_policy_config(policy_config_path)
-    pack = PolicyPackProcess(pack_dir, project=project, stack=stack)
+    pack = PolicyPackProcess(pack_dir, project=project, stack=stack, stack_config=stack_config)
     with ThreadPoolExecutor(max_workers=1) as pool:
         booting = pool.submit(pack.__enter__)
 
         def analyze_booted(recording: Recording) -> AnalysisReport:
             booting.result()
-            pack.configure(config)
+            pack.configure(config, str(policy_config_path))
             return pack.analyze(recording)
 
         try:
@@ -504,7 +543,7 @@ def analyze(recording: Recording, policy_config_path: Path, *, pack_dir: Path = 
     """Run the pack over a recorded stack with that stack's policy config (one pack process per call)."""
     config = load_policy_config(policy_config_path)
     with PolicyPackProcess(pack_dir, project=recording.project, stack=recording.stack) as pack:
-        pack.configure(config)
+        pack.configure(config, str(policy_config_path))
         return pack.analyze(recording)
 
 

@@ -178,11 +178,45 @@ def _check_json_tree(path: Path, document: Any) -> None:
         pending.extend((child, depth + 1) for child in children)
 
 
+class _JsonObject(dict[str, Any]):
+    """A JSON object that remembers the keys it met more than once (Python's json keeps the last silently)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        seen: set[str] = set()
+        self.duplicates: list[str] = []
+        for key, _ in pairs:
+            if key in seen:
+                self.duplicates.append(key)
+            seen.add(key)
+
+
+def _duplicate_key_paths(document: Any) -> list[str]:
+    """`a.b` for each key defined twice in one object, anywhere in the document (arrays as `[i]`)."""
+    found, pending = [], [(document, "")]
+    while pending:
+        value, at = pending.pop()
+        if isinstance(value, _JsonObject):
+            found += [f"{at}.{key}" if at else key for key in value.duplicates]
+            pending += [(child, f"{at}.{key}" if at else key) for key, child in value.items()]
+        elif isinstance(value, list):
+            pending += [(child, f"{at}[{index}]") for index, child in enumerate(value)]
+    return sorted(set(found))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(child) for key, child in value.items()}
+    return [_plain(child) for child in value] if isinstance(value, list) else value
+
+
 def load_json(path: Path) -> Any:
-    """A bounded JSON file: size, UTF-8, syntax, depth and value size checked; one LocalFileError line otherwise."""
+    """A bounded JSON file: size, UTF-8, syntax, depth and value size checked, and no key defined twice in one
+    object (a reader that keeps the first and one that keeps the last would disagree; Go's encoding/json, which
+    the Pulumi CLI reads `--policy-pack-config` with, keeps the last silently); one LocalFileError line otherwise."""
     text = read_text(path)
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_JsonObject)
     except json.JSONDecodeError as error:
         raise LocalFileError(f"{path}:{error.lineno}:{error.colno}: not JSON: {error.msg}") from None
     except ValueError as error:  # an integer of more digits than Python converts
@@ -190,4 +224,9 @@ def load_json(path: Path) -> Any:
     except RecursionError:
         raise LocalFileError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
     _check_json_tree(path, document)
-    return document
+    duplicates = _duplicate_key_paths(document)
+    if duplicates:
+        raise LocalFileError(
+            f"{path}: duplicate key {', '.join(duplicates)}: the value written last would win silently; keep one"
+        )
+    return _plain(document)

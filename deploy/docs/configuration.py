@@ -45,10 +45,20 @@ Invalid config stops the program before any resource is registered, with one lin
 | key without a namespace, YAML syntax | the CLI refuses the file itself | yes, as `file:line:column: message` |
 | a key written twice in one mapping | the CLI's YAML reader refuses it | yes, with file and line |
 | a "billion laughs", deep nesting, not UTF-8; a huge file or value | the first three (go-yaml v3) | all, stricter |
+| a credential inside any URL setting (a password in its user info, a `token`/`api_key`/`signature`-like query \
+parameter) unless the whole key is a secret; the value is never shown | yes | yes |
+| `app.port` against the Dockerfile's `EXPOSE` (stacks that build: the Dockerfile is known) | no | yes |
+| `app.livenessPath`/`readinessPath` against the Dockerfile's `HEALTHCHECK` URL and the app's `shipsafe-app.yaml` \
+([app contract](app-contract.md#the-contract-file-shipsafe-appyaml)) | no | yes |
+| `migration.command` set in one stack of an app (`app.name`) and not in another | no | yes, naming both stacks |
 
 The program sees only the config the engine hands it, one string per top-level key, so a duplicate key (PyYAML
 would keep the last one) or a YAML syntax error can only be caught by whoever reads the file: the CLI, or the
-offline preview. Keys of other namespaces (such as `kubernetes:context`) and the stack file's own keys
+offline preview. What the project knows beyond the config (the Dockerfile, the app's contract file, the other
+stacks' files) is checked by `shipsafe config validate` and the offline preview (`deploy/app_contract.py`), which
+`make policy-check` and the PR workflow run, before anything is created; a prebuilt image's port is not in the
+project (`shipsafe image check` is where it could be read from the image).
+Keys of other namespaces (such as `kubernetes:context`) and the stack file's own keys
 (`secretsprovider`, `encryptedkey`, `encryptionsalt`, `environment`) are left alone.
 Every stack file (and the policy config and `out/` files) is read within bounds at least as strict as the CLI's
 go-yaml v3 (`harness/local_files.py`): its alias-expansion rule, nesting of at most 64 levels (go-yaml: 10,000),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from deploy.peer_check import DECISIONS, load_decisions
 from deploy.policy_link import pack_registry
@@ -50,7 +51,7 @@ def render_policy_docs(policies: list[PolicyInfo], levels: Mapping[str, Mapping[
     """Markdown tables: one per family with where each prefix lives, then every setting with its default."""
     stacks = list(levels)
     by_name = {p.name: p for p in policies}
-    lines: list[str] = []
+    lines = _floor_section()
     for family in pack_registry().FAMILIES:
         where = "; ".join(f"`{s.prefix}-*` in `{_module_path(s.module)}`" for s in family.sections)
         lines += [
@@ -58,13 +59,18 @@ def render_policy_docs(policies: list[PolicyInfo], levels: Mapping[str, Mapping[
             "",
             f"Where they live: {where}.",
             "",
-            "| Policy | Factor / threat | Kind | What it checks | " + " | ".join(stacks) + " | How to fix |",
-            "|---" * (5 + len(stacks)) + "|",
+            "| Policy | Factor / threat | Kind | What it checks | "
+            + " | ".join(stacks)
+            + " | Floor (production) | How to fix |",
+            "|---" * (6 + len(stacks)) + "|",
         ]
-        for p in (by_name[rule.name] for rule in family.rules):
+        for rule in family.rules:
+            p = by_name[rule.name]
             per_stack = " | ".join(levels[s][p.name] for s in stacks)
+            floor = f"yes{': ' + _bounds(rule.floor) if _bounds(rule.floor) else ''}" if rule.floor else "-"
             lines.append(
-                f"| `{p.name}` | {p.tag('topic:')} | {p.kind} | {_checks(p)} | {per_stack} | {p.remediation} |"
+                f"| `{p.name}` | {p.tag('topic:')} | {p.kind} | {_checks(p)} | {per_stack} | {floor} | "
+                f"{p.remediation} |"
             )
         lines.append("")
     lines += [
@@ -80,6 +86,38 @@ def render_policy_docs(policies: list[PolicyInfo], levels: Mapping[str, Mapping[
             default = json.dumps(whole_numbers(schema.get("default")))
             lines.append(f"| `{p.name}` | `{key}` | `{default}` | {schema.get('description', '')} |")
     return "\n".join([*lines, "", *_peer_comparison()]) + "\n"
+
+
+def _bounds(floor: Any) -> str:
+    """A floor's bounds on settings, as the reference prints them (`minReplicas >= 2`)."""
+    bounds = [f"`{name}` >= {value:g}" for name, value in floor.at_least.items()]
+    bounds += [f"`{name}` <= {value:g}" for name, value in floor.at_most.items()]
+    return ", ".join(bounds + [f"`{name}` unchanged" for name in floor.fixed])
+
+
+def _floor_section() -> list[str]:
+    """The platform floor, from the rules that declare one (`framework.Floor`), grouped by why."""
+    rules = [rule for rule in pack_registry().all_rules() if rule.floor is not None]
+    lines = [
+        "#### The platform floor",
+        "",
+        "A production stack (its name, a stack tag or `shipsafe:environment` says production) may not disable these "
+        "rules, make them advisory or move a bounded setting past its bound in its policy config: the pack refuses "
+        "such a config in `Configure`, so `pulumi preview`/`up` stop before the program runs, and `shipsafe config "
+        "validate`, the offline preview and `make policy-check` refuse it too. Each rule declares its floor beside "
+        "its check (`floor=` in its module).",
+        "",
+        "| Why | Rules (bounds) |",
+        "|---|---|",
+    ]
+    for why in dict.fromkeys(rule.floor.why for rule in rules if rule.floor is not None):
+        named = [
+            f"`{rule.name}`" + (f" ({_bounds(rule.floor)})" if _bounds(rule.floor) else "")
+            for rule in rules
+            if rule.floor is not None and rule.floor.why == why
+        ]
+        lines.append(f"| {why[0].upper()}{why[1:]} | {', '.join(named)} |")
+    return [*lines, ""]
 
 
 def _peer_comparison() -> list[str]:

@@ -18,9 +18,9 @@ from typing import Any
 import pulumi
 from rich.markup import escape
 
-from components.settings import ConfigError, settings_from_config
+from components.settings import ConfigError, Settings, settings_from_config
 from components.timeline import deploy_timeline
-from deploy import policy_link
+from deploy import app_contract, policy_link
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.offline.diff import ObjectChange, diff_renders, object_changes
@@ -182,7 +182,8 @@ def diff_against_render(project_dir: Path, stack: str, previous: Path, overrides
 
 def config_problems(project_dir: Path, stack: str) -> list[str]:
     """What `pulumi up` of this stack would refuse before registering anything: the stack file, the settings (and
-    the deploy timeline the program derives from them), and settings the stack's policy config forbids."""
+    the deploy timeline the program derives from them), what the project knows about the app that the settings
+    contradict (`deploy.app_contract`), and settings the stack's policy config forbids."""
     try:
         _, values = read_stack_config(stack, project_dir)
     except StackFileError as error:
@@ -193,14 +194,22 @@ def config_problems(project_dir: Path, stack: str) -> list[str]:
         deploy_timeline(settings)
     except ConfigError as error:
         return error.problems
+    return app_contract.problems(project_dir, stack, settings) + _policy_config_problems(
+        project_dir, stack, config, settings
+    )
+
+
+def _policy_config_problems(project_dir: Path, stack: str, config: dict[str, str], settings: Settings) -> list[str]:
     policy_config = policy_config_path(project_dir, stack)
     if not policy_config.is_file():
         return [f"{policy_config} is missing: every stack needs its policy config"]
     try:
-        return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
+        production = policy_link.is_production_stack(stack, config)
+        return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config, production=production))
     except (PolicyPackError, ValueError) as error:
-        named = str(error).startswith(str(policy_config))  # the pack's reader names the file itself
-        return [str(error) if named else f"{policy_config}: {error}"]
+        problems = str(error).splitlines()  # one line per problem (e.g. each floor rule lowered)
+        named = all(policy_config.name in line.split(": ", 1)[0] for line in problems)  # the reader names the file
+        return problems if named else [f"{policy_config}: {line}" for line in problems]
 
 
 def protected_resources(project_dir: Path, stack: str) -> list[RecordedResource]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pulumi
 
 from components.settings import ConfigError, settings_from_config
-from deploy import policy_link
+from deploy import app_contract, policy_link
 from deploy.exit_codes import ExitCode
 from harness import analyzer
 from harness.manifests import render
@@ -99,11 +99,25 @@ def policy_conflicts(
     is left to the program, which names it."""
     _, values = read_stack_config(stack, project_dir, dict(overrides))
     config, secret_keys = engine_config(values)
+    production = policy_link.is_production_stack(stack, config)
+    policy = policy_link.read_policy_config(policy_config, production=production)
     try:
         settings = settings_from_config(config, lambda key: key in secret_keys)
     except ConfigError:
         return []
-    return policy_link.conflicts(settings, policy_link.read_policy_config(policy_config))
+    return policy_link.conflicts(settings, policy)
+
+
+def app_contract_problems(stack: str, overrides: Mapping[str, object], project_dir: Path = REPO_ROOT) -> list[str]:
+    """The stack's settings against what the project knows about the app (`deploy.app_contract`); config the
+    program itself refuses is left to the program, which names it."""
+    _, values = read_stack_config(stack, project_dir, dict(overrides))
+    config, secret_keys = engine_config(values)
+    try:
+        settings = settings_from_config(config, lambda key: key in secret_keys)
+    except ConfigError:
+        return []
+    return app_contract.problems(project_dir, stack, settings)
 
 
 class PhaseAnalyses:
@@ -185,7 +199,7 @@ def offline_preview(
     project_dir = project_dir.resolve()
     report = Report(stack, policy=policy)
     try:
-        project, _ = read_stack_config(stack, project_dir)
+        project, values = read_stack_config(stack, project_dir)
     except StackFileError as error:
         return _refused(report, str(error), [str(error)], ExitCode.CONFIG_ERROR)
     run = _Run(stack, overrides, project_dir, out or project_dir / "out", list(phases), progress)
@@ -195,7 +209,11 @@ def offline_preview(
     progress("starting the policy pack")
     try:
         with analyzer.booted_in_background(
-            policy_config, project=project, stack=stack, pack_dir=project_dir / "policy"
+            policy_config,
+            project=project,
+            stack=stack,
+            pack_dir=project_dir / "policy",
+            stack_config=engine_config(values)[0],
         ) as analyze:
             return run.preview(report, analyze, policy_config)
     except analyzer.PolicyPackError as error:
@@ -232,6 +250,10 @@ class _Run:
                 if conflicts:
                     message = "the stack's settings conflict with its policy config"
                     return _refused(report, message, conflicts, ExitCode.CONFIG_ERROR)
+            contradicted = app_contract_problems(self.stack, self.overrides, self.project_dir)
+            if contradicted:
+                message = "the stack contradicts what the project declares"
+                return _refused(report, message, contradicted, ExitCode.CONFIG_ERROR)
             report.phases = model_phases(
                 self.stack,
                 config_overrides=dict(self.overrides),

@@ -134,6 +134,24 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class Floor:
+    """What a production stack's policy config may not lower for this rule (`floor.py` refuses it, in the pack's
+    Configure and offline): the rule stays at its declared level, never advisory or disabled, and its settings stay
+    within these bounds. `why` is what the policy reference says."""
+
+    why: str
+    at_least: Mapping[str, float] = field(default_factory=dict)
+    """Numeric settings a production stack may not set lower (e.g. `minReplicas`)."""
+    at_most: Mapping[str, float] = field(default_factory=dict)
+    """Numeric settings a production stack may not set higher (e.g. `maxBackoffLimit`)."""
+    fixed: tuple[str, ...] = ()
+    """Settings a production stack may not change from their default (e.g. an empty allow-list stays empty)."""
+
+    def settings(self) -> list[str]:
+        return [*self.at_least, *self.at_most, *self.fixed]
+
+
+@dataclass(frozen=True)
 class Rule:
     """One policy as a unit: what it is called, checks and asks of whom, next to the function that checks it.
 
@@ -154,6 +172,8 @@ class Rule:
     settings: Mapping[str, Setting] = field(default_factory=dict)
     fields: tuple[str, ...] = ()
     """The object fields the rule judges (config-keys paths), for findings that name none."""
+    floor: Floor | None = None
+    """Part of the platform floor: a production stack's policy config may not lower it (None: it may)."""
 
     def config_schema(self) -> PolicyConfigSchema | None:
         if not self.settings:
@@ -252,11 +272,12 @@ class Section:
         topic: str | None = None,
         level: EnforcementLevel = MANDATORY,
         fields: tuple[str, ...] = (),
+        floor: Floor | None = None,
         **settings: Setting,
     ) -> Callable[[ResourceCheck], ResourceCheck]:
         """Declares a resource rule (Analyze: one resource's inputs) over `types` (None: every type)."""
         kinds = None if types is None else frozenset(types)
-        return self._declare("resource", name, description, fix, kinds, topic, level, fields, settings)
+        return self._declare("resource", name, description, fix, kinds, topic, level, fields, floor, settings)
 
     def stack(
         self,
@@ -267,6 +288,7 @@ class Section:
         topic: str | None = None,
         level: EnforcementLevel = MANDATORY,
         fields: tuple[str, ...] = (),
+        floor: Floor | None = None,
         **settings: Setting,
     ) -> Callable[[StackCheck], StackCheck]:
         """Declares a stack rule (AnalyzeStack: every resource's outputs). The engine sends outputs without the
@@ -275,7 +297,7 @@ class Section:
         `serviceAccount` mirror, controller labels, status and an HPA's `replicas`. A stack rule judges relations
         between resources and must find the same on any object the server may return
         (tests/policy/test_live_objects.py); what the user declared is judged by a resource rule."""
-        return self._declare("stack", name, description, fix, None, topic, level, fields, settings)
+        return self._declare("stack", name, description, fix, None, topic, level, fields, floor, settings)
 
     def _declare(
         self,
@@ -287,16 +309,35 @@ class Section:
         topic: str | None,
         level: EnforcementLevel,
         fields: tuple[str, ...],
+        floor: Floor | None,
         settings: Mapping[str, Setting],
     ) -> Callable[[Check], Check]:
         if not name.startswith(self.prefix + "-"):
             raise ValueError(f"rule {name!r} in {self.module} must start with the section prefix {self.prefix}-")
         if not (topic or self.topic):
             raise ValueError(f"rule {name!r} in {self.module} names no factor or threat (topic)")
+        if floor is not None and level is not MANDATORY:
+            raise ValueError(f"rule {name!r} in {self.module} is in the floor, so it must be mandatory")
+        unknown = sorted(set(floor.settings() if floor else ()) - set(settings))
+        if unknown:
+            raise ValueError(f"rule {name!r} in {self.module}: its floor bounds unknown settings {unknown}")
 
         def register(check: Check) -> Check:
             self.rules.append(
-                Rule(name, description, topic or self.topic, level, fix, check, kind, self, types, settings, fields)
+                Rule(
+                    name,
+                    description,
+                    topic or self.topic,
+                    level,
+                    fix,
+                    check,
+                    kind,
+                    self,
+                    types,
+                    settings,
+                    fields,
+                    floor,
+                )
             )
             return check
 

@@ -9,7 +9,8 @@ from typing import Any
 from pulumi_policy import PolicyResource
 
 from . import k8s
-from .framework import ADVISORY, Config, Finding, HasProps, Item, Section, Setting, item_by_item
+from .floor import ROLLOUT
+from .framework import ADVISORY, Config, Finding, Floor, HasProps, Item, Section, Setting, item_by_item
 from .indexes import SelectorIndex, workloads_by_pod_labels
 from .k8s import Lookup, dig, items, number
 
@@ -35,6 +36,7 @@ def _is_positive(value: Any) -> bool:
     topic="IX Disposability; VIII Concurrency",
     minReadySeconds=Setting("number", 5, "Smallest acceptable minReadySeconds.", platform=True),
     maxProgressDeadlineSeconds=Setting("number", 600, "Largest acceptable progressDeadlineSeconds.", platform=True),
+    floor=Floor(ROLLOUT.why, at_least={"minReadySeconds": 5}, at_most={"maxProgressDeadlineSeconds": 600}),
 )
 @item_by_item
 def check_rolling_update(res: HasProps, config: Config, item: Item) -> Iterator[str | Finding]:
@@ -92,6 +94,7 @@ def _allows_disruption(budget_spec: Any, replicas: float) -> bool:
     "Every replicated workload has a PodDisruptionBudget, and every budget still allows one eviction at the "
     "replicas of each workload it selects.",
     "Add a PDB with maxUnavailable: 1 and unhealthyPodEvictionPolicy: AlwaysAllow.",
+    floor=ROLLOUT,
 )
 @item_by_item
 def check_pdb_coverage(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str | None]]:
@@ -135,6 +138,7 @@ def check_pdb_coverage(resources: list[PolicyResource], config: Config, item: It
     "Selectors match: workloads their templates; Services, PDBs and NetworkPolicies select pods of the stack.",
     "Build selectors and labels from one helper (a selector's labels must be a subset of the pod labels).",
     topic="Correctness",
+    floor=ROLLOUT,
 )
 @item_by_item
 def check_selector_integrity(
@@ -175,6 +179,7 @@ TOLERATE_UNREADY = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
     "and never select a Job's pods with a Service.",
     fields=("spec.publishNotReadyAddresses", "spec.selector"),
     topic="IX Disposability; Availability",
+    floor=ROLLOUT,
 )
 @item_by_item
 def check_ready_traffic_only(

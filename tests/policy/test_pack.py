@@ -72,7 +72,7 @@ def test_config_is_reconciled_and_validated_like_the_engine(pack: PolicyPackProc
     assert {c["enforcementLevel"] for c in config.values()} == {"advisory"}
     with pytest.raises(PolicyPackError, match="minReplicas"):
         reconcile_config(pack.policies, {"12f-concurrency-replica-range": {"minReplicas": "two"}})
-    with pytest.raises(PolicyPackError, match="unknown policies: k8s-typo"):
+    with pytest.raises(PolicyPackError, match=r"unknown policy names: 'k8s-typo'"):
         reconcile_config(pack.policies, {"k8s-typo": {"enforcementLevel": "mandatory"}})
 
 

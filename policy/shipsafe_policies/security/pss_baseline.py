@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .. import k8s
-from ..framework import Config, HasProps, Item, Section, Setting, item_by_item
+from ..floor import NO_PRIVILEGE
+from ..framework import Config, Floor, HasProps, Item, Section, Setting, item_by_item
 from ..k8s import dig, items, number, workload_containers
 from .contexts import own_context
 
@@ -18,6 +19,7 @@ SECTION = Section(__name__, "pss-baseline", topic="Sec")
     "No container runs privileged (PSS baseline).",
     "Remove privileged: true.",
     types=k8s.WORKLOADS,
+    floor=NO_PRIVILEGE,
 )
 @item_by_item
 def check_no_privileged(res: HasProps, config: Config, item: Item) -> Iterator[str]:
@@ -54,6 +56,7 @@ def check_no_host_namespaces(res: HasProps, config: Config, item: Item) -> Itera
     "Remove capabilities.add.",
     types=k8s.WORKLOADS,
     allowedCapabilities=Setting("array", [], "Capabilities that may be added.", {"type": "string"}),
+    floor=Floor(NO_PRIVILEGE.why, fixed=("allowedCapabilities",)),
 )
 @item_by_item
 def check_no_added_capabilities(res: HasProps, config: Config, item: Item) -> Iterator[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import k8s
+from ..floor import NO_PRIVILEGE, NON_ROOT
 from ..framework import Config, HasProps, Item, Section, Setting, item_by_item
 from ..k8s import dig, items, number, workload_containers
 from .contexts import effective, own_context
@@ -17,6 +18,7 @@ SECTION = Section(__name__, "pss-restricted", topic="Sec")
     "Pods run as a non-root user (PSS restricted: runAsNonRoot, runAsUser != 0).",
     "Set runAsNonRoot: true and a numeric runAsUser on the pod securityContext.",
     types=k8s.WORKLOADS,
+    floor=NON_ROOT,
 )
 @item_by_item
 def check_run_as_non_root(res: HasProps, config: Config, item: Item) -> Iterator[str]:
@@ -49,6 +51,7 @@ def check_run_as_non_root(res: HasProps, config: Config, item: Item) -> Iterator
     "Every container sets allowPrivilegeEscalation: false (PSS restricted).",
     "Add allowPrivilegeEscalation: false to each container securityContext.",
     types=k8s.WORKLOADS,
+    floor=NO_PRIVILEGE,
 )
 @item_by_item
 def check_no_privilege_escalation(res: HasProps, config: Config, item: Item) -> Iterator[str]:
@@ -63,6 +66,7 @@ def check_no_privilege_escalation(res: HasProps, config: Config, item: Item) -> 
     "Containers drop ALL Linux capabilities (PSS restricted).",
     "Set capabilities.drop: [ALL].",
     types=k8s.WORKLOADS,
+    floor=NO_PRIVILEGE,
 )
 @item_by_item
 def check_drop_all_capabilities(res: HasProps, config: Config, item: Item) -> Iterator[str]:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pulumi_policy import PolicyResource
 
 from .. import k8s
-from ..framework import Config, Finding, HasProps, Item, Section, Setting, item_by_item
+from ..floor import MIGRATION_FIRST
+from ..framework import Config, Finding, Floor, HasProps, Item, Section, Setting, item_by_item
 from ..images import parse_image
 from ..k8s import dig, items, number
 
@@ -34,6 +35,7 @@ def _images(res: HasProps) -> set[str]:
     topic="XII Admin processes; V Build/release/run",
     migrationComponent=MIGRATION_COMPONENT,
     **k8s.APP_SETTINGS,
+    floor=MIGRATION_FIRST,
 )
 @item_by_item
 def check_migration_release_image(
@@ -79,6 +81,7 @@ def check_migration_release_image(
     types={k8s.JOB},
     migrationComponent=MIGRATION_COMPONENT,
     maxBackoffLimit=Setting("number", 3, "Largest acceptable backoffLimit.", platform=True),
+    floor=Floor(MIGRATION_FIRST.why, at_most={"maxBackoffLimit": 3}),
 )
 @item_by_item
 def check_migration_job_hygiene(res: HasProps, config: Config, item: Item) -> Iterator[str | Finding]:

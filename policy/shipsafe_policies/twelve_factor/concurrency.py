@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pulumi_policy import PolicyResource
 
 from .. import k8s
-from ..framework import Config, Finding, Item, Section, Setting, item_by_item
+from ..floor import ROLLOUT
+from ..framework import Config, Finding, Floor, Item, Section, Setting, item_by_item
 from ..k8s import Lookup, dig, items, number
 
 SECTION = Section(__name__, "12f-concurrency", topic="VIII Concurrency")
@@ -20,6 +21,7 @@ SECTION = Section(__name__, "12f-concurrency", topic="VIII Concurrency")
     minReplicas=Setting("number", 2, "Fewest pods per app Deployment.", platform=True),
     maxReplicas=Setting("number", 20, "Most pods per app Deployment.", platform=True),
     **k8s.APP_SETTINGS,
+    floor=Floor(ROLLOUT.why, at_least={"minReplicas": 2}),
 )
 @item_by_item
 def check_concurrency(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[Finding, str]]:

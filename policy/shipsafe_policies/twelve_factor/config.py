@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .. import k8s
+from ..floor import SECRETS
 from ..framework import ADVISORY, WAIVER_ANNOTATION, Config, HasProps, Item, Section, item_by_item
 from ..k8s import dig, items, workload_containers
 from ..patterns import (
@@ -37,6 +38,7 @@ def _literal_env(container: Mapping[str, Any], item: Item) -> Iterator[tuple[str
     "No literal secret in env: credentials only through secretKeyRef or *_FILE mounts.",
     "Move the value into a Secret (pulumi config --secret) and use valueFrom.secretKeyRef.",
     types=k8s.WORKLOADS,
+    floor=SECRETS,
 )
 @item_by_item
 def check_no_plaintext_secret_env(res: HasProps, config: Config, item: Item) -> Iterator[str]:
@@ -67,6 +69,7 @@ def _command_lines(container: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     types=k8s.WORKLOADS,
     topic="Sec; III Config",
     fields=("container.command", "container.args"),
+    floor=SECRETS,
 )
 @item_by_item
 def check_no_secret_on_command_line(res: HasProps, config: Config, item: Item) -> Iterator[str]:
@@ -96,6 +99,7 @@ def _metadata_maps(res: HasProps) -> Iterator[tuple[str, Any]]:
     types=None,
     topic="Sec; III Config",
     fields=("metadata.labels", "metadata.annotations"),
+    floor=SECRETS,
 )
 @item_by_item
 def check_no_secret_in_metadata(res: HasProps, config: Config, item: Item) -> Iterator[str]:
@@ -127,6 +131,7 @@ def _entries(res: HasProps, field: str, item: Item) -> Iterator[tuple[str, Any]]
     "ConfigMaps hold no credentials.",
     "Move credential-looking keys into a Secret.",
     types={k8s.CONFIG_MAP},
+    floor=SECRETS,
 )
 @item_by_item
 def check_no_sensitive_configmap(res: HasProps, config: Config, item: Item) -> Iterator[str]:

@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .. import k8s
-from ..framework import Config, Finding, HasProps, Item, Section, Setting, item_by_item
+from ..floor import ROLLOUT
+from ..framework import Config, Finding, Floor, HasProps, Item, Section, Setting, item_by_item
 from ..k8s import dig, items, number
 
 SECTION = Section(__name__, "12f-disposability", topic="IX Disposability")
@@ -28,6 +29,7 @@ _PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
     types=k8s.WORKLOADS,
     fields=("container.startupProbe", "container.livenessProbe", "container.readinessProbe"),
     **k8s.APP_SETTINGS,
+    floor=ROLLOUT,
 )
 @item_by_item
 def check_probes(res: HasProps, config: Config, item: Item) -> Iterator[str]:
@@ -99,6 +101,7 @@ def _pre_stop_seconds(container: Mapping[str, Any]) -> float | None:
         "number", 5, "Least time the grace period leaves the app after the preStop delay.", platform=True
     ),
     **k8s.APP_SETTINGS,
+    floor=Floor(ROLLOUT.why, at_least={"minDrainSeconds": 5}),
 )
 @item_by_item
 def check_graceful_shutdown(res: HasProps, config: Config, item: Item) -> Iterator[str | Finding]:

@@ -1,0 +1,173 @@
+"""What the project can know about the app, checked against the stack before anything is created.
+
+- The port: `shipsafe:app.port` against the Dockerfile's `EXPOSE` (when the stack builds, the Dockerfile is
+  known; a prebuilt image's port is not in the project, so there only the image's own metadata could say it).
+- The probe paths: `shipsafe:app.livenessPath` / `readinessPath` against the URL the Dockerfile's `HEALTHCHECK`
+  requests, and against the app's contract file (`shipsafe-app.yaml` in the build context, docs/app-contract.md)
+  when the app ships one.
+- A migration present in one stack of an app and missing in another (every `Pulumi.<stack>.yaml` of the project,
+  grouped by `shipsafe:app.name`): the stack without it would start new code on an old schema.
+
+`shipsafe config validate`, the offline preview and `make policy-check` (which runs it) refuse each with the keys
+named. The Dockerfile is read as the pack reads it (`shipsafe_policies/dockerfiles.py` `load_build`: build args'
+defaults applied, the stage `buildTarget` names and the stages it is built FROM).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+from components.config_keys import CONFIG_NAMESPACE
+from components.settings import ImageSource, Settings
+from deploy.policy_link import pack_registry
+from harness.local_files import LocalFileError, load_yaml
+from harness.runtime import read_stack_config
+from harness.stack_config import StackFileError, stack_names
+
+CONTRACT_FILE = "shipsafe-app.yaml"
+"""The app's own statement of its port and probe paths, at the top of its build context (optional)."""
+CONTRACT_KEYS = {"port": "app.port", "livenessPath": "app.livenessPath", "readinessPath": "app.readinessPath"}
+"""Each key the contract file may declare, and the stack setting it must equal."""
+_URL_PATH = re.compile(r"https?://.*?(/[A-Za-z0-9._~-][A-Za-z0-9._~/-]*)")
+_URL_PORT = re.compile(r"https?://[^/:\s'\"]+:(\d+)/")
+_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def _key(path: str) -> str:
+    return f"{CONFIG_NAMESPACE}:{path}"
+
+
+def _docker() -> ModuleType:
+    pack_registry()
+    return importlib.import_module("shipsafe_policies.dockerfiles")
+
+
+def _build(settings: Settings, project_dir: Path) -> Any:
+    """The Dockerfile stages the stack builds, read as the pack reads the image resource's inputs
+    (`components/image.py` passes context, dockerfile and target, no build args)."""
+    app = settings.app
+    build = {"context": app.build_context, "dockerfile": app.dockerfile_path, "target": app.build_target}
+    image = SimpleNamespace(resource_type="docker:index/image:Image", props={"build": build})
+    return _docker().load_build(image, {"projectDir": str(project_dir.resolve())})
+
+
+def _expand(word: str, values: Mapping[str, str]) -> str:
+    return _VARIABLE.sub(lambda match: values.get(match.group(1) or match.group(2), ""), word)
+
+
+def _exposed_ports(build: Any) -> list[int]:
+    """The ports the final stage (with the stages it is built FROM) EXPOSEs; `8080/tcp` counts as 8080, and
+    `${PORT}` is the default of the stage's `ARG PORT` (a global ARG's default only once redeclared in the stage,
+    as docker scopes it) or an `ENV PORT` of the stage or one it is built FROM. A port left to a build arg without
+    a default is not known here and not compared."""
+    global_defaults = dict(arg.value[0].partition("=")[::2] for arg in build.global_args)
+    env: dict[str, str] = {}
+    ports: set[int] = set()
+    for stage in reversed(list(build.final.chain())):
+        args: dict[str, str] = {}
+        for command in stage.commands:
+            if command.cmd == "ARG":
+                name, given, default = command.value[0].partition("=")
+                args[name] = default if given else global_defaults.get(name, "")
+            elif command.cmd == "ENV":
+                env.update(zip(command.value[::2], command.value[1::2], strict=False))
+            elif command.cmd == "EXPOSE":
+                expanded = (_expand(word, {**env, **args}).split("/")[0] for word in command.value)
+                ports.update(int(port) for port in expanded if port.isdigit())
+    return sorted(ports)
+
+
+def _dockerfile_problems(settings: Settings, project_dir: Path) -> Iterator[str]:
+    docker = _docker()
+    try:
+        build = _build(settings, project_dir)
+    except docker.DockerfileError:
+        return  # the pack's docker-* rules report an unreadable Dockerfile
+    app, shown = settings.app, settings.app.dockerfile_path
+    ports = _exposed_ports(build)
+    if ports and app.port not in ports:
+        exposed = ", ".join(map(str, ports))
+        yield (
+            f"{_key('app.port')} = {app.port}, but {shown} EXPOSEs {exposed}: set {_key('app.port')} to the port "
+            f"the app listens on, or EXPOSE {app.port} in the Dockerfile"
+        )
+    check = build.final.last("HEALTHCHECK")
+    text = " ".join(map(str, check.value)) if check is not None else ""
+    path, port = _URL_PATH.search(text), _URL_PORT.search(text)
+    probes = {app.liveness_path: "app.livenessPath", app.readiness_path: "app.readinessPath"}
+    if path and path.group(1) not in probes:
+        yield (
+            f"{shown} HEALTHCHECK requests {path.group(1)}, but {_key('app.livenessPath')} = {app.liveness_path} "
+            f"and {_key('app.readinessPath')} = {app.readiness_path}: the probes would ask for a path the app may "
+            "not serve; set the probe path the app serves"
+        )
+    if port and int(port.group(1)) != app.port:
+        yield f"{shown} HEALTHCHECK requests port {port.group(1)}, but {_key('app.port')} = {app.port}"
+
+
+def _contract_problems(settings: Settings, project_dir: Path) -> Iterator[str]:
+    path = project_dir / settings.app.build_context / CONTRACT_FILE
+    if not path.is_file():
+        return
+    shown = f"{settings.app.build_context}/{CONTRACT_FILE}"
+    try:
+        declared = load_yaml(path)
+    except LocalFileError as error:
+        yield str(error)
+        return
+    if not isinstance(declared, dict):
+        yield f"{shown}: must be a mapping of {', '.join(CONTRACT_KEYS)}"
+        return
+    stack = settings.app.model_dump(by_alias=True)
+    for name, value in declared.items():
+        if name not in CONTRACT_KEYS:
+            yield f"{shown}: unknown key {name!r}; the contract declares {', '.join(CONTRACT_KEYS)}"
+        elif value != stack[CONTRACT_KEYS[name].removeprefix("app.")]:
+            setting = CONTRACT_KEYS[name]
+            given = stack[setting.removeprefix("app.")]
+            yield f"{_key(setting)} = {given}, but {shown} declares {name}: {value} (what the app serves)"
+
+
+def _migrations(project_dir: Path) -> dict[str, dict[str, bool]]:
+    """App name -> stack -> whether that stack runs a migration (`shipsafe:migration.command` set)."""
+    apps: dict[str, dict[str, bool]] = {}
+    for stack in stack_names(project_dir):
+        try:
+            _, values = read_stack_config(stack, project_dir)
+        except StackFileError:
+            continue  # that stack's own check names it
+        app = values.get(_key("app"))
+        migration = values.get(_key("migration"))
+        name = app.get("name") if isinstance(app, Mapping) else None
+        command = migration.get("command") if isinstance(migration, Mapping) else None
+        apps.setdefault(str(name), {})[stack] = bool(command)
+    return apps
+
+
+def migration_problems(project_dir: Path, stack: str, settings: Settings) -> Iterator[str]:
+    """A stack of this app whose migration presence differs from this stack's (named from this stack's side)."""
+    others = _migrations(project_dir).get(settings.app.name, {})
+    migrates = settings.migration.command is not None
+    for other, other_migrates in sorted(others.items()):
+        if other == stack or other_migrates == migrates:
+            continue
+        with_it, without = (stack, other) if migrates else (other, stack)
+        yield (
+            f"{_key('migration.command')} is set in Pulumi.{with_it}.yaml but not in Pulumi.{without}.yaml "
+            f"(both deploy the app {settings.app.name}): {without} would run new code on an old schema; set it "
+            f"in both or in neither"
+        )
+
+
+def problems(project_dir: Path, stack: str, settings: Settings) -> list[str]:
+    """Everything the project knows that this stack's settings contradict."""
+    found = list(migration_problems(project_dir, stack, settings))
+    found += _contract_problems(settings, project_dir)
+    if settings.image_source is ImageSource.BUILD:
+        found += _dockerfile_problems(settings, project_dir)
+    return found

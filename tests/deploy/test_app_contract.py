@@ -1,0 +1,146 @@
+"""What the project can know about the app, it checks: each contradiction is refused with the keys named, by
+`shipsafe config validate` and by the offline preview before the program runs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from deploy.app_contract import CONTRACT_FILE
+from deploy.exit_codes import ExitCode
+from deploy.offline import preview
+from deploy.offline.commands import config_problems
+from tests.support.project_copy import copy_project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("contract"), commit=False)
+
+
+@contextmanager
+def edited(path: Path, old: str, new: str) -> Iterator[None]:
+    """`path` with `old` replaced by `new` for the duration."""
+    committed = path.read_text()
+    assert old in committed, f"{old!r} not in {path}"
+    path.write_text(committed.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(committed)
+
+
+@contextmanager
+def without(path: Path) -> Iterator[None]:
+    committed = path.read_text()
+    path.unlink()
+    try:
+        yield
+    finally:
+        path.write_text(committed)
+
+
+def offline_preview(project: Path, stack: str, *overrides: str, refused: bool = True) -> tuple[int, str]:
+    out = project / "out-contract"
+    shutil.rmtree(out, ignore_errors=True)
+    report = preview.offline_preview(
+        stack, preview.parse_overrides(stack, overrides, project), project_dir=project, out=out
+    )
+    assert out.exists() is not refused, "refused before the program ran" if refused else "the program ran"
+    refusal = report.error
+    return report.exit_code, "" if refusal is None else "\n".join([refusal.message, *refusal.problems])
+
+
+def test_the_committed_stacks_keep_the_contract(project: Path) -> None:
+    assert config_problems(project, "staging") == []
+    assert config_problems(project, "prod") == []
+
+
+def test_the_port_against_the_dockerfile_expose(project: Path) -> None:
+    expected = "shipsafe:app.port = 8080, but app/Dockerfile EXPOSEs 3002"
+    with without(project / "app" / CONTRACT_FILE):
+        status, err = offline_preview(project, "staging", "app.port=8080")
+        assert status == ExitCode.CONFIG_ERROR and expected in err, err
+        with edited(project / "Pulumi.staging.yaml", "    port: 3002\n", "    port: 8080\n"):
+            assert any(expected in problem for problem in config_problems(project, "staging"))
+
+
+def test_the_liveness_path_against_the_dockerfile_healthcheck(project: Path) -> None:
+    expected = "app/Dockerfile HEALTHCHECK requests /healthz, but shipsafe:app.livenessPath = /live"
+    with without(project / "app" / CONTRACT_FILE):
+        status, err = offline_preview(project, "staging", "app.livenessPath=/live")
+        assert status == ExitCode.CONFIG_ERROR and expected in err, err
+        with edited(project / "Pulumi.staging.yaml", "    port: 3002\n", "    port: 3002\n    livenessPath: /live\n"):
+            assert any(expected in problem for problem in config_problems(project, "staging"))
+
+
+def test_a_readiness_path_the_app_does_not_declare(project: Path) -> None:
+    expected = f"shipsafe:app.readinessPath = /ready, but app/{CONTRACT_FILE} declares readinessPath: /readyz"
+    status, err = offline_preview(project, "prod", "app.readinessPath=/ready")
+    assert status == ExitCode.CONFIG_ERROR and expected in err, err
+    with edited(project / "Pulumi.prod.yaml", "    port: 3002\n", "    port: 3002\n    readinessPath: /ready\n"):
+        assert any(expected in problem for problem in config_problems(project, "prod"))
+
+
+def test_an_unknown_key_in_the_contract_file_is_named(project: Path) -> None:
+    with edited(project / "app" / CONTRACT_FILE, "port: 3002", "prot: 3002"):
+        problems = config_problems(project, "staging")
+    assert any(f"app/{CONTRACT_FILE}: unknown key 'prot'" in problem for problem in problems), problems
+
+
+def test_a_migration_in_one_stack_of_the_app_and_not_the_other(project: Path) -> None:
+    expected = "shipsafe:migration.command is set in Pulumi.prod.yaml but not in Pulumi.staging.yaml"
+    staging = (project / "Pulumi.staging.yaml").read_text()
+    start = staging.index("  shipsafe:migration:\n")
+    end = staging.index("  shipsafe:verification:\n")
+    with edited(project / "Pulumi.staging.yaml", staging[start:end], ""):
+        for stack in ("staging", "prod"):
+            assert any(expected in problem for problem in config_problems(project, stack)), stack
+        status, err = offline_preview(project, "prod")
+    assert status == ExitCode.CONFIG_ERROR and expected in err, err
+
+
+def test_a_password_inside_a_url_setting_is_refused_unless_secret(project: Path) -> None:
+    url = "https://reader:hunter2@prometheus.example.com:9090"
+    status, err = offline_preview(project, "staging", f"verification.prometheusUrl={url}")
+    assert status == ExitCode.CONFIG_ERROR, err
+    assert "shipsafe:verification.prometheusUrl carries a credential (a password in its user info)" in err
+    assert "hunter2" not in err
+    plain = "    prometheusUrl: http://prometheus-operated.monitoring.svc:9090\n"
+    with edited(project / "Pulumi.staging.yaml", plain, "    prometheusUrl: http://prom:9090/api?access_token=abc\n"):
+        problems = config_problems(project, "staging")
+    assert any("prometheusUrl carries a credential (the query parameter 'access_token')" in p for p in problems)
+
+
+NODE_DOCKERFILE = """\
+ARG NODE_IMAGE=docker.io/library/node:20.18.0-bookworm-slim
+FROM ${NODE_IMAGE} AS build
+ENV PORT=8080
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+FROM build AS production
+ARG UNUSED
+USER 10001:10001
+EXPOSE ${PORT}/tcp
+HEALTHCHECK CMD wget -qO- http://localhost:${PORT}/health || exit 1
+CMD ["node", "dist/main.js"]
+"""
+
+
+def test_a_node_dockerfile_port_from_env_and_its_healthcheck(project: Path) -> None:
+    context = project / "service"
+    context.mkdir(exist_ok=True)
+    (context / "Dockerfile").write_text(NODE_DOCKERFILE)
+    settings = ("app.buildContext=service", "app.buildTarget=production")
+    status, err = offline_preview(project, "staging", *settings)
+    assert status == ExitCode.CONFIG_ERROR, err
+    assert "shipsafe:app.port = 3002, but service/Dockerfile EXPOSEs 8080" in err
+    assert "service/Dockerfile HEALTHCHECK requests /health, but shipsafe:app.livenessPath = /healthz" in err
+    agreeing = ("app.port=8080", "app.livenessPath=/health", "gitSha=0123456789ab")
+    status, err = offline_preview(project, "staging", *settings, *agreeing, refused=False)
+    assert status != ExitCode.CONFIG_ERROR and "EXPOSEs" not in err and "HEALTHCHECK requests" not in err, err
