@@ -167,7 +167,14 @@ def migration_problems(project_dir: Path, stack: str, settings: Settings) -> Ite
 def problems(project_dir: Path, stack: str, settings: Settings) -> list[str]:
     """Everything the project knows that this stack's settings contradict."""
     found = list(migration_problems(project_dir, stack, settings))
-    found += _contract_problems(settings, project_dir)
     if settings.image_source is ImageSource.BUILD:
-        found += _dockerfile_problems(settings, project_dir)
+        found += image_problems(settings, project_dir)
+    else:
+        found += _contract_problems(settings, project_dir)
     return found
+
+
+def image_problems(settings: Settings, project_dir: Path) -> list[str]:
+    """The settings against the app's build context (its contract file) and Dockerfile (`EXPOSE`, `HEALTHCHECK`):
+    for a stack that builds, and for `shipsafe image check`, which checks a prebuilt app's Dockerfile this way."""
+    return [*_contract_problems(settings, project_dir), *_dockerfile_problems(settings, project_dir)]

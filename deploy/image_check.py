@@ -17,8 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from components.settings import CONFIG_NAMESPACE
+from deploy import app_contract
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.offline.commands import config_overrides, run_program
+from deploy.offline.preview import stack_settings
 from harness.analyzer import AnalysisReport, PolicyPackError, analyze
 from harness.recording import Recording
 from harness.stack_config import policy_config_path
@@ -31,10 +33,20 @@ RELEASE_PLACEHOLDER = "0" * 40
 """The check needs no git history: the release only names objects."""
 
 
+@dataclasses.dataclass(frozen=True)
+class DockerfileCheck:
+    report: AnalysisReport
+    """The Dockerfile rules' findings."""
+    contradicted: list[str]
+    """What the Dockerfile and the app's contract file say that the stack's settings contradict (the port its
+    `EXPOSE` names, the path its `HEALTHCHECK` asks for): a prebuilt image's stack is held to its Dockerfile here."""
+
+
 def check_dockerfile(
     project_dir: Path, stack: str, dockerfile: Path, context: Path, target: str | None
-) -> AnalysisReport:
-    """The Dockerfile rules' findings on `dockerfile` (built from `context`) for `stack`."""
+) -> DockerfileCheck:
+    """The Dockerfile rules' findings on `dockerfile` (built from `context`) for `stack`, and the settings it
+    contradicts."""
     if not dockerfile.is_file():
         raise ShipsafeError(f"--dockerfile {dockerfile}: no such file", ExitCode.USAGE)
     if not context.is_dir():
@@ -50,7 +62,9 @@ def check_dockerfile(
     ]
     overrides = {**config_overrides(project_dir, stack, settings), f"{CONFIG_NAMESPACE}:imageRef": None}
     report = _analyze(project_dir, stack, run_program(project_dir, stack, overrides))
-    return _only(report, lambda policy, _: policy.startswith(DOCKERFILE_RULES))
+    built = stack_settings(stack, overrides, project_dir)
+    contradicted = [] if built is None else app_contract.image_problems(built, project_dir)
+    return DockerfileCheck(_only(report, lambda policy, _: policy.startswith(DOCKERFILE_RULES)), contradicted)
 
 
 def check_image(project_dir: Path, stack: str, image: str, git_sha: str) -> AnalysisReport:

@@ -52,17 +52,28 @@ def check_command(
         raise ShipsafeError("give --dockerfile, --image or both", ExitCode.USAGE)
     if git_sha and not image:
         raise ShipsafeError("--git-sha needs --image", ExitCode.USAGE)
-    reports = []
+    reports, contradicted = [], {}
     for stack in stacks or stack_names(deploy.project_dir):
         if dockerfile is not None:
-            reports.append(
-                check_dockerfile(deploy.project_dir, stack, dockerfile, context or dockerfile.parent, target)
-            )
+            checked = check_dockerfile(deploy.project_dir, stack, dockerfile, context or dockerfile.parent, target)
+            reports.append(checked.report)
+            if checked.contradicted:
+                contradicted[stack] = checked.contradicted
         if image is not None:
             reports.append(check_image(deploy.project_dir, stack, image, git_sha or _tag_of(image)))
     for report in reports:
         deploy.console.print(escape(format_report(report)), highlight=False, soft_wrap=True)
+    for stack, problems in contradicted.items():
+        deploy.console.print(f"{escape(stack)}: the stack's settings contradict the app's Dockerfile:", highlight=False)
+        for problem in problems:
+            deploy.console.print(f"  - {escape(problem)}", highlight=False, soft_wrap=True)
     failed = sorted({report.stack for report in reports if report.mandatory_violations})
+    if contradicted:
+        raise ShipsafeError(
+            f"the Dockerfile contradicts the settings of {', '.join(contradicted)}",
+            ExitCode.CONFIG_ERROR,
+            [problem for problems in contradicted.values() for problem in problems],
+        )
     if failed:
         raise ShipsafeError(
             f"the image breaks mandatory image rules for {', '.join(failed)}", ExitCode.POLICY_VIOLATION

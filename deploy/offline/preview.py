@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pulumi
 
-from components.settings import ConfigError, settings_from_config
+from components.settings import ConfigError, Settings, settings_from_config
 from deploy import app_contract, policy_link
 from deploy.exit_codes import ExitCode
 from harness import analyzer
@@ -98,26 +98,28 @@ def policy_conflicts(
     """The stack's settings against its policy config (`deploy.policy_link`); config the program itself refuses
     is left to the program, which names it."""
     _, values = read_stack_config(stack, project_dir, dict(overrides))
-    config, secret_keys = engine_config(values)
+    config, _ = engine_config(values)
     production = policy_link.is_production_stack(stack, config)
     policy = policy_link.read_policy_config(policy_config, production=production)
-    try:
-        settings = settings_from_config(config, lambda key: key in secret_keys)
-    except ConfigError:
-        return []
-    return policy_link.conflicts(settings, policy)
+    settings = stack_settings(stack, overrides, project_dir)
+    return [] if settings is None else policy_link.conflicts(settings, policy)
 
 
 def app_contract_problems(stack: str, overrides: Mapping[str, object], project_dir: Path = REPO_ROOT) -> list[str]:
-    """The stack's settings against what the project knows about the app (`deploy.app_contract`); config the
-    program itself refuses is left to the program, which names it."""
+    """The stack's settings against what the project knows about the app (`deploy.app_contract`)."""
+    settings = stack_settings(stack, overrides, project_dir)
+    return [] if settings is None else app_contract.problems(project_dir, stack, settings)
+
+
+def stack_settings(stack: str, overrides: Mapping[str, object], project_dir: Path = REPO_ROOT) -> Settings | None:
+    """The stack's settings with `overrides`, as the program validates them; None when the program would refuse
+    them (it names every bad key itself)."""
     _, values = read_stack_config(stack, project_dir, dict(overrides))
     config, secret_keys = engine_config(values)
     try:
-        settings = settings_from_config(config, lambda key: key in secret_keys)
+        return settings_from_config(config, lambda key: key in secret_keys)
     except ConfigError:
-        return []
-    return app_contract.problems(project_dir, stack, settings)
+        return None
 
 
 class PhaseAnalyses:

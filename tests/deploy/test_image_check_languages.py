@@ -51,6 +51,15 @@ def test_a_good_image_passes(variant: str, tmp_path: Path) -> None:
     assert "Policy check passed: 0 mandatory" in output
 
 
+def test_the_stack_is_held_to_the_port_the_dockerfile_exposes(tmp_path: Path) -> None:
+    """A prebuilt app's Dockerfile lives in its own repository: the check is where the stack meets it."""
+    dockerfile, files = GOOD["go"]
+    code, output = image_check(write_context(tmp_path / "go", dockerfile.replace("EXPOSE 3002", "EXPOSE 8080"), files))
+    assert code == ExitCode.CONFIG_ERROR, output
+    assert "shipsafe:app.port = 3002, but" in output and "EXPOSEs 8080" in output
+    assert "the Dockerfile contradicts the settings of staging" in output
+
+
 CREATES_APP = "RUN groupadd --gid {gid} app && useradd --uid {uid} --gid {gid} app\nUSER app\n"
 
 

@@ -59,7 +59,7 @@ RUN CGO_ENABLED=0 go build -trimpath -o /app/server ./cmd/server
 FROM gcr.io/distroless/static-debian12:nonroot{DIGEST}
 COPY --from=builder /app/server /app/server
 USER nonroot:nonroot
-EXPOSE 8080
+EXPOSE 3002
 HEALTHCHECK CMD ["/app/server", "-healthcheck"]
 CMD ["/app/server"]
 """
@@ -83,7 +83,7 @@ SCRIPT_DOCKERFILE = f"""\
 FROM python:3.12.8-slim-bookworm{DIGEST}
 COPY app.py /app/app.py
 USER 10001:10001
-HEALTHCHECK CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"]
+HEALTHCHECK CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3002/healthz')"]
 CMD ["python", "/app/app.py"]
 """
 SCRIPT_FILES = {"app.py": "import http.server\n"}
@@ -94,7 +94,7 @@ FROM node:20.18.1-alpine3.20{DIGEST}
 WORKDIR /app
 COPY package.json server.js ./
 USER node
-HEALTHCHECK CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r => process.exit(!r.ok))"]
+HEALTHCHECK CMD ["node", "-e", "fetch('http://127.0.0.1:3002/healthz').then(r => process.exit(!r.ok))"]
 CMD ["node", "server.js"]
 """
 NODE_SCRIPT_FILES = {"package.json": '{"name": "tiny", "main": "server.js"}', "server.js": "require('http')\n"}
