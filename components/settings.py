@@ -946,11 +946,35 @@ def _unused_service_urls(config: Mapping[str, str], settings: Settings) -> list[
     return problems
 
 
-_CREDENTIAL_PARAM = re.compile(
-    r"(?i)^(?:.*[_.-])?(?:token|access_?token|api_?key|apikey|key|secret|password|passwd|pwd|sig|signature|auth|"
-    r"authorization|credentials?|x-amz-(?:signature|security-token|credential))$"
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "sig",
+        "signature",
+        "auth",
+        "authorization",
+        "credential",
+        "credentials",
+        "jwt",
+        "key",
+        "apikey",
+        "accesskey",
+        "sas",
+        "bearer",
+    }
 )
-"""A query parameter whose name says it carries a credential (`?token=`, `?api_key=`, `?X-Amz-Signature=`)."""
+"""Words of a query or fragment parameter's name that say it carries a credential (`?token=`, `?api_key=`,
+`?X-Amz-Signature=`, `?AccessKey=`, `#access_token=`, `?jwt=`): the name is split at `_`, `.`, `-` and camelCase."""
+
+
+def _names_a_credential(name: str) -> bool:
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    parts = [part for part in re.split(r"[_.\-]+", words) if part]
+    return any(part in _CREDENTIAL_WORDS for part in [*parts, "".join(parts)])
 
 
 def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -965,16 +989,20 @@ def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[st
 
 
 def _credential_in(path: tuple[str | int, ...], text: str) -> str | None:
-    """What credential a URL value carries, if any: a password in its user info or a token-like query parameter.
-    A value is a URL when it parses with a scheme and a host, or when its setting's name ends in `Url`/`URL`."""
+    """What credential a URL value carries, if any: user info (a password, or a token given as the user name, as
+    `https://<token>@host` does), or a token-like query or fragment parameter. A value is a URL when it parses with
+    a scheme and a host, or when its setting's name ends in `Url`/`URL`."""
     named_url = str(path[-1]).endswith(("Url", "URL"))
     parts = urlsplit(text if "://" in text or not named_url else f"//{text}")
     if not parts.netloc or not (parts.scheme or named_url):
         return None
-    if parts.password:
-        return "a password in its user info"
-    params = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True) if _CREDENTIAL_PARAM.match(name)]
-    return f"the query parameter {params[0]!r}" if params else None
+    if "@" in parts.netloc:
+        return "user info"
+    for where, query in (("query", parts.query), ("fragment", parts.fragment)):
+        names = [name for name, _ in parse_qsl(query, keep_blank_values=True) if _names_a_credential(name)]
+        if names:
+            return f"the {where} parameter {names[0]!r}"
+    return None
 
 
 def _credentials_in_urls(settings: Settings, is_secret: Callable[[str], bool]) -> list[str]:

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from components.config_keys import CONFIG_NAMESPACE
 from components.settings import ImageSource, Settings
@@ -33,9 +34,12 @@ CONTRACT_FILE = "shipsafe-app.yaml"
 """The app's own statement of its port and probe paths, at the top of its build context (optional)."""
 CONTRACT_KEYS = {"port": "app.port", "livenessPath": "app.livenessPath", "readinessPath": "app.readinessPath"}
 """Each key the contract file may declare, and the stack setting it must equal."""
-_URL_PATH = re.compile(r"https?://.*?(/[A-Za-z0-9._~-][A-Za-z0-9._~/-]*)")
-_URL_PORT = re.compile(r"https?://[^/:\s'\"]+:(\d+)/")
-_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+_URL = re.compile(r"https?://[^\s'\"`|;&)]+")
+"""A URL in a HEALTHCHECK command: it ends where the shell word (or the string literal) does."""
+_QUOTED_PATH = re.compile(r"['\"](/[^'\"\s]*)['\"]")
+"""A string literal that is a path, as a URL built by concatenation ends with."""
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
+"""`${NAME}`, `${NAME:-default}` / `${NAME-default}` and `$NAME`, as the Dockerfile frontend expands them."""
 
 
 def _key(path: str) -> str:
@@ -57,7 +61,11 @@ def _build(settings: Settings, project_dir: Path) -> Any:
 
 
 def _expand(word: str, values: Mapping[str, str]) -> str:
-    return _VARIABLE.sub(lambda match: values.get(match.group(1) or match.group(2), ""), word)
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        return values.get(name) or match.group(2) or ""
+
+    return _VARIABLE.sub(value, word)
 
 
 def _exposed_ports(build: Any) -> list[int]:
@@ -77,8 +85,9 @@ def _exposed_ports(build: Any) -> list[int]:
             elif command.cmd == "ENV":
                 env.update(zip(command.value[::2], command.value[1::2], strict=False))
             elif command.cmd == "EXPOSE":
-                expanded = (_expand(word, {**env, **args}).split("/")[0] for word in command.value)
-                ports.update(int(port) for port in expanded if port.isdigit())
+                # `8080/udp` is not the HTTP port the probes reach; `8080` and `8080/tcp` are.
+                expanded = (_expand(word, {**env, **args}).partition("/") for word in command.value)
+                ports.update(int(port) for port, _, protocol in expanded if port.isdigit() and protocol in ("", "tcp"))
     return sorted(ports)
 
 
@@ -98,16 +107,32 @@ def _dockerfile_problems(settings: Settings, project_dir: Path) -> Iterator[str]
         )
     check = build.final.last("HEALTHCHECK")
     text = " ".join(map(str, check.value)) if check is not None else ""
-    path, port = _URL_PATH.search(text), _URL_PORT.search(text)
-    probes = {app.liveness_path: "app.livenessPath", app.readiness_path: "app.readinessPath"}
-    if path and path.group(1) not in probes:
+    for match in _URL.finditer(text):
+        url = urlsplit(match.group())
+        if not url.path:  # built by concatenation (`'http://127.0.0.1:' + port + '/healthz'`): its path comes later
+            quoted_path = _QUOTED_PATH.search(text, match.end())
+            url = url._replace(netloc=url.netloc.rstrip(":"), path=quoted_path.group(1) if quoted_path else "")
+        yield from _healthcheck_problems(shown, url, app)
+
+
+def _healthcheck_problems(shown: str, url: SplitResult, app: Any) -> Iterator[str]:
+    """The URL the image's HEALTHCHECK requests against the probes. Its path is what the app declares it serves for
+    health: a probe path equal to it or below it (Spring Boot's `/actuator/health` and `/actuator/health/liveness`)
+    agrees; `/` claims nothing."""
+    path = url.path.rstrip("/")
+    probes = (app.liveness_path, app.readiness_path)
+    if path and not any(probe == path or probe.startswith(f"{path}/") for probe in probes):
         yield (
-            f"{shown} HEALTHCHECK requests {path.group(1)}, but {_key('app.livenessPath')} = {app.liveness_path} "
+            f"{shown} HEALTHCHECK requests {url.path}, but {_key('app.livenessPath')} = {app.liveness_path} "
             f"and {_key('app.readinessPath')} = {app.readiness_path}: the probes would ask for a path the app may "
             "not serve; set the probe path the app serves"
         )
-    if port and int(port.group(1)) != app.port:
-        yield f"{shown} HEALTHCHECK requests port {port.group(1)}, but {_key('app.port')} = {app.port}"
+    try:
+        port = url.port
+    except ValueError:  # not a number (`${PORT}` left unexpanded): nothing known to compare
+        return
+    if port is not None and port != app.port:
+        yield f"{shown} HEALTHCHECK requests port {port}, but {_key('app.port')} = {app.port}"
 
 
 def _contract_problems(settings: Settings, project_dir: Path) -> Iterator[str]:

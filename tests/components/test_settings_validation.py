@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.quantities import QuantityError, parse_quantity
-from components.settings import ConfigError, routes_path
+from components.settings import ConfigError, _credential_in, routes_path
 from harness.runtime import REPO_ROOT, ProgramFailed
 from tests.conftest import record
 
@@ -315,3 +315,24 @@ def test_malformed_quantities_are_refused(text: str) -> None:
 )
 def test_a_public_prefix_routes_metrics_as_an_ingress_would(prefix: str, routes: bool) -> None:
     assert routes_path(prefix, "/metrics") is routes
+
+
+@pytest.mark.parametrize(
+    ("url", "credential"),
+    [
+        ("https://reader:hunter2@prom.example.com:9090", "user info"),
+        ("https://ghp_abc123@prom.example.com", "user info"),
+        ("https://token:@prom.example.com", "user info"),
+        ("http://prom:9090/api?access_token=abc", "the query parameter 'access_token'"),
+        ("http://prom:9090/api?AccessKey=abc", "the query parameter 'AccessKey'"),
+        ("http://prom:9090/api?jwt=abc", "the query parameter 'jwt'"),
+        ("http://prom:9090/api?X-Amz-Security-Token=abc", "the query parameter 'X-Amz-Security-Token'"),
+        ("http://prom:9090/#access_token=abc", "the fragment parameter 'access_token'"),
+        ("http://prom:9090/api?sig=abc&sv=2024", "the query parameter 'sig'"),
+        ("http://prometheus-operated.monitoring.svc:9090", None),
+        ("http://prom:9090/api?query=up&step=30s&monkey=1", None),
+    ],
+)
+def test_a_credential_in_a_url_setting_is_found_in_any_of_its_forms(url: str, credential: str | None) -> None:
+    found = _credential_in(("verification", "prometheusUrl"), url)
+    assert found == credential

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy import app_contract
 from deploy.app_contract import CONTRACT_FILE
 from deploy.exit_codes import ExitCode
 from deploy.offline import preview
@@ -108,7 +109,7 @@ def test_a_password_inside_a_url_setting_is_refused_unless_secret(project: Path)
     url = "https://reader:hunter2@prometheus.example.com:9090"
     status, err = offline_preview(project, "staging", f"verification.prometheusUrl={url}")
     assert status == ExitCode.CONFIG_ERROR, err
-    assert "shipsafe:verification.prometheusUrl carries a credential (a password in its user info)" in err
+    assert "shipsafe:verification.prometheusUrl carries a credential (user info)" in err
     assert "hunter2" not in err
     plain = "    prometheusUrl: http://prometheus-operated.monitoring.svc:9090\n"
     with edited(project / "Pulumi.staging.yaml", plain, "    prometheusUrl: http://prom:9090/api?access_token=abc\n"):
@@ -144,3 +145,38 @@ def test_a_node_dockerfile_port_from_env_and_its_healthcheck(project: Path) -> N
     agreeing = ("app.port=8080", "app.livenessPath=/health", "gitSha=0123456789ab")
     status, err = offline_preview(project, "staging", *settings, *agreeing, refused=False)
     assert status != ExitCode.CONFIG_ERROR and "EXPOSEs" not in err and "HEALTHCHECK requests" not in err, err
+
+
+HEALTHCHECK_CASES = [
+    # (the Dockerfile's EXPOSE and HEALTHCHECK lines, what the problems name; None: the stack agrees)
+    ("EXPOSE 3002\nHEALTHCHECK CMD curl -f http://localhost:3002/ && test -f /tmp/ready", None),
+    ("EXPOSE 3002\nHEALTHCHECK CMD curl -f http://localhost:3002/actuator/health", None),
+    ("EXPOSE 3002\nHEALTHCHECK CMD curl -f http://[::1]:9999/healthz", "HEALTHCHECK requests port 9999"),
+    ("EXPOSE ${PORT:-8080}\nHEALTHCHECK CMD curl -f http://localhost:3002/healthz", "EXPOSEs 8080"),
+    ("EXPOSE 3002 8125/udp\nHEALTHCHECK CMD curl -f http://localhost:3002/actuator/health", None),
+    ("EXPOSE 3002\nHEALTHCHECK CMD curl -f http://localhost:3002/status", "HEALTHCHECK requests /status"),
+]
+"""Probes at /actuator/health/liveness and /actuator/health/readiness (Spring Boot's layout), port 3002."""
+
+
+@pytest.mark.parametrize(("lines", "expected"), HEALTHCHECK_CASES)
+def test_what_the_dockerfile_declares_against_the_probes(project: Path, lines: str, expected: str | None) -> None:
+    context = project / "spring"
+    context.mkdir(exist_ok=True)
+    (context / "Dockerfile").write_text(f'FROM example.com/base:1.0\nUSER 10001:10001\n{lines}\nCMD ["/app"]\n')
+    overrides = preview.parse_overrides(
+        "staging",
+        [
+            "app.buildContext=spring",
+            "app.livenessPath=/actuator/health/liveness",
+            "app.readinessPath=/actuator/health/readiness",
+        ],
+        project,
+    )
+    settings = preview.stack_settings("staging", overrides, project)
+    assert settings is not None
+    problems = app_contract.image_problems(settings, project)
+    if expected is None:
+        assert problems == []
+    else:
+        assert any(expected in problem for problem in problems), problems
