@@ -41,7 +41,8 @@ def pulumi_operation(step: dict[str, Any]) -> bool:
     """A step that runs the stack program (preview/up/rollback/history), as opposed to installing the CLI."""
     run = str(step.get("run", ""))
     uses_command = str(step.get("uses", "")).startswith("pulumi/actions@") and "command" in step.get("with", {})
-    offline = "--offline" in run or "-m deploy stack list" in run  # `stack list` reads file names only
+    # `stack list` reads file names only; `image check` runs the program and the pack offline
+    offline = "--offline" in run or "-m deploy stack list" in run or "-m deploy image check" in run
     return uses_command or ("-m deploy" in run and not offline)
 
 
@@ -122,6 +123,20 @@ def test_pull_requests_run_every_check_for_every_stack():
     ]
     assert all(step["env"]["STACK"] == "${{ matrix.stack }}" for step in previews)
     assert previews[0]["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
+
+
+def test_the_image_main_builds_and_promotes_is_judged_with_every_stacks_policy():
+    """Build once, promote: the Dockerfile deploy.yml builds is judged in each PR with each stack's policy config
+    (production's too, whose own preview builds nothing) and by `make policy-check`, with the same file, context
+    and target."""
+    build = next(s for s in load("deploy.yml")["jobs"]["build"]["steps"] if s.get("id") == "build")["with"]
+    image = f"--dockerfile {build['file']} --context {build['context']} --target {build['target']}"
+    checks = [s for s in load("pr.yml")["jobs"]["policy"]["steps"] if "-m deploy image check" in str(s.get("run"))]
+    assert [s["run"] for s in checks] == [f'.venv/bin/python -m deploy image check -s "$STACK" {image}']
+    assert checks[0]["env"]["STACK"] == "${{ matrix.stack }}"
+    makefile = (REPO / "Makefile").read_text()
+    assert f"IMAGE_BUILD := {image}\n" in makefile
+    assert "-m deploy image check $(IMAGE_BUILD) ||" in makefile.split("policy-check:", 1)[1].split("\n\n", 1)[0]
 
 
 def test_no_pull_request_job_gets_a_credential_or_a_real_preview():
