@@ -361,7 +361,8 @@ class PolicyPackProcess:
             "PULUMI_STACK": self.stack,
             "PULUMI_DRY_RUN": "true",
             "PULUMI_ORGANIZATION": "organization",
-            # As `analyzer_plugin.go` `constructEnv`: the stack's config as one JSON object (unset when empty).
+            # As the bundled Python language host's `RunPlugin` (pulumi/pulumi `sdk/python/cmd/pulumi-language-python/
+            # main.go:1667-1674`): the stack's config as one JSON object (unset when empty).
             **({"PULUMI_CONFIG": json.dumps(self.stack_config)} if self.stack_config else {}),
         }
         self._process = subprocess.Popen(
