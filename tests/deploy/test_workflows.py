@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from components.settings import ImageSource
 from deploy.exit_codes import Aftermath, ExitCode, shell_variables
+from deploy.offline.preview import stack_settings
+from harness.stack_config import stack_names
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -137,6 +140,22 @@ def test_the_image_main_builds_and_promotes_is_judged_with_every_stacks_policy()
     makefile = (REPO / "Makefile").read_text()
     assert f"IMAGE_BUILD := {image}\n" in makefile
     assert "-m deploy image check $(IMAGE_BUILD) ||" in makefile.split("policy-check:", 1)[1].split("\n\n", 1)[0]
+
+
+def test_the_pipeline_builds_the_image_each_building_stack_builds():
+    """The image check above judges what deploy.yml builds; a building stack's preview judges its own build
+    settings. They are one image only while they agree (a building stack on another target would be judged, and
+    another one promoted)."""
+    build = next(s for s in load("deploy.yml")["jobs"]["build"]["steps"] if s.get("id") == "build")["with"]
+    building = [
+        (stack, settings.app)
+        for stack in stack_names(REPO)
+        if (settings := stack_settings(stack, {}, REPO)) is not None and settings.image_source is ImageSource.BUILD
+    ]
+    assert building, "a stack that builds"
+    for stack, app in building:
+        given = (app.build_context, app.dockerfile_path, app.build_target)
+        assert given == (build["context"], build["file"], build["target"]), stack
 
 
 def test_no_pull_request_job_gets_a_credential_or_a_real_preview():
