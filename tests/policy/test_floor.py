@@ -133,6 +133,16 @@ def test_a_building_stack_may_not_lower_the_image_builds_floor(pack: PolicyPackP
     pack.configure({})
 
 
+def test_the_offline_preview_of_staging_refuses_a_disabled_image_floor_rule(tmp_path: Path) -> None:
+    staging = json.loads(policy_config_path(REPO_ROOT, "staging").read_text())
+    path = tmp_path / "staging.json"
+    path.write_text(json.dumps({**staging, "docker-no-baked-secrets": "disabled"}))
+    report = preview.offline_preview("staging", {}, policy_config=path, out=tmp_path / "out")
+    assert report.exit_code == ExitCode.POLICY_PACK_FAILED
+    assert "docker-no-baked-secrets is disabled" in _refusal(report)
+    assert not (tmp_path / "out").exists(), "refused before the program ran"
+
+
 def test_the_promoted_images_dockerfile_is_judged_with_prods_policy(project: Path) -> None:
     """Prod runs a prebuilt image, so its preview has no build: `shipsafe image check -s prod` (the PR workflow
     and `make policy-check` run it, tests/deploy/test_workflows.py) judges the Dockerfile the pipeline builds."""
