@@ -41,12 +41,19 @@ preview: setup
 
 # Every stack the project has (`shipsafe stack list`: one per Pulumi.<stack>.yaml), each with its own policy config;
 # all are checked, and the target exits with the code of the last one that failed.
+# The image the deploy pipeline builds (.github/workflows/deploy.yml) and promotes to production as it is: its
+# Dockerfile judged with every stack's policy config, production's included (a prebuilt stack builds nothing itself).
+IMAGE_BUILD := --dockerfile app/Dockerfile --context app --target production
+
 policy-check: setup
 	@stacks=$$($(PY) -m deploy stack list) && [ -n "$$stacks" ] || { echo "no stacks found" >&2; exit 1; }; \
 	status=0; for stack in $$stacks; do \
 	  echo "$(PY) -m deploy preview $$stack --offline --quiet"; \
 	  $(PY) -m deploy preview "$$stack" --offline --quiet || { status=$$?; echo "policy check of $$stack failed" >&2; }; \
-	done; exit $$status
+	done; \
+	echo "$(PY) -m deploy image check $(IMAGE_BUILD)"; \
+	$(PY) -m deploy image check $(IMAGE_BUILD) || { status=$$?; echo "image check failed" >&2; }; \
+	exit $$status
 
 # The peer tool the pack is compared with (checkov) lives in its own venv: its dependency tree would fight the
 # project's pins. Hash-locked like every other lock, so the check set it runs is fixed.

@@ -20,7 +20,7 @@ from typing import Any
 
 from components.config_keys import CONFIG_NAMESPACE
 from components.settings import INGRESS_WORKLOAD, ImageSource, RegistryMode, Resources, ServiceMode, Settings
-from harness.analyzer import POLICY_DIR, PolicyPackError, load_policy_config, refuse_unknown_policies
+from harness.analyzer import POLICY_DIR, PolicyPackError, load_policy_config
 from harness.runtime import REPO_ROOT
 
 
@@ -63,23 +63,26 @@ def _pack_defaults() -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def read_policy_config(path: Path, *, production: bool = False) -> PolicyConfig:
-    """What the engine would configure from `path` (`harness.analyzer.reconcile_config` validates it fully); for
-    a `production` stack, a config that lowers the platform floor is refused as the pack refuses it
-    (`shipsafe_policies/floor.py`)."""
+    """What the engine would configure from `path` (`harness.analyzer.reconcile_config` validates it fully), with
+    the pack's own refusals (`shipsafe_policies/floor.py`) made here first, naming the file: a name the pack has
+    no policy for, and a config that lowers the platform floor (a `production` stack's, or any stack's floor of
+    the image build)."""
     given = load_policy_config(path)
     pack = _pack_defaults()
     shown = path.resolve().relative_to(REPO_ROOT) if path.resolve().is_relative_to(REPO_ROOT) else path
-    refuse_unknown_policies(given, pack, str(shown))
-    every = given.get("all", {}).get("enforcementLevel")
+    rules, floor = pack_registry().all_rules(), pack_floor()
+    unknown = floor.unknown_names(given, rules)
+    if unknown:
+        raise PolicyPackError(f"{shown}: unknown policy names: {', '.join(unknown)}")
+    every = given.get(floor.ALL, {}).get("enforcementLevel")
     settings, levels = {}, {}
     for name, (level, defaults) in pack.items():
         own = dict(given.get(name, {}))
         levels[name] = own.pop("enforcementLevel", None) or every or level
         settings[name] = {**defaults, **own}
-    if production:
-        lowered = pack_floor().lowered(pack_registry().all_rules(), levels, settings, str(shown))
-        if lowered:
-            raise PolicyPackError("\n".join(lowered))
+    lowered = floor.lowered(rules, levels, settings, str(shown), production=production)
+    if lowered:
+        raise PolicyPackError("\n".join(lowered))
     return PolicyConfig(str(shown), settings, levels)
 
 

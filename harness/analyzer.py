@@ -14,7 +14,6 @@ No engine runs offline: the engine address is a placeholder the pack only parses
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -117,6 +116,10 @@ class AnalysisReport:
 # Policy config: the engine's reconciliation --------------------------------------------------------------------
 
 
+ENVIRONMENTS = "environments"
+"""The top-level key of a policy config file that names Pulumi ESC environments (not a policy)."""
+
+
 def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
     """Parse a `--policy-pack-config` file: {policy: level} or {policy: {enforcementLevel?, ...props}}."""
     try:  # within the bounds of every local file (size, UTF-8, depth)
@@ -125,6 +128,12 @@ def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
         raise PolicyPackError(str(error)) from None
     if not isinstance(document, dict):
         raise PolicyPackError(f"{path}: must be a JSON object of policy names")
+    if ENVIRONMENTS in document:  # not a policy: the real CLI resolves it (config.go:106-122)
+        raise PolicyPackError(
+            f"{path}: {ENVIRONMENTS}: Pulumi ESC environments are not supported by shipsafe: the offline preview "
+            "and shipsafe's checks before the real CLI cannot resolve them, so they would judge another config than "
+            "the pack gets; write the settings into this file"
+        )
     parsed: dict[str, dict[str, Any]] = {}
     for name, value in document.items():
         if isinstance(value, str):
@@ -138,33 +147,22 @@ def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
     return parsed
 
 
-def refuse_unknown_policies(given: Iterable[str], known: Iterable[str], source: str = "policy config") -> None:
-    """A name the pack has no policy for, with the nearest real name. The engine drops such names silently
-    (`pkg/resource/analyzer/config.go` `ReconcilePolicyPackConfig` walks the pack's policies only), so the pack never
-    sees them: a typo would silently leave the rule at its default, so only this offline check can refuse it."""
-    names = sorted(set(known))
-    unknown = sorted(set(given) - set(names) - {"all"})
-    if unknown:
-        problems = []
-        for name in unknown:
-            nearest = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-            problems.append(f"{name!r}" + (f" (did you mean {nearest[0]!r}?)" if nearest else ""))
-        raise PolicyPackError(f"{source}: unknown policy names: {', '.join(problems)}")
-
-
 def reconcile_config(
     policies: Iterable[PolicyInfo], given: Mapping[str, Mapping[str, Any]], source: str = "policy config"
 ) -> dict[str, Any]:
-    """Schema defaults, then `all`, then per-policy settings; validated against each policy's JSON schema."""
+    """What the engine sends in Configure (pulumi/pulumi `pkg/resource/analyzer/config.go` `ReconcilePolicyPackConfig`):
+    schema defaults, then `all`, then each given entry, the pack's policies validated against their JSON schemas.
+    As `applyConfig` (config.go:337-371) does, a name the pack has no policy for, and `all` itself, are sent too,
+    with the level and properties given (the pack refuses an unknown name, `shipsafe_policies/floor.py`); one
+    with properties but no level stops the CLI (`analyzer_plugin.go:622-624`: invalid enforcement level "")."""
     infos = {p.name: p for p in policies}
-    refuse_unknown_policies(given, infos, source)
+    every = given.get("all", {}).get("enforcementLevel")
     result: dict[str, Any] = {}
     for name, info in infos.items():
         properties = dict(info.config_schema.get("properties") or {})
-        level = given.get("all", {}).get("enforcementLevel") or info.level
         settings = {k: v["default"] for k, v in properties.items() if "default" in v}
         own = dict(given.get(name, {}))
-        level = own.pop("enforcementLevel", None) or level
+        level = own.pop("enforcementLevel", None) or every or info.level
         settings.update(own)
         schema = {"type": "object", "properties": properties}
         if info.config_schema.get("required"):
@@ -173,6 +171,14 @@ def reconcile_config(
         if errors:
             raise PolicyPackError(f"invalid config for {name}: {'; '.join(errors)}")
         result[name] = {"enforcementLevel": level, **settings}
+    for name in sorted(set(given) - set(infos)):
+        own = dict(given[name])
+        if not own:
+            continue  # the engine drops an entry with neither level nor properties (config.go:147-150)
+        level = own.pop("enforcementLevel", None)
+        if level is None:
+            raise PolicyPackError(f'{source}: {name}: invalid enforcement level ""')
+        result[name] = {"enforcementLevel": level, **own}
     return result
 
 
@@ -355,7 +361,8 @@ class PolicyPackProcess:
             "PULUMI_STACK": self.stack,
             "PULUMI_DRY_RUN": "true",
             "PULUMI_ORGANIZATION": "organization",
-            # As `analyzer_plugin.go` `constructEnv`: the stack's config as one JSON object (unset when empty).
+            # As the bundled Python language host's `RunPlugin` (pulumi/pulumi `sdk/python/cmd/pulumi-language-python/
+            # main.go:1667-1674`): the stack's config as one JSON object (unset when empty).
             **({"PULUMI_CONFIG": json.dumps(self.stack_config)} if self.stack_config else {}),
         }
         self._process = subprocess.Popen(
@@ -457,7 +464,7 @@ class PolicyPackProcess:
             self._stub.Configure(request, timeout=_RPC_TIMEOUT)
         except grpc.RpcError as error:  # update.go: "configuring policy pack ...: <the pack's message>"
             raise PolicyPackError(f"configuring policy pack {self.name}: {error.details()}") from None
-        self.levels = {name: settings["enforcementLevel"] for name, settings in reconciled.items()}
+        self.levels = {p.name: reconciled[p.name]["enforcementLevel"] for p in self.policies}
 
     def analyze(self, recording: Recording, *, resources: bool = True) -> AnalysisReport:
         """Analyze every resource (unless `resources` is False) and then the stack, as the engine does in a preview

@@ -33,10 +33,9 @@ def stack_levels(policies: list[PolicyInfo], project_dir: Path = REPO_ROOT) -> d
     """Effective level of every policy for every stack of the project (`stack_names`), from its policy config."""
     return {
         stack: {
-            name: config["enforcementLevel"]
-            for name, config in reconcile_config(
-                policies, load_policy_config(policy_config_path(project_dir, stack))
-            ).items()
+            policy.name: configured[policy.name]["enforcementLevel"]
+            for configured in [reconcile_config(policies, load_policy_config(policy_config_path(project_dir, stack)))]
+            for policy in policies
         }
         for stack in stack_names(project_dir)
     }
@@ -89,10 +88,13 @@ def render_policy_docs(policies: list[PolicyInfo], levels: Mapping[str, Mapping[
 
 
 def _bounds(floor: Any) -> str:
-    """A floor's bounds on settings, as the reference prints them (`minReplicas >= 2`)."""
-    bounds = [f"`{name}` >= {value:g}" for name, value in floor.at_least.items()]
+    """A floor's bounds on settings, as the reference prints them (`minReplicas >= 2`), its free settings and
+    whether it holds every stack."""
+    bounds = ["every stack"] if floor.every_stack else []
+    bounds += [f"`{name}` >= {value:g}" for name, value in floor.at_least.items()]
     bounds += [f"`{name}` <= {value:g}" for name, value in floor.at_most.items()]
-    return ", ".join(bounds + [f"`{name}` unchanged" for name in floor.fixed])
+    bounds += [f"`{name}` free ({why})" for name, why in floor.free.items()]
+    return ", ".join(bounds)
 
 
 def _floor_section() -> list[str]:
@@ -102,10 +104,17 @@ def _floor_section() -> list[str]:
         "#### The platform floor",
         "",
         "A production stack (its name, a stack tag or `shipsafe:environment` says production) may not disable these "
-        "rules, make them advisory or move a bounded setting past its bound in its policy config: the pack refuses "
-        "such a config in `Configure`, so `pulumi preview`/`up` stop before the program runs, and `shipsafe config "
-        "validate`, the offline preview and `make policy-check` refuse it too. Each rule declares its floor beside "
-        "its check (`floor=` in its module).",
+        "rules, make them advisory, move a bounded setting past its bound or change any other of their settings "
+        "from its default (a setting such as `partOf` or `migrationComponent` narrows what the rule judges, so "
+        "changing it would switch the rule off without lowering its level); a setting the rule marks free may take "
+        "any valid value, for the reason given. The rules on the image build (marked every stack) hold in every "
+        "stack: the image is built once, by a stack that builds (or by CI from the same Dockerfile, which `make "
+        "policy-check` and the PR workflow judge with `shipsafe image check` for every stack) and promoted to "
+        "production as it is, so the policy config of the building stack may not lower them either. The pack "
+        "refuses such a config in `Configure`, so `pulumi preview`/`up` stop before the program runs, and `shipsafe "
+        "config validate`, the offline preview and `make policy-check` refuse it too. A floor rule cannot be waived "
+        "on a resource: the waiver annotation is program code, the same in every stack. Each rule declares its "
+        "floor beside its check (`floor=` in its module).",
         "",
         "| Why | Rules (bounds) |",
         "|---|---|",

@@ -30,7 +30,7 @@ from .dockerfiles import (
     run_text,
     with_build,
 )
-from .floor import NON_ROOT, SECRETS
+from .floor import IMAGE_NON_ROOT, IMAGE_SECRETS
 from .framework import ADVISORY, Config, Finding, HasProps, Item, Section, Setting, item_by_item
 from .images import IMAGE_BUILDS, parse_image
 from .k8s import dig, items, number
@@ -56,7 +56,7 @@ def _final_user(build: Build) -> str:
     "`USER nonroot:nonroot` (distroless), or a created `USER 10001:10001`.",
     types=IMAGE_BUILDS,
     projectDir=PROJECT_DIR,
-    floor=NON_ROOT,
+    floor=IMAGE_NON_ROOT,
 )
 @with_build
 def check_non_root_user(build: Build, config: Config) -> Iterator[str]:
@@ -323,7 +323,7 @@ and TLS keys, cloud and cluster credentials."""
     types=IMAGE_BUILDS,
     topic="III Config; Sec",
     projectDir=PROJECT_DIR,
-    floor=SECRETS,
+    floor=IMAGE_SECRETS,
 )
 @with_build
 def check_no_baked_secrets(build: Build, config: Config) -> Iterator[str]:
@@ -358,7 +358,7 @@ def check_no_baked_secrets(build: Build, config: Config) -> Iterator[str]:
     types=IMAGE_BUILDS,
     topic="III Config; Sec",
     projectDir=PROJECT_DIR,
-    floor=SECRETS,
+    floor=IMAGE_SECRETS,
 )
 @with_build
 def check_context_excludes_secrets(build: Build, config: Config) -> Iterator[str]:

@@ -135,20 +135,26 @@ class Setting:
 
 @dataclass(frozen=True)
 class Floor:
-    """What a production stack's policy config may not lower for this rule (`floor.py` refuses it, in the pack's
-    Configure and offline): the rule stays at its declared level, never advisory or disabled, and its settings stay
-    within these bounds. `why` is what the policy reference says."""
+    """What a policy config may not lower for this rule (`floor.py` refuses it, in the pack's Configure and
+    offline): the rule stays at its declared level, never advisory or disabled; a bounded setting stays within its
+    bound, a `free` one may take any valid value, and every other setting keeps its default (a setting that narrows
+    what the rule judges, such as `partOf`, would otherwise switch the rule off without lowering its level).
+    `why` is what the policy reference says."""
 
     why: str
     at_least: Mapping[str, float] = field(default_factory=dict)
-    """Numeric settings a production stack may not set lower (e.g. `minReplicas`)."""
+    """Numeric settings a policy config may not set lower (e.g. `minReplicas`)."""
     at_most: Mapping[str, float] = field(default_factory=dict)
-    """Numeric settings a production stack may not set higher (e.g. `maxBackoffLimit`)."""
-    fixed: tuple[str, ...] = ()
-    """Settings a production stack may not change from their default (e.g. an empty allow-list stays empty)."""
+    """Numeric settings a policy config may not set higher (e.g. `maxBackoffLimit`)."""
+    free: Mapping[str, str] = field(default_factory=dict)
+    """Settings a policy config may change, each with why changing it cannot weaken the rule."""
+    every_stack: bool = False
+    """Held in every stack, not only production: the rule judges the image a build produces, and the image any
+    stack builds is the one promoted to production (build once, promote the same image)."""
 
     def settings(self) -> list[str]:
-        return [*self.at_least, *self.at_most, *self.fixed]
+        """The settings the floor names (bounded or free); every other setting of the rule is fixed."""
+        return [*self.at_least, *self.at_most, *self.free]
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,15 @@ class Rule:
     fields: tuple[str, ...] = ()
     """The object fields the rule judges (config-keys paths), for findings that name none."""
     floor: Floor | None = None
-    """Part of the platform floor: a production stack's policy config may not lower it (None: it may)."""
+    """Part of the platform floor: a production stack's policy config (every stack's, for a rule on the image
+    build) may not lower it, and no resource may waive it (None: it may)."""
+
+    @property
+    def waivable(self) -> bool:
+        """A resource may waive the rule: its section allows waivers and the rule is not in the floor. The waiver
+        annotation is program code, the same in every stack, so waiving a floor rule anywhere would waive it in
+        production too."""
+        return self.section.waivable and self.floor is None
 
     def config_schema(self) -> PolicyConfigSchema | None:
         if not self.settings:
@@ -320,7 +334,7 @@ class Section:
             raise ValueError(f"rule {name!r} in {self.module} is in the floor, so it must be mandatory")
         unknown = sorted(set(floor.settings() if floor else ()) - set(settings))
         if unknown:
-            raise ValueError(f"rule {name!r} in {self.module}: its floor bounds unknown settings {unknown}")
+            raise ValueError(f"rule {name!r} in {self.module}: its floor names unknown settings {unknown}")
 
         def register(check: Check) -> Check:
             self.rules.append(
@@ -367,7 +381,7 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if rule.types is not None and args.resource_type not in rule.types:
             return
-        if rule.section.waivable and waived(args.props, rule.name):
+        if rule.waivable and waived(args.props, rule.name):
             return  # reported by the waiver section, never silently
         for finding in check(args, rule.config(args.get_config())):
             report_violation(rule.explain(finding, args.props), None)
@@ -382,7 +396,7 @@ def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
         resources = args.resources
         props = {r.urn: r.props for r in resources}
         for finding, urn in check(resources, rule.config(args.get_config())):
-            if rule.section.waivable and urn is not None and waived(props.get(urn), rule.name):
+            if rule.waivable and urn is not None and waived(props.get(urn), rule.name):
                 continue  # the blamed resource waives this rule; the waiver section reports it
             report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)
 

@@ -1,5 +1,7 @@
 """Per-resource waivers: a resource may waive one rule for itself only, with a written reason, and every preview
-reports the waiver (`framework.waived` makes the waived rule skip that resource)."""
+reports the waiver (`framework.waived` makes the waived rule skip that resource). A rule of the platform floor is
+never waivable: the annotation is program code, which is the same in every stack, so it would lower the floor in
+production (`framework.Rule.waivable`)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,19 @@ SECTION = Section(__name__, "waiver", topic="Sec", waivable=False)
 
 
 @functools.cache
-def _waivable_rules() -> dict[str, bool]:
-    """Policy name -> may it be waived. Read from the registry at check time (it imports this module)."""
+def _waivable_rules() -> dict[str, str | None]:
+    """Policy name -> None when it may be waived, else why not. Read from the registry at check time (it imports
+    this module)."""
     from . import all_rules
 
-    return {rule.name: rule.section.waivable for rule in all_rules()}
+    return {
+        rule.name: None
+        if rule.waivable
+        else f"it is part of the platform floor, and the annotation would waive it in production too: {rule.floor.why}"
+        if rule.floor
+        else "it is a waiver rule"
+        for rule in all_rules()
+    }
 
 
 @SECTION.resource(
@@ -31,8 +41,8 @@ def check_waiver_reasons(res: HasProps, config: Config) -> Iterator[str]:
         key = f"{WAIVER_ANNOTATION}{policy}"
         if policy not in rules:
             yield f"{key}: no policy {policy!r} in this pack, so it waives nothing; name one of the pack's policies"
-        elif not rules[policy]:
-            yield f"{key}: {policy} cannot be waived; remove the annotation"
+        elif rules[policy] is not None:
+            yield f"{key}: {policy} cannot be waived ({rules[policy]}); remove the annotation"
         elif not isinstance(reason, str) or not reason.strip():
             yield f"{key}: give a written reason; a waiver without one waives nothing"
 
@@ -47,5 +57,5 @@ def check_waiver_reasons(res: HasProps, config: Config) -> Iterator[str]:
 def check_waiver_report(res: HasProps, config: Config) -> Iterator[str]:
     rules = _waivable_rules()
     for policy, reason in sorted(waivers(res.props).items()):
-        if rules.get(policy) and isinstance(reason, str) and reason.strip():
+        if policy in rules and rules[policy] is None and isinstance(reason, str) and reason.strip():
             yield f"waived {policy}: {reason.strip()}"

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from components.settings import ImageSource
 from deploy.exit_codes import Aftermath, ExitCode, shell_variables
+from deploy.offline.preview import stack_settings
+from harness.stack_config import stack_names
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -41,7 +44,8 @@ def pulumi_operation(step: dict[str, Any]) -> bool:
     """A step that runs the stack program (preview/up/rollback/history), as opposed to installing the CLI."""
     run = str(step.get("run", ""))
     uses_command = str(step.get("uses", "")).startswith("pulumi/actions@") and "command" in step.get("with", {})
-    offline = "--offline" in run or "-m deploy stack list" in run  # `stack list` reads file names only
+    # `stack list` reads file names only; `image check` runs the program and the pack offline
+    offline = "--offline" in run or "-m deploy stack list" in run or "-m deploy image check" in run
     return uses_command or ("-m deploy" in run and not offline)
 
 
@@ -122,6 +126,36 @@ def test_pull_requests_run_every_check_for_every_stack():
     ]
     assert all(step["env"]["STACK"] == "${{ matrix.stack }}" for step in previews)
     assert previews[0]["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
+
+
+def test_the_image_main_builds_and_promotes_is_judged_with_every_stacks_policy():
+    """Build once, promote: the Dockerfile deploy.yml builds is judged in each PR with each stack's policy config
+    (production's too, whose own preview builds nothing) and by `make policy-check`, with the same file, context
+    and target."""
+    build = next(s for s in load("deploy.yml")["jobs"]["build"]["steps"] if s.get("id") == "build")["with"]
+    image = f"--dockerfile {build['file']} --context {build['context']} --target {build['target']}"
+    checks = [s for s in load("pr.yml")["jobs"]["policy"]["steps"] if "-m deploy image check" in str(s.get("run"))]
+    assert [s["run"] for s in checks] == [f'.venv/bin/python -m deploy image check -s "$STACK" {image}']
+    assert checks[0]["env"]["STACK"] == "${{ matrix.stack }}"
+    makefile = (REPO / "Makefile").read_text()
+    assert f"IMAGE_BUILD := {image}\n" in makefile
+    assert "-m deploy image check $(IMAGE_BUILD) ||" in makefile.split("policy-check:", 1)[1].split("\n\n", 1)[0]
+
+
+def test_the_pipeline_builds_the_image_each_building_stack_builds():
+    """The image check above judges what deploy.yml builds; a building stack's preview judges its own build
+    settings. They are one image only while they agree (a building stack on another target would be judged, and
+    another one promoted)."""
+    build = next(s for s in load("deploy.yml")["jobs"]["build"]["steps"] if s.get("id") == "build")["with"]
+    building = [
+        (stack, settings.app)
+        for stack in stack_names(REPO)
+        if (settings := stack_settings(stack, {}, REPO)) is not None and settings.image_source is ImageSource.BUILD
+    ]
+    assert building, "a stack that builds"
+    for stack, app in building:
+        given = (app.build_context, app.dockerfile_path, app.build_target)
+        assert given == (build["context"], build["file"], build["target"]), stack
 
 
 def test_no_pull_request_job_gets_a_credential_or_a_real_preview():

@@ -1,8 +1,12 @@
-"""The platform floor: a production stack's policy config may not disable or lower the rules that carry a floor.
+"""The platform floor: a production stack's policy config may not disable or lower the rules that carry a floor,
+nor change a setting the floor does not leave free; no stack's config may lower the rules on the image build (the
+image is built once and promoted as it is); no resource may waive a floor rule (tests/policy/test_waivers.py).
 
-Refused by the pack itself over gRPC (the real CLI accepts any valid level and drops unknown names), and offline
-before the program runs (the offline preview, `shipsafe config validate`); a duplicate or unknown policy name in the
-config file is refused offline with the file and the key named."""
+Refused by the pack itself over gRPC (the real CLI accepts any valid level and forwards every configured name,
+known or not, to the pack's Configure: pulumi/pulumi `pkg/resource/analyzer/config.go` `applyConfig`), and offline
+before the program runs (the offline preview, `shipsafe config validate`); a duplicate policy name in the config
+file, which the engine's JSON parser hides, is refused offline with the file and the key named; an unknown one by
+the pack, for every stack, and offline with the file named."""
 
 from __future__ import annotations
 
@@ -17,10 +21,11 @@ from deploy.context import DeployContext
 from deploy.docs.policies import render_policy_docs, stack_levels
 from deploy.errors import ShipsafeError
 from deploy.exit_codes import ExitCode
+from deploy.image_check import check_dockerfile
 from deploy.offline import preview
 from deploy.offline.commands import config_problems
 from deploy.policy_link import pack_registry, read_policy_config
-from harness.analyzer import PolicyPackError, PolicyPackProcess, load_policy_config
+from harness.analyzer import PolicyPackError, PolicyPackProcess, load_policy_config, reconcile_config
 from harness.runtime import REPO_ROOT
 from harness.stack_config import policy_config_path
 from tests.deploy.memory_stack import MemoryStacks
@@ -96,9 +101,170 @@ def test_a_stack_whose_setting_or_tag_says_production_is_held_to_the_floor(
 
 
 def test_a_stack_that_is_not_production_may_lower_a_floor_rule(pack: PolicyPackProcess) -> None:
-    pack.configure({"docker-non-root-user": {"enforcementLevel": "advisory"}})
-    assert pack.levels["docker-non-root-user"] == "advisory"
+    pack.configure({"pss-restricted-run-as-non-root": {"enforcementLevel": "advisory"}})
+    assert pack.levels["pss-restricted-run-as-non-root"] == "advisory"
+    pack.configure({"12f-disposability-probes": {"partOf": "other-app"}})
     pack.configure({})
+
+
+# Build once, promote: the image build's floor holds every stack ------------------------------------------------
+
+IMAGE_FLOOR = [rule.name for rule in FLOOR_RULES if rule.floor.every_stack]
+
+
+def test_every_rule_on_the_image_build_with_a_floor_holds_it_in_every_stack() -> None:
+    builds = {"docker:index/image:Image", "docker-build:index:Image"}
+    on_builds = {rule.name for rule in FLOOR_RULES if rule.types and rule.types <= builds}
+    assert on_builds == set(IMAGE_FLOOR)
+    assert {"docker-non-root-user", "docker-no-baked-secrets", "docker-context-excludes-secrets"} <= on_builds
+
+
+@pytest.mark.parametrize("rule", IMAGE_FLOOR)
+def test_a_building_stack_may_not_lower_the_image_builds_floor(pack: PolicyPackProcess, tmp_path: Path, rule: str):
+    """The review's repro: staging (which builds) disabling docker-no-baked-secrets passed, and prod judges no
+    build, so a baked-in secret reached production."""
+    staging = json.loads(policy_config_path(REPO_ROOT, "staging").read_text())
+    path = tmp_path / "staging.json"
+    path.write_text(json.dumps({**staging, rule: "disabled"}))
+    with pytest.raises(PolicyPackError, match=f"{rule} is disabled, but .* every stack keeps it mandatory"):
+        read_policy_config(path, production=False)
+    with pytest.raises(PolicyPackError, match=f"{rule} is disabled, but .* every stack keeps it mandatory"):
+        pack.configure({**load_policy_config(path)})
+    pack.configure({})
+
+
+def test_the_offline_preview_of_staging_refuses_a_disabled_image_floor_rule(tmp_path: Path) -> None:
+    staging = json.loads(policy_config_path(REPO_ROOT, "staging").read_text())
+    path = tmp_path / "staging.json"
+    path.write_text(json.dumps({**staging, "docker-no-baked-secrets": "disabled"}))
+    report = preview.offline_preview("staging", {}, policy_config=path, out=tmp_path / "out")
+    assert report.exit_code == ExitCode.POLICY_PACK_FAILED
+    assert "docker-no-baked-secrets is disabled" in _refusal(report)
+    assert not (tmp_path / "out").exists(), "refused before the program ran"
+
+
+def test_the_promoted_images_dockerfile_is_judged_with_prods_policy(project: Path) -> None:
+    """Prod runs a prebuilt image, so its preview has no build: `shipsafe image check -s prod` (the PR workflow
+    and `make policy-check` run it, tests/deploy/test_workflows.py) judges the Dockerfile the pipeline builds."""
+    dockerfile = project / "app" / "Dockerfile"
+    committed = dockerfile.read_text()
+    secret = committed.replace("\nUSER ", "\nENV API_TOKEN=s3cr3t-abc\nUSER ", 1)
+    assert secret != committed
+    try:
+        dockerfile.write_text(secret)
+        checked = check_dockerfile(project, "prod", dockerfile, project / "app", "production")
+    finally:
+        dockerfile.write_text(committed)
+    assert "docker-no-baked-secrets" in {v.policy for v in checked.report.mandatory_violations}
+    assert checked.report.stack == "prod"
+
+
+# Every setting of a floor rule is bounded, free with a reason, or fixed --------------------------------------
+
+
+def _changed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "-other"
+    if isinstance(value, list):
+        return [*value, "other"] if value else ["other"]
+    return {**value, "other": "other"}
+
+
+FIXED = [
+    (rule.name, name, _changed(setting.default))
+    for rule in FLOOR_RULES
+    for name, setting in rule.settings.items()
+    if name not in rule.floor.settings()
+]
+
+
+def test_every_floor_setting_is_bounded_free_with_a_reason_or_fixed() -> None:
+    assert {(rule, setting) for rule, setting, _ in FIXED} >= {
+        ("12f-disposability-probes", "partOf"),
+        ("12f-concurrency-replica-range", "backingComponents"),
+        ("12f-admin-migration-release-image", "migrationComponent"),
+        ("pss-baseline-no-added-capabilities", "allowedCapabilities"),
+    }
+    assert all(why.strip() for rule in FLOOR_RULES for why in rule.floor.free.values())
+
+
+@pytest.mark.parametrize(("rule", "setting", "value"), FIXED)
+def test_every_fixed_floor_setting_changed_in_prod_is_refused_offline(tmp_path: Path, rule: str, setting: str, value):
+    path = tmp_path / "prod.json"
+    given = _prod_config()
+    given[rule] = {**(given.get(rule) or {}), setting: value}
+    path.write_text(json.dumps(given))
+    with pytest.raises(PolicyPackError, match=rf"{rule}\.{setting} = .* differs from the platform floor's"):
+        read_policy_config(path, production=True)
+
+
+@pytest.mark.parametrize(
+    ("rule", "settings"),
+    [
+        ("12f-disposability-probes", {"partOf": "nobody"}),
+        ("12f-concurrency-replica-range", {"backingComponents": ["database", "cache", "worker"]}),
+    ],
+)
+def test_the_pack_refuses_a_setting_that_exempts_every_workload_in_prod(
+    prod_pack: PolicyPackProcess, rule: str, settings: dict[str, Any]
+) -> None:
+    config = load_policy_config(PROD_CONFIG)
+    config[rule] = {**config.get(rule, {}), **settings}
+    setting = next(iter(settings))
+    with pytest.raises(PolicyPackError, match=rf"{rule}\.{setting} = .* differs from the platform floor's"):
+        prod_pack.configure(config)
+    prod_pack.configure(load_policy_config(PROD_CONFIG))
+
+
+def test_a_free_floor_setting_may_change_in_prod(tmp_path: Path) -> None:
+    path = tmp_path / "prod.json"
+    given = _prod_config(**{"12f-concurrency-replica-range": {"minReplicas": 3, "maxReplicas": 40}})
+    path.write_text(json.dumps(given))
+    assert read_policy_config(path, production=True).settings["12f-concurrency-replica-range"]["maxReplicas"] == 40
+
+
+# Unknown names: the engine forwards them to Configure, where the pack refuses them ------------------------------
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_the_pack_refuses_an_unknown_policy_name_in_configure_for_every_stack(stack: str) -> None:
+    with PolicyPackProcess(project="shipsafe", stack=stack) as pack:
+        with pytest.raises(PolicyPackError) as refused:
+            pack.configure(
+                {
+                    **load_policy_config(policy_config_path(REPO_ROOT, stack)),
+                    "docker-non-root-usr": {"enforcementLevel": "disabled"},
+                }
+            )
+        pack.configure(load_policy_config(policy_config_path(REPO_ROOT, stack)))  # "all" is no unknown name
+    assert "unknown policy names: 'docker-non-root-usr' (did you mean 'docker-non-root-user'?)" in str(refused.value)
+    assert f"policy/config/{stack}.json" in str(refused.value)
+
+
+def test_the_engine_model_forwards_unknown_names_as_the_cli_does(pack: PolicyPackProcess) -> None:
+    """pulumi/pulumi `config.go` `applyConfig` keeps every given name; `analyzer_plugin.go` `Configure` fails on a
+    name without a level. The model sends what the engine sends, so the pack's refusal is what is tested."""
+    reconciled = reconcile_config(
+        pack.policies, {"all": {"enforcementLevel": "advisory"}, "k8s-typo": {"enforcementLevel": "disabled", "x": 1}}
+    )
+    assert reconciled["k8s-typo"] == {"enforcementLevel": "disabled", "x": 1}
+    assert reconciled["all"] == {"enforcementLevel": "advisory"}
+    with pytest.raises(PolicyPackError, match=r'k8s-typo: invalid enforcement level ""'):
+        reconcile_config(pack.policies, {"k8s-typo": {"x": 1}})
+    assert "k8s-typo" not in reconcile_config(pack.policies, {"k8s-typo": {}}), "an empty entry is dropped"
+
+
+def test_esc_environments_are_refused_as_unsupported_not_as_a_policy(tmp_path: Path) -> None:
+    path = tmp_path / "staging.json"
+    path.write_text(json.dumps({"environments": ["shipsafe/staging"]}))
+    with pytest.raises(PolicyPackError) as refused:
+        read_policy_config(path)
+    assert "environments: Pulumi ESC environments are not supported" in str(refused.value)
+    assert "unknown policy" not in str(refused.value)
 
 
 # Offline: the same refusal before the program runs ------------------------------------------------------------
@@ -110,7 +276,8 @@ def test_every_floor_rule_disabled_in_prod_is_refused_offline(tmp_path: Path, ru
     path.write_text(json.dumps(_prod_config(**{rule: "disabled"})))
     with pytest.raises(PolicyPackError, match=f"{rule} is disabled"):
         read_policy_config(path, production=True)
-    assert read_policy_config(path, production=False).levels[rule] == "disabled"
+    if rule not in IMAGE_FLOOR:
+        assert read_policy_config(path, production=False).levels[rule] == "disabled"
 
 
 @pytest.mark.parametrize(("rule", "setting", "value"), BOUNDED)

@@ -70,10 +70,12 @@ def test_config_is_reconciled_and_validated_like_the_engine(pack: PolicyPackProc
         "backingComponents": ["database", "cache"],
     }
     assert {c["enforcementLevel"] for c in config.values()} == {"advisory"}
+    assert config["all"] == {"enforcementLevel": "advisory"}, "the engine forwards `all` to Configure too"
     with pytest.raises(PolicyPackError, match="minReplicas"):
         reconcile_config(pack.policies, {"12f-concurrency-replica-range": {"minReplicas": "two"}})
+    # An unknown name reaches the pack as it does under the engine; the pack refuses it in Configure.
     with pytest.raises(PolicyPackError, match=r"unknown policy names: 'k8s-typo'"):
-        reconcile_config(pack.policies, {"k8s-typo": {"enforcementLevel": "mandatory"}})
+        pack.configure({"k8s-typo": {"enforcementLevel": "mandatory"}})
 
 
 def test_the_policy_reference_documents_the_pack_as_it_is(pack: PolicyPackProcess) -> None:

@@ -1,7 +1,8 @@
 """Per-resource waivers and the CPU-limit decision, through the real pack over gRPC, as recorded and after `up`.
 
 A waiver (`shipsafe.dev/waive.<policy>: "<reason>"`) silences one rule on one resource only, and every preview
-reports it in its own section; a waiver without a reason waives nothing and is itself a mandatory violation.
+reports it in its own section; a waiver without a reason waives nothing and is itself a mandatory violation, and so is
+a waiver of a rule of the platform floor, which it does not waive.
 """
 
 from __future__ import annotations
@@ -45,14 +46,30 @@ def test_a_waiver_spares_only_its_resource_and_is_reported_in_its_own_section(
 def test_a_stack_policy_honours_the_waiver_of_the_resource_it_blames(
     phase: str, compliant: dict[str, Recording], analyze: Analyze
 ) -> None:
-    mismatch = at("spec.selector.matchLabels", {"app": "other"})
-    unwaived = analyze(in_phase(phase, edit(WEB, mismatch)(compliant["staging"])))
-    assert ("mandatory", WEB) in _found(unwaived, "rollout-selector-integrity")
-    waiver = with_annotation(f"{WAIVE}rollout-selector-integrity", "selector migrates in release 42")
-    report = analyze(in_phase(phase, edit(WEB, mismatch, waiver)(compliant["staging"])))
-    assert WEB not in {r for _, r in _found(report, "rollout-selector-integrity")}, report.violations
+    unnamed = at("container.ports.0.name", "web")
+    unwaived = analyze(in_phase(phase, edit(WEB, unnamed)(compliant["staging"])))
+    assert ("mandatory", WEB) in _found(unwaived, "12f-port-binding")
+    waiver = with_annotation(f"{WAIVE}12f-port-binding", "the port is renamed in release 42")
+    report = analyze(in_phase(phase, edit(WEB, unnamed, waiver)(compliant["staging"])))
+    assert WEB not in {r for _, r in _found(report, "12f-port-binding")}, report.violations
     assert ("advisory", WEB) in _found(report, "waiver-report")
-    assert not report.mandatory_violations, report.mandatory_violations
+    # Only the waived rule is spared: the probes (a floor rule) still name the renamed port.
+    spared = {v.policy for v in unwaived.mandatory_violations} - {v.policy for v in report.mandatory_violations}
+    assert spared == {"12f-port-binding"}, report.mandatory_violations
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_a_floor_rule_cannot_be_waived(phase: str, compliant: dict[str, Recording], analyze: Analyze) -> None:
+    """The waiver annotation is program code, the same in every stack: a floor rule waived in it would be waived
+    in production. The rule keeps reporting and `waiver-reasons` refuses the annotation."""
+    mismatch = at("spec.selector.matchLabels", {"app": "other"})
+    waiver = with_annotation(f"{WAIVE}rollout-selector-integrity", "selector migrates in release 42")
+    report = analyze(in_phase(phase, edit(WEB, mismatch, waiver)(compliant["prod"])))
+    assert ("mandatory", WEB) in _found(report, "rollout-selector-integrity")
+    refusals = [v for v in report.violations if v.policy == "waiver-reasons" and v.resource == WEB]
+    assert [v.level for v in refusals] == ["mandatory"], report.violations
+    assert "rollout-selector-integrity cannot be waived (it is part of the platform floor" in refusals[0].message
+    assert not _found(report, "waiver-report")
 
 
 @pytest.mark.parametrize("reason", ["", "   "])

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import k8s
 from ..floor import NO_PRIVILEGE
-from ..framework import Config, Floor, HasProps, Item, Section, Setting, item_by_item
+from ..framework import Config, HasProps, Item, Section, Setting, item_by_item
 from ..k8s import dig, items, number, workload_containers
 from .contexts import own_context
 
@@ -56,7 +56,7 @@ def check_no_host_namespaces(res: HasProps, config: Config, item: Item) -> Itera
     "Remove capabilities.add.",
     types=k8s.WORKLOADS,
     allowedCapabilities=Setting("array", [], "Capabilities that may be added.", {"type": "string"}),
-    floor=Floor(NO_PRIVILEGE.why, fixed=("allowedCapabilities",)),
+    floor=NO_PRIVILEGE,
 )
 @item_by_item
 def check_no_added_capabilities(res: HasProps, config: Config, item: Item) -> Iterator[str]:

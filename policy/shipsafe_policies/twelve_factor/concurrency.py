@@ -21,7 +21,11 @@ SECTION = Section(__name__, "12f-concurrency", topic="VIII Concurrency")
     minReplicas=Setting("number", 2, "Fewest pods per app Deployment.", platform=True),
     maxReplicas=Setting("number", 20, "Most pods per app Deployment.", platform=True),
     **k8s.APP_SETTINGS,
-    floor=Floor(ROLLOUT.why, at_least={"minReplicas": 2}),
+    floor=Floor(
+        ROLLOUT.why,
+        at_least={"minReplicas": 2},
+        free={"maxReplicas": "a cost ceiling; minReplicas still holds"},
+    ),
 )
 @item_by_item
 def check_concurrency(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[Finding, str]]:

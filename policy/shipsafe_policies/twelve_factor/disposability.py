@@ -101,7 +101,11 @@ def _pre_stop_seconds(container: Mapping[str, Any]) -> float | None:
         "number", 5, "Least time the grace period leaves the app after the preStop delay.", platform=True
     ),
     **k8s.APP_SETTINGS,
-    floor=Floor(ROLLOUT.why, at_least={"minDrainSeconds": 5}),
+    floor=Floor(
+        ROLLOUT.why,
+        at_least={"minDrainSeconds": 5},
+        free={"maxGracePeriodSeconds": "a longer grace only lets a pod drain longer; minDrainSeconds still holds"},
+    ),
 )
 @item_by_item
 def check_graceful_shutdown(res: HasProps, config: Config, item: Item) -> Iterator[str | Finding]:
