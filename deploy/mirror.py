@@ -32,7 +32,7 @@ from components.settings import (
     BackingService,
     RegistryMode,
     RegistrySettings,
-    ServiceMode,
+    Settings,
 )
 from deploy.context import DeployContext
 from deploy.errors import ShipsafeError
@@ -196,12 +196,10 @@ def _plan(project_dir: Path, stack: str, prefix: str | None) -> list[MirrorStep]
     steps = []
     for role in ("postgres", "redis"):
         given = f"{CONFIG_NAMESPACE}:{role}" in config
-        service = _section(config, role, BackingService, path) if given else BackingService()
+        model = SERVICE_MODELS[role]
+        service = _section(config, role, model, path) if given else model()
         key = f"{CONFIG_NAMESPACE}:{role}.image"
-        if service.image is None:  # mode none (the default): the app has no such server, so no image to mirror
-            continue
-        if service.mode is ServiceMode.EXTERNAL:
-            steps.append(MirrorStep(stack, key, Action.SKIP, service.image, note=f"{role}.mode is external"))
+        if service.image is None:  # only an in-cluster server has an image (mode none or external: none to mirror)
             continue
         source = _Ref.parse(service.image, key)
         name = source.repository.rsplit("/", 1)[-1]
@@ -222,6 +220,16 @@ def _plan(project_dir: Path, stack: str, prefix: str | None) -> list[MirrorStep]
 def _default_prefix(repository: str) -> str:
     parent = repository.rpartition("/")[0]
     return f"{parent}/{MIRROR_FOLDER}" if parent else MIRROR_FOLDER
+
+
+def _service_model(role: str) -> type[BackingService]:
+    """The backing service's settings model, as the program validates it (Postgres's takes maxConnections)."""
+    model = Settings.model_fields[role].annotation
+    assert isinstance(model, type) and issubclass(model, BackingService), model
+    return model
+
+
+SERVICE_MODELS = {role: _service_model(role) for role in ("postgres", "redis")}
 
 
 def _section(config: dict[str, Any], name: str, model: type[M], path: Path) -> M:
@@ -262,10 +270,9 @@ def _write_pins(path: Path, steps: Sequence[MirrorStep]) -> None:
 def _check_still_valid(name: str, text: str, steps: Sequence[MirrorStep]) -> None:
     """The stack program must accept what is written (the settings model is the contract, not this module)."""
     config = (yaml.safe_load(text) or {}).get("config") or {}
-    models: dict[str, type[BaseModel]] = {"postgres": BackingService, "redis": BackingService}
     for step in steps:
         section = step.key.removeprefix(f"{CONFIG_NAMESPACE}:").split(".")[0]
-        model = models.get(section, RegistrySettings)
+        model: type[BaseModel] = SERVICE_MODELS.get(section, RegistrySettings)
         try:
             model.model_validate(config[f"{CONFIG_NAMESPACE}:{section}"])
         except ValidationError as error:
