@@ -160,6 +160,38 @@ def reconcile_config(policies: Iterable[PolicyInfo], given: Mapping[str, Mapping
     return result
 
 
+def policy_infos(info: analyzer_pb2.AnalyzerInfo) -> list[PolicyInfo]:
+    """The pack's policies as its GetAnalyzerInfo answer describes them, in the pack's own order."""
+    kinds = {analyzer_pb2.POLICY_TYPE_RESOURCE: "resource", analyzer_pb2.POLICY_TYPE_STACK: "stack"}
+    return [
+        PolicyInfo(
+            name=p.name,
+            description=p.description,
+            level=_LEVEL_NAMES[p.enforcementLevel],
+            kind=kinds.get(p.policy_type, "unknown"),
+            tags=tuple(p.tags),
+            remediation=p.remediation_steps,
+            config_schema=json_format.MessageToDict(p.configSchema),
+        )
+        for p in info.policies
+    ]
+
+
+def configure_request(
+    policies: Iterable[PolicyInfo], config: Mapping[str, Mapping[str, Any]]
+) -> tuple[analyzer_pb2.ConfigureAnalyzerRequest, dict[str, str]]:
+    """The Configure call the engine makes for a parsed policy config file (`load_policy_config`), and the
+    effective enforcement level of each policy."""
+    reconciled = reconcile_config(policies, config)
+    request = analyzer_pb2.ConfigureAnalyzerRequest()
+    for name, settings in reconciled.items():
+        properties = {k: v for k, v in settings.items() if k != "enforcementLevel"}
+        entry = request.policyConfig[name]
+        entry.enforcementLevel = _LEVEL_VALUES[settings["enforcementLevel"]]
+        entry.properties.update(properties)
+    return request, {name: settings["enforcementLevel"] for name, settings in reconciled.items()}
+
+
 # Wire format -----------------------------------------------------------------------------------------------------
 
 
@@ -389,20 +421,8 @@ class PolicyPackProcess:
 
     def _load_analyzer_info(self) -> None:
         info = self._stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=_RPC_TIMEOUT)
-        kinds = {analyzer_pb2.POLICY_TYPE_RESOURCE: "resource", analyzer_pb2.POLICY_TYPE_STACK: "stack"}
         self.name = info.name
-        self.policies = [  # in the pack's own order: by family, then factor
-            PolicyInfo(
-                name=p.name,
-                description=p.description,
-                level=_LEVEL_NAMES[p.enforcementLevel],
-                kind=kinds.get(p.policy_type, "unknown"),
-                tags=tuple(p.tags),
-                remediation=p.remediation_steps,
-                config_schema=json_format.MessageToDict(p.configSchema),
-            )
-            for p in info.policies
-        ]
+        self.policies = policy_infos(info)
 
     @property
     def exit_code(self) -> int | None:
@@ -415,15 +435,8 @@ class PolicyPackProcess:
 
     def configure(self, config: Mapping[str, Mapping[str, Any]]) -> None:
         """Apply a parsed policy config file (see `load_policy_config`) the way the engine does."""
-        reconciled = reconcile_config(self.policies, config)
-        request = analyzer_pb2.ConfigureAnalyzerRequest()
-        for name, settings in reconciled.items():
-            properties = {k: v for k, v in settings.items() if k != "enforcementLevel"}
-            entry = request.policyConfig[name]
-            entry.enforcementLevel = _LEVEL_VALUES[settings["enforcementLevel"]]
-            entry.properties.update(properties)
+        request, self.levels = configure_request(self.policies, config)
         self._stub.Configure(request, timeout=_RPC_TIMEOUT)
-        self.levels = {name: settings["enforcementLevel"] for name, settings in reconciled.items()}
 
     def analyze(self, recording: Recording, *, resources: bool = True) -> AnalysisReport:
         """Analyze every resource (unless `resources` is False) and then the stack, as the engine does in a preview
