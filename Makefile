@@ -62,11 +62,20 @@ $(PEER_VENV)/.installed: requirements-pip.txt requirements-peer.txt
 peer-check: setup $(PEER_VENV)/.installed
 	$(PY) -m harness.peer_check --checkov $(PEER_VENV)/bin/checkov
 
-test: setup-app
-	$(PY) -m pytest
+# Tests run on every core (pytest-xdist); the Docker and real-server tests share one dockerd, one registry port and
+# loopback servers, so they form one xdist group that runs on one worker (tests/conftest.py) while the other
+# workers run the rest. PYTEST_WORKERS=0 runs in this process, for debugging.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup
 
+test: setup-app
+	$(PY) -m pytest $(PYTEST_PARALLEL)
+
+# The loop while developing: no Docker, no real servers, nothing `slow` (the pack over gRPC on whole stacks, offline
+# previews and CLI runs in a subprocess, exhaustive sweeps); every rule is still tested on its own
+# (tests/policy/rules), and `make test` runs the rest.
 test-fast: setup-app
-	$(PY) -m pytest -m "not image and not services"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not image and not services and not slow"
 
 # zizmor audits the workflows and dependabot.yml offline with its most thorough persona: no finding above low.
 lint: setup

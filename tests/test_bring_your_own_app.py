@@ -16,6 +16,8 @@ from harness.preview import policy_conflicts
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # runs the offline preview or the CLI end to end
+
 EXAMPLE = Path(__file__).parent / "example_app"
 STACK = "tiny"
 STATELESS = "stateless"

@@ -57,6 +57,7 @@ def _preview(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess[
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) -> None:
     result = _preview("staging", tmp_path, "--no-policy", "--set", "gitSha=0123456789ab")
     assert result.returncode == 0, result.stderr
@@ -66,6 +67,7 @@ def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) ->
     assert "shipsafe:registryPassword" in result.stdout, "the placeholder secret must be announced"
 
 
+@pytest.mark.slow
 def test_offline_preview_exits_with_config_error_naming_it(tmp_path: Path) -> None:
     result = _preview("prod", tmp_path, "--no-policy", "--set", "imageSource=build")
     assert result.returncode == ExitCode.CONFIG_ERROR
@@ -73,6 +75,7 @@ def test_offline_preview_exits_with_config_error_naming_it(tmp_path: Path) -> No
     assert not (tmp_path / "prod").exists()
 
 
+@pytest.mark.slow
 def test_set_takes_paths_as_pulumi_config_set_path_does(tmp_path: Path) -> None:
     pin = ("--set", "gitSha=0123456789ab", "--no-policy", "--phase", "after-up")
     result = _preview("staging", tmp_path, *pin, "--set", "workloads.web.replicas=3", "--set", "rollout.maxSurge=2")
@@ -87,6 +90,7 @@ def test_set_takes_paths_as_pulumi_config_set_path_does(tmp_path: Path) -> None:
     assert deployments["notes-worker"]["replicas"] == 1, "the rest of the object is the stack file's"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
@@ -106,6 +110,7 @@ def test_a_bad_set_exits_with_config_error_naming_the_key(tmp_path: Path, settin
     assert not (tmp_path / "staging").exists(), "nothing was previewed"
 
 
+@pytest.mark.slow
 def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation(tmp_path: Path) -> None:
     passing = _preview("prod", tmp_path)
     assert passing.returncode == 0, passing.stdout + passing.stderr
@@ -131,6 +136,7 @@ def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation
     assert "policy/config/prod.json: 12f-concurrency-replica-range.minReplicas" in refused.stderr
 
 
+@pytest.mark.slow
 def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> None:
     result = _preview("prod", tmp_path, "--phase", "after-up")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -139,6 +145,7 @@ def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> Non
     assert "first-preview" not in result.stdout and "later-preview" not in result.stdout
 
 
+@pytest.mark.slow
 def test_offline_preview_exits_pack_failed_when_the_policy_pack_rejects_its_config(tmp_path: Path) -> None:
     bad_config = tmp_path / "bad.json"
     bad_config.write_text('{"no-such-policy": "mandatory"}')
@@ -169,6 +176,7 @@ def _json_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return status, [phase["phase"] for phase in json.loads(capsys.readouterr().out)["phases"]]
 
 
+@pytest.mark.slow
 def test_a_failed_analysis_reports_only_the_phases_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -178,6 +186,7 @@ def test_a_failed_analysis_reports_only_the_phases_before_it(
     assert (status, phases) == (ExitCode.POLICY_PACK_FAILED, ["first-preview"])
 
 
+@pytest.mark.slow
 def test_a_program_failure_in_a_later_phase_reports_no_phase(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
