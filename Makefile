@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= staging
 
-.PHONY: setup setup-app system-packages preview policy-check peer-check test test-fast lint typecheck bench clean \
+.PHONY: setup setup-app system-packages preview policy-check peer-check test test-real-servers test-offline test-fast lint typecheck bench clean \
   migration-lint lock app-lock
 
 # Enough for preview, policy-check and lint: wheels only, no compiler or system packages. Every file is hash-locked
@@ -62,20 +62,28 @@ $(PEER_VENV)/.installed: requirements-pip.txt requirements-peer.txt
 peer-check: setup $(PEER_VENV)/.installed
 	$(PY) -m harness.peer_check --checkov $(PEER_VENV)/bin/checkov
 
-# Tests run on every core (pytest-xdist); the Docker and real-server tests share one dockerd, one registry port and
-# loopback servers, so they form one xdist group that runs on one worker (tests/conftest.py) while the other
-# workers run the rest. PYTEST_WORKERS=0 runs in this process, for debugging.
+# The Docker and real-server tests (`image`, `services`) share one dockerd, the registry on 127.0.0.1:5000 and
+# load-sensitive servers, so they run in one process, one at a time, while a second pytest session runs every other
+# test on every core (pytest-xdist). Two sessions, not one with an xdist group: `--dist loadgroup` silently stops
+# grouping under pytest 9.2 (pytest-dev/pytest-xdist#1386). Each session's output is printed when it ends.
+# PYTEST_WORKERS=0 runs the offline tests in one process, for a debugger.
 PYTEST_WORKERS ?= auto
-PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup
 
 test: setup-app
-	$(PY) -m pytest $(PYTEST_PARALLEL)
+	$(MAKE) --no-print-directory -j 2 --output-sync=target test-real-servers test-offline
+
+# The two halves of `make test`, run by it after setup (alone they assume `make setup-app` was run).
+test-real-servers:
+	$(PY) -m pytest -m "image or services"
+
+test-offline:
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not image and not services"
 
 # The loop while developing: no Docker, no real servers, nothing `slow` (the pack over gRPC on whole stacks, offline
 # previews and CLI runs in a subprocess, exhaustive sweeps); every rule is still tested on its own
 # (tests/policy/rules), and `make test` runs the rest.
 test-fast: setup-app
-	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not image and not services and not slow"
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not image and not services and not slow"
 
 # zizmor audits the workflows and dependabot.yml offline with its most thorough persona: no finding above low.
 lint: setup

@@ -16,19 +16,12 @@ pytest_plugins = ["tests.support.services"]
 SLOW_FIXTURES = frozenset({"pack", "analyze", "phase_recordings", "pack_in_process"})
 """Fixtures that boot the policy pack (a process over gRPC, or every policy in-process for exhaustive sweeps) or
 model every preview phase of every stack: a test that uses one is end-to-end and `slow`."""
-REAL_SERVERS = ("image", "services")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marks by what a test uses, so the marks hold wherever a test file lives: `slow` for the fixtures above;
-    and one xdist group for every test of a real server or the Docker engine, which share one dockerd, one
-    registry and fixed loopback ports, so under `-n 2 --dist loadgroup` they run one at a time on one worker."""
-    for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
-        if any(item.get_closest_marker(name) for name in REAL_SERVERS):
-            item.add_marker(pytest.mark.xdist_group("real-servers"))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Marks `slow` by what a test uses, so the mark holds wherever a test file lives."""
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.slow)
 
 
 STACKS = tuple(stack_names(REPO_ROOT))
