@@ -63,11 +63,13 @@ peer-check: setup $(PEER_VENV)/.installed
 	$(PY) -m harness.peer_check --checkov $(PEER_VENV)/bin/checkov
 
 # The Docker and real-server tests (`image`, `services`) share one dockerd, the registry on 127.0.0.1:5000 and
-# load-sensitive servers, so they run in one process, one at a time, while a second pytest session runs every other
-# test on every core (pytest-xdist). Two sessions, not one with an xdist group: `--dist loadgroup` silently stops
-# grouping under pytest 9.2 (pytest-dev/pytest-xdist#1386). Each session's output is printed when it ends.
-# PYTEST_WORKERS=0 runs the offline tests in one process, for a debugger.
+# servers whose timings they check, so they run in one process, one at a time. A second pytest session runs every
+# other test at the same time on the other cores (pytest-xdist; at least one worker), so on 2 cores no test waits
+# for a core. Two sessions, not one with an xdist group: `--dist loadgroup` silently stops grouping under pytest
+# 9.2 (pytest-dev/pytest-xdist#1386). Each session's output is printed when it ends. PYTEST_WORKERS=0 runs
+# `make test-fast` in one process, for a debugger.
 PYTEST_WORKERS ?= auto
+OFFLINE_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 1 ? n - 1 : 1 )))
 
 test: setup-app
 	$(MAKE) --no-print-directory -j 2 --output-sync=target test-real-servers test-offline
@@ -77,7 +79,7 @@ test-real-servers:
 	$(PY) -m pytest -m "image or services"
 
 test-offline:
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not image and not services"
+	$(PY) -m pytest -n $(OFFLINE_WORKERS) -m "not image and not services"
 
 # The loop while developing: no Docker, no real servers, nothing `slow` (the pack over gRPC on whole stacks, offline
 # previews and CLI runs in a subprocess, exhaustive sweeps); every rule is still tested on its own
