@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= staging
 
-.PHONY: setup setup-app system-packages preview policy-check peer-check test test-fast lint typecheck bench clean \
+.PHONY: setup setup-app system-packages preview policy-check peer-check test test-real-servers test-offline test-fast lint typecheck bench clean \
   migration-lint lock app-lock
 
 # Enough for preview, policy-check and lint: wheels only, no compiler or system packages. Every file is hash-locked
@@ -69,11 +69,30 @@ $(PEER_VENV)/.installed: requirements-pip.txt requirements-peer.txt
 peer-check: setup $(PEER_VENV)/.installed
 	$(PY) -m deploy.peer_check --checkov $(PEER_VENV)/bin/checkov
 
-test: setup-app
-	$(PY) -m pytest
+# The Docker and real-server tests (`image`, `services`) share one dockerd, the registry on 127.0.0.1:5000 and
+# servers whose timings they check, so they run in one process, one at a time. A second pytest session runs every
+# other test at the same time on the other cores (pytest-xdist; at least one worker), so on 2 cores no test waits
+# for a core. Two sessions, not one with an xdist group: `--dist loadgroup` silently stops grouping under pytest
+# 9.2 (pytest-dev/pytest-xdist#1386). Each session's output is printed when it ends. PYTEST_WORKERS=0 runs
+# `make test-fast` in one process, for a debugger.
+PYTEST_WORKERS ?= auto
+OFFLINE_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 1 ? n - 1 : 1 )))
 
+test: setup-app
+	$(MAKE) --no-print-directory -j 2 --output-sync=target test-real-servers test-offline
+
+# The two halves of `make test`, run by it after setup (alone they assume `make setup-app` was run).
+test-real-servers:
+	$(PY) -m pytest -m "image or services"
+
+test-offline:
+	$(PY) -m pytest -n $(OFFLINE_WORKERS) -m "not image and not services"
+
+# The loop while developing: no Docker, no real servers, nothing `slow` (the pack over gRPC on whole stacks, offline
+# previews and CLI runs in a subprocess, exhaustive sweeps); every rule is still tested on its own
+# (tests/policy/rules), and `make test` runs the rest.
 test-fast: setup-app
-	$(PY) -m pytest -m "not image and not services and not package"
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not image and not services and not package and not slow"
 
 # zizmor audits the workflows and dependabot.yml offline with its most thorough persona: no finding above low.
 lint: setup

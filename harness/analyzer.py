@@ -182,6 +182,39 @@ def reconcile_config(
     return result
 
 
+def policy_infos(info: analyzer_pb2.AnalyzerInfo) -> list[PolicyInfo]:
+    """The pack's policies as its GetAnalyzerInfo answer describes them, in the pack's own order."""
+    kinds = {analyzer_pb2.POLICY_TYPE_RESOURCE: "resource", analyzer_pb2.POLICY_TYPE_STACK: "stack"}
+    return [
+        PolicyInfo(
+            name=p.name,
+            description=p.description,
+            level=_LEVEL_NAMES[p.enforcementLevel],
+            kind=kinds.get(p.policy_type, "unknown"),
+            tags=tuple(p.tags),
+            remediation=p.remediation_steps,
+            config_schema=json_format.MessageToDict(p.configSchema),
+        )
+        for p in info.policies
+    ]
+
+
+def configure_request(
+    policies: Iterable[PolicyInfo], config: Mapping[str, Mapping[str, Any]], source: str = "policy config"
+) -> tuple[analyzer_pb2.ConfigureAnalyzerRequest, dict[str, str]]:
+    """The Configure call the engine makes for a parsed policy config file (`load_policy_config`), and the
+    effective enforcement level of each of the pack's policies."""
+    policies = list(policies)
+    reconciled = reconcile_config(policies, config, source)
+    request = analyzer_pb2.ConfigureAnalyzerRequest()
+    for name, settings in reconciled.items():
+        properties = {k: v for k, v in settings.items() if k != "enforcementLevel"}
+        entry = request.policyConfig[name]
+        entry.enforcementLevel = _LEVEL_VALUES[settings["enforcementLevel"]]
+        entry.properties.update(properties)
+    return request, {p.name: reconciled[p.name]["enforcementLevel"] for p in policies}
+
+
 # Wire format -----------------------------------------------------------------------------------------------------
 
 
@@ -426,20 +459,8 @@ class PolicyPackProcess:
 
     def _load_analyzer_info(self) -> None:
         info = self._stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=_RPC_TIMEOUT)
-        kinds = {analyzer_pb2.POLICY_TYPE_RESOURCE: "resource", analyzer_pb2.POLICY_TYPE_STACK: "stack"}
         self.name = info.name
-        self.policies = [  # in the pack's own order: by family, then factor
-            PolicyInfo(
-                name=p.name,
-                description=p.description,
-                level=_LEVEL_NAMES[p.enforcementLevel],
-                kind=kinds.get(p.policy_type, "unknown"),
-                tags=tuple(p.tags),
-                remediation=p.remediation_steps,
-                config_schema=json_format.MessageToDict(p.configSchema),
-            )
-            for p in info.policies
-        ]
+        self.policies = policy_infos(info)
 
     @property
     def exit_code(self) -> int | None:
@@ -453,18 +474,11 @@ class PolicyPackProcess:
     def configure(self, config: Mapping[str, Mapping[str, Any]], source: str = "policy config") -> None:
         """Apply a parsed policy config file (see `load_policy_config`) the way the engine does; a config the
         pack refuses (`shipsafe_policies/floor.py`) stops here, as the engine stops before the program runs."""
-        reconciled = reconcile_config(self.policies, config, source)
-        request = analyzer_pb2.ConfigureAnalyzerRequest()
-        for name, settings in reconciled.items():
-            properties = {k: v for k, v in settings.items() if k != "enforcementLevel"}
-            entry = request.policyConfig[name]
-            entry.enforcementLevel = _LEVEL_VALUES[settings["enforcementLevel"]]
-            entry.properties.update(properties)
+        request, self.levels = configure_request(self.policies, config, source)
         try:
             self._stub.Configure(request, timeout=_RPC_TIMEOUT)
         except grpc.RpcError as error:  # update.go: "configuring policy pack ...: <the pack's message>"
             raise PolicyPackError(f"configuring policy pack {self.name}: {error.details()}") from None
-        self.levels = {p.name: reconciled[p.name]["enforcementLevel"] for p in self.policies}
 
     def analyze(self, recording: Recording, *, resources: bool = True) -> AnalysisReport:
         """Analyze every resource (unless `resources` is False) and then the stack, as the engine does in a preview

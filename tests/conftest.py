@@ -13,6 +13,17 @@ from harness.stack_config import stack_names
 # one session starts each server at most once.
 pytest_plugins = ["tests.support.services"]
 
+SLOW_FIXTURES = frozenset({"pack", "analyze", "phase_recordings", "pack_in_process"})
+"""Fixtures that boot the policy pack (a process over gRPC, or every policy in-process for exhaustive sweeps) or
+model every preview phase of every stack: a test that uses one is end-to-end and `slow`."""
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Marks `slow` by what a test uses, so the mark holds wherever a test file lives."""
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.slow)
+
+
 STACKS = tuple(stack_names(REPO_ROOT))
 """Every stack the project has a `Pulumi.<stack>.yaml` for: a new stack file is tested like the committed ones."""
 # A stack without a pinned release takes its SHA from the working tree; pin it so results don't depend on local

@@ -62,6 +62,7 @@ def test_app_services_build_the_production_stage_of_this_dockerfile() -> None:
     assert services["migrate"]["command"] == ["python", "-m", "notes_app", "migrate"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("docker-compose") is None, reason="needs Debian's docker-compose (.ci/run installs it)"
 )

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.services import APP_DIR
 
 SQUAWK = str(Path(sys.executable).with_name("squawk"))
@@ -16,6 +18,7 @@ def squawk(sql_file: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_generated_migration_sql_has_zero_violations(tmp_path: Path) -> None:
     rendered = subprocess.run(
         [sys.executable, "-m", "notes_app", "migrate", "--sql", "base:head"],

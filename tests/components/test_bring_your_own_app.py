@@ -17,6 +17,8 @@ from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # runs the offline preview or the CLI end to end
+
 EXAMPLE = Path(__file__).parents[1] / "example_app"
 STACK = "tiny"
 STATELESS = "stateless"

@@ -20,6 +20,8 @@ from harness.stack_config import policy_config_path, stack_names
 from tests.deploy.memory_stack import MemoryStacks
 from tests.support.project_copy import copy_project
 
+pytestmark = pytest.mark.slow  # runs the offline preview or the CLI end to end
+
 PYTHON = sys.executable
 NEW = next(name for name in ("dev", "qa", "third", "extra-stack") if name not in stack_names(REPO_ROOT))
 """A stack the project does not have yet, so the tests also hold in a project that added one."""

@@ -19,6 +19,8 @@ from harness.runtime import REPO_ROOT, read_stack_config
 from tests.deploy.memory_stack import MemoryStacks
 from tests.support.project_copy import copy_project
 
+pytestmark = pytest.mark.slow  # runs the offline preview or the CLI end to end
+
 APP = "greeter"
 
 

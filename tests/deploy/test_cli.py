@@ -627,6 +627,7 @@ def test_a_json_command_that_fails_prints_one_error_document_in_its_schema(run_c
     assert document["error"]["message"] in result.stderr
 
 
+@pytest.mark.slow
 def test_a_config_error_document_names_every_bad_key():
     context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
     settings = ["--set", "workloads.web.replicas=abc", "--set", "rollout.maxSurge=-1"]
@@ -664,6 +665,7 @@ def test_offline_preview_json_of_a_config_error_names_the_key():
     assert problem.startswith("shipsafe:workloads.web.replicas = 'abc'")
 
 
+@pytest.mark.slow
 def test_offline_preview_json_of_the_real_stack_follows_its_schema(tmp_path):
     context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
     result = CliRunner().invoke(cli, ["preview", "-s", "prod", "--offline", "--output", "json"], obj=context)
@@ -678,6 +680,7 @@ def test_offline_preview_json_of_the_real_stack_follows_its_schema(tmp_path):
     assert "Policy pack shipsafe on stack prod" in result.stderr
 
 
+@pytest.mark.slow
 def test_offline_preview_json_names_the_violation_and_the_exit_code():
     context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
     undigested = "imageRef=registry.example.com/shipsafe/notes:3f9c2a1b7d4e"
@@ -696,6 +699,7 @@ def _render_directory(directory: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_diff_against_a_saved_render_shows_exactly_the_change(tmp_path):
     _render_directory(tmp_path / "before")
     context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)

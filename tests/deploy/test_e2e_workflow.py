@@ -128,6 +128,7 @@ def _stack_config_overrides() -> list[str]:
     return [f"{key}={json.dumps(config[key])}" for key in sorted(changed)]
 
 
+@pytest.mark.slow
 def test_the_e2e_config_passes_settings_and_the_policy_pack_offline(tmp_path):
     image_ref = f"{E2E['env']['REGISTRY']}/shipsafe/notes:{sha(1)}@sha256:{'1' * 64}"
     overrides = _stack_config_overrides()

@@ -32,6 +32,7 @@ def run(*command: str, cwd: Path = REPO, timeout: float = 120) -> subprocess.Com
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+@pytest.mark.slow
 def test_make_setup_installs_the_command_after_the_locks_without_dependencies():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"shipsafe": "deploy.cli:main"}
@@ -42,6 +43,7 @@ def test_make_setup_installs_the_command_after_the_locks_without_dependencies():
     assert {"--no-deps", "--no-build-isolation", "-e", "."} <= set(shlex.split(project[0]))
 
 
+@pytest.mark.slow
 def test_the_installed_command_and_the_module_alias_are_the_same_command():
     installed = run(str(SHIPSAFE), "--version", cwd=Path("/"))  # from anywhere, not only the checkout
     assert installed.returncode == 0, installed.stderr
@@ -57,6 +59,7 @@ def test_the_installed_command_and_the_module_alias_are_the_same_command():
         assert f"\n  {command} " in listed, command
 
 
+@pytest.mark.slow
 def test_the_shell_variables_drive_a_shell():
     script = f'eval "$({shlex.quote(str(SHIPSAFE))} exit-codes --shell)"; echo "$SHIPSAFE_EXIT_ROLLED_BACK"'
     script += '; echo "$SHIPSAFE_EXITS_MAYBE_BAD"'
@@ -138,6 +141,7 @@ def other_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_project_dir_runs_that_projects_own_modules(other_project: Path, tmp_path: Path):
     release = "--set=gitSha=0123456789abcdef"
     elsewhere = run(
@@ -149,6 +153,7 @@ def test_project_dir_runs_that_projects_own_modules(other_project: Path, tmp_pat
     assert "name: notes-migrate-0123456789ab\n" in here.stdout
 
 
+@pytest.mark.slow
 def test_project_dir_config_validate_reads_that_projects_stack_files(other_project: Path, tmp_path: Path):
     stack_file = other_project / "Pulumi.prod.yaml"
     committed = stack_file.read_text()
@@ -167,6 +172,7 @@ def _tree_state() -> str:
     return status + run("git", "diff").stdout
 
 
+@pytest.mark.slow
 def test_preview_changes_no_tracked_file():
     before = _tree_state()
     context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)

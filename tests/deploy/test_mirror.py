@@ -184,6 +184,7 @@ def test_the_command_prints_the_plan_of_the_selected_stack(deploy_ctx, run_cli) 
     assert (deploy_ctx.project_dir / "Pulumi.prod.yaml").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_mirrored_prod_stack_passes_the_third_party_digest_policy_at_mandatory_level(
     project: Path, recordings: dict[str, Recording], tmp_path: Path
 ) -> None:

@@ -13,6 +13,8 @@ from deploy.errors import ExitCode
 from tests.conftest import STACKS
 from tests.deploy.memory_stack import MemoryStacks
 
+pytestmark = pytest.mark.slow  # runs the offline preview or the CLI end to end
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -84,6 +84,7 @@ def test_pipeline_options_only_apply_to_the_offline_preview(run_cli, args, stack
     assert stacks["staging"].policy_runs == []
 
 
+@pytest.mark.slow
 def test_the_real_offline_preview_of_staging_as_the_pipeline_builds_nothing():
     context = DeployContext(open_stack=MemoryStacks(), project_dir=REPO)
     result = CliRunner().invoke(

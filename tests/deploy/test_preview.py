@@ -92,6 +92,7 @@ def _preview(
     return Previewed(result.exit_code, " ".join(result.stdout.split()), " ".join(result.stderr.split()))
 
 
+@pytest.mark.slow
 def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) -> None:
     result = _preview("staging", tmp_path, "--set", "gitSha=0123456789ab", policy=False)
     assert result.returncode == 0, result.stderr
@@ -101,6 +102,7 @@ def test_offline_preview_prints_the_tree_and_writes_manifests(tmp_path: Path) ->
     assert "shipsafe:registryPassword" in result.stdout, "the placeholder secret must be announced"
 
 
+@pytest.mark.slow
 def test_offline_preview_exits_with_config_error_naming_it(tmp_path: Path) -> None:
     result = _preview("prod", tmp_path, "--set", "imageSource=build", policy=False)
     assert result.returncode == ExitCode.CONFIG_ERROR
@@ -108,6 +110,7 @@ def test_offline_preview_exits_with_config_error_naming_it(tmp_path: Path) -> No
     assert not (tmp_path / "prod").exists()
 
 
+@pytest.mark.slow
 def test_set_takes_paths_as_pulumi_config_set_path_does(tmp_path: Path) -> None:
     pin = ("--set", "gitSha=0123456789ab")
     result = _preview(
@@ -129,6 +132,7 @@ def test_set_takes_paths_as_pulumi_config_set_path_does(tmp_path: Path) -> None:
     assert deployments["notes-worker"]["replicas"] == 1, "the rest of the object is the stack file's"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
@@ -148,6 +152,7 @@ def test_a_bad_set_exits_with_config_error_naming_the_key(tmp_path: Path, settin
     assert not (tmp_path / "staging").exists(), "nothing was previewed"
 
 
+@pytest.mark.slow
 def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation(tmp_path: Path) -> None:
     passing = _preview("prod", tmp_path)
     assert passing.returncode == 0, passing.stdout + passing.stderr
@@ -178,6 +183,7 @@ def test_offline_preview_runs_the_policy_pack_and_fails_on_a_mandatory_violation
     assert "policy/config/prod.json: 12f-concurrency-replica-range.minReplicas" in refused.stderr
 
 
+@pytest.mark.slow
 def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> None:
     result = _preview("prod", tmp_path, phases=[Phase.AFTER_UP])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -185,6 +191,7 @@ def test_offline_preview_models_only_the_phases_asked_for(tmp_path: Path) -> Non
     assert "first-preview" not in result.stdout and "later-preview" not in result.stdout
 
 
+@pytest.mark.slow
 def test_offline_preview_exits_pack_failed_when_the_policy_pack_rejects_its_config(tmp_path: Path) -> None:
     bad_config = tmp_path / "bad.json"
     bad_config.write_text('{"no-such-policy": "mandatory"}')
@@ -215,6 +222,7 @@ def _json_run(tmp_path: Path) -> tuple[int, list[str]]:
     return document["exitCode"], [phase["phase"] for phase in document["phases"]]
 
 
+@pytest.mark.slow
 def test_a_failed_analysis_reports_only_the_phases_before_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Phases go to the pack while the program runs for the next; a report must never land on another phase.
     _fake_pack(monkeypatch, fail_on=2)
@@ -222,6 +230,7 @@ def test_a_failed_analysis_reports_only_the_phases_before_it(tmp_path: Path, mon
     assert (status, phases) == (ExitCode.POLICY_PACK_FAILED, ["first-preview"])
 
 
+@pytest.mark.slow
 def test_a_program_failure_in_a_later_phase_reports_no_phase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_pack(monkeypatch, fail_on=None)
     real_run_stack, runs = phases_module.run_stack, []

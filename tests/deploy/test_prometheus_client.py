@@ -99,6 +99,7 @@ def test_an_undeclared_huge_answer_is_read_only_up_to_the_cap():
     assert peak < 8 * MIB, peak
 
 
+@pytest.mark.slow
 def test_a_dripping_server_cannot_hold_the_client_past_its_deadline():
     started = time.monotonic()
     error = failure(Drip(every_seconds=4), deadline_seconds=1.5)
@@ -186,6 +187,7 @@ def test_impossible_answers_with_enough_requests_are_inconclusive(bad, tmp_path)
     assert "bad data > consecutiveErrorLimit 4" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("reply", "why"),
     [
@@ -213,6 +215,7 @@ def test_credentials_in_the_prometheus_url_are_never_printed():
     assert "hunter2" not in error.value.message and "://***@127.0.0.1" in error.value.message
 
 
+@pytest.mark.slow
 def test_late_answers_end_the_watch_failed_at_its_deadline_over_real_sockets():
     """Each answer 1.5 s late (issue 17: 9 s): a 10 s window's watch given a 5 s deadline ends failed by then."""
     answer = healthy_with()

@@ -55,6 +55,7 @@ def _render(out: Path, hash_seed: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_two_renders_in_separate_processes_are_byte_identical(tmp_path: Path) -> None:
     # Registration order differs run to run (the SDK registers through a thread pool); the render must not.
     first, second = _render(tmp_path / "a", "1"), _render(tmp_path / "b", "2")
@@ -226,6 +227,7 @@ def test_render_to_directory_writes_one_file_per_object_in_apply_order(recording
     assert render_to_directory(recording, tmp_path) == written
 
 
+@pytest.mark.slow
 def test_diff_of_a_changed_replica_count_shows_exactly_that_field() -> None:
     _, config = read_stack_config("staging")
     workloads = json.loads(json.dumps(config["shipsafe:workloads"]))
@@ -269,6 +271,7 @@ def _head() -> str:
     ).stdout.strip()
 
 
+@pytest.mark.slow
 def test_render_at_a_git_ref_uses_the_program_and_release_of_that_commit() -> None:
     documents = list(yaml.safe_load_all(render_at_ref("staging", "HEAD")))
     assert documents[0]["kind"] == "Namespace"
