@@ -20,11 +20,11 @@ from typing import Any
 
 import pulumi_policy.policy as sdk
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from deploy.policy_link import pack_registry
 from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from deploy.policy_link import pack_registry
 from harness.analyzer import (
     analyze_request,
     configure_request,
