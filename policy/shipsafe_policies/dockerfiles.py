@@ -21,7 +21,8 @@ import dockerfile
 from .framework import Config, HasProps
 from .images import parse_image
 from .k8s import dig
-from .languages import Language, identify, simple_commands
+from .languages import Language, identify
+from .shell import instruction_commands, script_text
 
 
 def pack_dir() -> Path:
@@ -161,7 +162,8 @@ def with_build(check: Any) -> Any:
 
 
 def run_text(command: Any) -> str:
-    return " ".join(command.value)
+    """A RUN's (CMD's...) text with its heredoc scripts, for the rules that match shell text."""
+    return script_text(command)
 
 
 def build_steps(build: Build) -> list[tuple[Any, list[str]]]:
@@ -171,17 +173,19 @@ def build_steps(build: Build) -> list[tuple[Any, list[str]]]:
         for stage in build.stages
         for command in stage.commands
         if command.cmd == "RUN"
-        for words in simple_commands(run_text(command))
+        for words in instruction_commands(command)
     ]
 
 
 def build_languages(build: Build) -> list[Language]:
     """The build's languages, the one its final stage runs first (its fixes are the ones a finding names)."""
-    starts = [run_text(c) for s in build.stages for c in s.commands if c.cmd in ("CMD", "ENTRYPOINT")]
-    found = identify(build.context, [s.base for s in build.stages], [w for _, w in build_steps(build)], starts)
+    starts = [
+        w for s in build.stages for c in s.commands if c.cmd in ("CMD", "ENTRYPOINT") for w in instruction_commands(c)
+    ]
+    found = identify(build.context, [s.base for s in build.stages], [*(w for _, w in build_steps(build)), *starts])
     final_bases = {parse_image(s.base).repository.rsplit("/", 1)[-1] for s in build.final.chain()}
-    final_commands = [build.final.last("CMD"), build.final.last("ENTRYPOINT")]
-    starts_final = {c.value[0].split()[0].rsplit("/", 1)[-1] for c in final_commands if c and c.value and c.value[0]}
+    final_commands = [c for c in (build.final.last("CMD"), build.final.last("ENTRYPOINT")) if c is not None]
+    starts_final = {w[0].rsplit("/", 1)[-1] for c in final_commands for w in instruction_commands(c)[:1]}
     return sorted(found, key=lambda language: not (language.base_images & final_bases or language.tools & starts_final))
 
 
@@ -303,7 +307,7 @@ def created_ids(build: Build) -> CreatedIds:
     uids: dict[str, str] = {}
     gids: dict[str, str] = {}
     primary: dict[str, str] = {}
-    for words in (w for c in runs for w in simple_commands(run_text(c))):
+    for words in (w for c in runs for w in instruction_commands(c)):
         tool = words[0].rsplit("/", 1)[-1]
         options, positional = _options(words)
         if not positional:

@@ -15,35 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .images import parse_image
-
-_OPERATORS = frozenset({"&&", "||", ";", "|", "&", ";;"})
-_ASSIGNMENT = re.compile(r"^\w+=")
-
-
-def simple_commands(text: str) -> list[list[str]]:
-    """A RUN's shell text as its simple commands (split on `&&`, `||`, `;`, `|` outside quotes), each without its
-    leading VAR=value assignments."""
-    lexer = shlex.shlex(text.replace("\\\n", " "), posix=True, punctuation_chars=";&|")
-    lexer.whitespace_split = True
-    try:
-        tokens = list(lexer)
-    except ValueError:  # unbalanced quotes: `docker build` fails on them in the shell anyway
-        tokens = text.split()
-    commands: list[list[str]] = [[]]
-    for token in tokens:
-        if token in _OPERATORS:
-            commands.append([])
-        elif commands[-1] or not _ASSIGNMENT.match(token):
-            commands[-1].append(token)
-    return [words for words in commands if words]
-
 
 _LAUNCHERS = frozenset({"-m", "npx", "exec", "corepack"})
 """Words after which the next one is the command run (`python -m pip`, `npx tsc`, `corepack pnpm`)."""
@@ -359,19 +336,18 @@ SYSTEM_COMMANDS = frozenset(
         *("useradd", "adduser", "groupadd", "addgroup", "usermod", "chpasswd"),
         *("set", "true", "false", "test", "[", "echo", "printf", "mkdir", "chmod", "chown", "ln", "rm", "cp", "mv"),
         *("touch", "find", "strip", "tar", "gzip", "unzip", "sha256sum", "curl", "wget", "cd", "ls", "cat", "sed"),
-        *("export", "env", "id", "install", "xargs", "exit"),
+        *("export", "env", "id", "install", "xargs", "exit", "tee", "grep", "head", "tail", "sort", "wc", "du"),
     }
 )
 """Commands that set up the operating system or files, not an app's dependencies: a RUN of only these is no build
 (OS packages, downloads and users are judged by the language-independent rules)."""
 
 
-def identify(context: Path, bases: Iterable[str], runs: list[list[str]], commands: Iterable[str]) -> list[Language]:
+def identify(context: Path, bases: Iterable[str], commands: Iterable[list[str]]) -> list[Language]:
     """The languages of a build: by the context's manifest files, the stages' base images, and the tools its RUN,
-    CMD and ENTRYPOINT instructions run."""
+    CMD and ENTRYPOINT instructions run (`shell.instruction_commands`)."""
     repositories = {parse_image(base).repository.rsplit("/", 1)[-1] for base in bases}
-    words = {w.rsplit("/", 1)[-1] for step in runs for w in step[:1]}
-    words |= {c.split()[0].rsplit("/", 1)[-1] for c in commands if c.split()}
+    words = {step[0].rsplit("/", 1)[-1] for step in commands}
     found = []
     for language in LANGUAGES:
         in_context = any(any(context.glob(pattern)) for pattern in language.manifests)

@@ -96,3 +96,11 @@ def test_a_build_no_known_package_manager_runs_is_named_not_refused_even_in_prod
     assert code == 0, output
     assert "[docker-package-manager-known]" in output
     assert "could not identify a package manager in `cargo build --release`" in output
+
+
+@pytest.mark.parametrize("wrapped", ['RUN sh -c "npm install"\n', "RUN bash -lc 'env CI=1 npm install'\n"])
+def test_a_shell_wrapped_unlocked_install_fails_in_prod(wrapped: str, tmp_path: Path) -> None:
+    dockerfile, files = GOOD["node"]
+    code, output = image_check(write_context(tmp_path, dockerfile.replace("RUN npm ci\n", wrapped, 1), files), "prod")
+    assert code == ExitCode.POLICY_VIOLATION, output
+    assert "[docker-reproducible-deps]" in output and "use `npm ci` with the committed" in output, output

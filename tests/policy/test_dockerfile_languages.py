@@ -318,3 +318,59 @@ def test_an_unknown_language_does_not_fail_the_lock_rule(
     assert judge(rules["docker-reproducible-deps"], context) == []
     assert rules["docker-package-manager-known"].enforcement_level == EnforcementLevel.ADVISORY
     assert judge(rules["docker-package-manager-known"], context)
+
+
+# The same unlocked install, started through every wrapper a shell offers: each is judged as the direct command.
+WRAPPED_INSTALLS = [
+    'RUN sh -c "npm install"\n',
+    "RUN bash -lc 'cd /app && npm install'\n",
+    'RUN /bin/sh -ec "npm install --no-audit"\n',
+    'RUN ["sh", "-c", "npm install"]\n',
+    'RUN ["npm", "install"]\n',
+    "RUN env NODE_ENV=development npm install\n",
+    "RUN set -eux; if [ -f package-lock.json ]; then npm install; fi\n",
+    "RUN (cd /app && npm install) | tee /tmp/log 2>&1\n",
+    'RUN sh -c "bash -c \\"npm install\\""\n',
+    "RUN <<EOF\nset -e\nnpm install\nEOF\n",
+    'RUN su node -c "npm install"\n',
+]
+
+
+@pytest.mark.parametrize("wrapped", WRAPPED_INSTALLS)
+def test_a_shell_wrapper_does_not_hide_an_unlocked_install(
+    wrapped: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    context = write_context(tmp_path, NODE_DOCKERFILE.replace("RUN npm ci\n", wrapped, 1), NODE_FILES)
+    found = judge(rules["docker-reproducible-deps"], context)
+    assert any("use `npm ci` with the committed package-lock.json" in message for message in found), found
+    assert judge(rules["docker-package-manager-known"], context) == []
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    ['RUN bash -c "pip install flask==3.1.0 gunicorn"\n', "RUN env PIP_NO_CACHE_DIR=1 pip install -r req.txt\n"],
+)
+def test_a_shell_wrapper_does_not_hide_an_unhashed_pip_install(
+    wrapped: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = SCRIPT_DOCKERFILE.replace("COPY app.py /app/app.py\n", f"COPY app.py /app/app.py\n{wrapped}")
+    found = judge(rules["docker-reproducible-deps"], write_context(tmp_path, dockerfile, SCRIPT_FILES))
+    assert any("use `pip install --require-hashes -r requirements.txt`" in message for message in found), found
+
+
+@pytest.mark.parametrize(
+    "wrapped", ['RUN sh -c "npm ci"\n', 'RUN ["/bin/bash", "-euo", "pipefail", "-c", "npm ci 2>&1 | tee /tmp/log"]\n']
+)
+def test_a_wrapped_locked_install_passes(
+    wrapped: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    context = write_context(tmp_path, NODE_DOCKERFILE.replace("RUN npm ci\n", wrapped, 1), NODE_FILES)
+    assert judge_all(rules, context) == {}
+
+
+def test_a_wrapped_command_names_the_language(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    """`CMD ["sh", "-c", "node server.js"]` runs node: the fixes are Node's, not a plain binary's."""
+    dockerfile = STATIC_DOCKERFILE.replace('CMD ["/app/server"]', 'CMD ["sh", "-c", "exec node /app/server.js"]')
+    dockerfile = dockerfile.replace("USER 10001:10001\n", "")
+    found = judge(rules["docker-non-root-user"], write_context(tmp_path, dockerfile, STATIC_FILES))
+    assert any("`USER node`" in message for message in found), found
