@@ -23,6 +23,7 @@ from .dockerfiles import (
     exec_form,
     external_bases,
     external_toolchains,
+    final_compiles,
     fix_for,
     load_build,
     numeric_user,
@@ -201,7 +202,8 @@ _TOOLCHAIN = re.compile(r"\b(build-essential|gcc|g\+\+|make|libpq-dev|python3-de
 @SECTION.resource(
     "docker-reproducible-deps",
     "Where the app is built, a multi-stage build installs from the committed lockfile (npm ci, yarn/pnpm "
-    "--frozen-lockfile, pip --require-hashes, uv sync --locked, go.sum with go mod download) with verification on.",
+    "--frozen-lockfile, pip --require-hashes, uv sync --locked, go.sum with go mod download) with verification on; "
+    "no compile step of any language (cargo, mvn, gradle, dotnet, make, go build, tsc) runs in the final stage.",
     "Install from the committed lockfile in a builder stage (`npm ci`, `pip install --require-hashes -r "
     "requirements.txt`, `go mod download` with go.sum) and copy only the result into the final stage.",
     types=IMAGE_BUILDS,
@@ -214,10 +216,22 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
     languages = build_languages(build)
     # A dependency-free app (a static binary copied in, one script with no manifest) has nothing to build.
     built = [lang for lang in languages if lang.builds(build.context) or any(lang.build_step(w) for _, w in steps)]
-    if built and not copies_from_a_stage(build):
+    single_stage = bool(built) and not copies_from_a_stage(build)
+    if single_stage:
         yield (
             f"the {built[0].name} build runs in the final stage (it copies nothing from a builder stage), so its "
             f"toolchain and dev dependencies ship; use a multi-stage build: {built[0].builder}"
+        )
+    toolchain_bases = list(external_toolchains(build, languages))
+    for stage in toolchain_bases:
+        yield f"the final stage runs on {stage.base}, a build toolchain; {fix_for(build, 'builder', '')}"
+    for command, words, toolchain in [] if single_stage or toolchain_bases else final_compiles(build):
+        # Any language, judged or not: a compile in the final stage ships its compiler (hadolint and checkov judge
+        # the Dockerfile, not the language).
+        yield (
+            f"line {command.start_line}: `{' '.join(words)}` compiles in the final stage, so {toolchain.name} ships "
+            f"in the image; compile in a builder stage (`FROM {toolchain.builder} AS builder`) and `COPY "
+            f"--from=builder` only the built artefact into a runtime stage ({toolchain.runtime})"
         )
     for language in languages:
         yield from language.missing_lock(build.context)
@@ -227,8 +241,6 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
                 f"the build copies the whole context, and {build.context / '.dockerignore'} lets the host's {name} "
                 f"through over the locked install; add a `{name}` line to .dockerignore"
             )
-    for stage in external_toolchains(build, languages):
-        yield f"the final stage runs on {stage.base}, a build toolchain; {fix_for(build, 'builder', '')}"
     for stage in build.stages:
         for command in stage.commands:
             if command.cmd == "ADD" and any(re.match(r"^[a-z]+://", v) for v in command.value[:-1]):

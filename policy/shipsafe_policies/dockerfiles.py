@@ -21,7 +21,7 @@ import dockerfile
 from .framework import Config, HasProps
 from .images import parse_image
 from .k8s import dig
-from .languages import Language, identify
+from .languages import Language, Toolchain, identify, toolchain_of
 from .shell import instruction_commands, script_text
 
 
@@ -234,6 +234,15 @@ def external_toolchains(build: Build, languages: list[Language]) -> Iterator[Sta
     for stage in build.final.chain():
         if stage.parent is None and parse_image(stage.base).repository.rsplit("/", 1)[-1] in toolchains:
             yield stage
+
+
+def final_compiles(build: Build) -> Iterator[tuple[Any, list[str], Toolchain]]:
+    """The compile steps the final stage (with the stages it is built FROM) runs, with the toolchain each uses."""
+    for stage in reversed(list(build.final.chain())):
+        for command in stage.commands:
+            for words in instruction_commands(command) if command.cmd == "RUN" else ():
+                if toolchain := toolchain_of(words):
+                    yield command, words, toolchain
 
 
 def exec_form(instruction: str, text: str) -> str:

@@ -374,3 +374,44 @@ def test_a_wrapped_command_names_the_language(rules: dict[str, ResourceValidatio
     dockerfile = dockerfile.replace("USER 10001:10001\n", "")
     found = judge(rules["docker-non-root-user"], write_context(tmp_path, dockerfile, STATIC_FILES))
     assert any("`USER node`" in message for message in found), found
+
+
+# A compile in the final stage, in languages the pack knows and in ones it does not: the toolchain ships either way.
+FINAL_STAGE_COMPILES = [
+    ("rust", "RUN cargo build --release --locked\n", "the Rust toolchain (cargo)", "FROM rust:<version> AS builder"),
+    ("maven", "RUN ./mvnw -B clean package -DskipTests\n", "a JDK with Maven", "eclipse-temurin:21-jre"),
+    ("gradle", 'RUN ["./gradlew", "bootJar"]\n', "a JDK with Gradle", "FROM gradle:<version> AS builder"),
+    ("dotnet", 'RUN sh -c "dotnet publish -c Release -o /app"\n', "the .NET SDK", "dotnet/aspnet"),
+    ("make", "RUN make -j2 && make install\n", "a C/C++ toolchain (make)", "COPY --from=builder"),
+]
+
+
+@pytest.mark.parametrize(("tool", "compile_step", "toolchain", "fix"), FINAL_STAGE_COMPILES, ids=lambda v: str(v)[:8])
+def test_a_compile_in_the_final_stage_ships_its_toolchain_in_any_language(
+    tool: str, compile_step: str, toolchain: str, fix: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """Single-stage, and in the final stage of a build that also copies from a builder: both ship the compiler."""
+    single = STATIC_DOCKERFILE.replace("COPY server /app/server\n", f"COPY . /src\nWORKDIR /src\n{compile_step}")
+    copy = "COPY --from=builder /app/server /app/server\n"
+    multi = GO_DOCKERFILE.replace(copy, f"{copy}COPY . /src\n{compile_step}")
+    for name, dockerfile in (("single", single), ("multi", multi)):
+        context = write_context(tmp_path / name, dockerfile, GO_FILES if name == "multi" else STATIC_FILES)
+        found = judge(rules["docker-reproducible-deps"], context)
+        assert any(f"compiles in the final stage, so {toolchain} ships" in m and fix in m for m in found), found
+
+
+def test_a_compile_in_a_builder_stage_passes(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    dockerfile = f"""\
+FROM rust:1.83.0-bookworm{DIGEST} AS builder
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked
+
+FROM gcr.io/distroless/cc-debian12:nonroot{DIGEST}
+COPY --from=builder /src/target/release/server /app/server
+USER nonroot:nonroot
+HEALTHCHECK CMD ["/app/server", "-healthcheck"]
+CMD ["/app/server"]
+"""
+    found = judge_all(rules, write_context(tmp_path, dockerfile, {"Cargo.toml": "", "Cargo.lock": ""}))
+    assert list(found) == ["docker-package-manager-known"], found
