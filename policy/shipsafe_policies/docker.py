@@ -18,6 +18,7 @@ from .dockerfiles import (
     build_steps,
     copies_from_a_stage,
     copies_the_context,
+    copy_destination,
     dockerignore_misses,
     env_and_args,
     exec_form,
@@ -37,6 +38,8 @@ from .images import IMAGE_BUILDS, parse_image
 from .k8s import dig, items, number
 from .languages import GENERIC_COMMAND, GENERIC_HEALTHCHECK, GENERIC_USER, LANGUAGES, unidentified_steps
 from .patterns import looks_secret, names_a_secret
+from .secret_files import auth_config, holds_credentials
+from .shell import instruction_commands
 
 SECTION = Section(__name__, "docker", topic="Sec")
 PROJECT_DIR = Setting("string", "..", "The Pulumi project directory, relative to the policy pack directory.")
@@ -220,7 +223,7 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
     if single_stage:
         yield (
             f"the {built[0].name} build runs in the final stage (it copies nothing from a builder stage), so its "
-            f"toolchain and dev dependencies ship; use a multi-stage build: {built[0].builder}"
+            f"toolchain and dev dependencies ship; use a multi-stage build: {built[0].builder(build.context)}"
         )
     toolchain_bases = list(external_toolchains(build, languages))
     for stage in toolchain_bases:
@@ -318,20 +321,14 @@ def check_runtime_contract(build: Build, config: Config) -> Iterator[str]:
         yield f"the final stage has no CMD or ENTRYPOINT; add one in exec form: {way}"
 
 
-_SECRET_FILES = re.compile(
-    r"(^|/)(\.env(\.(?!example$|sample$|template$|dist$)[^/]*)?|\.npmrc|\.yarnrc\.yml|\.pypirc|pip\.conf|\.netrc"
-    r"|\.git-credentials|id_(rsa|dsa|ecdsa|ed25519)|[^/]*\.key|credentials(\.json)?|kubeconfig|\.aws|\.docker/config\.json)/?$"
-)
-"""Files that hold credentials: env files, package-registry auth (npm, Yarn, PyPI, pip, netrc for Go modules), SSH
-and TLS keys, cloud and cluster credentials."""
-
-
 @SECTION.resource(
     "docker-no-baked-secrets",
     "No secret reaches an image layer or its history: no secret-named or secret-looking ENV/ARG, no COPY/ADD of "
-    "credential files (.env, .npmrc, .pypirc, .netrc, keys).",
-    "Give a build secret to the one RUN that needs it (`RUN --mount=type=secret,id=npmrc,target=/root/.npmrc npm "
-    "ci`) and the app's secrets at runtime (a Kubernetes Secret); never ENV, ARG or COPY them.",
+    "credential files (.env, keys, cloud credentials by name; .npmrc, .yarnrc.yml, .pypirc, pip.conf, .netrc when "
+    "the context's file holds a credential).",
+    "Give a build secret to the one RUN that needs it, mounted where the COPY put it (`RUN --mount=type=secret,"
+    "id=npmrc,target=/app/.npmrc pnpm install --frozen-lockfile`) and the app's secrets at runtime (a Kubernetes "
+    "Secret); never ENV, ARG or COPY them.",
     types=IMAGE_BUILDS,
     topic="III Config; Sec",
     projectDir=PROJECT_DIR,
@@ -349,17 +346,41 @@ def check_no_baked_secrets(build: Build, config: Config) -> Iterator[str]:
                     f"{install}`) or give it at runtime"
                 )
     for stage in build.stages:
-        for command in stage.commands:
+        for index, command in enumerate(stage.commands):
             if command.cmd not in ("COPY", "ADD"):
                 continue
+            from_stage = any(f.startswith("--from=") for f in command.flags)
             for source in command.value[:-1]:
-                if _SECRET_FILES.search(source):
-                    target = f"/root/{source.rsplit('/', 1)[-1]}"
+                if holds_credentials(build.context, source, from_stage):
+                    name = source.rstrip("/").rsplit("/", 1)[-1]
+                    target = copy_destination(build, stage, index, source)
+                    auth = auth_config(source)
+                    target = auth.target(target) if auth else target
+                    needs = _reader(stage.commands[index + 1 :], source) or _install_reading(build, source)
                     yield (
                         f"line {command.start_line}: {command.cmd} {source} copies credentials into a layer; mount "
-                        f"it instead (`RUN --mount=type=secret,id={source.rsplit('/', 1)[-1].lstrip('.')},"
-                        f"target={target} {install}`) or give it at runtime"
+                        f"it where the build reads it, into the one step that needs it (`RUN --mount=type=secret,"
+                        f"id={name.lstrip('.')},target={target} {needs}`), or give it at runtime"
                     )
+
+
+def _reader(commands: tuple[Any, ...], source: str) -> str | None:
+    """The first later RUN step of the stage that runs a tool reading the copied config (`pnpm install ...`)."""
+    config = auth_config(source)
+    for command in commands:
+        for words in instruction_commands(command) if command.cmd == "RUN" else ():
+            if config is not None and config.fetches(words):
+                return " ".join(words)
+    return None
+
+
+def _install_reading(build: Build, source: str) -> str:
+    """The locked install of the tool that reads the file (Yarn's for .yarnrc.yml, the project's package manager's
+    for .npmrc, pip's for pip.conf), else the build's own."""
+    config = auth_config(source)
+    if config is not None and config.install is not None:
+        return config.install(build.context)
+    return fix_for(build, "install", "<install command>")
 
 
 @SECTION.resource(

@@ -192,7 +192,10 @@ def build_languages(build: Build) -> list[Language]:
 def fix_for(build: Build, field: str, generic: str) -> str:
     """How the build's main language writes `field` (a Language attribute), or the plain-binary way."""
     languages = build_languages(build)
-    return str(getattr(languages[0], field)) if languages else generic
+    if not languages:
+        return generic
+    value = getattr(languages[0], field)
+    return str(value(build.context) if callable(value) else value)
 
 
 def external_bases(build: Build) -> Iterator[Stage]:
@@ -243,6 +246,21 @@ def final_compiles(build: Build) -> Iterator[tuple[Any, list[str], Toolchain]]:
             for words in instruction_commands(command) if command.cmd == "RUN" else ():
                 if toolchain := toolchain_of(words):
                     yield command, words, toolchain
+
+
+def copy_destination(build: Build, stage: Stage, index: int, source: str) -> str:
+    """Where the COPY/ADD at `stage.commands[index]` puts `source`: into its destination directory (a trailing `/`,
+    `.`, or several sources), relative to the WORKDIR in effect there (BuildKit's default is `/`)."""
+    command = stage.commands[index]
+    destination = str(command.value[-1])
+    workdir = "/"
+    earlier = [c for s in reversed(list(stage.parent.chain())) for c in s.commands] if stage.parent else []
+    for previous in [*earlier, *stage.commands[:index]]:
+        if previous.cmd == "WORKDIR" and previous.value:
+            workdir = str(Path(workdir) / str(previous.value[0]))
+    into = destination.endswith("/") or destination in (".", "./") or len(command.value) > 2
+    target = Path(workdir) / destination / (source.rstrip("/").rsplit("/", 1)[-1] if into else "")
+    return str(target).rstrip("/") if str(target) != "/" else "/"
 
 
 def exec_form(instruction: str, text: str) -> str:

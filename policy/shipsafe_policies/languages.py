@@ -54,8 +54,8 @@ class Language:
     """Last path part of the repositories of its official images (`node`, `python`, `golang`)."""
     tools: frozenset[str]
     """Commands that are its tooling: a RUN, CMD or ENTRYPOINT running one marks the language."""
-    install: str
-    """Its locked install command, as a fix names it."""
+    install: Callable[[Path], str]
+    """Its locked install command in the context (the package manager the project uses), as a fix names it."""
     builds: Callable[[Path], bool]
     """Whether the context's manifests need a build (dependencies to install, code to compile)."""
     build_step: Callable[[list[str]], bool]
@@ -64,8 +64,8 @@ class Language:
     """What is unlocked about a simple command of a RUN (messages that name the locked way)."""
     missing_lock: Callable[[Path], Iterator[str]]
     """What the context lacks to install from a lockfile."""
-    builder: str
-    """How a builder stage of this language reads, for the multi-stage fix."""
+    builder: Callable[[Path], str]
+    """How a builder stage of this language reads for the context, for the multi-stage fix."""
     command: str
     """An exec-form CMD of this language."""
     healthcheck: str
@@ -147,18 +147,62 @@ def _node_missing_lock(context: Path) -> Iterator[str]:
         )
 
 
+_NODE_INSTALLS = {
+    "npm": "npm ci",
+    "pnpm": "pnpm install --frozen-lockfile",
+    "yarn": "yarn install --frozen-lockfile",
+    "yarn-berry": "yarn install --immutable",
+}
+_NODE_LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock", "yarn-berry": "yarn.lock"}
+
+
+def node_package_manager(context: Path) -> str:
+    """The project's package manager: package.json `packageManager` (Corepack's field), else its lockfile; Yarn 2+
+    ("yarn-berry") by its version or its .yarnrc.yml."""
+    declared = str(_read_json(context / "package.json").get("packageManager") or "")
+    name, _, version = declared.partition("@")
+    if name not in _NODE_LOCKFILES:
+        locks = [pm for pm in ("pnpm", "yarn") if (context / _NODE_LOCKFILES[pm]).is_file()]
+        name = locks[0] if locks else "npm"
+    if name == "yarn" and (not version.startswith("1.") if version else (context / ".yarnrc.yml").is_file()):
+        return "yarn-berry"
+    return name
+
+
+def _node_output(context: Path) -> str:
+    """Where the build writes: tsconfig.json `compilerOptions.outDir`, else the directory of package.json `main`."""
+    options = _read_json(context / "tsconfig.json").get("compilerOptions")
+    out_dir = options.get("outDir") if isinstance(options, dict) else None
+    main = str(_read_json(context / "package.json").get("main") or "")
+    found = str(out_dir or (main.rpartition("/")[0] if "/" in main else ""))
+    return found.removeprefix("./").rstrip("/") or "<build output directory>"
+
+
+def _node_builder(context: Path) -> str:
+    manager = node_package_manager(context)
+    tool = manager.removesuffix("-berry")
+    lockfiles = " ".join(
+        ["package.json", _NODE_LOCKFILES[manager], *([".yarnrc.yml"] if manager == "yarn-berry" else [])]
+    )
+    enable = "" if tool == "npm" else "corepack enable && "
+    output = _node_output(context)
+    return (
+        f"`FROM node:20-alpine AS builder` with `COPY {lockfiles} ./`, `RUN {enable}{_NODE_INSTALLS[manager]}`, "
+        f"`RUN {tool} run build`, then `COPY --from=builder /app/{output} ./{output}` in the runtime stage"
+    )
+
+
 NODE = Language(
     name="Node",
     manifests=("package.json", *_NODE_LOCKS),
     base_images=frozenset({"node"}),
     tools=frozenset({"node", "npm", "npx", "yarn", "pnpm", "corepack", "tsc"}),
-    install="npm ci",
+    install=lambda context: _NODE_INSTALLS[node_package_manager(context)],
     builds=_node_builds,
     build_step=_node_build_step,
     unlocked=_node_unlocked,
     missing_lock=_node_missing_lock,
-    builder="`FROM node:20-alpine AS builder` with `COPY package*.json ./`, `RUN npm ci`, `RUN npm run build`, then "
-    "`COPY --from=builder /app/dist ./dist` in the runtime stage",
+    builder=_node_builder,
     command='CMD ["node", "dist/main.js"]',
     healthcheck='HEALTHCHECK CMD ["node", "-e", "fetch(\'http://127.0.0.1:\' + (process.env.PORT || 3002) + '
     "'/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))\"]",
@@ -253,13 +297,15 @@ PYTHON = Language(
     manifests=("requirements*.txt", "pyproject.toml", "Pipfile", *_PYTHON_LOCKS, "setup.py"),
     base_images=frozenset({"python"}),
     tools=frozenset({"python", "python3", "pip", "pip3", "uv", "poetry", "pipenv", "gunicorn", "uvicorn"}),
-    install=PIP_LOCKED,
+    install=lambda context: PIP_LOCKED,
     builds=_python_builds,
     build_step=_python_build_step,
     unlocked=_python_unlocked,
     missing_lock=_python_missing_lock,
-    builder="`FROM python:3.12-slim AS builder` with `RUN python -m venv /venv && /venv/bin/pip install "
-    "--require-hashes -r requirements.txt`, then `COPY --from=builder /venv /venv` in the runtime stage",
+    builder=lambda context: (
+        "`FROM python:3.12-slim AS builder` with `RUN python -m venv /venv && /venv/bin/pip install "
+        "--require-hashes -r requirements.txt`, then `COPY --from=builder /venv /venv` in the runtime stage"
+    ),
     command='CMD ["python", "-m", "<package>"]',
     healthcheck='HEALTHCHECK CMD ["python", "-c", "import urllib.request; '
     "urllib.request.urlopen('http://127.0.0.1:3002/healthz', timeout=2)\"]",
@@ -302,14 +348,16 @@ GO = Language(
     manifests=("go.mod", "go.sum"),
     base_images=frozenset({"golang"}),
     tools=frozenset({"go"}),
-    install="go mod download",
+    install=lambda context: "go mod download",
     builds=lambda context: _GO_REQUIRE.search(_read_text(context / "go.mod")) is not None,
     build_step=_go_build_step,
     unlocked=_go_unlocked,
     missing_lock=_go_missing_lock,
-    builder="`FROM golang:1.23-bookworm AS builder` with `COPY go.mod go.sum ./`, `RUN go mod download`, "
-    "`RUN CGO_ENABLED=0 go build -o /app/server .`, then `COPY --from=builder /app/server /app/server` in a "
-    "distroless or scratch stage",
+    builder=lambda context: (
+        "`FROM golang:1.23-bookworm AS builder` with `COPY go.mod go.sum ./`, `RUN go mod download`, "
+        "`RUN CGO_ENABLED=0 go build -o /app/server .`, then `COPY --from=builder /app/server /app/server` in a "
+        "distroless or scratch stage"
+    ),
     command='CMD ["/app/server"]',
     healthcheck='HEALTHCHECK CMD ["/app/server", "-healthcheck"] (distroless and scratch have no shell or curl: '
     "the binary probes its own /healthz)",

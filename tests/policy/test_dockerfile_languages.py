@@ -184,7 +184,8 @@ BAD = [
     ("node-secret-env", "node", "ENV NODE_ENV=production\n", "ENV NPM_TOKEN=npm_abcdefabcdef\n", {},
      "docker-no-baked-secrets", ["NPM_TOKEN", "RUN --mount=type=secret,id=npm_token,env=NPM_TOKEN npm ci"]),
     ("node-copied-npmrc", "node", "COPY package*.json ./\nRUN npm ci\n", "COPY .npmrc package*.json ./\nRUN npm ci\n",
-     {}, "docker-no-baked-secrets", [".npmrc", "target=/root/.npmrc npm ci"]),
+     {".npmrc": "//registry.npmjs.org/:_authToken=npm_0123456789abcdef\n"}, "docker-no-baked-secrets",
+     [".npmrc", "target=/app/.npmrc npm ci"]),
     ("node-tls-off", "node", "ENV NODE_ENV=production\n", "ENV NODE_TLS_REJECT_UNAUTHORIZED=0\n", {},
      "docker-reproducible-deps", ["NODE_TLS_REJECT_UNAUTHORIZED=0", "disables verification"]),
     ("node-shell-cmd", "node", 'CMD ["node", "dist/main.js"]', "CMD node dist/main.js", {},
@@ -220,6 +221,9 @@ BAD = [
     ("go-secret-arg", "go", "WORKDIR /src\n", "WORKDIR /src\nARG GITHUB_TOKEN\n", {}, "docker-no-baked-secrets",
      ["GITHUB_TOKEN", "go mod download"]),
     ("go-copied-netrc", "go", "COPY go.mod go.sum ./", "COPY .netrc go.mod go.sum ./", {}, "docker-no-baked-secrets",
+     ["target=/root/.netrc go mod download"]),
+    ("go-copied-netrc-read", "go", "COPY go.mod go.sum ./", "COPY .netrc go.mod go.sum ./",
+     {".netrc": "machine github.com login x password ghp_abc\n"}, "docker-no-baked-secrets",
      ["target=/root/.netrc go mod download"]),
     ("static-no-healthcheck", "static-binary", 'HEALTHCHECK CMD ["/app/server", "-healthcheck"]\n', "", {},
      "docker-healthcheck", ['HEALTHCHECK CMD ["/app/<binary>", "-healthcheck"]']),
@@ -415,3 +419,87 @@ CMD ["/app/server"]
 """
     found = judge_all(rules, write_context(tmp_path, dockerfile, {"Cargo.toml": "", "Cargo.lock": ""}))
     assert list(found) == ["docker-package-manager-known"], found
+
+
+# A package manager's config file is judged by what the context's copy holds, and the fix names its own tool.
+PNPM_FILES = {
+    **NODE_FILES,
+    "package.json": '{"name": "api", "packageManager": "pnpm@9.15.0", "dependencies": {"a": "1"}}',
+}
+NO_INSTALL = NODE_DOCKERFILE.replace("RUN npm ci\n", "RUN echo ok\n", 1)
+PNPM_DOCKERFILE = NODE_DOCKERFILE.replace("RUN npm ci\n", "RUN corepack enable && pnpm install --frozen-lockfile\n", 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (".npmrc", "engine-strict=true\nsave-exact=true\n"),
+        (".npmrc", "//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n"),
+        (".yarnrc.yml", 'nodeLinker: node-modules\nnpmRegistryServer: "https://registry.npmjs.org"\n'),
+        ("pip.conf", "[global]\nindex-url = https://pypi.example.com/simple\n"),
+        ("ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+    ],
+)
+def test_a_config_file_without_credentials_may_be_copied(
+    name: str, text: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = NODE_DOCKERFILE.replace(
+        "COPY package*.json ./\nRUN npm ci\n", f"COPY {name} package*.json ./\nRUN npm ci\n"
+    )
+    context = write_context(tmp_path, dockerfile, {**NODE_FILES, name: text})
+    assert judge(rules["docker-no-baked-secrets"], context) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "files", "dockerfile", "fix"),
+    [
+        (".npmrc", "//npm.pkg.github.com/:_authToken=ghp_0123456789abcdef\n", PNPM_FILES, PNPM_DOCKERFILE,
+         "target=/app/.npmrc pnpm install --frozen-lockfile`"),
+        (".npmrc", "@acme:registry=https://npm.acme.dev/\n//npm.acme.dev/:_auth=dXNlcjpwYXNz\n", PNPM_FILES,
+         PNPM_DOCKERFILE.replace("RUN corepack enable && pnpm install --frozen-lockfile\n", "RUN echo ok\n"),
+         "target=/app/.npmrc pnpm install --frozen-lockfile`"),
+        (".yarnrc.yml", "npmScopes:\n  acme:\n    npmAuthToken: npm_abcdef0123456789\n", NODE_FILES,
+         NO_INSTALL, "target=/app/.yarnrc.yml yarn install --immutable`"),
+        ("pip.conf", "[global]\nindex-url = https://__token__:pypi-abc@pypi.example.com/simple\n", NODE_FILES,
+         NO_INSTALL, "target=/etc/pip.conf pip install --require-hashes"),
+        ("id_ed25519", "ssh-ed25519-key", NODE_FILES, NODE_DOCKERFILE, "target=/app/id_ed25519 npm ci"),
+        ("tls.pem", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", NODE_FILES, NODE_DOCKERFILE,
+         "tls.pem copies credentials"),
+    ],
+)  # fmt: skip
+def test_a_config_file_with_credentials_is_refused_with_its_tool_and_target(
+    name: str,
+    text: str,
+    files: dict[str, str],
+    dockerfile: str,
+    fix: str,
+    rules: dict[str, ResourceValidationPolicy],
+    tmp_path: Path,
+) -> None:
+    """Project-level files (.npmrc, .yarnrc.yml) mount at the project path the COPY put them in; pip reads
+    /etc/pip.conf; the step named is the stage's own install, else the project's package manager's."""
+    first_install = dockerfile.split("COPY package*.json ./\n", 1)
+    dockerfile = f"{first_install[0]}COPY {name} package*.json ./\n{first_install[1]}"
+    found = judge(rules["docker-no-baked-secrets"], write_context(tmp_path, dockerfile, {**files, name: text}))
+    assert any(fix in message for message in found), found
+
+
+@pytest.mark.parametrize(
+    ("files", "install", "output"),
+    [
+        (PNPM_FILES, "RUN corepack enable && pnpm install --frozen-lockfile`, `RUN pnpm run build`", "<build output"),
+        ({**NODE_FILES, "yarn.lock": "", "package-lock.json": None, ".yarnrc.yml": "nodeLinker: node-modules\n"},
+         "COPY package.json yarn.lock .yarnrc.yml ./`, `RUN corepack enable && yarn install --immutable`", "<build"),
+        ({**NODE_FILES, "tsconfig.json": '{"compilerOptions": {"outDir": "./build"}}'}, "RUN npm ci`",
+         "/app/build ./build"),
+        ({**NODE_FILES, "package.json": '{"main": "out/server.js", "dependencies": {"a": "1"}}'}, "RUN npm ci`",
+         "/app/out ./out"),
+    ],
+)  # fmt: skip
+def test_the_node_builder_fix_follows_the_package_manager_and_the_build_output(
+    files: dict[str, str | None], install: str, output: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    single = NODE_DOCKERFILE.replace("COPY --from=builder /app/dist ./dist\n", "COPY . .\nRUN npm run build\n")
+    context = write_context(tmp_path, single, {n: t for n, t in files.items() if t is not None})
+    found = judge(rules["docker-reproducible-deps"], context)
+    assert any("multi-stage" in m and install in m and output in m and "dist" not in m for m in found), found
