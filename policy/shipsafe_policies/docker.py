@@ -147,11 +147,19 @@ def _agreement(where: str, container: Any, spec: Any, user: re.Match[str], urn: 
             )
 
 
+_UNVERSIONED = ("gcr.io/distroless/", "cgr.dev/chainguard/")
+"""Registries whose images have no version tags: distroless publishes `latest`, `nonroot`, `debug` (GoogleContainerTools
+/distroless README, "Image tags"), Chainguard's free images `latest` and `latest-dev`; a digest is their only pin."""
+
+
 @SECTION.resource(
     "docker-pinned-base-images",
-    "Every external FROM pins a full version tag (never latest/untagged); stage names are unique.",
+    "Every external FROM pins a full version tag (never latest/untagged), or a digest where the image has no version "
+    "tags (distroless, Chainguard); stage names are unique.",
     "Pin a full version tag such as node:20.18.1-alpine3.20, python:3.11.14-slim-bookworm or golang:1.23.4-bookworm "
-    "(plus an @sha256 digest where it can be resolved).",
+    "(plus an @sha256 digest where it can be resolved); a base that publishes no version tags (distroless, "
+    "Chainguard's :latest and :latest-dev) is pinned by its digest: gcr.io/distroless/static-debian12:nonroot@sha256:"
+    "<digest>.",
     types=IMAGE_BUILDS,
     topic="II Dependencies; V Build/release/run; X Dev/prod parity",
     projectDir=PROJECT_DIR,
@@ -163,7 +171,13 @@ def check_pinned_base_images(build: Build, config: Config) -> Iterator[str]:
         yield f"stage alias {alias} is used twice; make stage names unique"
     for stage in external_bases(build):
         image = parse_image(stage.base)
-        if image.tag_is_mutable and not image.has_valid_digest:
+        if image.name.startswith(_UNVERSIONED) and not image.has_valid_digest:
+            yield (
+                f"FROM {stage.base}: {image.name} publishes no version tags, so only a digest pins it; use FROM "
+                f"{image.name}:{image.tag or 'latest'}@sha256:<digest> (`docker buildx imagetools inspect "
+                f"{stage.base}` prints it)"
+            )
+        elif image.tag_is_mutable and not image.has_valid_digest:
             yield f"FROM {stage.base}: pin an explicit version tag (never latest or untagged)"
         elif image.tag is not None and not image.tag_is_full_version and not image.has_valid_digest:
             variant = image.tag.partition("-")[2]

@@ -503,3 +503,23 @@ def test_the_node_builder_fix_follows_the_package_manager_and_the_build_output(
     context = write_context(tmp_path, single, {n: t for n, t in files.items() if t is not None})
     found = judge(rules["docker-reproducible-deps"], context)
     assert any("multi-stage" in m and install in m and output in m and "dist" not in m for m in found), found
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "gcr.io/distroless/static-debian12:nonroot",
+        "gcr.io/distroless/static-debian12",
+        "cgr.dev/chainguard/static:latest",
+    ],
+)
+def test_a_base_without_version_tags_is_pinned_by_digest(
+    base: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """Distroless and Chainguard's free images publish no version tags: the fix is the digest, which then passes."""
+    unpinned = GO_DOCKERFILE.replace(f"gcr.io/distroless/static-debian12:nonroot{DIGEST}", base)
+    found = judge(rules["docker-pinned-base-images"], write_context(tmp_path / "unpinned", unpinned, GO_FILES))
+    assert len(found) == 1 and "publishes no version tags, so only a digest pins it" in found[0], found
+    assert "@sha256:<digest>" in found[0] and "<x.y.z>" not in found[0], found
+    pinned = GO_DOCKERFILE.replace(f"gcr.io/distroless/static-debian12:nonroot{DIGEST}", base + DIGEST)
+    assert judge(rules["docker-pinned-base-images"], write_context(tmp_path / "pinned", pinned, GO_FILES)) == []
