@@ -71,7 +71,7 @@ class Language:
     healthcheck: str
     """An exec-form HEALTHCHECK that works in its usual runtime image."""
     user: str
-    """How its images set a non-root user."""
+    """How its images set a non-root user, as the object of "end the final stage with ..."."""
     toolchain_images: frozenset[str] = frozenset()
     """Base images that only build (a compiler): never the final stage's."""
     host_installs: tuple[str, ...] = ()
@@ -309,7 +309,7 @@ PYTHON = Language(
     command='CMD ["python", "-m", "<package>"]',
     healthcheck='HEALTHCHECK CMD ["python", "-c", "import urllib.request; '
     "urllib.request.urlopen('http://127.0.0.1:3002/healthz', timeout=2)\"]",
-    user="create the user (`RUN useradd --system --uid 10001 app`) and end with `USER 10001:10001`",
+    user="`USER 10001:10001` after creating the user (`RUN useradd --system --uid 10001 app`)",
     host_installs=(".venv",),
 )
 

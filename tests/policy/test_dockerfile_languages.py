@@ -523,3 +523,16 @@ def test_a_base_without_version_tags_is_pinned_by_digest(
     assert "@sha256:<digest>" in found[0] and "<x.y.z>" not in found[0], found
     pinned = GO_DOCKERFILE.replace(f"gcr.io/distroless/static-debian12:nonroot{DIGEST}", base + DIGEST)
     assert judge(rules["docker-pinned-base-images"], write_context(tmp_path / "pinned", pinned, GO_FILES)) == []
+
+
+@pytest.mark.parametrize("variant", sorted(GOOD))
+def test_the_non_root_fix_reads_as_a_sentence_in_every_language(
+    variant: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile, files = GOOD[variant]
+    without_user = "".join(line for line in dockerfile.splitlines(keepends=True) if not line.startswith("USER "))
+    found = judge(rules["docker-non-root-user"], write_context(tmp_path, without_user, files))
+    assert len(found) == 1, found
+    assert "; end it with `USER " in found[0] or "; end it with a numeric `USER" in found[0], found
+    if variant == "single-script":
+        assert "end it with `USER 10001:10001` after creating the user (`RUN useradd" in found[0], found
