@@ -220,7 +220,9 @@ _TOOLCHAIN = re.compile(r"\b(build-essential|gcc|g\+\+|make|libpq-dev|python3-de
     "docker-reproducible-deps",
     "Where the app is built, a multi-stage build installs from the committed lockfile (npm ci, yarn/pnpm "
     "--frozen-lockfile, pip --require-hashes, uv sync --locked, go.sum with go mod download) with verification on; "
-    "no compile step of any language (cargo, mvn, gradle, dotnet, make, go build, tsc) runs in the final stage.",
+    "no compile step of any language (cargo, mvn, gradle, dotnet, make, go build, tsc) runs in the final stage; "
+    "tools are locked alike in every ecosystem (a version pin such as pip install tool==x or npm i -g tool@x is not "
+    "a lock; go install module@vX is).",
     "Install from the committed lockfile in a builder stage (`npm ci`, `pip install --require-hashes -r "
     "requirements.txt`, `go mod download` with go.sum) and copy only the result into the final stage.",
     types=IMAGE_BUILDS,

@@ -117,16 +117,30 @@ def _node_build_step(words: list[str]) -> bool:
     return any(_invokes(words, tool) for tool in ("npm", "yarn", "pnpm", "tsc"))
 
 
-def _pinned_globals(words: list[str]) -> bool:
-    """`npm install -g tool@1.2.3`: a global tool at an exact version, which hadolint DL3016 accepts."""
-    packages = [w for w in _arguments(words, "npm") or [] if not w.startswith("-")][1:]
-    global_install = any(w in ("-g", "--global") for w in words)
-    return global_install and bool(packages) and all(re.search(r".@\d+\.\d+\.\d+$", p) for p in packages)
+TOOL_PINNING = (
+    "a version pin is not a lock: `tool==1.2.3` or `tool@1.2.3` fixes the tool, while its own dependencies resolve "
+    "anew from ranges"
+)
+"""The one rule for tools, in every ecosystem: a tool installed in the image is locked like the app's dependencies
+(its whole tree pinned and verified). So `pip install poetry==1.8.5`, `npm install -g tool@1.2.3`, `yarn global add`
+and `uv tool install` are refused alike, while `go install module@v1.2.3` is locked (Go resolves the module's own
+go.mod by minimal version selection, fixed for a version, and verifies every module against go.sum's checksum
+database), as are a hashed tools requirements file, Corepack (`packageManager` in package.json, with its hash) and
+devDependencies installed with the lockfile. hadolint's DL3013/DL3016 accept a version pin; this pack is stricter,
+as the chapter's "locked dependencies" asks of everything in the image."""
 
 
 def _node_unlocked(words: list[str]) -> Iterator[str]:
-    if _invokes(words, "npm", "install", "i", "add", "update", "upgrade", "up") and not _pinned_globals(words):
+    if _invokes(words, "npm", "install", "i", "add") and {"-g", "--global"} & set(words):
+        yield (
+            f"`{' '.join(words)}` installs a global tool unlocked ({TOOL_PINNING}); give pnpm/yarn through Corepack "
+            "(`corepack enable` with package.json `packageManager`), other tools as devDependencies installed by "
+            "`npm ci` and run with `npx`"
+        )
+    elif _invokes(words, "npm", "install", "i", "add", "update", "upgrade", "up"):
         yield "npm install resolves versions anew; use `npm ci` with the committed package-lock.json"
+    if _invokes(words, "yarn", "global"):
+        yield f"`{' '.join(words)}` installs a global tool unlocked ({TOOL_PINNING}); add it as a devDependency"
     yarn_install = _invokes(words, "yarn", "install") or _arguments(words, "yarn") in ([], ["--production"])
     if _invokes(words, "yarn", "add", "upgrade", "up") or (
         yarn_install and not {"--frozen-lockfile", "--immutable"} & set(words)
@@ -270,7 +284,12 @@ def _python_unlocked(words: list[str]) -> Iterator[str]:
         and not {"--require-hashes", "--no-index"} & set(words)
         and not _local_paths_only(words, "install")
     ):
-        yield f"pip install without --require-hashes is not locked; use `{PIP_LOCKED}`"
+        yield (
+            f"pip install without --require-hashes is not locked ({TOOL_PINNING}); use `{PIP_LOCKED}` (a tool: "
+            "its own hashed requirements file, `pip-compile --generate-hashes tools.in`)"
+        )
+    if _invokes(words, "uv", "tool") and "install" in names:
+        yield f"`{' '.join(words)}` is not locked ({TOOL_PINNING}); install the tool from a hashed requirements file"
     if _invokes(words, "uv", "sync") and not {"--locked", "--frozen"} & set(words):
         yield "uv sync may re-resolve; use `uv sync --locked` with the committed uv.lock"
     for tool, changes in (("uv", ("add", "lock")), ("poetry", ("add", "update", "lock")), ("pipenv", ("update",))):

@@ -536,3 +536,32 @@ def test_the_non_root_fix_reads_as_a_sentence_in_every_language(
     assert "; end it with `USER " in found[0] or "; end it with a numeric `USER" in found[0], found
     if variant == "single-script":
         assert "end it with `USER 10001:10001` after creating the user (`RUN useradd" in found[0], found
+
+
+# One rule for tools in every ecosystem (languages.TOOL_PINNING): a version pin is not a lock.
+TOOL_INSTALLS = [
+    ("node", "RUN npm ci\n", "RUN npm install -g @nestjs/cli@10.4.9 && npm ci\n", "a version pin is not a lock"),
+    ("node", "RUN npm ci\n", "RUN npm i --global pnpm@9.15.0 && npm ci\n", "corepack enable"),
+    ("node", "RUN npm ci\n", "RUN yarn global add typescript@5.7.2 && npm ci\n", "a version pin is not a lock"),
+    ("single-script", "COPY app.py /app/app.py\n", "RUN pip install poetry==1.8.5\n", "a version pin is not a lock"),
+    ("single-script", "COPY app.py /app/app.py\n", "RUN uv tool install ruff==0.8.4\n", "a version pin is not a lock"),
+    ("go", "RUN go mod download\n", "RUN go mod download && go install golang.org/x/tools/cmd/stringer@latest\n",
+     "moving version"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("good", "old", "new", "phrase"), TOOL_INSTALLS, ids=[t[2][4:30] for t in TOOL_INSTALLS])
+def test_a_tool_is_locked_alike_in_every_ecosystem(
+    good: str, old: str, new: str, phrase: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile, files = GOOD[good]
+    found = judge(rules["docker-reproducible-deps"], write_context(tmp_path, dockerfile.replace(old, new, 1), files))
+    assert any(phrase in message for message in found), found
+
+
+def test_a_go_tool_at_a_version_is_locked(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    """`go install module@v1.2.3` resolves the module's own go.mod and verifies every module against go.sum."""
+    dockerfile, files = GOOD["go"]
+    pinned = "RUN go mod download && go install golang.org/x/tools/cmd/stringer@v0.28.0\n"
+    context = write_context(tmp_path, dockerfile.replace("RUN go mod download\n", pinned, 1), files)
+    assert judge(rules["docker-reproducible-deps"], context) == []
