@@ -401,9 +401,11 @@ def _install_reading(build: Build, source: str) -> str:
 
 @SECTION.resource(
     "docker-context-excludes-secrets",
-    "The build context's .dockerignore excludes .git and .env files, so `COPY . .` cannot bake them in.",
-    "List `.git` and `.env*` in the .dockerignore beside the build context (or start it with `*` and re-include "
-    "only what the build needs).",
+    "The build context's .dockerignore excludes .git and .env files, and any credential file in the context root "
+    "(an .npmrc or pip.conf holding a token, a key) when the build copies the whole context, so `COPY . .` cannot "
+    "bake them in.",
+    "List `.git`, `.env*` and the credential files in the .dockerignore beside the build context (or start it with "
+    "`*` and re-include only what the build needs); give registry credentials to the install as a build secret.",
     types=IMAGE_BUILDS,
     topic="III Config; Sec",
     projectDir=PROJECT_DIR,
@@ -414,6 +416,15 @@ def check_context_excludes_secrets(build: Build, config: Config) -> Iterator[str
     missing = dockerignore_misses(build.context, {".git": (".git",), ".env*": (".env", ".env*", ".env.*")})
     if missing:
         yield f"{build.context / '.dockerignore'} does not exclude {' or '.join(missing)}; add a line for each"
+    # The same files a named COPY is refused for (docker-no-baked-secrets), reached by copying the whole context.
+    root = sorted(p.name for p in build.context.iterdir() if p.is_file()) if build.context.is_dir() else []
+    credentials = [n for n in root if not n.startswith(".env") and holds_credentials(build.context, n, False)]
+    for name in dockerignore_misses(build.context, {n: (n,) for n in credentials}) if copies_the_context(build) else []:
+        yield (
+            f"{build.context / name} holds credentials and the build copies the whole context; add `{name}` to "
+            f"{build.context / '.dockerignore'} and give it to the install as a build secret "
+            f"(`RUN --mount=type=secret,id={name.lstrip('.')},target=...`)"
+        )
 
 
 @SECTION.resource(

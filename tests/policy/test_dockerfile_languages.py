@@ -565,3 +565,20 @@ def test_a_go_tool_at_a_version_is_locked(rules: dict[str, ResourceValidationPol
     pinned = "RUN go mod download && go install golang.org/x/tools/cmd/stringer@v0.28.0\n"
     context = write_context(tmp_path, dockerfile.replace("RUN go mod download\n", pinned, 1), files)
     assert judge(rules["docker-reproducible-deps"], context) == []
+
+
+def test_a_credential_file_in_the_context_is_excluded_when_the_build_copies_it_all(
+    rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """`COPY . .` takes an .npmrc holding a token as surely as `COPY .npmrc`; one without a token may stay."""
+    files = {**NODE_FILES, ".npmrc": "//registry.npmjs.org/:_authToken=npm_0123456789abcdef\n"}
+    found = judge(rules["docker-context-excludes-secrets"], write_context(tmp_path / "token", NODE_DOCKERFILE, files))
+    assert any(".npmrc holds credentials and the build copies the whole context" in m for m in found), found
+    ignored = write_context(tmp_path / "ignored", NODE_DOCKERFILE, files)
+    (ignored / ".dockerignore").write_text(DOCKERIGNORE + ".npmrc\n")
+    assert judge(rules["docker-context-excludes-secrets"], ignored) == []
+    harmless = {**NODE_FILES, ".npmrc": "engine-strict=true\n"}
+    assert (
+        judge(rules["docker-context-excludes-secrets"], write_context(tmp_path / "plain", NODE_DOCKERFILE, harmless))
+        == []
+    )
