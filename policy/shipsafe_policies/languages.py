@@ -66,8 +66,8 @@ class Language:
     """What the context lacks to install from a lockfile."""
     builder: Callable[[Path], str]
     """How a builder stage of this language reads for the context, for the multi-stage fix."""
-    command: str
-    """An exec-form CMD of this language."""
+    command: Callable[[Path], str]
+    """An exec-form CMD of this language for the context."""
     healthcheck: str
     """An exec-form HEALTHCHECK that works in its usual runtime image."""
     user: str
@@ -192,6 +192,12 @@ def _node_output(context: Path) -> str:
     return found.removeprefix("./").rstrip("/") or "<build output directory>"
 
 
+def _node_entry(context: Path) -> str:
+    """The script the app starts with: package.json `main`, else `main.js` in the build output (Nest's dist/main.js)."""
+    main = str(_read_json(context / "package.json").get("main") or "")
+    return main.removeprefix("./") or f"{_node_output(context)}/main.js"
+
+
 def _node_builder(context: Path) -> str:
     manager = node_package_manager(context)
     tool = manager.removesuffix("-berry")
@@ -217,7 +223,7 @@ NODE = Language(
     unlocked=_node_unlocked,
     missing_lock=_node_missing_lock,
     builder=_node_builder,
-    command='CMD ["node", "dist/main.js"]',
+    command=lambda context: f'CMD ["node", "{_node_entry(context)}"]',
     healthcheck='HEALTHCHECK CMD ["node", "-e", "fetch(\'http://127.0.0.1:\' + (process.env.PORT || 3002) + '
     "'/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))\"]",
     user="`USER node` (the node images' non-root user) or a numeric `USER <uid>:<gid>`",
@@ -325,7 +331,7 @@ PYTHON = Language(
         "`FROM python:3.12-slim AS builder` with `RUN python -m venv /venv && /venv/bin/pip install "
         "--require-hashes -r requirements.txt`, then `COPY --from=builder /venv /venv` in the runtime stage"
     ),
-    command='CMD ["python", "-m", "<package>"]',
+    command=lambda context: 'CMD ["python", "-m", "<package>"]',
     healthcheck='HEALTHCHECK CMD ["python", "-c", "import urllib.request; '
     "urllib.request.urlopen('http://127.0.0.1:3002/healthz', timeout=2)\"]",
     user="`USER 10001:10001` after creating the user (`RUN useradd --system --uid 10001 app`)",
@@ -377,7 +383,7 @@ GO = Language(
         "`RUN CGO_ENABLED=0 go build -o /app/server .`, then `COPY --from=builder /app/server /app/server` in a "
         "distroless or scratch stage"
     ),
-    command='CMD ["/app/server"]',
+    command=lambda context: 'CMD ["/app/server"]',
     healthcheck='HEALTHCHECK CMD ["/app/server", "-healthcheck"] (distroless and scratch have no shell or curl: '
     "the binary probes its own /healthz)",
     user="`USER nonroot:nonroot` (distroless) or a numeric `USER 65532:65532`",

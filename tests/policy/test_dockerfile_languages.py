@@ -582,3 +582,18 @@ def test_a_credential_file_in_the_context_is_excluded_when_the_build_copies_it_a
         judge(rules["docker-context-excludes-secrets"], write_context(tmp_path / "plain", NODE_DOCKERFILE, harmless))
         == []
     )
+
+
+@pytest.mark.parametrize(
+    ("files", "command"),
+    [
+        ({"package.json": '{"main": "server/index.js"}'}, 'CMD ["node", "server/index.js"]'),
+        ({"tsconfig.json": '{"compilerOptions": {"outDir": "build"}}'}, 'CMD ["node", "build/main.js"]'),
+    ],
+)
+def test_the_node_command_fix_follows_the_project(
+    files: dict[str, str], command: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = NODE_DOCKERFILE.replace('CMD ["node", "dist/main.js"]\n', "")
+    found = judge(rules["docker-runtime-contract"], write_context(tmp_path, dockerfile, {**NODE_FILES, **files}))
+    assert any(command in message for message in found), found
