@@ -125,8 +125,19 @@ def instruction_commands(command: Any) -> list[list[str]]:
     # BuildKit runs `RUN <<EOF` (nothing but heredocs) as a script of the default shell, like `RUN sh <<EOF`.
     first = commands[0] if commands else []
     if heredocs and (all(w.startswith("<<") for w in first) or first[0].rsplit("/", 1)[-1] in _SHELLS):
-        commands = commands[1:] + [c for heredoc in heredocs for c in simple_commands(heredoc.content)]
+        scripts = [h.content for h in heredocs if _shell_script(h.content)]
+        commands = commands[1:] + [c for script in scripts for c in simple_commands(script)]
     return commands
+
+
+def _shell_script(content: str) -> bool:
+    """A heredoc BuildKit runs with the shell: no shebang, or one naming a shell (`#!/usr/bin/env python3` runs
+    Python: the Dockerfile reference, "Here-Documents", runs a shebang heredoc with its interpreter)."""
+    if not content.startswith("#!"):
+        return True
+    interpreter = content[2:].split("\n", 1)[0].split()
+    names = [word.rsplit("/", 1)[-1] for word in interpreter]
+    return bool(names) and (names[0] in _SHELLS or (names[0] == "env" and len(names) > 1 and names[1] in _SHELLS))
 
 
 def script_text(command: Any) -> str:

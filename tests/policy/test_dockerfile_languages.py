@@ -597,3 +597,12 @@ def test_the_node_command_fix_follows_the_project(
     dockerfile = NODE_DOCKERFILE.replace('CMD ["node", "dist/main.js"]\n', "")
     found = judge(rules["docker-runtime-contract"], write_context(tmp_path, dockerfile, {**NODE_FILES, **files}))
     assert any(command in message for message in found), found
+
+
+def test_a_heredoc_with_another_interpreter_is_not_read_as_shell(
+    rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """BuildKit runs `RUN <<EOF` with its shebang's interpreter: a Python heredoc is no unknown build step."""
+    heredoc = "RUN <<EOF\n#!/usr/bin/env python3\nimport pathlib\npathlib.Path('/tmp/x').touch()\nEOF\n"
+    dockerfile = SCRIPT_DOCKERFILE.replace("COPY app.py /app/app.py\n", f"COPY app.py /app/app.py\n{heredoc}")
+    assert judge_all(rules, write_context(tmp_path, dockerfile, SCRIPT_FILES)) == {}
