@@ -38,8 +38,7 @@ from .images import IMAGE_BUILDS, parse_image
 from .k8s import dig, items, number
 from .languages import GENERIC_COMMAND, GENERIC_HEALTHCHECK, GENERIC_USER, LANGUAGES, unidentified_steps
 from .patterns import looks_secret, names_a_secret
-from .secret_files import auth_config, holds_credentials
-from .shell import instruction_commands
+from .secret_files import auth_config, credential_files, fetching_step, holds_credentials, locked_install
 
 SECTION = Section(__name__, "docker", topic="Sec")
 PROJECT_DIR = Setting("string", "..", "The Pulumi project directory, relative to the policy pack directory.")
@@ -147,19 +146,13 @@ def _agreement(where: str, container: Any, spec: Any, user: re.Match[str], urn: 
             )
 
 
-_UNVERSIONED = ("gcr.io/distroless/", "cgr.dev/chainguard/")
-"""Registries whose images have no version tags: distroless publishes `latest`, `nonroot`, `debug` (GoogleContainerTools
-/distroless README, "Image tags"), Chainguard's free images `latest` and `latest-dev`; a digest is their only pin."""
-
-
 @SECTION.resource(
     "docker-pinned-base-images",
     "Every external FROM pins a full version tag (never latest/untagged), or a digest where the image has no version "
     "tags (distroless, Chainguard); stage names are unique.",
     "Pin a full version tag such as node:20.18.1-alpine3.20, python:3.11.14-slim-bookworm or golang:1.23.4-bookworm "
-    "(plus an @sha256 digest where it can be resolved); a base that publishes no version tags (distroless, "
-    "Chainguard's :latest and :latest-dev) is pinned by its digest: gcr.io/distroless/static-debian12:nonroot@sha256:"
-    "<digest>.",
+    "(plus an @sha256 digest where it can be resolved); a base without version tags (distroless, Chainguard's "
+    ":latest/:latest-dev) by its digest alone: gcr.io/distroless/static-debian12:nonroot@sha256:<digest>.",
     types=IMAGE_BUILDS,
     topic="II Dependencies; V Build/release/run; X Dev/prod parity",
     projectDir=PROJECT_DIR,
@@ -171,12 +164,10 @@ def check_pinned_base_images(build: Build, config: Config) -> Iterator[str]:
         yield f"stage alias {alias} is used twice; make stage names unique"
     for stage in external_bases(build):
         image = parse_image(stage.base)
-        if image.name.startswith(_UNVERSIONED) and not image.has_valid_digest:
-            yield (
-                f"FROM {stage.base}: {image.name} publishes no version tags, so only a digest pins it; use FROM "
-                f"{image.name}:{image.tag or 'latest'}@sha256:<digest> (`docker buildx imagetools inspect "
-                f"{stage.base}` prints it)"
-            )
+        if not image.has_version_tags and not image.has_valid_digest:
+            pinned = f"{image.name}:{image.tag or 'latest'}@sha256:<digest>"
+            inspect = f"`docker buildx imagetools inspect {stage.base}` prints it"
+            yield f"FROM {stage.base}: {image.name} has no version tags, so only a digest pins it: {pinned} ({inspect})"
         elif image.tag_is_mutable and not image.has_valid_digest:
             yield f"FROM {stage.base}: pin an explicit version tag (never latest or untagged)"
         elif image.tag is not None and not image.tag_is_full_version and not image.has_valid_digest:
@@ -245,13 +236,7 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
     for stage in toolchain_bases:
         yield f"the final stage runs on {stage.base}, a build toolchain; {fix_for(build, 'builder', '')}"
     for command, words, toolchain in [] if single_stage or toolchain_bases else final_compiles(build):
-        # Any language, judged or not: a compile in the final stage ships its compiler (hadolint and checkov judge
-        # the Dockerfile, not the language).
-        yield (
-            f"line {command.start_line}: `{' '.join(words)}` compiles in the final stage, so {toolchain.name} ships "
-            f"in the image; compile in a builder stage (`FROM {toolchain.builder} AS builder`) and `COPY "
-            f"--from=builder` only the built artefact into a runtime stage ({toolchain.runtime})"
-        )
+        yield f"line {command.start_line}: {toolchain.ships(words)}"
     for language in languages:
         yield from language.missing_lock(build.context)
         host_installs = {name: (name,) for name in language.host_installs}
@@ -372,31 +357,13 @@ def check_no_baked_secrets(build: Build, config: Config) -> Iterator[str]:
                     target = copy_destination(build, stage, index, source)
                     auth = auth_config(source)
                     target = auth.target(target) if auth else target
-                    needs = _reader(stage.commands[index + 1 :], source) or _install_reading(build, source)
+                    later = stage.commands[index + 1 :]
+                    needs = fetching_step(later, source) or locked_install(build.context, source, install)
                     yield (
                         f"line {command.start_line}: {command.cmd} {source} copies credentials into a layer; mount "
                         f"it where the build reads it, into the one step that needs it (`RUN --mount=type=secret,"
                         f"id={name.lstrip('.')},target={target} {needs}`), or give it at runtime"
                     )
-
-
-def _reader(commands: tuple[Any, ...], source: str) -> str | None:
-    """The first later RUN step of the stage that runs a tool reading the copied config (`pnpm install ...`)."""
-    config = auth_config(source)
-    for command in commands:
-        for words in instruction_commands(command) if command.cmd == "RUN" else ():
-            if config is not None and config.fetches(words):
-                return " ".join(words)
-    return None
-
-
-def _install_reading(build: Build, source: str) -> str:
-    """The locked install of the tool that reads the file (Yarn's for .yarnrc.yml, the project's package manager's
-    for .npmrc, pip's for pip.conf), else the build's own."""
-    config = auth_config(source)
-    if config is not None and config.install is not None:
-        return config.install(build.context)
-    return fix_for(build, "install", "<install command>")
 
 
 @SECTION.resource(
@@ -416,10 +383,8 @@ def check_context_excludes_secrets(build: Build, config: Config) -> Iterator[str
     missing = dockerignore_misses(build.context, {".git": (".git",), ".env*": (".env", ".env*", ".env.*")})
     if missing:
         yield f"{build.context / '.dockerignore'} does not exclude {' or '.join(missing)}; add a line for each"
-    # The same files a named COPY is refused for (docker-no-baked-secrets), reached by copying the whole context.
-    root = sorted(p.name for p in build.context.iterdir() if p.is_file()) if build.context.is_dir() else []
-    credentials = [n for n in root if not n.startswith(".env") and holds_credentials(build.context, n, False)]
-    for name in dockerignore_misses(build.context, {n: (n,) for n in credentials}) if copies_the_context(build) else []:
+    credentials = {name: (name,) for name in credential_files(build.context)}
+    for name in dockerignore_misses(build.context, credentials) if copies_the_context(build) else []:
         yield (
             f"{build.context / name} holds credentials and the build copies the whole context; add `{name}` to "
             f"{build.context / '.dockerignore'} and give it to the install as a build secret "

@@ -21,8 +21,9 @@ import dockerfile
 from .framework import Config, HasProps
 from .images import parse_image
 from .k8s import dig
-from .languages import Language, Toolchain, identify, toolchain_of
+from .languages import Language, identify
 from .shell import instruction_commands, script_text
+from .toolchains import Toolchain, toolchain_of
 
 
 def pack_dir() -> Path:

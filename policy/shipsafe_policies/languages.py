@@ -21,28 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .images import parse_image
-
-_LAUNCHERS = frozenset({"-m", "npx", "exec", "corepack"})
-"""Words after which the next one is the command run (`python -m pip`, `npx tsc`, `corepack pnpm`)."""
-
-
-def _arguments(words: list[str], tool: str) -> list[str] | None:
-    """What follows `tool` (also `/path/tool`, `python -m tool`) when the simple command runs it; None when it does
-    not (`apk add npm` installs npm, it does not run it)."""
-    names = [w.rsplit("/", 1)[-1] for w in words]
-    for index, name in enumerate(names):
-        if name == tool and (index == 0 or names[index - 1] in _LAUNCHERS):
-            return words[index + 1 :]
-    return None
-
-
-def _invokes(words: list[str], tool: str, *subcommands: str) -> bool:
-    """`words` run `tool` with one of `subcommands` as its first argument (any when none are given)."""
-    arguments = _arguments(words, tool)
-    if arguments is None:
-        return False
-    positional = [w for w in arguments if not w.startswith("-")]
-    return not subcommands or (bool(positional) and positional[0] in subcommands)
+from .shell import arguments_of, invokes
 
 
 @dataclass(frozen=True)
@@ -114,7 +93,7 @@ def _node_builds(context: Path) -> bool:
 
 
 def _node_build_step(words: list[str]) -> bool:
-    return any(_invokes(words, tool) for tool in ("npm", "yarn", "pnpm", "tsc"))
+    return any(invokes(words, tool) for tool in ("npm", "yarn", "pnpm", "tsc"))
 
 
 TOOL_PINNING = (
@@ -131,23 +110,23 @@ as the chapter's "locked dependencies" asks of everything in the image."""
 
 
 def _node_unlocked(words: list[str]) -> Iterator[str]:
-    if _invokes(words, "npm", "install", "i", "add") and {"-g", "--global"} & set(words):
+    if invokes(words, "npm", "install", "i", "add") and {"-g", "--global"} & set(words):
         yield (
             f"`{' '.join(words)}` installs a global tool unlocked ({TOOL_PINNING}); give pnpm/yarn through Corepack "
             "(`corepack enable` with package.json `packageManager`), other tools as devDependencies installed by "
             "`npm ci` and run with `npx`"
         )
-    elif _invokes(words, "npm", "install", "i", "add", "update", "upgrade", "up"):
+    elif invokes(words, "npm", "install", "i", "add", "update", "upgrade", "up"):
         yield "npm install resolves versions anew; use `npm ci` with the committed package-lock.json"
-    if _invokes(words, "yarn", "global"):
+    if invokes(words, "yarn", "global"):
         yield f"`{' '.join(words)}` installs a global tool unlocked ({TOOL_PINNING}); add it as a devDependency"
-    yarn_install = _invokes(words, "yarn", "install") or _arguments(words, "yarn") in ([], ["--production"])
-    if _invokes(words, "yarn", "add", "upgrade", "up") or (
+    yarn_install = invokes(words, "yarn", "install") or arguments_of(words, "yarn") in ([], ["--production"])
+    if invokes(words, "yarn", "add", "upgrade", "up") or (
         yarn_install and not {"--frozen-lockfile", "--immutable"} & set(words)
     ):
         yield "yarn may rewrite yarn.lock; use `yarn install --frozen-lockfile` (Yarn 2+: `--immutable`)"
-    if _invokes(words, "pnpm", "add", "update", "up") or (
-        _invokes(words, "pnpm", "install", "i") and "--frozen-lockfile" not in words
+    if invokes(words, "pnpm", "add", "update", "up") or (
+        invokes(words, "pnpm", "install", "i") and "--frozen-lockfile" not in words
     ):
         yield "pnpm may rewrite pnpm-lock.yaml; use `pnpm install --frozen-lockfile`"
 
@@ -267,11 +246,11 @@ def _poetry(project: dict[str, object]) -> object:
 
 def _python_build_step(words: list[str]) -> bool:
     return (
-        _invokes(words, "pip", "install", "wheel", "download")
-        or _invokes(words, "pip3", "install", "wheel", "download")
-        or _invokes(words, "uv", "sync", "pip")
-        or _invokes(words, "poetry", "install", "sync")
-        or _invokes(words, "pipenv", "install", "sync")
+        invokes(words, "pip", "install", "wheel", "download")
+        or invokes(words, "pip3", "install", "wheel", "download")
+        or invokes(words, "uv", "sync", "pip")
+        or invokes(words, "poetry", "install", "sync")
+        or invokes(words, "pipenv", "install", "sync")
     )
 
 
@@ -283,8 +262,8 @@ def _local_paths_only(words: list[str], after: str) -> bool:
 
 def _python_unlocked(words: list[str]) -> Iterator[str]:
     names = [w.rsplit("/", 1)[-1] for w in words]
-    pip = _invokes(words, "pip", "install") or _invokes(words, "pip3", "install")
-    uv_pip = _invokes(words, "uv", "pip") and "install" in names
+    pip = invokes(words, "pip", "install") or invokes(words, "pip3", "install")
+    uv_pip = invokes(words, "uv", "pip") and "install" in names
     if (
         (pip or uv_pip)
         and not {"--require-hashes", "--no-index"} & set(words)
@@ -294,14 +273,14 @@ def _python_unlocked(words: list[str]) -> Iterator[str]:
             f"pip install without --require-hashes is not locked ({TOOL_PINNING}); use `{PIP_LOCKED}` (a tool: "
             "its own hashed requirements file, `pip-compile --generate-hashes tools.in`)"
         )
-    if _invokes(words, "uv", "tool") and "install" in names:
+    if invokes(words, "uv", "tool") and "install" in names:
         yield f"`{' '.join(words)}` is not locked ({TOOL_PINNING}); install the tool from a hashed requirements file"
-    if _invokes(words, "uv", "sync") and not {"--locked", "--frozen"} & set(words):
+    if invokes(words, "uv", "sync") and not {"--locked", "--frozen"} & set(words):
         yield "uv sync may re-resolve; use `uv sync --locked` with the committed uv.lock"
     for tool, changes in (("uv", ("add", "lock")), ("poetry", ("add", "update", "lock")), ("pipenv", ("update",))):
-        if _invokes(words, tool, *changes) and "--check" not in words and "--locked" not in words:
+        if invokes(words, tool, *changes) and "--check" not in words and "--locked" not in words:
             yield f"`{' '.join(words[:3])}` rewrites the lockfile during the build; lock before committing"
-    if _invokes(words, "pipenv", "install") and "--deploy" not in words:
+    if invokes(words, "pipenv", "install") and "--deploy" not in words:
         yield "pipenv install may re-lock; use `pipenv install --deploy` (fails on a stale Pipfile.lock)"
 
 
@@ -344,18 +323,18 @@ _GO_REQUIRE = re.compile(r"^\s*require\b", re.MULTILINE)
 
 
 def _go_build_step(words: list[str]) -> bool:
-    return _invokes(words, "go", "build", "install", "mod", "get", "generate")
+    return invokes(words, "go", "build", "install", "mod", "get", "generate")
 
 
 def _go_unlocked(words: list[str]) -> Iterator[str]:
     text = " ".join(words)
-    if _invokes(words, "go") and re.search(r"-mod[= ]mod\b", text):
+    if invokes(words, "go") and re.search(r"-mod[= ]mod\b", text):
         yield "-mod=mod lets the build rewrite go.mod and go.sum; keep the default -mod=readonly with go.sum committed"
-    if _invokes(words, "go", "get") or (_invokes(words, "go", "mod") and re.search(r"\bmod\s+(tidy|edit)\b", text)):
+    if invokes(words, "go", "get") or (invokes(words, "go", "mod") and re.search(r"\bmod\s+(tidy|edit)\b", text)):
         yield f"`{text}` rewrites go.mod/go.sum during the build; run it before committing, then `go mod download`"
-    if _invokes(words, "go", "install"):
+    if invokes(words, "go", "install"):
         # Without @version, module mode installs the version go.mod and go.sum lock; @latest or a branch floats.
-        versions = [w.partition("@")[2] for w in (_arguments(words, "go") or [])[1:] if "@" in w]
+        versions = [w.partition("@")[2] for w in (arguments_of(words, "go") or [])[1:] if "@" in w]
         if any(re.match(r"v\d", version) is None for version in versions):
             yield f"`{text}` installs a tool at a moving version; pin it as `go install <module>@v<version>`"
 
@@ -402,64 +381,6 @@ LANGUAGES: tuple[Language, ...] = (NODE, PYTHON, GO)
 GENERIC_COMMAND = 'CMD ["/app/<binary>"]'
 GENERIC_HEALTHCHECK = 'HEALTHCHECK CMD ["/app/<binary>", "-healthcheck"] hitting the liveness path'
 GENERIC_USER = "a numeric `USER <uid>:<gid>` such as `USER 10001:10001`"
-
-
-@dataclass(frozen=True)
-class Toolchain:
-    """A compiler or build tool, whatever the language: running it in the final stage ships it in the image."""
-
-    name: str
-    """What ships, as a fix names it (`the Rust toolchain (cargo)`)."""
-    builder: str
-    """The base of a builder stage that has it."""
-    runtime: str
-    """A final-stage base without it."""
-    tools: frozenset[str]
-    """The commands (last path part: `./gradlew` is `gradlew`)."""
-    compiles: frozenset[str] = frozenset()
-    """Arguments that make a run a compile (`cargo build`, `mvn clean package`); any run compiles when empty."""
-
-    def compiled_by(self, words: list[str]) -> bool:
-        for tool in self.tools:
-            arguments = _arguments(words, tool)
-            if arguments is not None and (not self.compiles or self.compiles & set(arguments)):
-                return True
-        return False
-
-
-_JRE = "a JRE image such as eclipse-temurin:21-jre"
-TOOLCHAINS: tuple[Toolchain, ...] = (
-    Toolchain("the Rust toolchain (cargo)", "rust:<version>", "gcr.io/distroless/cc-debian12",
-              frozenset({"cargo"}), frozenset({"build", "install", "rustc"})),
-    Toolchain("the Rust compiler (rustc)", "rust:<version>", "gcr.io/distroless/cc-debian12", frozenset({"rustc"})),
-    Toolchain("a JDK with Maven", "maven:<version>", _JRE, frozenset({"mvn", "mvnw"}),
-              frozenset({"compile", "package", "install", "verify"})),
-    Toolchain("a JDK with Gradle", "gradle:<version>", _JRE, frozenset({"gradle", "gradlew"}),
-              frozenset({"build", "assemble", "jar", "bootJar", "shadowJar", "installDist", "classes"})),
-    Toolchain("a JDK (javac)", "eclipse-temurin:<version>-jdk", _JRE, frozenset({"javac"})),
-    Toolchain("the .NET SDK", "mcr.microsoft.com/dotnet/sdk:<version>", "mcr.microsoft.com/dotnet/aspnet:<version>",
-              frozenset({"dotnet"}), frozenset({"build", "publish", "msbuild", "pack"})),
-    Toolchain("the Go toolchain", "golang:<version>", "gcr.io/distroless/static-debian12", frozenset({"go"}),
-              frozenset({"build", "install"})),
-    Toolchain("a C/C++ toolchain (make)", "debian:<version> with build-essential", "debian:<version>-slim",
-              frozenset({"make", "cmake", "ninja", "gcc", "g++", "cc", "c++", "clang", "clang++"})),
-    Toolchain("the TypeScript compiler and Node dev dependencies", "node:<version>", "node:<version>-slim",
-              frozenset({"tsc"})),
-    Toolchain("the Elixir toolchain (mix)", "elixir:<version>", "debian:<version>-slim", frozenset({"mix"}),
-              frozenset({"compile", "release"})),
-    Toolchain("the Swift toolchain", "swift:<version>", "swift:<version>-slim", frozenset({"swift"}),
-              frozenset({"build"})),
-    Toolchain("the Haskell toolchain", "haskell:<version>", "debian:<version>-slim",
-              frozenset({"ghc", "cabal", "stack"})),
-)  # fmt: skip
-"""Compile steps by their tool, for every language including those `LANGUAGES` does not judge: a compile in the
-final stage is language-independent evidence of a build whose toolchain ships (hadolint and checkov judge the
-Dockerfile, not the language, in the same way)."""
-
-
-def toolchain_of(words: list[str]) -> Toolchain | None:
-    """The toolchain a simple command compiles with, if it compiles."""
-    return next((toolchain for toolchain in TOOLCHAINS if toolchain.compiled_by(words)), None)
 
 
 SYSTEM_COMMANDS = frozenset(

@@ -13,8 +13,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .languages import NODE, PYTHON
+from .shell import instruction_commands
 
 ALWAYS_SECRET = re.compile(
     r"(^|/)(\.env(\.(?!example$|sample$|template$|dist$)[^/]*)?|\.git-credentials|id_(rsa|dsa|ecdsa|ed25519)"
@@ -119,6 +121,13 @@ def holds_credentials(context: Path, source: str, from_stage: bool) -> bool:
     return config.credentials.search(_text(context, source)) is not None
 
 
+def credential_files(context: Path) -> list[str]:
+    """The files in the context root holding credentials, other than env files (which .dockerignore must always
+    exclude): the same files a named COPY is refused for, reached by copying the whole context."""
+    root = sorted(path.name for path in context.iterdir() if path.is_file()) if context.is_dir() else []
+    return [name for name in root if not name.startswith(".env") and holds_credentials(context, name, False)]
+
+
 def _readable(context: Path, source: str) -> bool:
     return not re.search(r"[*?\[$]", source) and (context / source.lstrip("/")).is_file()
 
@@ -128,3 +137,20 @@ def _text(context: Path, source: str) -> str:
         return (context / source.lstrip("/")).read_text(errors="replace")
     except OSError:
         return ""
+
+
+def fetching_step(commands: tuple[Any, ...], source: str) -> str | None:
+    """The first of a stage's later instructions that fetches with the copied config (`pnpm install ...`)."""
+    config = auth_config(source)
+    for command in commands:
+        for words in instruction_commands(command) if command.cmd == "RUN" else ():
+            if config is not None and config.fetches(words):
+                return " ".join(words)
+    return None
+
+
+def locked_install(context: Path, source: str, fallback: str) -> str:
+    """The locked install of the tool that reads the file (Yarn's for .yarnrc.yml, the project's package manager's
+    for .npmrc, pip's for pip.conf), else `fallback` (the build's own)."""
+    config = auth_config(source)
+    return config.install(context) if config is not None and config.install is not None else fallback

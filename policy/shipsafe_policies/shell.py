@@ -115,6 +115,29 @@ def _script(arguments: list[str]) -> str | None:
     return None
 
 
+_LAUNCHERS = frozenset({"-m", "npx", "exec", "corepack"})
+"""Words after which the next one is the command run (`python -m pip`, `npx tsc`, `corepack pnpm`)."""
+
+
+def arguments_of(words: list[str], tool: str) -> list[str] | None:
+    """What follows `tool` (also `/path/tool`, `python -m tool`) when the simple command runs it; None when it does
+    not (`apk add npm` installs npm, it does not run it)."""
+    names = [w.rsplit("/", 1)[-1] for w in words]
+    for index, name in enumerate(names):
+        if name == tool and (index == 0 or names[index - 1] in _LAUNCHERS):
+            return words[index + 1 :]
+    return None
+
+
+def invokes(words: list[str], tool: str, *subcommands: str) -> bool:
+    """`words` run `tool` with one of `subcommands` as its first argument (any when none are given)."""
+    arguments = arguments_of(words, tool)
+    if arguments is None:
+        return False
+    positional = [w for w in arguments if not w.startswith("-")]
+    return not subcommands or (bool(positional) and positional[0] in subcommands)
+
+
 def instruction_commands(command: Any) -> list[list[str]]:
     """The simple commands a RUN, CMD or ENTRYPOINT runs: its exec-form argv (unwrapped) or its shell script, with a
     `RUN <<EOF` heredoc read as the script it is (a heredoc fed to another program is that program's input)."""
