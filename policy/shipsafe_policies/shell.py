@@ -27,6 +27,13 @@ _NESTING = 4
 """How many wrappers deep a script is read (`sh -c "bash -c '...'"`); deeper ones stay as written."""
 _SHELL_VALUE_OPTIONS = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 _ENV_VALUE_OPTIONS = frozenset({"-u", "--unset", "-C", "--chdir"})
+_PRIVILEGE = {
+    "sudo": frozenset({"-u", "--user", "-g", "--group", "-C", "-D", "-h", "-p", "-U", "-r", "-t"}),
+    "doas": frozenset({"-u", "-C"}),
+    "nice": frozenset({"-n", "--adjustment"}),
+    "ionice": frozenset({"-c", "-n", "-p"}),
+}
+"""Commands that run the rest of their arguments as another user or priority, with their options taking a value."""
 _TIMEOUT_VALUE_OPTIONS = frozenset({"-s", "--signal", "-k", "--kill-after"})
 _FD_REDIRECTION = re.compile(r"\d*(>&|<&)(\d+|-)|&>>?")
 """`2>&1`, `<&-`, `&>file`: redirections whose `&` is no command separator."""
@@ -68,6 +75,8 @@ def unwrap(words: list[str], depth: int = 0) -> list[list[str]]:
             words = _after_options(words[1:], _TIMEOUT_VALUE_OPTIONS)[1:]  # the duration
         elif name in ("gosu", "su-exec"):
             words = words[2:]  # the user
+        elif name in _PRIVILEGE:
+            words = _after_options(words[1:], _PRIVILEGE[name])
         elif name in _SHELLS or name in ("su", "runuser"):
             script = _script(words[1:])
             if script is None or depth >= _NESTING:

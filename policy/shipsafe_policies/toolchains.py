@@ -41,6 +41,7 @@ class Toolchain:
 
 
 _JRE = "a JRE image such as eclipse-temurin:21-jre"
+_NODE_RUNTIME = "node:<version>-slim with `npm ci --omit=dev`"
 TOOLCHAINS: tuple[Toolchain, ...] = (
     Toolchain("the Rust toolchain (cargo)", "rust:<version>", "gcr.io/distroless/cc-debian12",
               frozenset({"cargo"}), frozenset({"build", "install", "rustc"})),
@@ -56,8 +57,11 @@ TOOLCHAINS: tuple[Toolchain, ...] = (
               frozenset({"build", "install"})),
     Toolchain("a C/C++ toolchain (make)", "debian:<version> with build-essential", "debian:<version>-slim",
               frozenset({"make", "cmake", "ninja", "gcc", "g++", "cc", "c++", "clang", "clang++"})),
-    Toolchain("the TypeScript compiler and Node dev dependencies", "node:<version>", "node:<version>-slim",
-              frozenset({"tsc"})),
+    Toolchain("the Node build tooling (a compiler or bundler) and dev dependencies", "node:<version>",
+              _NODE_RUNTIME, frozenset({"tsc", "webpack", "esbuild", "rollup", "swc"})),
+    Toolchain("the Node build tooling and dev dependencies", "node:<version>",
+              _NODE_RUNTIME, frozenset({"npm", "yarn", "pnpm", "nest", "next", "vite"}),
+              frozenset({"build"})),
     Toolchain("the Elixir toolchain (mix)", "elixir:<version>", "debian:<version>-slim", frozenset({"mix"}),
               frozenset({"compile", "release"})),
     Toolchain("the Swift toolchain", "swift:<version>", "swift:<version>-slim", frozenset({"swift"}),

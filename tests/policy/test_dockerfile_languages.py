@@ -336,6 +336,8 @@ WRAPPED_INSTALLS = [
     "RUN (cd /app && npm install) | tee /tmp/log 2>&1\n",
     'RUN sh -c "bash -c \\"npm install\\""\n',
     "RUN <<EOF\nset -e\nnpm install\nEOF\n",
+    "RUN sudo -u node -E npm install\n",
+    "RUN nice -n 10 npm install\n",
     'RUN su node -c "npm install"\n',
 ]
 
@@ -606,3 +608,19 @@ def test_a_heredoc_with_another_interpreter_is_not_read_as_shell(
     heredoc = "RUN <<EOF\n#!/usr/bin/env python3\nimport pathlib\npathlib.Path('/tmp/x').touch()\nEOF\n"
     dockerfile = SCRIPT_DOCKERFILE.replace("COPY app.py /app/app.py\n", f"COPY app.py /app/app.py\n{heredoc}")
     assert judge_all(rules, write_context(tmp_path, dockerfile, SCRIPT_FILES)) == {}
+
+
+@pytest.mark.parametrize(
+    ("step", "toolchain"),
+    [
+        ("RUN npm run build\n", "the Node build tooling and dev dependencies"),
+        ("RUN pnpm build\n", "the Node build tooling and dev dependencies"),
+        ("RUN npx webpack --mode production\n", "the Node build tooling (a compiler or bundler) and dev dependencies"),
+    ],
+)
+def test_a_node_build_in_the_final_stage_of_a_multi_stage_build_ships_its_tooling(
+    step: str, toolchain: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = NODE_DOCKERFILE.replace("USER node\n", f"COPY . .\n{step}USER node\n")
+    found = judge(rules["docker-reproducible-deps"], write_context(tmp_path, dockerfile, NODE_FILES))
+    assert any(f"compiles in the final stage, so {toolchain} ships" in m and "--omit=dev" in m for m in found), found
