@@ -5,7 +5,9 @@ argv; a `RUN <<EOF` heredoc is a script too. A wrapper only changes how a comman
 so it is looked through, as hadolint reads the script inside `sh -c` with ShellCheck's parser:
 `sh -c "npm install"`, `bash -lc '...'`, `/bin/sh -ec`, `env X=1 npm install`, `exec`, `nohup`, `timeout 60`,
 `su app -c`, `gosu app`, and the shell's own words before a command (`if`, `then`, `do`, `{`, `!`, `time`).
-Commands are split on `&&`, `||`, `;`, `|`, `&`, newlines and subshell parentheses outside quotes.
+Commands are split on `&&`, `||`, `;`, `|`, `&`, newlines and subshell parentheses outside quotes, with the standard
+library's POSIX `shlex` (bashlex is not among the pinned requirements, and splitting needs no full grammar). Not
+read: commands inside `$(...)` or backticks, and shell functions.
 """
 
 from __future__ import annotations
