@@ -18,11 +18,13 @@ from .dockerfiles import (
     build_steps,
     copies_from_a_stage,
     copies_the_context,
+    copy_destination,
     dockerignore_misses,
     env_and_args,
     exec_form,
     external_bases,
     external_toolchains,
+    final_compiles,
     fix_for,
     load_build,
     numeric_user,
@@ -36,6 +38,7 @@ from .images import IMAGE_BUILDS, parse_image
 from .k8s import dig, items, number
 from .languages import GENERIC_COMMAND, GENERIC_HEALTHCHECK, GENERIC_USER, LANGUAGES, unidentified_steps
 from .patterns import looks_secret, names_a_secret
+from .secret_files import auth_config, credential_files, fetching_step, holds_credentials, locked_install
 
 SECTION = Section(__name__, "docker", topic="Sec")
 PROJECT_DIR = Setting("string", "..", "The Pulumi project directory, relative to the policy pack directory.")
@@ -145,9 +148,11 @@ def _agreement(where: str, container: Any, spec: Any, user: re.Match[str], urn: 
 
 @SECTION.resource(
     "docker-pinned-base-images",
-    "Every external FROM pins a full version tag (never latest/untagged); stage names are unique.",
+    "Every external FROM pins a full version tag (never latest/untagged), or a digest where the image has no version "
+    "tags (distroless, Chainguard); stage names are unique.",
     "Pin a full version tag such as node:20.18.1-alpine3.20, python:3.11.14-slim-bookworm or golang:1.23.4-bookworm "
-    "(plus an @sha256 digest where it can be resolved).",
+    "(plus an @sha256 digest where it can be resolved); a base without version tags (distroless, Chainguard's "
+    ":latest/:latest-dev) by its digest alone: gcr.io/distroless/static-debian12:nonroot@sha256:<digest>.",
     types=IMAGE_BUILDS,
     topic="II Dependencies; V Build/release/run; X Dev/prod parity",
     projectDir=PROJECT_DIR,
@@ -159,7 +164,11 @@ def check_pinned_base_images(build: Build, config: Config) -> Iterator[str]:
         yield f"stage alias {alias} is used twice; make stage names unique"
     for stage in external_bases(build):
         image = parse_image(stage.base)
-        if image.tag_is_mutable and not image.has_valid_digest:
+        if not image.has_version_tags and not image.has_valid_digest:
+            pinned = f"{image.name}:{image.tag or 'latest'}@sha256:<digest>"
+            inspect = f"`docker buildx imagetools inspect {stage.base}` prints it"
+            yield f"FROM {stage.base}: {image.name} has no version tags, so only a digest pins it: {pinned} ({inspect})"
+        elif image.tag_is_mutable and not image.has_valid_digest:
             yield f"FROM {stage.base}: pin an explicit version tag (never latest or untagged)"
         elif image.tag is not None and not image.tag_is_full_version and not image.has_valid_digest:
             variant = image.tag.partition("-")[2]
@@ -201,7 +210,10 @@ _TOOLCHAIN = re.compile(r"\b(build-essential|gcc|g\+\+|make|libpq-dev|python3-de
 @SECTION.resource(
     "docker-reproducible-deps",
     "Where the app is built, a multi-stage build installs from the committed lockfile (npm ci, yarn/pnpm "
-    "--frozen-lockfile, pip --require-hashes, uv sync --locked, go.sum with go mod download) with verification on.",
+    "--frozen-lockfile, pip --require-hashes, uv sync --locked, go.sum with go mod download) with verification on; "
+    "no compile step of any language (cargo, mvn, gradle, dotnet, make, go build, tsc) runs in the final stage; "
+    "tools are locked alike in every ecosystem (a version pin such as pip install tool==x or npm i -g tool@x is not "
+    "a lock; go install module@vX is).",
     "Install from the committed lockfile in a builder stage (`npm ci`, `pip install --require-hashes -r "
     "requirements.txt`, `go mod download` with go.sum) and copy only the result into the final stage.",
     types=IMAGE_BUILDS,
@@ -214,11 +226,17 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
     languages = build_languages(build)
     # A dependency-free app (a static binary copied in, one script with no manifest) has nothing to build.
     built = [lang for lang in languages if lang.builds(build.context) or any(lang.build_step(w) for _, w in steps)]
-    if built and not copies_from_a_stage(build):
+    single_stage = bool(built) and not copies_from_a_stage(build)
+    if single_stage:
         yield (
             f"the {built[0].name} build runs in the final stage (it copies nothing from a builder stage), so its "
-            f"toolchain and dev dependencies ship; use a multi-stage build: {built[0].builder}"
+            f"toolchain and dev dependencies ship; use a multi-stage build: {built[0].builder(build.context)}"
         )
+    toolchain_bases = list(external_toolchains(build, languages))
+    for stage in toolchain_bases:
+        yield f"the final stage runs on {stage.base}, a build toolchain; {fix_for(build, 'builder', '')}"
+    for command, words, toolchain in [] if single_stage or toolchain_bases else final_compiles(build):
+        yield f"line {command.start_line}: {toolchain.ships(words)}"
     for language in languages:
         yield from language.missing_lock(build.context)
         host_installs = {name: (name,) for name in language.host_installs}
@@ -227,8 +245,6 @@ def check_reproducible_deps(build: Build, config: Config) -> Iterator[str]:
                 f"the build copies the whole context, and {build.context / '.dockerignore'} lets the host's {name} "
                 f"through over the locked install; add a `{name}` line to .dockerignore"
             )
-    for stage in external_toolchains(build, languages):
-        yield f"the final stage runs on {stage.base}, a build toolchain; {fix_for(build, 'builder', '')}"
     for stage in build.stages:
         for command in stage.commands:
             if command.cmd == "ADD" and any(re.match(r"^[a-z]+://", v) for v in command.value[:-1]):
@@ -306,20 +322,14 @@ def check_runtime_contract(build: Build, config: Config) -> Iterator[str]:
         yield f"the final stage has no CMD or ENTRYPOINT; add one in exec form: {way}"
 
 
-_SECRET_FILES = re.compile(
-    r"(^|/)(\.env(\.(?!example$|sample$|template$|dist$)[^/]*)?|\.npmrc|\.yarnrc\.yml|\.pypirc|pip\.conf|\.netrc"
-    r"|\.git-credentials|id_(rsa|dsa|ecdsa|ed25519)|[^/]*\.key|credentials(\.json)?|kubeconfig|\.aws|\.docker/config\.json)/?$"
-)
-"""Files that hold credentials: env files, package-registry auth (npm, Yarn, PyPI, pip, netrc for Go modules), SSH
-and TLS keys, cloud and cluster credentials."""
-
-
 @SECTION.resource(
     "docker-no-baked-secrets",
     "No secret reaches an image layer or its history: no secret-named or secret-looking ENV/ARG, no COPY/ADD of "
-    "credential files (.env, .npmrc, .pypirc, .netrc, keys).",
-    "Give a build secret to the one RUN that needs it (`RUN --mount=type=secret,id=npmrc,target=/root/.npmrc npm "
-    "ci`) and the app's secrets at runtime (a Kubernetes Secret); never ENV, ARG or COPY them.",
+    "credential files (.env, keys, cloud credentials by name; .npmrc, .yarnrc.yml, .pypirc, pip.conf, .netrc when "
+    "the context's file holds a credential).",
+    "Give a build secret to the one RUN that needs it, mounted where the COPY put it (`RUN --mount=type=secret,"
+    "id=npmrc,target=/app/.npmrc pnpm install --frozen-lockfile`) and the app's secrets at runtime (a Kubernetes "
+    "Secret); never ENV, ARG or COPY them.",
     types=IMAGE_BUILDS,
     topic="III Config; Sec",
     projectDir=PROJECT_DIR,
@@ -337,24 +347,32 @@ def check_no_baked_secrets(build: Build, config: Config) -> Iterator[str]:
                     f"{install}`) or give it at runtime"
                 )
     for stage in build.stages:
-        for command in stage.commands:
+        for index, command in enumerate(stage.commands):
             if command.cmd not in ("COPY", "ADD"):
                 continue
+            from_stage = any(f.startswith("--from=") for f in command.flags)
             for source in command.value[:-1]:
-                if _SECRET_FILES.search(source):
-                    target = f"/root/{source.rsplit('/', 1)[-1]}"
+                if holds_credentials(build.context, source, from_stage):
+                    name = source.rstrip("/").rsplit("/", 1)[-1]
+                    target = copy_destination(build, stage, index, source)
+                    auth = auth_config(source)
+                    target = auth.target(target) if auth else target
+                    later = stage.commands[index + 1 :]
+                    needs = fetching_step(later, source) or locked_install(build.context, source, install)
                     yield (
                         f"line {command.start_line}: {command.cmd} {source} copies credentials into a layer; mount "
-                        f"it instead (`RUN --mount=type=secret,id={source.rsplit('/', 1)[-1].lstrip('.')},"
-                        f"target={target} {install}`) or give it at runtime"
+                        f"it where the build reads it, into the one step that needs it (`RUN --mount=type=secret,"
+                        f"id={name.lstrip('.')},target={target} {needs}`), or give it at runtime"
                     )
 
 
 @SECTION.resource(
     "docker-context-excludes-secrets",
-    "The build context's .dockerignore excludes .git and .env files, so `COPY . .` cannot bake them in.",
-    "List `.git` and `.env*` in the .dockerignore beside the build context (or start it with `*` and re-include "
-    "only what the build needs).",
+    "The build context's .dockerignore excludes .git and .env files, and any credential file in the context root "
+    "(an .npmrc or pip.conf holding a token, a key) when the build copies the whole context, so `COPY . .` cannot "
+    "bake them in.",
+    "List `.git`, `.env*` and the credential files in the .dockerignore beside the build context (or start it with "
+    "`*` and re-include only what the build needs); give registry credentials to the install as a build secret.",
     types=IMAGE_BUILDS,
     topic="III Config; Sec",
     projectDir=PROJECT_DIR,
@@ -365,6 +383,13 @@ def check_context_excludes_secrets(build: Build, config: Config) -> Iterator[str
     missing = dockerignore_misses(build.context, {".git": (".git",), ".env*": (".env", ".env*", ".env.*")})
     if missing:
         yield f"{build.context / '.dockerignore'} does not exclude {' or '.join(missing)}; add a line for each"
+    credentials = {name: (name,) for name in credential_files(build.context)}
+    for name in dockerignore_misses(build.context, credentials) if copies_the_context(build) else []:
+        yield (
+            f"{build.context / name} holds credentials and the build copies the whole context; add `{name}` to "
+            f"{build.context / '.dockerignore'} and give it to the install as a build secret "
+            f"(`RUN --mount=type=secret,id={name.lstrip('.')},target=...`)"
+        )
 
 
 @SECTION.resource(

@@ -21,7 +21,9 @@ import dockerfile
 from .framework import Config, HasProps
 from .images import parse_image
 from .k8s import dig
-from .languages import Language, identify, simple_commands
+from .languages import Language, identify
+from .shell import instruction_commands, script_text
+from .toolchains import Toolchain, toolchain_of
 
 
 def pack_dir() -> Path:
@@ -161,7 +163,8 @@ def with_build(check: Any) -> Any:
 
 
 def run_text(command: Any) -> str:
-    return " ".join(command.value)
+    """A RUN's (CMD's...) text with its heredoc scripts, for the rules that match shell text."""
+    return script_text(command)
 
 
 def build_steps(build: Build) -> list[tuple[Any, list[str]]]:
@@ -171,24 +174,29 @@ def build_steps(build: Build) -> list[tuple[Any, list[str]]]:
         for stage in build.stages
         for command in stage.commands
         if command.cmd == "RUN"
-        for words in simple_commands(run_text(command))
+        for words in instruction_commands(command)
     ]
 
 
 def build_languages(build: Build) -> list[Language]:
     """The build's languages, the one its final stage runs first (its fixes are the ones a finding names)."""
-    starts = [run_text(c) for s in build.stages for c in s.commands if c.cmd in ("CMD", "ENTRYPOINT")]
-    found = identify(build.context, [s.base for s in build.stages], [w for _, w in build_steps(build)], starts)
+    starts = [
+        w for s in build.stages for c in s.commands if c.cmd in ("CMD", "ENTRYPOINT") for w in instruction_commands(c)
+    ]
+    found = identify(build.context, [s.base for s in build.stages], [*(w for _, w in build_steps(build)), *starts])
     final_bases = {parse_image(s.base).repository.rsplit("/", 1)[-1] for s in build.final.chain()}
-    final_commands = [build.final.last("CMD"), build.final.last("ENTRYPOINT")]
-    starts_final = {c.value[0].split()[0].rsplit("/", 1)[-1] for c in final_commands if c and c.value and c.value[0]}
+    final_commands = [c for c in (build.final.last("CMD"), build.final.last("ENTRYPOINT")) if c is not None]
+    starts_final = {w[0].rsplit("/", 1)[-1] for c in final_commands for w in instruction_commands(c)[:1]}
     return sorted(found, key=lambda language: not (language.base_images & final_bases or language.tools & starts_final))
 
 
 def fix_for(build: Build, field: str, generic: str) -> str:
     """How the build's main language writes `field` (a Language attribute), or the plain-binary way."""
     languages = build_languages(build)
-    return str(getattr(languages[0], field)) if languages else generic
+    if not languages:
+        return generic
+    value = getattr(languages[0], field)
+    return str(value(build.context) if callable(value) else value)
 
 
 def external_bases(build: Build) -> Iterator[Stage]:
@@ -230,6 +238,30 @@ def external_toolchains(build: Build, languages: list[Language]) -> Iterator[Sta
     for stage in build.final.chain():
         if stage.parent is None and parse_image(stage.base).repository.rsplit("/", 1)[-1] in toolchains:
             yield stage
+
+
+def final_compiles(build: Build) -> Iterator[tuple[Any, list[str], Toolchain]]:
+    """The compile steps the final stage (with the stages it is built FROM) runs, with the toolchain each uses."""
+    for stage in reversed(list(build.final.chain())):
+        for command in stage.commands:
+            for words in instruction_commands(command) if command.cmd == "RUN" else ():
+                if toolchain := toolchain_of(words):
+                    yield command, words, toolchain
+
+
+def copy_destination(build: Build, stage: Stage, index: int, source: str) -> str:
+    """Where the COPY/ADD at `stage.commands[index]` puts `source`: into its destination directory (a trailing `/`,
+    `.`, or several sources), relative to the WORKDIR in effect there (BuildKit's default is `/`)."""
+    command = stage.commands[index]
+    destination = str(command.value[-1])
+    workdir = "/"
+    earlier = [c for s in reversed(list(stage.parent.chain())) for c in s.commands] if stage.parent else []
+    for previous in [*earlier, *stage.commands[:index]]:
+        if previous.cmd == "WORKDIR" and previous.value:
+            workdir = str(Path(workdir) / str(previous.value[0]))
+    into = destination.endswith("/") or destination in (".", "./") or len(command.value) > 2
+    target = Path(workdir) / destination / (source.rstrip("/").rsplit("/", 1)[-1] if into else "")
+    return str(target).rstrip("/") if str(target) != "/" else "/"
 
 
 def exec_form(instruction: str, text: str) -> str:
@@ -303,7 +335,7 @@ def created_ids(build: Build) -> CreatedIds:
     uids: dict[str, str] = {}
     gids: dict[str, str] = {}
     primary: dict[str, str] = {}
-    for words in (w for c in runs for w in simple_commands(run_text(c))):
+    for words in (w for c in runs for w in instruction_commands(c)):
         tool = words[0].rsplit("/", 1)[-1]
         options, positional = _options(words)
         if not positional:

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 IMAGE_BUILDS = frozenset({"docker:index/image:Image", "docker-build:index:Image"})
 """Resources that build an image (pulumi-docker 4/5 and docker-build)."""
 
+_UNVERSIONED = ("gcr.io/distroless/", "cgr.dev/chainguard/")
+"""Registries whose images have no version tags: distroless publishes `latest`, `nonroot`, `debug` (GoogleContainerTools
+/distroless README, "Image tags"), Chainguard's free images `latest` and `latest-dev`; a digest is their only pin."""
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FULL_VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)*([-_.+][0-9A-Za-z.-]+)?$")
 
@@ -33,6 +36,11 @@ class ImageRef:
     def tag_is_mutable(self) -> bool:
         """No tag, or `latest`: the same reference can mean different bytes tomorrow."""
         return self.tag is None or self.tag == "latest"
+
+    @property
+    def has_version_tags(self) -> bool:
+        """Whether the repository publishes version tags at all (`_UNVERSIONED` do not)."""
+        return not self.name.startswith(_UNVERSIONED)
 
     @property
     def tag_is_full_version(self) -> bool:

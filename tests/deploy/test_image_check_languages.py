@@ -88,11 +88,29 @@ def test_a_bad_image_fails_with_the_language_fix(variant: str, tmp_path: Path) -
 
 
 def test_a_build_no_known_package_manager_runs_is_named_not_refused_even_in_prod(tmp_path: Path) -> None:
-    """prod sets every level to mandatory ("all"), but not this one: a tool the pack cannot judge is reported with
-    what it could not identify, never failed for it (policy/config/prod.json)."""
-    dockerfile, files = GOOD["static-binary"]
-    unknown = dockerfile.replace("COPY server /app/server\n", "COPY . /src\nRUN cargo build --release\n")
+    """prod sets every level to mandatory ("all"), but not this one: a tool the pack cannot judge, in a builder
+    stage, is reported with what it could not identify, never failed for it (policy/config/prod.json)."""
+    dockerfile, files = GOOD["go"]
+    unknown = dockerfile.replace("RUN go mod download\n", "RUN cargo fetch --locked\n")
     code, output = image_check(write_context(tmp_path, unknown, files), "prod")
     assert code == 0, output
     assert "[docker-package-manager-known]" in output
-    assert "could not identify a package manager in `cargo build --release`" in output
+    assert "could not identify a package manager in `cargo fetch --locked`" in output
+
+
+def test_a_compile_in_the_final_stage_fails_in_any_language(tmp_path: Path) -> None:
+    """A Rust build in one stage: the pack judges no Rust lockfile, but the toolchain shipping is plain to see."""
+    dockerfile, files = GOOD["static-binary"]
+    rust = dockerfile.replace("COPY server /app/server\n", "COPY . /src\nRUN cargo build --release\n")
+    code, output = image_check(write_context(tmp_path, rust, files), "prod")
+    assert code == ExitCode.POLICY_VIOLATION, output
+    assert "[docker-reproducible-deps]" in output
+    assert "`cargo build --release` compiles in the final stage, so the Rust toolchain (cargo) ships" in output
+
+
+@pytest.mark.parametrize("wrapped", ['RUN sh -c "npm install"\n', "RUN bash -lc 'env CI=1 npm install'\n"])
+def test_a_shell_wrapped_unlocked_install_fails_in_prod(wrapped: str, tmp_path: Path) -> None:
+    dockerfile, files = GOOD["node"]
+    code, output = image_check(write_context(tmp_path, dockerfile.replace("RUN npm ci\n", wrapped, 1), files), "prod")
+    assert code == ExitCode.POLICY_VIOLATION, output
+    assert "[docker-reproducible-deps]" in output and "use `npm ci` with the committed" in output, output

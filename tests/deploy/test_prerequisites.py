@@ -189,8 +189,12 @@ def test_an_explicit_storage_class_must_exist(run_up, staging, tmp_path, monkeyp
 
 def test_external_backing_services_need_no_storage(staging):
     config = staging.config
-    for service in ("shipsafe:postgres", "shipsafe:redis"):
-        config = with_setting(config, service, mode="external", externalCidr="10.0.0.0/16")
+    for service in ("shipsafe:postgres", "shipsafe:redis"):  # replaced whole: external takes no in-cluster keys
+        version = json.loads(config[service])["version"]
+        config = {
+            **config,
+            service: json.dumps({"mode": "external", "version": version, "externalCidr": "10.0.0.0/16"}),
+        }
     assert requirements_for(config).default_storage_class_for == ()
     assert requirements_for(staging.config).default_storage_class_for == ("shipsafe:postgres", "shipsafe:redis")
 

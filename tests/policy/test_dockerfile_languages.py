@@ -184,7 +184,8 @@ BAD = [
     ("node-secret-env", "node", "ENV NODE_ENV=production\n", "ENV NPM_TOKEN=npm_abcdefabcdef\n", {},
      "docker-no-baked-secrets", ["NPM_TOKEN", "RUN --mount=type=secret,id=npm_token,env=NPM_TOKEN npm ci"]),
     ("node-copied-npmrc", "node", "COPY package*.json ./\nRUN npm ci\n", "COPY .npmrc package*.json ./\nRUN npm ci\n",
-     {}, "docker-no-baked-secrets", [".npmrc", "target=/root/.npmrc npm ci"]),
+     {".npmrc": "//registry.npmjs.org/:_authToken=npm_0123456789abcdef\n"}, "docker-no-baked-secrets",
+     [".npmrc", "target=/app/.npmrc npm ci"]),
     ("node-tls-off", "node", "ENV NODE_ENV=production\n", "ENV NODE_TLS_REJECT_UNAUTHORIZED=0\n", {},
      "docker-reproducible-deps", ["NODE_TLS_REJECT_UNAUTHORIZED=0", "disables verification"]),
     ("node-shell-cmd", "node", 'CMD ["node", "dist/main.js"]', "CMD node dist/main.js", {},
@@ -220,6 +221,9 @@ BAD = [
     ("go-secret-arg", "go", "WORKDIR /src\n", "WORKDIR /src\nARG GITHUB_TOKEN\n", {}, "docker-no-baked-secrets",
      ["GITHUB_TOKEN", "go mod download"]),
     ("go-copied-netrc", "go", "COPY go.mod go.sum ./", "COPY .netrc go.mod go.sum ./", {}, "docker-no-baked-secrets",
+     ["target=/root/.netrc go mod download"]),
+    ("go-copied-netrc-read", "go", "COPY go.mod go.sum ./", "COPY .netrc go.mod go.sum ./",
+     {".netrc": "machine github.com login x password ghp_abc\n"}, "docker-no-baked-secrets",
      ["target=/root/.netrc go mod download"]),
     ("static-no-healthcheck", "static-binary", 'HEALTHCHECK CMD ["/app/server", "-healthcheck"]\n', "", {},
      "docker-healthcheck", ['HEALTHCHECK CMD ["/app/<binary>", "-healthcheck"]']),
@@ -318,3 +322,305 @@ def test_an_unknown_language_does_not_fail_the_lock_rule(
     assert judge(rules["docker-reproducible-deps"], context) == []
     assert rules["docker-package-manager-known"].enforcement_level == EnforcementLevel.ADVISORY
     assert judge(rules["docker-package-manager-known"], context)
+
+
+# The same unlocked install, started through every wrapper a shell offers: each is judged as the direct command.
+WRAPPED_INSTALLS = [
+    'RUN sh -c "npm install"\n',
+    "RUN bash -lc 'cd /app && npm install'\n",
+    'RUN /bin/sh -ec "npm install --no-audit"\n',
+    'RUN ["sh", "-c", "npm install"]\n',
+    'RUN ["npm", "install"]\n',
+    "RUN env NODE_ENV=development npm install\n",
+    "RUN set -eux; if [ -f package-lock.json ]; then npm install; fi\n",
+    "RUN (cd /app && npm install) | tee /tmp/log 2>&1\n",
+    'RUN sh -c "bash -c \\"npm install\\""\n',
+    "RUN <<EOF\nset -e\nnpm install\nEOF\n",
+    "RUN sudo -u node -E npm install\n",
+    "RUN nice -n 10 npm install\n",
+    'RUN su node -c "npm install"\n',
+]
+
+
+@pytest.mark.parametrize("wrapped", WRAPPED_INSTALLS)
+def test_a_shell_wrapper_does_not_hide_an_unlocked_install(
+    wrapped: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    context = write_context(tmp_path, NODE_DOCKERFILE.replace("RUN npm ci\n", wrapped, 1), NODE_FILES)
+    found = judge(rules["docker-reproducible-deps"], context)
+    assert any("use `npm ci` with the committed package-lock.json" in message for message in found), found
+    assert judge(rules["docker-package-manager-known"], context) == []
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    ['RUN bash -c "pip install flask==3.1.0 gunicorn"\n', "RUN env PIP_NO_CACHE_DIR=1 pip install -r req.txt\n"],
+)
+def test_a_shell_wrapper_does_not_hide_an_unhashed_pip_install(
+    wrapped: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = SCRIPT_DOCKERFILE.replace("COPY app.py /app/app.py\n", f"COPY app.py /app/app.py\n{wrapped}")
+    found = judge(rules["docker-reproducible-deps"], write_context(tmp_path, dockerfile, SCRIPT_FILES))
+    assert any("use `pip install --require-hashes -r requirements.txt`" in message for message in found), found
+
+
+@pytest.mark.parametrize(
+    "wrapped", ['RUN sh -c "npm ci"\n', 'RUN ["/bin/bash", "-euo", "pipefail", "-c", "npm ci 2>&1 | tee /tmp/log"]\n']
+)
+def test_a_wrapped_locked_install_passes(
+    wrapped: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    context = write_context(tmp_path, NODE_DOCKERFILE.replace("RUN npm ci\n", wrapped, 1), NODE_FILES)
+    assert judge_all(rules, context) == {}
+
+
+def test_a_wrapped_command_names_the_language(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    """`CMD ["sh", "-c", "node server.js"]` runs node: the fixes are Node's, not a plain binary's."""
+    dockerfile = STATIC_DOCKERFILE.replace('CMD ["/app/server"]', 'CMD ["sh", "-c", "exec node /app/server.js"]')
+    dockerfile = dockerfile.replace("USER 10001:10001\n", "")
+    found = judge(rules["docker-non-root-user"], write_context(tmp_path, dockerfile, STATIC_FILES))
+    assert any("`USER node`" in message for message in found), found
+
+
+# A compile in the final stage, in languages the pack knows and in ones it does not: the toolchain ships either way.
+FINAL_STAGE_COMPILES = [
+    ("rust", "RUN cargo build --release --locked\n", "the Rust toolchain (cargo)", "FROM rust:<version> AS builder"),
+    ("maven", "RUN ./mvnw -B clean package -DskipTests\n", "a JDK with Maven", "eclipse-temurin:21-jre"),
+    ("gradle", 'RUN ["./gradlew", "bootJar"]\n', "a JDK with Gradle", "FROM gradle:<version> AS builder"),
+    ("dotnet", 'RUN sh -c "dotnet publish -c Release -o /app"\n', "the .NET SDK", "dotnet/aspnet"),
+    ("make", "RUN make -j2 && make install\n", "a C/C++ toolchain (make)", "COPY --from=builder"),
+]
+
+
+@pytest.mark.parametrize(("tool", "compile_step", "toolchain", "fix"), FINAL_STAGE_COMPILES, ids=lambda v: str(v)[:8])
+def test_a_compile_in_the_final_stage_ships_its_toolchain_in_any_language(
+    tool: str, compile_step: str, toolchain: str, fix: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """Single-stage, and in the final stage of a build that also copies from a builder: both ship the compiler."""
+    single = STATIC_DOCKERFILE.replace("COPY server /app/server\n", f"COPY . /src\nWORKDIR /src\n{compile_step}")
+    copy = "COPY --from=builder /app/server /app/server\n"
+    multi = GO_DOCKERFILE.replace(copy, f"{copy}COPY . /src\n{compile_step}")
+    for name, dockerfile in (("single", single), ("multi", multi)):
+        context = write_context(tmp_path / name, dockerfile, GO_FILES if name == "multi" else STATIC_FILES)
+        found = judge(rules["docker-reproducible-deps"], context)
+        assert any(f"compiles in the final stage, so {toolchain} ships" in m and fix in m for m in found), found
+
+
+def test_a_compile_in_a_builder_stage_passes(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    dockerfile = f"""\
+FROM rust:1.83.0-bookworm{DIGEST} AS builder
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked
+
+FROM gcr.io/distroless/cc-debian12:nonroot{DIGEST}
+COPY --from=builder /src/target/release/server /app/server
+USER nonroot:nonroot
+HEALTHCHECK CMD ["/app/server", "-healthcheck"]
+CMD ["/app/server"]
+"""
+    found = judge_all(rules, write_context(tmp_path, dockerfile, {"Cargo.toml": "", "Cargo.lock": ""}))
+    assert list(found) == ["docker-package-manager-known"], found
+
+
+# A package manager's config file is judged by what the context's copy holds, and the fix names its own tool.
+PNPM_FILES = {
+    **NODE_FILES,
+    "package.json": '{"name": "api", "packageManager": "pnpm@9.15.0", "dependencies": {"a": "1"}}',
+}
+NO_INSTALL = NODE_DOCKERFILE.replace("RUN npm ci\n", "RUN echo ok\n", 1)
+PNPM_DOCKERFILE = NODE_DOCKERFILE.replace("RUN npm ci\n", "RUN corepack enable && pnpm install --frozen-lockfile\n", 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (".npmrc", "engine-strict=true\nsave-exact=true\n"),
+        (".npmrc", "//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n"),
+        (".yarnrc.yml", 'nodeLinker: node-modules\nnpmRegistryServer: "https://registry.npmjs.org"\n'),
+        ("pip.conf", "[global]\nindex-url = https://pypi.example.com/simple\n"),
+        ("ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+    ],
+)
+def test_a_config_file_without_credentials_may_be_copied(
+    name: str, text: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = NODE_DOCKERFILE.replace(
+        "COPY package*.json ./\nRUN npm ci\n", f"COPY {name} package*.json ./\nRUN npm ci\n"
+    )
+    context = write_context(tmp_path, dockerfile, {**NODE_FILES, name: text})
+    assert judge(rules["docker-no-baked-secrets"], context) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "files", "dockerfile", "fix"),
+    [
+        (".npmrc", "//npm.pkg.github.com/:_authToken=ghp_0123456789abcdef\n", PNPM_FILES, PNPM_DOCKERFILE,
+         "target=/app/.npmrc pnpm install --frozen-lockfile`"),
+        (".npmrc", "@acme:registry=https://npm.acme.dev/\n//npm.acme.dev/:_auth=dXNlcjpwYXNz\n", PNPM_FILES,
+         PNPM_DOCKERFILE.replace("RUN corepack enable && pnpm install --frozen-lockfile\n", "RUN echo ok\n"),
+         "target=/app/.npmrc pnpm install --frozen-lockfile`"),
+        (".yarnrc.yml", "npmScopes:\n  acme:\n    npmAuthToken: npm_abcdef0123456789\n", NODE_FILES,
+         NO_INSTALL, "target=/app/.yarnrc.yml yarn install --immutable`"),
+        ("pip.conf", "[global]\nindex-url = https://__token__:pypi-abc@pypi.example.com/simple\n", NODE_FILES,
+         NO_INSTALL, "target=/etc/pip.conf pip install --require-hashes"),
+        ("id_ed25519", "ssh-ed25519-key", NODE_FILES, NODE_DOCKERFILE, "target=/app/id_ed25519 npm ci"),
+        ("tls.pem", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", NODE_FILES, NODE_DOCKERFILE,
+         "tls.pem copies credentials"),
+    ],
+)  # fmt: skip
+def test_a_config_file_with_credentials_is_refused_with_its_tool_and_target(
+    name: str,
+    text: str,
+    files: dict[str, str],
+    dockerfile: str,
+    fix: str,
+    rules: dict[str, ResourceValidationPolicy],
+    tmp_path: Path,
+) -> None:
+    """Project-level files (.npmrc, .yarnrc.yml) mount at the project path the COPY put them in; pip reads
+    /etc/pip.conf; the step named is the stage's own install, else the project's package manager's."""
+    first_install = dockerfile.split("COPY package*.json ./\n", 1)
+    dockerfile = f"{first_install[0]}COPY {name} package*.json ./\n{first_install[1]}"
+    found = judge(rules["docker-no-baked-secrets"], write_context(tmp_path, dockerfile, {**files, name: text}))
+    assert any(fix in message for message in found), found
+
+
+@pytest.mark.parametrize(
+    ("files", "install", "output"),
+    [
+        (PNPM_FILES, "RUN corepack enable && pnpm install --frozen-lockfile`, `RUN pnpm run build`", "<build output"),
+        ({**NODE_FILES, "yarn.lock": "", "package-lock.json": None, ".yarnrc.yml": "nodeLinker: node-modules\n"},
+         "COPY package.json yarn.lock .yarnrc.yml ./`, `RUN corepack enable && yarn install --immutable`", "<build"),
+        ({**NODE_FILES, "tsconfig.json": '{"compilerOptions": {"outDir": "./build"}}'}, "RUN npm ci`",
+         "/app/build ./build"),
+        ({**NODE_FILES, "package.json": '{"main": "out/server.js", "dependencies": {"a": "1"}}'}, "RUN npm ci`",
+         "/app/out ./out"),
+    ],
+)  # fmt: skip
+def test_the_node_builder_fix_follows_the_package_manager_and_the_build_output(
+    files: dict[str, str | None], install: str, output: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    single = NODE_DOCKERFILE.replace("COPY --from=builder /app/dist ./dist\n", "COPY . .\nRUN npm run build\n")
+    context = write_context(tmp_path, single, {n: t for n, t in files.items() if t is not None})
+    found = judge(rules["docker-reproducible-deps"], context)
+    assert any("multi-stage" in m and install in m and output in m and "dist" not in m for m in found), found
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "gcr.io/distroless/static-debian12:nonroot",
+        "gcr.io/distroless/static-debian12",
+        "cgr.dev/chainguard/static:latest",
+    ],
+)
+def test_a_base_without_version_tags_is_pinned_by_digest(
+    base: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """Distroless and Chainguard's free images publish no version tags: the fix is the digest, which then passes."""
+    unpinned = GO_DOCKERFILE.replace(f"gcr.io/distroless/static-debian12:nonroot{DIGEST}", base)
+    found = judge(rules["docker-pinned-base-images"], write_context(tmp_path / "unpinned", unpinned, GO_FILES))
+    assert len(found) == 1 and "has no version tags, so only a digest pins it" in found[0], found
+    assert "@sha256:<digest>" in found[0] and "<x.y.z>" not in found[0], found
+    pinned = GO_DOCKERFILE.replace(f"gcr.io/distroless/static-debian12:nonroot{DIGEST}", base + DIGEST)
+    assert judge(rules["docker-pinned-base-images"], write_context(tmp_path / "pinned", pinned, GO_FILES)) == []
+
+
+@pytest.mark.parametrize("variant", sorted(GOOD))
+def test_the_non_root_fix_reads_as_a_sentence_in_every_language(
+    variant: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile, files = GOOD[variant]
+    without_user = "".join(line for line in dockerfile.splitlines(keepends=True) if not line.startswith("USER "))
+    found = judge(rules["docker-non-root-user"], write_context(tmp_path, without_user, files))
+    assert len(found) == 1, found
+    assert "; end it with `USER " in found[0] or "; end it with a numeric `USER" in found[0], found
+    if variant == "single-script":
+        assert "end it with `USER 10001:10001` after creating the user (`RUN useradd" in found[0], found
+
+
+# One rule for tools in every ecosystem (languages.TOOL_PINNING): a version pin is not a lock.
+TOOL_INSTALLS = [
+    ("node", "RUN npm ci\n", "RUN npm install -g @nestjs/cli@10.4.9 && npm ci\n", "a version pin is not a lock"),
+    ("node", "RUN npm ci\n", "RUN npm i --global pnpm@9.15.0 && npm ci\n", "corepack enable"),
+    ("node", "RUN npm ci\n", "RUN yarn global add typescript@5.7.2 && npm ci\n", "a version pin is not a lock"),
+    ("single-script", "COPY app.py /app/app.py\n", "RUN pip install poetry==1.8.5\n", "a version pin is not a lock"),
+    ("single-script", "COPY app.py /app/app.py\n", "RUN uv tool install ruff==0.8.4\n", "a version pin is not a lock"),
+    ("go", "RUN go mod download\n", "RUN go mod download && go install golang.org/x/tools/cmd/stringer@latest\n",
+     "moving version"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("good", "old", "new", "phrase"), TOOL_INSTALLS, ids=[t[2][4:30] for t in TOOL_INSTALLS])
+def test_a_tool_is_locked_alike_in_every_ecosystem(
+    good: str, old: str, new: str, phrase: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile, files = GOOD[good]
+    found = judge(rules["docker-reproducible-deps"], write_context(tmp_path, dockerfile.replace(old, new, 1), files))
+    assert any(phrase in message for message in found), found
+
+
+def test_a_go_tool_at_a_version_is_locked(rules: dict[str, ResourceValidationPolicy], tmp_path: Path) -> None:
+    """`go install module@v1.2.3` resolves the module's own go.mod and verifies every module against go.sum."""
+    dockerfile, files = GOOD["go"]
+    pinned = "RUN go mod download && go install golang.org/x/tools/cmd/stringer@v0.28.0\n"
+    context = write_context(tmp_path, dockerfile.replace("RUN go mod download\n", pinned, 1), files)
+    assert judge(rules["docker-reproducible-deps"], context) == []
+
+
+def test_a_credential_file_in_the_context_is_excluded_when_the_build_copies_it_all(
+    rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """`COPY . .` takes an .npmrc holding a token as surely as `COPY .npmrc`; one without a token may stay."""
+    files = {**NODE_FILES, ".npmrc": "//registry.npmjs.org/:_authToken=npm_0123456789abcdef\n"}
+    found = judge(rules["docker-context-excludes-secrets"], write_context(tmp_path / "token", NODE_DOCKERFILE, files))
+    assert any(".npmrc holds credentials and the build copies the whole context" in m for m in found), found
+    ignored = write_context(tmp_path / "ignored", NODE_DOCKERFILE, files)
+    (ignored / ".dockerignore").write_text(DOCKERIGNORE + ".npmrc\n")
+    assert judge(rules["docker-context-excludes-secrets"], ignored) == []
+    harmless = {**NODE_FILES, ".npmrc": "engine-strict=true\n"}
+    assert (
+        judge(rules["docker-context-excludes-secrets"], write_context(tmp_path / "plain", NODE_DOCKERFILE, harmless))
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "command"),
+    [
+        ({"package.json": '{"main": "server/index.js"}'}, 'CMD ["node", "server/index.js"]'),
+        ({"tsconfig.json": '{"compilerOptions": {"outDir": "build"}}'}, 'CMD ["node", "build/main.js"]'),
+    ],
+)
+def test_the_node_command_fix_follows_the_project(
+    files: dict[str, str], command: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = NODE_DOCKERFILE.replace('CMD ["node", "dist/main.js"]\n', "")
+    found = judge(rules["docker-runtime-contract"], write_context(tmp_path, dockerfile, {**NODE_FILES, **files}))
+    assert any(command in message for message in found), found
+
+
+def test_a_heredoc_with_another_interpreter_is_not_read_as_shell(
+    rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    """BuildKit runs `RUN <<EOF` with its shebang's interpreter: a Python heredoc is no unknown build step."""
+    heredoc = "RUN <<EOF\n#!/usr/bin/env python3\nimport pathlib\npathlib.Path('/tmp/x').touch()\nEOF\n"
+    dockerfile = SCRIPT_DOCKERFILE.replace("COPY app.py /app/app.py\n", f"COPY app.py /app/app.py\n{heredoc}")
+    assert judge_all(rules, write_context(tmp_path, dockerfile, SCRIPT_FILES)) == {}
+
+
+@pytest.mark.parametrize(
+    ("step", "toolchain"),
+    [
+        ("RUN npm run build\n", "the Node build tooling and dev dependencies"),
+        ("RUN pnpm build\n", "the Node build tooling and dev dependencies"),
+        ("RUN npx webpack --mode production\n", "the Node build tooling (a compiler or bundler) and dev dependencies"),
+    ],
+)
+def test_a_node_build_in_the_final_stage_of_a_multi_stage_build_ships_its_tooling(
+    step: str, toolchain: str, rules: dict[str, ResourceValidationPolicy], tmp_path: Path
+) -> None:
+    dockerfile = NODE_DOCKERFILE.replace("USER node\n", f"COPY . .\n{step}USER node\n")
+    found = judge(rules["docker-reproducible-deps"], write_context(tmp_path, dockerfile, NODE_FILES))
+    assert any(f"compiles in the final stage, so {toolchain} ships" in m and "--omit=dev" in m for m in found), found
