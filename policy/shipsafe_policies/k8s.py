@@ -27,6 +27,21 @@ INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 RBAC = "kubernetes:rbac.authorization.k8s.io/v1:"
 CLUSTER_RBAC = frozenset({RBAC + "ClusterRole", RBAC + "ClusterRoleBinding"})
 
+SCALE_TARGETS: dict[tuple[Any, Any], str] = {
+    ("apps", "Deployment"): DEPLOYMENT,
+    ("apps", "StatefulSet"): STATEFUL_SET,
+    ("apps", "ReplicaSet"): "kubernetes:apps/v1:ReplicaSet",
+}
+"""What an HPA's scaleTargetRef (API group, kind) may name, as resource types."""
+
+
+def scale_target(hpa: HasProps) -> tuple[str | None, Any, Any]:
+    """The (resource type, namespace, name) an HPA scales; the type is None for a kind no HPA can scale."""
+    ref = dig(hpa.props, "spec", "scaleTargetRef") or {}
+    group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+    return SCALE_TARGETS.get((group, ref.get("kind"))), dig(hpa.props, "metadata", "namespace"), ref.get("name")
+
+
 WORKLOADS = frozenset(
     {
         DEPLOYMENT,

@@ -195,14 +195,6 @@ def check_config_keys(resources: list[PolicyResource], config: Config, item: Ite
                         yield f"{named} has no key {key}", workload.urn
 
 
-_SCALABLE: dict[tuple[Any, Any], str] = {
-    ("apps", "Deployment"): k8s.DEPLOYMENT,
-    ("apps", "StatefulSet"): k8s.STATEFUL_SET,
-    ("apps", "ReplicaSet"): "kubernetes:apps/v1:ReplicaSet",
-}
-"""What an HPA's scaleTargetRef (API group, kind) may name, as resource types."""
-
-
 @SECTION.stack(
     "refs-hpa-target",
     "Every HorizontalPodAutoscaler scales a Deployment, StatefulSet or ReplicaSet of the stack in its namespace.",
@@ -213,17 +205,15 @@ _SCALABLE: dict[tuple[Any, Any], str] = {
 @item_by_item
 def check_hpa_target(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str | None]]:
     workloads = Lookup()
-    for workload in k8s.of_type(resources, *_SCALABLE.values()):
+    for workload in k8s.of_type(resources, *k8s.SCALE_TARGETS.values()):
         with workloads.adding():
             metadata = k8s.metadata(workload)
             workloads.entries[(workload.resource_type, metadata.get("namespace"), metadata.get("name"))] = workload
     for hpa in k8s.of_type(resources, k8s.HPA):
         with item():
             ref = dig(hpa.props, "spec", "scaleTargetRef") or {}
-            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
-            type_ = _SCALABLE.get((group, ref.get("kind")))
-            namespace = dig(hpa.props, "metadata", "namespace")
-            if type_ is None or not workloads.has((type_, namespace, ref.get("name"))):
+            type_, namespace, name = k8s.scale_target(hpa)
+            if type_ is None or not workloads.has((type_, namespace, name)):
                 shown = f"{ref.get('apiVersion')} {ref.get('kind')} {ref.get('name')}"
                 yield f"{k8s.display(hpa)}: scaleTargetRef {shown} is no workload of the stack in {namespace}", hpa.urn
 

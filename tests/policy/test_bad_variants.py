@@ -455,6 +455,12 @@ CASES = [
          "refs-volume-mounts", WORKER, reason="container worker: mount scratch names no volume of the pod"),
     Case("hpa-targets-no-workload", "prod", edit(AUTOSCALER, at("spec.scaleTargetRef.name", "notes-api")),
          "refs-hpa-target", AUTOSCALER),
+    Case("hpa-scales-the-database", "prod",
+         added("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "notes-postgres-autoscaler", {
+             "metadata": {"name": "notes-postgres", "namespace": "notes-prod"},
+             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "notes-postgres"},
+                      "minReplicas": 1, "maxReplicas": 3}}),
+         "12f-backing-single-instance-not-autoscaled", "notes-postgres-autoscaler"),
     Case("spread-selects-other-pods", "prod",
          edit(WEB, at("pod.topologySpreadConstraints.0.labelSelector.matchLabels", WORKER_PODS)),
          "refs-spread-selects-own-pods", WEB, reason="topologySpreadConstraints[1]: its labelSelector does not"),
@@ -597,6 +603,7 @@ def request_at_limit(resource: str) -> Change:
 
 # fmt: off
 COMPLIANT = [
+    Compliant("autoscaler-scales-the-app", "prod", unchanged, "12f-backing-single-instance-not-autoscaled", AUTOSCALER),
     Compliant("init-container-as-hardened-as-the-app", "staging", edit(WEB, init_container("name", "init")),
               "pss-restricted-run-as-non-root", WEB),
     Compliant("init-container-drops-all", "prod", edit(WORKER, init_container("name", "init")),

@@ -88,7 +88,8 @@ def test_dockerfile_faults_are_caught_in_previews(
 ) -> None:
     recording, state = preview_runs[case.stack, phase]
     assert case.dockerfile is not None
-    faulty = use_build_context(IMAGE_BUILD, write_build_context(tmp_path, case.dockerfile, case.dockerignore))(recording)
+    context = write_build_context(tmp_path, case.dockerfile, case.dockerignore)
+    faulty = use_build_context(IMAGE_BUILD, context)(recording)
     report = analyze(_modelled(phase, case.fault(faulty), state))
     # The Dockerfile is read from disk, never unknown: these are caught outright, in every phase.
     assert case.policy in {v.policy for v in report.violations}, f"{case.id} not caught in the {phase}"

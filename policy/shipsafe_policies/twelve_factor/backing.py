@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from pulumi_policy import PolicyResource
 
@@ -114,6 +114,42 @@ def check_stateful_backing(resources: list[PolicyResource], config: Config, item
             yield f"{where}: set protect=True on the data-bearing StatefulSet", sts.urn
 
 
+class SingleInstanceSettings(TypedDict):
+    singleInstanceImages: Setting
+    replicatedImages: Setting
+
+
+SINGLE_INSTANCE_SETTINGS: SingleInstanceSettings = {
+    "singleInstanceImages": Setting(
+        type="array",
+        default=["postgres", "mysql", "mariadb", "mongo", "redis", "valkey"],
+        description="Repositories (last path segment) of database images that run one independent server per pod.",
+        items={"type": "string"},
+    ),
+    "replicatedImages": Setting(
+        type="array",
+        default=["bitnami/postgresql-repmgr", "bitnami/redis-cluster", "bitnami/valkey-cluster"],
+        description="Repositories (a suffix of the image name) that form a replicated cluster themselves.",
+        items={"type": "string"},
+        platform=True,
+    ),
+}
+"""Which images run one independent database server per pod: shared by the rules on replicas and autoscaling."""
+
+
+def _single_instance_databases(res: HasProps, config: Config, item: Item) -> list[str]:
+    """The workload's containers that run a single-instance database image, as `container <name> (<repository>)`."""
+    single, replicated = set(config["singleInstanceImages"]), list(config["replicatedImages"])
+    databases = []
+    for label, container in workload_containers(res):
+        with item():
+            image = parse_image(str(container.get("image") or ""))
+            is_replicated = any(image.repository.endswith(r) for r in replicated)
+            if image.repository.rsplit("/", 1)[-1] in single and not is_replicated:
+                databases.append(f"{label} ({image.repository})")
+    return databases
+
+
 @SECTION.resource(
     "12f-backing-single-instance",
     "A single-instance database image runs as one pod: more replicas, parallel pod management or a surging "
@@ -123,30 +159,11 @@ def check_stateful_backing(resources: list[PolicyResource], config: Config, item
     types={k8s.STATEFUL_SET, k8s.DEPLOYMENT, "kubernetes:apps/v1:ReplicaSet"},
     topic="IV Backing services; Data safety",
     fields=("spec.replicas", "spec.podManagementPolicy", "spec.strategy"),
-    singleInstanceImages=Setting(
-        type="array",
-        default=["postgres", "mysql", "mariadb", "mongo", "redis", "valkey"],
-        description="Repositories (last path segment) of database images that run one independent server per pod.",
-        items={"type": "string"},
-    ),
-    replicatedImages=Setting(
-        type="array",
-        default=["bitnami/postgresql-repmgr", "bitnami/redis-cluster", "bitnami/valkey-cluster"],
-        description="Repositories (a suffix of the image name) that form a replicated cluster themselves.",
-        items={"type": "string"},
-        platform=True,
-    ),
+    **SINGLE_INSTANCE_SETTINGS,
 )
 @item_by_item
 def check_single_instance(res: HasProps, config: Config, item: Item) -> Iterator[str]:
-    single, replicated = set(config["singleInstanceImages"]), list(config["replicatedImages"])
-    databases = []
-    for label, container in workload_containers(res):
-        with item():
-            image = parse_image(str(container.get("image") or ""))
-            is_replicated = any(image.repository.endswith(r) for r in replicated)
-            if image.repository.rsplit("/", 1)[-1] in single and not is_replicated:
-                databases.append(f"{label} ({image.repository})")
+    databases = _single_instance_databases(res, config, item)
     if not databases:
         return
     spec = res.props.get("spec") or {}
@@ -161,3 +178,37 @@ def check_single_instance(res: HasProps, config: Config, item: Item) -> Iterator
     with item():
         if res.resource_type == k8s.DEPLOYMENT and dig(spec, "strategy", "type") != "Recreate":
             yield f"{what}: a rolling Deployment starts the new server beside the old one; use a StatefulSet"
+
+
+@SECTION.stack(
+    "12f-backing-single-instance-not-autoscaled",
+    "No autoscaler scales a single-instance database: each pod it adds is a separate, empty database (or a second "
+    "server on the same volume), not capacity.",
+    "Remove the HorizontalPodAutoscaler from the database's workload (or keep its maxReplicas at 1); scale a "
+    "database with a replicated setup (an operator or an image listed in replicatedImages).",
+    topic="IV Backing services; Data safety",
+    **SINGLE_INSTANCE_SETTINGS,
+)
+@item_by_item
+def check_single_instance_not_autoscaled(
+    resources: list[PolicyResource], config: Config, item: Item
+) -> Iterator[tuple[str, str]]:
+    workloads = Lookup()
+    for workload in k8s.of_type(resources, *k8s.SCALE_TARGETS.values()):
+        with workloads.adding():
+            metadata = k8s.metadata(workload)
+            workloads.entries[(workload.resource_type, metadata.get("namespace"), metadata.get("name"))] = workload
+    for hpa in k8s.of_type(resources, k8s.HPA):
+        with item():
+            workload = workloads.get(k8s.scale_target(hpa))
+            if workload is None:
+                continue  # refs-* rules judge a reference to nothing
+            databases = _single_instance_databases(workload, config, item)
+            ceiling = number(dig(hpa.props, "spec", "maxReplicas"))
+            if databases and (ceiling is None or ceiling > 1):
+                shown = "unknown" if ceiling is None else f"{ceiling:.0f}"
+                yield (
+                    f"{k8s.display(hpa)} scales {k8s.display(workload)} up to {shown} pods, but "
+                    f"{', '.join(databases)} runs one independent server per pod",
+                    hpa.urn,
+                )
