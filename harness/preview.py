@@ -119,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--policy-config", type=Path, help="policy config (default: policy/config/<stack>.json)")
     parser.add_argument("--no-policy", action="store_true", help="skip the policy pack")
+    parser.add_argument(
+        "--no-analysis-reuse",
+        action="store_true",
+        help=f"send every request to the policy pack, even one it answered before (as {analyzer.REUSE_VARIABLE}=off)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary and violations")
     return parser
 
@@ -298,7 +303,11 @@ def _run(args: argparse.Namespace, analyzed: list[tuple[PhaseRecording, analyzer
     pack_dir = args.project_dir / "policy"
     try:
         with analyzer.booted_in_background(
-            args.policy_config, project=project, stack=args.stack, pack_dir=pack_dir
+            args.policy_config,
+            project=project,
+            stack=args.stack,
+            pack_dir=pack_dir,
+            reuse="off" if args.no_analysis_reuse else None,
         ) as analyze:
             return _preview(args, analyze, analyzed)
     except analyzer.PolicyPackError as error:

@@ -27,7 +27,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from harness.recording import DOCKER_IMAGE, UNKNOWN, RecordedResource, Recording
+from harness.recording import DOCKER_IMAGE, UNKNOWN, RecordedResource, Recording, registration_order
 from harness.stack_config import effective_config, is_secure, read_stack_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -332,6 +332,7 @@ def run_stack(
             resources=monitor.registrations,
             placeholder_secrets=placeholders,
             component_outputs=monitor.component_outputs,
+            preview=preview,
         )
         try:
             _run_once(monitor, project, stack, config, placeholders, project_dir)
@@ -344,4 +345,5 @@ def run_stack(
         except Exception as error:
             raise ProgramFailed(error, recording) from error
         recording.stack_outputs = monitor.stack_outputs
+        recording.resources = registration_order(monitor.registrations)
         return recording
