@@ -22,8 +22,10 @@ With --check it exits 1 when a goal is missed.
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import importlib
+import inspect
 import json
 import shutil
 import statistics
@@ -48,7 +50,6 @@ from harness import runtime  # noqa: E402
 from harness.analyzer import POLICY_DIR, PolicyPackProcess, load_policy_config  # noqa: E402
 from harness.phases import PhaseRecording, model_phases  # noqa: E402
 from harness.policy_link import pack_registry  # noqa: E402
-from harness.recording import Recording  # noqa: E402
 from harness.runtime import read_stack_config  # noqa: E402
 
 CONFIG = POLICY_DIR / "config" / "staging.json"
@@ -94,29 +95,85 @@ def set_arguments(count: int) -> list[str]:
     return ["--set", f"workloads={workloads}", "--set", "postgres.maxConnections=5000"]
 
 
-def sdk_class(resource_type: str) -> str | None:
-    """The SDK class a resource type names: `kubernetes:apps/v1:Deployment` -> `pulumi_kubernetes.apps.v1.Deployment`,
-    a kind the SDK has no class for -> its `CustomResource` (None for the project's components and engine types)."""
-    package, module, kind = resource_type.split(":")
-    if package in ("pulumi", "shipsafe"):
-        return None
-    if module.startswith("index"):
-        path = f"pulumi_{package}.{kind}"
-    else:
-        group, _, version = module.partition("/")
-        path = f"pulumi_{package}.{group.split('.')[0]}.{version}.{kind}"
+SDK_PREFIX = "pulumi"
+"""The Pulumi SDKs: `pulumi`, `pulumi_kubernetes`, `pulumi_docker`, `pulumi_random`, ..."""
+
+
+def _is_sdk(module: str) -> bool:
+    return module.split(".")[0].startswith(SDK_PREFIX)
+
+
+def program_modules(project_dir: Path = REPO_ROOT) -> list[Path]:
+    """The program's own source files: `__main__.py` and every project module it imports, transitively."""
+    found: list[Path] = []
+    pending = [project_dir / "__main__.py"]
+    while pending:
+        path = pending.pop()
+        if path in found:
+            continue
+        found.append(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                for candidate in (project_dir / f"{name.replace('.', '/')}.py", project_dir / name / "__init__.py"):
+                    if candidate.is_file():
+                        pending.append(candidate)
+    return sorted(found)
+
+
+def _dotted(node: ast.expr) -> list[str] | None:
+    """`k8s.apps.v1.Deployment` as its names; None for anything but names and attributes."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.insert(0, node.attr)
+        node = node.value
+    return [node.id, *parts] if isinstance(node, ast.Name) else None
+
+
+def _resolved_class(path: list[str]) -> str | None:
+    """The longest prefix of a dotted SDK path that names a class (the SDKs load submodules lazily on access)."""
     try:
-        found: Any = importlib.import_module(path.split(".")[0])
-        for name in path.split(".")[1:]:
-            found = getattr(found, name)
-    except (ImportError, AttributeError):
-        return f"pulumi_{package}.apiextensions.CustomResource"
-    return path
+        found: Any = importlib.import_module(path[0])
+    except ImportError:
+        return None
+    best = None
+    for index, name in enumerate(path[1:], start=1):
+        found = getattr(found, name, None)
+        if found is None:
+            break
+        if inspect.isclass(found):
+            best = ".".join(path[: index + 1])
+    return best
 
 
-def baseline_program(recording: Recording) -> str:
-    """Python that imports every SDK class the program registered (the SDKs load submodules lazily on access)."""
-    classes = sorted({c for r in recording if (c := sdk_class(r.type)) is not None})
+def sdk_classes(project_dir: Path = REPO_ROOT) -> list[str]:
+    """Every SDK class the program's source names, read from its imports and uses (`import pulumi_kubernetes as
+    k8s` ... `k8s.apps.v1.Deployment`, `from pulumi_docker import DockerBuildArgs`), not from what a run
+    registered: the Args classes and those of resources a stack may not create count too."""
+    classes: set[str] = set()
+    for path in program_modules(project_dir):
+        tree = ast.parse(path.read_text(), str(path))
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                aliases.update({(a.asname or a.name.split(".")[0]): a.name for a in node.names if _is_sdk(a.name)})
+            elif isinstance(node, ast.ImportFrom) and node.module and _is_sdk(node.module) and not node.level:
+                aliases.update({(a.asname or a.name): f"{node.module}.{a.name}" for a in node.names})
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute | ast.Name) and not isinstance(getattr(node, "ctx", None), ast.Store):
+                parts = _dotted(node)
+                if parts and parts[0] in aliases:
+                    found = _resolved_class([*aliases[parts[0]].split("."), *parts[1:]])
+                    if found:
+                        classes.add(found)
+    return sorted(classes)
+
+
+def baseline_program(project_dir: Path = REPO_ROOT) -> str:
+    """Python that imports every SDK class the program names (`sdk_classes`)."""
+    classes = sdk_classes(project_dir)
     packages = sorted({"pulumi", *(c.split(".")[0] for c in classes)})
     return "\n".join([f"import {p}" for p in packages] + classes)
 
@@ -258,7 +315,7 @@ def print_rows(rows: list[Row], repeat: int) -> None:
 
 def measure(repeat: int) -> list[Row]:
     staging = model_phases("staging")
-    baseline = median_seconds(lambda: run_python("-c", baseline_program(staging[-1].recording)), repeat)
+    baseline = median_seconds(lambda: run_python("-c", baseline_program()), repeat)
     rows = [Row("import the SDK classes the program uses (baseline)", "-", f"{baseline:.2f} s")]
     for stack in ("staging", "prod"):
         seconds = median_seconds(lambda: run_python("-m", "harness.preview", stack, "--quiet"), repeat)  # noqa: B023

@@ -4,7 +4,9 @@ A floor that measured something else would make a missed goal look like the SDK'
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 from unittest import mock
 
@@ -15,6 +17,7 @@ from harness import runtime
 from harness.analyzer import PolicyPackProcess
 from harness.phases import PhaseRecording
 from harness.policy_link import pack_registry
+from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
 
@@ -52,3 +55,49 @@ def test_the_floor_runs_the_program_but_records_no_kubernetes_object(bench: Modu
     assert recording.resources, "the image build and the passwords keep their modelled state"
     assert not [r for r in recording if r.type.startswith("kubernetes:")]
     assert "deployTimeline" in recording.stack_outputs, "the program ran to its end"
+
+
+def test_the_import_baseline_is_every_sdk_class_the_program_names(bench: ModuleType, tmp_path: Path) -> None:
+    """Read from the source, so Args classes and a resource a stack does not create (the HPA) count too."""
+    classes = bench.sdk_classes()
+    for expected in (
+        "pulumi_kubernetes.autoscaling.v2.HorizontalPodAutoscaler",
+        "pulumi_docker.DockerBuildArgs",
+        "pulumi_docker.RegistryArgs",
+        "pulumi_random.RandomPassword",
+        "pulumi.ComponentResource",
+    ):
+        assert expected in classes
+    (tmp_path / "__main__.py").write_text("from lib.extra import make\nmake()\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "extra.py").write_text(
+        "import pulumi_kubernetes as kube\nfrom pulumi_kubernetes.core.v1 import PodArgs\n"
+        "def make():\n    return kube.core.v1.Pod('p', spec=PodArgs(containers=[])).metadata.apply(str)\n"
+    )
+    assert bench.sdk_classes(tmp_path) == ["pulumi_kubernetes.core.v1.Pod", "pulumi_kubernetes.core.v1.PodArgs"]
+
+
+def test_the_baseline_program_loads_each_class_module(bench: ModuleType) -> None:
+    probe = bench.baseline_program() + "\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith('pulumi_')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "pulumi_kubernetes.autoscaling.v2.HorizontalPodAutoscaler" in loaded
+    assert "pulumi_kubernetes.apps.v1.Deployment" in loaded
+
+
+def test_the_baseline_covers_every_kind_the_stacks_register(
+    bench: ModuleType, recordings: dict[str, Recording]
+) -> None:
+    classes = bench.sdk_classes()
+    kinds = {c.rsplit(".", 1)[1] for c in classes}
+    for recording in recordings.values():
+        for resource in recording:
+            package, module, kind = resource.type.split(":")
+            if not resource.custom or package == "pulumi":
+                continue
+            group, _, version = module.partition("/")
+            sdk = importlib.import_module(f"pulumi_{package}")
+            has_class = hasattr(getattr(getattr(sdk, group.split(".")[0], None), version, None), kind) or hasattr(
+                sdk, kind
+            )
+            # A kind the SDK has no class for (a CRD's) is created through its CustomResource.
+            assert (kind if has_class else "CustomResource") in kinds, resource.type
