@@ -407,7 +407,7 @@ class PolicyPackProcess:
         the pack of a preview (True) or of an update (False), as the engine starts one per deployment. `reuse`
         keeps answers by request (shared by packs: the key holds the dry-run flag and the config)."""
         self.pack_dir, self.project, self.stack, self.dry_run = pack_dir, project, stack, dry_run
-        self._reuse = reuse or AnalysisReuse("off")
+        self.reuse = reuse or AnalysisReuse("off")
         self._environment: dict[str, str] = {}
         self._config: dict[str, Any] = {}
         self._python, self._startup_timeout = python, startup_timeout
@@ -616,8 +616,8 @@ class PolicyPackProcess:
         """The kept answer to `request`, or the call that will answer it. The request goes out as the bytes its key
         was made of (one serialisation)."""
         wire = request.SerializeToString(deterministic=True)
-        key = self._reuse.key(context, wire, declared) if self._reuse.enabled else b""
-        kept = self._reuse.answer(key) if self._reuse.enabled else None
+        key = self.reuse.key(context, wire, declared) if self.reuse.enabled else b""
+        kept = self.reuse.answer(key) if self.reuse.enabled else None
         if kept is not None:
             return key, what, kept
         if self._channel is None:
@@ -627,8 +627,8 @@ class PolicyPackProcess:
 
     def _answered(self, key: bytes, what: str, answer: Any) -> analyzer_pb2.AnalyzeResponse:
         wire = answer if isinstance(answer, bytes) else answer.result()
-        if self._reuse.enabled and not isinstance(answer, bytes):
-            self._reuse.keep(key, wire, what)
+        if self.reuse.enabled and not isinstance(answer, bytes):
+            self.reuse.keep(key, wire, what)
         return analyzer_pb2.AnalyzeResponse.FromString(wire)
 
     def close(self) -> None:
