@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from unittest import mock
@@ -101,3 +102,45 @@ def test_the_baseline_covers_every_kind_the_stacks_register(
             )
             # A kind the SDK has no class for (a CRD's) is created through its CustomResource.
             assert (kind if has_class else "CustomResource") in kinds, resource.type
+
+
+def test_rounds_interleave_and_ratios_are_taken_round_by_round(bench: ModuleType) -> None:
+    calls: list[str] = []
+    seconds = iter([2.0, 1.0, 6.0, 2.0, 3.0, 3.0])  # per round: the measurement, then its floor
+
+    def timed(name: str) -> Callable[[], float]:
+        def action() -> float:
+            calls.append(name)
+            return next(seconds)
+
+        return action
+
+    rounds = bench.interleaved({"measured": timed("m"), "floor": timed("f")}, 3)
+    assert calls == ["m", "f"] * 3
+    assert rounds == {"measured": [2.0, 6.0, 3.0], "floor": [1.0, 2.0, 3.0]}
+    # Ratios per round 2, 3, 1: their median, not the ratio of the medians (3 / 2).
+    assert bench.paired_ratio(rounds["measured"], rounds["floor"]) == 2.0
+    met = bench.goal_row("x", "-", "1 s", 1.5, bench.BASELINE_FACTOR, "baseline")
+    missed = bench.goal_row("x", "-", "1 s", 1.51, bench.BASELINE_FACTOR, "baseline")
+    assert (met.met, missed.met) == (True, False)
+    assert missed.goal == "1.51x baseline (goal <= 1.5x)"
+
+
+def test_the_policy_run_analyzes_each_phase_with_its_own_pack_and_reuse_starting_empty(
+    bench: ModuleType, phase_recordings: dict[tuple[str, object], PhaseRecording]
+) -> None:
+    phases = [phase for (stack, _), phase in phase_recordings.items() if stack == "staging"]
+    with bench.pack_of_idle_policies() as pack_dir:
+        run = bench.PolicyRun(phases, pack_dir, configured=False)
+        try:
+            assert {dry_run: pack.dry_run for dry_run, pack in run.packs.items()} == {True: True, False: False}
+            run.time()
+            run.time()
+            reuse = run.packs[True].reuse
+            assert reuse is run.packs[False].reuse and reuse.asked > 0, "a fresh reuse per round, shared by both packs"
+            timing = run.timing()
+            assert timing.resources == sum(len(p.recording.resources) for p in phases)
+            assert len(timing.samples) == len(timing.last_phase) == 2
+            assert all(last < total for last, total in zip(timing.last_phase, timing.samples, strict=True))
+        finally:
+            run.close()
