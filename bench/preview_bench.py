@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,13 +346,17 @@ class Row:
     """Printed in place of a goal (a floor has none)."""
 
 
-def print_rows(rows: list[Row], repeat: int) -> None:
-    print(f"{'measurement':<66}{'resources':>10}{'median':>12}  goal")
+def print_rows(rows: Iterable[Row], repeat: int) -> list[Row]:
+    """Prints each row as soon as it is measured (a long run shows what it has); returns them all."""
+    printed = []
+    print(f"{'measurement':<66}{'resources':>10}{'median':>12}  goal", flush=True)
     for row in rows:
         verdict = "" if row.goal == "-" else ("  met" if row.met else "  MISSED")
         goal = row.note or f"{row.goal}{verdict}"
-        print(f"{row.name:<66}{row.resources!s:>10}{row.value:>12}  {goal}")
-    print(f"(median of {repeat} runs)")
+        print(f"{row.name:<66}{row.resources!s:>10}{row.value:>12}  {goal}", flush=True)
+        printed.append(row)
+    print(f"(median of {repeat} rounds)")
+    return printed
 
 
 def _s(samples: Sequence[float]) -> str:
@@ -371,7 +375,7 @@ def _python(*arguments: str) -> Callable[[], object]:
     return lambda: run_python(*arguments)
 
 
-def measure(repeat: int) -> list[Row]:
+def measure(repeat: int) -> Iterator[Row]:
     baseline = _python("-c", baseline_program())
     # Goal 1: staging's whole preview (every phase) against the import baseline, round by round.
     first = interleaved(
@@ -403,10 +407,10 @@ def measure(repeat: int) -> list[Row]:
         Row("offline preview, all phases, prod", "-", _s(first["prod"]), note=f"{versus['prod']:.2f}x baseline"),
     ]
     # Goals 2 and 3 at each size: our pack against the idle pack, the preview against the SDKs' floor.
+    yield from rows
     per_resource: dict[int, float] = {}
     for size in SIZES:
-        rows += _sized(size, repeat, baseline, per_resource)
-    return rows
+        yield from _sized(size, repeat, baseline, per_resource)
 
 
 def _sized(size: int, repeat: int, baseline: Callable[[], object], per_resource: dict[int, float]) -> list[Row]:
@@ -500,8 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args(argv)
-    rows = measure(args.repeat)
-    print_rows(rows, args.repeat)
+    rows = print_rows(measure(args.repeat), args.repeat)
     return 1 if args.check and not all(row.met for row in rows) else 0
 
 
