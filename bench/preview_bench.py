@@ -1,29 +1,32 @@
-"""Wall time of the offline preview and of the policy pack, against the cost of merely importing the SDK classes.
+"""Wall time of the offline preview and of the policy pack, each against the floor it sits on, measured in the same run.
 
-`make bench` (or `python bench/preview_bench.py [--repeat N] [--check]`) measures, each as the median of N runs:
+`make bench` (or `python bench/preview_bench.py [--repeat N] [--check]`) runs every measurement of a group once per
+round, in turn, for N rounds (paired, interleaved: whatever else loads the machine loads both sides of a ratio
+alike), and reports medians and the median over rounds of each ratio. The goals (docs/development.md):
 
-- baseline: a fresh process that only imports the SDK classes the staging program uses (`pulumi`,
-  `pulumi_kubernetes.apps.v1.Deployment`, ... as its resource types name them);
-- the whole offline preview of staging and of prod, every phase of the offline engine, policies included
-  (`python -m deploy preview STACK --offline --quiet`, a fresh process) - goal for staging: within 1.5x the baseline;
-- the same for staging with 50, 100 and 200 app workloads (`--set workloads=...`) - goal at 200: at most 3 s;
-- policy evaluation alone: one booted pack analyzing the three phases (Analyze of every resource and AnalyzeStack,
-  over gRPC as the engine calls it) at 50, 100 and 200 workloads, per resource and phase - goal: at most 1 ms at
-  200 workloads, and linear (per-resource time at 200 within 1.25x that at 50);
-- for `shipsafe_policies/sdk_speedup.py` to earn its keep: the same policy evaluation by a copy of the pack that
-  does not install it;
-- the floors the goals sit on, what the Pulumi SDKs take before any of our code: the program run for the three
-  phases by the SDK with a monitor that only answers (nothing recorded or modelled, imports excluded), and the
-  policy evaluation of a pack with as many policies as ours that do nothing (pulumi-policy's own request handling).
+- staging's whole offline preview, every phase and API server version, policies included
+  (`python -m deploy preview staging --offline --quiet`, a fresh process): at most 1.5x the import baseline, a
+  fresh process that only imports the SDK classes the program's source names (`sdk_classes`: read with ast, Args
+  classes included);
+- policy evaluation per resource and phase at 200 workloads (as the preview runs it: a preview pack and an update
+  pack, identical requests answered once): at most 1.2x a pack of as many policies doing nothing (pulumi-policy's own
+  cost), and linear (per-resource cost at 200 within 1.25x that at 50);
+- the 200-workload preview: at most 1.3x its floor, the import baseline plus the SDK running the program for the
+  three phases with a monitor that only answers plus the idle pack analyzing the last view (which no program run
+  overlaps).
 
-With --check it exits 1 when a goal is missed.
+Also reported: prod's preview, every figure with the reuse of identical analyses off (`--no-analysis-reuse`), and
+the pack without `shipsafe_policies/sdk_speedup.py` (which earns its keep by the difference). With --check it exits 1
+when a goal is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import importlib
+import inspect
 import json
 import shutil
 import statistics
@@ -31,8 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,28 +49,26 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the harness importab
 
 from deploy.policy_link import pack_registry  # noqa: E402
 from harness import runtime  # noqa: E402
-from harness.analyzer import POLICY_DIR, PolicyPackProcess, load_policy_config  # noqa: E402
+from harness.analyzer import POLICY_DIR, AnalysisReuse, PolicyPackProcess, load_policy_config  # noqa: E402
 from harness.phases import PhaseRecording, model_phases  # noqa: E402
-from harness.recording import Recording  # noqa: E402
 from harness.runtime import read_stack_config  # noqa: E402
 
 CONFIG = POLICY_DIR / "config" / "staging.json"
 SIZES = (50, 100, 200)
-PREVIEW_GOAL_SECONDS = 3.0
 BASELINE_FACTOR = 1.5
-POLICY_GOAL_MS = 1.0
+"""Goal: staging's preview, every phase, within this factor of the import baseline."""
+IDLE_FACTOR = 1.2
+"""Goal: policy evaluation at the largest size within this factor of the idle pack's."""
 LINEAR_FACTOR = 1.25
+"""Goal: per-resource policy cost at the largest size within this factor of the smallest's (linear)."""
+FLOOR_FACTOR = 1.3
+"""Goal: the largest preview within this factor of its floor (imports, the SDK's runs, the idle pack's last phase)."""
 SPEEDUP_INSTALL = "convert_requests_once()"
 """The line of the pack's `__main__.py` that installs the shared conversion (dropped from the comparison copy)."""
 
 
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+OFFLINE_PREVIEW = ("-m", "deploy", "preview", "--offline")
+"""`shipsafe preview --offline` in a fresh process (the stack and options follow)."""
 
 
 def run_python(*args: str) -> None:
@@ -94,29 +95,85 @@ def set_arguments(count: int) -> list[str]:
     return ["--set", f"workloads={workloads}", "--set", "postgres.maxConnections=5000"]
 
 
-def sdk_class(resource_type: str) -> str | None:
-    """The SDK class a resource type names: `kubernetes:apps/v1:Deployment` -> `pulumi_kubernetes.apps.v1.Deployment`,
-    a kind the SDK has no class for -> its `CustomResource` (None for the project's components and engine types)."""
-    package, module, kind = resource_type.split(":")
-    if package in ("pulumi", "shipsafe"):
-        return None
-    if module.startswith("index"):
-        path = f"pulumi_{package}.{kind}"
-    else:
-        group, _, version = module.partition("/")
-        path = f"pulumi_{package}.{group.split('.')[0]}.{version}.{kind}"
+SDK_PREFIX = "pulumi"
+"""The Pulumi SDKs: `pulumi`, `pulumi_kubernetes`, `pulumi_docker`, `pulumi_random`, ..."""
+
+
+def _is_sdk(module: str) -> bool:
+    return module.split(".")[0].startswith(SDK_PREFIX)
+
+
+def program_modules(project_dir: Path = REPO_ROOT) -> list[Path]:
+    """The program's own source files: `__main__.py` and every project module it imports, transitively."""
+    found: list[Path] = []
+    pending = [project_dir / "__main__.py"]
+    while pending:
+        path = pending.pop()
+        if path in found:
+            continue
+        found.append(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                for candidate in (project_dir / f"{name.replace('.', '/')}.py", project_dir / name / "__init__.py"):
+                    if candidate.is_file():
+                        pending.append(candidate)
+    return sorted(found)
+
+
+def _dotted(node: ast.expr) -> list[str] | None:
+    """`k8s.apps.v1.Deployment` as its names; None for anything but names and attributes."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.insert(0, node.attr)
+        node = node.value
+    return [node.id, *parts] if isinstance(node, ast.Name) else None
+
+
+def _resolved_class(path: list[str]) -> str | None:
+    """The longest prefix of a dotted SDK path that names a class (the SDKs load submodules lazily on access)."""
     try:
-        found: Any = importlib.import_module(path.split(".")[0])
-        for name in path.split(".")[1:]:
-            found = getattr(found, name)
-    except (ImportError, AttributeError):
-        return f"pulumi_{package}.apiextensions.CustomResource"
-    return path
+        found: Any = importlib.import_module(path[0])
+    except ImportError:
+        return None
+    best = None
+    for index, name in enumerate(path[1:], start=1):
+        found = getattr(found, name, None)
+        if found is None:
+            break
+        if inspect.isclass(found):
+            best = ".".join(path[: index + 1])
+    return best
 
 
-def baseline_program(recording: Recording) -> str:
-    """Python that imports every SDK class the program registered (the SDKs load submodules lazily on access)."""
-    classes = sorted({c for r in recording if (c := sdk_class(r.type)) is not None})
+def sdk_classes(project_dir: Path = REPO_ROOT) -> list[str]:
+    """Every SDK class the program's source names, read from its imports and uses (`import pulumi_kubernetes as
+    k8s` ... `k8s.apps.v1.Deployment`, `from pulumi_docker import DockerBuildArgs`), not from what a run
+    registered: the Args classes and those of resources a stack may not create count too."""
+    classes: set[str] = set()
+    for path in program_modules(project_dir):
+        tree = ast.parse(path.read_text(), str(path))
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                aliases.update({(a.asname or a.name.split(".")[0]): a.name for a in node.names if _is_sdk(a.name)})
+            elif isinstance(node, ast.ImportFrom) and node.module and _is_sdk(node.module) and not node.level:
+                aliases.update({(a.asname or a.name): f"{node.module}.{a.name}" for a in node.names})
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute | ast.Name) and not isinstance(getattr(node, "ctx", None), ast.Store):
+                parts = _dotted(node)
+                if parts and parts[0] in aliases:
+                    found = _resolved_class([*aliases[parts[0]].split("."), *parts[1:]])
+                    if found:
+                        classes.add(found)
+    return sorted(classes)
+
+
+def baseline_program(project_dir: Path = REPO_ROOT) -> str:
+    """Python that imports every SDK class the program names (`sdk_classes`)."""
+    classes = sdk_classes(project_dir)
     packages = sorted({"pulumi", *(c.split(".")[0] for c in classes)})
     return "\n".join([f"import {p}" for p in packages] + classes)
 
@@ -124,10 +181,15 @@ def baseline_program(recording: Recording) -> str:
 @dataclass(frozen=True)
 class PolicyTiming:
     resources: int
-    """Resources analyzed over all phases."""
-    seconds: float
-    last_phase_seconds: float
-    """The last phase's own analysis (median over the runs, as `seconds` is)."""
+    """Resources analyzed over all phases and API server versions."""
+    samples: tuple[float, ...]
+    """Seconds per round for every view."""
+    last_phase: tuple[float, ...]
+    """Seconds per round for the last view alone (no program run overlaps it in a preview)."""
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.samples)
 
     @property
     def ms_per_resource(self) -> float:
@@ -160,23 +222,28 @@ class AnsweringMonitor(runtime.RecordingMonitor):
         return resource_pb2.RegisterResourceResponse(urn=urn, id=f"{request.name}-id", object=request.object)
 
 
-def sdk_program_floor(config: Mapping[str, Any] | None, repeat: int) -> float:
-    """Seconds the SDK alone takes to run the program for the three phases (a preview, an `up`, a preview), in
-    this already warm process."""
+class SdkFloor:
+    """The SDK alone running the program for the three phases (a preview, an `up`, a preview) in this warm process,
+    with a monitor that only answers; `run()` times one such set of runs."""
 
-    with mock.patch.object(runtime, "RecordingMonitor", AnsweringMonitor):
-        # Warm-up: imports are the baseline's; a first run's one-off costs count in neither (a floor kept low).
-        unset = runtime.run_stack("staging", config_overrides=config).placeholder_secrets
+    def __init__(self, config: Mapping[str, Any] | None) -> None:
+        self.config = config
+        with mock.patch.object(runtime, "RecordingMonitor", AnsweringMonitor):
+            # Warm-up: imports are the baseline's; a first run's one-off costs count in neither (a floor kept low).
+            self.unset = runtime.run_stack("staging", config_overrides=config).placeholder_secrets
 
-        def three_runs() -> None:  # as `model_phases` runs them: secrets found unset are filled up front
-            for preview in (True, False, True):
-                runtime.run_stack("staging", config_overrides=config, preview=preview, missing_secrets=unset)
-
+    def run(self) -> float:
         # As in `shipsafe preview --offline` (`deploy.offline.commands`): no cyclic collections over this larger heap.
         gc.collect()
         gc.disable()
+        started = time.perf_counter()
         try:
-            return median_seconds(three_runs, repeat)
+            with mock.patch.object(runtime, "RecordingMonitor", AnsweringMonitor):
+                for preview in (True, False, True):  # as `model_phases` runs them: unset secrets filled up front
+                    runtime.run_stack(
+                        "staging", config_overrides=self.config, preview=preview, missing_secrets=self.unset
+                    )
+            return time.perf_counter() - started
         finally:
             gc.enable()
 
@@ -217,23 +284,60 @@ def policy_config(pack_dir: Path) -> dict[str, dict[str, Any]]:
     return config
 
 
-def policy_timing(
-    phases: list[PhaseRecording], repeat: int, pack_dir: Path = POLICY_DIR, *, configured: bool = True
-) -> PolicyTiming:
-    with PolicyPackProcess(pack_dir, stack="staging") as pack:
-        pack.configure(policy_config(pack_dir) if configured else {})
+class PolicyRun:
+    """A pack as the preview runs it: one process for the preview phases and one for the update's (after `up`),
+    sharing the reuse of identical analyses, which starts empty at each `time()` as in a fresh preview."""
 
-        last_phase: list[float] = []
+    def __init__(self, phases: list[PhaseRecording], pack_dir: Path, *, configured: bool, reuse: str = "on") -> None:
+        self.phases, self.reuse_mode = phases, reuse
+        self._stack = ExitStack()
+        self.packs = {
+            dry_run: self._stack.enter_context(PolicyPackProcess(pack_dir, stack="staging", dry_run=dry_run))
+            for dry_run in (True, False)
+        }
+        for pack in self.packs.values():
+            pack.configure(policy_config(pack_dir) if configured else {})
+        self.samples: list[float] = []
+        self.last_phase: list[float] = []
 
-        def analyze_all() -> None:
-            for phase in phases:
-                started = time.perf_counter()
-                if pack.analyze(phase.recording).mandatory_violations:
-                    raise SystemExit(f"the benchmark stack violates mandatory policies in {phase.phase}")
-            last_phase.append(time.perf_counter() - started)
+    def time(self) -> float:
+        shared = AnalysisReuse(self.reuse_mode)
+        for pack in self.packs.values():
+            pack.reuse = shared
+        gc.collect()
+        started = last = time.perf_counter()
+        for phase in self.phases:
+            last = time.perf_counter()
+            if self.packs[phase.recording.preview].analyze(phase.recording).mandatory_violations:
+                raise SystemExit(f"the benchmark stack violates mandatory policies in {phase.label}")
+        ended = time.perf_counter()
+        self.samples.append(ended - started)
+        self.last_phase.append(ended - last)
+        return self.samples[-1]
 
-        seconds = median_seconds(analyze_all, repeat)
-        return PolicyTiming(sum(len(p.recording.resources) for p in phases), seconds, statistics.median(last_phase))
+    def timing(self) -> PolicyTiming:
+        resources = sum(len(p.recording.resources) for p in self.phases)
+        return PolicyTiming(resources, tuple(self.samples), tuple(self.last_phase))
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def interleaved(actions: Mapping[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """Each action once per round, in turn, for `repeat` rounds: what loads the machine loads every action alike,
+    and ratios are taken round by round (`paired_ratio`). An action may return its own seconds (a float)."""
+    samples: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(repeat):
+        for name, action in actions.items():
+            started = time.perf_counter()
+            result = action()
+            samples[name].append(result if isinstance(result, float) else time.perf_counter() - started)
+    return samples
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    """The median over rounds of a measurement over its floor measured in the same round."""
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
 
 
 @dataclass(frozen=True)
@@ -247,81 +351,157 @@ class Row:
     """Printed in place of a goal (a floor has none)."""
 
 
-def print_rows(rows: list[Row], repeat: int) -> None:
-    print(f"{'measurement':<66}{'resources':>10}{'median':>12}  goal")
+def print_rows(rows: Iterable[Row], repeat: int) -> list[Row]:
+    """Prints each row as soon as it is measured (a long run shows what it has); returns them all."""
+    printed = []
+    print(f"{'measurement':<66}{'resources':>10}{'median':>12}  goal", flush=True)
     for row in rows:
         verdict = "" if row.goal == "-" else ("  met" if row.met else "  MISSED")
         goal = row.note or f"{row.goal}{verdict}"
-        print(f"{row.name:<66}{row.resources!s:>10}{row.value:>12}  {goal}")
-    print(f"(median of {repeat} runs)")
+        print(f"{row.name:<66}{row.resources!s:>10}{row.value:>12}  {goal}", flush=True)
+        printed.append(row)
+    print(f"(median of {repeat} rounds)")
+    return printed
 
 
-def measure(repeat: int) -> list[Row]:
-    staging = model_phases("staging")
-    baseline = median_seconds(lambda: run_python("-c", baseline_program(staging[-1].recording)), repeat)
-    rows = [Row("import the SDK classes the program uses (baseline)", "-", f"{baseline:.2f} s")]
-    for stack in ("staging", "prod"):
-        seconds = median_seconds(lambda: run_python("-m", "deploy", "preview", stack, "--offline", "--quiet"), repeat)  # noqa: B023
-        goal, met, bound = "-", True, BASELINE_FACTOR * baseline
-        if stack == "staging":
-            goal, met = f"<= {bound:.2f} s ({BASELINE_FACTOR}x)", seconds <= bound
-        rows.append(Row(f"offline preview, all phases, {stack}", "-", f"{seconds:.2f} s", goal, met))
-    with pack_of_idle_policies() as idle_pack:
-        idle = policy_timing(staging, repeat, idle_pack, configured=False)
-    floor = sdk_program_floor(None, repeat) + idle.last_phase_seconds
-    rows.append(floor_row("staging", floor, baseline, BASELINE_FACTOR * baseline))
-    timings: dict[int, PolicyTiming] = {}
-    for size in SIZES:
-        phases = model_phases("staging", config_overrides=overrides(size))
-        seconds = median_seconds(
-            lambda: run_python("-m", "deploy", "preview", "staging", "--offline", "--quiet", *set_arguments(size)),  # noqa: B023
-            repeat,
-        )
-        goal, met, goal_bound = "-", True, None
-        if size == SIZES[-1]:
-            goal_bound = PREVIEW_GOAL_SECONDS
-            goal, met = f"<= {goal_bound:.2f} s", seconds <= goal_bound
-        per_phase = len(phases[0].recording.resources)
-        rows.append(Row(f"offline preview, all phases, {size} workloads", per_phase, f"{seconds:.2f} s", goal, met))
-        timings[size] = policy_timing(phases, repeat)
-        with pack_without_speedup() as plain_pack:
-            plain = policy_timing(phases, repeat, plain_pack)
-        with pack_of_idle_policies() as idle_pack:
-            idle = policy_timing(phases, repeat, idle_pack, configured=False)
-        floor = sdk_program_floor(overrides(size), repeat) + idle.last_phase_seconds
-        rows.append(floor_row(f"{size} workloads", floor, baseline, goal_bound))
-        rows.append(policy_row(size, timings))
-        rows.append(Row(f"  same, pack without sdk_speedup, {size} workloads", plain.resources, _ms(plain), "-"))
-        rows.append(Row(f"  floor: as many policies doing nothing, {size} workloads", idle.resources, _ms(idle), "-"))
-    return rows
+def _s(samples: Sequence[float]) -> str:
+    return f"{statistics.median(samples):.2f} s"
 
 
-def floor_row(what: str, floor: float, baseline: float, bound: float | None) -> Row:
-    """`floor`: what a preview takes beyond the baseline before any code of ours runs, the SDK running the program
-    for the three phases and pulumi-policy analyzing the last phase (no program run overlaps it) with idle policies.
-    A goal below the baseline plus the floor cannot be met by the harness or the pack, only by the SDKs."""
-    total = baseline + floor
-    above = bound is not None and total > bound
-    return Row(
-        f"  floor: SDKs alone (3 program runs, last analysis), {what}",
-        "-",
-        f"{floor:.2f} s",
-        note=f"baseline + floor = {total:.2f} s ({total / baseline:.2f}x)" + (", above the goal" if above else ""),
+def _ms(seconds: Sequence[float], resources: int) -> str:
+    return f"{1000 * statistics.median(seconds) / resources:.2f} ms"
+
+
+def goal_row(name: str, resources: object, value: str, ratio: float, bound: float, floor: str) -> Row:
+    return Row(name, resources, value, f"{ratio:.2f}x {floor} (goal <= {bound}x)", ratio <= bound)
+
+
+def _python(*arguments: str) -> Callable[[], object]:
+    return lambda: run_python(*arguments)
+
+
+def measure(repeat: int) -> Iterator[Row]:
+    baseline = _python("-c", baseline_program())
+    # Goal 1: staging's whole preview (every phase) against the import baseline, round by round.
+    first = interleaved(
+        {
+            "baseline": baseline,
+            "staging": _python(*OFFLINE_PREVIEW, "staging", "--quiet"),
+            "staging, reuse off": _python(*OFFLINE_PREVIEW, "staging", "--quiet", "--no-analysis-reuse"),
+            "prod": _python(*OFFLINE_PREVIEW, "prod", "--quiet"),
+        },
+        repeat,
     )
+    versus = {name: paired_ratio(samples, first["baseline"]) for name, samples in first.items()}
+    rows = [
+        Row("import the SDK classes the program names (baseline)", "-", _s(first["baseline"])),
+        goal_row(
+            "offline preview, all phases, staging",
+            "-",
+            _s(first["staging"]),
+            versus["staging"],
+            BASELINE_FACTOR,
+            "baseline",
+        ),
+        Row(
+            "  same, --no-analysis-reuse",
+            "-",
+            _s(first["staging, reuse off"]),
+            note=f"{versus['staging, reuse off']:.2f}x baseline",
+        ),
+        Row("offline preview, all phases, prod", "-", _s(first["prod"]), note=f"{versus['prod']:.2f}x baseline"),
+    ]
+    # Goals 2 and 3 at each size: our pack against the idle pack, the preview against the SDKs' floor.
+    yield from rows
+    per_resource: dict[int, float] = {}
+    for size in SIZES:
+        yield from _sized(size, repeat, baseline, per_resource)
 
 
-def _ms(timing: PolicyTiming) -> str:
-    return f"{timing.ms_per_resource:.2f} ms"
-
-
-def policy_row(size: int, timings: Mapping[int, PolicyTiming]) -> Row:
-    timing = timings[size]
-    name = f"  policy evaluation per resource and phase, {size} workloads"
-    if size != SIZES[-1]:
-        return Row(name, timing.resources, _ms(timing))
-    linear = timing.ms_per_resource <= LINEAR_FACTOR * timings[SIZES[0]].ms_per_resource
-    goal = f"<= {POLICY_GOAL_MS:.2f} ms, <= {LINEAR_FACTOR}x the {SIZES[0]}-workload figure"
-    return Row(name, timing.resources, _ms(timing), goal, timing.ms_per_resource <= POLICY_GOAL_MS and linear)
+def _sized(size: int, repeat: int, baseline: Callable[[], object], per_resource: dict[int, float]) -> list[Row]:
+    phases = model_phases("staging", config_overrides=overrides(size))
+    resources = len(phases[0].recording.resources)
+    largest = size == SIZES[-1]
+    with pack_of_idle_policies() as idle_dir, pack_without_speedup() as plain_dir:
+        runs = {
+            "ours": PolicyRun(phases, POLICY_DIR, configured=True),
+            "idle": PolicyRun(phases, idle_dir, configured=False),
+            "ours, reuse off": PolicyRun(phases, POLICY_DIR, configured=True, reuse="off"),
+            **({"ours, no sdk_speedup": PolicyRun(phases, plain_dir, configured=True)} if largest else {}),
+        }
+        try:
+            floor = SdkFloor(overrides(size)) if largest else None
+            previews: dict[str, Callable[[], object]] = {}
+            if floor is not None:
+                previews = {
+                    "preview": _python(*OFFLINE_PREVIEW, "staging", "--quiet", *set_arguments(size)),
+                    "preview, reuse off": _python(
+                        *OFFLINE_PREVIEW, "staging", "--quiet", "--no-analysis-reuse", *set_arguments(size)
+                    ),
+                    "baseline": baseline,
+                    "sdk": floor.run,
+                }
+            rounds = interleaved({**{name: run.time for name, run in runs.items()}, **previews}, repeat)
+        finally:
+            for run in runs.values():
+                run.close()
+    ours, idle = runs["ours"].timing(), runs["idle"].timing()
+    per_resource[size] = ours.ms_per_resource
+    name = f"policy evaluation per resource and phase, {size} workloads"
+    rows = [Row(name, ours.resources, f"{ours.ms_per_resource:.2f} ms")]
+    if largest:
+        ratio = paired_ratio(rounds["ours"], rounds["idle"])
+        linear = per_resource[size] / per_resource[SIZES[0]]
+        goal = (
+            f"{ratio:.2f}x idle pack (goal <= {IDLE_FACTOR}x); {linear:.2f}x the {SIZES[0]}-workload figure "
+            f"(goal <= {LINEAR_FACTOR}x)"
+        )
+        rows[0] = Row(name, ours.resources, rows[0].value, goal, ratio <= IDLE_FACTOR and linear <= LINEAR_FACTOR)
+    rows.append(
+        Row(
+            f"  floor: as many policies doing nothing, {size} workloads",
+            idle.resources,
+            _ms(idle.samples, idle.resources),
+        )
+    )
+    rows.append(
+        Row(
+            f"  ours, every request sent (reuse off), {size} workloads",
+            ours.resources,
+            _ms(rounds["ours, reuse off"], ours.resources),
+        )
+    )
+    if not largest:
+        return rows
+    rows.append(
+        Row(
+            f"  ours without sdk_speedup, {size} workloads",
+            ours.resources,
+            _ms(rounds["ours, no sdk_speedup"], ours.resources),
+        )
+    )
+    floors = [b + sdk + last for b, sdk, last in zip(rounds["baseline"], rounds["sdk"], idle.last_phase, strict=True)]
+    rows.append(Row(f"floor: imports + the SDK's 3 runs + idle pack's last phase, {size} workloads", "-", _s(floors)))
+    ratio = paired_ratio(rounds["preview"], floors)
+    rows.append(
+        goal_row(
+            f"offline preview, all phases, {size} workloads",
+            resources,
+            _s(rounds["preview"]),
+            ratio,
+            FLOOR_FACTOR,
+            "floor",
+        )
+    )
+    rows.append(
+        Row(
+            "  same, --no-analysis-reuse",
+            resources,
+            _s(rounds["preview, reuse off"]),
+            note=f"{paired_ratio(rounds['preview, reuse off'], floors):.2f}x floor",
+        )
+    )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,8 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args(argv)
-    rows = measure(args.repeat)
-    print_rows(rows, args.repeat)
+    rows = print_rows(measure(args.repeat), args.repeat)
     return 1 if args.check and not all(row.met for row in rows) else 0
 
 

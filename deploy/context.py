@@ -31,18 +31,29 @@ if TYPE_CHECKING:
 
 class OfflinePreview(Protocol):
     def __call__(
-        self, stack: str, overrides: Mapping[str, object], *, project_dir: Path, progress: Progress
+        self,
+        stack: str,
+        overrides: Mapping[str, object],
+        *,
+        project_dir: Path,
+        progress: Progress,
+        analysis_reuse: str | None = None,
     ) -> Report: ...
 
 
 def run_offline_preview(
-    stack: str, overrides: Mapping[str, object], *, project_dir: Path, progress: Progress
+    stack: str,
+    overrides: Mapping[str, object],
+    *,
+    project_dir: Path,
+    progress: Progress,
+    analysis_reuse: str | None = None,
 ) -> Report:
     """The offline preview (mock runtime + the real policy pack, `deploy.offline.preview`); needs no Pulumi CLI.
     Imported when run: the commands that need the CLI never load the program's modules."""
     from deploy.offline.preview import offline_preview
 
-    return offline_preview(stack, overrides, project_dir=project_dir, progress=progress)
+    return offline_preview(stack, overrides, project_dir=project_dir, progress=progress, analysis_reuse=analysis_reuse)
 
 
 @dataclass

@@ -76,6 +76,12 @@ def pulumi_preview(deploy: DeployContext, stack: str, output: str) -> None:
 @click.option(
     "--quiet", is_flag=True, help="With --offline: no tree, outputs or progress; the findings and the verdict."
 )
+@click.option(
+    "--no-analysis-reuse",
+    is_flag=True,
+    help="With --offline: send every request to the policy pack, even one it answered in an earlier view (as "
+    "SHIPSAFE_ANALYSIS_REUSE=off), to compare reports byte for byte.",
+)
 @SETTINGS
 @OUTPUT
 @pass_deploy
@@ -86,6 +92,7 @@ def preview_command(
     as_pipeline: bool,
     git_sha: str | None,
     quiet: bool,
+    no_analysis_reuse: bool,
     settings: tuple[str, ...],
     output: str,
 ) -> None:
@@ -95,14 +102,17 @@ def preview_command(
     state); the stack file is put back afterwards. --offline: every phase of the stack's life under the mock
     runtime, manifests written to out/<stack>/manifests.yaml. Tracked files are never changed.
     """
-    if (as_pipeline or git_sha or settings or quiet) and not offline:
-        raise ShipsafeError("--as-pipeline, --git-sha, --quiet and --set only apply to --offline", ExitCode.USAGE)
+    if (as_pipeline or git_sha or settings or quiet or no_analysis_reuse) and not offline:
+        raise ShipsafeError(
+            "--as-pipeline, --git-sha, --quiet, --no-analysis-reuse and --set only apply to --offline", ExitCode.USAGE
+        )
     if git_sha and not as_pipeline:
         raise ShipsafeError("--git-sha needs --as-pipeline", ExitCode.USAGE)
     quiet_console_for_json(deploy, output)
     if offline:
         release = _as_pipeline(deploy, stack, git_sha) if as_pipeline else None
-        offline_preview(deploy, stack, settings, output, quiet=quiet, release=release)
+        reuse = "off" if no_analysis_reuse else None
+        offline_preview(deploy, stack, settings, output, quiet=quiet, release=release, analysis_reuse=reuse)
         return
     pulumi_preview(deploy, stack, output)
 

@@ -14,8 +14,10 @@ No engine runs offline: the engine address is a placeholder the pack only parses
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import posixpath
 import re
 import selectors
 import subprocess
@@ -36,7 +38,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from harness.local_files import LocalFileError, load_json, load_yaml, read_text
 from harness.provider_check import checked_inputs
-from harness.recording import INTERNAL_KEY_PREFIX, RecordedResource, Recording, engine_outputs
+from harness.recording import DOCKER_IMAGE, INTERNAL_KEY_PREFIX, RecordedResource, Recording, engine_outputs
 from harness.runtime import REPO_ROOT
 
 POLICY_DIR = REPO_ROOT / "policy"
@@ -58,10 +60,18 @@ _LEVEL_VALUES = {
 }
 _UNKNOWN_AT_PREVIEW = "can't run policy"
 _RPC_TIMEOUT = 60.0
+REUSE_VARIABLE = "SHIPSAFE_ANALYSIS_REUSE"
+"""Environment variable: `on` (default), `off` (every request goes to the pack), `verify` (every request goes to the
+pack and a reused answer that differs from the pack's fails the analysis)."""
+REUSE_MODES = ("on", "off", "verify")
 
 
 class PolicyPackError(Exception):
     """The pack would not start, answer, or accept its config."""
+
+
+class ReuseMismatch(PolicyPackError):
+    """A reused answer differs from the pack's own: a policy reads something its request key does not hold."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +329,98 @@ def stack_resource(resource: RecordedResource, by_urn: Mapping[str, RecordedReso
     )
 
 
+# Reuse of identical requests -------------------------------------------------------------------------------------
+
+_DOCKER_TYPES = (DOCKER_IMAGE, "docker-build:index:Image")
+_DECLARED_FILE_NAMES = ("Dockerfile", ".dockerignore")
+
+
+def reuse_mode(value: str | None = None) -> str:
+    """The reuse mode `value` names, else `SHIPSAFE_ANALYSIS_REUSE`'s, else `on`; anything else is refused."""
+    chosen = value if value is not None else os.environ.get(REUSE_VARIABLE, "on")
+    if chosen not in REUSE_MODES:
+        raise PolicyPackError(f"{REUSE_VARIABLE}={chosen!r}: must be one of {', '.join(REUSE_MODES)}")
+    return chosen
+
+
+def _declared_paths(properties: Mapping[str, Any]) -> set[str]:
+    """Files an image resource's properties point the docker rules at (`policy/shipsafe_policies/docker.py`
+    `load_build`): its Dockerfile and the build context's `.dockerignore`, in the shapes of inputs (`build.context`,
+    `build.dockerfile`), of pulumi-docker outputs (`context`, `dockerfile` relative to it) and of docker-build."""
+    build: Mapping[str, Any] = properties["build"] if isinstance(properties.get("build"), Mapping) else {}
+    contexts = {str(c) for c in (build.get("context"), properties.get("context"), ".") if isinstance(c, str)}
+    location = properties.get("context")
+    if isinstance(location, Mapping) and isinstance(location.get("location"), str):
+        contexts.add(location["location"])
+    files = {str(f) for f in (build.get("dockerfile"), properties.get("dockerfile")) if isinstance(f, str)}
+    dockerfile = properties.get("dockerfile")
+    if isinstance(dockerfile, Mapping) and isinstance(dockerfile.get("location"), str):
+        files.add(dockerfile["location"])
+    paths = {posixpath.join(c, name) for c in contexts for name in _DECLARED_FILE_NAMES}
+    return paths | files | {posixpath.join(c, f) for c in contexts for f in files}
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+
+
+class AnalysisReuse:
+    """Answers of the pack kept by the exact request: a byte-identical request (type, URN, properties, options,
+    provider; for AnalyzeStack every resource with its graph), sent to a pack started for the same project, stack
+    and dry-run flag with the same policy config, and with the same content of the files the pack declares it reads
+    (the Dockerfile and `.dockerignore` an image resource names), gets the answer the pack gave before.
+
+    The real engine analyzes a preview and the `up` after it anew; pulumi/pulumi#14455 asks it for this reuse. It is
+    sound only for a pack whose policies read nothing else (no clock, no undeclared file, no state kept between
+    requests): `verify` sends every request anyway and fails on the first reused answer that differs, and the
+    tests run the real pack so (`tests/harness/test_analysis_reuse.py`)."""
+
+    def __init__(self, mode: str = "on") -> None:
+        self.mode = reuse_mode(mode)
+        self._answers: dict[bytes, bytes] = {}
+        self.reused = 0
+        self.asked = 0
+        self.verified = 0
+        """Answers reused; requests the pack answered; of those, answers `verify` found equal to a kept one."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def key(self, context: bytes, request: bytes, declared: Iterable[Path]) -> bytes:
+        digest = hashlib.sha256(context)
+        digest.update(request)
+        for path in sorted(set(declared)):
+            digest.update(f"\0{path}\0{_file_digest(path)}".encode())
+        return digest.digest()
+
+    def answer(self, key: bytes) -> bytes | None:
+        """The kept answer (serialised) when reuse is on; None in `verify`, where every request goes to the pack."""
+        found = self._answers.get(key) if self.mode == "on" else None
+        if found is not None:
+            self.reused += 1
+        return found
+
+    def keep(self, key: bytes, answer: bytes, what: str) -> None:
+        kept = self._answers.get(key)
+        self.asked += 1
+        if kept is None:
+            self._answers[key] = answer
+            return
+        parse = analyzer_pb2.AnalyzeResponse.FromString  # only `verify` resends a request it kept the answer to
+        if kept == answer or parse(kept) == parse(answer):
+            self.verified += 1
+        else:
+            raise ReuseMismatch(
+                f"{what}: the pack answered a byte-identical request differently the second time; a policy reads "
+                "something outside the request, the policy config, the stack and the declared files (the reuse of "
+                f"identical analyses is unsound for this pack: set {REUSE_VARIABLE}=off)"
+            )
+
+
 # The pack process ------------------------------------------------------------------------------------------------
 
 
@@ -354,12 +456,19 @@ class PolicyPackProcess:
         startup_timeout: float = 30.0,
         stack_config: Mapping[str, str] | None = None,
         stack_tags: Mapping[str, str] | None = None,
+        dry_run: bool = True,
+        reuse: AnalysisReuse | None = None,
     ) -> None:
         """`python` overrides the interpreter PulumiPolicy.yaml selects (tests of broken packs use it);
         `stack_config` (`<namespace>:<key>` -> string) and `stack_tags` are what the engine tells the pack about
-        the stack (ConfigureStack and `PULUMI_CONFIG`)."""
-        self.pack_dir, self.project, self.stack = pack_dir, project, stack
+        the stack (ConfigureStack and `PULUMI_CONFIG`). `dry_run`: the pack of a preview (True) or of an update
+        (False), as the engine starts one per deployment. `reuse` keeps answers by request (shared by packs: the key
+        holds the dry-run flag and the config)."""
+        self.pack_dir, self.project, self.stack, self.dry_run = pack_dir, project, stack, dry_run
         self.stack_config, self.stack_tags = dict(stack_config or {}), dict(stack_tags or {})
+        self.reuse = reuse or AnalysisReuse("off")
+        self._environment: dict[str, str] = {}
+        self._config: dict[str, Any] = {}
         self._python, self._startup_timeout = python, startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pack; closed in close()
@@ -387,17 +496,22 @@ class PolicyPackProcess:
 
     def _start(self) -> None:
         python = self._python or pack_python(self.pack_dir)
+        # The engine starts the pack of each deployment with that deployment's dry-run flag, in the environment and
+        # in ConfigureStack (pulumi/pulumi `pkg/engine/update.go` `PolicyAnalyzerOptions{DryRun: opts.DryRun}`,
+        # `pkg/resource/plugin/analyzer_plugin.go` `maybeAppendEnv("PULUMI_DRY_RUN", ...)` and
+        # `AnalyzerStackConfigureRequest{DryRun: opts.DryRun}`): false for `pulumi up`, true for a preview.
         env = {
             **os.environ,
             "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "PULUMI_PROJECT": self.project,
             "PULUMI_STACK": self.stack,
-            "PULUMI_DRY_RUN": "true",
+            "PULUMI_DRY_RUN": "true" if self.dry_run else "false",
             "PULUMI_ORGANIZATION": "organization",
             # As the bundled Python language host's `RunPlugin` (pulumi/pulumi `sdk/python/cmd/pulumi-language-python/
             # main.go:1667-1674`): the stack's config as one JSON object (unset when empty).
             **({"PULUMI_CONFIG": json.dumps(self.stack_config)} if self.stack_config else {}),
         }
+        self._environment = {k: v for k, v in env.items() if k.startswith("PULUMI_")}
         self._process = subprocess.Popen(
             [str(python), "-u", "-m", "pulumi.policy", PLACEHOLDER_ENGINE, "."],
             cwd=self.pack_dir,
@@ -417,7 +531,7 @@ class PolicyPackProcess:
                 stack=self.stack,
                 project=self.project,
                 organization="organization",
-                dry_run=True,
+                dry_run=self.dry_run,
                 config=self.stack_config,
                 tags=self.stack_tags,
             ),
@@ -425,6 +539,10 @@ class PolicyPackProcess:
         )
         self._load_analyzer_info()
         self.levels = {p.name: p.level for p in self.policies}
+        self._config = {  # what the pack applies before Configure: each policy's schema defaults
+            p.name: {k: v["default"] for k, v in (p.config_schema.get("properties") or {}).items() if "default" in v}
+            for p in self.policies
+        }
 
     def _read_port(self) -> int:
         assert self._process is not None and self._process.stdout is not None
@@ -479,19 +597,47 @@ class PolicyPackProcess:
             self._stub.Configure(request, timeout=_RPC_TIMEOUT)
         except grpc.RpcError as error:  # update.go: "configuring policy pack ...: <the pack's message>"
             raise PolicyPackError(f"configuring policy pack {self.name}: {error.details()}") from None
+        self._config = reconcile_config(self.policies, config, source)
+
+    def _context(self) -> bytes:
+        """Everything but the request a policy of this pack may read: the pack, its PULUMI_* environment (project,
+        stack, dry run, organization), the stack's ConfigureStack and the policy config."""
+        return json.dumps(
+            [str(self.pack_dir), self._environment, self.dry_run, self.levels, self._config], sort_keys=True
+        ).encode()
+
+    def _declared_files(self, resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Path]:
+        """The files the docker rules read for these (type, properties), under every `projectDir` configured."""
+        projects = {
+            (self.pack_dir / str(settings["projectDir"])).resolve()
+            for settings in self._config.values()
+            if isinstance(settings, Mapping) and "projectDir" in settings
+        }
+        return [
+            project / relative
+            for kind, properties in resources
+            if kind in _DOCKER_TYPES
+            for relative in _declared_paths(properties)
+            for project in projects
+        ]
 
     def analyze(self, recording: Recording, *, resources: bool = True) -> AnalysisReport:
         """Analyze every resource (unless `resources` is False) and then the stack, as the engine does in a preview
         or an update; `resources=False` sends only AnalyzeStack (tests of stack policies)."""
-        stub = self._stub
-        # Futures keep the pack busy while the next request is being serialised.
         by_urn = {r.urn: r for r in recording}
         analyzed = list(recording) if resources else []
-        calls = [stub.Analyze.future(analyze_request(r, by_urn), timeout=_RPC_TIMEOUT) for r in analyzed]
+        context = self._context()
+        pending: list[tuple[bytes, str, Any]] = []  # (key, what, reused answer or call)
+        # Futures keep the pack busy while the next request is being serialised.
+        for resource in analyzed:
+            request = analyze_request(resource, by_urn)
+            declared = self._declared_files([(resource.type, resource.inputs)])
+            pending.append(self._send("Analyze", request, context, declared, f"Analyze {resource.urn}"))
         stack_request = analyzer_pb2.AnalyzeStackRequest(resources=[stack_resource(r, by_urn) for r in recording])
-        stack_call = stub.AnalyzeStack.future(stack_request, timeout=_RPC_TIMEOUT)
+        declared = self._declared_files((r.type, r.outputs) for r in recording)
+        pending.append(self._send("AnalyzeStack", stack_request, context, declared, "AnalyzeStack"))
         try:
-            responses = [c.result() for c in calls] + [stack_call.result()]
+            responses = [self._answered(*entry) for entry in pending]
         except grpc.RpcError as error:  # a policy crashed: the engine would abort the preview too
             raise PolicyPackError(f"the policy pack failed: {error.details()}\n{self.stderr()}") from error
         report = AnalysisReport(
@@ -518,6 +664,27 @@ class PolicyPackProcess:
         report.violations.sort(key=lambda v: (v.level != "mandatory", v.policy, v.resource, v.message))
         return report
 
+    def _send(
+        self, method: str, request: Any, context: bytes, declared: list[Path], what: str
+    ) -> tuple[bytes, str, Any]:
+        """The kept answer to `request`, or the call that will answer it. The request goes out as the bytes its key
+        was made of (one serialisation)."""
+        wire = request.SerializeToString(deterministic=True)
+        key = self.reuse.key(context, wire, declared) if self.reuse.enabled else b""
+        kept = self.reuse.answer(key) if self.reuse.enabled else None
+        if kept is not None:
+            return key, what, kept
+        if self._channel is None:
+            raise PolicyPackError("the policy pack is not running")
+        call = self._channel.unary_unary(f"/pulumirpc.Analyzer/{method}")  # bytes in, bytes out
+        return key, what, call.future(wire, timeout=_RPC_TIMEOUT)
+
+    def _answered(self, key: bytes, what: str, answer: Any) -> analyzer_pb2.AnalyzeResponse:
+        wire = answer if isinstance(answer, bytes) else answer.result()
+        if self.reuse.enabled and not isinstance(answer, bytes):
+            self.reuse.keep(key, wire, what)
+        return analyzer_pb2.AnalyzeResponse.FromString(wire)
+
     def close(self) -> None:
         # The process goes first (SIGKILL, as the engine's plugin.Close does: a pack holds no state worth a
         # goodbye); closing a channel whose server is gone returns at once, otherwise it lingers ~80 ms.
@@ -540,30 +707,48 @@ def booted_in_background(
     stack: str,
     pack_dir: Path = POLICY_DIR,
     stack_config: Mapping[str, str] | None = None,
+    reuse: str | None = None,
 ) -> Iterator[Callable[[Recording], AnalysisReport]]:
-    """Boots the pack on a worker thread while the caller runs the program (both take about as long), and
-    yields `analyze(recording)`, which waits for the boot, applies the config and analyzes."""
+    """Boots the packs on a worker thread while the caller runs the program (both take about as long), and yields
+    `analyze(recording)`, which waits for the boot, applies the config and analyzes. A recording of a preview goes
+    to the pack of a preview, one of `up` to the pack of an update (`PULUMI_DRY_RUN=false`), as the engine starts a
+    pack per deployment. `reuse`: a mode of `AnalysisReuse` (default: `SHIPSAFE_ANALYSIS_REUSE`, else on)."""
     config = load_policy_config(policy_config_path)
-    pack = PolicyPackProcess(pack_dir, project=project, stack=stack, stack_config=stack_config)
+    shared = AnalysisReuse(reuse_mode(reuse))
+    packs = {
+        dry_run: PolicyPackProcess(
+            pack_dir, project=project, stack=stack, stack_config=stack_config, dry_run=dry_run, reuse=shared
+        )
+        for dry_run in (True, False)
+    }
     with ThreadPoolExecutor(max_workers=1) as pool:
-        booting = pool.submit(pack.__enter__)
+        source = str(policy_config_path)
+        booting = {dry_run: pool.submit(_booted, pack, config, source) for dry_run, pack in packs.items()}
 
         def analyze_booted(recording: Recording) -> AnalysisReport:
-            booting.result()
-            pack.configure(config, str(policy_config_path))
-            return pack.analyze(recording)
+            return booting[recording.preview].result().analyze(recording)
 
         try:
             yield analyze_booted
         finally:
-            wait([booting])  # a boot still under way must not race the close
-            pack.close()
+            wait(list(booting.values()))  # a boot still under way must not race the close
+            for pack in packs.values():
+                pack.close()
+
+
+def _booted(pack: PolicyPackProcess, config: Mapping[str, Mapping[str, Any]], source: str) -> PolicyPackProcess:
+    pack.__enter__()
+    pack.configure(config, source)
+    return pack
 
 
 def analyze(recording: Recording, policy_config_path: Path, *, pack_dir: Path = POLICY_DIR) -> AnalysisReport:
-    """Run the pack over a recorded stack with that stack's policy config (one pack process per call)."""
+    """Run the pack over a recorded stack with that stack's policy config (one pack process per call, of a preview
+    or of an update as the recording was run)."""
     config = load_policy_config(policy_config_path)
-    with PolicyPackProcess(pack_dir, project=recording.project, stack=recording.stack) as pack:
+    with PolicyPackProcess(
+        pack_dir, project=recording.project, stack=recording.stack, dry_run=recording.preview
+    ) as pack:
         pack.configure(config, str(policy_config_path))
         return pack.analyze(recording)
 

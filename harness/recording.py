@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,39 @@ class RecordedResource:
     """Dotted paths into ``outputs`` whose values are secrets."""
 
 
+def _provider_urn(reference: str) -> str:
+    return reference.rsplit("::", 1)[0] if reference.count("::") > 3 else reference
+
+
+def registration_order(resources: Iterable[RecordedResource]) -> list[RecordedResource]:
+    """The resources in one order every run gives: each after its parent, its dependencies and its provider (an
+    order the engine could have received them in), ties broken by URN. The SDK registers a resource once its inputs
+    resolve, on a thread pool, so two runs of the same program register in different orders; what reports list in
+    registration order (the next release's steps, the resource tree) would change between runs."""
+    by_urn = {r.urn: r for r in resources}
+    waiting_on: dict[str, set[str]] = {}
+    dependents: dict[str, list[str]] = {urn: [] for urn in by_urn}
+    for urn, resource in by_urn.items():
+        before = {resource.parent or "", _provider_urn(resource.provider or ""), *resource.dependencies}
+        before |= {u for urns in resource.property_dependencies.values() for u in urns}
+        waiting_on[urn] = {u for u in before if u in by_urn and u != urn}
+        for earlier in waiting_on[urn]:
+            dependents[earlier].append(urn)
+    ready = [urn for urn, earlier in waiting_on.items() if not earlier]
+    heapq.heapify(ready)
+    ordered: list[RecordedResource] = []
+    while ready:
+        urn = heapq.heappop(ready)
+        ordered.append(by_urn[urn])
+        for later in dependents[urn]:
+            waiting_on[later].discard(urn)
+            if not waiting_on[later]:
+                heapq.heappush(ready, later)
+    if len(ordered) != len(by_urn):  # a cycle cannot be registered; keep what the run gave
+        return list(by_urn.values())
+    return ordered
+
+
 @dataclass
 class Recording:
     project: str
@@ -77,6 +111,9 @@ class Recording:
     """What each ComponentResource passed to `register_outputs`, by URN."""
     placeholder_secrets: list[str] = field(default_factory=list)
     """Secret config keys the stack file did not hold (or held encrypted) and the run filled with stand-ins."""
+    preview: bool = True
+    """Whether the program ran as `pulumi preview` runs it (the SDK's dry run) or as `pulumi up` does; the engine
+    starts the policy pack of that deployment with the same flag (`harness.analyzer.PolicyPackProcess`)."""
 
     def __iter__(self) -> Iterator[RecordedResource]:
         return iter(self.resources)

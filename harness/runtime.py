@@ -24,10 +24,11 @@ import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from harness.recording import DOCKER_IMAGE, UNKNOWN, RecordedResource, Recording
+from harness.recording import DOCKER_IMAGE, UNKNOWN, RecordedResource, Recording, registration_order
 from harness.stack_config import effective_config, is_secure, read_stack_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -169,12 +170,13 @@ class OfflineMocks(pulumi.runtime.Mocks):
         self.preview = preview
         self._prior = {(r.type, r.name): r.inputs for r in prior or ()}
 
-    def _unknown(self, args: pulumi.runtime.MockResourceArgs) -> bool:
-        return self.preview and self._prior.get((args.typ, args.name)) != _unwrap_secrets(args.inputs, "", set())
-
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return self.registered(args, _unwrap_secrets(args.inputs, "", set()))
+
+    def registered(self, args: pulumi.runtime.MockResourceArgs, plain_inputs: Any) -> tuple[str, dict[str, Any]]:
+        """`new_resource` given the inputs with secrets unwrapped, which the recording monitor has at hand."""
         state = dict(args.inputs)
-        unknown = self._unknown(args)
+        unknown = self.preview and self._prior.get((args.typ, args.name)) != plain_inputs
         if args.typ == DOCKER_IMAGE:
             state = _image_preview_state(state) if unknown else _image_state(state)
         elif args.typ == "random:index/randomPassword:RandomPassword":
@@ -207,25 +209,48 @@ class RecordingMonitor(mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        """`MockMonitor.RegisterResource` (pulumi `runtime/mocks.py`) deserialising the request once, and answering a
+        resource whose state is its inputs with the request's own properties rather than re-serialising them: the
+        SDK reads the answer with `deserialize_properties`, which lifts secretness to the top-level key either way,
+        so each output's value and secretness are those the round trip gave (`tests/harness/test_lean_monitor.py`)."""
+        urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
-            return response
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        mocks._ensure_event_loop()  # resource references deserialise on this thread's loop
+        received = rpc.deserialize_properties(request.object, keep_unknowns=True)
         secret_paths: set[str] = set()
-        inputs = _unwrap_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True), "", secret_paths)
-        state = self.resources[response.urn].state
-        output_secret_paths: set[str] = set()
-        outputs = _unwrap_secrets(state, "", output_secret_paths)
+        inputs = _unwrap_secrets(received, "", secret_paths)
+        args = pulumi.runtime.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=received,
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+            transforms=mocks._resolve_callbacks(request.transforms),
+        )
+        id_, state = self.mocks.registered(args, inputs)
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        if state == received:  # the state is the inputs: the same values, the same secrets
+            answer, outputs, output_secret_paths = request.object, dict(inputs), secret_paths
+        else:
+            answer = _sync_await(rpc.serialize_properties(state, {}))
+            output_secret_paths = set()
+            outputs = _unwrap_secrets(state, "", output_secret_paths)
         self.registrations.append(
             RecordedResource(
-                urn=response.urn,
+                urn=urn,
                 type=request.type,
                 name=request.name,
                 custom=request.custom,
                 inputs=inputs,
                 secret_paths=frozenset(secret_paths),
                 parent=request.parent or None,
-                dependencies=tuple(request.dependencies),
-                property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
+                # Sorted: the SDK sends them from a set (`rpc._expand_dependencies`), in an order that changes per run.
+                dependencies=tuple(sorted(request.dependencies)),
+                property_dependencies={
+                    k: tuple(sorted(v.urns)) for k, v in sorted(request.propertyDependencies.items())
+                },
                 provider=request.provider or None,
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
@@ -242,7 +267,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 output_secret_paths=frozenset(output_secret_paths | secret_paths),
             )
         )
-        return response
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=answer)
 
 
 @contextmanager
@@ -332,6 +357,7 @@ def run_stack(
             resources=monitor.registrations,
             placeholder_secrets=placeholders,
             component_outputs=monitor.component_outputs,
+            preview=preview,
         )
         try:
             _run_once(monitor, project, stack, config, placeholders, project_dir)
@@ -344,4 +370,5 @@ def run_stack(
         except Exception as error:
             raise ProgramFailed(error, recording) from error
         recording.stack_outputs = monitor.stack_outputs
+        recording.resources = registration_order(monitor.registrations)
         return recording

@@ -45,6 +45,7 @@ def offline_preview(
     *,
     quiet: bool = False,
     release: Mapping[str, str] | None = None,
+    analysis_reuse: str | None = None,
 ) -> None:
     """The offline preview of every phase with the policy pack (`deploy.offline.preview`), `--set` pairs applied on
     top of `release` (flat config keys); its one report printed (`deploy.offline.report`), and with `--output json`
@@ -59,7 +60,9 @@ def offline_preview(
         gc.disable()
         try:
             with progress_display(deploy.console, quiet=quiet) as progress:
-                report = deploy.offline_preview(stack, overrides, project_dir=deploy.project_dir, progress=progress)
+                report = deploy.offline_preview(
+                    stack, overrides, project_dir=deploy.project_dir, progress=progress, analysis_reuse=analysis_reuse
+                )
         finally:
             gc.freeze()
             gc.enable()

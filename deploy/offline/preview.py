@@ -193,6 +193,7 @@ def offline_preview(
     policy: bool = True,
     policy_config: Path | None = None,
     progress: Progress = _ignore,
+    analysis_reuse: str | None = None,
 ) -> Report:
     """The offline preview of `stack` with config `overrides` (`parse_overrides`): every phase modelled, manifests
     written to `out` (default: out/ in the project directory), each phase checked by the policy pack with
@@ -216,6 +217,7 @@ def offline_preview(
             stack=stack,
             pack_dir=project_dir / "policy",
             stack_config=engine_config(values)[0],
+            reuse=analysis_reuse,
         ) as analyze:
             return run.preview(report, analyze, policy_config)
     except analyzer.PolicyPackError as error:

@@ -133,7 +133,12 @@ def deploy_ctx(
     cluster: InProcessCluster,
 ) -> DeployContext:
     def offline_preview(
-        stack: str, overrides: Mapping[str, object], *, project_dir: Path, progress: Progress
+        stack: str,
+        overrides: Mapping[str, object],
+        *,
+        project_dir: Path,
+        progress: Progress,
+        analysis_reuse: str | None = None,
     ) -> Report:
         offline_calls.append((stack, dict(overrides), project_dir))
         return Report(stack)

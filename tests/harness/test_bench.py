@@ -4,7 +4,10 @@ A floor that measured something else would make a missed goal look like the SDK'
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from unittest import mock
 
@@ -15,6 +18,7 @@ from deploy.policy_link import pack_registry
 from harness import runtime
 from harness.analyzer import PolicyPackProcess
 from harness.phases import PhaseRecording
+from harness.recording import Recording
 from harness.runtime import REPO_ROOT
 
 
@@ -52,3 +56,91 @@ def test_the_floor_runs_the_program_but_records_no_kubernetes_object(bench: Modu
     assert recording.resources, "the image build and the passwords keep their modelled state"
     assert not [r for r in recording if r.type.startswith("kubernetes:")]
     assert "deployTimeline" in recording.stack_outputs, "the program ran to its end"
+
+
+def test_the_import_baseline_is_every_sdk_class_the_program_names(bench: ModuleType, tmp_path: Path) -> None:
+    """Read from the source, so Args classes and a resource a stack does not create (the HPA) count too."""
+    classes = bench.sdk_classes()
+    for expected in (
+        "pulumi_kubernetes.autoscaling.v2.HorizontalPodAutoscaler",
+        "pulumi_docker.DockerBuildArgs",
+        "pulumi_docker.RegistryArgs",
+        "pulumi_random.RandomPassword",
+        "pulumi.ComponentResource",
+    ):
+        assert expected in classes
+    (tmp_path / "__main__.py").write_text("from lib.extra import make\nmake()\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "extra.py").write_text(
+        "import pulumi_kubernetes as kube\nfrom pulumi_kubernetes.core.v1 import PodArgs\n"
+        "def make():\n    return kube.core.v1.Pod('p', spec=PodArgs(containers=[])).metadata.apply(str)\n"
+    )
+    assert bench.sdk_classes(tmp_path) == ["pulumi_kubernetes.core.v1.Pod", "pulumi_kubernetes.core.v1.PodArgs"]
+
+
+def test_the_baseline_program_loads_each_class_module(bench: ModuleType) -> None:
+    probe = bench.baseline_program() + "\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith('pulumi_')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "pulumi_kubernetes.autoscaling.v2.HorizontalPodAutoscaler" in loaded
+    assert "pulumi_kubernetes.apps.v1.Deployment" in loaded
+
+
+def test_the_baseline_covers_every_kind_the_stacks_register(
+    bench: ModuleType, recordings: dict[str, Recording]
+) -> None:
+    classes = bench.sdk_classes()
+    kinds = {c.rsplit(".", 1)[1] for c in classes}
+    for recording in recordings.values():
+        for resource in recording:
+            package, module, kind = resource.type.split(":")
+            if not resource.custom or package == "pulumi":
+                continue
+            group, _, version = module.partition("/")
+            sdk = importlib.import_module(f"pulumi_{package}")
+            has_class = hasattr(getattr(getattr(sdk, group.split(".")[0], None), version, None), kind) or hasattr(
+                sdk, kind
+            )
+            # A kind the SDK has no class for (a CRD's) is created through its CustomResource.
+            assert (kind if has_class else "CustomResource") in kinds, resource.type
+
+
+def test_rounds_interleave_and_ratios_are_taken_round_by_round(bench: ModuleType) -> None:
+    calls: list[str] = []
+    seconds = iter([2.0, 1.0, 6.0, 2.0, 3.0, 3.0])  # per round: the measurement, then its floor
+
+    def timed(name: str) -> Callable[[], float]:
+        def action() -> float:
+            calls.append(name)
+            return next(seconds)
+
+        return action
+
+    rounds = bench.interleaved({"measured": timed("m"), "floor": timed("f")}, 3)
+    assert calls == ["m", "f"] * 3
+    assert rounds == {"measured": [2.0, 6.0, 3.0], "floor": [1.0, 2.0, 3.0]}
+    # Ratios per round 2, 3, 1: their median, not the ratio of the medians (3 / 2).
+    assert bench.paired_ratio(rounds["measured"], rounds["floor"]) == 2.0
+    met = bench.goal_row("x", "-", "1 s", 1.5, bench.BASELINE_FACTOR, "baseline")
+    missed = bench.goal_row("x", "-", "1 s", 1.51, bench.BASELINE_FACTOR, "baseline")
+    assert (met.met, missed.met) == (True, False)
+    assert missed.goal == "1.51x baseline (goal <= 1.5x)"
+
+
+def test_the_policy_run_analyzes_each_phase_with_its_own_pack_and_reuse_starting_empty(
+    bench: ModuleType, phase_recordings: dict[tuple[str, object], PhaseRecording]
+) -> None:
+    phases = [phase for (stack, _), phase in phase_recordings.items() if stack == "staging"]
+    with bench.pack_of_idle_policies() as pack_dir:
+        run = bench.PolicyRun(phases, pack_dir, configured=False)
+        try:
+            assert {dry_run: pack.dry_run for dry_run, pack in run.packs.items()} == {True: True, False: False}
+            run.time()
+            run.time()
+            reuse = run.packs[True].reuse
+            assert reuse is run.packs[False].reuse and reuse.asked > 0, "a fresh reuse per round, shared by both packs"
+            timing = run.timing()
+            assert timing.resources == sum(len(p.recording.resources) for p in phases)
+            assert len(timing.samples) == len(timing.last_phase) == 2
+            assert all(last < total for last, total in zip(timing.last_phase, timing.samples, strict=True))
+        finally:
+            run.close()

@@ -211,3 +211,15 @@ def test_a_secret_found_unset_is_filled_up_front_in_later_runs(monkeypatch: pyte
     assert [(r.urn, r.inputs, r.secret_paths) for r in sorted(told, key=lambda r: r.urn)] == [
         (r.urn, r.inputs, r.secret_paths) for r in sorted(found, key=lambda r: r.urn)
     ]
+
+
+def test_two_runs_record_the_same_order_each_after_what_it_depends_on() -> None:
+    """The SDK registers a resource once its inputs resolve, on a thread pool: the raw order changes between runs."""
+    runs = [runtime.run_stack("prod") for _ in range(3)]
+    orders = [[r.urn for r in run] for run in runs]
+    assert orders[0] == orders[1] == orders[2]
+    position = {urn: index for index, urn in enumerate(orders[0])}
+    for resource in runs[0]:
+        for earlier in [resource.parent, *resource.dependencies]:
+            if earlier in position:
+                assert position[earlier] < position[resource.urn], f"{resource.name} before {earlier}"
