@@ -94,6 +94,8 @@ MIRRORED: dict[tuple[str, str], tuple[Bound, Bound | None]] = {
 NOT_MIRRORED: dict[tuple[str, str], str] = {
     ("12f-backing-single-instance", "replicatedImages"): "every in-cluster backing service runs as one pod "
     "(`components/pods.py` `single_stateful_set_spec`): no setting can scale it",
+    ("12f-backing-single-instance-not-autoscaled", "replicatedImages"): "the program creates autoscalers only for "
+    "app workloads (`components/workload.py`): no setting autoscales a backing service",
     ("pss-restricted-namespace-enforced", "pssLevel"): "the namespace is always labelled `restricted` "
     "(`components/namespace.py` `PSS_LEVEL`): no setting lowers it",
     # Not mirrored yet: the pack alone refuses these, after the program runs (so offline, in the report, not before).
