@@ -67,7 +67,7 @@ $(PEER_VENV)/.installed: requirements-pip.txt requirements-peer.txt
 # checkov on every stack's render and the bad-variant catalogue: exits 1 on a peer finding the pack neither makes
 # nor documents in docs/peer-decisions.json.
 peer-check: setup $(PEER_VENV)/.installed
-	$(PY) -m deploy.peer_check --checkov $(PEER_VENV)/bin/checkov
+	$(PY) -m tests.support.peer_check --checkov $(PEER_VENV)/bin/checkov
 
 # The Docker and real-server tests (`image`, `services`) share one dockerd, the registry on 127.0.0.1:5000 and
 # servers whose timings they check, so they run in one process, one at a time. A second pytest session runs every

@@ -24,10 +24,10 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from components.config_keys import CONFIG_NAMESPACE
-from components.settings import ImageSource, Settings
+from components.settings import ConfigError, ImageSource, Settings, settings_from_config
 from deploy.policy_link import pack_registry
 from harness.local_files import LocalFileError, load_yaml
-from harness.runtime import read_stack_config
+from harness.runtime import engine_config, read_stack_config
 from harness.stack_config import StackFileError, stack_names
 
 CONTRACT_FILE = "shipsafe-app.yaml"
@@ -135,11 +135,13 @@ def _healthcheck_problems(shown: str, url: SplitResult, app: Any) -> Iterator[st
         yield f"{shown} HEALTHCHECK requests port {port}, but {_key('app.port')} = {app.port}"
 
 
-def _contract_problems(settings: Settings, project_dir: Path) -> Iterator[str]:
-    path = project_dir / settings.app.build_context / CONTRACT_FILE
+def _contract_problems(settings: Settings, project_dir: Path, context: str | None = None) -> Iterator[str]:
+    """The settings against the contract file in `context` (default: the stack's own build context)."""
+    context = settings.app.build_context if context is None else context
+    path = project_dir / context / CONTRACT_FILE
     if not path.is_file():
         return
-    shown = f"{settings.app.build_context}/{CONTRACT_FILE}"
+    shown = f"{context}/{CONTRACT_FILE}"
     try:
         declared = load_yaml(path)
     except LocalFileError as error:
@@ -194,9 +196,26 @@ def problems(project_dir: Path, stack: str, settings: Settings) -> list[str]:
     found = list(migration_problems(project_dir, stack, settings))
     if settings.image_source is ImageSource.BUILD:
         found += image_problems(settings, project_dir)
-    else:
-        found += _contract_problems(settings, project_dir)
+    elif (context := _building_context(project_dir, settings.app.name)) is not None:
+        # Build once, promote: this stack runs the image another stack of the app builds from that context.
+        found += _contract_problems(settings, project_dir, context)
+    # Otherwise the image is built with the app elsewhere: its code, Dockerfile and contract file live there, and
+    # `shipsafe image check --dockerfile --context` holds the stack to them.
     return found
+
+
+def _building_context(project_dir: Path, app: str) -> str | None:
+    """The build context of a stack of this project that builds `app`'s image (`shipsafe:imageSource: build`)."""
+    for stack in stack_names(project_dir):
+        try:
+            _, values = read_stack_config(stack, project_dir)
+            config, secret_keys = engine_config(values)
+            settings = settings_from_config(config, lambda key: key in secret_keys)  # noqa: B023
+        except (StackFileError, ConfigError):
+            continue  # that stack's own check names it
+        if settings.app.name == app and settings.image_source is ImageSource.BUILD:
+            return settings.app.build_context
+    return None
 
 
 def image_problems(settings: Settings, project_dir: Path) -> list[str]:

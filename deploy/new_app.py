@@ -24,8 +24,11 @@ from deploy.version import VERSION
 
 TEMPLATE_SUFFIX = ".tmpl"
 STACK_PLACEHOLDER = "STACK"
-RENAMED = {"gitignore": ".gitignore"}
+RENAMED = {"gitignore": ".gitignore", "dockerignore": ".dockerignore"}
 """Template files stored under another name: a `.gitignore` in the package would hide the template from git."""
+DOCKERIGNORE = ".dockerignore"
+"""Written only when the app builds from the repository's root (`--build-context .`): the Pulumi project's own files
+(its requirements.txt above all, which would make any app look like a Python build) stay out of the image."""
 # Kubernetes' DNS-1123 label (`apimachinery/pkg/util/validation/validation.go` `IsDNS1123Label`): the app's name
 # prefixes every object name and is the Pulumi project's name.
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -129,6 +132,8 @@ def render(options: AppOptions) -> dict[Path, str]:
             elif entry.name.endswith(TEMPLATE_SUFFIX):
                 name = entry.name.removesuffix(TEMPLATE_SUFFIX).replace(STACK_PLACEHOLDER, options.stack)
                 files[relative / RENAMED.get(name, name)] = string.Template(entry.read_text()).substitute(values)
+    if options.build_context not in (".", "./"):
+        del files[Path(DOCKERIGNORE)]
     return files
 
 

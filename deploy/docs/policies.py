@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deploy.peer_check import DECISIONS, load_decisions
+from deploy.peer_decisions import DECISIONS, load_decisions
 from deploy.policy_link import pack_registry
 from harness.analyzer import POLICY_DIR, PolicyInfo, PolicyPackProcess, load_policy_config, reconcile_config
 from harness.manifests import whole_numbers

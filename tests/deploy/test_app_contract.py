@@ -180,3 +180,22 @@ def test_what_the_dockerfile_declares_against_the_probes(project: Path, lines: s
         assert problems == []
     else:
         assert any(expected in problem for problem in problems), problems
+
+
+def test_a_prebuilt_app_built_elsewhere_is_not_held_to_this_projects_contract_file(project: Path) -> None:
+    """Another team's app, deployed prebuilt: its contract lives with its code (`shipsafe image check`), not in the
+    notes app's build context that `app.buildContext` defaults to."""
+    prod = (project / "Pulumi.prod.yaml").read_text()
+    greeter = prod.replace("    name: notes\n", "    name: greeter\n").replace("    port: 3002\n", "    port: 8080\n")
+    assert greeter != prod
+    (project / "Pulumi.greeter.yaml").write_text(greeter)
+    policy = project / "policy" / "config"
+    (policy / "greeter.json").write_text((policy / "prod.json").read_text())
+    try:
+        problems = config_problems(project, "greeter")
+    finally:
+        (project / "Pulumi.greeter.yaml").unlink()
+        (policy / "greeter.json").unlink()
+    assert not [problem for problem in problems if CONTRACT_FILE in problem], problems
+    with edited(project / "Pulumi.prod.yaml", "    port: 3002\n", "    port: 8080\n"):  # notes: promoted from staging
+        assert any(CONTRACT_FILE in problem for problem in config_problems(project, "prod"))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from shipsafe_policies.languages import PYTHON, identify
 
 from deploy.cli import cli
 from deploy.offline.commands import config_problems
@@ -19,6 +20,7 @@ REQUIRED = [
     "/greet",
 ]
 FILES = {
+    ".dockerignore",
     ".gitignore",
     "Pulumi.yaml",
     "Pulumi.staging.yaml",
@@ -81,3 +83,16 @@ def test_new_refuses_a_bad_option_by_name_and_writes_nothing(tmp_path: Path, opt
     assert result.exit_code == 2, result.output
     assert named in result.output
     assert _written(app) == set()
+
+
+def test_an_app_built_from_the_root_gets_a_dockerignore_that_keeps_the_project_out(tmp_path: Path) -> None:
+    """The project's own requirements.txt must not make a Node (or dependency-free) app look like a Python build."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    assert _new(root).exit_code == 0
+    assert _new(elsewhere, "--build-context", "app").exit_code == 0
+    ignored = (root / ".dockerignore").read_text().splitlines()
+    assert {"requirements.txt", "Pulumi.*.yaml", "policy/", "venv/", ".git", ".env*"} <= set(ignored)
+    assert not (elsewhere / ".dockerignore").exists(), "the app's own context brings its own .dockerignore"
+    (root / "server.py").write_text("print('hello')\n")
+    assert identify(root, ["debian:12.8-slim"], [["python3", "server.py"]]) == [PYTHON]  # its tool, not the file
+    assert identify(root, ["debian:12.8-slim"], [["/app/server"]]) == []

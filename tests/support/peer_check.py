@@ -1,4 +1,4 @@
-"""The pack side by side with a peer tool: `python -m deploy.peer_check [--checkov PATH] [--out DIR]`.
+"""The pack side by side with a peer tool: `python -m tests.support.peer_check [--checkov PATH] [--out DIR]`.
 
 Renders every stack (`Pulumi.<stack>.yaml`, discovered) and every violating case of the bad-variant catalogue
 (`tests/policy/test_bad_variants.py`), runs checkov (pinned and hash-locked in requirements-peer.txt, so its check
@@ -21,12 +21,13 @@ from typing import Any
 
 import yaml
 
+from deploy.peer_decisions import DECISIONS, load_decisions
 from harness.analyzer import POLICY_DIR, AnalysisReport, PolicyPackProcess, load_policy_config
 from harness.manifests import documents_in_apply_order, is_kubernetes
 from harness.recording import Recording
 from harness.runtime import REPO_ROOT, run_stack
+from harness.stack_config import stack_names
 
-DECISIONS = REPO_ROOT / "docs" / "peer-decisions.json"
 CHECKOV = REPO_ROOT / ".venv-peer" / "bin" / "checkov"
 EXIT_UNDOCUMENTED = 1
 STACK_SET = "stack-"
@@ -42,16 +43,11 @@ class Finding:
     """checkov's `Kind.namespace.name`."""
 
 
-def stack_names(project_dir: Path = REPO_ROOT) -> list[str]:
-    """Every stack the project has a settings file for."""
-    return sorted(path.name.split(".")[1] for path in project_dir.glob("Pulumi.*.yaml"))
-
-
 def manifest_sets() -> dict[str, Recording]:
     """Each stack as `up` would apply it, and each violating catalogue case whose fault is in its manifests."""
     from tests.policy.test_bad_variants import CASES  # the catalogue is the tests' own
 
-    stacks = {name: run_stack(name) for name in stack_names()}
+    stacks = {name: run_stack(name) for name in stack_names(REPO_ROOT)}
     sets = {f"{STACK_SET}{name}": recording for name, recording in stacks.items()}
     for case in CASES:
         if case.dockerfile is None and case.stack in stacks:  # Dockerfile faults have no manifest to show
@@ -109,14 +105,6 @@ def pack_findings(sets: Mapping[str, Recording]) -> dict[str, set[tuple[str, str
     return found
 
 
-def load_decisions(path: Path = DECISIONS) -> dict[str, Any]:
-    decisions: dict[str, Any] = json.loads(path.read_text())
-    for check, entry in decisions["checks"].items():
-        if not (entry.get("rules") or entry.get("decision")):
-            raise SystemExit(f"{path}: {check} names neither pack rules nor a decision")
-    return decisions
-
-
 def verdicts(
     findings: Iterable[Finding], pack: Mapping[str, set[tuple[str, str]]], checks: Mapping[str, Any]
 ) -> dict[Finding, str]:
@@ -133,7 +121,7 @@ def verdicts(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.peer_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.peer_check", description=__doc__.splitlines()[0])
     parser.add_argument("--checkov", type=Path, default=CHECKOV, help="the pinned checkov (make peer-check)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "peer", help="where manifests are written")
     args = parser.parse_args(argv)
@@ -146,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = by_check.setdefault(finding.check, {})
         kind = verdict.split(" ")[0] if verdict != "decision" else verdict
         counts[kind] = counts.get(kind, 0) + 1
-    stacks = ", ".join(stack_names())
-    cases = len(sets) - len(stack_names())
+    stacks = ", ".join(stack_names(REPO_ROOT))
+    cases = len(sets) - len(stack_names(REPO_ROOT))
     print(f"{decisions['tool']}: {len(findings)} findings on the stacks ({stacks}) and {cases} catalogue cases")
     for check, counts in sorted(by_check.items()):
         shown = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
