@@ -6,10 +6,12 @@ passed staging's smoke tests are the bytes that run in production.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from rich.markup import escape
 
+from components.config_keys import CONFIG_NAMESPACE
 from deploy.backend import StackBackend, UpdateRecord
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
@@ -72,6 +74,15 @@ def check_health(ctx: DeployContext, url: str) -> SmokeReport:
     return report
 
 
+def _app_name(stack: StackBackend) -> str | None:
+    """`shipsafe:app.name` of the stack's config (the app whose image it runs)."""
+    try:
+        app = json.loads(stack.get_config().get(f"{CONFIG_NAMESPACE}:app", "{}"))
+    except json.JSONDecodeError:
+        return None
+    return app.get("name") if isinstance(app, dict) else None
+
+
 def promote(
     ctx: DeployContext,
     staging: StackBackend,
@@ -81,6 +92,12 @@ def promote(
     expect_image: ImageRef | None = None,
 ) -> UpdateRecord:
     """`expect_image` guards a pipeline: promote only if staging still runs the image this run built."""
+    source_app, target_app = _app_name(staging), _app_name(prod)
+    if source_app != target_app:
+        raise _refuse(
+            f"{staging.name} deploys the app {source_app} and {prod.name} the app {target_app}: promote only between "
+            "stacks of one app (shipsafe:app.name)"
+        )
     release = staging_release(staging)
     if expect_image is not None and expect_image.identity != release.image.identity:
         raise _refuse(f"{staging.name} runs {release.image.short}, not the expected {expect_image.short}")

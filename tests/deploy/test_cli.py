@@ -251,6 +251,16 @@ def test_promote_without_from_refuses_when_two_stacks_are_staging(run_cli, stack
     assert len(stacks["prod"].records) == 1
 
 
+def test_promote_refuses_to_pair_two_apps(run_cli, stacks):
+    stacks["prod"].set_config(
+        {"shipsafe:app": json.dumps({**json.loads(stacks["prod"].config["shipsafe:app"]), "name": "greeter"})}
+    )
+    result = run_cli("promote")
+    assert result.exit_code == ExitCode.REFUSED, result.output
+    assert "staging deploys the app notes and prod the app greeter" in result.stderr
+    assert len(stacks["prod"].records) == 1
+
+
 def test_promote_without_to_refuses_when_no_stack_is_production(run_cli, stacks, project_dir):
     (project_dir / "Pulumi.prod.yaml").unlink()
     result = run_cli("promote")
