@@ -13,7 +13,6 @@ projects at a time", fails when package.json and package-lock.json disagree), `y
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import tomllib
@@ -21,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .dockerignore import sent
 from .images import parse_image
 from .shell import arguments_of, invokes
 
@@ -395,34 +395,6 @@ SYSTEM_COMMANDS = frozenset(
 )
 """Commands that set up the operating system or files, not an app's dependencies: a RUN of only these is no build
 (OS packages, downloads and users are judged by the language-independent rules)."""
-
-
-def sent(context: Path, path: Path) -> bool:
-    """Whether `docker build` sends `path` of the context to the builder: not excluded by the context's
-    .dockerignore, whose patterns match in order, the last match deciding and a `!` pattern re-including (moby
-    `patternmatcher`; `**` any number of directories). A file the build never sees says nothing about its language:
-    a Pulumi project's own requirements.txt beside a Node app's Dockerfile, for one."""
-    ignore = context / ".dockerignore"
-    if not ignore.is_file():
-        return True
-    relative = path.relative_to(context).as_posix()
-    excluded = False
-    for line in ignore.read_text().splitlines():
-        pattern = line.strip()
-        if not pattern or pattern.startswith("#"):
-            continue
-        negated = pattern.startswith("!")
-        pattern = pattern.removeprefix("!").strip().removeprefix("./").strip("/")
-        parts = relative.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]  # a directory excludes what is under it
-        if any(fnmatch.fnmatchcase(prefix, pattern) or _double_star(prefix, pattern) for prefix in prefixes):
-            excluded = not negated
-    return not excluded
-
-
-def _double_star(relative: str, pattern: str) -> bool:
-    """`**/name` and `dir/**`: any number of directories, as Go's filepath.Match alone does not allow."""
-    return "**" in pattern and fnmatch.fnmatchcase(relative, pattern.replace("**/", "*").replace("/**", "*"))
 
 
 def identify(context: Path, bases: Iterable[str], commands: Iterable[list[str]]) -> list[Language]:

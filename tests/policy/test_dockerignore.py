@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from shipsafe_policies.languages import sent
+from shipsafe_policies.dockerignore import sent
 
 
 @pytest.mark.parametrize(
