@@ -221,7 +221,12 @@ def offline_preview(
         ) as analyze:
             return run.preview(report, analyze, policy_config)
     except analyzer.PolicyPackError as error:
-        return _refused(report, f"the policy pack failed: {error}", [str(error)], ExitCode.POLICY_PACK_FAILED)
+        # One line per problem (each floor rule lowered, each unknown name), each printed once.
+        problems = str(error).splitlines() or [repr(error)]
+        message = (
+            f"the policy pack failed: {problems[0]}" if len(problems) == 1 else "the policy pack refused its config"
+        )
+        return _refused(report, message, [message] if len(problems) == 1 else problems, ExitCode.POLICY_PACK_FAILED)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ the pack, for every stack, and offline with the file named."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from deploy.context import DeployContext
 from deploy.docs.policies import render_policy_docs, stack_levels
@@ -24,6 +26,7 @@ from deploy.exit_codes import ExitCode
 from deploy.image_check import check_dockerfile
 from deploy.offline import preview
 from deploy.offline.commands import config_problems
+from deploy.offline.report import print_report
 from deploy.policy_link import pack_registry, read_policy_config
 from harness.analyzer import PolicyPackError, PolicyPackProcess, load_policy_config, reconcile_config
 from harness.runtime import REPO_ROOT
@@ -304,6 +307,19 @@ def test_the_offline_preview_refuses_a_disabled_floor_rule_before_the_program_ru
     assert report.exit_code == ExitCode.POLICY_PACK_FAILED
     assert "docker-non-root-user is disabled" in _refusal(report)
     assert not (tmp_path / "out").exists(), "refused before the program ran"
+
+
+def test_each_lowered_floor_rule_is_printed_once(tmp_path: Path) -> None:
+    path = tmp_path / "prod.json"
+    lowered = {"docker-non-root-user": "disabled", "pss-baseline-no-privileged": "advisory"}
+    path.write_text(json.dumps(_prod_config(**lowered)))
+    report = preview.offline_preview("prod", {}, policy_config=path, out=tmp_path / "out")
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    print_report(report, console, console)
+    printed = out.getvalue()
+    for rule in lowered:
+        assert printed.count(rule) == 1, printed
 
 
 @pytest.fixture(scope="module")
