@@ -14,6 +14,7 @@ from harness.phases import model_phases
 from harness.recording import DOCKER_IMAGE, RecordedResource, Recording
 from harness.stack_config import policy_config_path
 from tests.conftest import STACKS, pinned
+from tests.policy.stack_edits import new_resource
 
 # Policies that read something outside the request: a counter kept between requests, and a file nobody declared.
 HOSTILE_PACK = """
@@ -51,26 +52,7 @@ def _image(context: str) -> RecordedResource:
         "imageName": "registry.example/app:1",
         "build": {"context": context, "dockerfile": f"{context}/Dockerfile"},
     }
-    return RecordedResource(
-        urn=f"urn:pulumi:unit::shipsafe::{DOCKER_IMAGE}::image",
-        type=DOCKER_IMAGE,
-        name="image",
-        custom=True,
-        inputs=inputs,
-        secret_paths=frozenset(),
-        parent=None,
-        dependencies=(),
-        property_dependencies={},
-        provider=None,
-        protect=False,
-        retain_on_delete=False,
-        delete_before_replace=False,
-        ignore_changes=(),
-        replace_on_changes=(),
-        custom_timeouts={},
-        outputs=inputs,
-        output_secret_paths=frozenset(),
-    )
+    return new_resource(Recording("shipsafe", "unit", []), DOCKER_IMAGE, "image", inputs)
 
 
 @pytest.fixture
