@@ -1,72 +1,201 @@
-"""Sharing one properties conversion across policies changes no verdict, only the time it takes."""
+"""Sharing one cheap properties conversion across policies changes no verdict, only the time it takes."""
 
 from __future__ import annotations
 
 import importlib
+import math
+import random
+from collections.abc import Callable
+from typing import Any
 
 import pulumi_policy.policy as sdk
 import pulumi_policy.proxy as proxy
 import pytest
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2
 
 from harness.analyzer import POLICY_DIR, analyze_request, stack_resource
 from harness.phases import Phase, PhaseRecording
 from harness.recording import Recording
 from tests.policy.stack_edits import at, edit
+from tests.policy.test_bad_variants import CASES, COMPLIANT
 
 SDK_CONVERSIONS = ("json_format", "deserialize_properties", "unknown_checking_proxy")
 """What `convert_requests_once` replaces inside `pulumi_policy.policy`."""
+SERVICER_STEPS = ("_get_resource_options", "_get_provider_resource")
+"""What it replaces on `pulumi_policy.policy._PolicyAnalyzerServicer`."""
 
 
-def _responses(recording: Recording) -> list[analyzer_pb2.AnalyzeResponse]:
+def restore_sdk_after(patch: pytest.MonkeyPatch) -> None:
+    """Everything `convert_requests_once` replaces goes back when `patch` is undone."""
+    patch.syspath_prepend(str(POLICY_DIR))
+    for name in SDK_CONVERSIONS:
+        patch.setattr(sdk, name, getattr(sdk, name))
+    for step in SERVICER_STEPS:
+        patch.setattr(sdk._PolicyAnalyzerServicer, step, getattr(sdk._PolicyAnalyzerServicer, step))
+
+
+def _speedup() -> Any:
+    return importlib.import_module("shipsafe_policies.sdk_speedup")
+
+
+Request = tuple[str, bytes]
+"""A method of the analyzer (`Analyze`, `AnalyzeStack`) and its request as sent on the wire."""
+
+
+def _requests(recordings: list[Recording]) -> list[Request]:
+    """Every distinct request the engine would send the pack for these recordings."""
+    requests: dict[Request, None] = {}
+    for recording in recordings:
+        by_urn = {r.urn: r for r in recording}
+        requests.update(dict.fromkeys(("Analyze", analyze_request(r, by_urn).SerializeToString()) for r in recording))
+        stack = analyzer_pb2.AnalyzeStackRequest(resources=[stack_resource(r, by_urn) for r in recording])
+        requests[("AnalyzeStack", stack.SerializeToString())] = None
+    return list(requests)
+
+
+def _servicer_responses(requests: list[Request]) -> list[analyzer_pb2.AnalyzeResponse]:
+    """The pack's response to each request, parsed from its wire form as the server does."""
     policies = importlib.import_module("shipsafe_policies").all_policies()
     servicer = sdk._PolicyAnalyzerServicer("shipsafe", "1.0.0", policies, sdk.EnforcementLevel.MANDATORY)
-    by_urn = {r.urn: r for r in recording}
-    responses = [servicer.Analyze(analyze_request(r, by_urn), None) for r in recording]
-    stack = analyzer_pb2.AnalyzeStackRequest(resources=[stack_resource(r, by_urn) for r in recording])
-    return [*responses, servicer.AnalyzeStack(stack, None)]
+    parse = {
+        "Analyze": analyzer_pb2.AnalyzeRequest.FromString,
+        "AnalyzeStack": analyzer_pb2.AnalyzeStackRequest.FromString,
+    }
+    return [getattr(servicer, method)(parse[method](wire), None) for method, wire in requests]
 
 
-def test_shared_conversions_give_identical_results(
+def _plain(requests: list[Request]) -> list[analyzer_pb2.AnalyzeResponse]:
+    """The responses computed by the SDK's own conversions."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(POLICY_DIR))
+        return _servicer_responses(requests)
+
+
+def _shared(requests: list[Request]) -> list[analyzer_pb2.AnalyzeResponse]:
+    """The responses computed with `convert_requests_once` installed, as the pack's `__main__` installs it."""
+    with pytest.MonkeyPatch.context() as patch:
+        restore_sdk_after(patch)
+        originals = {name: getattr(sdk, name) for name in SDK_CONVERSIONS}
+        _speedup().convert_requests_once()
+        assert all(getattr(sdk, name) is not originals[name] for name in SDK_CONVERSIONS)
+        return _servicer_responses(requests)
+
+
+def test_shared_conversions_give_identical_results_over_whole_stacks(
     compliant: dict[str, Recording],
     phase_recordings: dict[tuple[str, Phase], PhaseRecording],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.syspath_prepend(str(POLICY_DIR))
-    for name in SDK_CONVERSIONS:  # restored after the test
-        monkeypatch.setattr(sdk, name, getattr(sdk, name))
     faulty = edit("notes-web-deployment", at("container.securityContext.privileged", True))(compliant["staging"])
-    with_unknowns = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
-    recordings = [compliant["staging"], compliant["prod"], faulty, with_unknowns]
-    plain = [_responses(r) for r in recordings]
+    recordings = [
+        compliant["staging"],
+        compliant["prod"],
+        faulty,
+        *(p.recording for p in phase_recordings.values()),  # every view: unknowns in previews, live objects after up
+    ]
+    requests = _requests(recordings)
+    got = _shared(requests)
 
-    originals = {name: getattr(sdk, name) for name in SDK_CONVERSIONS}
-    importlib.import_module("shipsafe_policies.sdk_speedup").convert_requests_once()
-    assert all(getattr(sdk, name) is not originals[name] for name in SDK_CONVERSIONS)
-    shared = [_responses(r) for r in recordings]
+    assert got == _plain(requests)
+    assert any(d.policyName == "pss-baseline-no-privileged" for response in got for d in response.diagnostics)
+    assert any("can't run policy" in d.message for response in got for d in response.diagnostics)
 
-    assert shared == plain
-    assert any(d.policyName == "pss-baseline-no-privileged" for response in shared[2] for d in response.diagnostics)
-    assert any("can't run policy" in d.message for response in shared[3] for d in response.diagnostics)
+
+@pytest.mark.slow
+def test_shared_conversions_give_identical_results_on_every_catalogue_variant(
+    compliant: dict[str, Recording],
+) -> None:
+    """Every bad and compliant variant of the catalogue built from the stacks alone: each policy meets the objects
+    it is written for, faulty and not, through the shared conversions."""
+    variants = [c.fault(compliant[c.stack]) for c in CASES if c.dockerfile is None]
+    requests = _requests([*variants, *(c.change(compliant[c.stack]) for c in COMPLIANT)])
+    assert _shared(requests) == _plain(requests)
 
 
 def test_each_resource_is_converted_once_per_request(
     compliant: dict[str, Recording], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.syspath_prepend(str(POLICY_DIR))
-    for name in SDK_CONVERSIONS:
-        monkeypatch.setattr(sdk, name, getattr(sdk, name))
+    restore_sdk_after(monkeypatch)
+    speedup = _speedup()
     calls = []
-    build_proxy = proxy._proxy_helper  # what `unknown_checking_proxy` runs; its top-level call has no path yet
+    convert = speedup.struct_to_python
 
-    def counting(value: object, path: list[str]) -> object:
-        calls.extend([1] if path == [] else [])
-        return build_proxy(value, path)
+    def counting(struct: struct_pb2.Struct) -> dict[str, Any]:
+        calls.append(struct)
+        return convert(struct)
 
-    monkeypatch.setattr(proxy, "_proxy_helper", counting)
-    importlib.import_module("shipsafe_policies.sdk_speedup").convert_requests_once()
+    monkeypatch.setattr(speedup, "struct_to_python", counting)
+    speedup.convert_requests_once()
     recording = compliant["prod"]
-    _responses(recording)
+    _servicer_responses(_requests([recording]))
     # One Analyze request per resource, and one AnalyzeStack request holding every resource: without the shared
     # conversion it would be once per policy and resource.
     assert len(calls) == 2 * len(recording.resources)
+
+
+def test_known_properties_are_handed_over_unwrapped_and_unknown_ones_through_the_sdks_proxy() -> None:
+    speedup = _speedup()
+    known = {"spec": {"replicas": 2.0, "template": {"containers": [{"image": "app@sha256:ab"}]}}}
+    unknown = {"spec": {"template": {"containers": [{"image": proxy.UNKNOWN_STRING_VALUE}]}}}
+    checked = speedup._checking_proxy(proxy.unknown_checking_proxy)
+    assert checked(known) is known
+    wrapped = checked(unknown)
+    with pytest.raises(proxy.UnknownValueError) as raised:
+        _ = wrapped["spec"]["template"]["containers"][0]["image"]
+    assert raised.value.message == "string value at .spec.template.containers.0.image can't be known during preview"
+
+
+def _random_value(rng: random.Random, depth: int) -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    kind = rng.choice(["null", "number", "string", "bool", "struct", "list"] if depth < 4 else ["string", "number"])
+    if kind == "null":
+        value.null_value = struct_pb2.NULL_VALUE
+    elif kind == "number":
+        value.number_value = rng.choice([0.0, -0.0, 1.0, 2.5, -7.0, 1e300, 2.0**53 + 1, rng.uniform(-1e6, 1e6)])
+    elif kind == "string":
+        value.string_value = rng.choice(["", "a", "ü∂", proxy.UNKNOWN_STRING_VALUE, "x" * rng.randrange(40)])
+    elif kind == "bool":
+        value.bool_value = rng.random() < 0.5
+    elif kind == "struct":
+        value.struct_value.CopyFrom(_random_struct(rng, depth + 1))
+    else:
+        value.list_value.values.extend(_random_value(rng, depth + 1) for _ in range(rng.randrange(4)))
+    return value
+
+
+def _random_struct(rng: random.Random, depth: int = 0) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    for index in range(rng.randrange(5)):
+        struct.fields[f"k{index}{'é' * (index % 2)}"].CopyFrom(_random_value(rng, depth))
+    return struct
+
+
+def _outcome(convert: Callable[[struct_pb2.Struct], Any], struct: struct_pb2.Struct) -> Any:
+    try:
+        return ("value", convert(struct))
+    except ValueError as error:
+        return ("refused", str(error))
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal, with the same types all the way down and -0.0 told from 0.0."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return list(left) == list(right) and all(_same(left[k], right[k]) for k in left)
+    if isinstance(left, list | tuple):
+        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right, strict=True))
+    if isinstance(left, float):
+        return left == right and math.copysign(1, left) == math.copysign(1, right)
+    return bool(left == right)
+
+
+def test_the_struct_conversion_is_json_formats_own_on_any_struct() -> None:
+    rng = random.Random(21)
+    structs = [_random_struct(rng) for _ in range(400)]
+    for special in (math.inf, -math.inf, math.nan):  # refused by both, with the same message
+        struct = _random_struct(rng)
+        struct.fields["odd"].list_value.values.add().number_value = special
+        structs.append(struct)
+    for struct in structs:
+        assert _same(_outcome(_speedup().struct_to_python, struct), _outcome(json_format.MessageToDict, struct))

@@ -19,13 +19,13 @@ import pulumi_policy.policy as sdk
 import pytest
 from pulumi.runtime.proto import analyzer_pb2
 
-from harness.analyzer import POLICY_DIR, AnalysisReport, analyze_request, stack_resource
+from harness.analyzer import AnalysisReport, analyze_request, stack_resource
 from harness.phases import Phase, PhaseRecording
 from harness.recording import UNKNOWN, RecordedResource, Recording, contains_unknown
 from tests.conftest import STACKS
 from tests.policy.conftest import Analyze
 from tests.policy.stack_edits import Props, at, chain, edit, first_container, pod, replace_resource
-from tests.policy.test_sdk_speedup import SDK_CONVERSIONS
+from tests.policy.test_sdk_speedup import restore_sdk_after
 from tests.policy.test_stacks import KNOWN_ADVISORIES
 
 WEB, WORKER, JOB = "notes-web-deployment", "notes-worker-deployment", "notes-migrate-job"
@@ -187,9 +187,7 @@ class Pack:
 @pytest.fixture(scope="module")
 def pack_in_process() -> Iterator[Pack]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(POLICY_DIR))
-        for name in SDK_CONVERSIONS:  # convert_requests_once replaces them; restored after
-            patch.setattr(sdk, name, getattr(sdk, name))
+        restore_sdk_after(patch)  # convert_requests_once replaces parts of the SDK; restored after
         importlib.import_module("shipsafe_policies.sdk_speedup").convert_requests_once()  # as the pack does
         policies = importlib.import_module("shipsafe_policies").all_policies()
         servicer = sdk._PolicyAnalyzerServicer("shipsafe", "1.0.0", policies, sdk.EnforcementLevel.MANDATORY)
