@@ -27,8 +27,7 @@ from components.config_keys import CONFIG_NAMESPACE
 from components.settings import ConfigError, ImageSource, Settings, settings_from_config
 from deploy.policy_link import pack_registry
 from harness.local_files import LocalFileError, load_yaml
-from harness.runtime import engine_config, read_stack_config
-from harness.stack_config import StackFileError, stack_names
+from harness.stack_config import StackFileError, engine_config, read_stack_config, stack_names
 
 CONTRACT_FILE = "shipsafe-app.yaml"
 """The app's own statement of its port and probe paths, at the top of its build context (optional)."""

@@ -8,6 +8,7 @@ table (`deploy.exit_codes`, `shipsafe exit-codes`), rendered here.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,26 +17,36 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from deploy.config_commands import config_group
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.image_commands import image_group
-from deploy.mirror import mirror_command
 from deploy.options import JSON_PRINTED, JSON_WANTED, emit_json, error_document
-from deploy.preview_commands import diff_command, preview_command, render_command
 from deploy.project_modules import needs_own_process, run_in_project
-from deploy.rollout_commands import promote_command, rollback_command, smoke_command, up_command, verify_command
-from deploy.stack_commands import (
-    destroy_command,
-    history_command,
-    init_command,
-    new_command,
-    stack_group,
-    status_command,
-)
 from deploy.terminal import TerminalConsole
-from deploy.tool_commands import completion_command, exit_codes_command
 from deploy.version import VERSION
+
+COMMANDS = {
+    "preview": "deploy.preview_commands:preview_command",
+    "render": "deploy.preview_commands:render_command",
+    "diff": "deploy.preview_commands:diff_command",
+    "up": "deploy.rollout_commands:up_command",
+    "promote": "deploy.rollout_commands:promote_command",
+    "smoke": "deploy.rollout_commands:smoke_command",
+    "verify": "deploy.rollout_commands:verify_command",
+    "history": "deploy.stack_commands:history_command",
+    "rollback": "deploy.rollout_commands:rollback_command",
+    "stack": "deploy.stack_commands:stack_group",
+    "new": "deploy.stack_commands:new_command",
+    "init": "deploy.stack_commands:init_command",
+    "mirror": "deploy.mirror:mirror_command",
+    "image": "deploy.image_commands:image_group",
+    "status": "deploy.stack_commands:status_command",
+    "destroy": "deploy.stack_commands:destroy_command",
+    "config": "deploy.config_commands:config_group",
+    "exit-codes": "deploy.tool_commands:exit_codes_command",
+    "completion": "deploy.tool_commands:completion_command",
+}
+"""Each command and where it is defined, in the order of a stack's life. A command's module is imported only when
+the command runs (or help lists it): `preview --offline` starts its policy pack before the SDKs are imported."""
 
 
 def _json_context(ctx: click.Context, error: click.UsageError | None = None) -> click.Context | None:
@@ -60,7 +71,14 @@ class _Cli(click.Group):
     its own."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)  # in the order of a stack's life, as registered below
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["shipsafe.argv"] = list(args)  # to re-execute the same command for another project directory
@@ -131,30 +149,6 @@ def cli(ctx: click.Context, project_dir: Path, prometheus_url: str | None) -> No
         ctx.obj = _default_context(project_dir.resolve())
     if prometheus_url:
         ctx.obj.prometheus_url = prometheus_url
-
-
-for command in (
-    preview_command,
-    render_command,
-    diff_command,
-    up_command,
-    promote_command,
-    smoke_command,
-    verify_command,
-    history_command,
-    rollback_command,
-    stack_group,
-    new_command,
-    init_command,
-    mirror_command,
-    image_group,
-    status_command,
-    destroy_command,
-    config_group,
-    exit_codes_command,
-    completion_command,
-):
-    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,19 +14,37 @@ from rich.markup import escape
 
 from deploy.backend import PolicyPack, StackFactory
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.kubeconfig import open_cluster
-from deploy.policy_link import is_production_stack, read_policy_config
-from deploy.prerequisites import ClusterOpener
-from deploy.prometheus import MetricsSource, PrometheusClient
-from deploy.smoke import SmokeReport, smoke
+from deploy.offline.prelaunch import prelaunch_preview_pack
 from deploy.stacks import StackCreator
 from deploy.terminal import TerminalConsole
-from harness.analyzer import PolicyPackError
-from harness.runtime import engine_config, read_stack_config
-from harness.stack_config import StackFileError, policy_config_path
+from harness.stack_config import StackFileError, engine_config, policy_config_path, read_stack_config
 
 if TYPE_CHECKING:
     from deploy.offline.preview import Progress, Report
+    from deploy.prerequisites import ClusterApi, ClusterOpener
+    from deploy.prometheus import MetricsSource
+    from deploy.smoke import SmokeReport
+
+# The outside world each command may need, imported when used: a command imports only what it talks to (the
+# offline preview starts its policy pack before anything heavy is imported).
+
+
+def open_prometheus(url: str) -> MetricsSource:
+    from deploy.prometheus import PrometheusClient
+
+    return PrometheusClient(url)
+
+
+def smoke_check(url: str) -> SmokeReport:
+    from deploy.smoke import smoke
+
+    return smoke(url)
+
+
+def open_kubernetes(stack_config: Mapping[str, str]) -> ClusterApi:
+    from deploy.kubeconfig import open_cluster
+
+    return open_cluster(stack_config)
 
 
 class OfflinePreview(Protocol):
@@ -60,10 +78,12 @@ def run_offline_preview(
 class DeployContext:
     open_stack: StackFactory
     project_dir: Path
-    open_metrics: Callable[[str], MetricsSource] = PrometheusClient
-    check_app: Callable[[str], SmokeReport] = smoke
+    open_metrics: Callable[[str], MetricsSource] = open_prometheus
+    check_app: Callable[[str], SmokeReport] = smoke_check
     offline_preview: OfflinePreview = run_offline_preview
-    open_cluster: ClusterOpener = open_cluster
+    prelaunch_pack: Callable[[Path, str], None] = prelaunch_preview_pack
+    """Starts the offline preview's first policy pack (`deploy.offline.prelaunch`) before the SDKs are imported."""
+    open_cluster: ClusterOpener = open_kubernetes
     """The cluster a stack deploys to, for the prerequisite check before `up` (from the kubeconfig)."""
     create_stack: StackCreator | None = None
     """`deploy init`'s `pulumi stack init`; None in contexts that only operate on existing stacks."""
@@ -86,6 +106,9 @@ class DeployContext:
         for path in (pack.path / "PulumiPolicy.yaml", pack.config):
             if not path.is_file():
                 raise ShipsafeError(f"policy pack file {path} is missing", ExitCode.FAILED)
+        from deploy.policy_link import is_production_stack, read_policy_config
+        from harness.analyzer import PolicyPackError
+
         # The engine reads the file itself: a duplicate key or an unknown policy name would pass it silently (the
         # pack refuses a lowered floor too, but cannot name the file).
         try:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 DECISIONS = REPO_ROOT / "docs" / "peer-decisions.json"
 

@@ -21,7 +21,7 @@ from typing import Any
 from components.config_keys import CONFIG_NAMESPACE
 from components.settings import INGRESS_WORKLOAD, ImageSource, RegistryMode, Resources, ServiceMode, Settings
 from harness.analyzer import POLICY_DIR, PolicyPackError, load_policy_config
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 
 @dataclass(frozen=True)

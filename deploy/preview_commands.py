@@ -1,4 +1,8 @@
-"""`shipsafe preview`, `render` and `diff`: what a deploy would do, before it does it."""
+"""`shipsafe preview`, `render` and `diff`: what a deploy would do, before it does it.
+
+Each command imports the modules it runs when it runs (the SDKs among them), so `preview --offline` can start its
+policy pack first (`DeployContext.prelaunch_pack`).
+"""
 
 from __future__ import annotations
 
@@ -10,25 +14,14 @@ from rich.markup import escape
 
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
-from deploy.offline.commands import (
-    commit_of,
-    config_overrides,
-    diff_against_ref,
-    diff_against_render,
-    offline_preview,
-    render_ref,
-    render_working_tree,
-    run_program,
-)
 from deploy.options import OUTPUT, SETTINGS, emit_json, pass_deploy, quiet_console_for_json, stack_argument
-from deploy.release import NOT_BUILT_DIGEST, not_yet_built, release_config, stack_file_registry
-from deploy.reports import diff_document, preview_document
-from deploy.rollout import deployed_release_config, preview_stack
 from harness.local_files import LocalFileError
 from harness.manifests import RENDER_LIST, RenderDirectoryError, render_to_directory
 
 
 def _head_sha(project_dir: Path) -> str:
+    from deploy.offline.commands import commit_of
+
     try:
         return commit_of(project_dir, "HEAD")
     except ShipsafeError as error:
@@ -37,6 +30,8 @@ def _head_sha(project_dir: Path) -> str:
 
 def _as_pipeline(deploy: DeployContext, stack: str, git_sha: str | None) -> dict[str, str]:
     """What the deploy pipeline will set: this commit as a prebuilt image, which is not built yet."""
+    from deploy.release import NOT_BUILT_DIGEST, not_yet_built, release_config, stack_file_registry
+
     sha = git_sha or _head_sha(deploy.project_dir)
     image = not_yet_built(stack_file_registry(deploy.project_dir, stack), sha)
     deploy.console.print(
@@ -50,6 +45,9 @@ def _as_pipeline(deploy: DeployContext, stack: str, git_sha: str | None) -> dict
 
 
 def pulumi_preview(deploy: DeployContext, stack: str, output: str) -> None:
+    from deploy.reports import preview_document
+    from deploy.rollout import deployed_release_config, preview_stack
+
     changes = None
     try:
         backend = deploy.open_stack(stack)
@@ -110,6 +108,9 @@ def preview_command(
         raise ShipsafeError("--git-sha needs --as-pipeline", ExitCode.USAGE)
     quiet_console_for_json(deploy, output)
     if offline:
+        deploy.prelaunch_pack(deploy.project_dir, stack)  # boots while the SDKs are imported
+        from deploy.offline.commands import offline_preview
+
         release = _as_pipeline(deploy, stack, git_sha) if as_pipeline else None
         reuse = "off" if no_analysis_reuse else None
         offline_preview(deploy, stack, settings, output, quiet=quiet, release=release, analysis_reuse=reuse)
@@ -132,6 +133,8 @@ def render_command(
 ) -> None:
     """Render STACK's Kubernetes objects offline, like `helm template`: byte-identical for the same inputs, in the
     order a deploy applies them, Secret values as placeholders."""
+    from deploy.offline.commands import config_overrides, render_ref, render_working_tree, run_program
+
     if output_dir is not None and not output_dir.strip():
         raise ShipsafeError("--output-dir is empty: name the directory to write into", ExitCode.USAGE)
     overrides = config_overrides(deploy.project_dir, stack, settings)
@@ -182,6 +185,9 @@ def diff_command(
 ) -> None:
     """What the working tree (plus --set values) changes in STACK's rendered objects, like helm-diff, offline:
     one unified diff per added, removed or changed object."""
+    from deploy.offline.commands import config_overrides, diff_against_ref, diff_against_render
+    from deploy.reports import diff_document
+
     overrides = config_overrides(deploy.project_dir, stack, settings)
     if previous is not None:
         diff = diff_against_render(deploy.project_dir, stack, previous, overrides)

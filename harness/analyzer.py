@@ -29,20 +29,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import jsonschema
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from harness.local_files import LocalFileError, load_json, load_yaml, read_text
+from harness.local_files import LocalFileError, load_json, read_text
+from harness.pack_launch import PLACEHOLDER_ENGINE, PolicyPackError, pack_launch, take_prelaunched
 from harness.provider_check import checked_inputs
 from harness.recording import DOCKER_IMAGE, INTERNAL_KEY_PREFIX, RecordedResource, Recording, engine_outputs
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 POLICY_DIR = REPO_ROOT / "policy"
-PLACEHOLDER_ENGINE = "127.0.0.1:0"
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 """Pulumi's wire marker for a secret value (`SPECIAL_SIG_KEY`: `SPECIAL_SECRET_SIG`)."""
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
@@ -64,10 +64,6 @@ REUSE_VARIABLE = "SHIPSAFE_ANALYSIS_REUSE"
 """Environment variable: `on` (default), `off` (every request goes to the pack), `verify` (every request goes to the
 pack and a reused answer that differs from the pack's fails the analysis)."""
 REUSE_MODES = ("on", "off", "verify")
-
-
-class PolicyPackError(Exception):
-    """The pack would not start, answer, or accept its config."""
 
 
 class ReuseMismatch(PolicyPackError):
@@ -424,25 +420,6 @@ class AnalysisReuse:
 # The pack process ------------------------------------------------------------------------------------------------
 
 
-def pack_python(pack_dir: Path) -> Path:
-    """The interpreter the shim picks: `runtime.options.virtualenv` of PulumiPolicy.yaml, else python3 on PATH."""
-    manifest = pack_dir / "PulumiPolicy.yaml"
-    if not manifest.is_file():
-        raise PolicyPackError(f"failed to load the policy pack at {pack_dir}: no PulumiPolicy.yaml")
-    try:
-        document = load_yaml(manifest) or {}
-    except LocalFileError as error:
-        raise PolicyPackError(f"failed to load the policy pack at {pack_dir}: {error}") from None
-    runtime = document.get("runtime") if isinstance(document, dict) else None
-    virtualenv = (runtime.get("options") or {}).get("virtualenv") if isinstance(runtime, dict) else None
-    if not virtualenv:
-        return Path("python3")
-    python = (pack_dir / str(virtualenv)).resolve() / "bin" / "python"
-    if not python.is_file():
-        raise PolicyPackError(f"{pack_dir / str(virtualenv)} doesn't appear to be a virtual environment")
-    return python
-
-
 class PolicyPackProcess:
     """One running pack. `with PolicyPackProcess(...) as pack: pack.configure(...); pack.analyze(recording)`."""
 
@@ -471,7 +448,7 @@ class PolicyPackProcess:
         self._config: dict[str, Any] = {}
         self._python, self._startup_timeout = python, startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pack; closed in close()
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pack; closed in close()
         self._channel: grpc.Channel | None = None
         self.name = ""
         self.policies: list[PolicyInfo] = []
@@ -495,31 +472,21 @@ class PolicyPackProcess:
         return analyzer_pb2_grpc.AnalyzerStub(self._channel)
 
     def _start(self) -> None:
-        python = self._python or pack_python(self.pack_dir)
-        # The engine starts the pack of each deployment with that deployment's dry-run flag, in the environment and
-        # in ConfigureStack (pulumi/pulumi `pkg/engine/update.go` `PolicyAnalyzerOptions{DryRun: opts.DryRun}`,
-        # `pkg/resource/plugin/analyzer_plugin.go` `maybeAppendEnv("PULUMI_DRY_RUN", ...)` and
-        # `AnalyzerStackConfigureRequest{DryRun: opts.DryRun}`): false for `pulumi up`, true for a preview.
-        env = {
-            **os.environ,
-            "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PULUMI_PROJECT": self.project,
-            "PULUMI_STACK": self.stack,
-            "PULUMI_DRY_RUN": "true" if self.dry_run else "false",
-            "PULUMI_ORGANIZATION": "organization",
-            # As the bundled Python language host's `RunPlugin` (pulumi/pulumi `sdk/python/cmd/pulumi-language-python/
-            # main.go:1667-1674`): the stack's config as one JSON object (unset when empty).
-            **({"PULUMI_CONFIG": json.dumps(self.stack_config)} if self.stack_config else {}),
-        }
-        self._environment = {k: v for k, v in env.items() if k.startswith("PULUMI_")}
-        self._process = subprocess.Popen(
-            [str(python), "-u", "-m", "pulumi.policy", PLACEHOLDER_ENGINE, "."],
-            cwd=self.pack_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
+        launch = pack_launch(
+            self.pack_dir,
+            project=self.project,
+            stack=self.stack,
+            dry_run=self.dry_run,
+            stack_config=self.stack_config,
+            python=self._python,
         )
+        self._environment = {k: v for k, v in launch.environment if k.startswith("PULUMI_")}
+        prelaunched = take_prelaunched(launch)  # the same process, started earlier
+        if prelaunched is None:
+            self._process = launch.start(self._stderr)
+        else:
+            self._stderr.close()
+            self._process, self._stderr = prelaunched
         port = self._read_port()
         self._channel = grpc.insecure_channel(
             f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)]

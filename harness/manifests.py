@@ -15,8 +15,7 @@ from typing import Any
 import yaml
 
 from harness.local_files import read_text
-from harness.recording import RecordedResource, Recording
-from harness.runtime import MODELLED_DIGEST_PREFIX
+from harness.recording import MODELLED_DIGEST_PREFIX, RecordedResource, Recording
 
 SECRET_PLACEHOLDER = "PLACEHOLDER, not the real value: a Pulumi secret, set at deploy time"
 _INDEX = re.compile(r"\[(\d+)\]")

@@ -40,7 +40,8 @@ from harness.manifests import is_kubernetes
 from harness.provider_check import checked_inputs
 from harness.recording import RecordedResource, Recording, contains_unknown, engine_outputs
 from harness.replacement import plan_update
-from harness.runtime import REPO_ROOT, read_stack_config, run_stack
+from harness.runtime import run_stack
+from harness.stack_config import REPO_ROOT, read_stack_config
 
 NEXT_RELEASE_SHA = "0e1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5"
 """The modelled next commit of a later preview (any SHA other than the deployed one plays the same part)."""

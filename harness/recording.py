@@ -7,6 +7,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+MODELLED_DIGEST_PREFIX = "sha256:" + "0ff11e" * 4
+"""How every digest the offline run invents begins ("0ff11e" reads "offline"), so none passes for a real image."""
+
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """How the engine marshals a value unknown during preview (`pulumi.runtime.rpc.UNKNOWN`, Go `UnknownStringValue`):
 recorded inputs and outputs carry it as this string, exactly as it travels to the policy pack."""

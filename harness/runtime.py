@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import posixpath
 import runpy
@@ -28,11 +27,16 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from harness.recording import DOCKER_IMAGE, UNKNOWN, RecordedResource, Recording, registration_order
-from harness.stack_config import effective_config, is_secure, read_stack_file
+from harness.recording import (
+    DOCKER_IMAGE,
+    MODELLED_DIGEST_PREFIX,
+    UNKNOWN,
+    RecordedResource,
+    Recording,
+    registration_order,
+)
+from harness.stack_config import PLACEHOLDER_SECRET, REPO_ROOT, engine_config, read_stack_config
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER_SECRET = "offline-placeholder-secret"
 _LOOP: asyncio.AbstractEventLoop | None = None
 
 
@@ -43,36 +47,6 @@ class ProgramFailed(Exception):
         super().__init__(str(error))
         self.error = error
         self.recording = recording
-
-
-def read_stack_config(
-    stack: str, project_dir: Path = REPO_ROOT, overrides: Mapping[str, Any] | None = None
-) -> tuple[str, dict[str, Any]]:
-    """The project name and the config the engine would hand the program: `Pulumi.<stack>.yaml`'s `config:`
-    with `overrides` applied as `pulumi config set` would (None removes a key), then `Pulumi.yaml`'s project config
-    merged in; read and refused with the CLI's rules (`harness/stack_config.py`), raising StackFileError."""
-    stack_file = read_stack_file(stack, project_dir)
-    config = dict(stack_file.config)
-    for key, value in (overrides or {}).items():
-        if value is None:
-            config.pop(key, None)
-        else:
-            config[key] = value
-    return stack_file.project, effective_config(stack, stack_file, config)
-
-
-def _engine_config_value(value: Any) -> str:
-    # The CLI hands config to the language host as strings: objects JSON-encoded, scalars as written.
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def engine_config(values: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """The config as the engine hands it to the program (strings), and its secret keys: `secure:` values, which
-    only the CLI can decrypt, become a placeholder."""
-    secret_keys = [k for k, v in values.items() if is_secure(v)]
-    return {
-        k: PLACEHOLDER_SECRET if k in secret_keys else _engine_config_value(v) for k, v in values.items()
-    }, secret_keys
 
 
 def _unwrap_secrets(value: Any, path: str, secret_paths: set[str]) -> Any:
@@ -87,10 +61,6 @@ def _unwrap_secrets(value: Any, path: str, secret_paths: set[str]) -> Any:
     if isinstance(value, list):
         return [_unwrap_secrets(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
     return value
-
-
-MODELLED_DIGEST_PREFIX = "sha256:" + "0ff11e" * 4
-"""How every digest the offline run invents begins ("0ff11e" reads "offline"), so none passes for a real image."""
 
 
 def _fake_digest(*parts: str) -> str:

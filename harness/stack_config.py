@@ -21,6 +21,7 @@ import copy
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ import yaml
 from harness.local_files import BoundedLoader, LocalFileError, parse_yaml, read_text
 from harness.local_files import where as _where
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The project this harness belongs to (the default project directory)."""
+PLACEHOLDER_SECRET = "offline-placeholder-secret"
+"""What the program gets for a `secure:` value, which only the CLI can decrypt."""
 SECURE = "secure"
 # `ProjectConfigType` attributes (`project.go`).
 _PROJECT_CONFIG_ATTRIBUTES = frozenset({"type", "description", "items", "default", "value", "secret"})
@@ -336,3 +341,33 @@ def _set_in(node: dict[str, Any] | list[Any], path: list[str | int], value: Any,
         raise StackFileError(f"--set: {where}: expected {'an array' if isinstance(rest[0], int) else 'a map'}")
     node[head] = child  # type: ignore[index]
     _set_in(child, rest, value, [*prefix, str(head)])
+
+
+def read_stack_config(
+    stack: str, project_dir: Path = REPO_ROOT, overrides: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The project name and the config the engine would hand the program: `Pulumi.<stack>.yaml`'s `config:`
+    with `overrides` applied as `pulumi config set` would (None removes a key), then `Pulumi.yaml`'s project config
+    merged in; read and refused with the CLI's rules (`harness/stack_config.py`), raising StackFileError."""
+    stack_file = read_stack_file(stack, project_dir)
+    config = dict(stack_file.config)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return stack_file.project, effective_config(stack, stack_file, config)
+
+
+def _engine_config_value(value: Any) -> str:
+    # The CLI hands config to the language host as strings: objects JSON-encoded, scalars as written.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def engine_config(values: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The config as the engine hands it to the program (strings), and its secret keys: `secure:` values, which
+    only the CLI can decrypt, become a placeholder."""
+    secret_keys = [k for k, v in values.items() if is_secure(v)]
+    return {
+        k: PLACEHOLDER_SECRET if k in secret_keys else _engine_config_value(v) for k, v in values.items()
+    }, secret_keys

@@ -6,8 +6,8 @@ import pytest
 
 from harness.phases import Phase, PhaseRecording, model_phases
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT, read_stack_config, run_stack
-from harness.stack_config import stack_names
+from harness.runtime import run_stack
+from harness.stack_config import REPO_ROOT, read_stack_config, stack_names
 
 # Real-server fixtures (Postgres, Redis, app processes, Docker engine, registry), shared by every test directory so
 # one session starts each server at most once.

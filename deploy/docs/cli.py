@@ -7,7 +7,7 @@ import click
 
 from deploy.cli import cli
 from deploy.exit_codes import markdown_table
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 PAGE = REPO_ROOT / "docs" / "cli.md"
 HELP_WIDTH = 100

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from components.config_keys import ANY_NAME, CONFIG_NAMESPACE, SECRET_KEYS
 from components.settings import Settings, SettingsModel
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "docs" / "configuration.md"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.docs import cli, configuration, offline_preview, policies
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 
 @dataclass(frozen=True)

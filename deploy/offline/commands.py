@@ -33,8 +33,8 @@ from harness.analyzer import PolicyPackError
 from harness.local_files import LocalFileError, read_text
 from harness.manifests import render, rendered_files
 from harness.recording import RecordedResource, Recording
-from harness.runtime import ProgramFailed, engine_config, read_stack_config, run_stack
-from harness.stack_config import StackFileError, policy_config_path
+from harness.runtime import ProgramFailed, run_stack
+from harness.stack_config import StackFileError, engine_config, policy_config_path, read_stack_config
 
 
 def offline_preview(

@@ -29,8 +29,16 @@ from harness.manifests import render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
 from harness.replacement import blocked_by_protect, is_data_bearing, plan_update
-from harness.runtime import REPO_ROOT, ProgramFailed, engine_config, read_stack_config
-from harness.stack_config import StackFileError, policy_config_path, read_stack_file, set_path
+from harness.runtime import ProgramFailed
+from harness.stack_config import (
+    REPO_ROOT,
+    StackFileError,
+    engine_config,
+    policy_config_path,
+    read_stack_config,
+    read_stack_file,
+    set_path,
+)
 
 Progress = Callable[[str], object]
 """Told what the preview is doing now, e.g. `running program (staging, before up)`."""

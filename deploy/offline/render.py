@@ -18,8 +18,7 @@ from typing import Any
 import yaml
 
 from deploy.project_modules import command_in_project
-from harness.runtime import REPO_ROOT, read_stack_config
-from harness.stack_config import StackFileError, load_yaml
+from harness.stack_config import REPO_ROOT, StackFileError, load_yaml, read_stack_config
 
 
 class RenderFailed(Exception):

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from harness.recording import Recording
-from harness.runtime import PLACEHOLDER_SECRET, REPO_ROOT
+from harness.stack_config import PLACEHOLDER_SECRET, REPO_ROOT
 from tests.conftest import record
 from tests.support.stack_queries import DEPLOYMENT, JOB, SECRET, STATEFUL_SET, containers, env_var, only, pod_spec
 

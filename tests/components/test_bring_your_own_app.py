@@ -15,7 +15,7 @@ from deploy.offline.preview import policy_conflicts
 from harness import analyzer
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # runs the offline preview or the CLI end to end
 

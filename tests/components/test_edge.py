@@ -17,7 +17,7 @@ from harness.analyzer import AnalysisReport, PolicyPackProcess, load_policy_conf
 from harness.apiserver import server_object
 from harness.phases import model_phases
 from harness.recording import RecordedResource, Recording
-from harness.runtime import REPO_ROOT, read_stack_config
+from harness.stack_config import REPO_ROOT, read_stack_config
 from tests.conftest import STACKS, record
 from tests.deploy.fake_apiserver import ClusterState, InProcessCluster, gateway
 from tests.deploy.memory_stack import cluster_shape

@@ -14,7 +14,7 @@ from components.config_keys import CONFIG_NAMESPACE
 from components.settings import ConfigError, ServiceMode, Settings, parse_settings, settings_from_config
 from components.timeline import deploy_timeline
 from deploy.prerequisites import requirements_for
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.deploy.memory_stack import cluster_shape
 
 EXTERNAL = {"mode": "external", "version": "15.18", "externalCidr": "10.20.0.0/16"}

@@ -11,7 +11,7 @@ import yaml
 
 from components.release import working_tree_sha
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.conftest import STACKS, STAGING_SHA, record
 from tests.support.stack_queries import DEPLOYMENT, JOB, containers, only, pod_spec
 

@@ -13,7 +13,8 @@ import yaml
 
 from components.settings import BackingService, ConfigError, Settings
 from deploy.docs import configuration as config_docs
-from harness.runtime import REPO_ROOT, ProgramFailed
+from harness.runtime import ProgramFailed
+from harness.stack_config import REPO_ROOT
 from tests.conftest import record
 
 ROW = re.compile(r"^\| `(?P<key>[^`]+)` \| (?P<allowed>.*) \| (?P<default>[^|]*) \| (?P<meaning>.*) \|$")

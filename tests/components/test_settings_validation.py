@@ -11,7 +11,8 @@ import yaml
 
 from components.quantities import QuantityError, parse_quantity
 from components.settings import ConfigError, _credential_in, routes_path
-from harness.runtime import REPO_ROOT, ProgramFailed
+from harness.runtime import ProgramFailed
+from harness.stack_config import REPO_ROOT
 from tests.conftest import record
 
 

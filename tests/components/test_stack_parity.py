@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 # Dotted config paths allowed to differ, and why.
 ALLOWED_DIFFERENCES = {

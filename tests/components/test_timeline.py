@@ -19,7 +19,7 @@ from components.timeline import ENDPOINTS_SETTLE_SECONDS, DeployTimeline, deploy
 from harness.apiserver import server_object
 from harness.recording import RecordedResource, Recording
 from harness.replacement import plan_update
-from harness.runtime import REPO_ROOT, read_stack_config
+from harness.stack_config import REPO_ROOT, read_stack_config
 from tests.conftest import STACKS, record
 from tests.harness.test_replacement import next_release
 from tests.support.stack_queries import DEPLOYMENT, JOB, STATEFUL_SET, containers, only, pod_spec

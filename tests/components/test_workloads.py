@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.conftest import record
 from tests.support.stack_queries import DEPLOYMENT, containers, pod_owners, pod_spec
 

@@ -149,6 +149,7 @@ def deploy_ctx(
         open_metrics=lambda url: metrics,
         check_app=app,
         offline_preview=offline_preview,
+        prelaunch_pack=lambda project_dir, stack: None,  # the fake preview runs no pack
         open_cluster=lambda config: cluster,
         create_stack=stacks.create,
         console=TerminalConsole(width=200, force_terminal=False),

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from harness import analyzer
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.conftest import STACKS
 from tests.deploy.memory_stack import MemoryStacks
 

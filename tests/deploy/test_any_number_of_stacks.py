@@ -15,8 +15,7 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
-from harness.runtime import REPO_ROOT
-from harness.stack_config import policy_config_path, stack_names
+from harness.stack_config import REPO_ROOT, policy_config_path, stack_names
 from tests.deploy.memory_stack import MemoryStacks
 from tests.support.project_copy import copy_project
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
-from harness.runtime import REPO_ROOT, read_stack_config
+from harness.stack_config import REPO_ROOT, read_stack_config
 from tests.deploy.memory_stack import MemoryStacks
 from tests.support.project_copy import copy_project
 

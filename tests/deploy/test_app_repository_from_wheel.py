@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 pytestmark = pytest.mark.package
 

@@ -36,7 +36,10 @@ ARGV_ELEMENT = re.compile(r"--[a-z][a-z-]*(=\S*)?( \S+)?")
 
 
 def _commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):  # the top level loads its commands when asked (`deploy.cli.COMMANDS`)
+        command = group.get_command(context, name)
+        assert command is not None, name
         yield (*path, name), command
         if isinstance(command, click.Group):
             yield from _commands(command, (*path, name))

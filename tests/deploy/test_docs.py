@@ -11,7 +11,7 @@ import pytest
 
 from deploy.docs import offline_preview as offline_preview_docs
 from harness.apiserver import NOT_MODELLED
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 DOCS = REPO_ROOT / "docs"

@@ -8,7 +8,7 @@ import pytest
 
 from deploy.docs import pages as generated
 from deploy.docs.pages import GeneratedPage, main
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 
 @pytest.mark.parametrize("page", generated.pages(), ids=lambda page: page.name)

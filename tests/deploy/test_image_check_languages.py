@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.deploy.memory_stack import MemoryStacks
 from tests.policy.test_dockerfile_languages import GOOD, write_context
 

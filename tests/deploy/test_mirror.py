@@ -25,7 +25,8 @@ from deploy.errors import ShipsafeError
 from deploy.mirror import Action, mirror_images, set_config_value
 from harness.analyzer import PolicyPackProcess, format_report, load_policy_config
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT, run_stack
+from harness.runtime import run_stack
+from harness.stack_config import REPO_ROOT
 from tests.app.images import build, ensure_stand_in_base
 from tests.conftest import STACKS
 from tests.support.services import docker

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from harness import analyzer, pack_launch
 from tests.conftest import STACKS
 from tests.deploy.memory_stack import MemoryStacks
 
@@ -35,3 +36,19 @@ def test_offline_preview_failure_fails_the_command_with_its_exit_code():
     result = run("up", "qa", "--offline")
     assert result.exit_code == ExitCode.CONFIG_ERROR  # no Pulumi.qa.yaml
     assert "offline preview of qa failed" in result.stderr
+
+
+def test_the_offline_preview_runs_on_the_pack_it_started_before_importing_the_sdks(monkeypatch):
+    taken = []
+    take = analyzer.take_prelaunched
+
+    def recording_take(launch: pack_launch.PackLaunch) -> object:
+        taken.append((dict(launch.environment)["PULUMI_DRY_RUN"], take(launch)))
+        return taken[-1][1]
+
+    monkeypatch.setattr(analyzer, "take_prelaunched", recording_take)
+    result = run("preview", "staging", "--offline", "--quiet")
+    assert result.exit_code == 0, result.output
+    # The first pack (the previews') is the prelaunched process; the update's is started when it is needed.
+    assert [(dry_run, process is not None) for dry_run, process in taken] == [("true", True), ("false", False)]
+    assert not pack_launch._PRELAUNCHED

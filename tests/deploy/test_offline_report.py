@@ -22,7 +22,7 @@ from deploy.offline.report import FINDINGS_SHOWN, print_report, progress_display
 from harness.analyzer import AnalysisReport, Violation
 from harness.phases import ALL_PHASES, PhaseRecording
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.deploy.memory_stack import MemoryStacks
 
 WIDTH = 80

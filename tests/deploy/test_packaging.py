@@ -7,7 +7,7 @@ import tomllib
 
 from setuptools import find_packages
 
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 
 def test_every_package_of_the_tool_components_and_pack_ships() -> None:

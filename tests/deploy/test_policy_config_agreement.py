@@ -14,7 +14,8 @@ import pytest
 from deploy.offline.preview import policy_conflicts
 from harness.analyzer import AnalysisReport, PolicyPackProcess, load_policy_config
 from harness.phases import after_up
-from harness.runtime import REPO_ROOT, read_stack_config, run_stack
+from harness.runtime import run_stack
+from harness.stack_config import REPO_ROOT, read_stack_config
 from tests.conftest import STACKS
 
 CONFIG_DIR = REPO_ROOT / "policy" / "config"

@@ -21,7 +21,8 @@ from deploy.policy_link import PolicyConfig, conflicts, pack_registry, read_poli
 from harness.analyzer import PolicyPackProcess, load_policy_config
 from harness.phases import after_up
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT, engine_config, read_stack_config, run_stack
+from harness.runtime import run_stack
+from harness.stack_config import REPO_ROOT, engine_config, read_stack_config
 from tests.conftest import STACKS
 
 STACK = "staging"

@@ -29,7 +29,8 @@ from harness.analyzer import AnalysisReport, PolicyPackError
 from harness.manifests import SECRET_PLACEHOLDER, render
 from harness.phases import ALL_PHASES, Phase
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT, ProgramFailed
+from harness.runtime import ProgramFailed
+from harness.stack_config import REPO_ROOT
 from tests.deploy.memory_stack import MemoryStacks
 
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]

@@ -35,8 +35,8 @@ from harness.manifests import (
     rendered_files,
     to_manifest,
 )
-from harness.recording import Recording
-from harness.runtime import MODELLED_DIGEST_PREFIX, REPO_ROOT, read_stack_config
+from harness.recording import MODELLED_DIGEST_PREFIX, Recording
+from harness.stack_config import REPO_ROOT, read_stack_config
 from tests.conftest import record
 
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"

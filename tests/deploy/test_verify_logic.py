@@ -25,7 +25,7 @@ from deploy.verify import (
     settings_from_config,
     watch,
 )
-from harness.runtime import read_stack_config
+from harness.stack_config import read_stack_config
 from tests.deploy.conftest import FakeClock
 from tests.support.services import APP_DIR
 

@@ -16,7 +16,7 @@ import pytest
 # The guard below reads the model's own tables: what it defaults, and which groups the API server serves.
 from harness.apiserver import _BUILT_IN_GROUPS, _KINDS, FIELD_MANAGER, NOT_MODELLED, checkpoint, server_object
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.conftest import STACKS
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"

@@ -19,7 +19,7 @@ from harness import runtime
 from harness.analyzer import PolicyPackProcess
 from harness.phases import PhaseRecording
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

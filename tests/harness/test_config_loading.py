@@ -17,8 +17,16 @@ from components.settings import ConfigError, SettingsModel, load_settings, setti
 from deploy.docs import configuration as config_docs
 from deploy.exit_codes import ExitCode
 from deploy.offline import preview
-from harness.runtime import REPO_ROOT, ProgramFailed, read_stack_config, run_stack
-from harness.stack_config import StackFileError, coerce, parse_path, read_stack_file, set_path
+from harness.runtime import ProgramFailed, run_stack
+from harness.stack_config import (
+    REPO_ROOT,
+    StackFileError,
+    coerce,
+    parse_path,
+    read_stack_config,
+    read_stack_file,
+    set_path,
+)
 from tests.conftest import STAGING_SHA
 
 STAGING = (REPO_ROOT / "Pulumi.staging.yaml").read_text()

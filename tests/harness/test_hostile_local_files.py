@@ -15,10 +15,9 @@ from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.kubeconfig import KUBECONFIG_KEY, cluster_access
 from harness import local_files
-from harness.analyzer import PolicyPackError, pack_python
 from harness.local_files import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUE_CHARS, LocalFileError, load_json
-from harness.runtime import REPO_ROOT, read_stack_config
-from harness.stack_config import StackFileError
+from harness.pack_launch import PolicyPackError, pack_python
+from harness.stack_config import REPO_ROOT, StackFileError, read_stack_config
 from tests.deploy.memory_stack import MemoryStacks
 
 STAGING = (REPO_ROOT / "Pulumi.staging.yaml").read_text()

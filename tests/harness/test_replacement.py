@@ -12,7 +12,8 @@ import pytest
 from harness.phases import next_release_overrides
 from harness.recording import UNKNOWN, RecordedResource, Recording
 from harness.replacement import PlannedStep, blocked_by_protect, is_data_bearing, plan_update
-from harness.runtime import read_stack_config, run_stack
+from harness.runtime import run_stack
+from harness.stack_config import read_stack_config
 from tests.conftest import STACKS, record
 from tests.policy.stack_edits import Change, at, drop, new_resource
 

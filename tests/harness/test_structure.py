@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from scripts.structure import PROGRAM, module_imports, packages, report
 
 TOOL = {"components", "deploy", "policy", PROGRAM}

@@ -11,7 +11,7 @@ import pytest
 
 from harness import analyzer
 from harness.phases import Phase, PhaseRecording
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.conftest import STACKS
 
 DRY_RUN_PACK = """

@@ -9,7 +9,7 @@ import pytest
 
 from harness.analyzer import AnalysisReport, PolicyPackProcess, load_policy_config
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 from tests.policy.stack_edits import (
     COMPLIANT_DOCKERFILE,
     use_build_context,

@@ -22,7 +22,8 @@ from harness.analyzer import AnalysisReport, PolicyPackProcess
 from harness.apiserver import SERVER_VERSIONS
 from harness.phases import after_up
 from harness.recording import RecordedResource, Recording
-from harness.runtime import read_stack_config, run_stack
+from harness.runtime import run_stack
+from harness.stack_config import read_stack_config
 from tests.policy.conftest import IMAGE_BUILD, Analyze
 from tests.policy.stack_edits import (
     COMPLIANT_DOCKERFILE,

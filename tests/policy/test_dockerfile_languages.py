@@ -17,7 +17,7 @@ from pulumi_policy import EnforcementLevel, PolicyResourceOptions, ResourceValid
 from pulumi_policy.policy import PolicyCustomTimeouts
 
 from harness.analyzer import POLICY_DIR
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 DOCKERIGNORE = ".git\n.env*\nnode_modules\n"
 DIGEST = "@sha256:" + "a" * 64

@@ -29,8 +29,7 @@ from deploy.offline.commands import config_problems
 from deploy.offline.report import print_report
 from deploy.policy_link import pack_registry, read_policy_config
 from harness.analyzer import PolicyPackError, PolicyPackProcess, load_policy_config, reconcile_config
-from harness.runtime import REPO_ROOT
-from harness.stack_config import policy_config_path
+from harness.stack_config import REPO_ROOT, policy_config_path
 from tests.deploy.memory_stack import MemoryStacks
 from tests.support.project_copy import copy_project
 

@@ -10,9 +10,10 @@ import pytest
 
 from deploy.docs.policies import render_policy_docs, stack_levels
 from deploy.policy_link import pack_registry
-from harness.analyzer import POLICY_DIR, PolicyPackError, PolicyPackProcess, pack_python, reconcile_config
+from harness.analyzer import POLICY_DIR, PolicyPackError, PolicyPackProcess, reconcile_config
+from harness.pack_launch import pack_python
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT, read_stack_config
+from harness.stack_config import REPO_ROOT, read_stack_config
 from tests.conftest import STACKS
 
 FACTORS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")

@@ -16,7 +16,8 @@ import pytest
 from harness.analyzer import AnalysisReport
 from harness.phases import after_up, first_preview, later_preview, next_release_overrides
 from harness.recording import Recording
-from harness.runtime import read_stack_config, run_stack
+from harness.runtime import run_stack
+from harness.stack_config import read_stack_config
 from tests.conftest import STACKS, pinned
 from tests.policy.conftest import IMAGE_BUILD, Analyze, with_compliant_build
 from tests.policy.stack_edits import use_build_context, write_build_context

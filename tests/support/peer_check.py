@@ -25,8 +25,8 @@ from deploy.peer_decisions import DECISIONS, load_decisions
 from harness.analyzer import POLICY_DIR, AnalysisReport, PolicyPackProcess, load_policy_config
 from harness.manifests import documents_in_apply_order, is_kubernetes
 from harness.recording import Recording
-from harness.runtime import REPO_ROOT, run_stack
-from harness.stack_config import stack_names
+from harness.runtime import run_stack
+from harness.stack_config import REPO_ROOT, stack_names
 
 CHECKOV = REPO_ROOT / ".venv-peer" / "bin" / "checkov"
 EXIT_UNDOCUMENTED = 1

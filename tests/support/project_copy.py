@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness.runtime import REPO_ROOT
+from harness.stack_config import REPO_ROOT
 
 
 def copy_project(target: Path, *, commit: bool = True) -> Path:
