@@ -450,6 +450,7 @@ class PolicyPackProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pack; closed in close()
         self._channel: grpc.Channel | None = None
+        self._calls: dict[str, grpc.UnaryUnaryMultiCallable] = {}
         self.name = ""
         self.policies: list[PolicyInfo] = []
         self.levels: dict[str, str] = {}
@@ -575,6 +576,9 @@ class PolicyPackProcess:
 
     def _declared_files(self, resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Path]:
         """The files the docker rules read for these (type, properties), under every `projectDir` configured."""
+        builds = [properties for kind, properties in resources if kind in _DOCKER_TYPES]
+        if not builds:  # most requests: no path to resolve
+            return []
         projects = {
             (self.pack_dir / str(settings["projectDir"])).resolve()
             for settings in self._config.values()
@@ -582,8 +586,7 @@ class PolicyPackProcess:
         }
         return [
             project / relative
-            for kind, properties in resources
-            if kind in _DOCKER_TYPES
+            for properties in builds
             for relative in _declared_paths(properties)
             for project in projects
         ]
@@ -643,7 +646,9 @@ class PolicyPackProcess:
             return key, what, kept
         if self._channel is None:
             raise PolicyPackError("the policy pack is not running")
-        call = self._channel.unary_unary(f"/pulumirpc.Analyzer/{method}")  # bytes in, bytes out
+        if method not in self._calls:  # one callable per method: making one costs more than a small request
+            self._calls[method] = self._channel.unary_unary(f"/pulumirpc.Analyzer/{method}")  # bytes in, bytes out
+        call = self._calls[method]
         return key, what, call.future(wire, timeout=_RPC_TIMEOUT)
 
     def _answered(self, key: bytes, what: str, answer: Any) -> analyzer_pb2.AnalyzeResponse:
@@ -661,6 +666,7 @@ class PolicyPackProcess:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+            self._calls.clear()
         if self._process is not None and self._process.stdout is not None:
             self._process.stdout.close()
         self._stderr.close()
