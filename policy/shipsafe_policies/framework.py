@@ -21,12 +21,12 @@ waiver section reports the waiver itself in every preview (pulumi-policy fixes a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -39,6 +39,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import UnknownValueError
+
+from .reading import read_once
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -82,17 +84,23 @@ Result = TypeVar("Result")
 
 
 class Item:
-    """`with item(): ...` drops the enclosed item of work when it reads an unknown value, and remembers that."""
+    """`with item(): ...` drops the enclosed item of work when it reads an unknown value, and remembers that.
+    (A plain context manager, not `contextlib`'s generator one: rules enter one per container, port or key.)"""
 
     def __init__(self) -> None:
         self.unknown: UnknownValueError | None = None
 
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        try:
-            yield
-        except UnknownValueError as unknown:
-            self.unknown = self.unknown or unknown
+    def __call__(self) -> Item:
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> bool:
+        if isinstance(error, UnknownValueError):
+            self.unknown = self.unknown or error
+            return True
+        return False
 
 
 def item_by_item(
@@ -108,6 +116,30 @@ def item_by_item(
             raise item.unknown
 
     return run
+
+
+class Memo(Generic[Subject, Result]):
+    """`compute(subject)` once per subject, for one policy call: a stack rule that asks the same of a workload for
+    every NetworkPolicy or Service reads the workload's fields once. An unknown value met while computing is
+    raised again at every later call, as computing again would raise it (same reads in the same order, the same
+    first unknown), so items are skipped exactly as without the memo."""
+
+    def __init__(self, compute: Callable[[Subject], Result]) -> None:
+        self._compute = compute
+        # id -> (subject, result, unknown); holding the subject keeps its id from being reused by another object.
+        self._done: dict[int, tuple[Subject, Result | None, UnknownValueError | None]] = {}
+
+    def __call__(self, subject: Subject) -> Result:
+        done = self._done.get(id(subject))
+        if done is None:
+            try:
+                done = (subject, self._compute(subject), None)
+            except UnknownValueError as unknown:
+                done = (subject, None, unknown)
+            self._done[id(subject)] = done
+        if done[2] is not None:
+            raise done[2]
+        return cast(Result, done[1])
 
 
 @dataclass(frozen=True)
@@ -381,6 +413,8 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if rule.types is not None and args.resource_type not in rule.types:
             return
+        # The SDK builds `args` for each policy (pulumi-policy `policy.py` `Analyze`), so the view stays in this call.
+        args.props = read_once(args.props)
         if rule.waivable and waived(args.props, rule.name):
             return  # reported by the waiver section, never silently
         for finding in check(args, rule.config(args.get_config())):
@@ -394,6 +428,8 @@ def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = args.resources
+        for resource in resources:  # built for each policy too (`policy.py` `AnalyzeStack`)
+            resource.props = read_once(resource.props)
         props = {r.urn: r.props for r in resources}
         for finding, urn in check(resources, rule.config(args.get_config())):
             if rule.waivable and urn is not None and waived(props.get(urn), rule.name):

@@ -1,0 +1,124 @@
+"""A resource's properties, each value read through pulumi-policy's unknown check once per request.
+
+pulumi-policy 1.21 hands a policy the properties behind an unknown-checking proxy (`proxy.py`): every read of a
+key or list element runs `_raise_if_unknown` in pure Python, and `key in props` or `props.get(key)` read the value
+too (`Mapping.__contains__` and `Mapping.get` are `self[key]`). Our rules read the same fields over and over (each
+policy of a request, each workload a stack rule relates to every NetworkPolicy or Service), so that check was most
+of the pack's own time. `read_once` wraps the proxy in a view that reads each value through the proxy the first
+time it is asked for and keeps it if it was known: the first read of every value is the proxy's own, and an
+unknown value is never kept, so every read of it raises the SDK's UnknownValueError, with its path, exactly where
+the rule met it before. The views are a `Mapping` and a `Sequence` as the proxies are (mappings compare by value,
+lists by identity, no dict or list methods), so a rule reads the same through either.
+
+The SDK builds a request's properties for each policy; `sdk_speedup.py` makes every policy of one request get the
+same proxy, so the same view (kept per proxy, as long as the SDK's conversions keep theirs) serves them all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+_UNREAD = object()
+_ABSENT = object()
+
+
+class MappingRead(Mapping[str, Any]):
+    """A mapping of the proxy, each value read through it once (unknown ones at every read)."""
+
+    __slots__ = ("_proxy", "_read")
+
+    def __init__(self, proxy: Mapping[str, Any]) -> None:
+        self._proxy = proxy
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._read.get(key, _UNREAD)
+        if value is _UNREAD:
+            try:
+                value = _view(self._proxy[key])  # unknowns raise here, the proxy's own error, and are not kept
+            except KeyError:
+                value = _ABSENT
+            self._read[key] = value
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._proxy)
+
+    def __len__(self) -> int:
+        return len(self._proxy)
+
+
+class SequenceRead(Sequence[Any]):
+    """A list of the proxy, each element read through it once (unknown ones at every read)."""
+
+    __slots__ = ("_all", "_proxy", "_read")
+
+    def __init__(self, proxy: Sequence[Any]) -> None:
+        self._proxy = proxy
+        self._read: list[Any] = [_UNREAD] * len(proxy)
+        self._all = False
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return self._proxy[index]  # the proxy hands a slice out unchecked; so does this
+        value = self._read[index]  # IndexError as the proxy's list
+        if value is _UNREAD:
+            value = self._read[index] = _view(self._proxy[index])
+        return value
+
+    def __len__(self) -> int:
+        return len(self._read)
+
+    def elements(self) -> list[Any]:
+        """Every element as a list, read in order (the first unknown raises, as reading each in turn would)."""
+        if not self._all:
+            for index in range(len(self._read)):
+                self[index]
+            self._all = True
+        return list(self._read)
+
+
+def _view(value: Any) -> Any:
+    """The proxy's mappings and lists as views; plain values (and the plain dicts and lists no proxy holds, which
+    only tests hand over) as they are."""
+    if type(value).__module__ == "builtins":
+        return value
+    if isinstance(value, Mapping):
+        return MappingRead(value)
+    if isinstance(value, Sequence):
+        return SequenceRead(value)
+    return value
+
+
+_KEPT = 4096
+"""Views per server thread: more than the resources of one AnalyzeStack request of a large stack, so every policy
+of a request finds the views the first one made."""
+
+
+class _Kept(threading.local):
+    def __init__(self) -> None:
+        # id(proxy) -> (proxy, view); holding the proxy keeps its id from being reused by another object.
+        self.views: OrderedDict[int, tuple[Mapping[str, Any], MappingRead]] = OrderedDict()
+
+
+_kept = _Kept()
+
+
+def read_once(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The view of a resource's properties (the same one for every policy handed the same proxy)."""
+    views = _kept.views
+    kept = views.get(id(props))
+    if kept is not None and kept[0] is props:
+        return kept[1]
+    if type(props) is MappingRead or type(props).__module__ == "builtins":
+        return props
+    view = MappingRead(props)
+    views[id(props)] = (props, view)
+    if len(views) > _KEPT:
+        views.popitem(last=False)
+    return view
