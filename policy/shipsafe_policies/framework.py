@@ -40,7 +40,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from .reading import read_once
+from .reading import derived, read_once
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -278,7 +278,7 @@ def waivers(props: Mapping[str, Any] | None) -> dict[str, str]:
 
 def waived(props: Mapping[str, Any] | None, policy: str) -> bool:
     """The object waives `policy` with a non-empty written reason (an empty one waives nothing)."""
-    reason = waivers(props).get(policy)
+    reason = derived(props, waivers).get(policy)  # read once per request, not once per policy
     return isinstance(reason, str) and bool(reason.strip())
 
 
@@ -430,8 +430,9 @@ def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
         resources = args.resources
         for resource in resources:  # built for each policy too (`policy.py` `AnalyzeStack`)
             resource.props = read_once(resource.props)
-        props = {r.urn: r.props for r in resources}
+        props: dict[str, Mapping[str, Any]] = {}
         for finding, urn in check(resources, rule.config(args.get_config())):
+            props = props or {r.urn: r.props for r in resources}  # only a finding needs them
             if rule.waivable and urn is not None and waived(props.get(urn), rule.name):
                 continue  # the blamed resource waives this rule; the waiver section reports it
             report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)

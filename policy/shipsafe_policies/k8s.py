@@ -122,11 +122,15 @@ class Lookup:
 def dig(value: Any, *path: str | int) -> Any:
     """`value[p0][p1]...`, or None as soon as a step is missing (unknown values still raise)."""
     for step in path:
-        if isinstance(step, int):
+        if type(value) is MappingRead and type(step) is str:  # the common case, without the ABC checks below
+            value = value.get(step, _ABSENT)
+            if value is _ABSENT:
+                return None
+        elif isinstance(step, int):
             if not _is_sequence(value) or step >= len(value):
                 return None
             value = value[step]
-        elif type(value) is not MappingRead and not isinstance(value, Mapping):  # the common case first: no ABC check
+        elif not isinstance(value, Mapping):
             return None
         else:
             # One read: `step in value` on the SDK's proxy reads the value too (`Mapping.__contains__` is

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+Derived = TypeVar("Derived")
 
 _UNREAD = object()
 _ABSENT = object()
@@ -28,22 +30,34 @@ _ABSENT = object()
 class MappingRead(Mapping[str, Any]):
     """A mapping of the proxy, each value read through it once (unknown ones at every read)."""
 
-    __slots__ = ("_proxy", "_read")
+    __slots__ = ("_derived", "_proxy", "_read")
 
     def __init__(self, proxy: Mapping[str, Any]) -> None:
         self._proxy = proxy
         self._read: dict[str, Any] = {}
+        self._derived: dict[Callable[[Any], Any], Any] = {}
 
     def __getitem__(self, key: str) -> Any:
         value = self._read.get(key, _UNREAD)
         if value is _UNREAD:
-            try:
-                value = _view(self._proxy[key])  # unknowns raise here, the proxy's own error, and are not kept
-            except KeyError:
-                value = _ABSENT
-            self._read[key] = value
+            value = self._first_read(key)
         if value is _ABSENT:
             raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """`Mapping.get` (`self[key]`, the default on KeyError) without raising KeyError for each absent key."""
+        value = self._read.get(key, _UNREAD)
+        if value is _UNREAD:
+            value = self._first_read(key)
+        return default if value is _ABSENT else value
+
+    def _first_read(self, key: str) -> Any:
+        try:
+            value = _view(self._proxy[key])  # an unknown raises here, the proxy's own error, and is not kept
+        except KeyError:
+            value = _ABSENT
+        self._read[key] = value
         return value
 
     def __iter__(self) -> Iterator[str]:
@@ -122,3 +136,15 @@ def read_once(props: Mapping[str, Any]) -> Mapping[str, Any]:
     if len(views) > _KEPT:
         views.popitem(last=False)
     return view
+
+
+def derived(props: Any, compute: Callable[[Any], Derived]) -> Derived:
+    """`compute(props)` once per view, for what every policy of a request derives alike from the whole object (its
+    waivers). `compute` must only read `props`; one that raised is computed again at the next call, and raises
+    again as it did."""
+    if type(props) is not MappingRead:
+        return compute(props)
+    kept = props._derived
+    if compute not in kept:
+        kept[compute] = compute(props)
+    return cast(Derived, kept[compute])
