@@ -35,7 +35,7 @@ class MappingRead(Mapping[str, Any]):
     def __init__(self, proxy: Mapping[str, Any]) -> None:
         self._proxy = proxy
         self._read: dict[str, Any] = {}
-        self._derived: dict[Callable[[Any], Any], Any] = {}
+        self._derived: dict[Callable[[Any], Any], Any] | None = None  # only a resource's own view needs one
 
     def __getitem__(self, key: str) -> Any:
         value = self._read.get(key, _UNREAD)
@@ -144,7 +144,8 @@ def derived(props: Any, compute: Callable[[Any], Derived]) -> Derived:
     again as it did."""
     if type(props) is not MappingRead:
         return compute(props)
-    kept = props._derived
-    if compute not in kept:
-        kept[compute] = compute(props)
-    return cast(Derived, kept[compute])
+    if props._derived is None:
+        props._derived = {}
+    if compute not in props._derived:
+        props._derived[compute] = compute(props)
+    return cast(Derived, props._derived[compute])
