@@ -40,7 +40,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from .reading import derived, read_once
+from .reading import derived, read_request
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -414,7 +414,7 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
         if rule.types is not None and args.resource_type not in rule.types:
             return
         # The SDK builds `args` for each policy (pulumi-policy `policy.py` `Analyze`), so the view stays in this call.
-        args.props = read_once(args.props)
+        (args.props,) = read_request([args.props])
         if rule.waivable and waived(args.props, rule.name):
             return  # reported by the waiver section, never silently
         for finding in check(args, rule.config(args.get_config())):
@@ -428,8 +428,9 @@ def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = args.resources
-        for resource in resources:  # built for each policy too (`policy.py` `AnalyzeStack`)
-            resource.props = read_once(resource.props)
+        # Built for each policy too (`policy.py` `AnalyzeStack`).
+        for resource, view in zip(resources, read_request([r.props for r in resources]), strict=True):
+            resource.props = view
         props: dict[str, Mapping[str, Any]] = {}
         for finding, urn in check(resources, rule.config(args.get_config())):
             props = props or {r.urn: r.props for r in resources}  # only a finding needs them

@@ -4,20 +4,19 @@ pulumi-policy 1.21 hands a policy the properties behind an unknown-checking prox
 key or list element runs `_raise_if_unknown` in pure Python, and `key in props` or `props.get(key)` read the value
 too (`Mapping.__contains__` and `Mapping.get` are `self[key]`). Our rules read the same fields over and over (each
 policy of a request, each workload a stack rule relates to every NetworkPolicy or Service), so that check was most
-of the pack's own time. `read_once` wraps the proxy in a view that reads each value through the proxy the first
+of the pack's own time. `read_request` wraps each proxy in a view that reads each value through the proxy the first
 time it is asked for and keeps it if it was known: the first read of every value is the proxy's own, and an
 unknown value is never kept, so every read of it raises the SDK's UnknownValueError, with its path, exactly where
 the rule met it before. The views are a `Mapping` and a `Sequence` as the proxies are (mappings compare by value,
 lists by identity, no dict or list methods), so a rule reads the same through either.
 
 The SDK builds a request's properties for each policy; `sdk_speedup.py` makes every policy of one request get the
-same proxy, so the same view (kept per proxy, as long as the SDK's conversions keep theirs) serves them all.
+same proxy, so the same view (kept for the request being answered) serves them all.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
@@ -109,33 +108,44 @@ def _view(value: Any) -> Any:
     return value
 
 
-_KEPT = 4096
-"""Views per server thread: more than the resources of one AnalyzeStack request of a large stack, so every policy
-of a request finds the views the first one made."""
-
-
 class _Kept(threading.local):
+    """The views of the request a server thread is answering (requests of one thread come one after another)."""
+
     def __init__(self) -> None:
         # id(proxy) -> (proxy, view); holding the proxy keeps its id from being reused by another object.
-        self.views: OrderedDict[int, tuple[Mapping[str, Any], MappingRead]] = OrderedDict()
+        self.views: dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
 
 
 _kept = _Kept()
 
 
-def read_once(props: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The view of a resource's properties (the same one for every policy handed the same proxy)."""
-    views = _kept.views
-    kept = views.get(id(props))
-    if kept is not None and kept[0] is props:
-        return kept[1]
-    if type(props) is MappingRead or type(props).__module__ == "builtins":
-        return props
-    view = MappingRead(props)
-    views[id(props)] = (props, view)
-    if len(views) > _KEPT:
-        views.popitem(last=False)
-    return view
+def read_request(proxies: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The views of one request's properties (a resource's for Analyze, every resource's for AnalyzeStack): the
+    same views for every policy handed the same proxies. Only that request's views are kept, so an answered
+    request's are freed at once (kept longer, they would only feed the garbage collector)."""
+    kept = _kept.views
+    views = []
+    for props in proxies:
+        entry = kept.get(id(props))
+        if entry is None or entry[0] is not props:
+            break
+        views.append(entry[1])
+    else:
+        if len(kept) == len(views):
+            return views
+    fresh = {}
+    for props in proxies:
+        entry = kept.get(id(props))
+        if entry is None or entry[0] is not props:
+            entry = (props, props if _plain(props) else MappingRead(props))
+        fresh[id(props)] = entry
+    _kept.views = fresh
+    return [fresh[id(props)][1] for props in proxies]
+
+
+def _plain(props: Mapping[str, Any]) -> bool:
+    """Properties no proxy wraps (only tests hand those over), or already a view."""
+    return type(props) is MappingRead or type(props).__module__ == "builtins"
 
 
 def derived(props: Any, compute: Callable[[Any], Derived]) -> Derived:

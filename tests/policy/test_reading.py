@@ -15,7 +15,7 @@ from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 from shipsafe_policies import k8s
 from shipsafe_policies.framework import Memo
-from shipsafe_policies.reading import derived, read_once
+from shipsafe_policies.reading import derived, read_request
 
 from harness.analyzer import POLICY_DIR, analyze_request, stack_resource
 from harness.recording import Recording
@@ -62,13 +62,13 @@ READS = {
 def test_a_view_reads_as_the_proxy_every_time(name: str) -> None:
     read = READS[name]
     through_proxy = _outcome(lambda: read(unknown_checking_proxy(PROPS)))
-    view = read_once(unknown_checking_proxy(PROPS))
+    view = _view(unknown_checking_proxy(PROPS))
     assert [_outcome(lambda: read(view)) for _ in range(3)] == [through_proxy] * 3
 
 
 def test_a_view_checks_each_known_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
     reads = _counting_reads(monkeypatch)
-    view = read_once(unknown_checking_proxy(PROPS))
+    view = _view(unknown_checking_proxy(PROPS))
     for _ in range(3):
         assert k8s.dig(view, "metadata", "labels", "app") == "notes"
         with pytest.raises(UnknownValueError):
@@ -77,12 +77,18 @@ def test_a_view_checks_each_known_value_once(monkeypatch: pytest.MonkeyPatch) ->
     assert checked == {"metadata": 1, "labels": 1, "app": 1, "annotations": 1, "checksum": 3}
 
 
-def test_every_policy_of_a_request_gets_the_same_view() -> None:
-    props = unknown_checking_proxy(PROPS)
-    assert read_once(props) is read_once(props)
-    assert read_once(unknown_checking_proxy(PROPS)) is not read_once(props)
+def _view(props: Any) -> Any:
+    return read_request([props])[0]
+
+
+def test_every_policy_of_a_request_gets_the_same_views() -> None:
+    first, second = unknown_checking_proxy(PROPS), unknown_checking_proxy(PROPS)
+    views = read_request([first, second])
+    assert [id(v) for v in read_request([first, second])] == [id(v) for v in views]
+    assert _view(first) is views[0]  # the next request
+    assert _view(second) is not views[1]  # dropped with the request before
     plain: dict[str, Any] = {"metadata": {}}
-    assert read_once(plain) is plain  # what tests hand over stays as it is
+    assert _view(plain) is plain  # what tests hand over stays as it is
 
 
 def test_derived_is_computed_once_per_view() -> None:
@@ -92,7 +98,7 @@ def test_derived_is_computed_once_per_view() -> None:
         calls.append(1)
         return list(props["metadata"])
 
-    view = read_once(unknown_checking_proxy(PROPS))
+    view = _view(unknown_checking_proxy(PROPS))
     assert derived(view, names) == derived(view, names) == ["name", "labels", "annotations"]
     assert len(calls) == 1
 
