@@ -26,7 +26,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -116,30 +116,6 @@ def item_by_item(
             raise item.unknown
 
     return run
-
-
-class Memo(Generic[Subject, Result]):
-    """`compute(subject)` once per subject, for one policy call: a stack rule that asks the same of a workload for
-    every NetworkPolicy or Service reads the workload's fields once. An unknown value met while computing is
-    raised again at every later call, as computing again would raise it (same reads in the same order, the same
-    first unknown), so items are skipped exactly as without the memo."""
-
-    def __init__(self, compute: Callable[[Subject], Result]) -> None:
-        self._compute = compute
-        # id -> (subject, result, unknown); holding the subject keeps its id from being reused by another object.
-        self._done: dict[int, tuple[Subject, Result | None, UnknownValueError | None]] = {}
-
-    def __call__(self, subject: Subject) -> Result:
-        done = self._done.get(id(subject))
-        if done is None:
-            try:
-                done = (subject, self._compute(subject), None)
-            except UnknownValueError as unknown:
-                done = (subject, None, unknown)
-            self._done[id(subject)] = done
-        if done[2] is not None:
-            raise done[2]
-        return cast(Result, done[1])
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,18 @@ the rule met it before. The views are a `Mapping` and a `Sequence` as the proxie
 lists by identity, no dict or list methods), so a rule reads the same through either.
 
 The SDK builds a request's properties for each policy; `sdk_speedup.py` makes every policy of one request get the
-same proxy, so the same view (kept for the request being answered) serves them all.
+same proxy, so the same view (kept for the request being answered) serves them all. Within one policy call, `Memo`
+keeps what a stack rule derives from each workload (its labels, ports...) for every NetworkPolicy or Service that
+asks.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
+
+from pulumi_policy.proxy import UnknownValueError
 
 Derived = TypeVar("Derived")
 
@@ -159,3 +163,31 @@ def derived(props: Any, compute: Callable[[Any], Derived]) -> Derived:
     if compute not in props._derived:
         props._derived[compute] = compute(props)
     return cast(Derived, props._derived[compute])
+
+
+Subject = TypeVar("Subject")
+Result = TypeVar("Result")
+
+
+class Memo(Generic[Subject, Result]):
+    """`compute(subject)` once per subject, for one policy call: a stack rule that asks the same of a workload for
+    every NetworkPolicy or Service reads the workload's fields once. An unknown value met while computing is
+    raised again at every later call, as computing again would raise it (same reads in the same order, the same
+    first unknown), so items are skipped exactly as without the memo."""
+
+    def __init__(self, compute: Callable[[Subject], Result]) -> None:
+        self._compute = compute
+        # id -> (subject, result, unknown); holding the subject keeps its id from being reused by another object.
+        self._done: dict[int, tuple[Subject, Result | None, UnknownValueError | None]] = {}
+
+    def __call__(self, subject: Subject) -> Result:
+        done = self._done.get(id(subject))
+        if done is None:
+            try:
+                done = (subject, self._compute(subject), None)
+            except UnknownValueError as unknown:
+                done = (subject, None, unknown)
+            self._done[id(subject)] = done
+        if done[2] is not None:
+            raise done[2]
+        return cast(Result, done[1])

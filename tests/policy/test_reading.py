@@ -14,8 +14,7 @@ import pytest
 from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 from shipsafe_policies import k8s
-from shipsafe_policies.framework import Memo
-from shipsafe_policies.reading import derived, read_request
+from shipsafe_policies.reading import Memo, derived, read_request
 
 from harness.analyzer import POLICY_DIR, analyze_request, stack_resource
 from harness.recording import Recording

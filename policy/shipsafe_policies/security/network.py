@@ -9,9 +9,10 @@ from typing import Any
 from pulumi_policy import PolicyResource
 
 from .. import k8s
-from ..framework import Config, Finding, HasProps, Item, Memo, Section, Setting, item_by_item
+from ..framework import Config, Finding, HasProps, Item, Section, Setting, item_by_item
 from ..indexes import LabelIndex
 from ..k8s import Lookup, dig, items, number
+from ..reading import Memo
 
 SECTION = Section(__name__, "network", topic="Sec")
 
