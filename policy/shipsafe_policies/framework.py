@@ -21,11 +21,11 @@ waiver section reports the waiver itself in every preview (pulumi-policy fixes a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
 
 from pulumi_policy import (
@@ -39,6 +39,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import UnknownValueError
+
+from .reading import derived, read_request
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -82,17 +84,23 @@ Result = TypeVar("Result")
 
 
 class Item:
-    """`with item(): ...` drops the enclosed item of work when it reads an unknown value, and remembers that."""
+    """`with item(): ...` drops the enclosed item of work when it reads an unknown value, and remembers that.
+    (A plain context manager, not `contextlib`'s generator one: rules enter one per container, port or key.)"""
 
     def __init__(self) -> None:
         self.unknown: UnknownValueError | None = None
 
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        try:
-            yield
-        except UnknownValueError as unknown:
-            self.unknown = self.unknown or unknown
+    def __call__(self) -> Item:
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> bool:
+        if isinstance(error, UnknownValueError):
+            self.unknown = self.unknown or error
+            return True
+        return False
 
 
 def item_by_item(
@@ -246,7 +254,7 @@ def waivers(props: Mapping[str, Any] | None) -> dict[str, str]:
 
 def waived(props: Mapping[str, Any] | None, policy: str) -> bool:
     """The object waives `policy` with a non-empty written reason (an empty one waives nothing)."""
-    reason = waivers(props).get(policy)
+    reason = derived(props, waivers).get(policy)  # read once per request, not once per policy
     return isinstance(reason, str) and bool(reason.strip())
 
 
@@ -381,6 +389,8 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if rule.types is not None and args.resource_type not in rule.types:
             return
+        # The SDK builds `args` for each policy (pulumi-policy `policy.py` `Analyze`), so the view stays in this call.
+        (args.props,) = read_request([args.props])
         if rule.waivable and waived(args.props, rule.name):
             return  # reported by the waiver section, never silently
         for finding in check(args, rule.config(args.get_config())):
@@ -394,8 +404,12 @@ def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = args.resources
-        props = {r.urn: r.props for r in resources}
+        # Built for each policy too (`policy.py` `AnalyzeStack`).
+        for resource, view in zip(resources, read_request([r.props for r in resources]), strict=True):
+            resource.props = view
+        props: dict[str, Mapping[str, Any]] = {}
         for finding, urn in check(resources, rule.config(args.get_config())):
+            props = props or {r.urn: r.props for r in resources}  # only a finding needs them
             if rule.waivable and urn is not None and waived(props.get(urn), rule.name):
                 continue  # the blamed resource waives this rule; the waiver section reports it
             report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)

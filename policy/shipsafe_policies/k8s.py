@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
 from pulumi_policy.proxy import UnknownValueError
 
-from .framework import Config, HasProps, Setting
+from .framework import Config, HasProps, Item, Setting
+from .reading import MappingRead, SequenceRead
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
@@ -94,20 +94,17 @@ class Lookup:
 
     def __init__(self) -> None:
         self.entries: dict[Any, Any] = {}
-        self._unknown: UnknownValueError | None = None
+        self._reading = Item()
 
-    @contextlib.contextmanager
-    def adding(self) -> Iterator[None]:
-        """Guards reading one entry: an unknown leaves the lookup incomplete instead of ending the policy."""
-        try:
-            yield
-        except UnknownValueError as unknown:
-            self._unknown = self._unknown or unknown
+    def adding(self) -> Item:
+        """Guards reading one entry (`with lookup.adding():`): an unknown leaves the lookup incomplete instead of
+        ending the policy."""
+        return self._reading
 
     def ensure_complete(self) -> None:
         """Call before concluding anything from what the lookup lacks; raises when an entry was unknown."""
-        if self._unknown is not None:
-            raise self._unknown
+        if self._reading.unknown is not None:
+            raise self._reading.unknown
 
     def get(self, key: Any, default: Any = None) -> Any:
         if key in self.entries:
@@ -125,12 +122,23 @@ class Lookup:
 def dig(value: Any, *path: str | int) -> Any:
     """`value[p0][p1]...`, or None as soon as a step is missing (unknown values still raise)."""
     for step in path:
-        if isinstance(step, int):
+        if type(value) is MappingRead and type(step) is str:  # the common case, without the ABC checks below
+            value = value.get(step, _ABSENT)
+            if value is _ABSENT:
+                return None
+        elif isinstance(step, int):
             if not _is_sequence(value) or step >= len(value):
                 return None
-        elif not isinstance(value, Mapping) or step not in value:
+            value = value[step]
+        elif not isinstance(value, Mapping):
             return None
-        value = value[step]
+        else:
+            # One read: `step in value` on the SDK's proxy reads the value too (`Mapping.__contains__` is
+            # `self[key]`), raising for an unknown exactly as this read does.
+            try:
+                value = value[step]
+            except KeyError:
+                return None
     return value
 
 
@@ -140,9 +148,11 @@ def _is_sequence(value: Any) -> bool:
 
 def items(value: Any) -> list[Any]:
     """A list field as a list (absent or null means empty)."""
+    if type(value) is SequenceRead:
+        return value.elements()
     if not _is_sequence(value):
         return []
-    return [value[i] for i in range(len(value))]
+    return [value[i] for i in range(len(value))]  # each element read through the proxy, which checks it
 
 
 def metadata(res: HasProps) -> Mapping[str, Any]:

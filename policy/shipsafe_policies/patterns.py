@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 SECRET_NAME = re.compile(r"(?i)pass|secret|token|api_?key|private|credential|dsn|database_url|redis_url")
@@ -94,6 +95,7 @@ def secret_on_command_line(words: list[str]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4096)  # the same labels recur on every workload and in every phase
 def secret_in_metadata(key: str, value: str) -> bool:
     """An annotation or label that carries a credential: a credential-looking value, or a literal value under a
     secret-named key."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pulumi_policy import PolicyResource
@@ -11,6 +12,7 @@ from .. import k8s
 from ..framework import Config, Finding, HasProps, Item, Section, Setting, item_by_item
 from ..indexes import LabelIndex
 from ..k8s import Lookup, dig, items, number
+from ..reading import Memo
 
 SECTION = Section(__name__, "network", topic="Sec")
 
@@ -48,9 +50,43 @@ def check_default_deny(resources: list[PolicyResource], config: Config, item: It
                 )
 
 
-Pods = LabelIndex[PolicyResource]
-"""Every workload of the stack by its pod labels (one scope: a NetworkPolicy's peers may be in any namespace)."""
 DNS_PORT = 53.0
+Port = tuple[Any, float | None]
+"""A declared container port: (its name, its number)."""
+
+
+def _ports(workload: HasProps) -> list[Port]:
+    """Every port the workload's containers declare."""
+    ports = []
+    for _, container in k8s.workload_containers(workload):
+        for port in items(container.get("ports")):
+            value = number(port.get("containerPort"))  # read before the name, as `k8s.named_ports` reads them
+            ports.append((port.get("name"), value))
+    return ports
+
+
+@dataclass(frozen=True)
+class Pods:
+    """Every workload of the stack by its pod labels (one scope: a NetworkPolicy's peers may be in any namespace),
+    and what the checks read of each workload, read once per policy call however many NetworkPolicies ask."""
+
+    index: LabelIndex[PolicyResource]
+    labels: Memo[PolicyResource, Mapping[str, Any]]
+    app: Memo[PolicyResource, bool]
+    ports: Memo[PolicyResource, list[Port]]
+
+    def named(self, workloads: list[Any]) -> dict[str, set[float]]:
+        """The workloads' port names and the numbers they stand for (`k8s.named_ports`)."""
+        named: dict[str, set[float]] = {}
+        for workload in workloads:
+            for name, value in self.ports(workload):
+                if name and value is not None:
+                    named.setdefault(name, set()).add(value)
+        return named
+
+    def declared(self, workloads: list[Any]) -> set[float]:
+        """Every containerPort the workloads' pods declare: what they serve, so all a NetworkPolicy may admit."""
+        return {value for workload in workloads for _, value in self.ports(workload) if value is not None}
 
 
 @SECTION.stack(
@@ -90,9 +126,14 @@ def check_least_access(
     resources: list[PolicyResource], config: Config, item: Item
 ) -> Iterator[tuple[Finding, str | None]]:
     # Every rule is judged against all pods' labels: one unknown label leaves the policy to the SDK (not run).
-    pods: Pods = LabelIndex()
+    pods = Pods(
+        LabelIndex(),
+        Memo(k8s.pod_labels),
+        Memo(lambda workload: k8s.is_app_workload(workload, config)),
+        Memo(_ports),
+    )
     for workload in k8s.of_type(resources, *k8s.WORKLOADS):
-        pods.add(None, k8s.pod_labels(workload), workload)
+        pods.index.add(None, pods.labels(workload), workload)
     for policy in k8s.of_type(resources, k8s.NETWORK_POLICY):
         where = k8s.display(policy)
         with item():
@@ -108,7 +149,7 @@ def _least_access_findings(
     spec: Mapping[str, Any], pods: Pods, config: Config, item: Item
 ) -> Iterator[tuple[str, tuple[str, ...]]]:
     """(message, the platform settings that would allow it)."""
-    selected = list(pods.selected_by(None, spec.get("podSelector")))
+    selected = list(pods.index.selected_by(None, spec.get("podSelector")))
     if not selected:
         yield "selects no pod of this stack; fix its podSelector or delete it", ()
     for check in (_no_world_peers, _backing_clients, _backing_ports, _app_port_sources, _dns_egress, _egress_ports):
@@ -126,20 +167,20 @@ def _no_world_peers(spec: Mapping[str, Any], selected: list[Any], pods: Pods, co
                     yield f"{direction} peer {peer['ipBlock']['cidr']} is the whole world"
 
 
-def _backing(selected: list[Any], config: Config) -> list[Any]:
-    return [w for w in selected if k8s.pod_labels(w).get(k8s.COMPONENT) in list(config["backingComponents"])]
+def _backing(selected: list[Any], pods: Pods, config: Config) -> list[Any]:
+    return [w for w in selected if pods.labels(w).get(k8s.COMPONENT) in list(config["backingComponents"])]
 
 
 def _backing_clients(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
-    if not _backing(selected, config):
+    if not _backing(selected, pods, config):
         return
     for rule in items(spec.get("ingress")):
         peers = items(rule.get("from"))
         if not peers:
             yield "ingress to a backing service must name its client pods"
         for peer in peers:
-            clients = list(pods.selected_by(None, peer.get("podSelector")))
-            foreign = [k8s.display(w) for w in clients if not k8s.is_app_workload(w, config)]
+            clients = list(pods.index.selected_by(None, peer.get("podSelector")))
+            foreign = [k8s.display(w) for w in clients if not pods.app(w)]
             if peer.get("ipBlock") or peer.get("namespaceSelector") is not None or not clients or foreign:
                 yield (
                     "backing-service ingress must come only from the app's own pods in this "
@@ -147,24 +188,13 @@ def _backing_clients(spec: Mapping[str, Any], selected: list[Any], pods: Pods, c
                 )
 
 
-def _declared_ports(workloads: list[Any]) -> set[float]:
-    """Every containerPort the workloads' pods declare: what they serve, so all a NetworkPolicy may admit."""
-    return {n for numbers in k8s.named_ports(workloads).values() for n in numbers} | {
-        n
-        for w in workloads
-        for _, c in k8s.workload_containers(w)
-        for p in items(c.get("ports"))
-        if (n := number(p.get("containerPort"))) is not None
-    }
-
-
 def _backing_ports(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
     by_component: dict[str, list[Any]] = {}
-    for workload in _backing(selected, config):
-        by_component.setdefault(k8s.pod_labels(workload)[k8s.COMPONENT], []).append(workload)
+    for workload in _backing(selected, pods, config):
+        by_component.setdefault(pods.labels(workload)[k8s.COMPONENT], []).append(workload)
     for component, workloads in sorted(by_component.items()):
-        served = _declared_ports(workloads)
-        named = k8s.named_ports(workloads)
+        served = pods.declared(workloads)
+        named = pods.named(workloads)
         shown = ", ".join(f"{p:.0f}" for p in sorted(served)) or "(none declared)"
         for index, rule in enumerate(items(spec.get("ingress")), start=1):
             if any(start != end or start not in served for start, end in k8s.port_spans(rule, named)):
@@ -175,13 +205,13 @@ def _backing_ports(spec: Mapping[str, Any], selected: list[Any], pods: Pods, con
 
 
 def _app_port_sources(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
-    app = [w for w in selected if k8s.is_app_workload(w, config)]
+    app = [w for w in selected if pods.app(w)]
     if not app:
         return
     allowed = [*config["ingressNamespaces"], *config["monitoringNamespaces"]]
     fix = f"admit only namespaceSelector {k8s.NAMESPACE_NAME} in [{', '.join(allowed)}]"
-    named = k8s.named_ports(app)
-    served = sorted(_declared_ports(app))  # the app's port is what its pods declare, never a copy of it here
+    named = pods.named(app)
+    served = sorted(pods.declared(app))  # the app's port is what its pods declare, never a copy of it here
     for index, rule in enumerate(items(spec.get("ingress")), start=1):
         spans = k8s.port_spans(rule, named)
         port = next((p for p in served if k8s.admits(spans, p)), None)
@@ -237,7 +267,7 @@ def _dns_egress(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config
 
 
 def _egress_ports(spec: Mapping[str, Any], selected: list[Any], pods: Pods, config: Config) -> Iterator[str]:
-    if not any(k8s.is_app_workload(w, config) for w in selected):
+    if not any(pods.app(w) for w in selected):
         return
     for index, rule in enumerate(items(spec.get("egress")), start=1):
         entries = items(rule.get("ports"))

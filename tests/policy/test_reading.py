@@ -1,0 +1,161 @@
+"""The pack reads each value of a request through pulumi-policy's unknown check once, and reads it as the SDK's
+proxy would: the same values, the same KeyError, IndexError and equality, and an unknown raising the SDK's own
+error at every read."""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from typing import Any
+
+import pulumi_policy.policy as sdk
+import pulumi_policy.proxy as proxy
+import pytest
+from pulumi.runtime.proto import analyzer_pb2
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from shipsafe_policies import k8s
+from shipsafe_policies.reading import Memo, derived, read_request
+
+from harness.analyzer import POLICY_DIR, analyze_request, stack_resource
+from harness.recording import Recording
+
+PROPS: dict[str, Any] = {
+    "metadata": {"name": "web", "labels": {"app": "notes"}, "annotations": {"checksum": UNKNOWN_STRING_VALUE}},
+    "spec": {"ports": [{"name": "http", "port": 80.0}, UNKNOWN_STRING_VALUE], "selector": {"app": "notes"}},
+}
+
+
+def _outcome(read: Any) -> tuple[str, Any]:
+    try:
+        return "value", read()
+    except UnknownValueError as unknown:
+        return "unknown", unknown.message
+    except (KeyError, IndexError) as error:
+        return type(error).__name__, error.args
+
+
+READS = {
+    "name": lambda p: p["metadata"]["name"],
+    "absent key": lambda p: p["metadata"]["uid"],
+    "get absent": lambda p: p["metadata"].get("uid", "default"),
+    "unknown value": lambda p: p["metadata"]["annotations"]["checksum"],
+    "get unknown": lambda p: p["metadata"]["annotations"].get("checksum"),
+    "in with unknown": lambda p: "checksum" in p["metadata"]["annotations"],
+    "in absent": lambda p: "other" in p["metadata"]["annotations"],
+    "keys": lambda p: list(p["spec"]),
+    "len": lambda p: (len(p), len(p["spec"]["ports"])),
+    "element": lambda p: p["spec"]["ports"][0]["port"],
+    "unknown element": lambda p: p["spec"]["ports"][1],
+    "negative unknown element": lambda p: p["spec"]["ports"][-1],
+    "past the end": lambda p: p["spec"]["ports"][2],
+    "items of a list with an unknown": lambda p: k8s.items(p["spec"]["ports"]),
+    "mapping equality": lambda p: p["spec"]["selector"] == {"app": "notes"},
+    "mapping equality with an unknown": lambda p: p["metadata"]["annotations"] == {"checksum": "x"},
+    "list equality is identity": lambda p: (p["spec"]["ports"] == p["spec"]["ports"], p["spec"]["ports"] == []),
+    "dig": lambda p: k8s.dig(p, "spec", "ports", 0, "name"),
+    "dig unknown": lambda p: k8s.dig(p, "metadata", "annotations", "checksum"),
+}
+
+
+@pytest.mark.parametrize("name", READS)
+def test_a_view_reads_as_the_proxy_every_time(name: str) -> None:
+    read = READS[name]
+    through_proxy = _outcome(lambda: read(unknown_checking_proxy(PROPS)))
+    view = _view(unknown_checking_proxy(PROPS))
+    assert [_outcome(lambda: read(view)) for _ in range(3)] == [through_proxy] * 3
+
+
+def test_a_view_checks_each_known_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = _counting_reads(monkeypatch)
+    view = _view(unknown_checking_proxy(PROPS))
+    for _ in range(3):
+        assert k8s.dig(view, "metadata", "labels", "app") == "notes"
+        with pytest.raises(UnknownValueError):
+            view["metadata"]["annotations"]["checksum"]
+    checked = {key: count for (_, key), count in reads.items()}
+    assert checked == {"metadata": 1, "labels": 1, "app": 1, "annotations": 1, "checksum": 3}
+
+
+def _view(props: Any) -> Any:
+    return read_request([props])[0]
+
+
+def test_every_policy_of_a_request_gets_the_same_views() -> None:
+    first, second = unknown_checking_proxy(PROPS), unknown_checking_proxy(PROPS)
+    views = read_request([first, second])
+    assert [id(v) for v in read_request([first, second])] == [id(v) for v in views]
+    assert _view(first) is views[0]  # the next request
+    assert _view(second) is not views[1]  # dropped with the request before
+    plain: dict[str, Any] = {"metadata": {}}
+    assert _view(plain) is plain  # what tests hand over stays as it is
+
+
+def test_derived_is_computed_once_per_view() -> None:
+    calls = []
+
+    def names(props: Any) -> list[str]:
+        calls.append(1)
+        return list(props["metadata"])
+
+    view = _view(unknown_checking_proxy(PROPS))
+    assert derived(view, names) == derived(view, names) == ["name", "labels", "annotations"]
+    assert len(calls) == 1
+
+
+def test_a_memo_raises_a_remembered_unknown_again() -> None:
+    calls = []
+
+    def checksum(props: Any) -> Any:
+        calls.append(1)
+        return props["metadata"]["annotations"]["checksum"]
+
+    memo: Memo[Any, Any] = Memo(checksum)
+    props = unknown_checking_proxy(PROPS)
+    messages = []
+    for _ in range(2):
+        with pytest.raises(UnknownValueError) as raised:
+            memo(props)
+        messages.append(raised.value.message)
+    assert messages == [_outcome(lambda: checksum(props))[1]] * 2
+    assert len(calls) == 2  # once by the memo, once here
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[int, Any]]:
+    """Every read through the SDK's unknown check, by (the mapping or list read, key)."""
+    reads: Counter[tuple[int, Any]] = Counter()
+    check = proxy._raise_if_unknown
+
+    def counting(key: Any, value: Any, path: list[str]) -> Any:
+        reads[id(path), key] += 1  # each proxied mapping and list holds its own path list
+        return check(key, value, path)
+
+    monkeypatch.setattr(proxy, "_raise_if_unknown", counting)
+    return reads
+
+
+SDK_CONVERSIONS = ("json_format", "deserialize_properties", "unknown_checking_proxy")
+
+
+def test_the_pack_checks_each_value_of_a_request_once(
+    compliant: dict[str, Recording], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many policies read a field, and however many workloads a stack policy relates to each other, each
+    value of a request goes through the SDK's unknown check once (the pack as it runs, with `sdk_speedup`)."""
+    monkeypatch.syspath_prepend(str(POLICY_DIR))
+    for name in SDK_CONVERSIONS:  # restored after the test
+        monkeypatch.setattr(sdk, name, getattr(sdk, name))
+    importlib.import_module("shipsafe_policies.sdk_speedup").convert_requests_once()
+    policies = importlib.import_module("shipsafe_policies").all_policies()
+    servicer = sdk._PolicyAnalyzerServicer("shipsafe", "1.0.0", policies, sdk.EnforcementLevel.MANDATORY)
+    reads = _counting_reads(monkeypatch)
+    recording = compliant["staging"]
+    by_urn = {r.urn: r for r in recording}
+    for resource in recording:
+        reads.clear()
+        servicer.Analyze(analyze_request(resource, by_urn), None)
+        assert max(reads.values(), default=1) == 1, resource.urn
+    reads.clear()
+    servicer.AnalyzeStack(
+        analyzer_pb2.AnalyzeStackRequest(resources=[stack_resource(r, by_urn) for r in recording]), None
+    )
+    assert reads and max(reads.values()) == 1
