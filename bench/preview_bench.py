@@ -261,6 +261,7 @@ def pack_of_idle_policies() -> Iterator[Path]:
             "from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy, StackValidationPolicy\n"
             "from shipsafe_policies.sdk_speedup import convert_requests_once\n\n"
             "convert_requests_once()\n"
+            "import gc; gc.freeze()\n"
             "PolicyPack(name='idle', enforcement_level=EnforcementLevel.MANDATORY, policies=[\n"
             f"    *(ResourceValidationPolicy(name=f'r{{i}}', description='r', validate=lambda a, r: None)"
             f" for i in range({len(policies) - stack_policies})),\n"

@@ -122,7 +122,9 @@ class Lookup:
 def dig(value: Any, *path: str | int) -> Any:
     """`value[p0][p1]...`, or None as soon as a step is missing (unknown values still raise)."""
     for step in path:
-        if type(value) is MappingRead and type(step) is str:  # the common case, without the ABC checks below
+        # The common cases without the ABC checks below: a view, or the plain dict `sdk_speedup` hands over for
+        # properties that hold no unknown.
+        if (type(value) is MappingRead or type(value) is dict) and type(step) is str:
             value = value.get(step, _ABSENT)
             if value is _ABSENT:
                 return None
@@ -150,6 +152,8 @@ def items(value: Any) -> list[Any]:
     """A list field as a list (absent or null means empty)."""
     if type(value) is SequenceRead:
         return value.elements()
+    if type(value) is list:  # plain properties (`sdk_speedup`): nothing to check
+        return list(value)
     if not _is_sequence(value):
         return []
     return [value[i] for i in range(len(value))]  # each element read through the proxy, which checks it
