@@ -39,7 +39,7 @@ from harness.apiserver import (
 from harness.manifests import is_kubernetes
 from harness.provider_check import checked_inputs
 from harness.recording import RecordedResource, Recording, contains_unknown, engine_outputs
-from harness.replacement import plan_update
+from harness.replacement import PlannedStep, plan_update
 from harness.runtime import REPO_ROOT, read_stack_config, run_stack
 
 NEXT_RELEASE_SHA = "0e1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5"
@@ -201,12 +201,15 @@ def _update_dry_run(new_inputs: dict[str, Any], old_live: Mapping[str, Any], ser
     return merged
 
 
-def later_preview(state: PhaseRecording, preview: Recording) -> PhaseRecording:
+def later_preview(
+    state: PhaseRecording, preview: Recording, steps: Sequence[PlannedStep] | None = None
+) -> PhaseRecording:
     """`pulumi preview` of the next release against `state` (an after-up phase); `preview` is the program run in
     preview mode with `prior=state.recording`. Which step each resource takes is the engine's and the providers'
-    diff (`harness.replacement.plan_update`)."""
+    diff (`harness.replacement.plan_update`); `steps`, when given, is that plan, made once for every server's state
+    (it reads inputs and options, which no server changes)."""
     old = {r.urn: r for r in state.recording}
-    ops = {step.urn: step.op for step in plan_update(state.recording, preview)}
+    ops = {step.urn: step.op for step in (plan_update(state.recording, preview) if steps is None else steps)}
 
     def model(resource: RecordedResource) -> tuple[Source, RecordedResource]:
         before, op = old.get(resource.urn), ops.get(resource.urn, "create")
@@ -305,6 +308,7 @@ def model_phases(
                 prior=up,  # "same" steps are decided on inputs, which no server changes
                 missing_secrets=missing,
             )
+            steps = plan_update(up, preview)
             for state in states:
-                modelled(later_preview(state, preview))
+                modelled(later_preview(state, preview, steps))
     return result
