@@ -95,24 +95,28 @@ class _LeftToTheSdk(Exception):
     or a secret within a secret: `_deserialized_request` leaves the whole request to the SDK."""
 
 
-def _deserialized_value(value: struct_pb2.Value, keep_unknowns: bool) -> Any:
+def _deserialized_value(value: struct_pb2.Value, keep_unknowns: bool, seen: list[int]) -> Any:
     # pulumi `runtime/rpc.py` `deserialize_property`, given the protobuf Value that struct_pb2's `_GetStructValue`
     # would have unpacked: the unknown marker becomes `Unknown()` (None outside a dry run unless `keep_unknowns`),
-    # and a list or object holding a secret becomes a secret itself, its items unwrapped one level.
+    # and a list or object holding a secret becomes a secret itself, its items unwrapped one level. `seen` counts
+    # the secrets and unknowns met, so that an object or list without any skips the SDK's scan for them.
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         text = value.string_value
         if text == UNKNOWN:
+            seen[1] += 1
             return Unknown() if keep_unknowns or runtime_settings.is_dry_run() else None
         return text
     if kind == "struct_value":
-        props = _deserialized_struct(value.struct_value, keep_unknowns)
-        if any(rpc.is_rpc_secret(v) for v in props.values()):
+        secrets = seen[0]
+        props = _deserialized_struct(value.struct_value, keep_unknowns, seen)
+        if seen[0] != secrets and any(rpc.is_rpc_secret(v) for v in props.values()):
             return rpc.wrap_rpc_secret({k: rpc.unwrap_rpc_secret(v) for k, v in props.items()})
         return props
     if kind == "list_value":
-        items = [_deserialized_value(v, keep_unknowns) for v in value.list_value.values]
-        if any(rpc.is_rpc_secret(v) for v in items):
+        secrets = seen[0]
+        items = [_deserialized_value(v, keep_unknowns, seen) for v in value.list_value.values]
+        if seen[0] != secrets and any(rpc.is_rpc_secret(v) for v in items):
             return rpc.wrap_rpc_secret([rpc.unwrap_rpc_secret(v) for v in items])
         return items
     if kind == "number_value":
@@ -124,7 +128,7 @@ def _deserialized_value(value: struct_pb2.Value, keep_unknowns: bool) -> Any:
     raise _LeftToTheSdk  # an unset Value: the SDK raises its own error
 
 
-def _deserialized_struct(struct: struct_pb2.Struct, keep_unknowns: bool) -> dict[str, Any]:
+def _deserialized_struct(struct: struct_pb2.Struct, keep_unknowns: bool, seen: list[int]) -> dict[str, Any]:
     # pulumi `runtime/rpc.py` `deserialize_properties`: a signed object is a secret (or an object the SDK builds);
     # other keys whose value deserialises to None are left out.
     fields = struct.fields
@@ -134,29 +138,33 @@ def _deserialized_struct(struct: struct_pb2.Struct, keep_unknowns: bool) -> dict
         if not is_secret or "value" not in fields:  # indexing a missing key would add it to the request
             raise _LeftToTheSdk
         # The SDK reads a secret's value without passing `keep_unknowns` on.
-        secret = _deserialized_value(fields["value"], keep_unknowns=False)
+        secret = _deserialized_value(fields["value"], False, seen)
         if rpc.is_rpc_secret(secret):
             raise _LeftToTheSdk  # the SDK then lifts secretness through its own wrapper; keep its exact shape
+        seen[0] += 1
         return rpc.wrap_rpc_secret(secret)
     output = {}
     for key, value in fields.items():
-        deserialized = _deserialized_value(value, keep_unknowns)
+        deserialized = _deserialized_value(value, keep_unknowns, seen)
         if deserialized is not None:
             output[key] = deserialized
     return output
 
 
-def _deserialized_request(struct: struct_pb2.Struct) -> dict[str, Any]:
+def _deserialized_request(struct: struct_pb2.Struct) -> tuple[dict[str, Any], bool]:
     """`rpc.deserialize_properties(struct, keep_unknowns=True)`, read straight off the protobuf Values: the SDK's
     version pays for struct_pb2's Python mapping and several checks per value (about three times slower), and the
     recording monitor reads every request. Equal to the SDK's on every request of both stacks
-    (`tests/harness/test_lean_monitor.py`)."""
+    (`tests/harness/test_lean_monitor.py`). Also whether it holds no secret and no unknown: then it is already
+    what `_unwrap_secrets` would make of it."""
+    seen = [0, 0]
     try:
         if rpc._special_sig_key in struct.fields:
             raise _LeftToTheSdk
-        return _deserialized_struct(struct, keep_unknowns=True)
+        received = _deserialized_struct(struct, True, seen)
     except _LeftToTheSdk:
-        return rpc.deserialize_properties(struct, keep_unknowns=True)
+        return rpc.deserialize_properties(struct, keep_unknowns=True), False
+    return received, seen == [0, 0]
 
 
 MODELLED_DIGEST_PREFIX = "sha256:" + "0ff11e" * 4
@@ -287,9 +295,9 @@ class RecordingMonitor(mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
         mocks._ensure_event_loop()  # resource references deserialise on this thread's loop
-        received = _deserialized_request(request.object)
+        received, plain = _deserialized_request(request.object)
         secret_paths: set[str] = set()
-        inputs = _unwrap_secrets(received, "", secret_paths)
+        inputs = received if plain else _unwrap_secrets(received, "", secret_paths)
         args = pulumi.runtime.MockResourceArgs(
             typ=request.type,
             name=request.name,
