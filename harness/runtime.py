@@ -144,8 +144,8 @@ def _deserialized_struct(struct: struct_pb2.Struct, keep_unknowns: bool, seen: l
         seen[0] += 1
         return rpc.wrap_rpc_secret(secret)
     output = {}
-    for key, value in fields.items():
-        deserialized = _deserialized_value(value, keep_unknowns, seen)
+    for key in fields:  # not .items(): the map's Python mixin walks it through a generator, per key
+        deserialized = _deserialized_value(fields[key], keep_unknowns, seen)
         if deserialized is not None:
             output[key] = deserialized
     return output
