@@ -870,16 +870,18 @@ def _list_item_key(field: str, item: Mapping[str, Any]) -> str | None:
 def _field_set(value: Mapping[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, child in value.items():
-        if key in _ATOMIC_FIELDS or not child or not isinstance(child, Mapping | list):
+        # `dict` first: the ABC check alone (`Mapping`) costs more than the rest on JSON-shaped data.
+        is_map = isinstance(child, dict) or (not isinstance(child, str | list) and isinstance(child, Mapping))
+        if key in _ATOMIC_FIELDS or not child or not (is_map or isinstance(child, list)):
             fields[f"f:{key}"] = {}
-        elif isinstance(child, Mapping):
+        elif is_map:
             fields[f"f:{key}"] = _field_set(child)
         elif key in _SET_LISTS:
             fields[f"f:{key}"] = {f"v:{json.dumps(v)}": {} for v in child}
         else:
             items: dict[str, Any] = {}
             for item in child:
-                item_key = _list_item_key(key, item) if isinstance(item, Mapping) else None
+                item_key = _list_item_key(key, item) if isinstance(item, dict | Mapping) else None
                 if item_key is None:
                     items = {}  # atomic list: owned as a whole
                     break
