@@ -35,6 +35,7 @@ from harness.apiserver import (
     ServerVersion,
     checkpoint,
     server_object,
+    server_objects,
 )
 from harness.manifests import is_kubernetes
 from harness.provider_check import checked_inputs
@@ -121,10 +122,10 @@ def server_name(server: ServerVersion) -> str:
     return ".".join(str(part) for part in server)
 
 
-def _created(resource: RecordedResource, *, dry_run: bool, server: ServerVersion) -> dict[str, Any]:
+def _created(resource: RecordedResource, *, dry_run: bool, servers: Sequence[ServerVersion]) -> list[dict[str, Any]]:
     # pulumi-kubernetes creates with a plain Create under its static field manager (`apiserver.CREATE_FIELD_MANAGER`).
-    return server_object(
-        resource.inputs, dry_run=dry_run, field_manager=CREATE_FIELD_MANAGER, operation="Update", server=server
+    return server_objects(
+        resource.inputs, dry_run=dry_run, field_manager=CREATE_FIELD_MANAGER, operation="Update", servers=servers
     )
 
 
@@ -137,7 +138,7 @@ def _preview_create(
         return Source.INPUTS_UNKNOWN, _as_inputs(resource)
     if dry_run_fails is not None:
         return dry_run_fails, _as_inputs(resource)
-    return Source.DRY_RUN, _checkpointed(resource, _created(resource, dry_run=True, server=server))
+    return Source.DRY_RUN, _checkpointed(resource, _created(resource, dry_run=True, servers=(server,))[0])
 
 
 def _modelled(
@@ -168,16 +169,27 @@ def first_preview(preview: Recording, server: ServerVersion = NEWEST_SERVER) -> 
 
 def after_up(up: Recording, server: ServerVersion = NEWEST_SERVER) -> PhaseRecording:
     """The state `pulumi up` leaves: `up` is the program run in update mode (every value known)."""
+    return after_up_views(up, (server,))[0]
+
+
+def after_up_views(up: Recording, servers: Sequence[ServerVersion] = SERVER_VERSIONS) -> list[PhaseRecording]:
+    """`after_up` for each of `servers`, each object modelled for all of them at once (`server_objects`: what no
+    version changes is done once)."""
     sources: dict[str, Source] = {}
-    resources = []
+    views: list[list[RecordedResource]] = [[] for _ in servers]
     for resource in up:
         if is_kubernetes(resource):
             sources[resource.urn] = Source.LIVE
-            resources.append(_checkpointed(resource, _created(resource, dry_run=False, server=server)))
+            for resources, live in zip(views, _created(resource, dry_run=False, servers=servers), strict=True):
+                resources.append(_checkpointed(resource, live))
         else:
             sources[resource.urn] = Source.PROVIDER
-            resources.append(resource)
-    return PhaseRecording(Phase.AFTER_UP, _with(up, resources), sources, server)
+            for resources in views:
+                resources.append(resource)
+    return [
+        PhaseRecording(Phase.AFTER_UP, _with(up, resources), dict(sources), server)
+        for resources, server in zip(views, servers, strict=True)
+    ]
 
 
 def _identity(live: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -291,7 +303,7 @@ def model_phases(
     if wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW}:
         running("up")
         up = run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=missing)
-        states = [after_up(up, server) for server in servers]
+        states = after_up_views(up, servers)
         missing = up.placeholder_secrets
         if Phase.AFTER_UP in wanted:
             for state in states:
