@@ -17,7 +17,7 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,32 +108,59 @@ def server_object(
 
     Raises ValueError when apiVersion, kind or metadata.name is missing. Kinds outside `_KINDS` (custom resources
     included) get server metadata only."""
+    return server_objects(
+        manifest, dry_run=dry_run, field_manager=field_manager, operation=operation, servers=(server,)
+    )[0]
+
+
+def server_objects(
+    manifest: Mapping[str, Any],
+    *,
+    dry_run: bool,
+    field_manager: str = FIELD_MANAGER,
+    operation: str = "Apply",
+    servers: Sequence[ServerVersion] = SERVER_VERSIONS,
+) -> list[dict[str, Any]]:
+    """`server_object` for each of `servers`, each its own object sharing nothing with the others or the manifest.
+    What no version changes is modelled once: the defaulting and the request's managedFields entry always, and the
+    whole object for the servers on which `_by_version` changes nothing (a copy each)."""
     api_version, kind, name = _identity(manifest)
-    obj = _copy(manifest)
-    metadata = obj.setdefault("metadata", {})
+    prepared = _copy(manifest)
+    metadata = prepared.setdefault("metadata", {})
     for key in ("labels", "annotations"):
         if key in metadata and not metadata[key]:
             del metadata[key]  # ObjectMeta labels/annotations are omitempty: an empty map does not come back
     uid = _uid(api_version, kind, metadata.get("namespace", ""), name)
     kind_rules = _KINDS.get((api_version, kind))
     if kind_rules is not None:
-        kind_rules.prepare(obj, uid)
-        _by_version(obj, server)
-    # staging/src/k8s.io/apiserver/pkg/registry/rest/meta.go `FillObjectMetaSystemFields` (via `BeforeCreate`)
-    # runs for dry runs too; a dry-run create never reaches etcd, so it has no resourceVersion
-    # (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/dryrun.go `DryRunnableStorage.Create`).
-    server_metadata: dict[str, Any] = {"uid": uid, "creationTimestamp": CREATION_TIMESTAMP}
-    if not dry_run:
-        server_metadata["resourceVersion"] = str(100000 + _hash_int(uid) % 900000)
-    if (api_version, kind) in _GENERATION_KINDS or _group(api_version) not in _BUILT_IN_GROUPS:
-        server_metadata["generation"] = 1
-    metadata.update(server_metadata)
-    managed = [_request_entry(manifest, field_manager, operation)]
-    if not dry_run and kind_rules is not None and kind_rules.status is not None:
-        obj["status"] = kind_rules.status(obj)
-        managed.extend(_controller_entries(obj, kind_rules.status_manager))
-    metadata["managedFields"] = managed
-    return obj
+        kind_rules.prepare(prepared, uid)
+    request_entry = _request_entry(manifest, field_manager, operation)
+    objects: list[dict[str, Any]] = []
+    as_prepared: dict[str, Any] | None = None  # the finished object of a server `_by_version` left as prepared
+    for index, server in enumerate(servers):
+        obj = prepared if index == len(servers) - 1 else _copy(prepared)
+        changed = kind_rules is not None and _by_version(obj, server)
+        if not changed and as_prepared is not None:
+            objects.append(_copy(as_prepared))
+            continue
+        # staging/src/k8s.io/apiserver/pkg/registry/rest/meta.go `FillObjectMetaSystemFields` (via `BeforeCreate`)
+        # runs for dry runs too; a dry-run create never reaches etcd, so it has no resourceVersion
+        # (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/dryrun.go `DryRunnableStorage.Create`).
+        server_metadata: dict[str, Any] = {"uid": uid, "creationTimestamp": CREATION_TIMESTAMP}
+        if not dry_run:
+            server_metadata["resourceVersion"] = str(100000 + _hash_int(uid) % 900000)
+        if (api_version, kind) in _GENERATION_KINDS or _group(api_version) not in _BUILT_IN_GROUPS:
+            server_metadata["generation"] = 1
+        obj["metadata"].update(server_metadata)
+        managed = [request_entry if not objects else _copy(request_entry)]
+        if not dry_run and kind_rules is not None and kind_rules.status is not None:
+            obj["status"] = kind_rules.status(obj)
+            managed.extend(_controller_entries(obj, kind_rules.status_manager))
+        obj["metadata"]["managedFields"] = managed
+        objects.append(obj)
+        if not changed:
+            as_prepared = obj
+    return objects
 
 
 def checkpoint(
@@ -167,10 +194,16 @@ _DASH_TO_UNDERSCORE = {
 
 
 def _copy(value: Any, rename: Mapping[str, str] | None = None) -> Any:
-    # JSON-shaped data only: a plain recursive copy is several times faster than copy.deepcopy.
-    if isinstance(value, Mapping):
-        return {(rename.get(k, k) if rename else k): _copy(v, rename) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    # JSON-shaped data only: a plain recursive copy is several times faster than copy.deepcopy. Exact types are
+    # tested first: an ABC check (`Mapping`) on every value costs more than the copy.
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        if rename:
+            return {rename.get(k, k): _copy(v, rename) for k, v in value.items()}
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list or isinstance(value, list | tuple):
         return [_copy(v, rename) for v in value]
     return value
 
@@ -366,22 +399,28 @@ def _templates(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return found + [claim for claim in spec.get("volumeClaimTemplates") or [] if isinstance(claim, dict)]
 
 
-def _by_version(obj: dict[str, Any], server: ServerVersion) -> None:
-    """What the modelled API server versions do differently.
+def _by_version(obj: dict[str, Any], server: ServerVersion) -> bool:
+    """What the modelled API server versions do differently; whether it changed `obj`.
 
     - Before 1.33 an embedded template's `metadata.creationTimestamp` (a non-pointer `metav1.Time` without
       omitzero) comes back as `null`; from 1.33 the apimachinery JSON encoder omits the zero time.
     - From 1.35 the `MaxUnavailableStatefulSet` gate is on by default (`pkg/features/kube_features.go`), and
       `SetDefaults_StatefulSet` defaults a RollingUpdate's `maxUnavailable` to 1 (`pkg/apis/apps/v1/defaults.go`).
     """
+    changed = False
     if server < (1, 33):
         for template in _templates(obj):
-            template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+            template_metadata = template.setdefault("metadata", {})
+            if "creationTimestamp" not in template_metadata:
+                template_metadata["creationTimestamp"] = None
+                changed = True
     if server >= (1, 35) and obj.get("kind") == "StatefulSet" and obj.get("apiVersion") == "apps/v1":
         strategy = (obj.get("spec") or {}).get("updateStrategy") or {}
         rolling = strategy.get("rollingUpdate")
         if strategy.get("type") == "RollingUpdate" and isinstance(rolling, dict) and _unset(rolling, "maxUnavailable"):
             rolling["maxUnavailable"] = 1
+            changed = True
+    return changed
 
 
 # --- kinds -----------------------------------------------------------------------------------------------------------
@@ -779,7 +818,7 @@ def _http_route_status(obj: dict[str, Any]) -> dict[str, Any]:
         ]
         parents.append(
             {
-                "parentRef": parent,
+                "parentRef": _copy(parent),  # its own: the object shares nothing within itself
                 "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
                 "conditions": conditions,
             }
@@ -864,16 +903,18 @@ def _list_item_key(field: str, item: Mapping[str, Any]) -> str | None:
 def _field_set(value: Mapping[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, child in value.items():
-        if key in _ATOMIC_FIELDS or not child or not isinstance(child, Mapping | list):
+        # `dict` first: the ABC check alone (`Mapping`) costs more than the rest on JSON-shaped data.
+        is_map = isinstance(child, dict) or (not isinstance(child, str | list) and isinstance(child, Mapping))
+        if key in _ATOMIC_FIELDS or not child or not (is_map or isinstance(child, list)):
             fields[f"f:{key}"] = {}
-        elif isinstance(child, Mapping):
+        elif is_map:
             fields[f"f:{key}"] = _field_set(child)
         elif key in _SET_LISTS:
             fields[f"f:{key}"] = {f"v:{json.dumps(v)}": {} for v in child}
         else:
             items: dict[str, Any] = {}
             for item in child:
-                item_key = _list_item_key(key, item) if isinstance(item, Mapping) else None
+                item_key = _list_item_key(key, item) if isinstance(item, dict | Mapping) else None
                 if item_key is None:
                     items = {}  # atomic list: owned as a whole
                     break

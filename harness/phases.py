@@ -35,11 +35,12 @@ from harness.apiserver import (
     ServerVersion,
     checkpoint,
     server_object,
+    server_objects,
 )
 from harness.manifests import is_kubernetes
 from harness.provider_check import checked_inputs
 from harness.recording import RecordedResource, Recording, contains_unknown, engine_outputs
-from harness.replacement import plan_update
+from harness.replacement import PlannedStep, plan_update
 from harness.runtime import run_stack
 from harness.stack_config import REPO_ROOT, read_stack_config
 
@@ -122,10 +123,10 @@ def server_name(server: ServerVersion) -> str:
     return ".".join(str(part) for part in server)
 
 
-def _created(resource: RecordedResource, *, dry_run: bool, server: ServerVersion) -> dict[str, Any]:
+def _created(resource: RecordedResource, *, dry_run: bool, servers: Sequence[ServerVersion]) -> list[dict[str, Any]]:
     # pulumi-kubernetes creates with a plain Create under its static field manager (`apiserver.CREATE_FIELD_MANAGER`).
-    return server_object(
-        resource.inputs, dry_run=dry_run, field_manager=CREATE_FIELD_MANAGER, operation="Update", server=server
+    return server_objects(
+        resource.inputs, dry_run=dry_run, field_manager=CREATE_FIELD_MANAGER, operation="Update", servers=servers
     )
 
 
@@ -138,7 +139,7 @@ def _preview_create(
         return Source.INPUTS_UNKNOWN, _as_inputs(resource)
     if dry_run_fails is not None:
         return dry_run_fails, _as_inputs(resource)
-    return Source.DRY_RUN, _checkpointed(resource, _created(resource, dry_run=True, server=server))
+    return Source.DRY_RUN, _checkpointed(resource, _created(resource, dry_run=True, servers=(server,))[0])
 
 
 def _modelled(
@@ -169,16 +170,27 @@ def first_preview(preview: Recording, server: ServerVersion = NEWEST_SERVER) -> 
 
 def after_up(up: Recording, server: ServerVersion = NEWEST_SERVER) -> PhaseRecording:
     """The state `pulumi up` leaves: `up` is the program run in update mode (every value known)."""
+    return after_up_views(up, (server,))[0]
+
+
+def after_up_views(up: Recording, servers: Sequence[ServerVersion] = SERVER_VERSIONS) -> list[PhaseRecording]:
+    """`after_up` for each of `servers`, each object modelled for all of them at once (`server_objects`: what no
+    version changes is done once)."""
     sources: dict[str, Source] = {}
-    resources = []
+    views: list[list[RecordedResource]] = [[] for _ in servers]
     for resource in up:
         if is_kubernetes(resource):
             sources[resource.urn] = Source.LIVE
-            resources.append(_checkpointed(resource, _created(resource, dry_run=False, server=server)))
+            for resources, live in zip(views, _created(resource, dry_run=False, servers=servers), strict=True):
+                resources.append(_checkpointed(resource, live))
         else:
             sources[resource.urn] = Source.PROVIDER
-            resources.append(resource)
-    return PhaseRecording(Phase.AFTER_UP, _with(up, resources), sources, server)
+            for resources in views:
+                resources.append(resource)
+    return [
+        PhaseRecording(Phase.AFTER_UP, _with(up, resources), dict(sources), server)
+        for resources, server in zip(views, servers, strict=True)
+    ]
 
 
 def _identity(live: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -202,12 +214,15 @@ def _update_dry_run(new_inputs: dict[str, Any], old_live: Mapping[str, Any], ser
     return merged
 
 
-def later_preview(state: PhaseRecording, preview: Recording) -> PhaseRecording:
+def later_preview(
+    state: PhaseRecording, preview: Recording, steps: Sequence[PlannedStep] | None = None
+) -> PhaseRecording:
     """`pulumi preview` of the next release against `state` (an after-up phase); `preview` is the program run in
     preview mode with `prior=state.recording`. Which step each resource takes is the engine's and the providers'
-    diff (`harness.replacement.plan_update`)."""
+    diff (`harness.replacement.plan_update`); `steps`, when given, is that plan, made once for every server's state
+    (it reads inputs and options, which no server changes)."""
     old = {r.urn: r for r in state.recording}
-    ops = {step.urn: step.op for step in plan_update(state.recording, preview)}
+    ops = {step.urn: step.op for step in (plan_update(state.recording, preview) if steps is None else steps)}
 
     def model(resource: RecordedResource) -> tuple[Source, RecordedResource]:
         before, op = old.get(resource.urn), ops.get(resource.urn, "create")
@@ -289,7 +304,7 @@ def model_phases(
     if wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW}:
         running("up")
         up = run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=missing)
-        states = [after_up(up, server) for server in servers]
+        states = after_up_views(up, servers)
         missing = up.placeholder_secrets
         if Phase.AFTER_UP in wanted:
             for state in states:
@@ -306,6 +321,7 @@ def model_phases(
                 prior=up,  # "same" steps are decided on inputs, which no server changes
                 missing_secrets=missing,
             )
+            steps = plan_update(up, preview)
             for state in states:
-                modelled(later_preview(state, preview))
+                modelled(later_preview(state, preview, steps))
     return result

@@ -18,10 +18,16 @@ recorded inputs and outputs carry it as this string, exactly as it travels to th
 def contains_unknown(value: Any) -> bool:
     """Whether the value holds the unknown marker anywhere (pulumi-kubernetes `util.go` `hasComputedValue`)."""
     if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_unknown(v) for v in value)
-    return value == UNKNOWN
+        value = value.values()
+    elif not isinstance(value, list):
+        return value == UNKNOWN
+    for item in value:  # a loop rather than any(): this runs on every value of every previewed resource
+        if isinstance(item, dict | list):
+            if contains_unknown(item):
+                return True
+        elif item == UNKNOWN:
+            return True
+    return False
 
 
 DOCKER_IMAGE = "docker:index/image:Image"

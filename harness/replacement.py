@@ -173,6 +173,8 @@ def _changes(old: Any, new: Any, path: Path = ()) -> list[tuple[Path, Any]]:
     This is where pulumi-kubernetes records a detailed-diff entry (provider.go `addPatchValueToDiff`): maps key by
     key, lists index by index, anything else at the first point of difference.
     """
+    if old == new:  # equal subtrees hold no change (most of a resource): one comparison instead of the walk
+        return []
     if isinstance(old, dict) and isinstance(new, dict):
         return [
             change

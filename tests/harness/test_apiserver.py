@@ -14,7 +14,16 @@ import pulumi_kubernetes
 import pytest
 
 # The guard below reads the model's own tables: what it defaults, and which groups the API server serves.
-from harness.apiserver import _BUILT_IN_GROUPS, _KINDS, FIELD_MANAGER, NOT_MODELLED, checkpoint, server_object
+from harness.apiserver import (
+    _BUILT_IN_GROUPS,
+    _KINDS,
+    FIELD_MANAGER,
+    NOT_MODELLED,
+    SERVER_VERSIONS,
+    checkpoint,
+    server_object,
+    server_objects,
+)
 from harness.recording import Recording
 from harness.stack_config import REPO_ROOT
 from tests.conftest import STACKS
@@ -581,3 +590,61 @@ def test_role_bindings_default_their_role_ref_and_user_subjects_group() -> None:
     assert obj["roleRef"]["apiGroup"] == "rbac.authorization.k8s.io"
     assert obj["subjects"][0]["apiGroup"] == "rbac.authorization.k8s.io"
     assert "apiGroup" not in obj["subjects"][1], "a ServiceAccount's group is the empty (omitted) core group"
+
+
+def _containers(value: Any) -> list[Any]:
+    """Every dict and list in `value`, itself included."""
+    found = []
+    if isinstance(value, dict | list):
+        found.append(value)
+        for child in value.values() if isinstance(value, dict) else value:
+            found.extend(_containers(child))
+    return found
+
+
+def _statefulset_without_max_unavailable() -> dict[str, Any]:
+    template = pod_template()
+    del template["metadata"]  # 1.30 adds it (with a null creationTimestamp); 1.35 leaves it out
+    update = {"type": "RollingUpdate", "rollingUpdate": {}}  # 1.35 defaults maxUnavailable
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "demo"},
+        "spec": {"selector": {"matchLabels": {"app": "demo"}}, "template": template, "updateStrategy": update},
+    }
+
+
+def _http_route() -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "web", "namespace": "demo"},
+        "spec": {"parentRefs": [{"name": "gateway"}], "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]},
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_objects_for_several_servers_are_each_servers_own_and_share_nothing(
+    recordings: dict[str, Recording], stack: str
+) -> None:
+    """`server_objects` does the version-independent work once: each server's object must still be exactly what
+    `server_object` gives for that server alone, and no dict or list may be shared between the servers' objects, with
+    the manifest, or within one object (a later step mutating one must never change another view)."""
+    manifests = [r.inputs for r in recordings[stack] if r.type.startswith("kubernetes:")]
+    manifests += [_statefulset_without_max_unavailable(), deployment(), job(), _http_route()]
+    differ = set()
+    for manifest in manifests:
+        before = copy.deepcopy(manifest)
+        for dry_run in (True, False):
+            objects = server_objects(manifest, dry_run=dry_run, servers=SERVER_VERSIONS)
+            assert objects == [server_object(manifest, dry_run=dry_run, server=s) for s in SERVER_VERSIONS]
+            if objects[0] != objects[-1]:
+                differ.add(manifest["kind"])
+            seen: dict[int, str] = {id(c): "manifest" for c in _containers(manifest)}
+            for server, obj in zip(SERVER_VERSIONS, objects, strict=True):
+                for container in _containers(obj):
+                    owner = seen.get(id(container))
+                    assert owner is None, f"{manifest['kind']} for {server} shares a value with {owner}"
+                    seen[id(container)] = str(server)
+        assert manifest == before, "the manifest is left as it was"
+    assert {"Deployment", "StatefulSet", "Job"} <= differ  # the versions' differences were exercised
