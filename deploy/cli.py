@@ -17,6 +17,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from deploy.backend import StackBackend
 from deploy.context import DeployContext
 from deploy.errors import ExitCode, ShipsafeError
 from deploy.options import JSON_PRINTED, JSON_WANTED, emit_json, error_document
@@ -112,11 +113,21 @@ class _Cli(click.Group):
             emit_json(error_document(ctx, code, message, problems))
 
 
-def _default_context(project_dir: Path) -> DeployContext:
-    from deploy.automation import create_stack, open_stack  # only the real commands need the Automation API
+def _open_stack(name: str, *, project_dir: Path) -> StackBackend:
+    from deploy.automation import open_stack  # only the commands that use the Pulumi CLI import the Automation API
 
-    stack_factory = functools.partial(open_stack, project_dir=project_dir)
-    creator = functools.partial(create_stack, project_dir=project_dir)
+    return open_stack(name, project_dir=project_dir)
+
+
+def _create_stack(name: str, secrets_provider: str | None, *, project_dir: Path) -> bool:
+    from deploy.automation import create_stack
+
+    return create_stack(name, secrets_provider, project_dir=project_dir)
+
+
+def _default_context(project_dir: Path) -> DeployContext:
+    stack_factory = functools.partial(_open_stack, project_dir=project_dir)
+    creator = functools.partial(_create_stack, project_dir=project_dir)
     return DeployContext(open_stack=stack_factory, project_dir=project_dir, create_stack=creator)
 
 

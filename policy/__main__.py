@@ -9,7 +9,7 @@ from shipsafe_policies.sdk_speedup import convert_requests_once
 
 convert_requests_once()
 refuse_lowered_floor(all_rules())
-gc.freeze()
+gc.freeze()  # the SDKs and the pack, imported once, stay out of every collection of the requests' garbage
 PolicyPack(
     name="shipsafe",
     enforcement_level=EnforcementLevel.MANDATORY,

@@ -132,23 +132,25 @@ def stack_settings(stack: str, overrides: Mapping[str, object], project_dir: Pat
 
 class PhaseAnalyses:
     """Hands each phase to the policy pack as soon as it is modelled: the pack is another process, so it analyzes
-    one phase while the program runs for the next. Without a pack nothing is analyzed. A report counts (`kept`) only
+    one phase while the program runs for the next. Each pack (a preview's, an update's) has its own worker, so the
+    two work side by side when the program is done. Without a pack nothing is analyzed. A report counts (`kept`) only
     once the preview reads it, in phase order: analyses still queued when the preview stops early (a program
     failure, a failed analysis) are cancelled and never reported."""
 
     def __init__(
         self,
         analyze: Callable[[Recording], analyzer.AnalysisReport] | None,
-        worker: Executor,
+        workers: Mapping[bool, Executor],
         kept: list[tuple[PhaseRecording, analyzer.AnalysisReport]],
     ) -> None:
         self.enabled = analyze is not None
-        self._analyze, self._worker, self._kept = analyze, worker, kept
+        self._analyze, self._workers, self._kept = analyze, workers, kept
         self._pending: list[tuple[PhaseRecording, Future[analyzer.AnalysisReport]]] = []
 
     def submit(self, phase: PhaseRecording) -> None:
         if self._analyze is not None:
-            self._pending.append((phase, self._worker.submit(self._analyze, phase.recording)))
+            worker = self._workers[phase.recording.preview]  # one per pack: a pack answers one view at a time
+            self._pending.append((phase, worker.submit(self._analyze, phase.recording)))
 
     def reports(self, waiting: Progress) -> Iterator[tuple[PhaseRecording, analyzer.AnalysisReport]]:
         """Each phase with its report in phase order, once the pack has it (`waiting` is told which phase it waits
@@ -252,12 +254,13 @@ class _Run:
         analyze: Callable[[Recording], analyzer.AnalysisReport] | None,
         policy_config: Path | None = None,
     ) -> Report:
-        pack_worker = ThreadPoolExecutor(max_workers=1)
+        pack_workers = {dry_run: ThreadPoolExecutor(max_workers=1) for dry_run in (True, False)}
         try:
-            return self._phases(report, PhaseAnalyses(analyze, pack_worker, report.analyses), policy_config)
+            return self._phases(report, PhaseAnalyses(analyze, pack_workers, report.analyses), policy_config)
         finally:
             # The running analysis finishes; queued ones never start.
-            pack_worker.shutdown(wait=True, cancel_futures=True)
+            for worker in pack_workers.values():
+                worker.shutdown(wait=True, cancel_futures=True)
 
     def _phases(self, report: Report, analyses: PhaseAnalyses, policy_config: Path | None) -> Report:
         try:
