@@ -259,9 +259,9 @@ def pack_of_idle_policies() -> Iterator[Path]:
         shutil.copytree(POLICY_DIR, pack, ignore=shutil.ignore_patterns("__pycache__"))
         (pack / "__main__.py").write_text(
             "from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy, StackValidationPolicy\n"
-            "from shipsafe_policies.sdk_speedup import convert_requests_once\n\n"
+            "from shipsafe_policies.sdk_speedup import collect_request_garbage_only, convert_requests_once\n\n"
             "convert_requests_once()\n"
-            "import gc; gc.freeze()\n"
+            "collect_request_garbage_only()\n"
             "PolicyPack(name='idle', enforcement_level=EnforcementLevel.MANDATORY, policies=[\n"
             f"    *(ResourceValidationPolicy(name=f'r{{i}}', description='r', validate=lambda a, r: None)"
             f" for i in range({len(policies) - stack_policies})),\n"

@@ -23,6 +23,7 @@ names (else a no-op, the SDK's own pace).
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 from collections import OrderedDict
@@ -167,3 +168,17 @@ def convert_requests_once() -> None:
         setattr(
             sdk._PolicyAnalyzerServicer, step, _once_per_input(getattr(sdk._PolicyAnalyzerServicer, step), key_at=1)
         )
+
+
+YOUNG_COLLECTION_EVERY = 100_000
+"""Allocations between two collections of young objects (CPython's default: 700)."""
+
+
+def collect_request_garbage_only() -> None:
+    """The cyclic collector for what a request leaves behind, not for the SDKs: the modules imported so far are
+    frozen out of it (`gc.freeze`), and young objects are collected every `YOUNG_COLLECTION_EVERY` allocations. A
+    large AnalyzeStack allocates millions of objects, none of them garbage before the request is answered; at the
+    default every collection walked them again, about a third of the pack's time at 200 workloads and growing with
+    the stack. Peak memory is unchanged (docs/development.md)."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 50, 100)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import math
 import random
@@ -199,3 +200,14 @@ def test_the_struct_conversion_is_json_formats_own_on_any_struct() -> None:
         structs.append(struct)
     for struct in structs:
         assert _same(_outcome(_speedup().struct_to_python, struct), _outcome(json_format.MessageToDict, struct))
+
+
+def test_the_pack_collects_only_what_requests_leave_behind() -> None:
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    try:
+        _speedup().collect_request_garbage_only()
+        assert gc.get_threshold()[0] == _speedup().YOUNG_COLLECTION_EVERY
+        assert gc.get_freeze_count() > frozen  # what is imported by now is out of every collection
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
