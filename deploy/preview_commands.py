@@ -108,7 +108,8 @@ def preview_command(
         raise ShipsafeError("--git-sha needs --as-pipeline", ExitCode.USAGE)
     quiet_console_for_json(deploy, output)
     if offline:
-        deploy.prelaunch_pack(deploy.project_dir, stack)  # boots while the SDKs are imported
+        if not settings and not as_pipeline:  # the stack file's own config: the pack the preview will start
+            deploy.prelaunch_pack(deploy.project_dir, stack)  # boots while the SDKs are imported
         from deploy.offline.commands import offline_preview
 
         release = _as_pipeline(deploy, stack, git_sha) if as_pipeline else None

@@ -22,6 +22,7 @@ import re
 import selectors
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -377,6 +378,7 @@ class AnalysisReuse:
     def __init__(self, mode: str = "on") -> None:
         self.mode = reuse_mode(mode)
         self._answers: dict[bytes, bytes] = {}
+        self._counting = threading.Lock()  # the packs of a preview analyze on their own threads
         self.reused = 0
         self.asked = 0
         self.verified = 0
@@ -397,18 +399,21 @@ class AnalysisReuse:
         """The kept answer (serialised) when reuse is on; None in `verify`, where every request goes to the pack."""
         found = self._answers.get(key) if self.mode == "on" else None
         if found is not None:
-            self.reused += 1
+            with self._counting:
+                self.reused += 1
         return found
 
     def keep(self, key: bytes, answer: bytes, what: str) -> None:
         kept = self._answers.get(key)
-        self.asked += 1
+        with self._counting:
+            self.asked += 1
         if kept is None:
             self._answers[key] = answer
             return
         parse = analyzer_pb2.AnalyzeResponse.FromString  # only `verify` resends a request it kept the answer to
         if kept == answer or parse(kept) == parse(answer):
-            self.verified += 1
+            with self._counting:
+                self.verified += 1
         else:
             raise ReuseMismatch(
                 f"{what}: the pack answered a byte-identical request differently the second time; a policy reads "

@@ -212,7 +212,9 @@ def offline_preview(
     project_dir = project_dir.resolve()
     report = Report(stack, policy=policy)
     try:
-        project, values = read_stack_config(stack, project_dir)
+        # The config the pack is told of is the program's, overrides included (as `pulumi config set` then
+        # `pulumi preview`): the pack's floor reads `shipsafe:environment` from it.
+        project, values = read_stack_config(stack, project_dir, dict(overrides))
     except StackFileError as error:
         return _refused(report, str(error), [str(error)], ExitCode.CONFIG_ERROR)
     run = _Run(stack, overrides, project_dir, out or project_dir / "out", list(phases), progress)

@@ -8,7 +8,9 @@ of the pack's own time. `read_request` wraps each proxy in a view that reads eac
 time it is asked for and keeps it if it was known: the first read of every value is the proxy's own, and an
 unknown value is never kept, so every read of it raises the SDK's UnknownValueError, with its path, exactly where
 the rule met it before. The views are a `Mapping` and a `Sequence` as the proxies are (mappings compare by value,
-lists by identity, no dict or list methods), so a rule reads the same through either.
+lists by identity, no dict or list methods), so a rule reads the same through either. Properties that hold no
+unknown come as the plain dict instead (`sdk_speedup.py`) and are not wrapped: rules read them only through
+Mapping and Sequence operations, as they read views (tests/policy/test_sdk_speedup.py holds the pack to that).
 
 The SDK builds a request's properties for each policy; `sdk_speedup.py` makes every policy of one request get the
 same proxy, so the same view (kept for the request being answered) serves them all. Within one policy call, `Memo`

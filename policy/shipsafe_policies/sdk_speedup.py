@@ -69,6 +69,7 @@ def _once_per_input(convert: Callable[..., Any], *, key_at: int = 0) -> Callable
         by_id = remembered.by_id
         known = by_id.get(id(value))
         if known is not None and known[0] is value:
+            by_id.move_to_end(id(value))  # kept while in use: a request larger than the memo still hits
             return known[1]
         result = convert(*args)
         by_id[id(value)] = (value, result)

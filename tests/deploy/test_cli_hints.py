@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from deploy import automation
+from deploy import cli as cli_commands
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
@@ -170,3 +171,8 @@ def test_the_readme_quickstart_says_destroy_exits_refused_by_design() -> None:
     readme = (TOOL.parent / "README.md").read_text()
     line = next(line for line in readme.splitlines() if line.startswith("shipsafe destroy "))
     assert f"exits {code.name} ({code.value}) by design" in line
+
+
+def test_each_command_is_registered_under_its_own_name() -> None:
+    assert [path[-1] for path, command in COMMANDS.items() if len(path) == 1] == list(cli_commands.COMMANDS)
+    assert all(command.name == path[-1] for path, command in COMMANDS.items())

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
+from deploy.offline import preview
 from harness import analyzer, pack_launch
 from tests.conftest import STACKS
 from tests.deploy.memory_stack import MemoryStacks
@@ -52,3 +53,19 @@ def test_the_offline_preview_runs_on_the_pack_it_started_before_importing_the_sd
     # The first pack (the previews') is the prelaunched process; the update's is started when it is needed.
     assert [(dry_run, process is not None) for dry_run, process in taken] == [("true", True), ("false", False)]
     assert not pack_launch._PRELAUNCHED
+
+
+def test_the_pack_is_told_the_config_the_program_runs_with(monkeypatch):
+    told = {}
+
+    class Stop(Exception):
+        pass
+
+    def booted(policy_config, **given):
+        told.update(given["stack_config"])
+        raise Stop
+
+    monkeypatch.setattr(analyzer, "booted_in_background", booted)
+    with pytest.raises(Stop):
+        preview.offline_preview("staging", {"shipsafe:environment": "production"}, project_dir=REPO)
+    assert told["shipsafe:environment"] == "production"  # as `pulumi config set` before `pulumi preview`

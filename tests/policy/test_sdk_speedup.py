@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import gc
 import importlib
 import math
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -67,9 +69,15 @@ def _servicer_responses(requests: list[Request]) -> list[analyzer_pb2.AnalyzeRes
 
 
 def _plain(requests: list[Request]) -> list[analyzer_pb2.AnalyzeResponse]:
-    """The responses computed by the SDK's own conversions."""
+    """The responses computed the SDK's way: its own conversions, and each rule reading the SDK's proxy itself
+    (no read views, no memo): what the pack answered before either existed."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(POLICY_DIR))
+        assert sdk.json_format is json_format, "the SDK is patched: the baseline would compare the speedup with itself"
+        assert all("converted" not in getattr(sdk._PolicyAnalyzerServicer, step).__name__ for step in SERVICER_STEPS)
+        reading = importlib.import_module("shipsafe_policies.reading")
+        patch.setattr(importlib.import_module("shipsafe_policies.framework"), "read_request", list)
+        patch.setattr(reading.Memo, "__call__", lambda memo, subject: memo._compute(subject))
         return _servicer_responses(requests)
 
 
@@ -78,8 +86,10 @@ def _shared(requests: list[Request]) -> list[analyzer_pb2.AnalyzeResponse]:
     with pytest.MonkeyPatch.context() as patch:
         restore_sdk_after(patch)
         originals = {name: getattr(sdk, name) for name in SDK_CONVERSIONS}
+        steps = {step: getattr(sdk._PolicyAnalyzerServicer, step) for step in SERVICER_STEPS}
         _speedup().convert_requests_once()
         assert all(getattr(sdk, name) is not originals[name] for name in SDK_CONVERSIONS)
+        assert all(getattr(sdk._PolicyAnalyzerServicer, step) is not steps[step] for step in SERVICER_STEPS)
         return _servicer_responses(requests)
 
 
@@ -211,3 +221,48 @@ def test_the_pack_collects_only_what_requests_leave_behind() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def test_the_unknown_sentinels_are_the_sdks() -> None:
+    """Properties holding none of them are handed over plainly: a sentinel the SDK added would pass as a value."""
+    sentinels = {
+        value for name, value in vars(proxy).items() if name.startswith("UNKNOWN_") and name.endswith("_VALUE")
+    }
+    assert sentinels == _speedup().UNKNOWNS
+    assert all(proxy._is_unknown(value) for value in sentinels)
+
+
+TELLS_PLAIN_FROM_PROXY = {
+    "sdk_speedup.py": "decides which properties come plain",
+    "k8s.py": "dig and items read plain dicts and lists without the ABC checks, as they read views",
+    "languages.py": "package.json, pyproject.toml and tsconfig parsed from disk, never properties",
+    "floor.py": "the pack's own config and PULUMI_CONFIG, never properties",
+    "dockerfiles.py": "Dockerfile instructions read from disk, never properties",
+}
+"""The pack's modules that may test for `dict`/`list` or handle them as such, and why."""
+
+
+def _treats_as_dict_or_list(node: ast.AST) -> bool:
+    """`isinstance(x, dict|list)`, `type(x) is dict|list`, `json.dumps(...)` or `x.copy()`: what reads a plain dict
+    differently from the SDK's proxy (a Mapping with neither dict methods nor JSON encoding)."""
+    if isinstance(node, ast.Call):
+        name = ast.unparse(node.func)
+        if name == "isinstance" and len(node.args) == 2:
+            return any(n in {"dict", "list"} for n in re.findall(r"\w+", ast.unparse(node.args[1])))
+        return name == "json.dumps" or name.endswith(".copy")
+    if isinstance(node, ast.Compare) and isinstance(node.left, ast.Call) and ast.unparse(node.left.func) == "type":
+        return any(ast.unparse(c) in {"dict", "list"} for c in node.comparators)
+    return False
+
+
+def test_rules_read_properties_the_same_plain_or_behind_the_proxy() -> None:
+    """Properties holding no unknown reach the rules as a plain dict (`sdk_speedup`), those holding one behind the
+    SDK's proxy; a rule must read both alike, so only Mapping and Sequence operations (`k8s.dig`, `k8s.items`)."""
+    found = [
+        f"{path.relative_to(POLICY_DIR)}:{node.lineno}: {ast.unparse(node)}"
+        for path in sorted((POLICY_DIR / "shipsafe_policies").rglob("*.py"))
+        if path.name not in TELLS_PLAIN_FROM_PROXY
+        for node in ast.walk(ast.parse(path.read_text()))
+        if _treats_as_dict_or_list(node)
+    ]
+    assert not found, "a rule would read plain properties unlike the proxy:\n" + "\n".join(found)
