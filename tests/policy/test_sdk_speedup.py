@@ -263,6 +263,6 @@ def test_rules_read_properties_the_same_plain_or_behind_the_proxy() -> None:
         for path in sorted((POLICY_DIR / "shipsafe_policies").rglob("*.py"))
         if path.name not in TELLS_PLAIN_FROM_PROXY
         for node in ast.walk(ast.parse(path.read_text()))
-        if _treats_as_dict_or_list(node)
+        if isinstance(node, ast.expr) and _treats_as_dict_or_list(node)
     ]
     assert not found, "a rule would read plain properties unlike the proxy:\n" + "\n".join(found)
