@@ -17,8 +17,8 @@ conversion was nearly all of the pack's time, and it grows with every policy add
   SDK's own proxy, so the unknown checks, and which policies a preview skips, are the SDK's own.
 
 tests/policy/test_sdk_speedup.py compares every response with and without over whole stacks (preview views with
-unknowns included) and every catalogue case. Installed only when the SDK still converts through exactly these
-names (else a no-op, the SDK's own pace).
+unknowns included) and every catalogue case. Installed only for the releases it was checked against and when the
+SDK still converts through exactly these names (else a no-op, the SDK's own pace).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 import pulumi_policy.policy as sdk
@@ -146,12 +147,18 @@ _SERVICER_STEPS = ("_get_resource_options", "_get_provider_resource")
 """The servicer's per-resource steps, each a pure function of the request's resource."""
 
 
+VERIFIED_WITH = {"pulumi-policy": "1.21.", "protobuf": "5.29."}
+"""The releases whose code this module was checked against (`policy/requirements.txt` pins them): another release
+may convert, or call, differently, so it gets the SDK's own pace until it is checked again."""
+
+
 def _sdk_converts_as_expected() -> bool:
     from pulumi_policy.deserialize import deserialize_properties
     from pulumi_policy.proxy import unknown_checking_proxy
 
     return (
-        getattr(sdk, "json_format", None) is json_format
+        all(metadata.version(package).startswith(release) for package, release in VERIFIED_WITH.items())
+        and getattr(sdk, "json_format", None) is json_format
         and getattr(sdk, "deserialize_properties", None) is deserialize_properties
         and getattr(sdk, "unknown_checking_proxy", None) is unknown_checking_proxy
         and all(callable(getattr(sdk._PolicyAnalyzerServicer, step, None)) for step in _SERVICER_STEPS)

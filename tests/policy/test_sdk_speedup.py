@@ -266,3 +266,14 @@ def test_rules_read_properties_the_same_plain_or_behind_the_proxy() -> None:
         if isinstance(node, ast.expr) and _treats_as_dict_or_list(node)
     ]
     assert not found, "a rule would read plain properties unlike the proxy:\n" + "\n".join(found)
+
+
+def test_another_release_of_the_sdk_keeps_its_own_conversions(monkeypatch: pytest.MonkeyPatch) -> None:
+    restore_sdk_after(monkeypatch)
+    speedup = _speedup()
+    monkeypatch.setattr(
+        speedup.metadata, "version", lambda package: "1.22.0" if package == "pulumi-policy" else "5.29.6"
+    )
+    originals = {name: getattr(sdk, name) for name in SDK_CONVERSIONS}
+    speedup.convert_requests_once()
+    assert {name: getattr(sdk, name) for name in SDK_CONVERSIONS} == originals
