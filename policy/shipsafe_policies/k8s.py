@@ -344,3 +344,13 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def scale_targets(resources: Iterable[Any]) -> Lookup:
+    """Every workload an HPA may scale, by what `scale_target` reads off an HPA: (type, namespace, name)."""
+    workloads = Lookup()
+    for workload in of_type(resources, *SCALE_TARGETS.values()):
+        with workloads.adding():
+            found = metadata(workload)
+            workloads.entries[(workload.resource_type, found.get("namespace"), found.get("name"))] = workload
+    return workloads

@@ -204,11 +204,7 @@ def check_config_keys(resources: list[PolicyResource], config: Config, item: Ite
 )
 @item_by_item
 def check_hpa_target(resources: list[PolicyResource], config: Config, item: Item) -> Iterator[tuple[str, str | None]]:
-    workloads = Lookup()
-    for workload in k8s.of_type(resources, *k8s.SCALE_TARGETS.values()):
-        with workloads.adding():
-            metadata = k8s.metadata(workload)
-            workloads.entries[(workload.resource_type, metadata.get("namespace"), metadata.get("name"))] = workload
+    workloads = k8s.scale_targets(resources)
     for hpa in k8s.of_type(resources, k8s.HPA):
         with item():
             ref = dig(hpa.props, "spec", "scaleTargetRef") or {}

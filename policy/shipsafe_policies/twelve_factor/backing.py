@@ -193,11 +193,7 @@ def check_single_instance(res: HasProps, config: Config, item: Item) -> Iterator
 def check_single_instance_not_autoscaled(
     resources: list[PolicyResource], config: Config, item: Item
 ) -> Iterator[tuple[str, str]]:
-    workloads = Lookup()
-    for workload in k8s.of_type(resources, *k8s.SCALE_TARGETS.values()):
-        with workloads.adding():
-            metadata = k8s.metadata(workload)
-            workloads.entries[(workload.resource_type, metadata.get("namespace"), metadata.get("name"))] = workload
+    workloads = k8s.scale_targets(resources)
     for hpa in k8s.of_type(resources, k8s.HPA):
         with item():
             workload = workloads.get(k8s.scale_target(hpa))
