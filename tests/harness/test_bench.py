@@ -14,6 +14,7 @@ from unittest import mock
 import pytest
 from pulumi_policy import StackValidationPolicy
 
+from bench.sdk_floor import AnsweringMonitor
 from deploy.policy_link import pack_registry
 from harness import runtime
 from harness.analyzer import PolicyPackProcess
@@ -51,7 +52,7 @@ def test_the_idle_pack_has_our_policies_count_and_finds_nothing(
 
 
 def test_the_floor_runs_the_program_but_records_no_kubernetes_object(bench: ModuleType) -> None:
-    with mock.patch.object(runtime, "RecordingMonitor", bench.AnsweringMonitor):
+    with mock.patch.object(runtime, "RecordingMonitor", AnsweringMonitor):
         recording = runtime.run_stack("staging")
     assert recording.resources, "the image build and the passwords keep their modelled state"
     assert not [r for r in recording if r.type.startswith("kubernetes:")]
@@ -144,3 +145,21 @@ def test_the_policy_run_analyzes_each_phase_with_its_own_pack_and_reuse_starting
             assert all(last < total for last, total in zip(timing.last_phase, timing.samples, strict=True))
         finally:
             run.close()
+
+
+def test_the_sdk_floor_runs_the_program_as_a_fresh_process() -> None:
+    """Goal 1's second floor: the SDK's three runs of the program, imports included, in a process of its own."""
+    started = subprocess.run(
+        [sys.executable, "-m", "bench.sdk_floor", "staging"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert started.returncode == 0, started.stderr
+
+
+def test_the_measured_processes_read_our_modules_compiled(bench: ModuleType) -> None:
+    """The SDKs come compiled from pip; ours must too, or a shell with PYTHONDONTWRITEBYTECODE makes every measured
+    preview compile the project again while the baseline compiles nothing."""
+    bench.compile_project()
+    for module in ("deploy/cli.py", "harness/runtime.py", "components/settings.py", "bench/sdk_floor.py"):
+        source = REPO_ROOT / module
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        assert cached.is_file() and cached.stat().st_mtime >= source.stat().st_mtime, module
