@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -162,7 +164,24 @@ def cli(ctx: click.Context, project_dir: Path, prometheus_url: str | None) -> No
         ctx.obj.prometheus_url = prometheus_url
 
 
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""Signals whose default action ends the process at once (a CI runner's timeout, a closed terminal)."""
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # Unwound as an exit, so `finally` blocks and atexit handlers close what the command started: the policy pack
+    # processes of a preview (`harness.analyzer`, `harness.pack_launch`) would otherwise outlive it, each serving
+    # gRPC for ever. The status is the shell's for a process the signal ended (128 + its number): FAILED.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The `shipsafe` entry point; `python -m deploy` runs it too, under that name."""
     as_module = argv is None and sys.argv[0].endswith("__main__.py")
-    cli.main(args=None if argv is None else list(argv), prog_name="python -m deploy" if as_module else "shipsafe")
+    handled = TERMINATING_SIGNALS if threading.current_thread() is threading.main_thread() else ()
+    previous = {signum: signal.signal(signum, _exit_on_signal) for signum in handled}
+    try:
+        cli.main(args=None if argv is None else list(argv), prog_name="python -m deploy" if as_module else "shipsafe")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
