@@ -424,6 +424,14 @@ class AnalysisReuse:
 
 # The pack process ------------------------------------------------------------------------------------------------
 
+_CHANNELS_MADE = threading.Event()
+
+
+def talked_grpc() -> bool:
+    """Whether this process has opened a gRPC channel (to a pack): a fork of it may then not use gRPC safely (grpcio
+    runs without fork support: `grpc._cython.cygrpc.is_fork_support_enabled()` is False)."""
+    return _CHANNELS_MADE.is_set()
+
 
 class PolicyPackProcess:
     """One running pack. `with PolicyPackProcess(...) as pack: pack.configure(...); pack.analyze(recording)`."""
@@ -494,6 +502,7 @@ class PolicyPackProcess:
             self._stderr.close()
             self._process, self._stderr = prelaunched
         port = self._read_port()
+        _CHANNELS_MADE.set()
         self._channel = grpc.insecure_channel(
             f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)]
         )

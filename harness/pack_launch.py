@@ -116,7 +116,8 @@ def take_prelaunched(launch: PackLaunch) -> tuple[subprocess.Popen[bytes], IO[by
 
 
 @atexit.register
-def _kill_untaken() -> None:
+def stop_untaken() -> None:
+    """Stops (and reaps) every prelaunched process nobody took in this process."""
     for process, stderr in _PRELAUNCHED.values():
         process.kill()
         process.wait()

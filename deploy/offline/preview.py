@@ -24,7 +24,7 @@ import pulumi
 from components.settings import ConfigError, Settings, settings_from_config
 from deploy import app_contract, policy_link
 from deploy.exit_codes import ExitCode
-from harness import analyzer
+from harness import analyzer, pack_driver
 from harness.manifests import render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
 from harness.recording import Recording
@@ -223,7 +223,7 @@ def offline_preview(
     policy_config = policy_config or policy_config_path(project_dir, stack)
     progress("starting the policy pack")
     try:
-        with analyzer.booted_in_background(
+        with pack_driver.booted_in_a_fork(
             policy_config,
             project=project,
             stack=stack,

@@ -11,7 +11,7 @@ from deploy.cli import cli
 from deploy.context import DeployContext
 from deploy.errors import ExitCode
 from deploy.offline import preview
-from harness import analyzer, pack_launch
+from harness import analyzer, pack_driver, pack_launch
 from tests.conftest import STACKS
 from tests.deploy.memory_stack import MemoryStacks
 
@@ -33,13 +33,19 @@ def test_offline_preview_of_the_real_stacks_passes_the_policy_pack(stack):
     assert "MANDATORY violations: 0" in result.output
 
 
+@pytest.fixture
+def packs_in_this_process(monkeypatch):
+    """The packs driven from this process (`harness.pack_driver`): the test watches what the driver does with them."""
+    monkeypatch.setattr(pack_driver, "AVAILABLE", False)
+
+
 def test_offline_preview_failure_fails_the_command_with_its_exit_code():
     result = run("up", "qa", "--offline")
     assert result.exit_code == ExitCode.CONFIG_ERROR  # no Pulumi.qa.yaml
     assert "offline preview of qa failed" in result.stderr
 
 
-def test_the_offline_preview_runs_on_the_pack_it_started_before_importing_the_sdks(monkeypatch):
+def test_the_offline_preview_runs_on_the_pack_it_started_before_importing_the_sdks(monkeypatch, packs_in_this_process):
     taken = []
     take = analyzer.take_prelaunched
 
@@ -55,7 +61,7 @@ def test_the_offline_preview_runs_on_the_pack_it_started_before_importing_the_sd
     assert not pack_launch._PRELAUNCHED
 
 
-def test_the_pack_is_told_the_config_the_program_runs_with(monkeypatch):
+def test_the_pack_is_told_the_config_the_program_runs_with(monkeypatch, packs_in_this_process):
     told = {}
 
     class Stop(Exception):

@@ -30,7 +30,7 @@ INSTALLERS = [
     REPO / ".ci" / "run",
     REPO / "app" / "Dockerfile",
     *sorted((REPO / ".github" / "workflows").glob("*.yml")),
-    *sorted((REPO / "scripts").glob("*")),
+    *sorted(path for path in (REPO / "scripts").glob("*") if path.is_file()),  # not a __pycache__ of structure.py
 ]
 # The locks that end up in the one .venv (`make setup`, then `make setup-app`): one version of each package.
 VENV_LOCKS = ["requirements-pip.txt", "requirements.txt", "policy/requirements.txt", "requirements-dev.txt"]

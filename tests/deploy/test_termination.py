@@ -22,16 +22,20 @@ WAIT_SECONDS = 120.0
 """Bound on every wait: the packs to start, the preview to end, the packs to go."""
 
 
-def _children(pid: int) -> set[int]:
+def _descendants(pid: int) -> set[int]:
     found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(child) for child in (task / "children").read_text().split())
-    return found
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found.update(int(child) for child in (task / "children").read_text().split())
+    except FileNotFoundError:
+        return found  # gone meanwhile
+    return found.union(*(_descendants(child) for child in found))
 
 
 def _packs(pid: int) -> set[int]:
+    """The policy packs among `pid`'s descendants (the process driving them is a fork of the preview's)."""
     packs = set()
-    for child in _children(pid):
+    for child in _descendants(pid):
         try:
             command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except FileNotFoundError:

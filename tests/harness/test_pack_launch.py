@@ -40,7 +40,7 @@ def test_a_process_nobody_took_is_killed_at_exit(tmp_path: Path) -> None:
     launch = _sleeper(tmp_path, PULUMI_STACK="left")
     prelaunch(launch)
     process, _ = pack_launch._PRELAUNCHED[launch]
-    pack_launch._kill_untaken()
+    pack_launch.stop_untaken()
     assert process.poll() is not None
     assert not pack_launch._PRELAUNCHED
 
