@@ -1,30 +1,34 @@
-"""A resource's properties, each value read through pulumi-policy's unknown check once per request.
+"""A resource's properties, each known value read once per request, without the proxy's check.
 
 pulumi-policy 1.21 hands a policy the properties behind an unknown-checking proxy (`proxy.py`): every read of a
 key or list element runs `_raise_if_unknown` in pure Python, and `key in props` or `props.get(key)` read the value
 too (`Mapping.__contains__` and `Mapping.get` are `self[key]`). Our rules read the same fields over and over (each
 policy of a request, each workload a stack rule relates to every NetworkPolicy or Service), so that check was most
-of the pack's own time. `read_request` wraps each proxy in a view that reads each value through the proxy the first
-time it is asked for and keeps it if it was known: the first read of every value is the proxy's own, and an
-unknown value is never kept, so every read of it raises the SDK's UnknownValueError, with its path, exactly where
-the rule met it before. The views are a `Mapping` and a `Sequence` as the proxies are (mappings compare by value,
-lists by identity, no dict or list methods), so a rule reads the same through either. Properties that hold no
-unknown come as the plain dict instead (`sdk_speedup.py`) and are not wrapped: rules read them only through
-Mapping and Sequence operations, as they read views (tests/policy/test_sdk_speedup.py holds the pack to that).
+of the pack's own time. `read_request` reads a request's proxied properties once (`_read_known`): a mapping or list
+holding no unknown comes plain, as `sdk_speedup.py` hands over whole properties holding none, and one holding an
+unknown as a view that keeps its known values and reads the rest through the proxy every time, so every read of
+an unknown raises the SDK's UnknownValueError, with its path, exactly where the rule met it before. The views are
+a `Mapping` and a `Sequence` as the proxies are (mappings compare by value, lists by identity, no dict or list
+methods), and rules read plain values only through Mapping and Sequence operations, as they read views
+(tests/policy/test_sdk_speedup.py holds the pack to that and compares every response with the SDK's own reading).
 
 The SDK builds a request's properties for each policy; `sdk_speedup.py` makes every policy of one request get the
-same proxy, so the same view (kept for the request being answered) serves them all. Within one policy call, `Memo`
-keeps what a stack rule derives from each workload (its labels, ports...) for every NetworkPolicy or Service that
-asks.
+same proxy, so the same view (kept for the request being answered) serves them all, and what several policies
+derive alike from one object (its pod spec, containers, labels, waivers) is derived once per request
+(`derived`). Within one policy call, `Memo` keeps what a stack rule derives from each workload with the rule's
+settings for every NetworkPolicy or Service that asks.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
+from pulumi_policy import proxy as sdk_proxy
 from pulumi_policy.proxy import UnknownValueError
+
+from .sdk_speedup import UNKNOWNS
 
 Derived = TypeVar("Derived")
 
@@ -35,12 +39,11 @@ _ABSENT = object()
 class MappingRead(Mapping[str, Any]):
     """A mapping of the proxy, each value read through it once (unknown ones at every read)."""
 
-    __slots__ = ("_derived", "_proxy", "_read")
+    __slots__ = ("_proxy", "_read")
 
     def __init__(self, proxy: Mapping[str, Any]) -> None:
         self._proxy = proxy
         self._read: dict[str, Any] = {}
-        self._derived: dict[Callable[[Any], Any], Any] | None = None  # only a resource's own view needs one
 
     def __getitem__(self, key: str) -> Any:
         value = self._read.get(key, _UNREAD)
@@ -115,11 +118,16 @@ def _view(value: Any) -> Any:
 
 
 class _Kept(threading.local):
-    """The views of the request a server thread is answering (requests of one thread come one after another)."""
+    """The views of the request a server thread is answering (requests of one thread come one after another), and
+    what its policies derived from them."""
 
     def __init__(self) -> None:
         # id(proxy) -> (proxy, view); holding the proxy keeps its id from being reused by another object.
         self.views: dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+        self.current: dict[int, Mapping[str, Any]] = {}
+        """id(view) -> view, for the views of the request being answered."""
+        self.derived: dict[tuple[Any, ...], tuple[Any, UnknownValueError | None]] = {}
+        """(id(view), compute, args) -> (result, the unknown computing it met)."""
 
 
 _kept = _Kept()
@@ -143,10 +151,54 @@ def read_request(proxies: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     for props in proxies:
         entry = kept.get(id(props))
         if entry is None or entry[0] is not props:
-            entry = (props, props if _plain(props) else MappingRead(props))
+            entry = (props, props if _plain(props) else _read_known(props))
         fresh[id(props)] = entry
     _kept.views = fresh
+    _kept.current = {id(view): view for _, view in fresh.values()}
+    _kept.derived = {}
     return [fresh[id(props)][1] for props in proxies]
+
+
+_PROXIES = (sdk_proxy._DictProxy, sdk_proxy._ListProxy)
+
+
+def _read_known(props: Mapping[str, Any]) -> Any:
+    """The view of a request's proxied properties with every known value read at once: pulumi-policy 1.21's proxy
+    (`proxy.py` `_proxy_helper`) holds each mapping and list as the proxies of its items (`proxy["__target"]`), and
+    a read returns the item unless it is an unknown sentinel (`_raise_if_unknown`). So a known item is what the
+    proxy's read returns; a mapping or list holding no unknown comes plain, as `sdk_speedup` hands over whole
+    properties holding none, and one holding an unknown as a view that reads only its unknowns (and absent keys)
+    through the proxy, which raises its own error with its path every time. One walk of the properties instead of
+    a checked read of each value the rules ask for, and a plain read after it."""
+    if type(props) not in _PROXIES:
+        return MappingRead(props)  # not the proxy this was checked against: read lazily through it
+    return _known(props)[0]
+
+
+def _known(proxy: Any) -> tuple[Any, bool]:
+    """(the plain mapping or list, True) when `proxy` holds no unknown, else (its view, known items read, False)."""
+    items = proxy["__target"]
+    mapping = type(proxy) is sdk_proxy._DictProxy
+    known: dict[Any, Any] = {}
+    clean = True
+    for key, value in items.items() if mapping else enumerate(items):
+        if type(value) in _PROXIES:
+            value, value_clean = _known(value)
+            clean = clean and value_clean
+        elif type(value) is str and value in UNKNOWNS:
+            clean = False
+            continue
+        known[key] = value
+    if clean:
+        return (known if mapping else list(known.values())), True
+    if mapping:
+        view = MappingRead(proxy)
+        view._read = known
+        return view, False
+    sequence = SequenceRead(proxy)
+    for index, value in known.items():
+        sequence._read[index] = value
+    return sequence, False
 
 
 def _plain(props: Mapping[str, Any]) -> bool:
@@ -154,17 +206,26 @@ def _plain(props: Mapping[str, Any]) -> bool:
     return type(props) is MappingRead or type(props).__module__ == "builtins"
 
 
-def derived(props: Any, compute: Callable[[Any], Derived]) -> Derived:
-    """`compute(props)` once per view, for what every policy of a request derives alike from the whole object (its
-    waivers). `compute` must only read `props`; one that raised is computed again at the next call, and raises
-    again as it did."""
-    if type(props) is not MappingRead:
-        return compute(props)
-    if props._derived is None:
-        props._derived = {}
-    if compute not in props._derived:
-        props._derived[compute] = compute(props)
-    return cast(Derived, props._derived[compute])
+def derived(props: Any, compute: Callable[..., Derived], *args: Hashable) -> Derived:
+    """`compute(props, *args)` once per request, for what several policies of a request derive alike from one
+    object (its waivers, pod spec, containers, labels) with `args` such as its resource type. `compute` must only
+    read `props` and use `args`. An unknown value met while computing is raised again at every later call, as
+    computing again would raise it (the same reads in the same order meet the same first unknown). Properties that
+    are not a view of the request being answered (only tests hand those over) are computed at every call."""
+    kept = _kept
+    key = (id(props), compute, args)
+    found = kept.derived.get(key)
+    if found is None:
+        if kept.current.get(id(props)) is not props:
+            return compute(props, *args)
+        try:
+            found = (compute(props, *args), None)
+        except UnknownValueError as unknown:
+            found = (None, unknown)
+        kept.derived[key] = found
+    if found[1] is not None:
+        raise found[1]
+    return cast(Derived, found[0])
 
 
 Subject = TypeVar("Subject")
