@@ -393,8 +393,11 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
         (args.props,) = read_request([args.props])
         if rule.waivable and waived(args.props, rule.name):
             return  # reported by the waiver section, never silently
-        for finding in check(args, rule.config(args.get_config())):
-            report_violation(rule.explain(finding, args.props), None)
+        try:
+            for finding in check(args, rule.config(args.get_config())):
+                report_violation(rule.explain(finding, args.props), None)
+        except UnknownValueError as unknown:
+            raise _untraced(unknown) from None
 
     return validate
 
@@ -408,10 +411,21 @@ def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
         for resource, view in zip(resources, read_request([r.props for r in resources]), strict=True):
             resource.props = view
         props: dict[str, Mapping[str, Any]] = {}
-        for finding, urn in check(resources, rule.config(args.get_config())):
-            props = props or {r.urn: r.props for r in resources}  # only a finding needs them
-            if rule.waivable and urn is not None and waived(props.get(urn), rule.name):
-                continue  # the blamed resource waives this rule; the waiver section reports it
-            report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)
+        try:
+            for finding, urn in check(resources, rule.config(args.get_config())):
+                props = props or {r.urn: r.props for r in resources}  # only a finding needs them
+                if rule.waivable and urn is not None and waived(props.get(urn), rule.name):
+                    continue  # the blamed resource waives this rule; the waiver section reports it
+                report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)
+        except UnknownValueError as unknown:
+            raise _untraced(unknown) from None
 
     return validate
+
+
+def _untraced(unknown: UnknownValueError) -> UnknownValueError:
+    """The unknown a check met, for the SDK to report (it reads only its message), without the frames it passed
+    through: a check keeps the unknown it met (`Item`, `Memo`, `derived`) in objects those frames hold, so the
+    traceback would make a cycle holding the request's resources until the garbage collector ran, once per policy
+    a preview skips."""
+    return unknown.with_traceback(None)

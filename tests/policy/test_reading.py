@@ -4,6 +4,7 @@ error at every read."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections import Counter
 from typing import Any
@@ -168,3 +169,30 @@ def test_the_pack_reads_no_known_value_through_the_check(
     )
     assert not reads
     assert any("can't run policy" in d.message for d in skipped.diagnostics)  # unknowns were met, and raised
+
+
+def test_the_policies_a_preview_skips_leave_no_garbage_behind(
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy that meets an unknown is reported as skipped; the unknown it kept (`Item`, `Memo`, `derived`) must
+    not hold the frames it passed through, or every skip leaves a cycle holding the request's resources for the
+    garbage collector (about 266,000 objects over the six views of 200 workloads, each one walked by collections)."""
+    restore_sdk_after(monkeypatch)
+    importlib.import_module("shipsafe_policies.sdk_speedup").convert_requests_once()
+    policies = importlib.import_module("shipsafe_policies").all_policies()
+    servicer = sdk._PolicyAnalyzerServicer("shipsafe", "1.0.0", policies, sdk.EnforcementLevel.MANDATORY)
+    recording = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
+    by_urn = {r.urn: r for r in recording}
+    analyses = [analyze_request(r, by_urn) for r in recording]
+    stack = analyzer_pb2.AnalyzeStackRequest(resources=[stack_resource(r, by_urn) for r in recording])
+    gc.collect()
+    gc.disable()
+    try:
+        responses = [servicer.Analyze(request, None) for request in analyses]
+        responses.append(servicer.AnalyzeStack(stack, None))
+        left_behind = gc.collect()
+    finally:
+        gc.enable()
+    skipped = [d for response in responses for d in response.diagnostics if "can't run policy" in d.message]
+    assert len(skipped) > 1
+    assert left_behind == 0
