@@ -40,7 +40,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from .reading import derived, read_request
+from .reading import derived, read_props, read_request
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -203,7 +203,12 @@ class Rule:
         return PolicyConfigSchema(properties={k: s.schema() for k, s in self.settings.items()})
 
     def config(self, given: Config) -> dict[str, Any]:
-        return {**{k: s.default for k, s in self.settings.items()}, **given}
+        return {**self._defaults, **given}
+
+    @functools.cached_property
+    def _defaults(self) -> dict[str, Any]:
+        """Each setting's default, made once: the framework merges the config over them at every call."""
+        return {k: s.default for k, s in self.settings.items()}
 
     @property
     def full_description(self) -> str:
@@ -390,7 +395,7 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
         if rule.types is not None and args.resource_type not in rule.types:
             return
         # The SDK builds `args` for each policy (pulumi-policy `policy.py` `Analyze`), so the view stays in this call.
-        (args.props,) = read_request([args.props])
+        args.props = read_props(args.props)
         if rule.waivable and waived(args.props, rule.name):
             return  # reported by the waiver section, never silently
         try:

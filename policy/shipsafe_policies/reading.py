@@ -201,6 +201,15 @@ def _known(proxy: Any) -> tuple[Any, bool]:
     return sequence, False
 
 
+def read_props(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`read_request([props])`, for the policies of an Analyze request after the first without making lists."""
+    kept = _kept.views
+    entry = kept.get(id(props))
+    if entry is not None and entry[0] is props and len(kept) == 1:
+        return entry[1]
+    return read_request([props])[0]
+
+
 def _plain(props: Mapping[str, Any]) -> bool:
     """Properties no proxy wraps (only tests hand those over), or already a view."""
     return type(props) is MappingRead or type(props).__module__ == "builtins"
