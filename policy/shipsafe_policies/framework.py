@@ -40,7 +40,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from .reading import derived, read_props, read_request
+from .reading import derived, read_props, read_request, untraced_unknowns
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -203,12 +203,7 @@ class Rule:
         return PolicyConfigSchema(properties={k: s.schema() for k, s in self.settings.items()})
 
     def config(self, given: Config) -> dict[str, Any]:
-        return {**self._defaults, **given}
-
-    @functools.cached_property
-    def _defaults(self) -> dict[str, Any]:
-        """Each setting's default, made once: the framework merges the config over them at every call."""
-        return {k: s.default for k, s in self.settings.items()}
+        return {**{k: s.default for k, s in self.settings.items()}, **given}
 
     @property
     def full_description(self) -> str:
@@ -238,8 +233,8 @@ class Rule:
             "remediation_steps": self.fix,
         }
         if self.kind == "stack":
-            return StackValidationPolicy(validate=_validate_stack(self), **fields)
-        return ResourceValidationPolicy(validate=_validate_resource(self), **fields)
+            return StackValidationPolicy(validate=untraced_unknowns(_validate_stack(self)), **fields)
+        return ResourceValidationPolicy(validate=untraced_unknowns(_validate_resource(self)), **fields)
 
 
 WAIVER_ANNOTATION = "shipsafe.dev/waive."
@@ -398,11 +393,8 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
         args.props = read_props(args.props)
         if rule.waivable and waived(args.props, rule.name):
             return  # reported by the waiver section, never silently
-        try:
-            for finding in check(args, rule.config(args.get_config())):
-                report_violation(rule.explain(finding, args.props), None)
-        except UnknownValueError as unknown:
-            raise _untraced(unknown) from None
+        for finding in check(args, rule.config(args.get_config())):
+            report_violation(rule.explain(finding, args.props), None)
 
     return validate
 
@@ -416,21 +408,10 @@ def _validate_stack(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
         for resource, view in zip(resources, read_request([r.props for r in resources]), strict=True):
             resource.props = view
         props: dict[str, Mapping[str, Any]] = {}
-        try:
-            for finding, urn in check(resources, rule.config(args.get_config())):
-                props = props or {r.urn: r.props for r in resources}  # only a finding needs them
-                if rule.waivable and urn is not None and waived(props.get(urn), rule.name):
-                    continue  # the blamed resource waives this rule; the waiver section reports it
-                report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)
-        except UnknownValueError as unknown:
-            raise _untraced(unknown) from None
+        for finding, urn in check(resources, rule.config(args.get_config())):
+            props = props or {r.urn: r.props for r in resources}  # only a finding needs them
+            if rule.waivable and urn is not None and waived(props.get(urn), rule.name):
+                continue  # the blamed resource waives this rule; the waiver section reports it
+            report_violation(rule.explain(finding, props.get(urn) if urn else None), urn)
 
     return validate
-
-
-def _untraced(unknown: UnknownValueError) -> UnknownValueError:
-    """The unknown a check met, for the SDK to report (it reads only its message), without the frames it passed
-    through: a check keeps the unknown it met (`Item`, `Memo`, `derived`) in objects those frames hold, so the
-    traceback would make a cycle holding the request's resources until the garbage collector ran, once per policy
-    a preview skips."""
-    return unknown.with_traceback(None)

@@ -21,6 +21,7 @@ settings for every NetworkPolicy or Service that asks.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
@@ -263,3 +264,22 @@ class Memo(Generic[Subject, Result]):
         if done[2] is not None:
             raise done[2]
         return cast(Result, done[1])
+
+
+Validate = TypeVar("Validate", bound=Callable[..., None])
+
+
+def untraced_unknowns(validate: Validate) -> Validate:
+    """`validate` handing the SDK an unknown its check met without the frames it passed through (the SDK reads only
+    its message): a check keeps the unknown it met (`Item`, `Memo`, `derived`) in objects those frames hold, so the
+    traceback would make a cycle holding the policy's args (for a stack policy every resource) until the garbage
+    collector ran, once per policy a preview skips."""
+
+    @functools.wraps(validate)
+    def run(*args: Any) -> None:
+        try:
+            validate(*args)
+        except UnknownValueError as unknown:
+            raise unknown.with_traceback(None) from None
+
+    return cast(Validate, run)
