@@ -160,7 +160,7 @@ def read_request(proxies: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [fresh[id(props)][1] for props in proxies]
 
 
-_PROXIES = (sdk_proxy._DictProxy, sdk_proxy._ListProxy)
+_DICT_PROXY, _LIST_PROXY = sdk_proxy._DictProxy, sdk_proxy._ListProxy
 
 
 def _read_known(props: Mapping[str, Any]) -> Any:
@@ -171,35 +171,46 @@ def _read_known(props: Mapping[str, Any]) -> Any:
     properties holding none, and one holding an unknown as a view that reads only its unknowns (and absent keys)
     through the proxy, which raises its own error with its path every time. One walk of the properties instead of
     a checked read of each value the rules ask for, and a plain read after it."""
-    if type(props) not in _PROXIES:
+    if type(props) is not _DICT_PROXY:
         return MappingRead(props)  # not the proxy this was checked against: read lazily through it
-    return _known(props)[0]
+    return _known(props)
 
 
-def _known(proxy: Any) -> tuple[Any, bool]:
-    """(the plain mapping or list, True) when `proxy` holds no unknown, else (its view, known items read, False)."""
+def _known(proxy: Any) -> Any:
+    """The plain mapping or list when `proxy` holds no unknown, else its view with its known items read."""
     items = proxy["__target"]
-    mapping = type(proxy) is sdk_proxy._DictProxy
-    known: dict[Any, Any] = {}
     clean = True
-    for key, value in items.items() if mapping else enumerate(items):
-        if type(value) in _PROXIES:
-            value, value_clean = _known(value)
-            clean = clean and value_clean
-        elif type(value) is str and value in UNKNOWNS:
-            clean = False
-            continue
-        known[key] = value
-    if clean:
-        return (known if mapping else list(known.values())), True
-    if mapping:
+    if type(proxy) is _DICT_PROXY:
+        mapping: dict[Any, Any] = {}
+        for key, value in items.items():
+            kind = type(value)
+            if kind is _DICT_PROXY or kind is _LIST_PROXY:
+                value = _known(value)
+                clean = clean and type(value) is not MappingRead and type(value) is not SequenceRead
+            elif kind is str and value in UNKNOWNS:
+                clean = False
+                continue
+            mapping[key] = value
+        if clean:
+            return mapping
         view = MappingRead(proxy)
-        view._read = known
-        return view, False
-    sequence = SequenceRead(proxy)
-    for index, value in known.items():
-        sequence._read[index] = value
-    return sequence, False
+        view._read = mapping
+        return view
+    sequence: list[Any] = []
+    for value in items:
+        kind = type(value)
+        if kind is _DICT_PROXY or kind is _LIST_PROXY:
+            value = _known(value)
+            clean = clean and type(value) is not MappingRead and type(value) is not SequenceRead
+        elif kind is str and value in UNKNOWNS:
+            clean = False
+            value = _UNREAD
+        sequence.append(value)
+    if clean:
+        return sequence
+    elements = SequenceRead(proxy)
+    elements._read = sequence
+    return elements
 
 
 def read_props(props: Mapping[str, Any]) -> Mapping[str, Any]:
