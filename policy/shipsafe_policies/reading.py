@@ -38,7 +38,8 @@ _ABSENT = object()
 
 
 class MappingRead(Mapping[str, Any]):
-    """A mapping of the proxy, each value read through it once (unknown ones at every read)."""
+    """A mapping of the proxy keeping its known values (read at once by `_read_known`, else at their first read
+    through it); unknown ones are read through it at every read."""
 
     __slots__ = ("_proxy", "_read")
 
@@ -77,7 +78,8 @@ class MappingRead(Mapping[str, Any]):
 
 
 class SequenceRead(Sequence[Any]):
-    """A list of the proxy, each element read through it once (unknown ones at every read)."""
+    """A list of the proxy keeping its known elements (as `MappingRead` its values); unknown ones are read through it
+    at every read."""
 
     __slots__ = ("_all", "_proxy", "_read")
 
