@@ -181,37 +181,29 @@ def _read_known(props: Mapping[str, Any]) -> Any:
 def _known(proxy: Any) -> Any:
     """The plain mapping or list when `proxy` holds no unknown, else its view with its known items read."""
     items = proxy["__target"]
+    mapping = type(proxy) is _DICT_PROXY
+    known: dict[Any, Any] = {}
     clean = True
-    if type(proxy) is _DICT_PROXY:
-        mapping: dict[Any, Any] = {}
-        for key, value in items.items():
-            kind = type(value)
-            if kind is _DICT_PROXY or kind is _LIST_PROXY:
-                value = _known(value)
-                clean = clean and type(value) is not MappingRead and type(value) is not SequenceRead
-            elif kind is str and value in UNKNOWNS:
-                clean = False
-                continue
-            mapping[key] = value
-        if clean:
-            return mapping
-        view = MappingRead(proxy)
-        view._read = mapping
-        return view
-    sequence: list[Any] = []
-    for value in items:
+    for key, value in items.items() if mapping else enumerate(items):
         kind = type(value)
         if kind is _DICT_PROXY or kind is _LIST_PROXY:
             value = _known(value)
             clean = clean and type(value) is not MappingRead and type(value) is not SequenceRead
         elif kind is str and value in UNKNOWNS:
             clean = False
-            value = _UNREAD
-        sequence.append(value)
+            continue
+        known[key] = value
+    if mapping:
+        if clean:
+            return known
+        view = MappingRead(proxy)
+        view._read = known
+        return view
     if clean:
-        return sequence
+        return list(known.values())
     elements = SequenceRead(proxy)
-    elements._read = sequence
+    for index, value in known.items():
+        elements._read[index] = value
     return elements
 
 
