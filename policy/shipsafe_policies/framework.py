@@ -40,7 +40,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from .reading import derived, read_request
+from .reading import derived, read_props, read_request, untraced_unknowns
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -233,8 +233,8 @@ class Rule:
             "remediation_steps": self.fix,
         }
         if self.kind == "stack":
-            return StackValidationPolicy(validate=_validate_stack(self), **fields)
-        return ResourceValidationPolicy(validate=_validate_resource(self), **fields)
+            return StackValidationPolicy(validate=untraced_unknowns(_validate_stack(self)), **fields)
+        return ResourceValidationPolicy(validate=untraced_unknowns(_validate_resource(self)), **fields)
 
 
 WAIVER_ANNOTATION = "shipsafe.dev/waive."
@@ -390,7 +390,7 @@ def _validate_resource(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
         if rule.types is not None and args.resource_type not in rule.types:
             return
         # The SDK builds `args` for each policy (pulumi-policy `policy.py` `Analyze`), so the view stays in this call.
-        (args.props,) = read_request([args.props])
+        args.props = read_props(args.props)
         if rule.waivable and waived(args.props, rule.name):
             return  # reported by the waiver section, never silently
         for finding in check(args, rule.config(args.get_config())):

@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 from pulumi_policy.proxy import UnknownValueError
 
 from .framework import Config, HasProps, Item, Setting
-from .reading import MappingRead, SequenceRead
+from .reading import MappingRead, SequenceRead, derived
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
@@ -166,9 +166,13 @@ def metadata(res: HasProps) -> Mapping[str, Any]:
 def labels(res: HasProps) -> Mapping[str, Any]:
     """The object's labels as the API server keeps them: a Job declared without labels takes its template's
     (kubernetes `pkg/apis/batch/v1/defaults.go` `SetDefaults_Job`), so live and declared read the same."""
-    own = dig(res.props, "metadata", "labels") or {}
-    if not own and res.resource_type == JOB:
-        return dig(pod_template(res), "metadata", "labels") or {}
+    return derived(res.props, _labels, res.resource_type)  # read by most rules: once per request
+
+
+def _labels(props: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    own = dig(props, "metadata", "labels") or {}
+    if not own and kind == JOB:
+        return dig(_pod_template(props, kind), "metadata", "labels") or {}
     return own
 
 
@@ -183,17 +187,25 @@ def display(res: HasProps) -> str:
 
 def pod_template(res: HasProps) -> Mapping[str, Any] | None:
     """The pod template (metadata + spec) of any workload kind."""
-    if res.resource_type == POD:
-        return res.props
-    if res.resource_type == CRON_JOB:
-        return dig(res.props, "spec", "jobTemplate", "spec", "template")
-    if res.resource_type in WORKLOADS:
-        return dig(res.props, "spec", "template")
+    return _pod_template(res.props, res.resource_type)
+
+
+def _pod_template(props: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    if kind == POD:
+        return props
+    if kind == CRON_JOB:
+        return dig(props, "spec", "jobTemplate", "spec", "template")
+    if kind in WORKLOADS:
+        return dig(props, "spec", "template")
     return None
 
 
 def pod_spec(res: HasProps) -> Mapping[str, Any] | None:
-    return dig(pod_template(res), "spec")
+    return derived(res.props, _pod_spec, res.resource_type)  # read by every workload rule: once per request
+
+
+def _pod_spec(props: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    return dig(_pod_template(props, kind), "spec")
 
 
 JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
@@ -204,10 +216,14 @@ JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
 def pod_labels(res: HasProps) -> Mapping[str, Any]:
     """The labels of the workload's pods, with those the API server adds to a Job's template, so a selector that
     names them matches on the declared object as on the live one."""
-    declared = dig(pod_template(res), "metadata", "labels") or {}
-    if res.resource_type != JOB or dig(res.props, "spec", "manualSelector") is True:
+    return derived(res.props, _pod_labels, res.resource_type)  # matched by most stack rules: once per request
+
+
+def _pod_labels(props: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    declared = dig(_pod_template(props, kind), "metadata", "labels") or {}
+    if kind != JOB or dig(props, "spec", "manualSelector") is True:
         return declared
-    name = dig(res.props, "metadata", "name")
+    name = dig(props, "metadata", "name")
     return {**dict.fromkeys(JOB_NAME_LABELS, name), **declared}
 
 
@@ -233,9 +249,29 @@ def declares_port(container: Mapping[str, Any], port: Any) -> bool:
     return number(port) is not None and any(number(p.get("containerPort")) == number(port) for p in declared)
 
 
-def workload_containers(res: HasProps) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for container in containers(pod_spec(res)):
-        yield f"container {dig(container, 'name') or '?'}", container
+def workload_containers(res: HasProps) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    """(label, container) for every container of the workload's pods, read once per request for all the rules
+    that ask: an unknown met while reading them is raised after the containers read before it, where reading
+    them one at a time would have raised it."""
+    listed, unknown = derived(res.props, _workload_containers, res.resource_type)
+    return listed if unknown is None else _then_raise(listed, unknown)
+
+
+def _workload_containers(
+    props: Mapping[str, Any], kind: str
+) -> tuple[tuple[tuple[str, Mapping[str, Any]], ...], UnknownValueError | None]:
+    listed: list[tuple[str, Mapping[str, Any]]] = []
+    try:
+        for container in containers(_pod_spec(props, kind)):
+            listed.append((f"container {dig(container, 'name') or '?'}", container))
+    except UnknownValueError as unknown:
+        return tuple(listed), unknown
+    return tuple(listed), None
+
+
+def _then_raise(listed: Iterable[Any], unknown: UnknownValueError) -> Iterator[Any]:
+    yield from listed
+    raise unknown
 
 
 def is_app_workload(res: HasProps, config: Config) -> bool:
