@@ -72,12 +72,12 @@ SDK_FLOOR_PROCESS = ("-m", "bench.sdk_floor")
 """The SDK's three runs of the program in a fresh process (`bench/sdk_floor.py`; the stack follows)."""
 
 
-def compile_project() -> None:
+def compile_project(root: Path = REPO_ROOT) -> None:
     """Bytecode for every module of the project, as a user's first run (or a wheel's install) leaves it: the SDKs'
     modules came compiled from pip, so without this a shell with PYTHONDONTWRITEBYTECODE set (as some CI images and
     sandboxes have) would make every measured preview compile ours again (about 0.1 s of staging's 1.2 s) while the
     import baseline compiles nothing."""
-    for path in sorted(REPO_ROOT.iterdir()):
+    for path in sorted(root.iterdir()):
         sources = path.is_dir() and not path.name.startswith(".") and any(path.rglob("*.py"))
         if sources and not compileall.compile_dir(path, quiet=1):
             raise SystemExit(f"{path}: a module does not compile")
@@ -377,7 +377,7 @@ def measure(repeat: int) -> Iterator[Row]:
             "  the SDK's 3 runs of the program, fresh process, monitor answers",
             "-",
             _s(first["sdk floor"]),
-            note=f"{versus['sdk floor']:.2f}x baseline: the SDK and the program's own imports",
+            note=f"{versus['sdk floor']:.2f}x baseline: the SDK, the program's imports, the harness's runtime",
         ),
         goal_row(
             "offline preview, all phases, staging",

@@ -14,12 +14,14 @@ No engine runs offline: the engine address is a placeholder the pack only parses
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import posixpath
 import re
 import selectors
+import signal
 import subprocess
 import tempfile
 import threading
@@ -38,7 +40,7 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from harness.local_files import LocalFileError, load_json, read_text
-from harness.pack_launch import PLACEHOLDER_ENGINE, PolicyPackError, pack_launch, take_prelaunched
+from harness.pack_launch import PLACEHOLDER_ENGINE, PolicyPackError, pack_launch, started_here, take_prelaunched
 from harness.provider_check import checked_inputs
 from harness.recording import DOCKER_IMAGE, INTERNAL_KEY_PREFIX, RecordedResource, Recording, engine_outputs
 from harness.stack_config import REPO_ROOT
@@ -471,6 +473,15 @@ class PolicyPackProcess:
     def __enter__(self) -> PolicyPackProcess:
         try:
             self._start()
+        except grpc.RpcError as error:  # Handshake, ConfigureStack, GetAnalyzerInfo: the pack answered with an error
+            stderr = self.stderr()
+            self.close()
+            raise PolicyPackError(f"the policy pack failed to start: {error.details()}\n{stderr}") from error
+        except grpc.FutureTimeoutError as error:
+            stderr = self.stderr()
+            self.close()
+            limit = f"{self._startup_timeout:.0f} s"
+            raise PolicyPackError(f"the policy pack accepted no connection within {limit}\n{stderr}") from error
         except BaseException:
             self.close()
             raise
@@ -539,8 +550,7 @@ class PolicyPackProcess:
                 if selector.select(timeout=remaining):
                     chunk = os.read(self._process.stdout.fileno(), 64)
                     if not chunk:
-                        self._process.wait(timeout=5)
-                        raise PolicyPackError(f"the policy pack exited ({self._process.returncode}):\n{self.stderr()}")
+                        raise PolicyPackError(f"the policy pack exited{self._exit_status()}:\n{self.stderr()}")
                     buffer += chunk
         line = buffer.split(b"\n", 1)[0].strip()
         if not line.isdigit():
@@ -564,8 +574,17 @@ class PolicyPackProcess:
 
     @property
     def exit_code(self) -> int | None:
-        """None while the pack runs (or before it started)."""
-        return None if self._process is None else self._process.poll()
+        """None while the pack runs, before it started, or when another process started it (and alone can tell)."""
+        if self._process is None or not started_here(self._process):
+            return None
+        return self._process.poll()
+
+    def _exit_status(self) -> str:
+        """` (<code>)` of a pack that exited, as far as this process can know it."""
+        if self._process is None or not started_here(self._process):
+            return ""  # its status goes to the process that started it
+        self._process.wait(timeout=5)
+        return f" ({self._process.returncode})"
 
     def stderr(self) -> str:
         self._stderr.seek(0)
@@ -674,7 +693,12 @@ class PolicyPackProcess:
     def close(self) -> None:
         # The process goes first (SIGKILL, as the engine's plugin.Close does: a pack holds no state worth a
         # goodbye); closing a channel whose server is gone returns at once, otherwise it lingers ~80 ms.
-        if self._process is not None and self._process.poll() is None:
+        if self._process is not None and not started_here(self._process):
+            # Taken from the process that started it (`harness.pack_driver`): signalled by pid, reaped by its
+            # starter, which has not waited for it yet, so the pid is still this pack's.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGKILL)
+        elif self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait(timeout=10)
         if self._channel is not None:

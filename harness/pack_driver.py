@@ -9,14 +9,18 @@ each modelled view there (pickled) and gets its report back. The packs are start
 before (the same `analyzer` code, in the child), so every report is the one the preview made in process.
 
 Only on Linux (`os.fork`; macOS's system frameworks are not fork-safe); elsewhere the packs are driven in process.
-The child leaves with `os._exit` once its packs are closed: it runs no atexit handler and flushes nothing it
-inherited. When the preview's process ends, however it ends, the child reads end-of-file and closes its packs.
+The child leaves with `os._exit` once its packs are closed: it runs no atexit handler, and it writes nothing to
+stdout or stderr (a display thread of the parent, such as rich's live progress, may have held their locks at the
+fork). When the preview's process ends, however it ends, the child reads end-of-file and closes its packs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import pickle
+import signal
 import sys
 import threading
 import traceback
@@ -24,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from multiprocessing.connection import Connection, Pipe
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,8 @@ def may_fork() -> bool:
 
 _STARTED = -1
 """The id of the child's first message: whether `booted_in_background` was entered."""
+_PACK_STARTED = -2
+"""The id of a message with the pid of a pack the child started."""
 _STOPPED = "the process driving the policy packs stopped"
 
 
@@ -98,10 +105,14 @@ class _Driver:
         self._state = threading.Lock()  # guards `_pending` and `_stopped`
         self._sending = threading.Lock()  # one message on the pipe at a time
         self._reader: threading.Thread | None = None
+        self._packs: list[int] = []  # a pidfd per pack the child started (else its pid): stopped if the child dies
 
     def wait_started(self) -> None:
         try:
-            _, ok, value = self._connection.recv()
+            number, ok, value = self._connection.recv()
+            while number == _PACK_STARTED:  # a pack may start before the child has entered
+                self._packs.append(_handle(value))
+                number, ok, value = self._connection.recv()
         except (EOFError, OSError) as error:
             raise PolicyPackError(_STOPPED) from error
         if not ok:
@@ -127,18 +138,33 @@ class _Driver:
         try:
             while True:
                 number, ok, value = self._connection.recv()
+                if number == _PACK_STARTED:
+                    self._packs.append(_handle(value))
+                    continue
                 with self._state:
                     answer = self._pending.pop(number)
                 if ok:
                     answer.set_result(value)
                 else:
                     answer.set_exception(value)
-        except (EOFError, OSError):
+        except BaseException as error:  # the child is gone (end of file), or its message does not load
+            stopped = PolicyPackError(_STOPPED if isinstance(error, EOFError | OSError) else f"{_STOPPED}: {error!r}")
             with self._state:
                 self._stopped = True
                 unanswered, self._pending = list(self._pending.values()), {}
             for answer in unanswered:
-                answer.set_exception(PolicyPackError(_STOPPED))
+                answer.set_exception(stopped)
+            self._stop_packs()
+
+    def _stop_packs(self) -> None:
+        """Its packs, should the child have died without closing them (a pidfd names the process itself, so a
+        pack already gone is never confused with a later process given its pid)."""
+        for pack in self._packs:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                if _PIDFDS:
+                    signal.pidfd_send_signal(pack, signal.SIGKILL)
+                else:
+                    os.kill(pack, signal.SIGKILL)
 
     def close(self) -> None:
         try:
@@ -150,22 +176,39 @@ class _Driver:
             self._reader.join()
         self._connection.close()
         os.waitpid(self._pid, 0)
-        # A pack the command prelaunched was taken, and stopped, by the child; this process started it and reaps it.
+        self._stop_packs()
+        if _PIDFDS:
+            for pack in self._packs:
+                os.close(pack)
+        # A pack this process prelaunched was taken and killed (by pid) by the child; its starter (here) reaps it.
         pack_launch.stop_untaken()
+
+
+_PIDFDS = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
+"""Linux 5.3 and later: a process handle that outlives nothing but the process it names."""
+
+
+def _handle(pid: int) -> int:
+    """A pidfd of `pid` where the system has them, else the pid (good while the child has not reaped it)."""
+    if _PIDFDS:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            return os.pidfd_open(pid)
+    return pid
 
 
 def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
     """The child: enters `booted_in_background`, answers each view on its pack's own worker (the packs of the
     previews and of the update work side by side, as in process), and leaves once told to or orphaned."""
     code = 0
+    sending = threading.Lock()
     try:
+        pack_launch.announce_starts(lambda pid: _send(connection, sending, _PACK_STARTED, True, pid))
         try:
             context = boot()
             analyze = context.__enter__()
         except BaseException as error:
-            _send(connection, threading.Lock(), _STARTED, False, error)
+            _send(connection, sending, _STARTED, False, error)
             return
-        sending = threading.Lock()
         _send(connection, sending, _STARTED, True, None)
         workers = {dry_run: ThreadPoolExecutor(max_workers=1) for dry_run in (True, False)}
 
@@ -173,6 +216,7 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
             try:
                 _send(connection, sending, number, True, analyze(recording))
             except BaseException as error:
+                error.add_note(f"in the process driving the policy packs:\n{_traceback(error)}")
                 _send(connection, sending, number, False, error)
 
         try:
@@ -197,11 +241,17 @@ def _received(connection: Connection) -> Any:
 
 
 def _send(connection: Connection, sending: threading.Lock, number: int, ok: bool, value: Any) -> None:
-    with sending:
-        try:
-            connection.send((number, ok, value))
-        except (EOFError, OSError):
-            pass  # nobody is listening any more
-        except Exception:  # the value does not pickle: an unexpected error, carried as its traceback
-            text = "".join(traceback.format_exception(value)) if isinstance(value, BaseException) else repr(value)
-            connection.send((number, False, RuntimeError(text)))
+    """Sends `value` as it will load on the other side; one that does not pickle and load again (an unexpected
+    error of an odd class) goes as a RuntimeError carrying its traceback."""
+    try:
+        message = ForkingPickler.dumps((number, ok, value))
+        pickle.loads(message)
+    except Exception:
+        text = _traceback(value) if isinstance(value, BaseException) else repr(value)
+        message = ForkingPickler.dumps((number, False, RuntimeError(text)))
+    with sending, contextlib.suppress(EOFError, OSError):  # nobody is listening any more
+        connection.send_bytes(message)
+
+
+def _traceback(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))

@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -61,7 +62,7 @@ class PackLaunch:
     environment: tuple[tuple[str, str], ...]
 
     def start(self, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             list(self.argv),
             cwd=self.pack_dir,
             env=dict(self.environment),
@@ -69,6 +70,31 @@ class PackLaunch:
             stdout=subprocess.PIPE,
             stderr=stderr,
         )
+        _STARTED_BY[process.pid] = os.getpid()
+        if _ANNOUNCE:
+            _ANNOUNCE[0](process.pid)
+        return process
+
+
+_STARTED_BY: dict[int, int] = {}
+"""Each pack process this module started, by pid: the pid of the process that started it."""
+
+
+_ANNOUNCE: list[Callable[[int], object]] = []
+"""Told the pid of each pack this process starts (`announce_starts`)."""
+
+
+def announce_starts(tell: Callable[[int], object]) -> None:
+    """From now on, `tell(pid)` each pack this process starts: the driving fork tells the preview's process, which
+    stops them should the fork die first (`harness.pack_driver`)."""
+    _ANNOUNCE[:] = [tell]
+
+
+def started_here(process: subprocess.Popen[bytes]) -> bool:
+    """Whether this process started `process`, and so may wait for it. A fork that took a pack its parent started
+    (`harness.pack_driver`) may not: `waitpid` there fails with ECHILD, which `Popen.poll()` and `wait()` report
+    as an exit with status 0 (CPython `subprocess.py` `_try_wait`, bpo-15756), so a running pack would look gone."""
+    return _STARTED_BY.get(process.pid) == os.getpid()
 
 
 def pack_launch(

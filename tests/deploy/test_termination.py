@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from deploy.exit_codes import ExitCode, exit_code_of
 from harness.stack_config import REPO_ROOT
+from tests.harness.process_tree import packs_below, running, still_running
 
 pytestmark = pytest.mark.slow  # an offline preview in a subprocess
 
@@ -22,42 +24,10 @@ WAIT_SECONDS = 120.0
 """Bound on every wait: the packs to start, the preview to end, the packs to go."""
 
 
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found.update(int(child) for child in (task / "children").read_text().split())
-    except FileNotFoundError:
-        return found  # gone meanwhile
-    return found.union(*(_descendants(child) for child in found))
-
-
-def _packs(pid: int) -> set[int]:
-    """The policy packs among `pid`'s descendants (the process driving them is a fork of the preview's)."""
-    packs = set()
-    for child in _descendants(pid):
-        try:
-            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
-            continue
-        if b"pulumi.policy" in command:
-            packs.add(child)
-    return packs
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from Linux's /proc")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_preview_ended_by_a_signal_stops_its_policy_packs(signum: int) -> None:
-    """SIGTERM and SIGHUP unwind the command, which stops its packs; SIGKILL ends it at once, and the process driving
-    the packs (`harness.pack_driver`, a fork) sees its pipe close and stops them."""
+    """SIGTERM and SIGHUP unwind the command, which stops its packs."""
     # Enough workloads that the preview is still running its program when its packs are up, on any machine.
     workloads = {f"w{i:03d}": {"replicas": 1, "command": ["python", "-m", "notes_app", "worker"]} for i in range(200)}
     command = [sys.executable, "-m", "deploy", "preview", "staging", "--offline", "--quiet"]
@@ -67,25 +37,66 @@ def test_a_preview_ended_by_a_signal_stops_its_policy_packs(signum: int) -> None
         deadline = time.monotonic() + WAIT_SECONDS
         packs: set[int] = set()
         while len(packs) < 2 and preview.poll() is None and time.monotonic() < deadline:
-            packs |= _packs(preview.pid)
+            packs |= packs_below(preview.pid)
             time.sleep(0.05)
         assert len(packs) == 2, "the preview's and the update's packs started"
         assert preview.poll() is None, "still previewing"
         preview.send_signal(signum)
         status = preview.wait(timeout=WAIT_SECONDS)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while any(_running(pack) for pack in packs) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pack for pack in packs if _running(pack)], "the packs outlived the preview"
+        assert not still_running(packs, WAIT_SECONDS), "the packs outlived the preview"
     finally:
         for process in [preview.pid, *packs]:
-            if _running(process):
+            if running(process):
                 os.kill(process, signal.SIGKILL)
         preview.wait(timeout=WAIT_SECONDS)
         assert preview.stderr is not None
         preview.stderr.close()
-    if signum == signal.SIGKILL:
-        assert status == -signum
-    else:
-        assert status == 128 + signum, "the shell's status for a process a signal ended"
-        assert exit_code_of(status) is ExitCode.FAILED
+    assert status == 128 + signum, "the shell's status for a process a signal ended"
+    assert exit_code_of(status) is ExitCode.FAILED
+
+
+KILLED_MID_PREVIEW = """
+    import time
+    from pathlib import Path
+    from deploy.offline.prelaunch import prelaunch_preview_pack
+    from deploy.offline.preview import policy_config_path
+    from harness import pack_driver
+    from harness.phases import Phase, model_phases
+    from harness.stack_config import engine_config, read_stack_config
+    prelaunch_preview_pack(Path("."), "staging")  # as `shipsafe preview --offline` does first thing
+    project, values = read_stack_config("staging", Path("."))
+    views = {view.phase: view.recording for view in model_phases("staging")}
+    assert pack_driver.may_fork()
+    config = policy_config_path(Path("."), "staging")
+    told = engine_config(values)[0]
+    with pack_driver.booted_in_a_fork(config, project=project, stack="staging", stack_config=told) as analyze:
+        analyze(views[Phase.FIRST_PREVIEW])  # the prelaunched pack, taken by the fork
+        analyze(views[Phase.AFTER_UP])  # the update's pack, started by the fork
+        print("analyzed", flush=True)
+        time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from Linux's /proc")
+def test_a_preview_killed_outright_leaves_no_pack_running() -> None:
+    """SIGKILL ends the preview's process at once; the fork driving the packs sees its pipe close and stops both: the
+    one it started and the one the preview prelaunched, which it may signal but not wait for."""
+    preview = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED_MID_PREVIEW)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    packs: set[int] = set()
+    try:
+        assert preview.stdout is not None
+        assert preview.stdout.readline() == "analyzed\n"
+        packs = packs_below(preview.pid)
+        assert len(packs) == 2, "the prelaunched pack was taken, not started again"
+        preview.kill()
+        assert preview.wait(timeout=WAIT_SECONDS) == -signal.SIGKILL
+        assert not still_running(packs, WAIT_SECONDS), "a pack outlived the preview"
+    finally:
+        for process in [preview.pid, *packs]:
+            if running(process):
+                os.kill(process, signal.SIGKILL)
+        preview.wait(timeout=WAIT_SECONDS)
+        if preview.stdout is not None:
+            preview.stdout.close()

@@ -155,11 +155,13 @@ def test_the_sdk_floor_runs_the_program_as_a_fresh_process() -> None:
     assert started.returncode == 0, started.stderr
 
 
-def test_the_measured_processes_read_our_modules_compiled(bench: ModuleType) -> None:
+def test_the_measured_processes_read_our_modules_compiled(bench: ModuleType, tmp_path: Path) -> None:
     """The SDKs come compiled from pip; ours must too, or a shell with PYTHONDONTWRITEBYTECODE makes every measured
     preview compile the project again while the baseline compiles nothing."""
-    bench.compile_project()
-    for module in ("deploy/cli.py", "harness/runtime.py", "components/settings.py", "bench/sdk_floor.py"):
-        source = REPO_ROOT / module
-        cached = Path(importlib.util.cache_from_source(str(source)))
-        assert cached.is_file() and cached.stat().st_mtime >= source.stat().st_mtime, module
+    (tmp_path / "package" / "sub").mkdir(parents=True)
+    (tmp_path / "package" / "sub" / "module.py").write_text("VALUE = 1\n")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "skipped.py").write_text("VALUE = 2\n")
+    bench.compile_project(tmp_path)
+    assert Path(importlib.util.cache_from_source(str(tmp_path / "package" / "sub" / "module.py"))).is_file()
+    assert not (tmp_path / ".hidden" / "__pycache__").exists(), "a .venv and .git are left alone"

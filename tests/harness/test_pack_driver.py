@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,9 +51,10 @@ PREVIEW = """
     from harness import pack_driver
     pack_driver.AVAILABLE = {forked}
     assert pack_driver.may_fork() is {forked}
+    import os
+    from tests.harness.process_tree import descendants
     report = json_document(preview.offline_preview({stack!r}, {{}}))
-    children = Path("/proc/self/task/{{}}/children".format(__import__("os").getpid())).read_text().split()
-    print(json.dumps({{"report": report, "children": children}}))
+    print(json.dumps({{"report": report, "left": sorted(descendants(os.getpid()))}}))
 """
 
 
@@ -64,7 +65,7 @@ def test_a_forked_driver_gives_the_reports_of_an_in_process_one(stack: str) -> N
     assert forked["report"] == in_process["report"]
     assert len(forked["report"]["phases"]) == 6, "every view analyzed"
     assert any(phase["violations"] for phase in forked["report"]["phases"]), "the reports hold the policies' findings"
-    assert forked["children"] == [], "the driver and its packs are gone with the preview"
+    assert forked["left"] == [], "the driver and its packs are gone with the preview"
 
 
 def test_a_driver_that_died_fails_the_analysis_instead_of_waiting_for_ever() -> None:
@@ -76,19 +77,25 @@ def test_a_driver_that_died_fails_the_analysis_instead_of_waiting_for_ever() -> 
         from harness.phases import model_phases
         recording = model_phases("staging")[0].recording
         config = POLICY_DIR / "config" / "staging.json"
+        from tests.harness.process_tree import packs_below, still_running
         with pack_driver.booted_in_a_fork(config, project=recording.project, stack="staging") as analyze:
             assert analyze(recording).resources == len(recording.resources)
-            os.kill(analyze.__self__._pid, signal.SIGKILL)
+            driver = analyze.__self__._pid
+            packs = packs_below(driver)
+            os.kill(driver, signal.SIGKILL)
             try:
                 analyze(recording)
             except PolicyPackError as error:
                 print(error)
+            print(len(packs), still_running(packs, 120))
         """
     )
-    assert said == "the process driving the policy packs stopped\n"
+    assert said == "the process driving the policy packs stopped\n2 []\n", "failed, and its packs stopped"
 
 
-def test_a_config_the_pack_refuses_is_refused_as_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_policy_config_refused_before_any_pack_starts_is_refused_as_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The config is refused while the child enters `booted_in_background`, before any gRPC: safe to fork here.
     refused = tmp_path / "policy.json"
     refused.write_text(json.dumps({"environments": ["platform/staging"]}))  # Pulumi ESC: not supported offline
@@ -105,21 +112,57 @@ class _Unpicklable(Exception):
         raise TypeError("not picklable")
 
 
-def test_an_error_that_does_not_pickle_comes_back_as_its_traceback(
-    monkeypatch: pytest.MonkeyPatch, phase_recordings: dict[tuple[str, Phase], PhaseRecording]
-) -> None:
+class _TwoArgs(Exception):
+    """Pickles (its args are the one message) but does not load again (`__init__` wants two)."""
+
+    def __init__(self, key: str, value: str) -> None:
+        super().__init__(f"{key}={value}")
+
+
+def _raising(error: BaseException) -> Callable[..., AbstractContextManager[Callable[[Recording], AnalysisReport]]]:
     @contextmanager
-    def crashing(*_args: object, **_kwargs: object) -> Iterator[Callable[[Recording], AnalysisReport]]:
+    def booted(*_args: object, **_kwargs: object) -> Iterator[Callable[[Recording], AnalysisReport]]:
         def analyze(_recording: Recording) -> AnalysisReport:
-            raise _Unpicklable("a policy crashed oddly")
+            raise error
 
         yield analyze
 
-    monkeypatch.setattr(analyzer, "booted_in_background", crashing)  # no gRPC in the child: safe to fork here
+    return booted
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_TwoArgs("key", "value"), "_TwoArgs: key=value"),
+        (_Unpicklable("a policy crashed oddly"), "_Unpicklable: a policy crashed oddly"),
+    ],
+)
+def test_an_error_that_does_not_travel_comes_back_as_its_traceback(
+    error: BaseException,
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    phase_recordings: dict[tuple[str, Phase], PhaseRecording],
+) -> None:
+    monkeypatch.setattr(analyzer, "booted_in_background", _raising(error))  # no gRPC in the child: safe to fork here
     monkeypatch.setattr(pack_driver, "may_fork", lambda: True)
     recording = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
     with (
         pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as analyze,
-        pytest.raises(RuntimeError, match="_Unpicklable: a policy crashed oddly"),
+        pytest.raises(RuntimeError, match=expected),
     ):
         analyze(recording)
+
+
+def test_an_error_comes_back_with_where_it_was_raised(
+    monkeypatch: pytest.MonkeyPatch, phase_recordings: dict[tuple[str, Phase], PhaseRecording]
+) -> None:
+    monkeypatch.setattr(analyzer, "booted_in_background", _raising(KeyError("missing-key")))
+    monkeypatch.setattr(pack_driver, "may_fork", lambda: True)
+    recording = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
+    with (
+        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as analyze,
+        pytest.raises(KeyError) as raised,
+    ):
+        analyze(recording)
+    notes = "".join(getattr(raised.value, "__notes__", []))
+    assert "in the process driving the policy packs" in notes and "in analyze" in notes
