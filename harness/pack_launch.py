@@ -15,6 +15,7 @@ Imports no gRPC and no SDK: it runs before them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import subprocess
@@ -134,6 +135,15 @@ def prelaunch(launch: PackLaunch) -> None:
     if launch not in _PRELAUNCHED:
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - handed over with the process, or closed at exit
         _PRELAUNCHED[launch] = (launch.start(stderr), stderr)
+
+
+def lower_priority(niceness: int) -> None:
+    """This process, the packs it starts from now on (they inherit it) and those prelaunched so far, `niceness`
+    lower in the scheduler's eyes than this process was."""
+    lowered = os.nice(niceness)
+    for process, _ in _PRELAUNCHED.values():
+        with contextlib.suppress(OSError):  # gone already
+            os.setpriority(os.PRIO_PROCESS, process.pid, lowered)
 
 
 def take_prelaunched(launch: PackLaunch) -> tuple[subprocess.Popen[bytes], IO[bytes]] | None:

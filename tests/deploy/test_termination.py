@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from deploy.exit_codes import ExitCode, exit_code_of
+from harness import pack_driver
 from harness.stack_config import REPO_ROOT
 from tests.harness.process_tree import packs_below, running, still_running
 
@@ -39,8 +40,8 @@ def test_a_preview_ended_by_a_signal_stops_its_policy_packs(signum: int) -> None
         while len(packs) < 2 and preview.poll() is None and time.monotonic() < deadline:
             packs |= packs_below(preview.pid)
             time.sleep(0.05)
-        assert len(packs) == 2, "the preview's and the update's packs started"
         assert preview.poll() is None, "still previewing"
+        assert len(packs) == 2, f"the preview's and the update's packs started: {sorted(packs)}"
         preview.send_signal(signum)
         status = preview.wait(timeout=WAIT_SECONDS)
         assert not still_running(packs, WAIT_SECONDS), "the packs outlived the preview"
@@ -50,8 +51,9 @@ def test_a_preview_ended_by_a_signal_stops_its_policy_packs(signum: int) -> None
                 os.kill(process, signal.SIGKILL)
         preview.wait(timeout=WAIT_SECONDS)
         assert preview.stderr is not None
+        said = preview.stderr.read().decode(errors="replace")
         preview.stderr.close()
-    assert status == 128 + signum, "the shell's status for a process a signal ended"
+    assert status == 128 + signum, f"the shell's status for a process a signal ended; it said:\n{said}"
     assert exit_code_of(status) is ExitCode.FAILED
 
 
@@ -90,6 +92,8 @@ def test_a_preview_killed_outright_leaves_no_pack_running() -> None:
         assert preview.stdout.readline() == "analyzed\n"
         packs = packs_below(preview.pid)
         assert len(packs) == 2, "the prelaunched pack was taken, not started again"
+        background = os.getpriority(os.PRIO_PROCESS, preview.pid) + pack_driver.BACKGROUND_NICENESS
+        assert {os.getpriority(os.PRIO_PROCESS, pack) for pack in packs} == {min(background, 19)}, "behind the program"
         preview.kill()
         assert preview.wait(timeout=WAIT_SECONDS) == -signal.SIGKILL
         assert not still_running(packs, WAIT_SECONDS), "a pack outlived the preview"
