@@ -17,7 +17,7 @@ import pytest
 from deploy.exit_codes import ExitCode, exit_code_of
 from harness import pack_driver
 from harness.stack_config import REPO_ROOT
-from tests.harness.process_tree import packs_below, running, still_running
+from tests.harness.process_tree import kill_left, packs_below, still_running
 
 pytestmark = pytest.mark.slow  # an offline preview in a subprocess
 
@@ -46,9 +46,7 @@ def test_a_preview_ended_by_a_signal_stops_its_policy_packs(signum: int) -> None
         status = preview.wait(timeout=WAIT_SECONDS)
         assert not still_running(packs, WAIT_SECONDS), "the packs outlived the preview"
     finally:
-        for process in [preview.pid, *packs]:
-            if running(process):
-                os.kill(process, signal.SIGKILL)
+        kill_left([preview.pid, *packs])
         preview.wait(timeout=WAIT_SECONDS)
         assert preview.stderr is not None
         said = preview.stderr.read().decode(errors="replace")
@@ -98,9 +96,7 @@ def test_a_preview_killed_outright_leaves_no_pack_running() -> None:
         assert preview.wait(timeout=WAIT_SECONDS) == -signal.SIGKILL
         assert not still_running(packs, WAIT_SECONDS), "a pack outlived the preview"
     finally:
-        for process in [preview.pid, *packs]:
-            if running(process):
-                os.kill(process, signal.SIGKILL)
+        kill_left([preview.pid, *packs])
         preview.wait(timeout=WAIT_SECONDS)
         if preview.stdout is not None:
             preview.stdout.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -43,3 +46,10 @@ def still_running(pids: set[int], within: float) -> list[int]:
     while any(running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     return sorted(pid for pid in pids if running(pid))
+
+
+def kill_left(pids: Iterable[int]) -> None:
+    """SIGKILL each of `pids` still running: what a failed test leaves behind."""
+    for pid in pids:
+        if running(pid):
+            os.kill(pid, signal.SIGKILL)
