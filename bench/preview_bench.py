@@ -12,8 +12,8 @@ alike), and reports medians and the median over rounds of each ratio. The goals 
   pack, identical requests answered once): at most 1.2x a pack of as many policies doing nothing (pulumi-policy's own
   cost), and linear (per-resource cost at 200 within 1.25x that at 50);
 - the 200-workload preview: at most 1.3x its floor, the import baseline plus the SDK running the program for the
-  three phases with a monitor that only answers plus the idle pack analyzing the last view (which no program run
-  overlaps).
+  three phases with a monitor that only answers plus the idle pack analyzing the last phase, every API server's
+  view of it (no program run overlaps them).
 
 Also reported: prod's preview, every figure with the reuse of identical analyses off (`--no-analysis-reuse`), and
 the pack without `shipsafe_policies/sdk_speedup.py` (which earns its keep by the difference). With --check it exits 1
@@ -197,7 +197,8 @@ class PolicyTiming:
     samples: tuple[float, ...]
     """Seconds per round for every view."""
     last_phase: tuple[float, ...]
-    """Seconds per round for the last view alone (no program run overlaps it in a preview)."""
+    """Seconds per round for the last phase, every API server's view of it: no program run overlaps them in a preview
+    (each view of a phase is modelled once its run is done)."""
 
     @property
     def seconds(self) -> float:
@@ -281,9 +282,12 @@ class PolicyRun:
         for pack in self.packs.values():
             pack.reuse = shared
         gc.collect()
+        # Where the last phase begins: each of its views (one per API server) waits for its last program run.
+        first_of_last = next(i for i, phase in enumerate(self.phases) if phase.phase is self.phases[-1].phase)
         started = last = time.perf_counter()
-        for phase in self.phases:
-            last = time.perf_counter()
+        for index, phase in enumerate(self.phases):
+            if index == first_of_last:
+                last = time.perf_counter()
             if self.packs[phase.recording.preview].analyze(phase.recording).mandatory_violations:
                 raise SystemExit(f"the benchmark stack violates mandatory policies in {phase.label}")
         ended = time.perf_counter()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -18,7 +18,8 @@ from bench.sdk_floor import AnsweringMonitor
 from deploy.policy_link import pack_registry
 from harness import runtime
 from harness.analyzer import PolicyPackProcess
-from harness.phases import PhaseRecording
+from harness.apiserver import SERVER_VERSIONS
+from harness.phases import ALL_PHASES, Phase, PhaseRecording
 from harness.recording import Recording
 from harness.stack_config import REPO_ROOT
 
@@ -145,6 +146,33 @@ def test_the_policy_run_analyzes_each_phase_with_its_own_pack_and_reuse_starting
             assert all(last < total for last, total in zip(timing.last_phase, timing.samples, strict=True))
         finally:
             run.close()
+
+
+def test_the_last_phase_is_timed_over_every_api_servers_view_of_it(bench: ModuleType) -> None:
+    """The floor of goal 3 holds the whole last phase: each of its views (one per API server) waits for the last
+    program run, so none overlaps a run. Timing only the last view undercounted it once a phase had two views."""
+    phases = [
+        SimpleNamespace(phase=phase, recording=SimpleNamespace(preview=phase is not Phase.AFTER_UP))
+        for phase in ALL_PHASES
+        for _ in SERVER_VERSIONS
+    ]
+    last_views = [p for p in phases if p.phase is phases[-1].phase]
+    assert len(last_views) == len(SERVER_VERSIONS) > 1
+    now = [0.0]
+
+    class Pack:
+        reuse = None
+
+        def analyze(self, recording: Recording) -> object:
+            now[0] += 1.0  # each view takes a second
+            return mock.Mock(mandatory_violations=[])
+
+    run = object.__new__(bench.PolicyRun)
+    run.phases, run.reuse_mode, run.samples, run.last_phase = phases, "on", [], []
+    run.packs = {True: Pack(), False: Pack()}
+    with mock.patch.object(bench.time, "perf_counter", lambda: now[0]), mock.patch.object(bench.gc, "collect"):
+        run.time()
+    assert (run.samples, run.last_phase) == ([len(phases)], [len(last_views)])
 
 
 def test_the_sdk_floor_runs_the_program_as_a_fresh_process() -> None:
