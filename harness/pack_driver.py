@@ -30,18 +30,37 @@ from contextlib import AbstractContextManager, contextmanager
 from multiprocessing.connection import Connection, Pipe
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness import analyzer, pack_launch
 from harness.analyzer import POLICY_DIR, AnalysisReport, PolicyPackError
-from harness.recording import Recording
+from harness.recording import RecordedResource, Recording
 
 AVAILABLE = sys.platform == "linux"
 """Forking is used on Linux only."""
 
 
-Booted = AbstractContextManager[Callable[[Recording], AnalysisReport]]
-"""What `booted_in_background` returns: entered, it gives `analyze(recording)`."""
+Booted = AbstractContextManager[analyzer.BootedPacks]
+"""What `booted_in_background` returns: entered, it gives the packs."""
+
+
+class Packs(Protocol):
+    """What `booted_in_a_fork` yields: each view analyzed (`analyze`), each registration prefetched (`prefetch`)."""
+
+    def analyze(self, recording: Recording) -> AnalysisReport: ...
+
+    def prefetch(self, preview: bool, resource: RecordedResource) -> None: ...
+
+
+class _InProcess:
+    """The packs driven in this process. Prefetching here would build and send each registration's request on the
+    interpreter lock the program runs on, so nothing is prefetched: each view asks for what it needs."""
+
+    def __init__(self, packs: analyzer.BootedPacks) -> None:
+        self.analyze = packs.analyze
+
+    def prefetch(self, preview: bool, resource: RecordedResource) -> None:
+        return None
 
 
 def may_fork() -> bool:
@@ -57,6 +76,8 @@ _STARTED = -1
 """The id of the child's first message: whether `booted_in_background` was entered."""
 _PACK_STARTED = -2
 """The id of a message with the pid of a pack the child started."""
+_PREFETCH = -3
+"""The id of a message with a registration to prefetch (`analyzer.BootedPacks.prefetch`): no answer comes back."""
 _STOPPED = "the process driving the policy packs stopped"
 
 
@@ -69,8 +90,8 @@ def booted_in_a_fork(
     pack_dir: Path = POLICY_DIR,
     stack_config: Mapping[str, str] | None = None,
     reuse: str | None = None,
-) -> Iterator[Callable[[Recording], AnalysisReport]]:
-    """`analyzer.booted_in_background` with these arguments, run in a forked child; yields `analyze`. In process
+) -> Iterator[Packs]:
+    """`analyzer.booted_in_background` with these arguments, run in a forked child; yields the packs. In process
     instead where forking is not used, or where this process has talked gRPC already (the child would inherit that
     state half-copied: grpcio supports a fork only before its first use)."""
 
@@ -80,8 +101,8 @@ def booted_in_a_fork(
         )
 
     if not may_fork():
-        with boot() as analyze:
-            yield analyze
+        with boot() as packs:
+            yield _InProcess(packs)
         return
     ours, theirs = Pipe()
     sys.stdout.flush()
@@ -91,10 +112,10 @@ def booted_in_a_fork(
         ours.close()
         _serve(theirs, boot)
     theirs.close()
-    driver = _Driver(ours, pid)
+    driver = _Driver(ours, pid, prefetching=analyzer.reuse_mode(reuse) == "on")
     try:
         driver.wait_started()
-        yield driver.analyze
+        yield driver
     finally:
         driver.close()
 
@@ -102,8 +123,8 @@ def booted_in_a_fork(
 class _Driver:
     """The preview's end: sends views, and a reader thread hands each report (or error) to the view's caller."""
 
-    def __init__(self, connection: Connection, pid: int) -> None:
-        self._connection, self._pid = connection, pid
+    def __init__(self, connection: Connection, pid: int, *, prefetching: bool) -> None:
+        self._connection, self._pid, self._prefetching = connection, pid, prefetching
         self._ids = itertools.count()
         self._pending: dict[int, Future[AnalysisReport]] = {}
         self._stopped = False
@@ -138,6 +159,13 @@ class _Driver:
         except OSError as error:  # the child is gone; the reader fails what it was asked
             raise PolicyPackError(_STOPPED) from error
         return answer.result()
+
+    def prefetch(self, preview: bool, resource: RecordedResource) -> None:
+        """Sends the registration to prefetch (only where the packs share answers: `PolicyPackProcess.prefetch`);
+        a child that is gone fails the next analysis instead."""
+        if self._prefetching and not self._stopped:
+            with self._sending, contextlib.suppress(OSError):
+                self._connection.send((_PREFETCH, (preview, resource)))
 
     def _read(self) -> None:
         try:
@@ -211,7 +239,7 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
         pack_launch.announce_starts(lambda pid: _send(connection, sending, _PACK_STARTED, True, pid))
         try:
             context = boot()
-            analyze = context.__enter__()
+            packs = context.__enter__()
         except BaseException as error:
             _send(connection, sending, _STARTED, False, error)
             return
@@ -220,15 +248,19 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
 
         def answer(number: int, recording: Recording) -> None:
             try:
-                _send(connection, sending, number, True, analyze(recording))
+                _send(connection, sending, number, True, packs.analyze(recording))
             except BaseException as error:
                 error.add_note(f"in the process driving the policy packs:\n{_traceback(error)}")
                 _send(connection, sending, number, False, error)
 
         try:
             while (message := _received(connection)) is not None:
-                number, recording = message
-                workers[recording.preview].submit(answer, number, recording)
+                number, payload = message
+                if number == _PREFETCH:
+                    preview, resource = payload
+                    workers[preview].submit(_prefetched, packs, preview, resource)
+                else:
+                    workers[payload.preview].submit(answer, number, payload)
         finally:
             for worker in workers.values():
                 worker.shutdown(wait=True, cancel_futures=True)
@@ -237,6 +269,12 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
         code = 1
     finally:
         os._exit(code)
+
+
+def _prefetched(packs: analyzer.BootedPacks, preview: bool, resource: RecordedResource) -> None:
+    # Only ever saves work: a pack that failed to boot or answer fails the view's own analysis, which says why.
+    with contextlib.suppress(Exception):
+        packs.prefetch(preview, resource)
 
 
 def _received(connection: Connection) -> Any:

@@ -14,7 +14,7 @@ import os
 import posixpath
 import runpy
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -243,6 +243,8 @@ class RecordingMonitor(mocks.MockMonitor):
     def __init__(self, offline_mocks: OfflineMocks) -> None:
         super().__init__(offline_mocks)
         self.registrations: list[RecordedResource] = []
+        self.on_registered: Callable[[RecordedResource], object] | None = None
+        """Told of each resource as it is registered (the engine analyzes it then: `analyzer.BootedPacks.prefetch`)."""
         self.stack_outputs: dict[str, Any] = {}
         self.component_outputs: dict[str, dict[str, Any]] = {}
 
@@ -315,6 +317,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 output_secret_paths=frozenset(output_secret_paths | secret_paths),
             )
         )
+        if self.on_registered is not None:
+            self.on_registered(self.registrations[-1])
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=answer)
 
 
@@ -380,8 +384,10 @@ def run_stack(
     preview: bool = False,
     prior: Recording | None = None,
     missing_secrets: Sequence[str] = (),
+    on_registered: Callable[[RecordedResource], object] | None = None,
 ) -> Recording:
-    """Runs the stack program offline with the stack file's config (plus overrides) and records it.
+    """Runs the stack program offline with the stack file's config (plus overrides) and records it; `on_registered`
+    is told of each resource as the program registers it (in every run, a failed one included).
 
     `preview=True` runs it as `pulumi preview` does: the SDK's dry-run mode, provider-computed values unknown
     except on resources that `prior` (an earlier `up`) already holds with the same inputs.
@@ -399,6 +405,7 @@ def run_stack(
             placeholders.append(key)
     while True:
         monitor = RecordingMonitor(OfflineMocks(preview=preview, prior=prior))
+        monitor.on_registered = on_registered
         recording = Recording(
             project=project,
             stack=stack,

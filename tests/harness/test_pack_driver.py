@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -78,13 +79,12 @@ def test_a_driver_that_died_fails_the_analysis_instead_of_waiting_for_ever() -> 
         recording = model_phases("staging")[0].recording
         config = POLICY_DIR / "config" / "staging.json"
         from tests.harness.process_tree import packs_below, still_running
-        with pack_driver.booted_in_a_fork(config, project=recording.project, stack="staging") as analyze:
-            assert analyze(recording).resources == len(recording.resources)
-            driver = analyze.__self__._pid
-            packs = packs_below(driver)
-            os.kill(driver, signal.SIGKILL)
+        with pack_driver.booted_in_a_fork(config, project=recording.project, stack="staging") as driver:
+            assert driver.analyze(recording).resources == len(recording.resources)
+            packs = packs_below(driver._pid)
+            os.kill(driver._pid, signal.SIGKILL)
             try:
-                analyze(recording)
+                driver.analyze(recording)
             except PolicyPackError as error:
                 print(error)
             print(len(packs), still_running(packs, 120))
@@ -119,13 +119,13 @@ class _TwoArgs(Exception):
         super().__init__(f"{key}={value}")
 
 
-def _raising(error: BaseException) -> Callable[..., AbstractContextManager[Callable[[Recording], AnalysisReport]]]:
+def _raising(error: BaseException) -> Callable[..., AbstractContextManager[SimpleNamespace]]:
     @contextmanager
-    def booted(*_args: object, **_kwargs: object) -> Iterator[Callable[[Recording], AnalysisReport]]:
+    def booted(*_args: object, **_kwargs: object) -> Iterator[SimpleNamespace]:
         def analyze(_recording: Recording) -> AnalysisReport:
             raise error
 
-        yield analyze
+        yield SimpleNamespace(analyze=analyze, prefetch=lambda *_: None)
 
     return booted
 
@@ -147,10 +147,10 @@ def test_an_error_that_does_not_travel_comes_back_as_its_traceback(
     monkeypatch.setattr(pack_driver, "may_fork", lambda: True)
     recording = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
     with (
-        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as analyze,
+        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as packs,
         pytest.raises(RuntimeError, match=expected),
     ):
-        analyze(recording)
+        packs.analyze(recording)
 
 
 def test_an_error_comes_back_with_where_it_was_raised(
@@ -160,9 +160,9 @@ def test_an_error_comes_back_with_where_it_was_raised(
     monkeypatch.setattr(pack_driver, "may_fork", lambda: True)
     recording = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
     with (
-        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as analyze,
+        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as packs,
         pytest.raises(KeyError) as raised,
     ):
-        analyze(recording)
+        packs.analyze(recording)
     notes = "".join(getattr(raised.value, "__notes__", []))
     assert "in the process driving the policy packs" in notes and "in analyze" in notes
