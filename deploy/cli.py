@@ -7,11 +7,13 @@ table (`deploy.exit_codes`, `shipsafe exit-codes`), rendered here.
 
 from __future__ import annotations
 
+import _thread
 import functools
 import importlib
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -168,11 +170,39 @@ TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHU
 """Signals whose default action ends the process at once (a CI runner's timeout, a closed terminal)."""
 
 
+INSIST_SECONDS = 1.0
+"""How long an exit a signal raised may go unhandled before the signal is delivered again."""
+_EXITING: list[SystemExit] = []
+"""The exit the last terminating signal raised (one watcher insists on it)."""
+
+
 def _exit_on_signal(signum: int, _frame: object) -> None:
     # Unwound as an exit, so `finally` blocks and atexit handlers close what the command started: the policy pack
     # processes of a preview (`harness.analyzer`, `harness.pack_launch`) would otherwise outlive it, each serving
     # gRPC for ever. The status is the shell's for a process the signal ended (128 + its number): FAILED.
-    raise SystemExit(128 + signum)
+    exiting = SystemExit(128 + signum)
+    first = not _EXITING
+    _EXITING[:] = [exiting]
+    if first:
+        main = threading.get_ident()  # a handler runs on the main thread
+        watcher = threading.Thread(target=_insist, args=(signal.Signals(signum), main), daemon=True)
+        watcher.start()
+    raise exiting
+
+
+def _insist(signum: signal.Signals, main: int) -> None:
+    """Delivers the signal again while the main thread is not seen handling its exit (in a `finally` or an
+    `__exit__` on the way out): the Pulumi SDK swallows BaseException where a signal often lands (pulumi
+    `runtime/resource.py` `_get_source_position_for_frame`, run for every frame of every registration:
+    `except BaseException: return None`), and the program would run on to its end."""
+    while True:
+        deadline = time.monotonic() + INSIST_SECONDS
+        while time.monotonic() < deadline:
+            handled = sys._current_exceptions().get(main)  # 3.11: an exc_info tuple (the exception from 3.12)
+            if _EXITING[0] in (handled, handled[1] if isinstance(handled, tuple) else None):
+                return
+            time.sleep(0.01)
+        _thread.interrupt_main(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

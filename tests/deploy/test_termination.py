@@ -100,3 +100,34 @@ def test_a_preview_killed_outright_leaves_no_pack_running() -> None:
         preview.wait(timeout=WAIT_SECONDS)
         if preview.stdout is not None:
             preview.stdout.close()
+
+
+SIGNAL_SWALLOWED = """
+    import os, signal, threading, time
+    from deploy import cli
+    signal.signal(signal.SIGTERM, cli._exit_on_signal)
+    def swallowing():  # as the Pulumi SDK's `_get_source_position_for_frame`, run for every registration's frames
+        try:
+            time.sleep(30)  # the signal lands here
+        except BaseException:
+            return None
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    swallowing()
+    print("swallowed", flush=True)
+    for _ in range(3000):  # the program runs on: 30 s at most
+        time.sleep(0.01)
+    print("ran to its end", flush=True)
+"""
+
+
+def test_an_exit_a_library_swallows_is_raised_again() -> None:
+    """The SDK catches BaseException where a signal often lands: the exit it raised must come back, or the preview
+    runs to its end with its packs after a SIGTERM."""
+    ended = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SIGNAL_SWALLOWED)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert (ended.returncode, ended.stdout) == (128 + signal.SIGTERM, "swallowed\n"), ended.stderr
