@@ -171,47 +171,55 @@ TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHU
 
 
 INSIST_SECONDS = 1.0
-"""How long an exit a signal raised may go unhandled before the signal is delivered again."""
-_EXITING: list[SystemExit] = []
-"""The exit the last terminating signal raised (one watcher insists on it)."""
+"""How long an exit a signal raised may go unseen before the signal is delivered again."""
 
 
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    # Unwound as an exit, so `finally` blocks and atexit handlers close what the command started: the policy pack
-    # processes of a preview (`harness.analyzer`, `harness.pack_launch`) would otherwise outlive it, each serving
-    # gRPC for ever. The status is the shell's for a process the signal ended (128 + its number): FAILED.
-    exiting = SystemExit(128 + signum)
-    first = not _EXITING
-    _EXITING[:] = [exiting]
-    if first:
-        main = threading.get_ident()  # a handler runs on the main thread
-        watcher = threading.Thread(target=_insist, args=(signal.Signals(signum), main), daemon=True)
-        watcher.start()
-    raise exiting
+class _ExitOnSignal:
+    """The handler of the terminating signals for one run of the command.
 
+    The exit unwinds the command, so `finally` blocks and atexit handlers close what it started: the policy pack
+    processes of a preview (`harness.analyzer`, `harness.pack_launch`) would otherwise outlive it, each serving gRPC
+    for ever. The status is the shell's for a process the signal ended (128 + its number): FAILED.
 
-def _insist(signum: signal.Signals, main: int) -> None:
-    """Delivers the signal again while the main thread is not seen handling its exit (in a `finally` or an
-    `__exit__` on the way out): the Pulumi SDK swallows BaseException where a signal often lands (pulumi
-    `runtime/resource.py` `_get_source_position_for_frame`, run for every frame of every registration:
-    `except BaseException: return None`), and the program would run on to its end."""
-    while True:
-        deadline = time.monotonic() + INSIST_SECONDS
-        while time.monotonic() < deadline:
-            handled = sys._current_exceptions().get(main)  # 3.11: an exc_info tuple (the exception from 3.12)
-            if _EXITING[0] in (handled, handled[1] if isinstance(handled, tuple) else None):
-                return
-            time.sleep(0.01)
-        _thread.interrupt_main(signum)
+    The Pulumi SDK swallows BaseException where a signal often lands (pulumi `runtime/resource.py`
+    `_get_source_position_for_frame`, run for every frame of every registration: `except BaseException: return
+    None`), and the program would run on to its end. So a watcher delivers the signal again after each second in
+    which the main thread was never seen handling the exit (in a `finally` or an `__exit__` on its way out), until
+    the command is over. A wait the main thread is blocked in (an analysis it waits for) is not cut short: the exit
+    comes when the wait ends (`_thread.interrupt_main` sends no signal of the system's)."""
+
+    def __init__(self) -> None:
+        self.main = threading.get_ident()
+        self.over = threading.Event()
+        self.raised: SystemExit | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        first = self.raised is None
+        self.raised = SystemExit(128 + signum)
+        if first:
+            threading.Thread(target=self._insist, args=(signal.Signals(signum),), daemon=True).start()
+        raise self.raised
+
+    def _insist(self, signum: signal.Signals) -> None:
+        while not self.over.is_set():
+            deadline, seen = time.monotonic() + INSIST_SECONDS, False
+            while time.monotonic() < deadline and not self.over.is_set():
+                handled = sys._current_exceptions().get(self.main)  # 3.11: an exc_info tuple (3.12: the exception)
+                seen = seen or self.raised in (handled, handled[1] if isinstance(handled, tuple) else None)
+                time.sleep(0.01)
+            if not seen and not self.over.is_set():
+                _thread.interrupt_main(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The `shipsafe` entry point; `python -m deploy` runs it too, under that name."""
     as_module = argv is None and sys.argv[0].endswith("__main__.py")
     handled = TERMINATING_SIGNALS if threading.current_thread() is threading.main_thread() else ()
-    previous = {signum: signal.signal(signum, _exit_on_signal) for signum in handled}
+    exit_on_signal = _ExitOnSignal()
+    previous = {signum: signal.signal(signum, exit_on_signal) for signum in handled}
     try:
         cli.main(args=None if argv is None else list(argv), prog_name="python -m deploy" if as_module else "shipsafe")
     finally:
+        exit_on_signal.over.set()
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -425,10 +425,21 @@ class AnalysisReuse:
         try:
             answer: bytes = call.result()
         except BaseException as error:  # the RpcError itself (a policy crashed, the pack went away), or cancelled
-            with self._lock:
-                self._asking.pop(key, None)
-            asking.set_exception(error)
+            self.fail(key, asking, error)
             return
+        try:
+            self._keep(key, asking, answer, what)
+        except BaseException as error:  # raised in a gRPC callback, it would only be logged: the waiters get it
+            if not asking.done():
+                asking.set_exception(error)
+
+    def fail(self, key: bytes, asking: Future[bytes], error: BaseException) -> None:
+        """The request `claim` gave `asking` for failed: so does everyone waiting for it; the next one asks again."""
+        with self._lock:
+            self._asking.pop(key, None)
+        asking.set_exception(error)
+
+    def _keep(self, key: bytes, asking: Future[bytes], answer: bytes, what: str) -> None:
         with self._lock:
             self.asked += 1
             kept = self._answers.get(key)
@@ -722,7 +733,11 @@ class PolicyPackProcess:
         key = self.reuse.key(context, wire, declared)
         answer, asking = self.reuse.claim(key)
         if asking is not None:
-            call = self._calls[method].future(wire, timeout=_RPC_TIMEOUT)
+            try:
+                call = self._calls[method].future(wire, timeout=_RPC_TIMEOUT)
+            except BaseException as error:  # e.g. a closed channel: whoever waits for this request learns why
+                self.reuse.fail(key, asking, error)
+                raise
             call.add_done_callback(lambda done: self.reuse.settle(key, asking, done, what))
         return answer
 
@@ -767,7 +782,9 @@ class BootedPacks:
         it manages, so each resolves to its own run's; a stale one only makes a request no view repeats)."""
         registered = self._registered[preview]
         registered[resource.urn] = resource
-        self._booting[preview].result().prefetch(resource, registered)
+        booting = self._booting[preview]
+        if booting.exception() is None:  # a boot that failed is each view's to report, raised once per view
+            booting.result().prefetch(resource, registered)
 
 
 @contextmanager

@@ -79,6 +79,7 @@ _PACK_STARTED = -2
 _PREFETCH = -3
 """The id of a message with a registration to prefetch (`analyzer.BootedPacks.prefetch`): no answer comes back."""
 _STOPPED = "the process driving the policy packs stopped"
+_WHERE = "in the process driving the policy packs"
 
 
 @contextmanager
@@ -104,6 +105,7 @@ def booted_in_a_fork(
         with boot() as packs:
             yield _InProcess(packs)
         return
+    prefetching = analyzer.reuse_mode(reuse) == "on"  # an unknown mode is refused here, before any fork
     ours, theirs = Pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -112,7 +114,7 @@ def booted_in_a_fork(
         ours.close()
         _serve(theirs, boot)
     theirs.close()
-    driver = _Driver(ours, pid, prefetching=analyzer.reuse_mode(reuse) == "on")
+    driver = _Driver(ours, pid, prefetching=prefetching)
     try:
         driver.wait_started()
         yield driver
@@ -153,9 +155,10 @@ class _Driver:
                 raise PolicyPackError(_STOPPED)
             number = next(self._ids)
             self._pending[number] = answer
+        message = ForkingPickler.dumps((number, recording))  # outside the lock: registrations are sent meanwhile
         try:
             with self._sending:
-                self._connection.send((number, recording))
+                self._connection.send_bytes(message)
         except OSError as error:  # the child is gone; the reader fails what it was asked
             raise PolicyPackError(_STOPPED) from error
         return answer.result()
@@ -164,8 +167,9 @@ class _Driver:
         """Sends the registration to prefetch (only where the packs share answers: `PolicyPackProcess.prefetch`);
         a child that is gone fails the next analysis instead."""
         if self._prefetching and not self._stopped:
+            message = ForkingPickler.dumps((_PREFETCH, (preview, resource)))
             with self._sending, contextlib.suppress(OSError):
-                self._connection.send((_PREFETCH, (preview, resource)))
+                self._connection.send_bytes(message)
 
     def _read(self) -> None:
         try:
@@ -250,7 +254,8 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
             try:
                 _send(connection, sending, number, True, packs.analyze(recording))
             except BaseException as error:
-                error.add_note(f"in the process driving the policy packs:\n{_traceback(error)}")
+                if _WHERE not in "".join(getattr(error, "__notes__", ())):  # a failed boot fails every view alike
+                    error.add_note(f"{_WHERE}:\n{_traceback(error)}")
                 _send(connection, sending, number, False, error)
 
         try:

@@ -287,38 +287,35 @@ class RecordingMonitor(mocks.MockMonitor):
             answer = _sync_await(rpc.serialize_properties(state, {}))
             output_secret_paths = set()
             outputs = _unwrap_secrets(state, "", output_secret_paths)
-        self.registrations.append(
-            RecordedResource(
-                urn=urn,
-                type=request.type,
-                name=request.name,
-                custom=request.custom,
-                inputs=inputs,
-                secret_paths=frozenset(secret_paths),
-                parent=request.parent or None,
-                # Sorted: the SDK sends them from a set (`rpc._expand_dependencies`), in an order that changes per run.
-                dependencies=tuple(sorted(request.dependencies)),
-                property_dependencies={
-                    k: tuple(sorted(v.urns)) for k, v in sorted(request.propertyDependencies.items())
-                },
-                provider=request.provider or None,
-                protect=bool(request.protect),
-                retain_on_delete=bool(request.retainOnDelete),
-                delete_before_replace=bool(request.deleteBeforeReplace),
-                ignore_changes=tuple(request.ignoreChanges),
-                replace_on_changes=tuple(request.replaceOnChanges),
-                custom_timeouts={
-                    k: getattr(request.customTimeouts, k)
-                    for k in ("create", "update", "delete")
-                    if getattr(request.customTimeouts, k)
-                },
-                outputs=outputs,
-                # The engine keeps an input's secretness on the output of the same name.
-                output_secret_paths=frozenset(output_secret_paths | secret_paths),
-            )
+        recorded = RecordedResource(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=request.custom,
+            inputs=inputs,
+            secret_paths=frozenset(secret_paths),
+            parent=request.parent or None,
+            # Sorted: the SDK sends them from a set (`rpc._expand_dependencies`), in an order that changes per run.
+            dependencies=tuple(sorted(request.dependencies)),
+            property_dependencies={k: tuple(sorted(v.urns)) for k, v in sorted(request.propertyDependencies.items())},
+            provider=request.provider or None,
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            ignore_changes=tuple(request.ignoreChanges),
+            replace_on_changes=tuple(request.replaceOnChanges),
+            custom_timeouts={
+                k: getattr(request.customTimeouts, k)
+                for k in ("create", "update", "delete")
+                if getattr(request.customTimeouts, k)
+            },
+            outputs=outputs,
+            # The engine keeps an input's secretness on the output of the same name.
+            output_secret_paths=frozenset(output_secret_paths | secret_paths),
         )
-        if self.on_registered is not None:
-            self.on_registered(self.registrations[-1])
+        self.registrations.append(recorded)
+        if self.on_registered is not None:  # this one: the SDK registers on several threads at once
+            self.on_registered(recorded)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=answer)
 
 

@@ -105,7 +105,8 @@ def test_a_preview_killed_outright_leaves_no_pack_running() -> None:
 SIGNAL_SWALLOWED = """
     import os, signal, threading, time
     from deploy import cli
-    signal.signal(signal.SIGTERM, cli._exit_on_signal)
+    exit_on_signal = cli._ExitOnSignal()
+    signal.signal(signal.SIGTERM, exit_on_signal)
     def swallowing():  # as the Pulumi SDK's `_get_source_position_for_frame`, run for every registration's frames
         try:
             time.sleep(30)  # the signal lands here
@@ -114,20 +115,28 @@ SIGNAL_SWALLOWED = """
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
     swallowing()
     print("swallowed", flush=True)
-    for _ in range(3000):  # the program runs on: 30 s at most
+    if {over}:  # the command ends (`main`'s `finally`), and the next one runs in this process
+        exit_on_signal.over.set()
+        signal.signal(signal.SIGTERM, cli._ExitOnSignal())
+    for _ in range(300):  # the program runs on: 3 s
         time.sleep(0.01)
     print("ran to its end", flush=True)
 """
 
 
-def test_an_exit_a_library_swallows_is_raised_again() -> None:
-    """The SDK catches BaseException where a signal often lands: the exit it raised must come back, or the preview
-    runs to its end with its packs after a SIGTERM."""
+@pytest.mark.parametrize(
+    ("over", "status", "said"),
+    [(False, 128 + signal.SIGTERM, "swallowed\n"), (True, 0, "swallowed\nran to its end\n")],
+    ids=["raised-again", "not-into-the-next-command"],
+)
+def test_an_exit_a_library_swallows_is_raised_again_while_the_command_runs(over: bool, status: int, said: str) -> None:
+    """The SDK catches BaseException where a signal often lands: the exit the signal raised must come back, or the
+    preview runs to its end with its packs after a SIGTERM; once the command is over, it must not."""
     ended = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(SIGNAL_SWALLOWED)],
+        [sys.executable, "-c", textwrap.dedent(SIGNAL_SWALLOWED.format(over=over))],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=WAIT_SECONDS,
     )
-    assert (ended.returncode, ended.stdout) == (128 + signal.SIGTERM, "swallowed\n"), ended.stderr
+    assert (ended.returncode, ended.stdout) == (status, said), ended.stderr

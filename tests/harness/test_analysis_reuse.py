@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -212,3 +213,27 @@ def test_verify_asks_every_time_and_fails_the_asker_that_got_a_different_answer(
 def _diagnosed(message: str) -> bytes:
     diagnostic = analyzer.analyzer_pb2.AnalyzeDiagnostic(policyName="counts", message=message)
     return analyzer.analyzer_pb2.AnalyzeResponse(diagnostics=[diagnostic]).SerializeToString()
+
+
+def test_a_request_that_could_not_be_sent_leaves_nobody_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking fails before any call exists (a closed channel): the claim fails with it, and the next identical
+    request asks again instead of waiting for an answer that never comes."""
+    closed = ValueError("Cannot invoke RPC on closed channel!")
+
+    class Channel:
+        def unary_unary(self, _method: str) -> object:
+            def future(*_args: object, **_kwargs: object) -> object:
+                raise closed
+
+            return SimpleNamespace(future=future)
+
+    reuse = AnalysisReuse("on")
+    pack = PolicyPackProcess(stack="unit", reuse=reuse)
+    monkeypatch.setattr(pack, "_channel", Channel())
+    request = analyzer.analyze_request(_image("app"), {})
+    with pytest.raises(ValueError, match="closed channel"):
+        pack._send("Analyze", request, b"context", [], "Analyze image")
+    key = reuse.key(b"context", request.SerializeToString(deterministic=True), [])
+    assert reuse.claim(key)[1] is not None, "not left waiting on the failed one"
+    monkeypatch.setattr(pack, "_channel", None)
+    pack.close()

@@ -69,6 +69,57 @@ def test_a_forked_driver_gives_the_reports_of_an_in_process_one(stack: str) -> N
     assert forked["left"] == [], "the driver and its packs are gone with the preview"
 
 
+PREFETCHED = """
+    import json, os
+    from deploy.offline import preview
+    from harness import analyzer
+    told = []
+    registered = preview.PhaseAnalyses.registered
+    preview.PhaseAnalyses.registered = lambda self, *given: told.append(given[1].urn) or registered(self, *given)
+    prefetch = analyzer.BootedPacks.prefetch
+    def counted(self, preview_run, resource):  # runs in the fork: it appends to a file both processes see
+        with open({log!r}, "a") as log:
+            log.write(resource.urn + "\\n")
+        prefetch(self, preview_run, resource)
+    analyzer.BootedPacks.prefetch = counted
+    report = preview.offline_preview("staging", {{}})
+    print(json.dumps({{"told": told, "ok": report.passed}}))
+"""
+
+
+def test_the_fork_is_handed_each_registration_as_it_is_made(tmp_path: Path) -> None:
+    """The preview's monitor tells the fork of every registration of every run, and the fork prefetches each."""
+    log = tmp_path / "prefetched"
+    ran = json.loads(_python(PREFETCHED.format(log=str(log))))
+    assert ran["ok"] and len(ran["told"]) > 100, "three runs of staging"
+    assert sorted(log.read_text().splitlines()) == sorted(ran["told"])
+
+
+def test_a_pack_that_failed_to_boot_fails_each_view_with_one_note(tmp_path: Path) -> None:
+    """The boot's error is one object, raised again for each view (and each prefetch would raise it again): its
+    traceback and notes must not grow with every registration and view, all of it pickled to the preview."""
+    refused = tmp_path / "policy.json"
+    refused.write_text(json.dumps({"some-policy": {"foo": 1}}))  # properties but no level: the CLI stops here
+    said = _python(
+        f"""
+        from pathlib import Path
+        from harness import pack_driver
+        from harness.phases import model_phases
+        told = []
+        views = model_phases("staging", on_registered=lambda preview, r: told.append((preview, r)))
+        with pack_driver.booted_in_a_fork(Path({str(refused)!r}), project="shipsafe", stack="staging") as packs:
+            for preview, resource in told:
+                packs.prefetch(preview, resource)
+            for view in views:
+                try:
+                    packs.analyze(view.recording)
+                except Exception as error:
+                    print(len(error.__notes__), len("".join(error.__notes__)) < 5000)
+        """
+    )
+    assert said == "1 True\n" * 6
+
+
 def test_a_driver_that_died_fails_the_analysis_instead_of_waiting_for_ever() -> None:
     said = _python(
         """

@@ -47,6 +47,5 @@ def test_after_up_is_analyzed_as_an_update_and_the_previews_as_previews(
         seen = {
             phase: [v.message for v in packs.analyze(phase_recordings[stack, phase].recording).violations]
             for phase in Phase
-            for phase in Phase
         }
     assert seen == {phase: [flag] for phase, flag in expected.items()}
