@@ -199,9 +199,6 @@ class PolicyTiming:
     last_phase: tuple[float, ...]
     """Seconds per round for the last phase, every API server's view of it: no program run overlaps them in a preview
     (each view of a phase is modelled once its run is done)."""
-    last_stacks: tuple[float, ...] = ()
-    """Seconds per round for the last phase's AnalyzeStacks alone (`stacks_after`): all a preview that analyzes each
-    registration as it is made (`analyzer.BootedPacks.prefetch`) must leave until the last run is over."""
 
     @property
     def seconds(self) -> float:
@@ -268,16 +265,8 @@ class PolicyRun:
     """A pack as the preview runs it: one process for the preview phases and one for the update's (after `up`),
     sharing the reuse of identical analyses, which starts empty at each `time()` as in a fresh preview."""
 
-    def __init__(
-        self,
-        phases: list[PhaseRecording],
-        pack_dir: Path,
-        *,
-        configured: bool,
-        reuse: str = "on",
-        stacks_after: bool = False,
-    ) -> None:
-        self.phases, self.reuse_mode, self.stacks_after = phases, reuse, stacks_after
+    def __init__(self, phases: list[PhaseRecording], pack_dir: Path, *, configured: bool, reuse: str = "on") -> None:
+        self.phases, self.reuse_mode = phases, reuse
         self._stack = ExitStack()
         self.packs = {
             dry_run: self._stack.enter_context(PolicyPackProcess(pack_dir, stack="staging", dry_run=dry_run))
@@ -287,7 +276,6 @@ class PolicyRun:
             pack.configure(policy_config(pack_dir) if configured else {})
         self.samples: list[float] = []
         self.last_phase: list[float] = []
-        self.last_stacks: list[float] = []
 
     def time(self) -> float:
         shared = AnalysisReuse(self.reuse_mode)
@@ -305,18 +293,11 @@ class PolicyRun:
         ended = time.perf_counter()
         self.samples.append(ended - started)
         self.last_phase.append(ended - last)
-        if self.stacks_after:  # each asked anew: no answer kept from the round
-            for pack in self.packs.values():
-                pack.reuse = AnalysisReuse("off")
-            stacks = time.perf_counter()
-            for phase in self.phases[first_of_last:]:
-                self.packs[phase.recording.preview].analyze(phase.recording, resources=False)
-            self.last_stacks.append(time.perf_counter() - stacks)
         return self.samples[-1]
 
     def timing(self) -> PolicyTiming:
         resources = sum(len(p.recording.resources) for p in self.phases)
-        return PolicyTiming(resources, tuple(self.samples), tuple(self.last_phase), tuple(self.last_stacks))
+        return PolicyTiming(resources, tuple(self.samples), tuple(self.last_phase))
 
     def close(self) -> None:
         self._stack.close()
@@ -432,7 +413,7 @@ def _sized(size: int, repeat: int, baseline: Callable[[], object], per_resource:
     with pack_of_idle_policies() as idle_dir, pack_without_speedup() as plain_dir:
         runs = {
             "ours": PolicyRun(phases, POLICY_DIR, configured=True),
-            "idle": PolicyRun(phases, idle_dir, configured=False, stacks_after=largest),
+            "idle": PolicyRun(phases, idle_dir, configured=False),
             "ours, reuse off": PolicyRun(phases, POLICY_DIR, configured=True, reuse="off"),
             **({"ours, no sdk_speedup": PolicyRun(phases, plain_dir, configured=True)} if largest else {}),
         }
@@ -506,17 +487,6 @@ def _sized(size: int, repeat: int, baseline: Callable[[], object], per_resource:
             resources,
             _s(rounds["preview, reuse off"]),
             note=f"{paired_ratio(rounds['preview, reuse off'], floors):.2f}x floor",
-        )
-    )
-    # The goal's floor charges the whole last phase as work no run overlaps; the preview now analyzes each
-    # registration during the runs, which leaves only the last phase's AnalyzeStacks: the stricter floor, shown.
-    stacks = [b + sdk + last for b, sdk, last in zip(rounds["baseline"], rounds["sdk"], idle.last_stacks, strict=True)]
-    rows.append(
-        Row(
-            "  stricter floor: imports + the SDK's 3 runs + idle pack's AnalyzeStacks of the last phase",
-            "-",
-            _s(stacks),
-            note=f"the preview: {paired_ratio(rounds['preview'], stacks):.2f}x it",
         )
     )
     return rows

@@ -26,8 +26,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -383,14 +383,11 @@ class AnalysisReuse:
     def __init__(self, mode: str = "on") -> None:
         self.mode = reuse_mode(mode)
         self._answers: dict[bytes, bytes] = {}
-        self._asking: dict[bytes, Future[bytes]] = {}
-        """Requests a pack is answering now (mode `on`): an identical one waits for that answer."""
-        self._lock = threading.Lock()  # the packs of a preview analyze on their own threads; answers land on gRPC's
+        self._counting = threading.Lock()  # the packs of a preview analyze on their own threads
         self.reused = 0
         self.asked = 0
         self.verified = 0
-        """Answers reused (kept, or being asked); requests the pack answered; of those, answers `verify` found equal
-        to a kept one."""
+        """Answers reused; requests the pack answered; of those, answers `verify` found equal to a kept one."""
 
     @property
     def enabled(self) -> bool:
@@ -403,62 +400,31 @@ class AnalysisReuse:
             digest.update(f"\0{path}\0{_file_digest(path)}".encode())
         return digest.digest()
 
-    def claim(self, key: bytes) -> tuple[bytes | Future[bytes], Future[bytes] | None]:
-        """The answer to the request `key` names, and the Future the caller must `settle` after asking the pack
-        (None: nothing to ask). Reuse `on`: the kept answer, or the Future of the same request being asked now.
-        Otherwise (and in `verify`, where every request goes to the pack) a new Future, the caller's to settle."""
-        with self._lock:
-            if self.mode == "on":
-                kept = self._answers.get(key)  # b"" is an answer too: no diagnostics
-                found = self._asking.get(key) if kept is None else kept
-                if found is not None:
-                    self.reused += 1
-                    return found, None
-            asking: Future[bytes] = Future()
-            if self.mode == "on":
-                self._asking[key] = asking
-            return asking, asking
+    def answer(self, key: bytes) -> bytes | None:
+        """The kept answer (serialised) when reuse is on; None in `verify`, where every request goes to the pack."""
+        found = self._answers.get(key) if self.mode == "on" else None
+        if found is not None:
+            with self._counting:
+                self.reused += 1
+        return found
 
-    def settle(self, key: bytes, asking: Future[bytes], call: grpc.Future, what: str) -> None:
-        """The pack's answer to the request `claim` gave `asking` for (`call` is done): kept, and given to everyone
-        waiting for it; its failure (or, in `verify`, an answer that differs from the kept one) is theirs too."""
-        try:
-            answer: bytes = call.result()
-        except BaseException as error:  # the RpcError itself (a policy crashed, the pack went away), or cancelled
-            self.fail(key, asking, error)
-            return
-        try:
-            self._keep(key, asking, answer, what)
-        except BaseException as error:  # raised in a gRPC callback, it would only be logged: the waiters get it
-            if not asking.done():
-                asking.set_exception(error)
-
-    def fail(self, key: bytes, asking: Future[bytes], error: BaseException) -> None:
-        """The request `claim` gave `asking` for failed: so does everyone waiting for it; the next one asks again."""
-        with self._lock:
-            self._asking.pop(key, None)
-        asking.set_exception(error)
-
-    def _keep(self, key: bytes, asking: Future[bytes], answer: bytes, what: str) -> None:
-        with self._lock:
+    def keep(self, key: bytes, answer: bytes, what: str) -> None:
+        kept = self._answers.get(key)
+        with self._counting:
             self.asked += 1
-            kept = self._answers.get(key)
-            if kept is None:
-                self._answers[key] = answer
-            self._asking.pop(key, None)
-        parse = analyzer_pb2.AnalyzeResponse.FromString  # only `verify` resends a request it kept the answer to
-        if kept is None or kept == answer or parse(kept) == parse(answer):
-            with self._lock:
-                self.verified += kept is not None
-            asking.set_result(answer)
+        if kept is None:
+            self._answers[key] = answer
             return
-        asking.set_exception(
-            ReuseMismatch(
+        parse = analyzer_pb2.AnalyzeResponse.FromString  # only `verify` resends a request it kept the answer to
+        if kept == answer or parse(kept) == parse(answer):
+            with self._counting:
+                self.verified += 1
+        else:
+            raise ReuseMismatch(
                 f"{what}: the pack answered a byte-identical request differently the second time; a policy reads "
                 "something outside the request, the policy config, the stack and the declared files (the reuse of "
                 f"identical analyses is unsound for this pack: set {REUSE_VARIABLE}=off)"
             )
-        )
 
 
 # The pack process ------------------------------------------------------------------------------------------------
@@ -498,7 +464,6 @@ class PolicyPackProcess:
         self.reuse = reuse or AnalysisReuse("off")
         self._environment: dict[str, str] = {}
         self._config: dict[str, Any] = {}
-        self._context_made: bytes | None = None
         self._python, self._startup_timeout = python, startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pack; closed in close()
@@ -570,7 +535,6 @@ class PolicyPackProcess:
         )
         self._load_analyzer_info()
         self.levels = {p.name: p.level for p in self.policies}
-        self._context_made = None
         self._config = {  # what the pack applies before Configure: each policy's schema defaults
             p.name: {k: v["default"] for k, v in (p.config_schema.get("properties") or {}).items() if "default" in v}
             for p in self.policies
@@ -638,17 +602,13 @@ class PolicyPackProcess:
         except grpc.RpcError as error:  # update.go: "configuring policy pack ...: <the pack's message>"
             raise PolicyPackError(f"configuring policy pack {self.name}: {error.details()}") from None
         self._config = reconcile_config(self.policies, config, source)
-        self._context_made = None
 
     def _context(self) -> bytes:
         """Everything but the request a policy of this pack may read: the pack, its PULUMI_* environment (project,
-        stack, dry run, organization), the stack's ConfigureStack and the policy config (made once per config:
-        every prefetched request needs it)."""
-        if self._context_made is None:
-            self._context_made = json.dumps(
-                [str(self.pack_dir), self._environment, self.dry_run, self.levels, self._config], sort_keys=True
-            ).encode()
-        return self._context_made
+        stack, dry run, organization), the stack's ConfigureStack and the policy config."""
+        return json.dumps(
+            [str(self.pack_dir), self._environment, self.dry_run, self.levels, self._config], sort_keys=True
+        ).encode()
 
     def _declared_files(self, resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Path]:
         """The files the docker rules read for these (type, properties), under every `projectDir` configured."""
@@ -673,7 +633,7 @@ class PolicyPackProcess:
         by_urn = {r.urn: r for r in recording}
         analyzed = list(recording) if resources else []
         context = self._context()
-        pending: list[Any] = []  # each request's answer: kept bytes, or a Future
+        pending: list[tuple[bytes, str, Any]] = []  # (key, what, reused answer or call)
         # Futures keep the pack busy while the next request is being serialised.
         for resource in analyzed:
             request = analyze_request(resource, by_urn)
@@ -683,7 +643,7 @@ class PolicyPackProcess:
         declared = self._declared_files((r.type, r.outputs) for r in recording)
         pending.append(self._send("AnalyzeStack", stack_request, context, declared, "AnalyzeStack"))
         try:
-            responses = [self._answered(answer) for answer in pending]
+            responses = [self._answered(*entry) for entry in pending]
         except grpc.RpcError as error:  # a policy crashed: the engine would abort the preview too
             raise PolicyPackError(f"the policy pack failed: {error.details()}\n{self.stderr()}") from error
         report = AnalysisReport(
@@ -710,40 +670,28 @@ class PolicyPackProcess:
         report.violations.sort(key=lambda v: (v.level != "mandatory", v.policy, v.resource, v.message))
         return report
 
-    def prefetch(self, resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> None:
-        """Asks now for the Analyze of `resource`, just registered (`by_urn`: the resources registered so far), as the
-        engine analyzes each resource when the program registers it (`step_generator.go`): the pack works while the
-        program runs, and a view's byte-identical request waits for this answer instead of asking again. Only where
-        answers are shared (reuse `on`); a request no view makes again is simply never read."""
-        if self.reuse.mode == "on":
-            request = analyze_request(resource, by_urn)
-            declared = self._declared_files([(resource.type, resource.inputs)])
-            self._send("Analyze", request, self._context(), declared, f"Analyze {resource.urn}")
-
-    def _send(self, method: str, request: Any, context: bytes, declared: list[Path], what: str) -> Any:
-        """The answer to `request`: kept, being asked already, or asked now (a Future either way). The request goes
-        out as the bytes its key was made of (one serialisation)."""
+    def _send(
+        self, method: str, request: Any, context: bytes, declared: list[Path], what: str
+    ) -> tuple[bytes, str, Any]:
+        """The kept answer to `request`, or the call that will answer it. The request goes out as the bytes its key
+        was made of (one serialisation)."""
+        wire = request.SerializeToString(deterministic=True)
+        key = self.reuse.key(context, wire, declared) if self.reuse.enabled else b""
+        kept = self.reuse.answer(key) if self.reuse.enabled else None
+        if kept is not None:
+            return key, what, kept
         if self._channel is None:
             raise PolicyPackError("the policy pack is not running")
         if method not in self._calls:  # one callable per method: making one costs more than a small request
             self._calls[method] = self._channel.unary_unary(f"/pulumirpc.Analyzer/{method}")  # bytes in, bytes out
-        wire = request.SerializeToString(deterministic=True)
-        if not self.reuse.enabled:
-            return self._calls[method].future(wire, timeout=_RPC_TIMEOUT)
-        key = self.reuse.key(context, wire, declared)
-        answer, asking = self.reuse.claim(key)
-        if asking is not None:
-            try:
-                call = self._calls[method].future(wire, timeout=_RPC_TIMEOUT)
-            except BaseException as error:  # e.g. a closed channel: whoever waits for this request learns why
-                self.reuse.fail(key, asking, error)
-                raise
-            call.add_done_callback(lambda done: self.reuse.settle(key, asking, done, what))
-        return answer
+        call = self._calls[method]
+        return key, what, call.future(wire, timeout=_RPC_TIMEOUT)
 
-    @staticmethod
-    def _answered(answer: Any) -> analyzer_pb2.AnalyzeResponse:
-        return analyzer_pb2.AnalyzeResponse.FromString(answer if isinstance(answer, bytes) else answer.result())
+    def _answered(self, key: bytes, what: str, answer: Any) -> analyzer_pb2.AnalyzeResponse:
+        wire = answer if isinstance(answer, bytes) else answer.result()
+        if self.reuse.enabled and not isinstance(answer, bytes):
+            self.reuse.keep(key, wire, what)
+        return analyzer_pb2.AnalyzeResponse.FromString(wire)
 
     def close(self) -> None:
         # The process goes first (SIGKILL, as the engine's plugin.Close does: a pack holds no state worth a
@@ -765,28 +713,6 @@ class PolicyPackProcess:
         self._stderr.close()
 
 
-class BootedPacks:
-    """The packs of a preview, booting or booted (`booted_in_background`): a view goes to the pack of its kind, a
-    preview's or an update's, once it is up."""
-
-    def __init__(self, booting: Mapping[bool, Future[PolicyPackProcess]], reuse: AnalysisReuse) -> None:
-        self._booting, self.reuse = booting, reuse
-        self._registered: dict[bool, dict[str, RecordedResource]] = {True: {}, False: {}}
-
-    def analyze(self, recording: Recording) -> AnalysisReport:
-        return self._booting[recording.preview].result().analyze(recording)
-
-    def prefetch(self, preview: bool, resource: RecordedResource) -> None:
-        """`PolicyPackProcess.prefetch` on the pack of a preview's (`preview`) or an update's run that registered
-        `resource`, with the resources such runs registered so far (a provider is registered before the resources
-        it manages, so each resolves to its own run's; a stale one only makes a request no view repeats)."""
-        registered = self._registered[preview]
-        registered[resource.urn] = resource
-        booting = self._booting[preview]
-        if booting.exception() is None:  # a boot that failed is each view's to report, raised once per view
-            booting.result().prefetch(resource, registered)
-
-
 @contextmanager
 def booted_in_background(
     policy_config_path: Path,
@@ -796,12 +722,11 @@ def booted_in_background(
     pack_dir: Path = POLICY_DIR,
     stack_config: Mapping[str, str] | None = None,
     reuse: str | None = None,
-) -> Iterator[BootedPacks]:
+) -> Iterator[Callable[[Recording], AnalysisReport]]:
     """Boots the packs on a worker thread while the caller runs the program (both take about as long), and yields
-    them (`BootedPacks`): `analyze(recording)` waits for the boot, applies the config and analyzes. A recording of a
-    preview goes to the pack of a preview, one of `up` to the pack of an update (`PULUMI_DRY_RUN=false`), as the
-    engine starts a pack per deployment. `reuse`: a mode of `AnalysisReuse` (default: `SHIPSAFE_ANALYSIS_REUSE`,
-    else on)."""
+    `analyze(recording)`, which waits for the boot, applies the config and analyzes. A recording of a preview goes
+    to the pack of a preview, one of `up` to the pack of an update (`PULUMI_DRY_RUN=false`), as the engine starts a
+    pack per deployment. `reuse`: a mode of `AnalysisReuse` (default: `SHIPSAFE_ANALYSIS_REUSE`, else on)."""
     config = load_policy_config(policy_config_path)
     shared = AnalysisReuse(reuse_mode(reuse))
     packs = {
@@ -813,8 +738,12 @@ def booted_in_background(
     with ThreadPoolExecutor(max_workers=1) as pool:
         source = str(policy_config_path)
         booting = {dry_run: pool.submit(_booted, pack, config, source) for dry_run, pack in packs.items()}
+
+        def analyze_booted(recording: Recording) -> AnalysisReport:
+            return booting[recording.preview].result().analyze(recording)
+
         try:
-            yield BootedPacks(booting, shared)
+            yield analyze_booted
         finally:
             wait(list(booting.values()))  # a boot still under way must not race the close
             for pack in packs.values():

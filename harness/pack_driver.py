@@ -30,37 +30,18 @@ from contextlib import AbstractContextManager, contextmanager
 from multiprocessing.connection import Connection, Pipe
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from harness import analyzer, pack_launch
 from harness.analyzer import POLICY_DIR, AnalysisReport, PolicyPackError
-from harness.recording import RecordedResource, Recording
+from harness.recording import Recording
 
 AVAILABLE = sys.platform == "linux"
 """Forking is used on Linux only."""
 
 
-Booted = AbstractContextManager[analyzer.BootedPacks]
-"""What `booted_in_background` returns: entered, it gives the packs."""
-
-
-class Packs(Protocol):
-    """What `booted_in_a_fork` yields: each view analyzed (`analyze`), each registration prefetched (`prefetch`)."""
-
-    def analyze(self, recording: Recording) -> AnalysisReport: ...
-
-    def prefetch(self, preview: bool, resource: RecordedResource) -> None: ...
-
-
-class _InProcess:
-    """The packs driven in this process. Prefetching here would build and send each registration's request on the
-    interpreter lock the program runs on, so nothing is prefetched: each view asks for what it needs."""
-
-    def __init__(self, packs: analyzer.BootedPacks) -> None:
-        self.analyze = packs.analyze
-
-    def prefetch(self, preview: bool, resource: RecordedResource) -> None:
-        return None
+Booted = AbstractContextManager[Callable[[Recording], AnalysisReport]]
+"""What `booted_in_background` returns: entered, it gives `analyze(recording)`."""
 
 
 def may_fork() -> bool:
@@ -76,8 +57,6 @@ _STARTED = -1
 """The id of the child's first message: whether `booted_in_background` was entered."""
 _PACK_STARTED = -2
 """The id of a message with the pid of a pack the child started."""
-_PREFETCH = -3
-"""The id of a message with a registration to prefetch (`analyzer.BootedPacks.prefetch`): no answer comes back."""
 _STOPPED = "the process driving the policy packs stopped"
 _WHERE = "in the process driving the policy packs"
 
@@ -91,8 +70,8 @@ def booted_in_a_fork(
     pack_dir: Path = POLICY_DIR,
     stack_config: Mapping[str, str] | None = None,
     reuse: str | None = None,
-) -> Iterator[Packs]:
-    """`analyzer.booted_in_background` with these arguments, run in a forked child; yields the packs. In process
+) -> Iterator[Callable[[Recording], AnalysisReport]]:
+    """`analyzer.booted_in_background` with these arguments, run in a forked child; yields `analyze`. In process
     instead where forking is not used, or where this process has talked gRPC already (the child would inherit that
     state half-copied: grpcio supports a fork only before its first use)."""
 
@@ -102,10 +81,9 @@ def booted_in_a_fork(
         )
 
     if not may_fork():
-        with boot() as packs:
-            yield _InProcess(packs)
+        with boot() as analyze:
+            yield analyze
         return
-    prefetching = analyzer.reuse_mode(reuse) == "on"  # an unknown mode is refused here, before any fork
     ours, theirs = Pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -114,10 +92,10 @@ def booted_in_a_fork(
         ours.close()
         _serve(theirs, boot)
     theirs.close()
-    driver = _Driver(ours, pid, prefetching=prefetching)
+    driver = _Driver(ours, pid)
     try:
         driver.wait_started()
-        yield driver
+        yield driver.analyze
     finally:
         driver.close()
 
@@ -125,8 +103,8 @@ def booted_in_a_fork(
 class _Driver:
     """The preview's end: sends views, and a reader thread hands each report (or error) to the view's caller."""
 
-    def __init__(self, connection: Connection, pid: int, *, prefetching: bool) -> None:
-        self._connection, self._pid, self._prefetching = connection, pid, prefetching
+    def __init__(self, connection: Connection, pid: int) -> None:
+        self._connection, self._pid = connection, pid
         self._ids = itertools.count()
         self._pending: dict[int, Future[AnalysisReport]] = {}
         self._stopped = False
@@ -155,21 +133,12 @@ class _Driver:
                 raise PolicyPackError(_STOPPED)
             number = next(self._ids)
             self._pending[number] = answer
-        message = ForkingPickler.dumps((number, recording))  # outside the lock: registrations are sent meanwhile
         try:
             with self._sending:
-                self._connection.send_bytes(message)
+                self._connection.send((number, recording))
         except OSError as error:  # the child is gone; the reader fails what it was asked
             raise PolicyPackError(_STOPPED) from error
         return answer.result()
-
-    def prefetch(self, preview: bool, resource: RecordedResource) -> None:
-        """Sends the registration to prefetch (only where the packs share answers: `PolicyPackProcess.prefetch`);
-        a child that is gone fails the next analysis instead."""
-        if self._prefetching and not self._stopped:
-            message = ForkingPickler.dumps((_PREFETCH, (preview, resource)))
-            with self._sending, contextlib.suppress(OSError):
-                self._connection.send_bytes(message)
 
     def _read(self) -> None:
         try:
@@ -243,7 +212,7 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
         pack_launch.announce_starts(lambda pid: _send(connection, sending, _PACK_STARTED, True, pid))
         try:
             context = boot()
-            packs = context.__enter__()
+            analyze = context.__enter__()
         except BaseException as error:
             _send(connection, sending, _STARTED, False, error)
             return
@@ -252,7 +221,7 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
 
         def answer(number: int, recording: Recording) -> None:
             try:
-                _send(connection, sending, number, True, packs.analyze(recording))
+                _send(connection, sending, number, True, analyze(recording))
             except BaseException as error:
                 if _WHERE not in "".join(getattr(error, "__notes__", ())):  # a failed boot fails every view alike
                     error.add_note(f"{_WHERE}:\n{_traceback(error)}")
@@ -260,12 +229,8 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
 
         try:
             while (message := _received(connection)) is not None:
-                number, payload = message
-                if number == _PREFETCH:
-                    preview, resource = payload
-                    workers[preview].submit(_prefetched, packs, preview, resource)
-                else:
-                    workers[payload.preview].submit(answer, number, payload)
+                number, recording = message
+                workers[recording.preview].submit(answer, number, recording)
         finally:
             for worker in workers.values():
                 worker.shutdown(wait=True, cancel_futures=True)
@@ -274,12 +239,6 @@ def _serve(connection: Connection, boot: Callable[[], Booted]) -> None:
         code = 1
     finally:
         os._exit(code)
-
-
-def _prefetched(packs: analyzer.BootedPacks, preview: bool, resource: RecordedResource) -> None:
-    # Only ever saves work: a pack that failed to boot or answer fails the view's own analysis, which says why.
-    with contextlib.suppress(Exception):
-        packs.prefetch(preview, resource)
 
 
 def _received(connection: Connection) -> Any:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -275,14 +274,12 @@ def model_phases(
     servers: Sequence[ServerVersion] = SERVER_VERSIONS,
     on_phase: Callable[[PhaseRecording], object] | None = None,
     on_run: Callable[[str], object] | None = None,
-    on_registered: Callable[[bool, RecordedResource], object] | None = None,
 ) -> list[PhaseRecording]:
     """Run the program once per phase it needs and model each requested phase for each API server version, in the
     order a stack lives them (phase by phase, each for every server). The program's runs do not depend on the
     server, only the outputs do. `on_phase` gets each phase as soon as it is modelled (the preview hands it to the
     policy pack, another process, while the program runs for the next); `on_run` is told before each program run
-    which run it is (`before up`, `up`, `next release`), for a progress display; `on_registered` is told of each
-    resource as a run registers it, with whether that run is a preview's (the pack can start on it)."""
+    which run it is (`before up`, `up`, `next release`), for a progress display."""
     wanted = set(phases)
     overrides = dict(config_overrides or {})
     result: list[PhaseRecording] = []
@@ -298,26 +295,15 @@ def model_phases(
         if on_run is not None:
             on_run(what)
 
-    def told(preview: bool) -> Callable[[RecordedResource], object] | None:
-        return None if on_registered is None else functools.partial(on_registered, preview)
-
     if Phase.FIRST_PREVIEW in wanted:
         running("before up")
-        preview = run_stack(
-            stack, config_overrides=overrides, project_dir=project_dir, preview=True, on_registered=told(True)
-        )
+        preview = run_stack(stack, config_overrides=overrides, project_dir=project_dir, preview=True)
         missing = preview.placeholder_secrets
         for server in servers:
             modelled(first_preview(preview, server))
     if wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW}:
         running("up")
-        up = run_stack(
-            stack,
-            config_overrides=overrides,
-            project_dir=project_dir,
-            missing_secrets=missing,
-            on_registered=told(False),
-        )
+        up = run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=missing)
         states = after_up_views(up, servers)
         missing = up.placeholder_secrets
         if Phase.AFTER_UP in wanted:
@@ -334,7 +320,6 @@ def model_phases(
                 preview=True,
                 prior=up,  # "same" steps are decided on inputs, which no server changes
                 missing_secrets=missing,
-                on_registered=told(True),
             )
             steps = plan_update(up, preview)
             for state in states:

@@ -14,7 +14,7 @@ import os
 import posixpath
 import runpy
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -243,8 +243,6 @@ class RecordingMonitor(mocks.MockMonitor):
     def __init__(self, offline_mocks: OfflineMocks) -> None:
         super().__init__(offline_mocks)
         self.registrations: list[RecordedResource] = []
-        self.on_registered: Callable[[RecordedResource], object] | None = None
-        """Told of each resource as it is registered (the engine analyzes it then: `analyzer.BootedPacks.prefetch`)."""
         self.stack_outputs: dict[str, Any] = {}
         self.component_outputs: dict[str, dict[str, Any]] = {}
 
@@ -287,35 +285,36 @@ class RecordingMonitor(mocks.MockMonitor):
             answer = _sync_await(rpc.serialize_properties(state, {}))
             output_secret_paths = set()
             outputs = _unwrap_secrets(state, "", output_secret_paths)
-        recorded = RecordedResource(
-            urn=urn,
-            type=request.type,
-            name=request.name,
-            custom=request.custom,
-            inputs=inputs,
-            secret_paths=frozenset(secret_paths),
-            parent=request.parent or None,
-            # Sorted: the SDK sends them from a set (`rpc._expand_dependencies`), in an order that changes per run.
-            dependencies=tuple(sorted(request.dependencies)),
-            property_dependencies={k: tuple(sorted(v.urns)) for k, v in sorted(request.propertyDependencies.items())},
-            provider=request.provider or None,
-            protect=bool(request.protect),
-            retain_on_delete=bool(request.retainOnDelete),
-            delete_before_replace=bool(request.deleteBeforeReplace),
-            ignore_changes=tuple(request.ignoreChanges),
-            replace_on_changes=tuple(request.replaceOnChanges),
-            custom_timeouts={
-                k: getattr(request.customTimeouts, k)
-                for k in ("create", "update", "delete")
-                if getattr(request.customTimeouts, k)
-            },
-            outputs=outputs,
-            # The engine keeps an input's secretness on the output of the same name.
-            output_secret_paths=frozenset(output_secret_paths | secret_paths),
+        self.registrations.append(
+            RecordedResource(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                custom=request.custom,
+                inputs=inputs,
+                secret_paths=frozenset(secret_paths),
+                parent=request.parent or None,
+                # Sorted: the SDK sends them from a set (`rpc._expand_dependencies`), in an order that changes per run.
+                dependencies=tuple(sorted(request.dependencies)),
+                property_dependencies={
+                    k: tuple(sorted(v.urns)) for k, v in sorted(request.propertyDependencies.items())
+                },
+                provider=request.provider or None,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                ignore_changes=tuple(request.ignoreChanges),
+                replace_on_changes=tuple(request.replaceOnChanges),
+                custom_timeouts={
+                    k: getattr(request.customTimeouts, k)
+                    for k in ("create", "update", "delete")
+                    if getattr(request.customTimeouts, k)
+                },
+                outputs=outputs,
+                # The engine keeps an input's secretness on the output of the same name.
+                output_secret_paths=frozenset(output_secret_paths | secret_paths),
+            )
         )
-        self.registrations.append(recorded)
-        if self.on_registered is not None:  # this one: the SDK registers on several threads at once
-            self.on_registered(recorded)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=answer)
 
 
@@ -381,10 +380,8 @@ def run_stack(
     preview: bool = False,
     prior: Recording | None = None,
     missing_secrets: Sequence[str] = (),
-    on_registered: Callable[[RecordedResource], object] | None = None,
 ) -> Recording:
-    """Runs the stack program offline with the stack file's config (plus overrides) and records it; `on_registered`
-    is told of each resource as the program registers it (in every run, a failed one included).
+    """Runs the stack program offline with the stack file's config (plus overrides) and records it.
 
     `preview=True` runs it as `pulumi preview` does: the SDK's dry-run mode, provider-computed values unknown
     except on resources that `prior` (an earlier `up`) already holds with the same inputs.
@@ -402,7 +399,6 @@ def run_stack(
             placeholders.append(key)
     while True:
         monitor = RecordingMonitor(OfflineMocks(preview=preview, prior=prior))
-        monitor.on_registered = on_registered
         recording = Recording(
             project=project,
             stack=stack,

@@ -27,7 +27,7 @@ from deploy.exit_codes import ExitCode
 from harness import analyzer, pack_driver
 from harness.manifests import render
 from harness.phases import ALL_PHASES, Phase, PhaseRecording, model_phases
-from harness.recording import RecordedResource, Recording
+from harness.recording import Recording
 from harness.replacement import blocked_by_protect, is_data_bearing, plan_update
 from harness.runtime import ProgramFailed
 from harness.stack_config import (
@@ -139,23 +139,18 @@ class PhaseAnalyses:
 
     def __init__(
         self,
-        packs: pack_driver.Packs | None,
+        analyze: Callable[[Recording], analyzer.AnalysisReport] | None,
         workers: Mapping[bool, Executor],
         kept: list[tuple[PhaseRecording, analyzer.AnalysisReport]],
     ) -> None:
-        self.enabled = packs is not None
-        self._packs, self._workers, self._kept = packs, workers, kept
+        self.enabled = analyze is not None
+        self._analyze, self._workers, self._kept = analyze, workers, kept
         self._pending: list[tuple[PhaseRecording, Future[analyzer.AnalysisReport]]] = []
 
     def submit(self, phase: PhaseRecording) -> None:
-        if self._packs is not None:
+        if self._analyze is not None:
             worker = self._workers[phase.recording.preview]  # one per pack: a pack answers one view at a time
-            self._pending.append((phase, worker.submit(self._packs.analyze, phase.recording)))
-
-    def registered(self, preview: bool, resource: RecordedResource) -> None:
-        """A run of a preview (`preview`) or of `up` registered `resource`: its pack may start on it now."""
-        if self._packs is not None:
-            self._packs.prefetch(preview, resource)
+            self._pending.append((phase, worker.submit(self._analyze, phase.recording)))
 
     def reports(self, waiting: Progress) -> Iterator[tuple[PhaseRecording, analyzer.AnalysisReport]]:
         """Each phase with its report in phase order, once the pack has it (`waiting` is told which phase it waits
@@ -235,8 +230,8 @@ def offline_preview(
             pack_dir=project_dir / "policy",
             stack_config=engine_config(values)[0],
             reuse=analysis_reuse,
-        ) as packs:
-            return run.preview(report, packs, policy_config)
+        ) as analyze:
+            return run.preview(report, analyze, policy_config)
     except analyzer.PolicyPackError as error:
         # One line per problem (each floor rule lowered, each unknown name), each printed once.
         problems = str(error).splitlines() or [repr(error)]
@@ -255,10 +250,15 @@ class _Run:
     phases: list[Phase]
     progress: Progress
 
-    def preview(self, report: Report, packs: pack_driver.Packs | None, policy_config: Path | None = None) -> Report:
+    def preview(
+        self,
+        report: Report,
+        analyze: Callable[[Recording], analyzer.AnalysisReport] | None,
+        policy_config: Path | None = None,
+    ) -> Report:
         pack_workers = {dry_run: ThreadPoolExecutor(max_workers=1) for dry_run in (True, False)}
         try:
-            return self._phases(report, PhaseAnalyses(packs, pack_workers, report.analyses), policy_config)
+            return self._phases(report, PhaseAnalyses(analyze, pack_workers, report.analyses), policy_config)
         finally:
             # The running analysis finishes; queued ones never start.
             for worker in pack_workers.values():
@@ -282,7 +282,6 @@ class _Run:
                 phases=self.phases,
                 project_dir=self.project_dir,
                 on_phase=analyses.submit,
-                on_registered=analyses.registered,
                 on_run=lambda what: self.progress(f"running program ({self.stack}, {what})"),
             )
         except StackFileError as error:

@@ -6,11 +6,10 @@ own options (output directory, phases, policy config) bound in."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import kubernetes_validate
@@ -207,14 +206,14 @@ def _fake_pack(monkeypatch: pytest.MonkeyPatch, fail_on: int | None) -> None:
     given: list[str] = []
 
     @contextmanager
-    def booted(*_args: object, **_kwargs: object) -> Iterator[SimpleNamespace]:
+    def booted(*_args: object, **_kwargs: object) -> Iterator[Callable[[Recording], AnalysisReport]]:
         def analyze(recording: Recording) -> AnalysisReport:
             given.append(recording.stack)
             if len(given) == fail_on:
                 raise PolicyPackError("a policy crashed")
             return AnalysisReport("fake", recording.stack, [], {}, resources=len(recording.resources))
 
-        yield SimpleNamespace(analyze=analyze, prefetch=lambda *_: None)
+        yield analyze
 
     monkeypatch.setattr(preview.analyzer, "booted_in_background", booted)
 

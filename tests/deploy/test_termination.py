@@ -69,9 +69,9 @@ KILLED_MID_PREVIEW = """
     assert pack_driver.may_fork()
     config = policy_config_path(Path("."), "staging")
     told = engine_config(values)[0]
-    with pack_driver.booted_in_a_fork(config, project=project, stack="staging", stack_config=told) as packs:
-        packs.analyze(views[Phase.FIRST_PREVIEW])  # the prelaunched pack, taken by the fork
-        packs.analyze(views[Phase.AFTER_UP])  # the update's pack, started by the fork
+    with pack_driver.booted_in_a_fork(config, project=project, stack="staging", stack_config=told) as analyze:
+        analyze(views[Phase.FIRST_PREVIEW])  # the prelaunched pack, taken by the fork
+        analyze(views[Phase.AFTER_UP])  # the update's pack, started by the fork
         print("analyzed", flush=True)
         time.sleep(600)
 """

@@ -4,9 +4,7 @@ reused only while nothing else a policy reads has changed, and a pack that reads
 from __future__ import annotations
 
 import sys
-from concurrent.futures import Future
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -161,79 +159,3 @@ def test_an_unknown_reuse_mode_is_refused_naming_the_variable(
     monkeypatch.setenv(analyzer.REUSE_VARIABLE, "sometimes")
     with pytest.raises(PolicyPackError, match="SHIPSAFE_ANALYSIS_REUSE='sometimes': must be one of on, off, verify"):
         analyzer.reuse_mode()
-
-
-class _Call:
-    """A finished gRPC call: its answer, or the error it failed with."""
-
-    def __init__(self, answer: bytes = b"", error: BaseException | None = None) -> None:
-        self.answer, self.error = answer, error
-
-    def result(self) -> bytes:
-        if self.error is not None:
-            raise self.error
-        return self.answer
-
-
-def test_a_request_being_asked_is_answered_once_for_everyone_who_makes_it() -> None:
-    """A view whose request is being asked already (a prefetch, another view) waits for that answer instead of
-    asking the pack again; an answer without diagnostics (no bytes) is an answer too."""
-    reuse = AnalysisReuse("on")
-    first, asking = reuse.claim(b"key")
-    again, asking_again = reuse.claim(b"key")
-    assert asking is first and asking_again is None and again is first and not asking.done()
-    reuse.settle(b"key", asking, _Call(b""), "Analyze one")
-    assert asking.result() == b""
-    assert reuse.claim(b"key") == (b"", None)
-    assert (reuse.asked, reuse.reused) == (1, 2)
-
-
-def test_a_failed_request_fails_everyone_waiting_for_it_and_is_asked_again() -> None:
-    reuse = AnalysisReuse("on")
-    _, asking = reuse.claim(b"key")
-    waiting, _ = reuse.claim(b"key")
-    assert asking is not None and isinstance(waiting, Future)
-    crashed = RuntimeError("the pack went away")
-    reuse.settle(b"key", asking, _Call(error=crashed), "Analyze one")
-    assert waiting.exception() is crashed
-    assert reuse.claim(b"key")[1] is not None, "nothing kept: the next one asks"
-
-
-def test_verify_asks_every_time_and_fails_the_asker_that_got_a_different_answer() -> None:
-    reuse = AnalysisReuse("verify")
-    _, first = reuse.claim(b"key")
-    _, second = reuse.claim(b"key")
-    assert first is not None and second is not None and first is not second
-    reuse.settle(b"key", first, _Call(_diagnosed("first")), "Analyze one")
-    reuse.settle(b"key", second, _Call(_diagnosed("second")), "Analyze one")
-    assert first.result() == _diagnosed("first")
-    assert isinstance(second.exception(), ReuseMismatch)
-
-
-def _diagnosed(message: str) -> bytes:
-    diagnostic = analyzer.analyzer_pb2.AnalyzeDiagnostic(policyName="counts", message=message)
-    return analyzer.analyzer_pb2.AnalyzeResponse(diagnostics=[diagnostic]).SerializeToString()
-
-
-def test_a_request_that_could_not_be_sent_leaves_nobody_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Asking fails before any call exists (a closed channel): the claim fails with it, and the next identical
-    request asks again instead of waiting for an answer that never comes."""
-    closed = ValueError("Cannot invoke RPC on closed channel!")
-
-    class Channel:
-        def unary_unary(self, _method: str) -> object:
-            def future(*_args: object, **_kwargs: object) -> object:
-                raise closed
-
-            return SimpleNamespace(future=future)
-
-    reuse = AnalysisReuse("on")
-    pack = PolicyPackProcess(stack="unit", reuse=reuse)
-    monkeypatch.setattr(pack, "_channel", Channel())
-    request = analyzer.analyze_request(_image("app"), {})
-    with pytest.raises(ValueError, match="closed channel"):
-        pack._send("Analyze", request, b"context", [], "Analyze image")
-    key = reuse.key(b"context", request.SerializeToString(deterministic=True), [])
-    assert reuse.claim(key)[1] is not None, "not left waiting on the failed one"
-    monkeypatch.setattr(pack, "_channel", None)
-    pack.close()

@@ -11,7 +11,6 @@ import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -69,35 +68,9 @@ def test_a_forked_driver_gives_the_reports_of_an_in_process_one(stack: str) -> N
     assert forked["left"] == [], "the driver and its packs are gone with the preview"
 
 
-PREFETCHED = """
-    import json, os
-    from deploy.offline import preview
-    from harness import analyzer
-    told = []
-    registered = preview.PhaseAnalyses.registered
-    preview.PhaseAnalyses.registered = lambda self, *given: told.append(given[1].urn) or registered(self, *given)
-    prefetch = analyzer.BootedPacks.prefetch
-    def counted(self, preview_run, resource):  # runs in the fork: it appends to a file both processes see
-        with open({log!r}, "a") as log:
-            log.write(resource.urn + "\\n")
-        prefetch(self, preview_run, resource)
-    analyzer.BootedPacks.prefetch = counted
-    report = preview.offline_preview("staging", {{}})
-    print(json.dumps({{"told": told, "ok": report.passed}}))
-"""
-
-
-def test_the_fork_is_handed_each_registration_as_it_is_made(tmp_path: Path) -> None:
-    """The preview's monitor tells the fork of every registration of every run, and the fork prefetches each."""
-    log = tmp_path / "prefetched"
-    ran = json.loads(_python(PREFETCHED.format(log=str(log))))
-    assert ran["ok"] and len(ran["told"]) > 100, "three runs of staging"
-    assert sorted(log.read_text().splitlines()) == sorted(ran["told"])
-
-
 def test_a_pack_that_failed_to_boot_fails_each_view_with_one_note(tmp_path: Path) -> None:
-    """The boot's error is one object, raised again for each view (and each prefetch would raise it again): its
-    traceback and notes must not grow with every registration and view, all of it pickled to the preview."""
+    """The boot's error is one object, raised again for each view: the fork's note (its traceback, which holds the
+    notes before it) is added once, or each view's error would carry every earlier one, all of it pickled back."""
     refused = tmp_path / "policy.json"
     refused.write_text(json.dumps({"some-policy": {"foo": 1}}))  # properties but no level: the CLI stops here
     said = _python(
@@ -105,14 +78,11 @@ def test_a_pack_that_failed_to_boot_fails_each_view_with_one_note(tmp_path: Path
         from pathlib import Path
         from harness import pack_driver
         from harness.phases import model_phases
-        told = []
-        views = model_phases("staging", on_registered=lambda preview, r: told.append((preview, r)))
-        with pack_driver.booted_in_a_fork(Path({str(refused)!r}), project="shipsafe", stack="staging") as packs:
-            for preview, resource in told:
-                packs.prefetch(preview, resource)
+        views = model_phases("staging")
+        with pack_driver.booted_in_a_fork(Path({str(refused)!r}), project="shipsafe", stack="staging") as analyze:
             for view in views:
                 try:
-                    packs.analyze(view.recording)
+                    analyze(view.recording)
                 except Exception as error:
                     print(len(error.__notes__), len("".join(error.__notes__)) < 5000)
         """
@@ -130,12 +100,13 @@ def test_a_driver_that_died_fails_the_analysis_instead_of_waiting_for_ever() -> 
         recording = model_phases("staging")[0].recording
         config = POLICY_DIR / "config" / "staging.json"
         from tests.harness.process_tree import packs_below, still_running
-        with pack_driver.booted_in_a_fork(config, project=recording.project, stack="staging") as driver:
-            assert driver.analyze(recording).resources == len(recording.resources)
-            packs = packs_below(driver._pid)
-            os.kill(driver._pid, signal.SIGKILL)
+        with pack_driver.booted_in_a_fork(config, project=recording.project, stack="staging") as analyze:
+            assert analyze(recording).resources == len(recording.resources)
+            driver = analyze.__self__._pid
+            packs = packs_below(driver)
+            os.kill(driver, signal.SIGKILL)
             try:
-                driver.analyze(recording)
+                analyze(recording)
             except PolicyPackError as error:
                 print(error)
             print(len(packs), still_running(packs, 120))
@@ -170,13 +141,13 @@ class _TwoArgs(Exception):
         super().__init__(f"{key}={value}")
 
 
-def _raising(error: BaseException) -> Callable[..., AbstractContextManager[SimpleNamespace]]:
+def _raising(error: BaseException) -> Callable[..., AbstractContextManager[Callable[[Recording], AnalysisReport]]]:
     @contextmanager
-    def booted(*_args: object, **_kwargs: object) -> Iterator[SimpleNamespace]:
+    def booted(*_args: object, **_kwargs: object) -> Iterator[Callable[[Recording], AnalysisReport]]:
         def analyze(_recording: Recording) -> AnalysisReport:
             raise error
 
-        yield SimpleNamespace(analyze=analyze, prefetch=lambda *_: None)
+        yield analyze
 
     return booted
 
@@ -198,10 +169,10 @@ def test_an_error_that_does_not_travel_comes_back_as_its_traceback(
     monkeypatch.setattr(pack_driver, "may_fork", lambda: True)
     recording = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
     with (
-        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as packs,
+        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as analyze,
         pytest.raises(RuntimeError, match=expected),
     ):
-        packs.analyze(recording)
+        analyze(recording)
 
 
 def test_an_error_comes_back_with_where_it_was_raised(
@@ -211,9 +182,9 @@ def test_an_error_comes_back_with_where_it_was_raised(
     monkeypatch.setattr(pack_driver, "may_fork", lambda: True)
     recording = phase_recordings["staging", Phase.FIRST_PREVIEW].recording
     with (
-        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as packs,
+        pack_driver.booted_in_a_fork(REPO_ROOT / "unused.json", project="shipsafe", stack="staging") as analyze,
         pytest.raises(KeyError) as raised,
     ):
-        packs.analyze(recording)
+        analyze(recording)
     notes = "".join(getattr(raised.value, "__notes__", []))
     assert "in the process driving the policy packs" in notes and "in analyze" in notes

@@ -43,9 +43,8 @@ def test_after_up_is_analyzed_as_an_update_and_the_previews_as_previews(
     expected = {Phase.FIRST_PREVIEW: "true True", Phase.AFTER_UP: "false False", Phase.LATER_PREVIEW: "true True"}
     with analyzer.booted_in_background(
         dry_run_pack / "config.json", project="shipsafe", stack=stack, pack_dir=dry_run_pack
-    ) as packs:
+    ) as analyze:
         seen = {
-            phase: [v.message for v in packs.analyze(phase_recordings[stack, phase].recording).violations]
-            for phase in Phase
+            phase: [v.message for v in analyze(phase_recordings[stack, phase].recording).violations] for phase in Phase
         }
     assert seen == {phase: [flag] for phase, flag in expected.items()}
