@@ -43,6 +43,7 @@ from harness.recording import RecordedResource, Recording, contains_unknown, eng
 from harness.replacement import PlannedStep, plan_update
 from harness.runtime import run_stack
 from harness.stack_config import REPO_ROOT, read_stack_config
+from harness.standby_run import StandbyRun
 
 NEXT_RELEASE_SHA = "0e1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5"
 """The modelled next commit of a later preview (any SHA other than the deployed one plays the same part)."""
@@ -295,15 +296,29 @@ def model_phases(
         if on_run is not None:
             on_run(what)
 
-    if Phase.FIRST_PREVIEW in wanted:
-        running("before up")
-        preview = run_stack(stack, config_overrides=overrides, project_dir=project_dir, preview=True)
-        missing = preview.placeholder_secrets
-        for server in servers:
-            modelled(first_preview(preview, server))
-    if wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW}:
-        running("up")
-        up = run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=missing)
+    def run_up(unset: Sequence[str]) -> Recording:
+        return run_stack(stack, config_overrides=overrides, project_dir=project_dir, missing_secrets=unset)
+
+    needs_up = bool(wanted & {Phase.AFTER_UP, Phase.LATER_PREVIEW})
+    # `up` does not read the first preview's run: a fork may run it meanwhile (`harness.standby_run`).
+    with StandbyRun(lambda: run_up(()), enabled=needs_up and Phase.FIRST_PREVIEW in wanted) as standby:
+        if Phase.FIRST_PREVIEW in wanted:
+            running("before up")
+            preview = run_stack(
+                stack,
+                config_overrides=overrides,
+                project_dir=project_dir,
+                preview=True,
+                on_registration=standby.registered,
+            )
+            missing = preview.placeholder_secrets
+            for server in servers:
+                modelled(first_preview(preview, server))
+        if needs_up:
+            running("up")
+            forked = standby.result(missing)
+            up = forked if forked is not None else run_up(missing)
+    if needs_up:
         states = after_up_views(up, servers)
         missing = up.placeholder_secrets
         if Phase.AFTER_UP in wanted:

@@ -14,7 +14,7 @@ import os
 import posixpath
 import runpy
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -240,8 +240,9 @@ class RecordingMonitor(mocks.MockMonitor):
 
     mocks: OfflineMocks
 
-    def __init__(self, offline_mocks: OfflineMocks) -> None:
+    def __init__(self, offline_mocks: OfflineMocks, on_registration: Callable[[], object] | None = None) -> None:
         super().__init__(offline_mocks)
+        self.on_registration = on_registration
         self.registrations: list[RecordedResource] = []
         self.stack_outputs: dict[str, Any] = {}
         self.component_outputs: dict[str, dict[str, Any]] = {}
@@ -315,6 +316,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 output_secret_paths=frozenset(output_secret_paths | secret_paths),
             )
         )
+        if self.on_registration is not None:
+            self.on_registration()
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=answer)
 
 
@@ -353,6 +356,13 @@ def _run_once(
         monitor.stack_outputs = _unwrap_secrets(_sync_await(_resolve(outputs)), "", set())
 
 
+def forget_event_loop() -> None:
+    """In a fork: the next run makes a loop of its own. The inherited one shares the parent's epoll instance and
+    self-pipe, so the fork may neither run it nor close it (closing unregisters the parent's descriptors)."""
+    global _LOOP
+    _LOOP = None
+
+
 def _use_event_loop() -> None:
     # The SDK awaits through asyncio.get_event_loop(); code that ran asyncio.run() before us leaves none set.
     # One loop serves every run, so pending Output tasks of earlier runs are never torn down mid-flight.
@@ -380,6 +390,7 @@ def run_stack(
     preview: bool = False,
     prior: Recording | None = None,
     missing_secrets: Sequence[str] = (),
+    on_registration: Callable[[], object] | None = None,
 ) -> Recording:
     """Runs the stack program offline with the stack file's config (plus overrides) and records it.
 
@@ -389,6 +400,7 @@ def run_stack(
     Secret config that the stack file does not hold in plain text (unset, or `secure:` ciphertext only the
     CLI can decrypt) is filled with a placeholder, marked secret, and listed in `placeholder_secrets`.
     `missing_secrets` (an earlier run's `placeholder_secrets`) are filled up front rather than found by a failed run.
+    `on_registration` is called after each registration is recorded (on the SDK's worker threads).
     """
     project, values = read_stack_config(stack, project_dir, config_overrides)
     config, secret_keys = engine_config(values)
@@ -398,7 +410,7 @@ def run_stack(
             config[key] = PLACEHOLDER_SECRET
             placeholders.append(key)
     while True:
-        monitor = RecordingMonitor(OfflineMocks(preview=preview, prior=prior))
+        monitor = RecordingMonitor(OfflineMocks(preview=preview, prior=prior), on_registration)
         recording = Recording(
             project=project,
             stack=stack,
