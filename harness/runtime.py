@@ -356,10 +356,16 @@ def _run_once(
         monitor.stack_outputs = _unwrap_secrets(_sync_await(_resolve(outputs)), "", set())
 
 
+_FORGOTTEN: list[asyncio.AbstractEventLoop] = []
+
+
 def forget_event_loop() -> None:
     """In a fork: the next run makes a loop of its own. The inherited one shares the parent's epoll instance and
-    self-pipe, so the fork may neither run it nor close it (closing unregisters the parent's descriptors)."""
+    self-pipe, so the fork may neither run it nor close it (closing unregisters the parent's descriptors); it is
+    kept from the collector too, whose finaliser would close them, or whatever a later file got their numbers."""
     global _LOOP
+    if _LOOP is not None:
+        _FORGOTTEN.append(_LOOP)
     _LOOP = None
 
 

@@ -24,9 +24,11 @@ The recording is the one the preview's own `up` would have made, or is not used:
   live progress) may have held the stream's lock at the fork.
 
 Only on Linux (`os.fork`), as `harness.pack_driver`; elsewhere `up` runs after the first run, as before. The fork
-runs with the default signal handlers and holds no descriptor of the preview's but its two pipes: when the preview
-ends, however it ends, a fork still standing by reads end-of-file and leaves; one running `up` is killed by
-`close`, or (the preview killed outright) leaves once its run is done and nobody reads its answer.
+runs with the default signal handlers. A preview that ends (an error, a signal it handles) stops it in `close`;
+killed outright, its fork leaves by itself: at once if it stands by (its pipe reads end-of-file), once its run is
+done if it runs `up` (nobody reads its answer). It closes none of the descriptors it inherited: objects of the
+parent's that the fork drops (an event loop of a thread that does not exist here) close theirs when collected, and a
+number closed early could by then belong to a file of the fork's.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class StandbyRun:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
+            os.close(self._go)  # its own copy of the parent's ends: it reads end-of-file once the parent has gone
+            os.close(self._answer)
             _stand_by(run, go, answer)
         os.close(go)
         os.close(answer)
@@ -129,7 +133,6 @@ def _stand_by(run: Callable[[], Recording], go: int, answer: int) -> NoReturn:
     try:
         for signum in _SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
-        _close_inherited(keep=(go, answer))
         if os.read(go, 1) == _GO:
             payload = _ran(run)
             with open(answer, "wb") as pipe:
@@ -137,16 +140,6 @@ def _stand_by(run: Callable[[], Recording], go: int, answer: int) -> NoReturn:
         code = 0
     finally:
         os._exit(code)
-
-
-def _close_inherited(keep: Sequence[int]) -> None:
-    """Every descriptor but stdin, stdout, stderr and `keep`: the preview's pipes to its packs' driver see
-    end-of-file when the preview ends, whatever this fork is doing."""
-    low = 3
-    for fd in sorted(keep):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _ran(run: Callable[[], Recording]) -> bytes:

@@ -68,11 +68,14 @@ def _facts(views: list[PhaseRecording]) -> list[Any]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_up_run_in_the_fork_gives_the_phases_the_preview_gives(
-    stack: str, runs_here: list[bool], monkeypatch: pytest.MonkeyPatch
+    stack: str, runs_here: list[bool], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    """The second time, this process has run the program before: the fork inherits its event loops, which must
+    neither run nor be closed there (`runtime.forget_event_loop`)."""
     alone, forked = _both_ways(monkeypatch, lambda: model_phases(stack, config_overrides=pinned(stack)))
     assert runs_here == [True, False, True, True, True], "the second time, `up` ran in the fork"
     assert _facts(forked) == _facts(alone)
+    assert capfd.readouterr() == ("", ""), "the program prints nothing, so neither did the fork"
 
 
 def test_a_program_below_the_threshold_runs_up_here_and_the_fork_leaves(runs_here: list[bool]) -> None:
