@@ -70,7 +70,12 @@ class StandbyRun:
         self._answer, answer = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to be had (a limit reached): `up` runs here
+            for fd in (go, self._go, self._answer, answer):
+                os.close(fd)
+            return
         if pid == 0:
             os.close(self._go)  # its own copy of the parent's ends: it reads end-of-file once the parent has gone
             os.close(self._answer)
@@ -90,7 +95,8 @@ class StandbyRun:
         number out once)."""
         if self._pid is not None and next(self._registrations) == START_AFTER:
             self._started = True
-            os.write(self._go, _GO)
+            with contextlib.suppress(OSError):  # the fork is gone (killed): `result` finds no answer
+                os.write(self._go, _GO)
 
     def result(self, missing: Sequence[str]) -> Recording | None:
         """`up`'s recording from the fork, when it ran and found unset exactly the secrets `missing` the first run

@@ -4,6 +4,7 @@ preview's own runs give, and whatever goes wrong in the fork, the preview runs `
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -235,3 +236,26 @@ def test_a_preview_that_stops_while_the_fork_runs_up_stops_the_fork(
         model_phases("dev", project_dir=project)
     assert forks, "the fork was running `up` when the preview stopped"
     assert not still_running(forks, 10.0), "and was stopped"
+
+
+def test_no_fork_to_be_had_runs_up_here(runs_here: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # fork(2) at RLIMIT_NPROC
+
+    monkeypatch.setattr(standby_run.os, "fork", refused)
+    monkeypatch.setattr(standby_run, "START_AFTER", 1)
+    views = model_phases("staging", config_overrides=pinned("staging"))
+    assert len(views) == len(phases.SERVER_VERSIONS) * len(phases.ALL_PHASES)
+    assert runs_here == [True, False, True]
+
+
+def test_a_fork_killed_before_it_ran_leaves_up_to_the_preview(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(standby_run, "START_AFTER", 1)
+    before = descendants(os.getpid())
+    with standby_run.StandbyRun(lambda: pytest.fail("the fork was killed before it ran")) as standby:
+        (fork,) = descendants(os.getpid()) - before
+        os.kill(fork, signal.SIGKILL)
+        assert not still_running({fork}, 10.0)
+        standby.registered()  # the first run goes on: telling a dead fork to start fails nothing
+        assert standby.result(()) is None
+    assert descendants(os.getpid()) <= before
