@@ -2,48 +2,54 @@
 
 The offline preview runs the program three times (`harness.phases.model_phases`): the first preview, `up`, and the
 next release's preview. Only the last reads another run (`up`'s state, for its "same" steps); the first two start
-from nothing and need only the secrets the first finds unset. The engine runs each as a process of its own
-(`pulumi preview`, `pulumi up`); the model ran them one after the other in one process, and on two cores the second
-core had nothing to do while the first run went: the policy packs wait for its view. At 200 workloads that was
-about 1.5 s of a preview of 8.5 s.
+from nothing and need only the secrets the first finds unset. The model ran them one after the other in one
+process, and on two cores the second core had nothing to do while the first run went: the policy packs wait for its
+view. At 200 workloads that was about 1.5 s of a preview of 8.5 s.
 
 `StandbyRun` forks before the first run; the fork waits. Once the first run has registered `START_AFTER` resources
 it is told to run `up`, and the preview takes its recording after the first run instead of running `up` itself.
-A smaller program is never started: the fork has to import and warm the SDKs again, which costs more than a short
+A smaller program never starts it: the fork has to import and warm the SDKs again, which costs more than a short
 run saves (measured on two cores, with the run started after 100 registrations: 50 workloads, about 300 a run, took
-1.06x as long; 100 workloads 0.96x; 200 workloads 0.92x. Started after 400: 100 workloads 1.00x, 200 workloads
-0.94x). Below it, the fork leaves as soon as the first run is done.
+1.06x as long; 100 workloads 0.96x; 200 workloads 0.92x. Started after 400: staging and 100 workloads 1.00x, 200
+workloads 0.93-0.95x). Below it, the fork leaves as soon as the first run is done.
 
-The recording is the one the preview's own `up` would have made, or is not used:
-- the fork's run found the secrets unset that the first run found (the preview's `up` would have been given them
-  up front: the same config), else the preview runs `up` itself;
-- a run that fails in the fork is run again by the preview, which meets the failure itself (its error, its
-  traceback, what it registered);
-- what the run printed is captured in the fork and printed by the preview when it takes the recording, where its
-  own `up` would have printed it. The fork writes nothing to the terminal: a display thread of the preview (rich's
-  live progress) may have held the stream's lock at the fork.
+The preview runs `up` itself, as before, unless the fork's run
+- succeeded, with the same config: it found unset exactly the secrets the first run found (the preview's `up` is
+  given those up front), and
+- printed nothing (to stdout or stderr, Python's streams or the descriptors): the preview's own run prints it, in
+  its place among the rest, through the preview's own streams, encoding errors included.
+So a failure is met by the preview itself (its error, its traceback, what it registered). One difference remains,
+and is listed in `harness.apiserver.NOT_MODELLED`: the fork's `up` starts from this process as it was before the
+first run, the preview's own after it, so a program keeping state in its own modules between runs sees it
+differently (the engine runs each in a process of its own, where it sees none).
 
-Only on Linux (`os.fork`), as `harness.pack_driver`; elsewhere `up` runs after the first run, as before. The fork
-runs with the default signal handlers. A preview that ends (an error, a signal it handles) stops it in `close`;
-killed outright, its fork leaves by itself: at once if it stands by (its pipe reads end-of-file), once its run is
-done if it runs `up` (nobody reads its answer). It closes none of the descriptors it inherited: objects of the
-parent's that the fork drops (an event loop of a thread that does not exist here) close theirs when collected, and a
-number closed early could by then belong to a file of the fork's.
+Only on Linux (`os.fork`), and not once this process has talked gRPC (as `harness.pack_driver`); elsewhere `up`
+runs after the first run. A fork that has not answered `ANSWER_WITHIN` after the preview asks is killed and `up` runs
+here. The fork ignores the signals this process ignores and takes the default action of the others, and dies with
+the thread that made it (`PR_SET_PDEATHSIG`): a preview that ends, however it ends, leaves no fork running its
+program, whose descriptors include its pipe to the packs' driver (which stops the packs at end-of-file). It closes
+none of the descriptors it inherited: objects of the parent's that it drops (an event loop of a thread that does
+not exist here) close theirs when collected, and a number closed early could by then belong to a file of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
+import logging
 import os
 import pickle
+import select
 import signal
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import IO, NoReturn
+from typing import NoReturn
 
-from harness import runtime
+from harness import analyzer, runtime
 from harness.recording import Recording
 
 AVAILABLE = sys.platform == "linux"
@@ -52,8 +58,13 @@ AVAILABLE = sys.platform == "linux"
 START_AFTER = 400
 """Registrations of the first run after which the fork runs `up` (see the module's measurements)."""
 
+ANSWER_WITHIN = 60.0
+"""Seconds the preview waits for the fork's answer beyond how long its own first run took."""
+
 _GO = b"1"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
+_LOG = logging.getLogger(__name__)
 
 
 class StandbyRun:
@@ -62,27 +73,42 @@ class StandbyRun:
 
     def __init__(self, run: Callable[[], Recording], *, enabled: bool = True) -> None:
         self._pid: int | None = None
+        self._go = self._answer = -1
         self._registrations = itertools.count(1)
-        self._started = False
-        if not (enabled and AVAILABLE):
+        self._started: float | None = None  # when the fork was told to run
+        self._lock = threading.Lock()  # `registered` (the SDK's threads) against `close`
+        self._made = time.monotonic()  # the first run starts now: how long it took bounds the wait for the fork
+        if enabled and AVAILABLE and not analyzer.talked_grpc():
+            self._fork(run)
+
+    def _fork(self, run: Callable[[], Recording]) -> None:
+        try:
+            go, self._go = os.pipe()
+            self._answer, answer = os.pipe()
+        except OSError as error:  # out of descriptors: `up` runs here
+            self._close_fds()
+            _LOG.debug("no fork for up: %s", error)
             return
-        go, self._go = os.pipe()
-        self._answer, answer = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # none lands before the fork's handlers are set
         try:
             pid = os.fork()
-        except OSError:  # no process to be had (a limit reached): `up` runs here
-            for fd in (go, self._go, self._answer, answer):
+        except OSError as error:  # no process to be had (a limit reached): `up` runs here
+            for fd in (go, answer):
                 os.close(fd)
+            self._close_fds()
+            _LOG.debug("no fork for up: %s", error)
             return
+        finally:
+            if os.getpid() == parent:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if pid == 0:
-            os.close(self._go)  # its own copy of the parent's ends: it reads end-of-file once the parent has gone
-            os.close(self._answer)
-            _stand_by(run, go, answer)
+            _stand_by(run, go, answer, close=(self._go, self._answer), parent=parent, blocked=blocked)
+        self._pid = pid
         os.close(go)
         os.close(answer)
-        self._pid = pid
 
     def __enter__(self) -> StandbyRun:
         return self
@@ -93,53 +119,94 @@ class StandbyRun:
     def registered(self) -> None:
         """Told of each registration of the first run (on the SDK's worker threads: `itertools.count` hands each
         number out once)."""
-        if self._pid is not None and next(self._registrations) == START_AFTER:
-            self._started = True
+        if self._pid is None or next(self._registrations) != START_AFTER:
+            return
+        with self._lock:
+            if self._pid is None:  # closed meanwhile (the first run failed): its pipe may be another file's now
+                return
+            self._started = time.monotonic()
             with contextlib.suppress(OSError):  # the fork is gone (killed): `result` finds no answer
                 os.write(self._go, _GO)
 
     def result(self, missing: Sequence[str]) -> Recording | None:
-        """`up`'s recording from the fork, when it ran and found unset exactly the secrets `missing` the first run
-        found, listed as the preview's own `up` lists them; otherwise None, and the caller runs `up` itself."""
-        if self._pid is None or not self._started:
+        """`up`'s recording from the fork when it may stand for the preview's own (see the module), listing the
+        unset secrets as the preview's `up` lists them (`missing`, the first run's); otherwise None, and the caller
+        runs `up` itself. Called once the first run is done."""
+        if self._pid is None or self._started is None:
             self.close()
             return None
-        with open(self._answer, "rb") as pipe:
-            self._answer = -1
-            answer = pipe.read()
+        answer = self._read_answer(ANSWER_WITHIN + (time.monotonic() - self._made))
         self.close()
+        if answer is None:
+            _LOG.debug("up runs here: the fork did not answer in time")
+            return None
         try:
-            recording, printed, logged = pickle.loads(answer)
-        except Exception:  # the fork died before answering (killed, out of memory)
+            recording, printed = pickle.loads(answer)
+        except Exception:  # any way of not answering is a reason to run `up` here
+            _LOG.debug("up runs here: the fork gave no answer")
             return None
-        if recording is None or set(recording.placeholder_secrets) != set(missing):
+        reason = (
+            "up failed in the fork"
+            if recording is None
+            else "the fork's run printed"
+            if printed
+            else "the fork's run found other secrets unset"
+            if set(recording.placeholder_secrets) != set(missing)
+            else None
+        )
+        if reason is not None:
+            _LOG.debug("up runs here: %s", reason)
             return None
-        sys.stdout.write(printed)
-        sys.stderr.write(logged)
         recording.placeholder_secrets = list(missing)
         return recording
 
+    def _read_answer(self, within: float) -> bytes | None:
+        """All the fork wrote, once it closed its end; None if that took longer than `within` seconds."""
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0 and select.select([self._answer], [], [], left)[0]:
+            chunk = os.read(self._answer, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+        return None
+
     def close(self) -> None:
         """Stops the fork (told to leave if standing by, killed if running) and reaps it."""
-        if self._pid is None:
+        with self._lock:
+            pid, self._pid = self._pid, None
+            self._close_fds()
+        if pid is None:
             return
-        os.close(self._go)
-        if self._answer >= 0:
-            os.close(self._answer)
-        if self._started:
+        if self._started is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGKILL)
-        os.waitpid(self._pid, 0)
-        self._pid = None
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # reaped already (SIGCHLD ignored)
+            os.waitpid(pid, 0)
+
+    def _close_fds(self) -> None:
+        for fd in (self._go, self._answer):
+            if fd >= 0:
+                os.close(fd)
+        self._go = self._answer = -1
 
 
-def _stand_by(run: Callable[[], Recording], go: int, answer: int) -> NoReturn:
+def _stand_by(
+    run: Callable[[], Recording], go: int, answer: int, *, close: Sequence[int], parent: int, blocked: set[int]
+) -> NoReturn:
     """The fork: waits to be told to run, runs, answers; leaves without running anything of the preview's."""
     code = 1
     try:
-        for signum in _SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        if os.read(go, 1) == _GO:
+        for signum in _SIGNALS:  # blocked since before the fork: the preview's handlers never run here
+            ignored = signal.getsignal(signum) is signal.SIG_IGN
+            signal.signal(signum, signal.SIG_IGN if ignored else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        for fd in close:  # its copies of the preview's ends: it reads end-of-file once the preview has gone
+            os.close(fd)
+        # The preview alive after `prctl` (else it died before: leave at once), and telling it to run.
+        if os.getppid() == parent and os.read(go, 1) == _GO:
             payload = _ran(run)
             with open(answer, "wb") as pipe:
                 pipe.write(payload)
@@ -149,29 +216,22 @@ def _stand_by(run: Callable[[], Recording], go: int, answer: int) -> NoReturn:
 
 
 def _ran(run: Callable[[], Recording]) -> bytes:
-    """`run()`'s recording (None if it failed) and what it printed to stdout and stderr, pickled."""
+    """`run()`'s recording (None if it failed) and whether it printed anything, pickled."""
     runtime.forget_event_loop()
-    captured = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]  # noqa: SIM115 - read back below
-    for fd, file in zip((1, 2), captured, strict=True):
-        os.dup2(file.fileno(), fd)
-    sys.stdout, sys.stderr = (_text(1), _text(2))
+    captured = tempfile.TemporaryFile()  # noqa: SIM115 - read back below
+    for fd in (1, 2):
+        os.dup2(captured.fileno(), fd)
+    # New streams: the inherited ones' locks may have been held by a thread of the preview's at the fork.
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     try:
         recording: Recording | None = run()
-    except Exception:
+    except Exception:  # the preview runs `up` again and meets it itself
         recording = None
     sys.stdout.flush()
     sys.stderr.flush()
-    printed, logged = (_read(file) for file in captured)
+    printed = os.fstat(captured.fileno()).st_size > 0
     try:
-        return pickle.dumps((recording, printed, logged))
+        return pickle.dumps((recording, printed))
     except Exception:  # a recording that does not pickle: the preview runs `up` itself
-        return pickle.dumps((None, "", ""))
-
-
-def _text(fd: int) -> IO[str]:
-    return open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
-
-
-def _read(file: IO[bytes]) -> str:
-    file.seek(0)
-    return file.read().decode("utf-8", errors="replace")
+        return pickle.dumps((None, printed))

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from harness import phases, standby_run
 from harness.phases import PhaseRecording, model_phases
 from harness.recording import Recording
 from harness.runtime import ProgramFailed
+from harness.stack_config import REPO_ROOT
 from tests.conftest import STACKS, pinned
 from tests.harness.process_tree import descendants, kill_left, still_running
 
@@ -79,10 +83,23 @@ def test_up_run_in_the_fork_gives_the_phases_the_preview_gives(
     assert capfd.readouterr() == ("", ""), "the program prints nothing, so neither did the fork"
 
 
-def test_a_program_below_the_threshold_runs_up_here_and_the_fork_leaves(runs_here: list[bool]) -> None:
+def test_a_program_below_the_threshold_runs_up_here_and_the_fork_leaves(
+    runs_here: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counted_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(standby_run.os, "fork", counted_fork)
     before = descendants(os.getpid())
     views = model_phases("staging", config_overrides=pinned("staging"))
     assert len(views[0].recording.resources) < standby_run.START_AFTER
+    assert len(forks) == 1, "a fork stood by"
     assert runs_here == [True, False, True], "the three runs, here"
     assert descendants(os.getpid()) <= before, "the fork that stood by is gone"
 
@@ -108,26 +125,45 @@ THINGS = """
 """
 
 
+def _reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == standby_run.__name__]
+
+
+@pytest.mark.parametrize(
+    ("required_in", "found"),
+    [
+        ("not pulumi.runtime.is_dry_run()", ["standby:first", "standby:second"]),  # `up` needs one more
+        ("pulumi.runtime.is_dry_run()", ["standby:first", "standby:second"]),  # the previews need one more
+    ],
+    ids=["up-needs-more", "previews-need-more"],
+)
 def test_secrets_the_fork_found_otherwise_send_up_back_to_the_preview(
-    tmp_path: Path, runs_here: list[bool], monkeypatch: pytest.MonkeyPatch
+    required_in: str,
+    found: list[str],
+    tmp_path: Path,
+    runs_here: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """`up` requires a secret the preview does not: the fork's config was not the one the preview's `up` gets (the
-    first run's unset secrets filled up front), so its recording is not taken."""
+    """The fork's config was not the one the preview's `up` gets (the first run's unset secrets filled up front), so
+    its recording is not taken."""
     project = _project(
         tmp_path,
-        """
+        f"""
         import pulumi
         config = pulumi.Config()
         config.require_secret("first")
-        if not pulumi.runtime.is_dry_run():
+        if {required_in}:
             config.require_secret("second")
         """,
         THINGS,
     )
+    caplog.set_level("DEBUG", logger=standby_run.__name__)
     alone, forked = _both_ways(monkeypatch, lambda: model_phases("dev", project_dir=project))
     assert runs_here == [True, False, True] * 2, "`up` ran here both times"
+    assert _reasons(caplog) == ["up runs here: the fork's run found other secrets unset"]
     assert _facts(forked) == _facts(alone)
-    assert forked[-1].recording.placeholder_secrets == ["standby:first", "standby:second"]
+    assert forked[-1].recording.placeholder_secrets == found
 
 
 def test_the_preview_takes_a_secret_list_in_its_own_order(
@@ -153,7 +189,7 @@ def test_the_preview_takes_a_secret_list_in_its_own_order(
 
 
 def test_a_run_that_fails_in_the_fork_fails_in_the_preview_as_it_would_alone(
-    tmp_path: Path, runs_here: list[bool], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, runs_here: list[bool], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     project = _project(
         tmp_path,
@@ -166,6 +202,7 @@ def test_a_run_that_fails_in_the_fork_fails_in_the_preview_as_it_would_alone(
             raise ValueError("up cannot go on")
         """,
     )
+    caplog.set_level("DEBUG", logger=standby_run.__name__)
     errors = []
     for start_after in (NEVER, 1):
         monkeypatch.setattr(standby_run, "START_AFTER", start_after)
@@ -173,28 +210,66 @@ def test_a_run_that_fails_in_the_fork_fails_in_the_preview_as_it_would_alone(
             model_phases("dev", project_dir=project)
         errors.append((type(failed.value.error), str(failed.value), len(failed.value.recording.resources)))
     assert runs_here == [True, False] * 2, "the fork's failure was met again here"
+    assert _reasons(caplog) == ["up runs here: up failed in the fork"]
     assert errors[0] == errors[1] and errors[0][:2] == (ValueError, "up cannot go on")
 
 
-def test_what_the_forks_run_printed_is_printed_once_where_up_would_print_it(
-    tmp_path: Path, runs_here: list[bool], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("stream", ["sys.stdout", "sys.stderr"])
+def test_a_run_that_printed_in_the_fork_prints_from_the_preview_in_its_place(
+    stream: str,
+    tmp_path: Path,
+    runs_here: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`up` prints: the preview runs it itself, so what it prints comes through the preview's own streams (their
+    encoding and errors) once, between what the previews print; the fork's capture is never shown."""
+    project = _project(
+        tmp_path,
+        f"""
+        import sys
+        import pulumi
+        print("preview" if pulumi.runtime.is_dry_run() else "up", file={stream})
+        """,
+        THINGS,
+    )
+    caplog.set_level("DEBUG", logger=standby_run.__name__)
+    said = []
+    for _ in _both_ways(monkeypatch, lambda: model_phases("dev", project_dir=project)):
+        said.append(capfd.readouterr())
+    assert runs_here == [True, False, True] * 2, "`up` ran here both times"
+    assert _reasons(caplog) == ["up runs here: the fork's run printed"]
+    out = "preview\nup\npreview\n"
+    assert said[0] == said[1] == ((out, "") if stream == "sys.stdout" else ("", out))
+
+
+def test_a_fork_that_does_not_answer_in_time_is_killed_and_up_runs_here(
+    tmp_path: Path,
+    runs_here: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     project = _project(
         tmp_path,
         """
-        import sys
+        import os
+        import time
         import pulumi
-        print("preview" if pulumi.runtime.is_dry_run() else "up")
-        if not pulumi.runtime.is_dry_run():
-            print("up's warning", file=sys.stderr)
+        if not pulumi.runtime.is_dry_run() and os.getpid() != int(os.environ["STANDBY_TEST_PID"]):
+            time.sleep(600)  # `up`, in the fork only
         """,
         THINGS,
     )
-    said = []
-    for _ in _both_ways(monkeypatch, lambda: model_phases("dev", project_dir=project)):
-        said.append(capfd.readouterr())
-    assert runs_here == [True, False, True, True, True]
-    assert said[0] == said[1] and said[1].out == "preview\nup\npreview\n" and said[1].err == "up's warning\n"
+    monkeypatch.setenv("STANDBY_TEST_PID", str(os.getpid()))
+    monkeypatch.setattr(standby_run, "START_AFTER", 1)
+    monkeypatch.setattr(standby_run, "ANSWER_WITHIN", 1.0)
+    caplog.set_level("DEBUG", logger=standby_run.__name__)
+    before = descendants(os.getpid())
+    assert len(model_phases("dev", project_dir=project)) == len(phases.SERVER_VERSIONS) * len(phases.ALL_PHASES)
+    assert runs_here == [True, False, True]
+    assert _reasons(caplog) == ["up runs here: the fork did not answer in time"]
+    assert descendants(os.getpid()) <= before, "the fork was killed"
 
 
 def test_a_preview_that_stops_while_the_fork_runs_up_stops_the_fork(
@@ -228,14 +303,63 @@ def test_a_preview_that_stops_while_the_fork_runs_up_stops_the_fork(
         closed.start()
         closed.join(timeout=30)
         if closed.is_alive():
-            kill_left(forks)
             pytest.fail("the fork was left to run `up`")
 
     monkeypatch.setattr(standby_run.StandbyRun, "close", closing)
-    with pytest.raises(RuntimeError, match="modelling the first preview failed"):
-        model_phases("dev", project_dir=project)
-    assert forks, "the fork was running `up` when the preview stopped"
-    assert not still_running(forks, 10.0), "and was stopped"
+    try:
+        with pytest.raises(RuntimeError, match="modelling the first preview failed"):
+            model_phases("dev", project_dir=project)
+        assert forks, "the fork was running `up` when the preview stopped"
+        assert not still_running(forks, 10.0), "and was stopped"
+    finally:
+        kill_left(descendants(os.getpid()) - before)
+
+
+KILLED_WHILE_THE_FORK_RUNS_UP = """
+    import sys
+    from pathlib import Path
+    from harness import phases, standby_run
+    standby_run.START_AFTER = 1
+    phases.model_phases("dev", project_dir=Path(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow  # a program run in a subprocess
+def test_a_preview_killed_outright_takes_the_fork_running_up_with_it(tmp_path: Path) -> None:
+    """Its pipe to the packs' driver among its descriptors, a fork left running would keep the packs alive."""
+    marker = tmp_path / "fork"
+    (tmp_path / "project").mkdir()
+    project = _project(
+        tmp_path / "project",
+        """
+        import os
+        import time
+        from pathlib import Path
+        import pulumi
+        """,
+        THINGS,
+        f"""
+        if not pulumi.runtime.is_dry_run():
+            Path({str(marker)!r}).write_text(str(os.getpid()))
+            time.sleep(600)  # `up`, in the fork
+        """,
+    )
+    preview = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED_WHILE_THE_FORK_RUNS_UP), str(project)], cwd=REPO_ROOT
+    )
+    fork = 0
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.is_file() and preview.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fork = int(marker.read_text())
+        assert fork in descendants(preview.pid), "the fork runs `up`"
+        preview.kill()
+        preview.wait(timeout=60)
+        assert not still_running({fork}, 10.0), "the fork died with the preview"
+    finally:
+        kill_left([preview.pid, *([fork] if fork else [])])
+        preview.wait(timeout=60)
 
 
 def test_no_fork_to_be_had_runs_up_here(runs_here: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,18 +368,21 @@ def test_no_fork_to_be_had_runs_up_here(runs_here: list[bool], monkeypatch: pyte
 
     monkeypatch.setattr(standby_run.os, "fork", refused)
     monkeypatch.setattr(standby_run, "START_AFTER", 1)
+    open_before = len(os.listdir("/proc/self/fd"))
     views = model_phases("staging", config_overrides=pinned("staging"))
     assert len(views) == len(phases.SERVER_VERSIONS) * len(phases.ALL_PHASES)
     assert runs_here == [True, False, True]
+    assert len(os.listdir("/proc/self/fd")) <= open_before, "its pipes were closed"
 
 
-def test_a_fork_killed_before_it_ran_leaves_up_to_the_preview(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fork_killed_before_it_ran_leaves_up_to_the_preview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran = tmp_path / "ran"
     monkeypatch.setattr(standby_run, "START_AFTER", 1)
     before = descendants(os.getpid())
-    with standby_run.StandbyRun(lambda: pytest.fail("the fork was killed before it ran")) as standby:
+    with standby_run.StandbyRun(lambda: ran.write_text("ran")) as standby:  # type: ignore[arg-type,return-value]
         (fork,) = descendants(os.getpid()) - before
         os.kill(fork, signal.SIGKILL)
         assert not still_running({fork}, 10.0)
         standby.registered()  # the first run goes on: telling a dead fork to start fails nothing
         assert standby.result(()) is None
-    assert descendants(os.getpid()) <= before
+    assert not ran.exists() and descendants(os.getpid()) <= before
