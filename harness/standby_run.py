@@ -82,13 +82,16 @@ class StandbyRun:
             self._fork(run)
 
     def _fork(self, run: Callable[[], Recording]) -> None:
+        pipes: list[int] = []
         try:
-            go, self._go = os.pipe()
-            self._answer, answer = os.pipe()
+            for _ in range(2):
+                pipes.extend(os.pipe())
         except OSError as error:  # out of descriptors: `up` runs here
-            self._close_fds()
+            for fd in pipes:
+                os.close(fd)
             _LOG.debug("no fork for up: %s", error)
             return
+        go, self._go, self._answer, answer = pipes
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
