@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import itertools
 import logging
 import os
@@ -200,6 +201,7 @@ def _stand_by(
     """The fork: waits to be told to run, runs, answers; leaves without running anything of the preview's."""
     code = 1
     try:
+        gc.disable()  # no finaliser of an object of the preview's runs here (gRPC's, an event loop's)
         for signum in _SIGNALS:  # blocked since before the fork: the preview's handlers never run here
             ignored = signal.getsignal(signum) is signal.SIG_IGN
             signal.signal(signum, signal.SIG_IGN if ignored else signal.SIG_DFL)

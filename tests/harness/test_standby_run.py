@@ -31,6 +31,14 @@ NEVER = 10**9
 """A `START_AFTER` no program reaches: the runs one after the other, in this process."""
 
 
+@pytest.fixture(autouse=True)
+def forks_after_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test process may have talked gRPC to a pack before (the preview's never does: its packs are driven from a
+    fork), and a preview then makes no fork (`analyzer.talked_grpc`). The fork runs no gRPC and collects nothing,
+    so the tests make it regardless, whatever ran before them in this process."""
+    monkeypatch.setattr(standby_run.analyzer, "talked_grpc", lambda: False)
+
+
 @pytest.fixture
 def runs_here(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Each program run made in this process (not in the fork), as whether it was a preview."""
@@ -360,6 +368,18 @@ def test_a_preview_killed_outright_takes_the_fork_running_up_with_it(tmp_path: P
     finally:
         kill_left([preview.pid, *([fork] if fork else [])])
         preview.wait(timeout=60)
+
+
+def test_a_process_that_talked_grpc_runs_up_here(runs_here: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(standby_run.analyzer, "talked_grpc", lambda: True)
+    monkeypatch.setattr(standby_run, "START_AFTER", 1)
+
+    def forbidden() -> int:
+        raise AssertionError("forked after gRPC: grpcio does not support it")
+
+    monkeypatch.setattr(standby_run.os, "fork", forbidden)
+    model_phases("staging", config_overrides=pinned("staging"))
+    assert runs_here == [True, False, True]
 
 
 def test_no_fork_to_be_had_runs_up_here(runs_here: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
