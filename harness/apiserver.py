@@ -49,9 +49,10 @@ NOT_MODELLED: tuple[str, ...] = (
     "The provider's own Check step beyond `harness.provider_check` (what it leaves out: its `LEFT_OUT`).",
     "Controllers that mutate later: HPA rescaling spec.replicas, pods/ReplicaSets/PVCs created by workloads.",
     "Server-side validation: invalid objects are returned defaulted instead of rejected with 422.",
-    "One process per run: the engine runs each `pulumi preview` and `pulumi up` as a process of its own, the model"
-    " runs the program's runs in the preview's process (a large program's `up` in a fork made before the first run,"
-    " `harness.standby_run`), so state a program keeps in its own modules carries from one run to the next.",
+    "One process per run, one run after the other: the engine runs each `pulumi preview` and `pulumi up` as a"
+    " process of its own; the model runs the program's runs in the preview's process (a large program's `up` in a"
+    " fork made before the first run, beside it: `harness.standby_run`), so state a program keeps in its own modules"
+    " carries from one run to the next, and files a run writes may be read by a run that overlaps it.",
     "Resource quantity canonicalisation (SetDefaults_ResourceList: e.g. 0.5 -> 500m, 1024Mi -> 1Gi); kept as written.",
     "omitempty normalisation of empty values, except empty metadata.labels/annotations, which are dropped.",
     "CRD schema defaults and CRD status, except the Gateway API HTTPRoute's; other custom resources (PodMonitor, "

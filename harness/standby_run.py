@@ -7,29 +7,34 @@ process, and on two cores the second core had nothing to do while the first run 
 view. At 200 workloads that was about 1.5 s of a preview of 8.5 s.
 
 `StandbyRun` forks before the first run; the fork waits. Once the first run has registered `START_AFTER` resources
-it is told to run `up`, and the preview takes its recording after the first run instead of running `up` itself.
-A smaller program never starts it: the fork has to import and warm the SDKs again, which costs more than a short
-run saves (measured on two cores, with the run started after 100 registrations: 50 workloads, about 300 a run, took
-1.06x as long; 100 workloads 0.96x; 200 workloads 0.92x. Started after 400: staging and 100 workloads 1.00x, 200
-workloads 0.93-0.95x). Below it, the fork leaves as soon as the first run is done.
+(counting an attempt that stopped at an unset secret, which registers next to nothing) it is told to run `up`, and
+the preview takes its recording after the first run instead of running `up` itself. A smaller program never starts
+it: the fork has to import and warm the SDKs again, which costs more than a short run saves (measured on two cores,
+with the run started after 100 registrations: 50 workloads, about 300 a run, took 1.06x as long; 100 workloads
+0.96x; 200 workloads 0.92x. Started after 400: staging and 100 workloads 1.00x, 200 workloads 0.93-0.95x). Below it,
+the fork is stopped as soon as the first run is done.
 
 The preview runs `up` itself, as before, unless the fork's run
 - succeeded, with the same config: it found unset exactly the secrets the first run found (the preview's `up` is
   given those up front), and
-- printed nothing (to stdout or stderr, Python's streams or the descriptors): the preview's own run prints it, in
-  its place among the rest, through the preview's own streams, encoding errors included.
+- printed nothing (to stdout or stderr, Python's streams, C's or the descriptors): the preview's own run prints it,
+  in its place among the rest, through the preview's own streams, encoding errors included. (The fork's streams are
+  a file, not a terminal: a program printing only to a terminal prints nothing there.)
 So a failure is met by the preview itself (its error, its traceback, what it registered). One difference remains,
 and is listed in `harness.apiserver.NOT_MODELLED`: the fork's `up` starts from this process as it was before the
-first run, the preview's own after it, so a program keeping state in its own modules between runs sees it
-differently (the engine runs each in a process of its own, where it sees none).
+first run, the preview's own after it, and runs while the first run does, so a program keeping state in its own
+modules between runs, or writing files the other run reads, sees it differently (the engine runs each in a process
+of its own, one after the other).
 
 Only on Linux (`os.fork`), and not once this process has talked gRPC (as `harness.pack_driver`); elsewhere `up`
-runs after the first run. A fork that has not answered `ANSWER_WITHIN` after the preview asks is killed and `up` runs
-here. The fork ignores the signals this process ignores and takes the default action of the others, and dies with
-the thread that made it (`PR_SET_PDEATHSIG`): a preview that ends, however it ends, leaves no fork running its
-program, whose descriptors include its pipe to the packs' driver (which stops the packs at end-of-file). It closes
-none of the descriptors it inherited: objects of the parent's that it drops (an event loop of a thread that does
-not exist here) close theirs when collected, and a number closed early could by then belong to a file of its own.
+runs after the first run. The preview waits for the fork's answer `ANSWER_WITHIN` seconds plus as long as its own
+first run took; a fork that has not answered by then is killed and `up` runs here. Of SIGINT, SIGTERM and SIGHUP the
+fork ignores those this process ignores and takes the default action of the others, and it dies with the thread
+that made it (`PR_SET_PDEATHSIG`): a preview that ends, however it ends, leaves no fork running its program, whose
+descriptors include its pipe to the packs' driver (which stops the packs at end-of-file). Of the descriptors it
+inherited it closes only its copies of the preview's ends of its two pipes: objects of the parent's that it drops
+(an event loop of a thread that does not exist here) close theirs when collected, and a number closed early could
+by then belong to a file of its own.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ START_AFTER = 400
 """Registrations of the first run after which the fork runs `up` (see the module's measurements)."""
 
 ANSWER_WITHIN = 60.0
-"""Seconds the preview waits for the fork's answer beyond how long its own first run took."""
+"""Seconds the preview waits for the fork's answer beyond how long its own first run took (see the module)."""
 
 _GO = b"1"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -80,9 +85,15 @@ class StandbyRun:
         self._lock = threading.Lock()  # `registered` (the SDK's threads) against `close`
         self._made = time.monotonic()  # the first run starts now: how long it took bounds the wait for the fork
         if enabled and AVAILABLE and not analyzer.talked_grpc():
-            self._fork(run)
+            try:
+                self._fork(run)
+            except BaseException:  # a signal's exception before the caller could enter `with`
+                self.close()
+                raise
 
     def _fork(self, run: Callable[[], Recording]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
         pipes: list[int] = []
         try:
             for _ in range(2):
@@ -93,12 +104,12 @@ class StandbyRun:
             _LOG.debug("no fork for up: %s", error)
             return
         go, self._go, self._answer, answer = pipes
-        sys.stdout.flush()
-        sys.stderr.flush()
         parent = os.getpid()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # none lands before the fork's handlers are set
         try:
             pid = os.fork()
+            if pid:
+                self._pid = pid  # before a signal can land: `close` stops it
         except OSError as error:  # no process to be had (a limit reached): `up` runs here
             for fd in (go, answer):
                 os.close(fd)
@@ -110,7 +121,6 @@ class StandbyRun:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if pid == 0:
             _stand_by(run, go, answer, close=(self._go, self._answer), parent=parent, blocked=blocked)
-        self._pid = pid
         os.close(go)
         os.close(answer)
 
@@ -145,12 +155,12 @@ class StandbyRun:
             _LOG.debug("up runs here: the fork did not answer in time")
             return None
         try:
-            recording, printed = pickle.loads(answer)
+            recording, printed, failed = pickle.loads(answer)
         except Exception:  # any way of not answering is a reason to run `up` here
             _LOG.debug("up runs here: the fork gave no answer")
             return None
         reason = (
-            "up failed in the fork"
+            failed
             if recording is None
             else "the fork's run printed"
             if printed
@@ -168,7 +178,9 @@ class StandbyRun:
         """All the fork wrote, once it closed its end; None if that took longer than `within` seconds."""
         chunks: list[bytes] = []
         deadline = time.monotonic() + within
-        while (left := deadline - time.monotonic()) > 0 and select.select([self._answer], [], [], left)[0]:
+        answer = select.poll()
+        answer.register(self._answer, select.POLLIN)
+        while (left := deadline - time.monotonic()) > 0 and answer.poll(left * 1000):
             chunk = os.read(self._answer, 1 << 20)
             if not chunk:
                 return b"".join(chunks)
@@ -176,15 +188,14 @@ class StandbyRun:
         return None
 
     def close(self) -> None:
-        """Stops the fork (told to leave if standing by, killed if running) and reaps it."""
+        """Stops the fork (killed: standing by or running, it has nothing to finish) and reaps it."""
         with self._lock:
             pid, self._pid = self._pid, None
             self._close_fds()
         if pid is None:
             return
-        if self._started is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):  # reaped already (SIGCHLD ignored)
             os.waitpid(pid, 0)
 
@@ -201,7 +212,7 @@ def _stand_by(
     """The fork: waits to be told to run, runs, answers; leaves without running anything of the preview's."""
     code = 1
     try:
-        gc.disable()  # no finaliser of an object of the preview's runs here (gRPC's, an event loop's)
+        gc.freeze()  # no finaliser of an object of the preview's runs here (gRPC's, an event loop's)
         for signum in _SIGNALS:  # blocked since before the fork: the preview's handlers never run here
             ignored = signal.getsignal(signum) is signal.SIG_IGN
             signal.signal(signum, signal.SIG_IGN if ignored else signal.SIG_DFL)
@@ -221,7 +232,7 @@ def _stand_by(
 
 
 def _ran(run: Callable[[], Recording]) -> bytes:
-    """`run()`'s recording (None if it failed) and whether it printed anything, pickled."""
+    """`run()`'s recording (None if it failed), whether it printed anything, and why it failed, pickled."""
     runtime.forget_event_loop()
     captured = tempfile.TemporaryFile()  # noqa: SIM115 - read back below
     for fd in (1, 2):
@@ -233,10 +244,12 @@ def _ran(run: Callable[[], Recording]) -> bytes:
         recording: Recording | None = run()
     except Exception:  # the preview runs `up` again and meets it itself
         recording = None
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):  # a stream closed, or None
+            stream.flush()  # type: ignore[union-attr]
+    ctypes.CDLL(None).fflush(None)  # C stdio's buffers too
     printed = os.fstat(captured.fileno()).st_size > 0
     try:
-        return pickle.dumps((recording, printed))
-    except Exception:  # a recording that does not pickle: the preview runs `up` itself
-        return pickle.dumps((None, printed))
+        return pickle.dumps((recording, printed, "up failed in the fork"))
+    except Exception:  # the preview runs `up` itself
+        return pickle.dumps((None, printed, "the fork's recording does not pickle"))
