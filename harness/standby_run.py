@@ -55,11 +55,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from harness import analyzer, runtime
+from harness import runtime
+from harness.pack_driver import may_fork
 from harness.recording import Recording
-
-AVAILABLE = sys.platform == "linux"
-"""Forking is used on Linux only."""
 
 START_AFTER = 400
 """Registrations of the first run after which the fork runs `up` (see the module's measurements)."""
@@ -81,10 +79,10 @@ class StandbyRun:
         self._pid: int | None = None
         self._go = self._answer = -1
         self._registrations = itertools.count(1)
-        self._started: float | None = None  # when the fork was told to run
+        self._started = False  # the fork was told to run
         self._lock = threading.Lock()  # `registered` (the SDK's threads) against `close`
         self._made = time.monotonic()  # the first run starts now: how long it took bounds the wait for the fork
-        if enabled and AVAILABLE and not analyzer.talked_grpc():
+        if enabled and may_fork():
             try:
                 self._fork(run)
             except BaseException:  # a signal's exception before the caller could enter `with`
@@ -138,7 +136,7 @@ class StandbyRun:
         with self._lock:
             if self._pid is None:  # closed meanwhile (the first run failed): its pipe may be another file's now
                 return
-            self._started = time.monotonic()
+            self._started = True
             with contextlib.suppress(OSError):  # the fork is gone (killed): `result` finds no answer
                 os.write(self._go, _GO)
 
@@ -146,7 +144,7 @@ class StandbyRun:
         """`up`'s recording from the fork when it may stand for the preview's own (see the module), listing the
         unset secrets as the preview's `up` lists them (`missing`, the first run's); otherwise None, and the caller
         runs `up` itself. Called once the first run is done."""
-        if self._pid is None or self._started is None:
+        if self._pid is None or not self._started:
             self.close()
             return None
         answer = self._read_answer(ANSWER_WITHIN + (time.monotonic() - self._made))

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pulumi.output import Unknown
 
-from harness import phases, standby_run
+from harness import analyzer, pack_driver, phases, standby_run
 from harness.phases import PhaseRecording, model_phases
 from harness.recording import Recording
 from harness.runtime import ProgramFailed
@@ -26,7 +26,7 @@ from harness.stack_config import REPO_ROOT
 from tests.conftest import STACKS, pinned
 from tests.harness.process_tree import descendants, kill_left, still_running
 
-pytestmark = pytest.mark.skipif(not standby_run.AVAILABLE, reason="the fork is made on Linux only")
+pytestmark = pytest.mark.skipif(not pack_driver.AVAILABLE, reason="the fork is made on Linux only")
 
 NEVER = 10**9
 """A `START_AFTER` no program reaches: the runs one after the other, in this process."""
@@ -37,7 +37,7 @@ def forks_after_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test process may have talked gRPC to a pack before (the preview's never does: its packs are driven from a
     fork), and a preview then makes no fork (`analyzer.talked_grpc`). The fork runs no gRPC and collects nothing,
     so the tests make it regardless, whatever ran before them in this process."""
-    monkeypatch.setattr(standby_run.analyzer, "talked_grpc", lambda: False)
+    monkeypatch.setattr(analyzer, "talked_grpc", lambda: False)
 
 
 @pytest.fixture
@@ -327,7 +327,7 @@ def test_a_preview_that_stops_while_the_fork_runs_up_stops_the_fork(
 KILLED_WHILE_THE_FORK_RUNS_UP = """
     import sys
     from pathlib import Path
-    from harness import phases, standby_run
+    from harness import analyzer, pack_driver, phases, standby_run
     standby_run.START_AFTER = 1
     phases.model_phases("dev", project_dir=Path(sys.argv[1]))
 """
@@ -373,7 +373,7 @@ def test_a_preview_killed_outright_takes_the_fork_running_up_with_it(tmp_path: P
 
 
 def test_a_process_that_talked_grpc_runs_up_here(runs_here: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(standby_run.analyzer, "talked_grpc", lambda: True)
+    monkeypatch.setattr(analyzer, "talked_grpc", lambda: True)
     monkeypatch.setattr(standby_run, "START_AFTER", 1)
 
     def forbidden() -> int:
